@@ -1,0 +1,280 @@
+//! Every failure a user can cause, as one typed enum whose messages name the node, the shapes
+//! or the values involved. Broken compiler invariants are bugs and panic instead.
+
+use std::path::PathBuf;
+
+use crate::graph::{DType, DropoutKind, Shape};
+
+/// The result type of every fallible dropjit API.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, for a user to read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A node's operands or attributes do not fit its op (shape inference, verification).
+    #[error("{op} {node}: {detail}")]
+    Type {
+        /// The node's name.
+        node: String,
+        /// The node's op name (`linear`, `dropout2d`, ...).
+        op: &'static str,
+        /// What does not fit.
+        detail: TypeError,
+    },
+    /// A dropout probability outside `[0, 1]` given outside a graph (module constructors).
+    #[error("dropout probability has to be between 0 and 1, but got {p}")]
+    Probability {
+        /// The rejected value.
+        p: f64,
+    },
+    /// Two nodes (or two outputs) would share a name.
+    #[error("the name {name} is already taken by another {what}")]
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// `node` or `output`.
+        what: &'static str,
+    },
+    /// A name that no node has.
+    #[error("no node is named {name}")]
+    UnknownNode {
+        /// The name looked up.
+        name: String,
+    },
+    /// Two dropout nodes of one graph draw from the same stream, so their masks would coincide.
+    #[error("{op} {node}: stream {stream} is already used by {other}")]
+    DuplicateStream {
+        /// The later node.
+        node: String,
+        /// Its op name.
+        op: &'static str,
+        /// The stream both use.
+        stream: u32,
+        /// The node that used it first.
+        other: String,
+    },
+    /// A graph-level invariant (see [`crate::graph::verify`]) does not hold.
+    #[error("graph {graph}: {detail}")]
+    Invalid {
+        /// The graph's name.
+        graph: String,
+        /// The invariant and the node that breaks it.
+        detail: String,
+    },
+    /// The textual IR could not be parsed.
+    #[error("{line}:{col}: {message}")]
+    Parse {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (in characters).
+        col: usize,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// Several errors at once: the verifier and the parser report everything they find.
+    #[error("{}", join_lines(.0))]
+    Many(Vec<Error>),
+    /// A run was not given a value for an input or parameter.
+    #[error("no value was given for {what} {name}")]
+    MissingValue {
+        /// `input` or `parameter`.
+        what: &'static str,
+        /// The node's name.
+        name: String,
+    },
+    /// A value given for an input or parameter has the wrong type.
+    #[error("{what} {name} expects {expected}, but got {got}")]
+    ValueType {
+        /// `input` or `parameter`.
+        what: &'static str,
+        /// The node's name.
+        name: String,
+        /// The declared type, printed `f32[32, 784]`.
+        expected: String,
+        /// The type of the value given.
+        got: String,
+    },
+    /// A cross-entropy target outside `0..classes`.
+    #[error("cross_entropy {node}: target {target} at batch index {index} is outside 0..{classes}")]
+    TargetOutOfRange {
+        /// The node's name.
+        node: String,
+        /// The offending target.
+        target: i32,
+        /// Where it sits in the targets.
+        index: usize,
+        /// The number of classes.
+        classes: usize,
+    },
+    /// The generator's step counter reached 2^32: reseed rather than reuse masks.
+    #[error("the generator with seed {seed} has used all 2^32 steps; reseed it")]
+    StepsExhausted {
+        /// The generator's seed.
+        seed: u64,
+    },
+    /// A tensor was built from data whose length does not match its shape.
+    #[error("a tensor of shape {shape} needs {expected} values, but got {got}")]
+    DataLength {
+        /// The shape.
+        shape: Shape,
+        /// Its element count.
+        expected: usize,
+        /// The number of values given.
+        got: usize,
+    },
+    /// A `.npy` file could not be read or written as a dropjit tensor.
+    #[error("{}: {message}", .path.display())]
+    Npy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An I/O failure on a named file.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}
+
+fn join_lines(errors: &[Error]) -> String {
+    errors
+        .iter()
+        .map(Error::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Error {
+    /// One error stays itself; several become [`Error::Many`].
+    pub fn from_list(mut errors: Vec<Error>) -> Option<Error> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(Error::Many(errors)),
+        }
+    }
+
+    /// The individual errors: the list of [`Error::Many`], or this one alone.
+    pub fn flatten(&self) -> Vec<&Error> {
+        match self {
+            Error::Many(list) => list.iter().flat_map(Error::flatten).collect(),
+            other => vec![other],
+        }
+    }
+}
+
+/// Why a node's operands or attributes do not fit its op; wrapped in [`Error::Type`] with the
+/// node's name.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum TypeError {
+    /// Wrong number of operands.
+    #[error("expects {expected} operands, but got {got}")]
+    Arity { expected: usize, got: usize },
+    /// An operand of the wrong element type.
+    #[error("operand {operand} has to be {expected}, but is {got}")]
+    DType {
+        operand: usize,
+        expected: DType,
+        got: DType,
+    },
+    /// Shapes that NumPy broadcasting cannot align.
+    #[error("cannot broadcast shapes {lhs} and {rhs}")]
+    Broadcast { lhs: Shape, rhs: Shape },
+    /// An operand of a rank the op does not take.
+    #[error("expects {expected} {what}, but got shape {shape}")]
+    Rank {
+        what: &'static str,
+        expected: &'static str,
+        shape: Shape,
+    },
+    /// Matrix dimensions that do not chain.
+    #[error("cannot multiply {lhs} by {rhs}: inner dimensions {k_lhs} and {k_rhs} differ")]
+    MatMulInner {
+        lhs: Shape,
+        rhs: Shape,
+        k_lhs: usize,
+        k_rhs: usize,
+    },
+    /// Batch dimensions of a matmul that do not broadcast.
+    #[error("batch dimensions of {lhs} and {rhs} do not broadcast")]
+    MatMulBatch { lhs: Shape, rhs: Shape },
+    /// A linear layer whose input width differs from its weight's.
+    #[error("input has {got} features but weight expects {expected}")]
+    LinearFeatures { got: usize, expected: usize },
+    /// A bias that does not match a linear layer's outputs.
+    #[error("bias has shape {bias} but the weight has {out} output features")]
+    LinearBias { bias: Shape, out: usize },
+    /// An axis outside the operand's rank.
+    #[error("axis {axis} is out of range for a rank {rank} operand")]
+    Axis { axis: i64, rank: usize },
+    /// The same axis named twice.
+    #[error("axis {axis} is given twice")]
+    DuplicateAxis { axis: usize },
+    /// A max-reduction over an empty dimension, which has no identity.
+    #[error("cannot take the maximum over axis {axis} of size 0 (shape {shape})")]
+    EmptyMax { axis: usize, shape: Shape },
+    /// A reshape to a shape with another element count, or an ambiguous one.
+    #[error("cannot reshape {from} into {to:?}: {reason}")]
+    Reshape {
+        from: Shape,
+        to: Vec<i64>,
+        reason: &'static str,
+    },
+    /// A transpose whose permutation is not one of `0..rank`.
+    #[error("{perm:?} is not a permutation of the {rank} dimensions of {shape}")]
+    Permutation {
+        perm: Vec<usize>,
+        rank: usize,
+        shape: Shape,
+    },
+    /// Targets that do not match the logits' batch.
+    #[error("targets of shape {targets} do not match logits of shape {logits}")]
+    Targets { logits: Shape, targets: Shape },
+    /// A constant whose values do not fill its shape.
+    #[error("a literal of shape {shape} needs {expected} values, but has {got}")]
+    LiteralLength {
+        shape: Shape,
+        expected: usize,
+        got: usize,
+    },
+    /// A dropout probability outside `[0, 1]`, NaN included.
+    #[error("dropout probability has to be between 0 and 1, but got {p}")]
+    Probability { p: f64 },
+    /// A dropout stream in the range reserved for host-side randomness.
+    #[error("stream {stream} is reserved for host-side randomness (graph streams are below 2^31)")]
+    ReservedStream { stream: u32 },
+    /// A channel-wise dropout given an input of a rank it does not take.
+    #[error("{}", dropout_rank_message(*.kind, *.rank, *.fits))]
+    DropoutRank {
+        kind: DropoutKind,
+        rank: usize,
+        fits: Option<DropoutKind>,
+    },
+    /// Unusable `broadcast_dims` on a dropout.
+    #[error("broadcast_dims {dims:?} for a rank {rank} input: {reason}")]
+    BroadcastDims {
+        dims: Vec<usize>,
+        rank: usize,
+        reason: &'static str,
+    },
+}
+
+fn dropout_rank_message(kind: DropoutKind, rank: usize, fits: Option<DropoutKind>) -> String {
+    let accepted = match kind {
+        DropoutKind::Dropout1d => "a 2-D (C, L) or 3-D (N, C, L) input",
+        DropoutKind::Dropout2d => "a 3-D (C, H, W) or 4-D (N, C, H, W) input",
+        DropoutKind::Dropout3d => "a 4-D (C, D, H, W) or 5-D (N, C, D, H, W) input",
+        DropoutKind::FeatureAlphaDropout => "an input of rank 2 or more, (N, C, ...)",
+        DropoutKind::Dropout | DropoutKind::AlphaDropout => "an input of any rank",
+    };
+    let advice = match fits {
+        Some(other) => format!("use {other}"),
+        None if kind.is_alpha() => "use alpha_dropout for element-wise masks".to_string(),
+        None => "use dropout for element-wise masks".to_string(),
+    };
+    format!("{kind} expects {accepted}, but got a {rank}-D input; {advice}")
+}

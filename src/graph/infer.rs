@@ -1,0 +1,282 @@
+//! Type inference: the result type of one op from its operands' types, a pure function.
+//!
+//! [`infer_type`] is called when a node is added and again by the verifier, so a node's stored
+//! type can never drift from what its op computes.
+
+use super::op::{Op, ReduceOp};
+use super::types::{DType, Shape, TensorType, normalize_axis};
+use crate::error::TypeError;
+
+/// The type `op` produces from operands of types `operands`, or why they do not fit.
+pub fn infer_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
+    if operands.len() != op.arity() {
+        return Err(TypeError::Arity {
+            expected: op.arity(),
+            got: operands.len(),
+        });
+    }
+    match op {
+        Op::Input(ty) | Op::Parameter(ty) => Ok(ty.clone()),
+        Op::Constant(value) => Ok(value.ty()),
+        Op::Unary(_) => {
+            expect_f32(operands, &[0])?;
+            Ok(operands[0].clone())
+        }
+        Op::Binary(_) => {
+            expect_f32(operands, &[0, 1])?;
+            let (lhs, rhs) = (&operands[0].shape, &operands[1].shape);
+            let shape = lhs.broadcast(rhs).ok_or_else(|| TypeError::Broadcast {
+                lhs: lhs.clone(),
+                rhs: rhs.clone(),
+            })?;
+            Ok(TensorType::f32(shape))
+        }
+        Op::MatMul => {
+            expect_f32(operands, &[0, 1])?;
+            matmul_shape(&operands[0].shape, &operands[1].shape).map(TensorType::f32)
+        }
+        Op::Linear { bias } => {
+            expect_f32(operands, if *bias { &[0, 1, 2] } else { &[0, 1] })?;
+            linear_shape(operands).map(TensorType::f32)
+        }
+        Op::Reshape { shape } => {
+            reshape_shape(&operands[0].shape, shape).map(|s| TensorType::new(operands[0].dtype, s))
+        }
+        Op::Transpose { perm } => {
+            transpose_shape(&operands[0].shape, perm).map(|s| TensorType::new(operands[0].dtype, s))
+        }
+        Op::Reduce { op, axes, keepdim } => {
+            expect_f32(operands, &[0])?;
+            let input = &operands[0].shape;
+            let axes = reduced_axes(input, axes)?;
+            if *op == ReduceOp::Max {
+                if let Some(&axis) = axes.iter().find(|&&a| input.dims()[a] == 0) {
+                    return Err(TypeError::EmptyMax {
+                        axis,
+                        shape: input.clone(),
+                    });
+                }
+            }
+            Ok(TensorType::f32(reduce_shape(input, &axes, *keepdim)))
+        }
+        Op::Softmax { axis } | Op::LogSoftmax { axis } => {
+            expect_f32(operands, &[0])?;
+            resolve_axis(&operands[0].shape, *axis)?;
+            Ok(operands[0].clone())
+        }
+        Op::CrossEntropy => {
+            expect_f32(operands, &[0])?;
+            expect_dtype(operands, 1, DType::I32)?;
+            cross_entropy_check(&operands[0].shape, &operands[1].shape)?;
+            Ok(TensorType::f32(Shape::scalar()))
+        }
+        Op::Dropout(dropout) => {
+            expect_f32(operands, &[0])?;
+            dropout.validate(operands[0].shape.rank())?;
+            Ok(operands[0].clone())
+        }
+    }
+}
+
+fn expect_f32(operands: &[&TensorType], positions: &[usize]) -> Result<(), TypeError> {
+    positions
+        .iter()
+        .try_for_each(|&i| expect_dtype(operands, i, DType::F32))
+}
+
+fn expect_dtype(operands: &[&TensorType], i: usize, dtype: DType) -> Result<(), TypeError> {
+    if operands[i].dtype == dtype {
+        Ok(())
+    } else {
+        Err(TypeError::DType {
+            operand: i,
+            expected: dtype,
+            got: operands[i].dtype,
+        })
+    }
+}
+
+/// `torch.matmul` for rank >= 2: `[..., m, k] @ [..., k, n] -> [broadcast(...), m, n]`.
+pub fn matmul_shape(lhs: &Shape, rhs: &Shape) -> Result<Shape, TypeError> {
+    for shape in [lhs, rhs] {
+        if shape.rank() < 2 {
+            return Err(TypeError::Rank {
+                what: "operands",
+                expected: "rank 2 or more (reshape vectors to [1, n] or [n, 1])",
+                shape: shape.clone(),
+            });
+        }
+    }
+    let (l, r) = (lhs.dims(), rhs.dims());
+    let (m, k_lhs) = (l[l.len() - 2], l[l.len() - 1]);
+    let (k_rhs, n) = (r[r.len() - 2], r[r.len() - 1]);
+    if k_lhs != k_rhs {
+        return Err(TypeError::MatMulInner {
+            lhs: lhs.clone(),
+            rhs: rhs.clone(),
+            k_lhs,
+            k_rhs,
+        });
+    }
+    let batch_l = Shape::new(&l[..l.len() - 2]);
+    let batch_r = Shape::new(&r[..r.len() - 2]);
+    let mut batch = batch_l
+        .broadcast(&batch_r)
+        .ok_or_else(|| TypeError::MatMulBatch {
+            lhs: lhs.clone(),
+            rhs: rhs.clone(),
+        })?;
+    batch.0.extend([m, n]);
+    Ok(batch)
+}
+
+fn linear_shape(operands: &[&TensorType]) -> Result<Shape, TypeError> {
+    let (x, weight) = (&operands[0].shape, &operands[1].shape);
+    if x.rank() == 0 {
+        return Err(TypeError::Rank {
+            what: "input",
+            expected: "rank 1 or more, [..., in_features]",
+            shape: x.clone(),
+        });
+    }
+    if weight.rank() != 2 {
+        return Err(TypeError::Rank {
+            what: "weight",
+            expected: "rank 2, [out_features, in_features]",
+            shape: weight.clone(),
+        });
+    }
+    let (out, expected) = (weight.dims()[0], weight.dims()[1]);
+    let got = x.dims()[x.rank() - 1];
+    if got != expected {
+        return Err(TypeError::LinearFeatures { got, expected });
+    }
+    if let Some(bias) = operands.get(2) {
+        if bias.shape.dims() != [out] {
+            return Err(TypeError::LinearBias {
+                bias: bias.shape.clone(),
+                out,
+            });
+        }
+    }
+    let mut dims = x.dims().to_vec();
+    *dims.last_mut().expect("rank checked above") = out;
+    Ok(Shape(dims))
+}
+
+/// Resolves a reshape target: at most one `-1`, every other entry >= 0, same element count.
+pub fn reshape_shape(from: &Shape, to: &[i64]) -> Result<Shape, TypeError> {
+    let fail = |reason| TypeError::Reshape {
+        from: from.clone(),
+        to: to.to_vec(),
+        reason,
+    };
+    if to.iter().filter(|&&d| d == -1).count() > 1 {
+        return Err(fail("only one dimension can be -1"));
+    }
+    if to.iter().any(|&d| d < -1) {
+        return Err(fail("dimensions have to be -1 or at least 0"));
+    }
+    let known: usize = to
+        .iter()
+        .filter(|&&d| d >= 0)
+        .map(|&d| d as usize)
+        .product();
+    let numel = from.numel();
+    let dims: Vec<usize> = if to.contains(&-1) {
+        if known == 0 {
+            return Err(fail("the -1 dimension is ambiguous next to a 0 dimension"));
+        }
+        if numel % known != 0 {
+            return Err(fail(
+                "the element count is not divisible by the given dimensions",
+            ));
+        }
+        to.iter()
+            .map(|&d| if d == -1 { numel / known } else { d as usize })
+            .collect()
+    } else {
+        to.iter().map(|&d| d as usize).collect()
+    };
+    if dims.iter().product::<usize>() != numel {
+        return Err(fail("the element counts differ"));
+    }
+    Ok(Shape(dims))
+}
+
+fn transpose_shape(input: &Shape, perm: &[usize]) -> Result<Shape, TypeError> {
+    let mut seen = vec![false; input.rank()];
+    let is_permutation = perm.len() == input.rank()
+        && perm
+            .iter()
+            .all(|&d| d < seen.len() && !std::mem::replace(&mut seen[d], true));
+    if !is_permutation {
+        return Err(TypeError::Permutation {
+            perm: perm.to_vec(),
+            rank: input.rank(),
+            shape: input.clone(),
+        });
+    }
+    Ok(Shape(perm.iter().map(|&d| input.dims()[d]).collect()))
+}
+
+fn resolve_axis(shape: &Shape, axis: i64) -> Result<usize, TypeError> {
+    normalize_axis(axis, shape.rank()).ok_or(TypeError::Axis {
+        axis,
+        rank: shape.rank(),
+    })
+}
+
+/// The sorted, distinct axes a reduction covers; an empty list means every axis.
+pub fn reduced_axes(shape: &Shape, axes: &[i64]) -> Result<Vec<usize>, TypeError> {
+    if axes.is_empty() {
+        return Ok((0..shape.rank()).collect());
+    }
+    let mut resolved = Vec::with_capacity(axes.len());
+    for &axis in axes {
+        let a = resolve_axis(shape, axis)?;
+        if resolved.contains(&a) {
+            return Err(TypeError::DuplicateAxis { axis: a });
+        }
+        resolved.push(a);
+    }
+    resolved.sort_unstable();
+    // A scalar "has" axis 0 for PyTorch's purposes, but nothing to reduce.
+    resolved.retain(|&a| a < shape.rank());
+    Ok(resolved)
+}
+
+/// The shape after reducing `axes` (as returned by [`reduced_axes`]).
+pub fn reduce_shape(input: &Shape, axes: &[usize], keepdim: bool) -> Shape {
+    let dims = input.dims().iter().enumerate().filter_map(|(i, &d)| {
+        if !axes.contains(&i) {
+            Some(d)
+        } else if keepdim {
+            Some(1)
+        } else {
+            None
+        }
+    });
+    Shape(dims.collect())
+}
+
+fn cross_entropy_check(logits: &Shape, targets: &Shape) -> Result<(), TypeError> {
+    let expected_targets = match logits.dims() {
+        [_classes] => Shape::scalar(),
+        [batch, _classes] => Shape::new([*batch]),
+        _ => {
+            return Err(TypeError::Rank {
+                what: "logits",
+                expected: "rank 1 [C] or rank 2 [N, C]",
+                shape: logits.clone(),
+            });
+        }
+    };
+    if *targets != expected_targets {
+        return Err(TypeError::Targets {
+            logits: logits.clone(),
+            targets: targets.clone(),
+        });
+    }
+    Ok(())
+}

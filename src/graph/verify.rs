@@ -1,0 +1,133 @@
+//! The verifier: checks a whole graph and reports every broken invariant, not just the first.
+//!
+//! The IR invariants:
+//! 1. Every node has exactly as many operands as its op takes, at positions `0..arity`.
+//! 2. Every node's stored type is what [`infer_type`] computes from its op and its operands'
+//!    stored types (so attributes such as dropout `p`, axes and permutations are valid too).
+//! 3. Node names are unique.
+//! 4. The graph is acyclic (operands precede their users).
+//! 5. Dropout streams are below 2^31 and no two dropout nodes share one.
+//! 6. The graph has at least one output; output names are unique.
+//!
+//! [`Graph`]'s API keeps 1, 3, 4 and 6's uniqueness by construction; passes that rewrite ops
+//! through [`Graph::op_mut`] can break 2 and 5, which is why tests verify after every pass.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::infer::infer_type;
+use super::{Graph, NodeId, Op};
+use crate::error::{Error, Result};
+
+/// Checks every invariant of `graph`; all failures come back together in one error.
+pub fn verify(graph: &Graph) -> Result<()> {
+    let mut errors = Vec::new();
+    let mut names = HashSet::new();
+    let mut streams: BTreeMap<u32, NodeId> = BTreeMap::new();
+    for id in graph.topo_order() {
+        let node = graph.node(id);
+        if !names.insert(node.name.as_str()) {
+            errors.push(invalid(graph, format!("two nodes are named {}", node.name)));
+        }
+        let operands = graph.operands(id);
+        let operand_types: Vec<_> = operands.iter().map(|&o| &graph.node(o).ty).collect();
+        match infer_type(&node.op, &operand_types) {
+            Ok(ty) if ty == node.ty => {}
+            Ok(ty) => errors.push(invalid(
+                graph,
+                format!(
+                    "{} {} is typed {} but computes {}",
+                    node.op, node.name, node.ty, ty
+                ),
+            )),
+            Err(detail) => errors.push(Error::Type {
+                node: node.name.clone(),
+                op: node.op.name(),
+                detail,
+            }),
+        }
+        if let Op::Dropout(dropout) = &node.op {
+            if let Some(&other) = streams.get(&dropout.stream) {
+                errors.push(Error::DuplicateStream {
+                    node: node.name.clone(),
+                    op: node.op.name(),
+                    stream: dropout.stream,
+                    other: graph.node(other).name.clone(),
+                });
+            } else {
+                streams.insert(dropout.stream, id);
+            }
+        }
+    }
+    if graph.outputs().is_empty() {
+        errors.push(invalid(graph, "the graph has no outputs".to_string()));
+    }
+    match Error::from_list(errors) {
+        None => Ok(()),
+        Some(error) => Err(error),
+    }
+}
+
+fn invalid(graph: &Graph, detail: String) -> Error {
+    Error::Invalid {
+        graph: graph.name().to_string(),
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{Dropout, DropoutKind, TensorType};
+
+    #[test]
+    fn reports_every_broken_invariant() {
+        let mut g = Graph::new("bad");
+        let x = g.add("x", Op::Input(TensorType::f32([4, 8])), &[]).unwrap();
+        let d1 = g
+            .add(
+                "d1",
+                Op::Dropout(Dropout::new(DropoutKind::Dropout, 0.5, 0)),
+                &[x],
+            )
+            .unwrap();
+        let d2 = g
+            .add(
+                "d2",
+                Op::Dropout(Dropout::new(DropoutKind::Dropout, 0.5, 1)),
+                &[d1],
+            )
+            .unwrap();
+        // A pass rewrites attributes badly: a shared stream and an invalid p.
+        if let Op::Dropout(d) = g.op_mut(d2) {
+            d.stream = 0;
+        }
+        if let Op::Dropout(d) = g.op_mut(d1) {
+            d.p = 1.5;
+        }
+        let err = verify(&g).unwrap_err();
+        let lines: Vec<String> = err.flatten().iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "dropout d1: dropout probability has to be between 0 and 1, but got 1.5",
+                "dropout d2: stream 0 is already used by d1",
+                "graph bad: the graph has no outputs",
+            ]
+        );
+    }
+
+    #[test]
+    fn accepts_a_well_formed_graph() {
+        let mut g = Graph::new("ok");
+        let x = g.add("x", Op::Input(TensorType::f32([4, 8])), &[]).unwrap();
+        let d = g
+            .add(
+                "d",
+                Op::Dropout(Dropout::new(DropoutKind::Dropout, 0.5, 0)),
+                &[x],
+            )
+            .unwrap();
+        g.add_output("y", d).unwrap();
+        verify(&g).unwrap();
+    }
+}

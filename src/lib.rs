@@ -1,0 +1,27 @@
+//! dropjit: a graph compiler for `torch.nn.Dropout` and its family.
+//!
+//! The pipeline, one module per stage:
+//! 1. Build a [`Graph`] with its API or parse the textual IR ([`text::parse`]).
+//! 2. Types are inferred as nodes are added ([`graph::infer`]); [`graph::verify`] checks the whole.
+//! 3. The reference interpreter ([`interp`]) runs a graph in train or eval mode: the living
+//!    definition of every op, including every dropout variant's masks under the RNG contract
+//!    ([`rng::mask`]).
+//! 4. (Coming) passes specialise the mode, eliminate eval-mode dropout, fuse element-wise loops
+//!    and plan memory; lowering to Cranelift JIT-compiles the result.
+//!
+//! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
+//! prints on its own.
+
+pub mod error;
+pub mod graph;
+pub mod interp;
+pub mod npy;
+pub mod rng;
+pub mod tensor;
+pub mod text;
+
+pub use error::{Error, Result, TypeError};
+pub use graph::{DType, Dropout, DropoutKind, Graph, NodeId, Op, Shape, TensorType};
+pub use interp::Mode;
+pub use rng::Generator;
+pub use tensor::{Tensor, TensorData};

@@ -1,0 +1,1 @@
+//! Reading and writing NumPy `.npy` files (filled in by the host-randomness work).

@@ -1,0 +1,1 @@
+//! Host-side randomness (filled in by the host-randomness work).

@@ -1,0 +1,180 @@
+//! Host tensors: a shape and a row-major buffer of `f32` or `i32`. Inputs, parameters, constants
+//! and results all travel as [`Tensor`].
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::graph::{DType, Shape, TensorType};
+
+/// The elements of a tensor.
+#[derive(Clone, Debug)]
+pub enum TensorData {
+    /// 32-bit floats.
+    F32(Vec<f32>),
+    /// 32-bit signed integers.
+    I32(Vec<i32>),
+}
+
+/// A dense row-major tensor. Equality is bit-for-bit (NaN equals the same NaN, `-0.0` differs
+/// from `+0.0`), which is what reproducibility tests want.
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    shape: Shape,
+    data: TensorData,
+}
+
+impl Tensor {
+    /// An `f32` tensor; fails if `data` does not fill `shape`.
+    pub fn from_f32(shape: impl Into<Shape>, data: Vec<f32>) -> Result<Tensor> {
+        Tensor::new(shape.into(), TensorData::F32(data))
+    }
+
+    /// An `i32` tensor; fails if `data` does not fill `shape`.
+    pub fn from_i32(shape: impl Into<Shape>, data: Vec<i32>) -> Result<Tensor> {
+        Tensor::new(shape.into(), TensorData::I32(data))
+    }
+
+    /// A tensor from its parts; fails if the data does not fill the shape.
+    pub fn new(shape: Shape, data: TensorData) -> Result<Tensor> {
+        let got = match &data {
+            TensorData::F32(v) => v.len(),
+            TensorData::I32(v) => v.len(),
+        };
+        if got != shape.numel() {
+            return Err(Error::DataLength {
+                expected: shape.numel(),
+                shape,
+                got,
+            });
+        }
+        Ok(Tensor { shape, data })
+    }
+
+    /// A 0-d `f32` tensor.
+    pub fn scalar(value: f32) -> Tensor {
+        Tensor {
+            shape: Shape::scalar(),
+            data: TensorData::F32(vec![value]),
+        }
+    }
+
+    /// A tensor of this type filled with zeros.
+    pub fn zeros(ty: &TensorType) -> Tensor {
+        let n = ty.shape.numel();
+        let data = match ty.dtype {
+            DType::F32 => TensorData::F32(vec![0.0; n]),
+            DType::I32 => TensorData::I32(vec![0; n]),
+        };
+        Tensor {
+            shape: ty.shape.clone(),
+            data,
+        }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match self.data {
+            TensorData::F32(_) => DType::F32,
+            TensorData::I32(_) => DType::I32,
+        }
+    }
+
+    /// The type: element type and shape.
+    pub fn ty(&self) -> TensorType {
+        TensorType::new(self.dtype(), self.shape.clone())
+    }
+
+    /// The elements.
+    pub fn data(&self) -> &TensorData {
+        &self.data
+    }
+
+    /// The number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.numel()
+    }
+
+    /// The `f32` elements, or `None` for an `i32` tensor.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match &self.data {
+            TensorData::F32(v) => Some(v),
+            TensorData::I32(_) => None,
+        }
+    }
+
+    /// The `i32` elements, or `None` for an `f32` tensor.
+    pub fn as_i32(&self) -> Option<&[i32]> {
+        match &self.data {
+            TensorData::I32(v) => Some(v),
+            TensorData::F32(_) => None,
+        }
+    }
+
+    /// Mutable `f32` elements, or `None` for an `i32` tensor.
+    pub fn as_f32_mut(&mut self) -> Option<&mut [f32]> {
+        match &mut self.data {
+            TensorData::F32(v) => Some(v),
+            TensorData::I32(_) => None,
+        }
+    }
+
+    /// The elements as little-endian bytes (what `.npy` files and hashes hold).
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        match &self.data {
+            TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+}
+
+impl PartialEq for Tensor {
+    fn eq(&self, other: &Tensor) -> bool {
+        self.shape == other.shape
+            && match (&self.data, &other.data) {
+                (TensorData::F32(a), TensorData::F32(b)) => {
+                    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+                }
+                (TensorData::I32(a), TensorData::I32(b)) => a == b,
+                (TensorData::F32(_), TensorData::I32(_))
+                | (TensorData::I32(_), TensorData::F32(_)) => false,
+            }
+    }
+}
+
+impl fmt::Display for Tensor {
+    /// `f32[2, 2] [1, 2, 3, 4]`: the type, then every element, shortest round-trip decimal.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} [", self.ty())?;
+        match &self.data {
+            TensorData::F32(v) => write_list(f, v.iter().map(|x| format_f32(*x)))?,
+            TensorData::I32(v) => write_list(f, v.iter().map(|x| x.to_string()))?,
+        }
+        f.write_str("]")
+    }
+}
+
+fn write_list(f: &mut fmt::Formatter<'_>, items: impl Iterator<Item = String>) -> fmt::Result {
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        f.write_str(&item)?;
+    }
+    Ok(())
+}
+
+/// Shortest decimal that parses back to the same f32 (`nan`, `inf`, `-inf`, `-0` included).
+pub fn format_f32(x: f32) -> String {
+    if x.is_nan() {
+        "nan".to_string()
+    } else if x.is_infinite() {
+        if x > 0.0 { "inf" } else { "-inf" }.to_string()
+    } else {
+        format!("{x}")
+    }
+}

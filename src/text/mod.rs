@@ -1,0 +1,1 @@
+//! The textual IR (filled in by the text-form work).
