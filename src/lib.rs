@@ -16,6 +16,7 @@ pub mod error;
 pub mod graph;
 pub mod interp;
 pub mod npy;
+pub mod passes;
 pub mod rng;
 pub mod tensor;
 pub mod text;

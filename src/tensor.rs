@@ -132,6 +132,39 @@ impl Tensor {
     }
 }
 
+/// Summary figures of a tensor, as `dropjit run` prints them.
+impl Tensor {
+    /// The mean of the elements, accumulated in f64 in row-major order (NaN when empty).
+    pub fn mean(&self) -> f64 {
+        let sum: f64 = match &self.data {
+            TensorData::F32(v) => v.iter().map(|&x| f64::from(x)).sum(),
+            TensorData::I32(v) => v.iter().map(|&x| f64::from(x)).sum(),
+        };
+        sum / self.numel() as f64
+    }
+
+    /// The share of elements that are exactly zero (`+0.0` and `-0.0` both count).
+    pub fn zero_share(&self) -> f64 {
+        let zeros = match &self.data {
+            TensorData::F32(v) => v.iter().filter(|&&x| x == 0.0).count(),
+            TensorData::I32(v) => v.iter().filter(|&&x| x == 0).count(),
+        };
+        zeros as f64 / self.numel() as f64
+    }
+
+    /// FNV-1a 64 of the little-endian bytes of the elements: a fingerprint for reproducibility.
+    pub fn fnv1a64(&self) -> u64 {
+        fnv1a64(&self.to_le_bytes())
+    }
+}
+
+/// The 64-bit FNV-1a hash (offset basis 0xcbf29ce484222325, prime 0x100000001b3).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 impl PartialEq for Tensor {
     fn eq(&self, other: &Tensor) -> bool {
         self.shape == other.shape
@@ -176,5 +209,34 @@ pub fn format_f32(x: f32) -> String {
         if x > 0.0 { "inf" } else { "-inf" }.to_string()
     } else {
         format!("{x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a64_known_answers() {
+        // The FNV reference values for "" and "a".
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn summaries_and_bitwise_equality() {
+        let t = Tensor::from_f32([4], vec![0.0, -0.0, 2.0, 6.0]).unwrap();
+        assert_eq!(t.mean(), 2.0);
+        assert_eq!(t.zero_share(), 0.5);
+        let u = Tensor::from_f32([4], vec![0.0, 0.0, 2.0, 6.0]).unwrap();
+        assert_ne!(t, u, "-0.0 and +0.0 differ bitwise");
+        let nan = Tensor::scalar(f32::NAN);
+        assert_eq!(nan, nan.clone());
+        let err = Tensor::from_f32([2, 3], vec![1.0]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a tensor of shape [2, 3] needs 6 values, but got 1"
+        );
+        assert_eq!(t.to_string(), "f32[4] [0, -0, 2, 6]");
     }
 }

@@ -1,0 +1,72 @@
+//! Dropout elimination: `dropout(x) -> x` wherever a dropout is the identity.
+//!
+//! In eval mode every dropout-family node is the identity; in train mode a dropout with
+//! `p = 0` is too (it keeps every element and scales by exactly 1). Such a node's users and
+//! outputs are rewired to its input and the node is removed. Everything else is left alone:
+//! train-mode dropouts with `p > 0` keep their streams, so masks do not change.
+
+use super::Stats;
+use crate::graph::Graph;
+use crate::interp::Mode;
+
+/// Removes every dropout that is the identity in `mode`.
+pub fn eliminate_dropout(graph: &mut Graph, mode: Mode) -> Stats {
+    let identities: Vec<_> = graph
+        .topo_order()
+        .into_iter()
+        .filter(|&id| {
+            (graph.node(id).op.as_dropout()).is_some_and(|d| mode == Mode::Eval || d.p == 0.0)
+        })
+        .collect();
+    for &id in &identities {
+        let input = graph.operands(id)[0];
+        graph.replace_all_uses(id, input);
+        graph.remove(id);
+    }
+    Stats {
+        removed: identities.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{Dropout, DropoutKind, Op, TensorType, verify::verify};
+
+    fn chain(p2: f64) -> Graph {
+        let mut g = Graph::new("chain");
+        let x = g
+            .add("x", Op::Input(TensorType::f32([2, 3, 4])), &[])
+            .unwrap();
+        let d1 = Op::Dropout(Dropout::new(DropoutKind::Dropout1d, 0.5, 0));
+        let d1 = g.add("d1", d1, &[x]).unwrap();
+        let r = g
+            .add("r", Op::Unary(crate::graph::UnaryOp::Relu), &[d1])
+            .unwrap();
+        let d2 = Op::Dropout(Dropout::new(DropoutKind::AlphaDropout, p2, 1));
+        let d2 = g.add("d2", d2, &[r]).unwrap();
+        g.add_output("y", d2).unwrap();
+        g
+    }
+
+    #[test]
+    fn eval_removes_every_dropout_and_rewires_outputs() {
+        let mut g = chain(0.2);
+        assert_eq!(eliminate_dropout(&mut g, Mode::Eval).removed, 2);
+        verify(&g).unwrap();
+        assert!(g.node_ids().all(|id| !g.node(id).op.is_dropout()));
+        let r = g.lookup("r").unwrap();
+        assert_eq!(g.outputs()[0].node, r);
+        assert_eq!(g.operands(r), vec![g.lookup("x").unwrap()]);
+    }
+
+    #[test]
+    fn train_removes_only_p_zero() {
+        let mut g = chain(0.0);
+        assert_eq!(eliminate_dropout(&mut g, Mode::Train).removed, 1);
+        assert!(g.find("d1").is_some());
+        assert!(g.find("d2").is_none());
+        let mut g = chain(0.3);
+        assert_eq!(eliminate_dropout(&mut g, Mode::Train).removed, 0);
+    }
+}
