@@ -5,11 +5,12 @@
 //! dict literal `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }` padded with spaces
 //! and ended by `\n`, then the elements, row-major, little-endian.
 //!
-//! Writing produces what `numpy.save` does for a C-contiguous array: version 1.0, keys sorted,
-//! 21 - len(repr(shape[0])) spaces of growth room after the dict for a non-scalar, then spaces
-//! and the newline up to a multiple of 64 bytes (a header already at one gets 64 more, as numpy's
-//! `ARRAY_ALIGN - x % ARRAY_ALIGN` does). Reading takes versions 1.0, 2.0 and 3.0 and any
-//! spacing, quoting and key order a Python literal allows; the data has to fill the file exactly.
+//! Writing produces what `numpy.save` does for a C-contiguous array: version 1.0 (2.0 once the
+//! header passes 65535 bytes), keys sorted, `21 - len(repr(shape[0]))` spaces of growth room
+//! after the dict for a non-scalar, then spaces and the newline up to a multiple of 64 bytes (a
+//! header already at one gets 64 more, as numpy's `ARRAY_ALIGN - x % ARRAY_ALIGN` does). Reading
+//! takes versions 1.0, 2.0 and 3.0 with any spacing, quote style and key order; the data has to
+//! fill the rest of the file exactly.
 
 use std::path::Path;
 
@@ -43,7 +44,7 @@ pub fn read(path: &Path) -> Result<Tensor> {
     })
 }
 
-/// The bytes of a version 1.0 `.npy` file holding `tensor`, exactly as `numpy.save` writes them.
+/// The bytes of a `.npy` file holding `tensor`, exactly as `numpy.save` writes them.
 pub fn encode(tensor: &Tensor) -> Vec<u8> {
     let mut header = format!(
         "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
@@ -54,19 +55,37 @@ pub fn encode(tensor: &Tensor) -> Vec<u8> {
         let digits = first.to_string().len();
         header.extend(std::iter::repeat_n(' ', GROWTH_AXIS_MAX_DIGITS - digits));
     }
-    // Magic, two version bytes, two length bytes, the header, the newline: a multiple of 64.
-    let unpadded = MAGIC.len() + 4 + header.len() + 1;
-    header.extend(std::iter::repeat_n(' ', ALIGN - unpadded % ALIGN));
-    header.push('\n');
-    let length = u16::try_from(header.len())
-        .expect("invariant: a header of at most 64 dims of 20 digits fits in 2^16 bytes");
-    let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + header.len() + 4 * tensor.numel());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&[1, 0]);
-    bytes.extend_from_slice(&length.to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
+    let v1 = pad_header(&header, 2);
+    let mut bytes = MAGIC.to_vec();
+    match u16::try_from(v1.len()) {
+        Ok(length) => {
+            bytes.extend_from_slice(&[1, 0]);
+            bytes.extend_from_slice(&length.to_le_bytes());
+            bytes.extend_from_slice(v1.as_bytes());
+        }
+        // Version 1.0 keeps the header length in a u16; a longer header (thousands of
+        // dimensions) takes version 2.0 and a u32, as numpy does.
+        Err(_) => {
+            let v2 = pad_header(&header, 4);
+            let length = u32::try_from(v2.len())
+                .expect("invariant: a header is below 4 GiB (a shape is not a billion dims)");
+            bytes.extend_from_slice(&[2, 0]);
+            bytes.extend_from_slice(&length.to_le_bytes());
+            bytes.extend_from_slice(v2.as_bytes());
+        }
+    }
     bytes.extend_from_slice(&tensor.to_le_bytes());
     bytes
+}
+
+/// The header with spaces and a newline appended so that the magic, the version, the
+/// `width`-byte length and the header end on a multiple of 64 bytes.
+fn pad_header(header: &str, width: usize) -> String {
+    let unpadded = MAGIC.len() + 2 + width + header.len() + 1;
+    let mut padded = header.to_string();
+    padded.extend(std::iter::repeat_n(' ', ALIGN - unpadded % ALIGN));
+    padded.push('\n');
+    padded
 }
 
 /// The `descr` of a dtype: little-endian, four bytes.

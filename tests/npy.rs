@@ -28,6 +28,15 @@ fn round_trip(test: &str, tensor: &Tensor) {
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
+fn round_trip_v2(tensor: &Tensor) {
+    let path = temp_dir("v2_written").join("t.npy");
+    npy::write(&path, tensor).unwrap();
+    assert_eq!(&npy::read(&path).unwrap(), tensor);
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!((bytes.len() - 4) % 64, 0);
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
 /// Writes `bytes` to a file and reads it back, expecting an `Error::Npy` with this message.
 fn read_error(test: &str, bytes: &[u8]) -> String {
     let path = temp_dir(test).join("bad.npy");
@@ -48,7 +57,7 @@ fn read_error(test: &str, bytes: &[u8]) -> String {
 /// A file with this header text (padded by hand) and these data bytes, version 1.0.
 fn with_header(dict: &str, data: &[u8]) -> Vec<u8> {
     let mut header = dict.to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
