@@ -112,6 +112,14 @@ pub enum Error {
         /// The generator's seed.
         seed: u64,
     },
+    /// Random integers were asked for from an empty range.
+    #[error("randint needs low < high, but got low {low} and high {high}")]
+    EmptyRange {
+        /// The inclusive lower end.
+        low: i32,
+        /// The exclusive upper end.
+        high: i32,
+    },
     /// A tensor was built from data whose length does not match its shape.
     #[error("a tensor of shape {shape} needs {expected} values, but got {got}")]
     DataLength {

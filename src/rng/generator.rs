@@ -1,6 +1,11 @@
-//! The caller-owned generator: a seed and the step of the next train-mode execution.
+//! The caller-owned generator: a seed, the step of the next train-mode execution, and the count
+//! of host streams handed out for filling tensors.
 
+use super::host::{PhiloxStream, int_range};
 use crate::error::{Error, Result};
+use crate::graph::Shape;
+use crate::graph::dropout::FIRST_HOST_STREAM;
+use crate::tensor::Tensor;
 
 /// A seed and a step counter, passed explicitly to every execution. Train-mode executions
 /// draw their masks at the current step and advance it by one; eval-mode ones do not.
@@ -10,7 +15,7 @@ pub struct Generator {
     /// The step of the next train-mode execution; 2^32 means exhausted.
     step: u64,
     /// Host-side streams handed out so far (see [`Generator::host_stream`]).
-    host_streams: u32,
+    host_streams: u64,
 }
 
 impl Generator {
@@ -48,14 +53,53 @@ impl Generator {
         Ok(step)
     }
 
-    /// The count of host streams handed out, for [`crate::rng::host`].
-    pub(crate) fn claim_host_stream(&mut self) -> u32 {
+    /// Claims the next host stream: the `n`-th claim (from 0) is Philox stream
+    /// `2^31 + n mod 2^31` at step `n / 2^31`. The step word keeps claims distinct past 2^31
+    /// tensors, so no user can run out; the count would wrap only after 2^63 claims.
+    pub(crate) fn claim_host_stream(&mut self) -> PhiloxStream {
         let n = self.host_streams;
-        self.host_streams = n
-            .checked_add(1)
-            .filter(|&m| m < 1 << 31)
-            .expect("invariant: fewer than 2^31 host tensors are drawn from one generator");
-        n
+        self.host_streams = n.wrapping_add(1);
+        let index = (n % u64::from(FIRST_HOST_STREAM)) as u32;
+        let step = (n >> 31) as u32;
+        PhiloxStream::new(self.seed, FIRST_HOST_STREAM + index, step)
+    }
+
+    /// A fresh host stream for arbitrary use; each call claims a new one (see
+    /// [`crate::rng::host`] for the algorithms that turn it into values).
+    pub fn host_stream(&mut self) -> PhiloxStream {
+        self.claim_host_stream()
+    }
+
+    /// An `f32` tensor uniform in `[low, high)` ([`PhiloxStream::uniform_range`] per element,
+    /// row-major), from a fresh host stream: its values do not depend on earlier draws' sizes.
+    pub fn uniform(&mut self, shape: impl Into<Shape>, low: f32, high: f32) -> Tensor {
+        let shape = shape.into();
+        let mut stream = self.claim_host_stream();
+        let data = (0..shape.numel())
+            .map(|_| stream.uniform_range(low, high))
+            .collect();
+        Tensor::from_f32(shape, data).expect("invariant: one value per element")
+    }
+
+    /// An `f32` tensor of `mean + std * z`, `z` standard normal ([`PhiloxStream::fill_normal`]),
+    /// from a fresh host stream.
+    pub fn normal(&mut self, shape: impl Into<Shape>, mean: f32, std: f32) -> Tensor {
+        let shape = shape.into();
+        let mut data = vec![0.0; shape.numel()];
+        self.claim_host_stream().fill_normal(&mut data, mean, std);
+        Tensor::from_f32(shape, data).expect("invariant: one value per element")
+    }
+
+    /// An `i32` tensor uniform in `low..high` ([`PhiloxStream::randint`] per element), from a
+    /// fresh host stream; an empty range is an error (and claims no stream).
+    pub fn randint(&mut self, shape: impl Into<Shape>, low: i32, high: i32) -> Result<Tensor> {
+        let shape = shape.into();
+        let n = int_range(low, high)?;
+        let mut stream = self.claim_host_stream();
+        let data = (0..shape.numel())
+            .map(|_| low.wrapping_add_unsigned(stream.below(n)))
+            .collect();
+        Tensor::from_i32(shape, data)
     }
 }
 
@@ -75,5 +119,18 @@ mod tests {
             err.to_string(),
             "the generator with seed 7 has used all 2^32 steps; reseed it"
         );
+    }
+
+    #[test]
+    fn host_streams_count_up_then_move_to_the_next_step() {
+        let mut g = Generator::new(1);
+        assert_eq!(g.host_stream().stream(), 1 << 31);
+        let s = g.host_stream();
+        assert_eq!((s.stream(), s.step()), ((1 << 31) + 1, 0));
+        g.host_streams = (1 << 31) - 1;
+        let s = g.host_stream();
+        assert_eq!((s.stream(), s.step()), (u32::MAX, 0));
+        let s = g.host_stream();
+        assert_eq!((s.stream(), s.step()), (1 << 31, 1));
     }
 }
