@@ -232,6 +232,10 @@ impl Dropout {
     /// `(a, b, c)` of the alpha kinds, computed in f64 and rounded once each to f32:
     /// `a = ((1-p)(1 + p α'²))^(-1/2)`, `b = -a α' p`, `c = a α' + b`. Kept elements become
     /// `x * a + b` (two roundings), dropped ones `c`.
+    ///
+    /// The f64 evaluation is fixed so every implementation gets the same bits: left to right
+    /// as written in [`Dropout::alpha_coefficients_f64`], with `1 / sqrt` (correctly rounded
+    /// everywhere) rather than `powf(-0.5)` (a libm call that may differ between platforms).
     pub fn alpha_coefficients(&self) -> (f32, f32, f32) {
         let (a, b, c) = self.alpha_coefficients_f64();
         (a as f32, b as f32, c as f32)
@@ -240,7 +244,7 @@ impl Dropout {
     /// The same coefficients before rounding, for f64 interpretation.
     pub fn alpha_coefficients_f64(&self) -> (f64, f64, f64) {
         let p = self.p;
-        let a = ((1.0 - p) * (1.0 + p * ALPHA_PRIME * ALPHA_PRIME)).powf(-0.5);
+        let a = 1.0 / ((1.0 - p) * (1.0 + p * ALPHA_PRIME * ALPHA_PRIME)).sqrt();
         let b = -a * ALPHA_PRIME * p;
         let c = a * ALPHA_PRIME + b;
         (a, b, c)

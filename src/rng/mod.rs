@@ -11,5 +11,6 @@ pub mod mask;
 pub mod philox;
 
 pub use generator::Generator;
+pub use host::PhiloxStream;
 pub use mask::{CONTRACT_VERSION, MaskSource, keep_mask, keep_threshold};
 pub use philox::philox4x32_10;

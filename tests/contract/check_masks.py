@@ -158,7 +158,7 @@ def coefficients(kind, p):
     """The kept map and the dropped value: ('scale', s) or ('affine', a, b, c), each an f32."""
     if kind in ("alpha_dropout", "feature_alpha_dropout"):
         # Evaluated left to right in f64 as the contract writes them, then rounded once each.
-        a = ((1.0 - p) * (1.0 + p * ALPHA_PRIME * ALPHA_PRIME)) ** -0.5
+        a = 1.0 / math.sqrt((1.0 - p) * (1.0 + p * ALPHA_PRIME * ALPHA_PRIME))
         b = -a * ALPHA_PRIME * p
         c = a * ALPHA_PRIME + b
         return ("affine", f32_round(a), f32_round(b), bits_of(f32_round(c)))

@@ -1,0 +1,81 @@
+//! Values for every input and parameter of a graph, drawn by name from one seed: what
+//! `dropjit run` and the snapshot tests feed the interpreter when no files are given.
+//!
+//! Each tensor comes from its own host stream, [`PhiloxStream::for_name`], so its values depend
+//! only on (seed, name, shape), never on the order of the graph's nodes:
+//! - `f32` inputs: normal, mean 0, standard deviation 1;
+//! - `f32` parameters: uniform in `±1/sqrt(fan_in)` (0 when `fan_in` is 0), PyTorch's default for
+//!   `nn.Linear`. `fan_in` is the weight's `in_features` for a linear's weight and bias, else the
+//!   parameter's last dimension (1 for a scalar);
+//! - `i32` values: class targets uniform in `0..C` when a `cross_entropy` uses them (C its
+//!   classes), else uniform in `0..10`.
+
+use std::collections::BTreeMap;
+
+use crate::graph::{DType, Graph, NodeId, Op};
+use crate::rng::PhiloxStream;
+use crate::tensor::Tensor;
+
+/// The classes of i32 inputs that no `cross_entropy` uses.
+const DEFAULT_CLASSES: i32 = 10;
+
+/// Every input's and parameter's value, keyed by node name.
+pub fn random_values(graph: &Graph, seed: u64) -> BTreeMap<String, Tensor> {
+    let leaves = graph.inputs().into_iter().chain(graph.parameters());
+    leaves
+        .map(|id| {
+            let node = graph.node(id);
+            (node.name.clone(), random_value(graph, id, seed))
+        })
+        .collect()
+}
+
+fn random_value(graph: &Graph, id: NodeId, seed: u64) -> Tensor {
+    let node = graph.node(id);
+    let shape = node.ty.shape.clone();
+    let mut stream = PhiloxStream::for_name(seed, &node.name);
+    let result = match (node.ty.dtype, &node.op) {
+        (DType::F32, Op::Parameter(_)) => {
+            let fan_in = fan_in(graph, id);
+            let bound = if fan_in == 0 { 0.0 } else { 1.0 / (fan_in as f32).sqrt() };
+            let data = (0..shape.numel()).map(|_| stream.uniform_range(-bound, bound)).collect();
+            Tensor::from_f32(shape, data)
+        }
+        (DType::F32, _) => {
+            let mut data = vec![0.0; shape.numel()];
+            stream.fill_normal(&mut data, 0.0, 1.0);
+            Tensor::from_f32(shape, data)
+        }
+        (DType::I32, _) => {
+            let classes = target_classes(graph, id).unwrap_or(DEFAULT_CLASSES);
+            let data = (0..shape.numel())
+                .map(|_| if classes > 0 { stream.randint(0, classes).unwrap_or(0) } else { 0 })
+                .collect();
+            Tensor::from_i32(shape, data)
+        }
+    };
+    result.expect("invariant: the data was drawn to fill the shape")
+}
+
+/// The fan-in of a parameter: see the module docs.
+fn fan_in(graph: &Graph, id: NodeId) -> usize {
+    for user in graph.users(id) {
+        if let Op::Linear { .. } = graph.node(user).op {
+            let operands = graph.operands(user);
+            if operands[1..].contains(&id) {
+                return graph.node(operands[1]).ty.shape.dims()[1];
+            }
+        }
+    }
+    graph.node(id).ty.shape.dims().last().copied().unwrap_or(1)
+}
+
+/// The class count of the first `cross_entropy` that takes `id` as its targets.
+fn target_classes(graph: &Graph, id: NodeId) -> Option<i32> {
+    graph.users(id).into_iter().find_map(|user| {
+        let operands = graph.operands(user);
+        let is_targets = matches!(graph.node(user).op, Op::CrossEntropy) && operands[1] == id;
+        let logits = &graph.node(operands[0]).ty.shape;
+        is_targets.then(|| logits.dims().last().map_or(0, |&c| c as i32))
+    })
+}
