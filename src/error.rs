@@ -82,6 +82,14 @@ pub enum Error {
         /// The node's name.
         name: String,
     },
+    /// A run was given a value for a node that computes its own (not an input or parameter).
+    #[error("{op} {name} is not an input or parameter, so it takes no value")]
+    NotBindable {
+        /// The node's name.
+        name: String,
+        /// Its op name.
+        op: &'static str,
+    },
     /// A value given for an input or parameter has the wrong type.
     #[error("{what} {name} expects {expected}, but got {got}")]
     ValueType {

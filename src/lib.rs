@@ -15,6 +15,7 @@
 pub mod error;
 pub mod graph;
 pub mod interp;
+pub mod math;
 pub mod npy;
 pub mod passes;
 pub mod rng;

@@ -1,0 +1,83 @@
+//! Checking the caller's values against the graph's inputs and parameters before a run.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Op};
+
+use super::value::Value;
+
+/// `input` or `parameter` for the ops that take a value from the caller, `None` for the rest.
+pub(crate) fn bound_kind(op: &Op) -> Option<&'static str> {
+    match op {
+        Op::Input(_) => Some("input"),
+        Op::Parameter(_) => Some("parameter"),
+        Op::Constant(_)
+        | Op::Unary(_)
+        | Op::Binary(_)
+        | Op::MatMul
+        | Op::Linear { .. }
+        | Op::Reshape { .. }
+        | Op::Transpose { .. }
+        | Op::Reduce { .. }
+        | Op::Softmax { .. }
+        | Op::LogSoftmax { .. }
+        | Op::CrossEntropy
+        | Op::Dropout(_) => None,
+    }
+}
+
+/// Every binding names an input or parameter, and every input and parameter has a value of
+/// its declared type. Bindings are checked in name order, then the graph's leaves in
+/// topological order; the first failure is returned.
+pub(crate) fn check<T>(graph: &Graph, values: &BTreeMap<String, Value<T>>) -> Result<()> {
+    for name in values.keys() {
+        let id = graph.lookup(name)?;
+        let op = &graph.node(id).op;
+        if bound_kind(op).is_none() {
+            return Err(Error::NotBindable {
+                name: name.clone(),
+                op: op.name(),
+            });
+        }
+    }
+    for id in graph.topo_order() {
+        let node = graph.node(id);
+        let Some(what) = bound_kind(&node.op) else {
+            continue;
+        };
+        let Some(value) = values.get(&node.name) else {
+            return Err(Error::MissingValue {
+                what,
+                name: node.name.clone(),
+            });
+        };
+        check_length(value)?;
+        if value.ty() != node.ty {
+            return Err(Error::ValueType {
+                what,
+                name: node.name.clone(),
+                expected: node.ty.to_string(),
+                got: value.ty().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An [`super::Array`]'s fields are public, so its length is the caller's to get right.
+fn check_length<T>(value: &Value<T>) -> Result<()> {
+    let got = match value {
+        Value::Float(a) => a.data.len(),
+        Value::Int(a) => a.data.len(),
+    };
+    let shape = value.shape();
+    if got != shape.numel() {
+        return Err(Error::DataLength {
+            expected: shape.numel(),
+            shape: shape.clone(),
+            got,
+        });
+    }
+    Ok(())
+}

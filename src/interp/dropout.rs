@@ -1,0 +1,54 @@
+//! The dropout family in train mode, under RNG contract v1 ([`crate::rng::mask`]).
+//!
+//! Mask element `j` is the row-major index, in the mask shape (the input's with broadcast
+//! dimensions set to 1), of an input element's coordinates with broadcast coordinates set
+//! to 0; it is kept iff `U(j) < Q`. Kept and dropped elements follow [`crate::math`]
+//! (`dropout_zeroing`, `dropout_alpha`). Eval mode and `p = 0` return the input bit for bit;
+//! `p = 1` returns `+0.0` everywhere, even for NaN or infinite input and for the alpha kinds.
+
+use crate::graph::Dropout;
+use crate::math::{self, Element};
+use crate::rng::mask::{MaskSource, fill_uniforms, is_kept, keep_threshold};
+
+use super::layout::broadcast_offsets;
+use super::value::Array;
+
+/// `d` applied to `x`: with masks from `source` in train mode, the identity when `source` is
+/// `None` (eval mode).
+pub(crate) fn dropout<T: Element>(
+    d: &Dropout,
+    x: &Array<T>,
+    source: Option<MaskSource>,
+) -> Array<T> {
+    let Some(source) = source else {
+        // dropout(x) -> x in eval mode.
+        return x.clone();
+    };
+    if d.p == 0.0 {
+        // Keeps everything with scale 1, but `x * 1` would quiet a signalling NaN and the alpha
+        // map `x * 1 + 0` turns -0.0 into +0.0: return the input bits instead.
+        return x.clone();
+    }
+    if d.p == 1.0 {
+        return Array::filled(x.shape.clone(), vec![T::ZERO; x.data.len()]);
+    }
+    let mask_shape = d
+        .mask_shape(&x.shape)
+        .expect("invariant: the node's type was inferred, so its attributes fit its input");
+    let mut uniforms = vec![0u32; mask_shape.numel()];
+    fill_uniforms(source, &mut uniforms);
+    let q = keep_threshold(d.p);
+    let keep = broadcast_offsets(&mask_shape, &x.shape).map(|j| is_kept(uniforms[j], q));
+    let data = if d.kind.is_alpha() {
+        let coefficients = T::alpha_coefficients(d);
+        keep.zip(&x.data)
+            .map(|(k, &v)| math::dropout_alpha(k, v, coefficients))
+            .collect()
+    } else {
+        let scale = T::dropout_scale(d);
+        keep.zip(&x.data)
+            .map(|(k, &v)| math::dropout_zeroing(k, v, scale))
+            .collect()
+    };
+    Array::filled(x.shape.clone(), data)
+}

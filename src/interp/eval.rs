@@ -1,0 +1,133 @@
+//! The evaluation loop: every node in topological order, one match arm per op.
+
+use std::collections::BTreeMap;
+
+use crate::error::Result;
+use crate::graph::infer::reduced_axes;
+use crate::graph::verify::verify;
+use crate::graph::{Graph, Node, Op, Shape};
+use crate::math::Element;
+use crate::rng::Generator;
+use crate::rng::mask::MaskSource;
+
+use super::value::{Array, Value};
+use super::{Mode, bind, dropout, elementwise, layout, linalg, reduce, softmax};
+
+/// Every node's value after one run, indexed by [`crate::graph::NodeId::index`].
+pub(crate) struct Evaluation<T> {
+    /// `Some` for every live node.
+    pub(crate) values: Vec<Option<Value<T>>>,
+    /// The step a train-mode run claimed.
+    pub(crate) step: Option<u32>,
+}
+
+impl<T> Evaluation<T> {
+    /// The value of a live node.
+    pub(crate) fn value(&self, index: usize) -> &Value<T> {
+        self.values[index]
+            .as_ref()
+            .expect("invariant: every live node was evaluated")
+    }
+}
+
+/// Verifies `graph`, checks `values`, claims a step in train mode, then evaluates every node.
+/// A run rejected before evaluation leaves the generator untouched.
+pub(crate) fn evaluate<T: Element>(
+    graph: &Graph,
+    mode: Mode,
+    generator: &mut Generator,
+    values: &BTreeMap<String, Value<T>>,
+) -> Result<Evaluation<T>> {
+    verify(graph)?;
+    bind::check(graph, values)?;
+    let step = match mode {
+        Mode::Train => Some(generator.next_step()?),
+        Mode::Eval => None,
+    };
+    let order = graph.topo_order();
+    let slots = order.iter().map(|id| id.index() + 1).max().unwrap_or(0);
+    let mut computed: Vec<Option<Value<T>>> = (0..slots).map(|_| None).collect();
+    for id in order {
+        let operands: Vec<&Value<T>> = graph
+            .operands(id)
+            .iter()
+            .map(|o| {
+                computed[o.index()]
+                    .as_ref()
+                    .expect("invariant: operands are evaluated before their users")
+            })
+            .collect();
+        let cx = NodeCx {
+            node: graph.node(id),
+            operands: &operands,
+            values,
+            seed: generator.seed(),
+            step,
+        };
+        let value = cx.evaluate()?;
+        computed[id.index()] = Some(value);
+    }
+    Ok(Evaluation {
+        values: computed,
+        step,
+    })
+}
+
+/// What evaluating one node needs.
+struct NodeCx<'a, T> {
+    node: &'a Node,
+    operands: &'a [&'a Value<T>],
+    values: &'a BTreeMap<String, Value<T>>,
+    seed: u64,
+    step: Option<u32>,
+}
+
+impl<T: Element> NodeCx<'_, T> {
+    fn float(&self, i: usize) -> &Array<T> {
+        self.operands[i].float()
+    }
+
+    fn evaluate(&self) -> Result<Value<T>> {
+        let out = &self.node.ty.shape;
+        let value = match &self.node.op {
+            Op::Input(_) | Op::Parameter(_) => self
+                .values
+                .get(&self.node.name)
+                .expect("invariant: bindings were checked before the run")
+                .clone(),
+            Op::Constant(tensor) => Value::from_tensor(tensor),
+            Op::Unary(op) => Value::Float(elementwise::unary(*op, self.float(0))),
+            Op::Binary(op) => {
+                Value::Float(elementwise::binary(*op, self.float(0), self.float(1), out))
+            }
+            Op::MatMul => Value::Float(linalg::matmul(self.float(0), self.float(1), out)),
+            Op::Linear { bias } => {
+                let b = bias.then(|| self.float(2));
+                Value::Float(linalg::linear(self.float(0), self.float(1), b, out))
+            }
+            Op::Reshape { .. } => layout::reshape(self.operands[0], out),
+            Op::Transpose { perm } => layout::transpose(self.operands[0], perm),
+            Op::Reduce { op, axes, .. } => {
+                let x = self.float(0);
+                let axes = reduced_axes(&x.shape, axes).expect("invariant: the axes were inferred");
+                Value::Float(reduce::reduce(*op, x, &axes, out))
+            }
+            Op::Softmax { axis } => Value::Float(softmax::softmax(self.float(0), *axis)),
+            Op::LogSoftmax { axis } => Value::Float(softmax::log_softmax(self.float(0), *axis)),
+            Op::CrossEntropy => {
+                let targets = self.operands[1].int();
+                let loss = softmax::cross_entropy(&self.node.name, self.float(0), targets)?;
+                Value::Float(Array::filled(Shape::scalar(), vec![loss]))
+            }
+            Op::Dropout(d) => {
+                let source = self.step.map(|step| MaskSource {
+                    seed: self.seed,
+                    stream: d.stream,
+                    step,
+                });
+                Value::Float(dropout::dropout(d, self.float(0), source))
+            }
+        };
+        Ok(value)
+    }
+}

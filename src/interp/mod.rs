@@ -1,0 +1,132 @@
+//! The reference interpreter: plain loops over every op, the executable definition that the
+//! JIT must reproduce (bit for bit for dropout masks and values).
+//!
+//! A run verifies the graph, checks the caller's values against its inputs and parameters,
+//! claims one generator step in train mode (even without a dropout node, so a step always
+//! means one execution), then evaluates every node in topological order. The order of
+//! floating-point operations of each op is part of its definition and is documented where it
+//! is implemented:
+//! - element-wise arithmetic: [`crate::math`];
+//! - broadcasting and data movement: `layout`;
+//! - `matmul`, `linear`: `linalg` (sums from 0.0, k ascending, no FMA, bias added last);
+//! - `sum`, `mean`, `amax`: `reduce` (row-major order of the reduced elements);
+//! - `softmax`, `log_softmax`, `cross_entropy`: `softmax`;
+//! - the dropout family: `dropout` (RNG contract v1, [`crate::rng::mask`]).
+//!
+//! Kernels are generic over [`Element`](crate::math::Element), so [`run_f64`] interprets the
+//! same graph in `f64` (for gradient checks) with the same masks.
+
+mod bind;
+mod dropout;
+mod elementwise;
+mod eval;
+mod layout;
+mod linalg;
+mod reduce;
+mod softmax;
+mod value;
+
+use std::collections::BTreeMap;
+
+pub use value::{Array, ArrayF64, Value, ValueF64};
+
+use crate::error::Result;
+use crate::graph::Graph;
+use crate::rng::Generator;
+use crate::tensor::Tensor;
+
+/// Whether dropout is active.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Dropout draws masks; the generator's step advances.
+    Train,
+    /// Dropout is the identity.
+    Eval,
+}
+
+/// Every node's value from one run, for dumps (`--save-all`) and tests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trace {
+    /// Node name -> its value, inputs, parameters and constants included.
+    pub values: BTreeMap<String, Tensor>,
+    /// The graph's outputs, in declaration order.
+    pub outputs: Vec<(String, Tensor)>,
+    /// The generator step a train-mode run drew its masks at; `None` in eval mode.
+    pub step: Option<u32>,
+}
+
+/// Runs `graph` once and returns its outputs in declaration order. `values` binds every input
+/// and parameter by node name. Train mode claims one step from the generator
+/// (`generator.next_step()`) per execution, even with no dropout node; eval mode does not
+/// touch it. A run rejected before evaluation (invalid graph, bad bindings) claims no step.
+///
+/// Errors: [`crate::Error::UnknownNode`] or [`crate::Error::NotBindable`] for a binding that
+/// names no input or parameter, [`crate::Error::MissingValue`], [`crate::Error::ValueType`],
+/// [`crate::Error::StepsExhausted`], [`crate::Error::TargetOutOfRange`], and the verifier's.
+pub fn run(
+    graph: &Graph,
+    mode: Mode,
+    generator: &mut Generator,
+    values: &BTreeMap<String, Tensor>,
+) -> Result<Vec<(String, Tensor)>> {
+    let evaluation = eval::evaluate(graph, mode, generator, &to_values(values))?;
+    Ok(collect_outputs(graph, &evaluation))
+}
+
+/// Like [`run`], but keeps every node's value.
+pub fn run_traced(
+    graph: &Graph,
+    mode: Mode,
+    generator: &mut Generator,
+    values: &BTreeMap<String, Tensor>,
+) -> Result<Trace> {
+    let evaluation = eval::evaluate(graph, mode, generator, &to_values(values))?;
+    let outputs = collect_outputs(graph, &evaluation);
+    let values = graph
+        .node_ids()
+        .map(|id| {
+            let value = evaluation.value(id.index()).clone();
+            (graph.node(id).name.clone(), value.into_tensor())
+        })
+        .collect();
+    Ok(Trace {
+        values,
+        outputs,
+        step: evaluation.step,
+    })
+}
+
+/// Like [`run`], in `f64`: every `f32` of the graph (constants included) is read as `f64`,
+/// `i32` targets stay `i32`. Dropout draws the same masks as in `f32` and uses the scale
+/// `1 / (1 - p)` and the alpha coefficients in `f64`.
+pub fn run_f64(
+    graph: &Graph,
+    mode: Mode,
+    generator: &mut Generator,
+    values: &BTreeMap<String, ValueF64>,
+) -> Result<Vec<(String, ValueF64)>> {
+    let evaluation = eval::evaluate(graph, mode, generator, values)?;
+    Ok(graph
+        .outputs()
+        .iter()
+        .map(|o| (o.name.clone(), evaluation.value(o.node.index()).clone()))
+        .collect())
+}
+
+fn to_values(values: &BTreeMap<String, Tensor>) -> BTreeMap<String, Value<f32>> {
+    values
+        .iter()
+        .map(|(name, tensor)| (name.clone(), Value::from_tensor(tensor)))
+        .collect()
+}
+
+fn collect_outputs(graph: &Graph, evaluation: &eval::Evaluation<f32>) -> Vec<(String, Tensor)> {
+    graph
+        .outputs()
+        .iter()
+        .map(|o| {
+            let value = evaluation.value(o.node.index()).clone();
+            (o.name.clone(), value.into_tensor())
+        })
+        .collect()
+}

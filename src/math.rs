@@ -1,0 +1,293 @@
+//! The scalar definition of every element-wise function: one place that says what `relu(-0.0)`,
+//! `maximum(NaN, 1)` or a kept alpha-dropout element is.
+//!
+//! The interpreter maps these over tensors; the JIT must reproduce them bit for bit. The
+//! transcendental functions (`exp`, `log`, `sqrt`) are `extern "C"` so the JIT can import these
+//! very functions ([`jit_symbols`]) instead of a second implementation that might round
+//! differently. Everything else is a handful of IEEE operations the JIT emits inline, in the
+//! order written here (no FMA: Rust never fuses `a * b + c` on its own).
+//!
+//! The definitions are generic over [`Element`] (`f32`, and `f64` for gradient checks) so both
+//! precisions share one text.
+
+use std::fmt;
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+use crate::graph::{BinaryOp, Dropout, UnaryOp};
+
+/// SELU's alpha, as PyTorch writes it (rounded to the float type in use).
+#[allow(clippy::excessive_precision)]
+pub const SELU_ALPHA: f64 = 1.6732632423543772848170429916717;
+
+/// SELU's scale, as PyTorch writes it (rounded to the float type in use).
+#[allow(clippy::excessive_precision)]
+pub const SELU_SCALE: f64 = 1.0507009873554804934193349852946;
+
+/// `e^x` in f32: the one definition both engines call.
+pub extern "C" fn exp_f32(x: f32) -> f32 {
+    x.exp()
+}
+
+/// The natural logarithm in f32 (`log(0) = -inf`, `log(-1) = NaN`).
+pub extern "C" fn log_f32(x: f32) -> f32 {
+    x.ln()
+}
+
+/// The square root in f32 (`sqrt(-0.0) = -0.0`, `sqrt(-1) = NaN`).
+pub extern "C" fn sqrt_f32(x: f32) -> f32 {
+    x.sqrt()
+}
+
+/// `e^x` in f64.
+pub extern "C" fn exp_f64(x: f64) -> f64 {
+    x.exp()
+}
+
+/// The natural logarithm in f64.
+pub extern "C" fn log_f64(x: f64) -> f64 {
+    x.ln()
+}
+
+/// The square root in f64.
+pub extern "C" fn sqrt_f64(x: f64) -> f64 {
+    x.sqrt()
+}
+
+/// The f32 functions the JIT imports, by the symbol names it declares them under.
+pub fn jit_symbols() -> [(&'static str, *const u8); 3] {
+    [
+        ("dropjit_exp_f32", exp_f32 as *const u8),
+        ("dropjit_log_f32", log_f32 as *const u8),
+        ("dropjit_sqrt_f32", sqrt_f32 as *const u8),
+    ]
+}
+
+/// A float type the element-wise definitions (and the interpreter's kernels) are written for:
+/// `f32`, the graph's element type, and `f64`, for checking gradients.
+pub trait Element:
+    Copy
+    + PartialOrd
+    + fmt::Debug
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + 'static
+{
+    /// `+0.0`.
+    const ZERO: Self;
+    /// `1.0`.
+    const ONE: Self;
+    /// `-inf`, the identity of `maximum`.
+    const NEG_INFINITY: Self;
+    /// [`SELU_ALPHA`] rounded to this type.
+    const SELU_ALPHA: Self;
+    /// [`SELU_SCALE`] rounded to this type.
+    const SELU_SCALE: Self;
+
+    /// `e^x` ([`exp_f32`] / [`exp_f64`]).
+    fn exp(self) -> Self;
+    /// The natural logarithm ([`log_f32`] / [`log_f64`]).
+    fn ln(self) -> Self;
+    /// The square root ([`sqrt_f32`] / [`sqrt_f64`]).
+    fn sqrt(self) -> Self;
+    /// True for NaN.
+    fn is_nan(self) -> bool;
+    /// An f32 value (a graph constant) in this type; exact.
+    fn from_f32(x: f32) -> Self;
+    /// An element count in this type (`n as f32` for f32), for `mean` and `cross_entropy`.
+    fn from_count(n: usize) -> Self;
+    /// The keep-scale of the zeroing dropouts: [`Dropout::scale`] in f32, `1 / (1 - p)` in f64.
+    fn dropout_scale(d: &Dropout) -> Self;
+    /// `(a, b, c)` of the alpha dropouts: [`Dropout::alpha_coefficients`] in f32,
+    /// [`Dropout::alpha_coefficients_f64`] in f64.
+    fn alpha_coefficients(d: &Dropout) -> (Self, Self, Self);
+}
+
+impl Element for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+    const NEG_INFINITY: f32 = f32::NEG_INFINITY;
+    const SELU_ALPHA: f32 = SELU_ALPHA as f32;
+    const SELU_SCALE: f32 = SELU_SCALE as f32;
+
+    fn exp(self) -> f32 {
+        exp_f32(self)
+    }
+    fn ln(self) -> f32 {
+        log_f32(self)
+    }
+    fn sqrt(self) -> f32 {
+        sqrt_f32(self)
+    }
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+    fn from_f32(x: f32) -> f32 {
+        x
+    }
+    fn from_count(n: usize) -> f32 {
+        n as f32
+    }
+    fn dropout_scale(d: &Dropout) -> f32 {
+        d.scale()
+    }
+    fn alpha_coefficients(d: &Dropout) -> (f32, f32, f32) {
+        d.alpha_coefficients()
+    }
+}
+
+impl Element for f64 {
+    const ZERO: f64 = 0.0;
+    const ONE: f64 = 1.0;
+    const NEG_INFINITY: f64 = f64::NEG_INFINITY;
+    const SELU_ALPHA: f64 = SELU_ALPHA;
+    const SELU_SCALE: f64 = SELU_SCALE;
+
+    fn exp(self) -> f64 {
+        exp_f64(self)
+    }
+    fn ln(self) -> f64 {
+        log_f64(self)
+    }
+    fn sqrt(self) -> f64 {
+        sqrt_f64(self)
+    }
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
+    fn from_f32(x: f32) -> f64 {
+        f64::from(x)
+    }
+    fn from_count(n: usize) -> f64 {
+        n as f64
+    }
+    fn dropout_scale(d: &Dropout) -> f64 {
+        1.0 / (1.0 - d.p)
+    }
+    fn alpha_coefficients(d: &Dropout) -> (f64, f64, f64) {
+        d.alpha_coefficients_f64()
+    }
+}
+
+/// `-x`: flips the sign bit, so `neg(+0.0) = -0.0` and NaN stays NaN.
+pub fn neg<T: Element>(x: T) -> T {
+    -x
+}
+
+/// `x > 0 ? x : (x is NaN ? x : +0.0)`: NaN propagates and `relu(-0.0) = +0.0`.
+pub fn relu<T: Element>(x: T) -> T {
+    if x > T::ZERO || x.is_nan() {
+        x
+    } else {
+        T::ZERO
+    }
+}
+
+/// `x > 0 ? SCALE * x : SCALE * (ALPHA * (exp(x) - 1))`, in that order of roundings. NaN takes
+/// the second branch, where `exp(NaN)` propagates it.
+pub fn selu<T: Element>(x: T) -> T {
+    if x > T::ZERO {
+        T::SELU_SCALE * x
+    } else {
+        T::SELU_SCALE * (T::SELU_ALPHA * (x.exp() - T::ONE))
+    }
+}
+
+/// `torch.maximum`: the first NaN operand if either is NaN; `+0.0` for `-0.0` against `+0.0`
+/// (either order); otherwise the larger.
+pub fn maximum<T: Element>(a: T, b: T) -> T {
+    if a.is_nan() {
+        a
+    } else if b.is_nan() {
+        b
+    } else if a == b && a == T::ZERO {
+        // Two zeros: IEEE addition gives -0 only for -0 + -0, exactly the sign maximum needs.
+        a + b
+    } else if b > a {
+        b
+    } else {
+        a
+    }
+}
+
+/// One unary op on one element.
+pub fn unary<T: Element>(op: UnaryOp, x: T) -> T {
+    match op {
+        UnaryOp::Neg => neg(x),
+        UnaryOp::Relu => relu(x),
+        UnaryOp::Selu => selu(x),
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => x.ln(),
+        UnaryOp::Sqrt => x.sqrt(),
+    }
+}
+
+/// One binary op on one pair of elements.
+pub fn binary<T: Element>(op: BinaryOp, a: T, b: T) -> T {
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+        BinaryOp::Max => maximum(a, b),
+    }
+}
+
+/// A zeroing dropout's element: `keep ? x * scale : +0.0` (one multiply).
+pub fn dropout_zeroing<T: Element>(keep: bool, x: T, scale: T) -> T {
+    if keep { x * scale } else { T::ZERO }
+}
+
+/// An alpha dropout's element: `keep ? (x * a) + b : c` (two roundings, no FMA).
+pub fn dropout_alpha<T: Element>(keep: bool, x: T, (a, b, c): (T, T, T)) -> T {
+    if keep { (x * a) + b } else { c }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bits(x: f32) -> u32 {
+        x.to_bits()
+    }
+
+    #[test]
+    fn relu_keeps_nan_and_clears_negative_zero() {
+        assert!(relu(f32::NAN).is_nan());
+        assert_eq!(bits(relu(-0.0f32)), bits(0.0));
+        assert_eq!(relu(-3.0f32), 0.0);
+        assert_eq!(relu(2.5f32), 2.5);
+        assert_eq!(relu(f32::INFINITY), f32::INFINITY);
+    }
+
+    #[test]
+    fn maximum_orders_zeros_and_propagates_nan() {
+        assert_eq!(bits(maximum(-0.0f32, 0.0)), bits(0.0));
+        assert_eq!(bits(maximum(0.0f32, -0.0)), bits(0.0));
+        assert_eq!(bits(maximum(-0.0f32, -0.0)), bits(-0.0));
+        assert!(maximum(f32::NAN, 1.0).is_nan());
+        assert!(maximum(1.0, f32::NAN).is_nan());
+        assert_eq!(maximum(2.0f32, 2.0), 2.0);
+        assert_eq!(maximum(-1.0f32, f32::NEG_INFINITY), -1.0);
+    }
+
+    #[test]
+    fn selu_matches_its_formula() {
+        let (alpha, scale) = (SELU_ALPHA as f32, SELU_SCALE as f32);
+        assert_eq!(selu(1.0f32), scale);
+        assert_eq!(selu(-1.0f32), scale * (alpha * ((-1.0f32).exp() - 1.0)));
+        assert_eq!(bits(selu(0.0f32)), bits(0.0));
+        assert!(selu(f32::NAN).is_nan());
+        assert_eq!(selu(f32::NEG_INFINITY), -scale * alpha);
+    }
+
+    #[test]
+    fn f64_dropout_coefficients_round_to_the_f32_ones() {
+        let d = Dropout::new(crate::graph::DropoutKind::AlphaDropout, 0.3, 0);
+        assert_eq!(f64::dropout_scale(&d) as f32, f32::dropout_scale(&d));
+        let (a, b, c) = f64::alpha_coefficients(&d);
+        assert_eq!((a as f32, b as f32, c as f32), f32::alpha_coefficients(&d));
+    }
+}

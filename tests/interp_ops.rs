@@ -1,0 +1,480 @@
+//! The interpreter's arithmetic against values worked out by hand: every non-dropout op, the
+//! IEEE edge cases the op docs promise, broadcasting, and the errors a caller can cause.
+//! (Dropout has its own file, `interp_dropout.rs`.)
+
+use std::collections::BTreeMap;
+
+use dropjit::graph::{BinaryOp, ReduceOp, UnaryOp};
+use dropjit::interp;
+use dropjit::{Generator, Graph, Mode, NodeId, Op, Tensor, TensorType};
+
+const NAN: f32 = f32::NAN;
+const INF: f32 = f32::INFINITY;
+
+fn input(g: &mut Graph, name: &str, shape: &[usize]) -> NodeId {
+    g.add(name, Op::Input(TensorType::f32(shape.to_vec())), &[])
+        .unwrap()
+}
+
+fn t(shape: &[usize], data: &[f32]) -> Tensor {
+    Tensor::from_f32(shape.to_vec(), data.to_vec()).unwrap()
+}
+
+fn bind(values: Vec<(&str, Tensor)>) -> BTreeMap<String, Tensor> {
+    values
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect()
+}
+
+/// Runs in eval mode and returns the single output.
+fn eval1(g: &Graph, values: Vec<(&str, Tensor)>) -> Tensor {
+    let mut rng = Generator::new(1);
+    let out = interp::run(g, Mode::Eval, &mut rng, &bind(values)).unwrap();
+    out.into_iter().next().unwrap().1
+}
+
+/// A graph `y = op(x)` for one op on one input.
+fn one_op(op: Op, shape: &[usize]) -> Graph {
+    let mut g = Graph::new("one");
+    let x = input(&mut g, "x", shape);
+    let y = g.add("y", op, &[x]).unwrap();
+    g.add_output("y", y).unwrap();
+    g
+}
+
+fn bits(x: &[f32]) -> Vec<u32> {
+    x.iter().map(|v| v.to_bits()).collect()
+}
+
+/// Bit-exact comparison (NaN equals any NaN).
+fn assert_exact(got: &Tensor, shape: &[usize], want: &[f32]) {
+    assert_eq!(got.shape().dims(), shape, "{got}");
+    let norm = |v: &[f32]| -> Vec<u32> {
+        v.iter()
+            .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+            .collect()
+    };
+    assert_eq!(norm(got.as_f32().unwrap()), norm(want), "{got}");
+}
+
+fn assert_close(got: &Tensor, want: &[f32], tol: f32) {
+    let got_data = got.as_f32().unwrap();
+    assert_eq!(got_data.len(), want.len(), "{got}");
+    for (g, w) in got_data.iter().zip(want) {
+        let ok = (g.is_nan() && w.is_nan()) || g == w || (g - w).abs() <= tol;
+        assert!(ok, "got {got}, want {want:?}");
+    }
+}
+
+#[test]
+fn unary_ops_on_edge_values() {
+    let x = [-2.0, -0.0, 0.0, 1.0, NAN, INF, -INF];
+    let run = |op| eval1(&one_op(Op::Unary(op), &[7]), vec![("x", t(&[7], &x))]);
+    let neg = [2.0, 0.0, -0.0, -1.0, NAN, -INF, INF];
+    assert_exact(&run(UnaryOp::Neg), &[7], &neg);
+    let relu = [0.0, 0.0, 0.0, 1.0, NAN, INF, 0.0];
+    assert_exact(&run(UnaryOp::Relu), &[7], &relu);
+    let exp = run(UnaryOp::Exp);
+    assert_close(
+        &exp,
+        &[0.135_335_28, 1.0, 1.0, std::f32::consts::E, NAN, INF, 0.0],
+        1e-7,
+    );
+    let selu = run(UnaryOp::Selu);
+    // selu(-2) = 1.0507 * 1.67326 * (e^-2 - 1); selu(-inf) = -1.0507 * 1.67326.
+    let want = [-1.520_166_5, 0.0, 0.0, 1.050_701, NAN, INF, -1.758_099_3];
+    assert_close(&selu, &want, 1e-6);
+    assert_eq!(selu.as_f32().unwrap()[1].to_bits(), 0.0f32.to_bits());
+
+    let y = [0.0, -0.0, 1.0, -1.0, 4.0, INF, NAN];
+    let run = |op| eval1(&one_op(Op::Unary(op), &[7]), vec![("x", t(&[7], &y))]);
+    let log = [-INF, -INF, 0.0, NAN, 1.386_294_4, INF, NAN];
+    assert_close(&run(UnaryOp::Log), &log, 1e-7);
+    let sqrt = [0.0, -0.0, 1.0, NAN, 2.0, INF, NAN];
+    assert_exact(&run(UnaryOp::Sqrt), &[7], &sqrt);
+}
+
+fn binary_graph(op: BinaryOp, a: &[usize], b: &[usize]) -> Graph {
+    let mut g = Graph::new("binary");
+    let x = input(&mut g, "a", a);
+    let y = input(&mut g, "b", b);
+    let z = g.add("z", Op::Binary(op), &[x, y]).unwrap();
+    g.add_output("z", z).unwrap();
+    g
+}
+
+#[test]
+fn binary_ops_broadcast_rows_columns_and_scalars() {
+    let a = t(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let row = t(&[3], &[10.0, 20.0, 30.0]);
+    let run = |op, b: &Tensor| {
+        let g = binary_graph(op, &[2, 3], b.shape().dims());
+        eval1(&g, vec![("a", a.clone()), ("b", b.clone())])
+    };
+    let add = [11.0, 22.0, 33.0, 14.0, 25.0, 36.0];
+    assert_exact(&run(BinaryOp::Add, &row), &[2, 3], &add);
+    let sub = [-9.0, -18.0, -27.0, -6.0, -15.0, -24.0];
+    assert_exact(&run(BinaryOp::Sub, &row), &[2, 3], &sub);
+    let column = t(&[2, 1], &[2.0, -1.0]);
+    let mul = [2.0, 4.0, 6.0, -4.0, -5.0, -6.0];
+    assert_exact(&run(BinaryOp::Mul, &column), &[2, 3], &mul);
+    let div = [0.5, 1.0, 1.5, -4.0, -5.0, -6.0];
+    assert_exact(&run(BinaryOp::Div, &column), &[2, 3], &div);
+    let scalar = t(&[], &[3.5]);
+    let max = [3.5, 3.5, 3.5, 4.0, 5.0, 6.0];
+    assert_exact(&run(BinaryOp::Max, &scalar), &[2, 3], &max);
+
+    // Both operands stretch: [2, 1] + [1, 3] -> [2, 3].
+    let g = binary_graph(BinaryOp::Add, &[2, 1], &[1, 3]);
+    let got = eval1(
+        &g,
+        vec![
+            ("a", t(&[2, 1], &[0.0, 100.0])),
+            ("b", t(&[1, 3], &[1.0, 2.0, 3.0])),
+        ],
+    );
+    assert_exact(&got, &[2, 3], &[1.0, 2.0, 3.0, 101.0, 102.0, 103.0]);
+}
+
+#[test]
+fn maximum_and_division_edge_cases() {
+    let a = [NAN, 1.0, -0.0, 0.0, -0.0, -INF];
+    let b = [1.0, NAN, 0.0, -0.0, -0.0, -INF];
+    let g = binary_graph(BinaryOp::Max, &[6], &[6]);
+    let got = eval1(&g, vec![("a", t(&[6], &a)), ("b", t(&[6], &b))]);
+    assert_exact(&got, &[6], &[NAN, NAN, 0.0, 0.0, -0.0, -INF]);
+    assert_eq!(bits(&got.as_f32().unwrap()[2..4]), bits(&[0.0, 0.0]));
+
+    let g = binary_graph(BinaryOp::Div, &[3], &[3]);
+    let got = eval1(
+        &g,
+        vec![
+            ("a", t(&[3], &[1.0, -1.0, 0.0])),
+            ("b", t(&[3], &[0.0, 0.0, 0.0])),
+        ],
+    );
+    assert_exact(&got, &[3], &[INF, -INF, NAN]);
+}
+
+fn matmul_graph(a: &[usize], b: &[usize]) -> Graph {
+    let mut g = Graph::new("mm");
+    let x = input(&mut g, "a", a);
+    let y = input(&mut g, "b", b);
+    let z = g.add("z", Op::MatMul, &[x, y]).unwrap();
+    g.add_output("z", z).unwrap();
+    g
+}
+
+#[test]
+fn matmul_multiplies_matrices() {
+    // [[1, 2, 3], [4, 5, 6]] @ [[7, 8], [9, 10], [11, 12]] = [[58, 64], [139, 154]].
+    let g = matmul_graph(&[2, 3], &[3, 2]);
+    let a = t(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let b = t(&[3, 2], &[7.0, 8.0, 9.0, 10.0, 11.0, 12.0]);
+    let got = eval1(&g, vec![("a", a), ("b", b)]);
+    assert_exact(&got, &[2, 2], &[58.0, 64.0, 139.0, 154.0]);
+}
+
+#[test]
+fn batched_matmul_broadcasts_batch_dimensions() {
+    // a: [2, 1, 2, 2] holds A0 = I and A1 = [[0, 1], [1, 0]] (a swap of rows);
+    // b: [3, 2, 2] holds B0, B1, B2. out[i][j] = A_i @ B_j, shape [2, 3, 2, 2].
+    let a = t(&[2, 1, 2, 2], &[1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0]);
+    let bs: [[f32; 4]; 3] = [
+        [1.0, 2.0, 3.0, 4.0],
+        [5.0, 6.0, 7.0, 8.0],
+        [9.0, 10.0, 11.0, 12.0],
+    ];
+    let b = t(&[3, 2, 2], &bs.concat());
+    let got = eval1(
+        &matmul_graph(&[2, 1, 2, 2], &[3, 2, 2]),
+        vec![("a", a), ("b", b)],
+    );
+    let swapped = |m: [f32; 4]| [m[2], m[3], m[0], m[1]];
+    let mut want = Vec::new();
+    want.extend(bs.iter().flat_map(|m| *m));
+    want.extend(bs.iter().flat_map(|m| swapped(*m)));
+    assert_exact(&got, &[2, 3, 2, 2], &want);
+}
+
+#[test]
+fn matmul_sums_from_zero_in_k_order() {
+    // (0 + 1e8 * 1) + 1 * 1 = 1e8 in f32, then + (-1e8 * 1) = 0: the order is observable.
+    let g = matmul_graph(&[1, 3], &[3, 1]);
+    let a = t(&[1, 3], &[1e8, 1.0, -1e8]);
+    let b = t(&[3, 1], &[1.0, 1.0, 1.0]);
+    assert_exact(&eval1(&g, vec![("a", a), ("b", b)]), &[1, 1], &[0.0]);
+    // All products -0.0: the sum starts at +0.0, so the result is +0.0.
+    let a = t(&[1, 2], &[-0.0, -1.0]);
+    let b = t(&[2, 1], &[1.0, 0.0]);
+    let got = eval1(&matmul_graph(&[1, 2], &[2, 1]), vec![("a", a), ("b", b)]);
+    assert_eq!(bits(got.as_f32().unwrap()), bits(&[0.0]));
+}
+
+fn linear_graph(x: &[usize], out: usize, bias: bool) -> Graph {
+    let mut g = Graph::new("linear");
+    let xi = input(&mut g, "x", x);
+    let inf = x[x.len() - 1];
+    let w = g
+        .add("w", Op::Parameter(TensorType::f32([out, inf])), &[])
+        .unwrap();
+    let mut operands = vec![xi, w];
+    if bias {
+        let b = g
+            .add("b", Op::Parameter(TensorType::f32([out])), &[])
+            .unwrap();
+        operands.push(b);
+    }
+    let y = g.add("y", Op::Linear { bias }, &operands).unwrap();
+    g.add_output("y", y).unwrap();
+    g
+}
+
+#[test]
+fn linear_with_and_without_bias() {
+    // x = [[1, 2, 3], [4, 5, 6]], W = [[1, 0, -1], [0.5, 0.5, 0.5]]:
+    // x Wᵀ = [[-2, 3], [-2, 7.5]]; with b = [10, -1]: [[8, 2], [8, 6.5]].
+    let x = t(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let w = t(&[2, 3], &[1.0, 0.0, -1.0, 0.5, 0.5, 0.5]);
+    let got = eval1(
+        &linear_graph(&[2, 3], 2, false),
+        vec![("x", x.clone()), ("w", w.clone())],
+    );
+    assert_exact(&got, &[2, 2], &[-2.0, 3.0, -2.0, 7.5]);
+    let b = t(&[2], &[10.0, -1.0]);
+    let values = vec![("x", x), ("w", w.clone()), ("b", b.clone())];
+    let got = eval1(&linear_graph(&[2, 3], 2, true), values);
+    assert_exact(&got, &[2, 2], &[8.0, 2.0, 8.0, 6.5]);
+    // Leading dimensions pass through: x [2, 1, 3].
+    let x3 = t(&[2, 1, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let got = eval1(
+        &linear_graph(&[2, 1, 3], 2, true),
+        vec![("x", x3), ("w", w), ("b", b)],
+    );
+    assert_exact(&got, &[2, 1, 2], &[8.0, 2.0, 8.0, 6.5]);
+}
+
+#[test]
+fn reshape_and_transpose_move_data() {
+    let x = t(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let g = one_op(Op::Reshape { shape: vec![3, -1] }, &[2, 3]);
+    assert_exact(
+        &eval1(&g, vec![("x", x.clone())]),
+        &[3, 2],
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+    );
+    let g = one_op(Op::Transpose { perm: vec![1, 0] }, &[2, 3]);
+    assert_exact(
+        &eval1(&g, vec![("x", x)]),
+        &[3, 2],
+        &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0],
+    );
+
+    // [2, 3, 4] with x[i][j][k] = 100 i + 10 j + k, perm [2, 0, 1]: y[k][i][j] = x[i][j][k].
+    let data: Vec<f32> = (0..24)
+        .map(|n| (100 * (n / 12) + 10 * (n / 4 % 3) + n % 4) as f32)
+        .collect();
+    let g = one_op(
+        Op::Transpose {
+            perm: vec![2, 0, 1],
+        },
+        &[2, 3, 4],
+    );
+    let got = eval1(&g, vec![("x", t(&[2, 3, 4], &data))]);
+    let want: Vec<f32> = (0..24)
+        .map(|n| {
+            let (k, i, j) = (n / 6, n / 3 % 2, n % 3);
+            (100 * i + 10 * j + k) as f32
+        })
+        .collect();
+    assert_exact(&got, &[4, 2, 3], &want);
+
+    // i32 data moves too.
+    let mut g = Graph::new("ints");
+    let x = g.add("x", Op::Input(TensorType::i32([2, 2])), &[]).unwrap();
+    let y = g
+        .add("y", Op::Transpose { perm: vec![1, 0] }, &[x])
+        .unwrap();
+    g.add_output("y", y).unwrap();
+    let got = eval1(
+        &g,
+        vec![("x", Tensor::from_i32([2, 2], vec![1, 2, 3, 4]).unwrap())],
+    );
+    assert_eq!(got, Tensor::from_i32([2, 2], vec![1, 3, 2, 4]).unwrap());
+}
+
+fn reduce(op: ReduceOp, axes: &[i64], keepdim: bool, x: &Tensor) -> Tensor {
+    let op = Op::Reduce {
+        op,
+        axes: axes.to_vec(),
+        keepdim,
+    };
+    eval1(&one_op(op, x.shape().dims()), vec![("x", x.clone())])
+}
+
+#[test]
+fn reductions_over_axes() {
+    let x = t(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    assert_exact(
+        &reduce(ReduceOp::Sum, &[0], false, &x),
+        &[3],
+        &[5.0, 7.0, 9.0],
+    );
+    assert_exact(
+        &reduce(ReduceOp::Sum, &[1], true, &x),
+        &[2, 1],
+        &[6.0, 15.0],
+    );
+    assert_exact(&reduce(ReduceOp::Sum, &[], false, &x), &[], &[21.0]);
+    assert_exact(&reduce(ReduceOp::Mean, &[-1], false, &x), &[2], &[2.0, 5.0]);
+    assert_exact(&reduce(ReduceOp::Max, &[-1], false, &x), &[2], &[3.0, 6.0]);
+    assert_exact(&reduce(ReduceOp::Max, &[0, 1], true, &x), &[1, 1], &[6.0]);
+
+    // [2, 2, 2] over axes 0 and 2: out[j] = sum over i, k of x[i][j][k].
+    let y = t(&[2, 2, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+    assert_exact(
+        &reduce(ReduceOp::Sum, &[0, 2], false, &y),
+        &[2],
+        &[14.0, 22.0],
+    );
+    assert_exact(
+        &reduce(ReduceOp::Sum, &[2, 0], true, &y),
+        &[1, 2, 1],
+        &[14.0, 22.0],
+    );
+
+    // Row-major order is observable: (0 + 1e8) + 1 = 1e8, then - 1e8 = 0.
+    let z = t(&[3], &[1e8, 1.0, -1e8]);
+    assert_exact(&reduce(ReduceOp::Sum, &[0], false, &z), &[], &[0.0]);
+    assert_exact(&reduce(ReduceOp::Mean, &[0], false, &z), &[], &[0.0]);
+}
+
+#[test]
+fn reductions_at_the_edges() {
+    let x = t(&[2, 2], &[1.0, NAN, -INF, -INF]);
+    assert_exact(&reduce(ReduceOp::Max, &[1], false, &x), &[2], &[NAN, -INF]);
+    assert_exact(&reduce(ReduceOp::Sum, &[1], false, &x), &[2], &[NAN, -INF]);
+    let empty = t(&[2, 0], &[]);
+    assert_exact(
+        &reduce(ReduceOp::Sum, &[1], false, &empty),
+        &[2],
+        &[0.0, 0.0],
+    );
+    assert_exact(
+        &reduce(ReduceOp::Mean, &[1], false, &empty),
+        &[2],
+        &[NAN, NAN],
+    );
+    assert_exact(&reduce(ReduceOp::Sum, &[], false, &empty), &[], &[0.0]);
+    assert_exact(&reduce(ReduceOp::Sum, &[0], false, &empty), &[0], &[]);
+    let zeros = t(&[2], &[-0.0, -0.0]);
+    assert_exact(&reduce(ReduceOp::Max, &[0], false, &zeros), &[], &[-0.0]);
+    assert_exact(&reduce(ReduceOp::Sum, &[0], false, &zeros), &[], &[0.0]);
+}
+
+fn softmax(x: &Tensor, axis: i64, log: bool) -> Tensor {
+    let op = if log {
+        Op::LogSoftmax { axis }
+    } else {
+        Op::Softmax { axis }
+    };
+    eval1(&one_op(op, x.shape().dims()), vec![("x", x.clone())])
+}
+
+#[test]
+fn softmax_and_log_softmax_values() {
+    // e^(x - 3) = [e^-2, e^-1, 1], s = 1.5032147: y = [0.0900306, 0.2447285, 0.6652410].
+    let x = t(&[3], &[1.0, 2.0, 3.0]);
+    assert_close(
+        &softmax(&x, 0, false),
+        &[0.090_030_57, 0.244_728_48, 0.665_241_1],
+        3e-7,
+    );
+    // log s = 0.4076059.
+    let want = [-2.407_606, -1.407_606, -0.407_606];
+    assert_close(&softmax(&x, -1, true), &want, 1e-6);
+    // Along axis 0 of [2, 2]: columns [1, 1] and [0, ln 3].
+    let y = t(&[2, 2], &[1.0, 0.0, 1.0, 3f32.ln()]);
+    assert_close(&softmax(&y, 0, false), &[0.5, 0.25, 0.5, 0.75], 1e-7);
+}
+
+#[test]
+fn softmax_handles_infinities_and_large_magnitudes() {
+    let x = t(&[2, 2], &[0.0, -INF, 1000.0, 1000.0]);
+    assert_exact(&softmax(&x, 1, false), &[2, 2], &[1.0, 0.0, 0.5, 0.5]);
+    assert_exact(
+        &softmax(&x, 1, true),
+        &[2, 2],
+        &[0.0, -INF, -std::f32::consts::LN_2, -std::f32::consts::LN_2],
+    );
+    let big = t(&[2], &[-1000.0, 0.0]);
+    assert_exact(&softmax(&big, 0, false), &[2], &[0.0, 1.0]);
+    assert_exact(&softmax(&big, 0, true), &[2], &[-1000.0, 0.0]);
+    // A row of -inf has m = -inf and x - m = NaN, as in PyTorch.
+    let dead = t(&[2], &[-INF, -INF]);
+    assert_exact(&softmax(&dead, 0, false), &[2], &[NAN, NAN]);
+    let nan = t(&[2], &[NAN, 0.0]);
+    assert_exact(&softmax(&nan, 0, false), &[2], &[NAN, NAN]);
+}
+
+fn cross_entropy_graph(logits: &[usize], targets: &[usize]) -> Graph {
+    let mut g = Graph::new("ce");
+    let x = input(&mut g, "logits", logits);
+    let y = g
+        .add("targets", Op::Input(TensorType::i32(targets.to_vec())), &[])
+        .unwrap();
+    let loss = g.add("loss", Op::CrossEntropy, &[x, y]).unwrap();
+    g.add_output("loss", loss).unwrap();
+    g
+}
+
+fn cross_entropy(logits: Tensor, targets: Tensor) -> dropjit::Result<Tensor> {
+    let g = cross_entropy_graph(logits.shape().dims(), targets.shape().dims());
+    let values = bind(vec![("logits", logits), ("targets", targets)]);
+    let out = interp::run(&g, Mode::Eval, &mut Generator::new(0), &values)?;
+    Ok(out.into_iter().next().unwrap().1)
+}
+
+#[test]
+fn cross_entropy_is_the_mean_negative_log_likelihood() {
+    // Row 0: -log_softmax([1, 2, 3])[2] = log(e^-2 + e^-1 + 1) = 0.4076059;
+    // row 1: -log_softmax([1, 1, 1])[0] = ln 3 = 1.0986123. Mean: 0.7531091.
+    let logits = t(&[2, 3], &[1.0, 2.0, 3.0, 1.0, 1.0, 1.0]);
+    let targets = Tensor::from_i32([2], vec![2, 0]).unwrap();
+    let got = cross_entropy(logits, targets).unwrap();
+    assert_close(&got, &[0.753_109_1], 1e-6);
+    // The documented order, step by step, reproduces the bits.
+    let (s0, s1) = (
+        (-2f32).exp() + (-1f32).exp() + 1.0,
+        (0f32).exp() + (0f32).exp() + (0f32).exp(),
+    );
+    let (l0, l1) = ((3.0f32 - 3.0) - s0.ln(), (1.0f32 - 1.0) - s1.ln());
+    let want = -((0.0 + l0) + l1) / 2.0;
+    assert_eq!(got.as_f32().unwrap()[0].to_bits(), want.to_bits());
+
+    // [C] logits with a scalar target.
+    let got = cross_entropy(
+        t(&[3], &[1.0, 1.0, 1.0]),
+        Tensor::from_i32(Vec::<usize>::new(), vec![1]).unwrap(),
+    );
+    assert_close(&got.unwrap(), &[1.098_612_3], 1e-6);
+    // An empty batch: 0 / 0.
+    let got = cross_entropy(t(&[0, 3], &[]), Tensor::from_i32([0], vec![]).unwrap());
+    assert!(got.unwrap().as_f32().unwrap()[0].is_nan());
+}
+
+#[test]
+fn cross_entropy_rejects_targets_outside_the_classes() {
+    let logits = t(&[2, 3], &[0.0; 6]);
+    let err = cross_entropy(logits.clone(), Tensor::from_i32([2], vec![0, 3]).unwrap());
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "cross_entropy loss: target 3 at batch index 1 is outside 0..3"
+    );
+    let err = cross_entropy(logits, Tensor::from_i32([2], vec![-1, 0]).unwrap());
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "cross_entropy loss: target -1 at batch index 0 is outside 0..3"
+    );
+}
