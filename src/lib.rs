@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod graph;
+pub mod init;
 pub mod interp;
 pub mod math;
 pub mod npy;
