@@ -99,3 +99,44 @@ fn random_graphs_cover_every_op() {
         "zero-size: {zero_size}, scalar: {scalar}"
     );
 }
+
+/// Defaults are filled in (streams count the dropout lines before), optional annotations are
+/// inferred, and the printer writes the one canonical form: every annotation, every stream,
+/// no default-valued attribute, comments and spacing gone.
+#[test]
+fn printing_is_canonical() {
+    let source = "# leading comment\r
+graph tidy {   # the graph\r
+\r
+%x : f32[ 2,3 ]=input\r
+    %a = dropout %x {p = 0.50}
+  %b = dropout %a {p=1e-1, inplace = false, broadcast_dims = []}   # defaults spelled out
+  %c = alpha_dropout %b {stream = 9, p = 0, inplace = true}
+  %d = feature_alpha_dropout %c {p = 0.25}
+  %s = sum %d {axes = [], keepdim = false}
+  %k: f32[2, 1] = amax %d {keepdim = true, axes = [-1]}
+  %t: i32[] = constant -7
+  output total = %s
+  output kept = %k
+  output t = %t
+}
+";
+    let graph = text::parse(source).expect("a valid program");
+    assert_eq!(
+        graph.to_string(),
+        "graph tidy {
+  %x: f32[2, 3] = input
+  %a: f32[2, 3] = dropout %x {p = 0.5, stream = 0}
+  %b: f32[2, 3] = dropout %a {p = 0.1, stream = 1}
+  %c: f32[2, 3] = alpha_dropout %b {p = 0, inplace = true, stream = 9}
+  %d: f32[2, 3] = feature_alpha_dropout %c {p = 0.25, stream = 3}
+  %s: f32[] = sum %d
+  %k: f32[2, 1] = amax %d {axes = [-1], keepdim = true}
+  %t: i32[] = constant -7
+  output total = %s
+  output kept = %k
+  output t = %t
+}
+"
+    );
+}
