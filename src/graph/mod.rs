@@ -285,3 +285,29 @@ impl Graph {
         &mut self.nodes[id.0].op
     }
 }
+
+/// Structural equality: the same name, the same nodes by name (op, type, and operands by name
+/// in position order) and the same outputs in order. Node ids and insertion order do not
+/// matter, so a graph equals its own printed-and-parsed copy.
+impl PartialEq for Graph {
+    fn eq(&self, other: &Graph) -> bool {
+        let operand_names = |graph: &Graph, id: NodeId| -> Vec<String> {
+            let operands = graph.operands(id);
+            operands
+                .into_iter()
+                .map(|o| graph.node(o).name.clone())
+                .collect()
+        };
+        let same_nodes = self.node_ids().all(|id| {
+            let node = self.node(id);
+            other.find(&node.name).is_some_and(|twin| {
+                other.node(twin) == node && operand_names(self, id) == operand_names(other, twin)
+            })
+        });
+        let same_outputs = self.outputs.len() == other.outputs.len()
+            && self.outputs.iter().zip(&other.outputs).all(|(a, b)| {
+                a.name == b.name && self.node(a.node).name == other.node(b.node).name
+            });
+        self.name == other.name && self.len() == other.len() && same_nodes && same_outputs
+    }
+}

@@ -1,1 +1,50 @@
-//! The textual IR (filled in by the text-form work).
+//! The textual IR: the one form in which graphs are shown, written, snapshot and reported.
+//!
+//! ```text
+//! # comments run from '#' to the end of the line
+//! graph simple_net {
+//!   %x: f32[32, 784] = input
+//!   %fc1.weight: f32[256, 784] = parameter
+//!   %fc1: f32[32, 256] = linear %x, %fc1.weight
+//!   %half: f32[] = constant 0.5
+//!   %d1: f32[32, 256] = dropout %fc1 {p = 0.5, stream = 0}
+//!   output logits = %d1
+//! }
+//! ```
+//!
+//! The grammar, one item per line:
+//! ```text
+//! file    := 'graph' IDENT '{' NL line* '}' NL*
+//! line    := VALUE [':' TYPE] '=' OP [operands | literal] [attrs] NL
+//!          | 'output' IDENT '=' VALUE NL
+//! TYPE    := ('f32' | 'i32') '[' [INT (',' INT)*] ']'          f32[] is a scalar
+//! operands:= VALUE (',' VALUE)*
+//! literal := NUMBER | '[' [NUMBER (',' NUMBER)*] ']'            row-major, numel values
+//! attrs   := '{' [IDENT '=' (NUMBER | BOOL | '[' NUMBER,* ']') (',' ...)*] '}'
+//! IDENT   := [A-Za-z_][A-Za-z0-9_.]*      VALUE := '%' [A-Za-z0-9_.]+
+//! ```
+//! Op names are [`crate::Op::name`]'s. The type annotation is required on `input`,
+//! `parameter` and `constant` (it is their type) and checked against the inferred type
+//! elsewhere. Numbers include `nan`, `inf`, `-inf` and `-0`. Attributes per op, in printing
+//! order, defaults omitted when printed:
+//! - dropout family: `p` (required), `inplace` (false), `broadcast_dims` (`[]`), `stream`
+//!   (the number of dropout-family nodes before it in the file; always printed);
+//! - `sum`, `mean`, `amax`: `axes` (`[]`, every axis), `keepdim` (false);
+//! - `softmax`, `log_softmax`: `axis` (required); `reshape`: `shape` (required, one `-1`
+//!   allowed); `transpose`: `perm` (required).
+//!
+//! [`parse`] reads a program into a verified graph, `Display` on [`crate::Graph`] prints one
+//! ([`print`]), and [`Graph::dot`](crate::Graph::dot) renders Graphviz DOT ([`dot`]).
+//! Printing then parsing is the identity; names are printed as they are, so a graph built
+//! through the API prints as valid text only if its names follow the grammar.
+
+mod attrs;
+mod build;
+mod cursor;
+pub mod dot;
+mod lex;
+pub mod parse;
+pub mod print;
+
+pub use dot::Dot;
+pub use parse::parse;

@@ -1,0 +1,230 @@
+//! Literals and attribute lists of the textual IR, and their conversion to typed values.
+//!
+//! The parser reads `{key = value, ...}` into an [`Attrs`] without knowing the op; the op's
+//! builder then takes each key it understands with a typed getter. Unknown and duplicate keys
+//! are rejected up front, against the op's key list ([`attribute_keys`]), which is also the
+//! order the printer writes them in.
+
+use super::lex::{Diag, Pos, Tok, Token};
+use crate::graph::Op;
+
+/// A literal value: one token (`0.5`, `true`, `nan`) or a bracketed list of tokens.
+#[derive(Clone, Debug)]
+pub(super) enum Lit {
+    /// A single token.
+    Atom(Token),
+    /// `[a, b, ...]`, with the position of the `[`.
+    List(Pos, Vec<Token>),
+}
+
+impl Lit {
+    fn pos(&self) -> Pos {
+        match self {
+            Lit::Atom(token) => token.pos,
+            Lit::List(pos, _) => *pos,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Lit::Atom(token) => token.tok.to_string(),
+            Lit::List(..) => "a list".to_string(),
+        }
+    }
+}
+
+/// One `key = value` pair.
+#[derive(Clone, Debug)]
+pub(super) struct Attr {
+    pub key: String,
+    pub key_pos: Pos,
+    pub value: Lit,
+}
+
+/// The keys an op takes, in the order the printer writes them.
+pub(crate) fn attribute_keys(op: &Op) -> &'static [&'static str] {
+    match op {
+        Op::Dropout(_) => &["p", "inplace", "broadcast_dims", "stream"],
+        Op::Reduce { .. } => &["axes", "keepdim"],
+        Op::Softmax { .. } | Op::LogSoftmax { .. } => &["axis"],
+        Op::Reshape { .. } => &["shape"],
+        Op::Transpose { .. } => &["perm"],
+        Op::Input(_)
+        | Op::Parameter(_)
+        | Op::Constant(_)
+        | Op::Unary(_)
+        | Op::Binary(_)
+        | Op::MatMul
+        | Op::Linear { .. }
+        | Op::CrossEntropy => &[],
+    }
+}
+
+/// The attributes of one node line, checked against its op's keys, taken one by one.
+pub(super) struct Attrs {
+    op: &'static str,
+    node: String,
+    head: Pos,
+    items: Vec<Attr>,
+}
+
+impl Attrs {
+    /// Checks `items` against the keys of `op` (unknown and duplicate keys are errors).
+    /// `head` is the op name's position, where a missing key is reported.
+    pub fn new(op: &Op, node: &str, head: Pos, items: Vec<Attr>) -> Result<Attrs, Diag> {
+        let keys = attribute_keys(op);
+        for (i, attr) in items.iter().enumerate() {
+            if !keys.contains(&attr.key.as_str()) {
+                let takes = if keys.is_empty() {
+                    "it takes none".to_string()
+                } else {
+                    format!("it takes {}", keys.join(", "))
+                };
+                let message = format!("{} has no attribute '{}'; {takes}", op.name(), attr.key);
+                return Err(Diag::new(attr.key_pos, message));
+            }
+            if items[..i].iter().any(|earlier| earlier.key == attr.key) {
+                let message = format!("attribute '{}' is given twice", attr.key);
+                return Err(Diag::new(attr.key_pos, message));
+            }
+        }
+        Ok(Attrs {
+            op: op.name(),
+            node: node.to_string(),
+            head,
+            items,
+        })
+    }
+
+    fn get(&self, key: &str) -> Option<&Lit> {
+        self.items.iter().find(|a| a.key == key).map(|a| &a.value)
+    }
+
+    fn missing(&self, key: &str) -> Diag {
+        let message = format!("{} {} needs attribute '{key}'", self.op, self.node);
+        Diag::new(self.head, message)
+    }
+
+    /// An optional number (`nan` and `inf` included).
+    pub fn f64(&self, key: &str) -> Result<Option<f64>, Diag> {
+        self.get(key)
+            .map(|lit| atom(lit, key, "a number", parse_float::<f64>))
+            .transpose()
+    }
+
+    /// A required number.
+    pub fn required_f64(&self, key: &str) -> Result<f64, Diag> {
+        self.f64(key)?.ok_or_else(|| self.missing(key))
+    }
+
+    /// An optional `true` or `false`.
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, Diag> {
+        self.get(key)
+            .map(|lit| atom(lit, key, "true or false", parse_bool))
+            .transpose()
+    }
+
+    /// An optional unsigned 32-bit integer.
+    pub fn u32(&self, key: &str) -> Result<Option<u32>, Diag> {
+        let what = "an integer from 0 to 4294967295";
+        self.get(key)
+            .map(|lit| atom(lit, key, what, parse_int::<u32>))
+            .transpose()
+    }
+
+    /// A required signed integer.
+    pub fn required_i64(&self, key: &str) -> Result<i64, Diag> {
+        let lit = self.get(key).ok_or_else(|| self.missing(key))?;
+        atom(lit, key, "an integer", parse_int::<i64>)
+    }
+
+    /// An optional list of signed integers.
+    pub fn i64_list(&self, key: &str) -> Result<Option<Vec<i64>>, Diag> {
+        self.get(key)
+            .map(|lit| list(lit, key, "an integer", parse_int::<i64>))
+            .transpose()
+    }
+
+    /// A required list of signed integers.
+    pub fn required_i64_list(&self, key: &str) -> Result<Vec<i64>, Diag> {
+        self.i64_list(key)?.ok_or_else(|| self.missing(key))
+    }
+
+    /// An optional list of non-negative integers.
+    pub fn usize_list(&self, key: &str) -> Result<Option<Vec<usize>>, Diag> {
+        let what = "a non-negative integer";
+        self.get(key)
+            .map(|lit| list(lit, key, what, parse_int::<usize>))
+            .transpose()
+    }
+
+    /// A required list of non-negative integers.
+    pub fn required_usize_list(&self, key: &str) -> Result<Vec<usize>, Diag> {
+        self.usize_list(key)?.ok_or_else(|| self.missing(key))
+    }
+}
+
+fn atom<T>(lit: &Lit, key: &str, what: &str, parse: fn(&Tok) -> Option<T>) -> Result<T, Diag> {
+    match lit {
+        Lit::Atom(token) => parse(&token.tok).ok_or_else(|| wrong(lit, key, what)),
+        Lit::List(..) => Err(wrong(lit, key, what)),
+    }
+}
+
+fn list<T>(lit: &Lit, key: &str, what: &str, parse: fn(&Tok) -> Option<T>) -> Result<Vec<T>, Diag> {
+    match lit {
+        Lit::List(_, items) => items
+            .iter()
+            .map(|token| {
+                parse(&token.tok).ok_or_else(|| {
+                    let message = format!(
+                        "expected {what} in the list of attribute '{key}', found {}",
+                        token.tok
+                    );
+                    Diag::new(token.pos, message)
+                })
+            })
+            .collect(),
+        Lit::Atom(_) => Err(wrong(lit, key, "a list [..]")),
+    }
+}
+
+fn wrong(lit: &Lit, key: &str, what: &str) -> Diag {
+    let message = format!(
+        "attribute '{key}' has to be {what}, found {}",
+        lit.describe()
+    );
+    Diag::new(lit.pos(), message)
+}
+
+/// A float from a number token or from `nan` / `inf` spelled as an identifier.
+pub(super) fn parse_float<T: std::str::FromStr>(tok: &Tok) -> Option<T> {
+    match tok {
+        Tok::Number(text) | Tok::Ident(text) => text.parse().ok(),
+        Tok::Value(_) | Tok::Punct(_) | Tok::Other(_) | Tok::Newline | Tok::Eof => None,
+    }
+}
+
+/// An integer from a number token (no fraction, no exponent).
+pub(super) fn parse_int<T: std::str::FromStr>(tok: &Tok) -> Option<T> {
+    match tok {
+        Tok::Number(text) => text.parse().ok(),
+        Tok::Ident(_) | Tok::Value(_) | Tok::Punct(_) | Tok::Other(_) | Tok::Newline | Tok::Eof => {
+            None
+        }
+    }
+}
+
+fn parse_bool(tok: &Tok) -> Option<bool> {
+    match tok {
+        Tok::Ident(text) if text == "true" => Some(true),
+        Tok::Ident(text) if text == "false" => Some(false),
+        Tok::Ident(_)
+        | Tok::Number(_)
+        | Tok::Value(_)
+        | Tok::Punct(_)
+        | Tok::Other(_)
+        | Tok::Newline
+        | Tok::Eof => None,
+    }
+}

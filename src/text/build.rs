@@ -1,0 +1,189 @@
+//! From a parsed node line to an [`Op`]: the op table and one exhaustive match that reads each
+//! op's attributes, annotation or literal.
+//!
+//! The table holds one template per op name, built from the ops' own `ALL` arrays and
+//! [`Op::name`], so the parser accepts exactly the names the printer writes.
+
+use super::attrs::{Attr, Attrs, Lit, parse_float, parse_int};
+use super::lex::{Diag, Pos, Token};
+use crate::error::{Error, TypeError};
+use crate::graph::{
+    BinaryOp, DType, Dropout, DropoutKind, Op, ReduceOp, Shape, TensorType, UnaryOp,
+};
+use crate::tensor::{Tensor, TensorData};
+
+/// A node line after its syntax is read: `%name[: TYPE] = op operands|literal {attrs}`.
+pub(super) struct NodeLine {
+    pub name: String,
+    pub name_pos: Pos,
+    pub annotation: Option<(TensorType, Pos)>,
+    /// The op the name stands for, with placeholder attributes.
+    pub template: Op,
+    pub op_pos: Pos,
+    pub operands: Vec<(String, Pos)>,
+    pub literal: Option<Lit>,
+    pub attrs: Vec<Attr>,
+    /// The stream a dropout gets without a `stream` attribute: the number of dropout-family
+    /// lines before it.
+    pub default_stream: u32,
+}
+
+/// One op per textual name, with placeholder attributes.
+pub(super) fn op_templates() -> Vec<Op> {
+    let scalar = TensorType::f32(Shape::scalar());
+    let mut ops = vec![
+        Op::Input(scalar.clone()),
+        Op::Parameter(scalar),
+        Op::Constant(Tensor::scalar(0.0)),
+    ];
+    ops.extend(UnaryOp::ALL.map(Op::Unary));
+    ops.extend(BinaryOp::ALL.map(Op::Binary));
+    ops.extend([
+        Op::MatMul,
+        Op::Linear { bias: false },
+        Op::Reshape { shape: Vec::new() },
+        Op::Transpose { perm: Vec::new() },
+    ]);
+    ops.extend(ReduceOp::ALL.map(|op| Op::Reduce {
+        op,
+        axes: Vec::new(),
+        keepdim: false,
+    }));
+    ops.extend([
+        Op::Softmax { axis: 0 },
+        Op::LogSoftmax { axis: 0 },
+        Op::CrossEntropy,
+    ]);
+    ops.extend(DropoutKind::ALL.map(|kind| Op::Dropout(Dropout::new(kind, 0.0, 0))));
+    ops
+}
+
+/// The op a line describes, with its attributes read and checked for kind (their values are
+/// checked by type inference when the node is added).
+pub(super) fn build_op(line: &NodeLine, attrs: &Attrs) -> Result<Op, Diag> {
+    let op = match &line.template {
+        Op::Input(_) => Op::Input(annotation(line)?),
+        Op::Parameter(_) => Op::Parameter(annotation(line)?),
+        Op::Constant(_) => Op::Constant(constant(line)?),
+        Op::Unary(op) => Op::Unary(*op),
+        Op::Binary(op) => Op::Binary(*op),
+        Op::MatMul => Op::MatMul,
+        // The operand count picks the form; a wrong count is an arity error from inference.
+        Op::Linear { .. } => Op::Linear {
+            bias: line.operands.len() > 2,
+        },
+        Op::Reshape { .. } => Op::Reshape {
+            shape: reshape_target(attrs.required_i64_list("shape")?, line)?,
+        },
+        Op::Transpose { .. } => Op::Transpose {
+            perm: attrs.required_usize_list("perm")?,
+        },
+        Op::Reduce { op, .. } => Op::Reduce {
+            op: *op,
+            axes: attrs.i64_list("axes")?.unwrap_or_default(),
+            keepdim: attrs.bool("keepdim")?.unwrap_or(false),
+        },
+        Op::Softmax { .. } => Op::Softmax {
+            axis: attrs.required_i64("axis")?,
+        },
+        Op::LogSoftmax { .. } => Op::LogSoftmax {
+            axis: attrs.required_i64("axis")?,
+        },
+        Op::CrossEntropy => Op::CrossEntropy,
+        Op::Dropout(template) => Op::Dropout(Dropout {
+            kind: template.kind,
+            p: attrs.required_f64("p")?,
+            inplace: attrs.bool("inplace")?.unwrap_or(false),
+            broadcast_dims: attrs.usize_list("broadcast_dims")?.unwrap_or_default(),
+            stream: attrs.u32("stream")?.unwrap_or(line.default_stream),
+        }),
+    };
+    Ok(op)
+}
+
+/// The annotation that leaf ops take as their type.
+fn annotation(line: &NodeLine) -> Result<TensorType, Diag> {
+    match &line.annotation {
+        Some((ty, _)) => Ok(ty.clone()),
+        None => {
+            let message = format!(
+                "{} {} needs a type annotation, as in %{}: f32[2, 3] = {}",
+                line.template.name(),
+                line.name,
+                line.name,
+                line.template.name()
+            );
+            Err(Diag::new(line.name_pos, message))
+        }
+    }
+}
+
+/// A constant's tensor: the literal's values in the annotation's shape and element type.
+fn constant(line: &NodeLine) -> Result<Tensor, Diag> {
+    let ty = annotation(line)?;
+    let (pos, tokens): (Pos, Vec<&Token>) = match &line.literal {
+        Some(Lit::Atom(token)) => (token.pos, vec![token]),
+        Some(Lit::List(pos, items)) => (*pos, items.iter().collect()),
+        None => unreachable!("invariant: the syntax of a constant line includes its literal"),
+    };
+    if tokens.len() != ty.shape.numel() {
+        let error = Error::Type {
+            node: line.name.clone(),
+            op: line.template.name(),
+            detail: TypeError::LiteralLength {
+                shape: ty.shape.clone(),
+                expected: ty.shape.numel(),
+                got: tokens.len(),
+            },
+        };
+        return Err(Diag::new(pos, error.to_string()));
+    }
+    let bad = |token: &Token, what: &str| {
+        let message = format!("expected {what} in the {} literal, found {}", ty, token.tok);
+        Diag::new(token.pos, message)
+    };
+    let data = match ty.dtype {
+        DType::F32 => TensorData::F32(
+            tokens
+                .iter()
+                .map(|t| parse_float::<f32>(&t.tok).ok_or_else(|| bad(t, "a number")))
+                .collect::<Result<_, _>>()?,
+        ),
+        DType::I32 => TensorData::I32(
+            tokens
+                .iter()
+                .map(|t| parse_int::<i32>(&t.tok).ok_or_else(|| bad(t, "an i32 integer")))
+                .collect::<Result<_, _>>()?,
+        ),
+    };
+    Ok(Tensor::new(ty.shape, data).expect("invariant: the literal's length was checked"))
+}
+
+/// Rejects reshape targets whose element count would overflow before inference sees them.
+fn reshape_target(shape: Vec<i64>, line: &NodeLine) -> Result<Vec<i64>, Diag> {
+    let mut dims = shape.iter().filter(|&&d| d > 0).map(|&d| d as u64);
+    let fits = dims
+        .try_fold(1u64, |acc, d| acc.checked_mul(d))
+        .is_some_and(|n| n <= isize::MAX as u64);
+    if fits {
+        Ok(shape)
+    } else {
+        let message = format!("reshape {}: the shape {shape:?} is too large", line.name);
+        Err(Diag::new(line.op_pos, message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_name_appears_once() {
+        let names: Vec<&str> = op_templates().iter().map(Op::name).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        assert_eq!(names.len(), 3 + 6 + 5 + 4 + 3 + 3 + 6);
+    }
+}

@@ -1,0 +1,397 @@
+//! Random graphs for property tests: every op and dropout variant, random shapes (scalars and
+//! zero-size dimensions included), broadcasting, attributes and constants holding NaN, -0 and
+//! infinities. Graphs are built only through `Graph::add`, so each one is well typed; an op
+//! whose random operands do not fit is retried with new ones or skipped.
+//!
+//! Randomness comes from `philox4x32_10`, so the same seed gives the same graph everywhere.
+
+#![allow(dead_code)]
+
+use dropjit::graph::{BinaryOp, Dropout, DropoutKind, ReduceOp, UnaryOp};
+use dropjit::rng::philox4x32_10;
+use dropjit::{DType, Graph, NodeId, Op, Shape, Tensor, TensorType};
+
+/// A small deterministic random source: Philox4x32-10 over an incrementing counter.
+pub struct Rng {
+    key: [u32; 2],
+    counter: u64,
+    words: Vec<u32>,
+}
+
+impl Rng {
+    /// A source keyed by `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng {
+            key: [seed as u32, (seed >> 32) as u32],
+            counter: 0,
+            words: Vec::new(),
+        }
+    }
+
+    /// The next 32 random bits.
+    pub fn next_u32(&mut self) -> u32 {
+        if self.words.is_empty() {
+            let c = self.counter;
+            self.counter += 1;
+            self.words = philox4x32_10([c as u32, (c >> 32) as u32, 0, 0], self.key).to_vec();
+        }
+        self.words.pop().expect("refilled above")
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (u64::from(self.next_u32()) * n as u64 >> 32) as usize
+    }
+
+    /// True with probability `percent / 100`.
+    pub fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+
+    /// One of `items`.
+    pub fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())].clone()
+    }
+
+    /// A random permutation of `0..n`.
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut perm: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            perm.swap(i, self.below(i + 1));
+        }
+        perm
+    }
+}
+
+/// What the generator can add; every op of the IR appears.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Leaf,
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    MatMul,
+    Linear,
+    Reshape,
+    Transpose,
+    Reduce(ReduceOp),
+    Softmax,
+    LogSoftmax,
+    CrossEntropy,
+    Dropout(DropoutKind),
+}
+
+fn kinds() -> Vec<Kind> {
+    let mut kinds = vec![
+        Kind::Leaf,
+        Kind::MatMul,
+        Kind::Linear,
+        Kind::Reshape,
+        Kind::Transpose,
+    ];
+    kinds.extend(UnaryOp::ALL.map(Kind::Unary));
+    kinds.extend(BinaryOp::ALL.map(Kind::Binary));
+    kinds.extend(ReduceOp::ALL.map(Kind::Reduce));
+    kinds.extend([Kind::Softmax, Kind::LogSoftmax, Kind::CrossEntropy]);
+    kinds.extend(DropoutKind::ALL.map(Kind::Dropout));
+    // Dropout is the headline op: weight the family up.
+    kinds.extend(DropoutKind::ALL.map(Kind::Dropout));
+    kinds
+}
+
+/// A random well-typed, verifiable graph with at least one output.
+pub fn random_graph(seed: u64) -> Graph {
+    let mut b = Builder {
+        graph: Graph::new(format!("random_{seed}")),
+        rng: Rng::new(seed),
+        names: 0,
+        stream: 0,
+    };
+    let kinds = kinds();
+    let steps = 3 + b.rng.below(20);
+    for _ in 0..steps {
+        let kind = b.rng.pick(&kinds);
+        for _attempt in 0..8 {
+            if b.try_add(kind).is_some() {
+                break;
+            }
+        }
+    }
+    let ids: Vec<NodeId> = b.graph.node_ids().collect();
+    if ids.is_empty() {
+        b.leaf(TensorType::f32([2]));
+    }
+    let ids: Vec<NodeId> = b.graph.node_ids().collect();
+    for i in 0..1 + b.rng.below(3) {
+        let name = b
+            .rng
+            .pick(&[format!("out{i}"), format!("y_{i}"), format!("head.{i}")]);
+        let node = b.rng.pick(&ids);
+        b.graph
+            .add_output(name, node)
+            .expect("output names are distinct by index");
+    }
+    b.graph
+}
+
+struct Builder {
+    graph: Graph,
+    rng: Rng,
+    names: usize,
+    stream: u32,
+}
+
+impl Builder {
+    /// A fresh value name in one of the spellings the text form allows.
+    fn name(&mut self) -> String {
+        let n = self.names;
+        self.names += 1;
+        self.rng.pick(&[
+            format!("v{n}"),
+            format!("layer{n}.out"),
+            format!("_{n}"),
+            format!("{n}"),
+        ])
+    }
+
+    fn add(&mut self, op: Op, operands: &[NodeId]) -> Option<NodeId> {
+        let name = self.name();
+        self.graph.add(name, op, operands).ok()
+    }
+
+    fn dim(&mut self) -> usize {
+        if self.rng.chance(6) {
+            0
+        } else {
+            1 + self.rng.below(5)
+        }
+    }
+
+    fn shape(&mut self, rank: usize) -> Shape {
+        Shape((0..rank).map(|_| self.dim()).collect())
+    }
+
+    /// An input, parameter or (if small) constant of type `ty`.
+    fn leaf(&mut self, ty: TensorType) -> NodeId {
+        let choice = self.rng.below(3);
+        let op = if choice == 0 && ty.shape.numel() <= 12 {
+            Op::Constant(self.constant(&ty))
+        } else if choice == 1 && ty.dtype == DType::F32 {
+            Op::Parameter(ty)
+        } else {
+            Op::Input(ty)
+        };
+        self.add(op, &[]).expect("a fresh leaf always fits")
+    }
+
+    fn constant(&mut self, ty: &TensorType) -> Tensor {
+        let n = ty.shape.numel();
+        match ty.dtype {
+            DType::F32 => {
+                let special = [
+                    f32::NAN,
+                    -0.0,
+                    0.0,
+                    f32::INFINITY,
+                    f32::NEG_INFINITY,
+                    0.1,
+                    1e-40,
+                ];
+                let values = (0..n)
+                    .map(|_| {
+                        if self.rng.chance(40) {
+                            self.rng.pick(&special)
+                        } else {
+                            let x = f32::from_bits(self.rng.next_u32());
+                            // NaN payloads do not survive printing; keep the canonical NaN.
+                            if x.is_nan() { f32::NAN } else { x }
+                        }
+                    })
+                    .collect();
+                Tensor::from_f32(ty.shape.clone(), values).expect("length is numel")
+            }
+            DType::I32 => {
+                let values = (0..n).map(|_| self.rng.next_u32() as i32 % 7).collect();
+                Tensor::from_i32(ty.shape.clone(), values).expect("length is numel")
+            }
+        }
+    }
+
+    /// An existing node of `dtype` whose rank is in `ranks`, or a new leaf of one.
+    fn operand(&mut self, dtype: DType, ranks: &[usize]) -> NodeId {
+        let fits: Vec<NodeId> = self
+            .graph
+            .node_ids()
+            .filter(|&id| {
+                let ty = &self.graph.node(id).ty;
+                ty.dtype == dtype && ranks.contains(&ty.shape.rank())
+            })
+            .collect();
+        if !fits.is_empty() && self.rng.chance(70) {
+            return self.rng.pick(&fits);
+        }
+        let rank = self.rng.pick(ranks);
+        let shape = self.shape(rank);
+        self.leaf(TensorType::new(dtype, shape))
+    }
+
+    fn f32_operand(&mut self) -> NodeId {
+        self.operand(DType::F32, &[0, 1, 2, 3, 4])
+    }
+
+    /// A shape that broadcasts with `dims`: leading dimensions dropped, some set to 1.
+    fn broadcast_partner(&mut self, dims: &[usize]) -> Shape {
+        let drop = self.rng.below(dims.len() + 1);
+        let kept = dims[drop..]
+            .iter()
+            .map(|&d| if self.rng.chance(30) { 1 } else { d });
+        Shape(kept.collect())
+    }
+
+    fn ty(&self, id: NodeId) -> TensorType {
+        self.graph.node(id).ty.clone()
+    }
+
+    fn try_add(&mut self, kind: Kind) -> Option<NodeId> {
+        match kind {
+            Kind::Leaf => {
+                let dtype = if self.rng.chance(20) {
+                    DType::I32
+                } else {
+                    DType::F32
+                };
+                let rank = self.rng.below(4);
+                let shape = self.shape(rank);
+                Some(self.leaf(TensorType::new(dtype, shape)))
+            }
+            Kind::Unary(op) => {
+                let x = self.f32_operand();
+                self.add(Op::Unary(op), &[x])
+            }
+            Kind::Binary(op) => {
+                let a = self.f32_operand();
+                let partner = self.broadcast_partner(self.ty(a).shape.dims());
+                let b = if self.rng.chance(20) {
+                    a
+                } else {
+                    self.leaf(TensorType::f32(partner))
+                };
+                let operands = if self.rng.chance(50) { [a, b] } else { [b, a] };
+                self.add(Op::Binary(op), &operands)
+            }
+            Kind::MatMul => {
+                let a = self.operand(DType::F32, &[2, 3, 4]);
+                let dims = self.ty(a).shape.0;
+                let (batch, k) = (&dims[..dims.len() - 2], dims[dims.len() - 1]);
+                let mut rhs = self.broadcast_partner(batch).0;
+                rhs.extend([k, self.dim()]);
+                let b = self.leaf(TensorType::f32(rhs));
+                self.add(Op::MatMul, &[a, b])
+            }
+            Kind::Linear => {
+                let x = self.operand(DType::F32, &[1, 2, 3]);
+                let features = *self.ty(x).shape.dims().last().expect("rank >= 1");
+                let out = 1 + self.rng.below(4);
+                let w = self.leaf(TensorType::f32([out, features]));
+                if self.rng.chance(50) {
+                    let bias = self.leaf(TensorType::f32([out]));
+                    self.add(Op::Linear { bias: true }, &[x, w, bias])
+                } else {
+                    self.add(Op::Linear { bias: false }, &[x, w])
+                }
+            }
+            Kind::Reshape => {
+                let dtype = if self.rng.chance(20) {
+                    DType::I32
+                } else {
+                    DType::F32
+                };
+                let x = self.operand(dtype, &[0, 1, 2, 3]);
+                let shape = self.reshape_target(self.ty(x).shape.dims());
+                self.add(Op::Reshape { shape }, &[x])
+            }
+            Kind::Transpose => {
+                let dtype = if self.rng.chance(20) {
+                    DType::I32
+                } else {
+                    DType::F32
+                };
+                let x = self.operand(dtype, &[0, 1, 2, 3, 4]);
+                let perm = self.rng.permutation(self.ty(x).shape.rank());
+                self.add(Op::Transpose { perm }, &[x])
+            }
+            Kind::Reduce(op) => {
+                let x = self.f32_operand();
+                let rank = self.ty(x).shape.rank();
+                let mut axes = Vec::new();
+                if self.rng.chance(75) {
+                    for axis in self.rng.permutation(rank.max(1)) {
+                        if self.rng.chance(50) {
+                            let negative = self.rng.chance(50);
+                            axes.push(axis as i64 - if negative { rank.max(1) as i64 } else { 0 });
+                        }
+                    }
+                }
+                let keepdim = self.rng.chance(40);
+                self.add(Op::Reduce { op, axes, keepdim }, &[x])
+            }
+            Kind::Softmax | Kind::LogSoftmax => {
+                let x = self.f32_operand();
+                let span = self.ty(x).shape.rank().max(1) as i64;
+                let axis = self.rng.below(2 * span as usize) as i64 - span;
+                let op = if matches!(kind, Kind::Softmax) {
+                    Op::Softmax { axis }
+                } else {
+                    Op::LogSoftmax { axis }
+                };
+                self.add(op, &[x])
+            }
+            Kind::CrossEntropy => {
+                let logits = self.operand(DType::F32, &[1, 2]);
+                let dims = self.ty(logits).shape.0;
+                let targets = Shape(dims[..dims.len() - 1].to_vec());
+                let targets = self.leaf(TensorType::i32(targets));
+                self.add(Op::CrossEntropy, &[logits, targets])
+            }
+            Kind::Dropout(kind) => self.dropout(kind),
+        }
+    }
+
+    fn reshape_target(&mut self, dims: &[usize]) -> Vec<i64> {
+        let numel: usize = dims.iter().product();
+        let mut target: Vec<i64> = match self.rng.below(4) {
+            0 => vec![numel as i64],
+            1 => dims.iter().rev().map(|&d| d as i64).collect(),
+            2 => dims.iter().flat_map(|&d| [1, d as i64]).collect(),
+            _ => {
+                let split = (2..=numel).find(|f| numel % f == 0).unwrap_or(1);
+                vec![split as i64, (numel / split.max(1)) as i64]
+            }
+        };
+        if !target.is_empty() && !target.contains(&0) && self.rng.chance(40) {
+            let i = self.rng.below(target.len());
+            target[i] = -1;
+        }
+        target
+    }
+
+    fn dropout(&mut self, kind: DropoutKind) -> Option<NodeId> {
+        let ranks: &[usize] = match kind {
+            DropoutKind::Dropout | DropoutKind::AlphaDropout => &[0, 1, 2, 3, 4],
+            DropoutKind::Dropout1d => &[2, 3],
+            DropoutKind::Dropout2d => &[3, 4],
+            DropoutKind::Dropout3d => &[4, 5],
+            DropoutKind::FeatureAlphaDropout => &[2, 3, 4],
+        };
+        let x = self.operand(DType::F32, ranks);
+        let rank = self.ty(x).shape.rank();
+        let random_p = f64::from(self.rng.next_u32()) / 4294967296.0;
+        let p = self.rng.pick(&[0.0, 1.0, 0.5, 0.1, 1e-7, 0.999, random_p]);
+        self.stream += 1 + self.rng.below(3) as u32;
+        let mut dropout = Dropout::new(kind, p, self.stream);
+        dropout.inplace = self.rng.chance(20);
+        if kind.is_elementwise() && self.rng.chance(40) {
+            dropout.broadcast_dims = (0..rank).filter(|_| self.rng.chance(50)).collect();
+        }
+        self.add(Op::Dropout(dropout), &[x])
+    }
+}
