@@ -27,8 +27,17 @@ pub enum Error {
         /// The rejected value.
         p: f64,
     },
-    /// Two nodes (or two outputs) would share a name.
-    #[error("the name {name} is already taken by another {what}")]
+    /// A name the textual IR could not print: nodes take `A-Z a-z 0-9 _ .`, outputs also
+    /// start with a letter or `_`.
+    #[error("{what} name {name:?} has to consist of letters, digits, '_' and '.'{}", if *.what == "output" { ", starting with a letter or '_'" } else { "" })]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// `node` or `output`.
+        what: &'static str,
+    },
+    /// Two nodes or two outputs would share a name, or an output would take another node's.
+    #[error("the {what} name {name} is already taken")]
     DuplicateName {
         /// The name.
         name: String,

@@ -37,8 +37,14 @@ fn random_value(graph: &Graph, id: NodeId, seed: u64) -> Tensor {
     let result = match (node.ty.dtype, &node.op) {
         (DType::F32, Op::Parameter(_)) => {
             let fan_in = fan_in(graph, id);
-            let bound = if fan_in == 0 { 0.0 } else { 1.0 / (fan_in as f32).sqrt() };
-            let data = (0..shape.numel()).map(|_| stream.uniform_range(-bound, bound)).collect();
+            let bound = if fan_in == 0 {
+                0.0
+            } else {
+                1.0 / (fan_in as f32).sqrt()
+            };
+            let data = (0..shape.numel())
+                .map(|_| stream.uniform_range(-bound, bound))
+                .collect();
             Tensor::from_f32(shape, data)
         }
         (DType::F32, _) => {
@@ -49,7 +55,13 @@ fn random_value(graph: &Graph, id: NodeId, seed: u64) -> Tensor {
         (DType::I32, _) => {
             let classes = target_classes(graph, id).unwrap_or(DEFAULT_CLASSES);
             let data = (0..shape.numel())
-                .map(|_| if classes > 0 { stream.randint(0, classes).unwrap_or(0) } else { 0 })
+                .map(|_| {
+                    if classes > 0 {
+                        stream.randint(0, classes).unwrap_or(0)
+                    } else {
+                        0
+                    }
+                })
                 .collect();
             Tensor::from_i32(shape, data)
         }

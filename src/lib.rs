@@ -28,3 +28,8 @@ pub use graph::{DType, Dropout, DropoutKind, Graph, NodeId, Op, Shape, TensorTyp
 pub use interp::Mode;
 pub use rng::Generator;
 pub use tensor::{Tensor, TensorData};
+
+/// The README's examples run as doc tests, so the quick start cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -69,11 +69,11 @@ fn unknown_value() {
 fn duplicate_names() {
     assert_eq!(
         error_in("  %x: f32[2, 3] = input\n  output y = %x"),
-        "3:3: the name x is already taken by another node"
+        "3:3: the node name x is already taken"
     );
     assert_eq!(
         error_in("  output y = %x\n  output y = %x"),
-        "4:10: the name y is already taken by another output"
+        "4:10: the output name y is already taken"
     );
 }
 

@@ -41,6 +41,19 @@ impl fmt::Display for NodeId {
     }
 }
 
+/// A node name: one or more of `A-Z a-z 0-9 _ .` (printed after `%` in the textual IR).
+pub fn is_node_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// An output (or graph) name: a node name that does not start with a digit or `.`.
+pub fn is_output_name(name: &str) -> bool {
+    is_node_name(name) && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+}
+
 /// One operation with its result's name and inferred type.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
@@ -85,10 +98,14 @@ impl Graph {
     }
 
     /// Adds a node computing `op` of `operands` (in position order) and infers its type.
-    /// Fails on a taken name or operands that do not fit the op, naming the node.
+    /// Fails on a malformed or taken name (see [`is_node_name`]) or operands that do not fit the
+    /// op, naming the node.
     pub fn add(&mut self, name: impl Into<String>, op: Op, operands: &[NodeId]) -> Result<NodeId> {
         let name = name.into();
-        if self.by_name.contains_key(&name) {
+        if !is_node_name(&name) {
+            return Err(Error::InvalidName { name, what: "node" });
+        }
+        if self.by_name.contains_key(&name) || self.outputs.iter().any(|o| o.name == name) {
             return Err(Error::DuplicateName { name, what: "node" });
         }
         for &operand in operands {
@@ -115,10 +132,19 @@ impl Graph {
         Ok(id)
     }
 
-    /// Marks `node` as a graph output called `name`.
+    /// Marks `node` as a graph output called `name`. Outputs and nodes share one namespace
+    /// (files, dumps and bindings are named after them): an output may take its own node's
+    /// name, not another node's.
     pub fn add_output(&mut self, name: impl Into<String>, node: NodeId) -> Result<()> {
         let name = name.into();
-        if self.outputs.iter().any(|o| o.name == name) {
+        if !is_output_name(&name) {
+            return Err(Error::InvalidName {
+                name,
+                what: "output",
+            });
+        }
+        let other_node = self.find(&name).is_some_and(|named| named != node);
+        if other_node || self.outputs.iter().any(|o| o.name == name) {
             return Err(Error::DuplicateName {
                 name,
                 what: "output",
@@ -309,5 +335,34 @@ impl PartialEq for Graph {
                 a.name == b.name && self.node(a.node).name == other.node(b.node).name
             });
         self.name == other.name && self.len() == other.len() && same_nodes && same_outputs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_print_and_stay_unique() {
+        let mut g = Graph::new("names");
+        let input = || Op::Input(TensorType::f32([2]));
+        let err = g.add("fc 1", input(), &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "node name \"fc 1\" has to consist of letters, digits, '_' and '.'"
+        );
+        let x = g.add("x", input(), &[]).unwrap();
+        let y = g.add("y", input(), &[]).unwrap();
+        let err = g.add_output("1st", x).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "output name \"1st\" has to consist of letters, digits, '_' and '.', starting with a letter or '_'"
+        );
+        let err = g.add_output("y", x).unwrap_err();
+        assert_eq!(err.to_string(), "the output name y is already taken");
+        g.add_output("x", x).unwrap();
+        g.add_output("out", y).unwrap();
+        let err = g.add("out", input(), &[]).unwrap_err();
+        assert_eq!(err.to_string(), "the node name out is already taken");
     }
 }

@@ -7,7 +7,8 @@
 //! 3. Node names are unique.
 //! 4. The graph is acyclic (operands precede their users).
 //! 5. Dropout streams are below 2^31 and no two dropout nodes share one.
-//! 6. The graph has at least one output; output names are unique.
+//! 6. The graph has at least one output; output names are unique, and an output's name is
+//!    no other node's.
 //!
 //! [`Graph`]'s API keeps 1, 3, 4 and 6's uniqueness by construction; passes that rewrite ops
 //! through [`Graph::op_mut`] can break 2 and 5, which is why tests verify after every pass.
@@ -56,6 +57,22 @@ pub fn verify(graph: &Graph) -> Result<()> {
             } else {
                 streams.insert(dropout.stream, id);
             }
+        }
+    }
+    for output in graph.outputs() {
+        if graph
+            .find(&output.name)
+            .is_some_and(|named| named != output.node)
+        {
+            errors.push(invalid(
+                graph,
+                format!(
+                    "output {} returns {}, but another node is named {}",
+                    output.name,
+                    graph.node(output.node).name,
+                    output.name
+                ),
+            ));
         }
     }
     if graph.outputs().is_empty() {

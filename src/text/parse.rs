@@ -279,7 +279,12 @@ impl Parser {
     /// Builds the op of a syntactically valid line and adds it to the graph.
     fn add_node(&mut self, mut line: NodeLine) -> Result<(), LineFail> {
         if self.graph.find(&line.name).is_some() || self.poisoned.contains(&line.name) {
-            let message = format!("the name {} is already taken by another node", line.name);
+            let what = "node";
+            let message = Error::DuplicateName {
+                name: line.name.clone(),
+                what,
+            }
+            .to_string();
             return Err(Diag::new(line.name_pos, message).into());
         }
         let items = std::mem::take(&mut line.attrs);

@@ -1,0 +1,226 @@
+//! The command line as a new user meets it: check, dump and run on the shipped programs.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn dropjit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dropjit"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the dropjit binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "dropjit failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).expect("utf-8 output")
+}
+
+/// A fresh directory under the system temp dir, unique to this test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dropjit-cli-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn check_accepts_simple_net_and_rejects_a_broken_copy_with_line_and_column() {
+    let ok = stdout(&dropjit(&["check", "ir/simple_net.ir"]));
+    assert!(ok.contains("graph simple_net is well formed"), "{ok}");
+
+    let source = fs::read_to_string("ir/simple_net.ir").expect("simple_net.ir");
+    let broken = source.replacen("f32[256, 784]", "f32[256, 783]", 1);
+    assert_ne!(source, broken);
+    let dir = scratch("check");
+    let path = dir.join("broken.ir");
+    fs::write(&path, broken).expect("write");
+    let output = dropjit(&["check", path.to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let prefix = format!("{}:", path.display());
+    assert!(stderr.starts_with(&prefix), "{stderr}");
+    let position: Vec<&str> = stderr[prefix.len()..].splitn(3, ':').collect();
+    assert!(
+        position[0].parse::<usize>().is_ok() && position[1].parse::<usize>().is_ok(),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("input has 784 features but weight expects 783"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn dump_prints_text_and_dot() {
+    let text = stdout(&dropjit(&["dump", "ir/simple_net.ir"]));
+    assert!(text.starts_with("graph simple_net {"), "{text}");
+    assert!(text.contains("= dropout %"), "{text}");
+    let eval = stdout(&dropjit(&["dump", "ir/simple_net.ir", "--mode", "eval"]));
+    assert!(
+        !eval.contains("dropout"),
+        "eval mode eliminates dropout:\n{eval}"
+    );
+    let dot = stdout(&dropjit(&["dump", "ir/simple_net.ir", "--format", "dot"]));
+    assert!(dot.starts_with("digraph"), "{dot}");
+}
+
+fn output_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn run_is_reproducible_per_seed_and_step() {
+    let args = [
+        "run",
+        "ir/simple_net.ir",
+        "--mode",
+        "train",
+        "--seed",
+        "7",
+        "--step",
+        "0",
+    ];
+    let first = stdout(&dropjit(&args));
+    let second = stdout(&dropjit(&args));
+    assert!(first.contains("rng contract v1"), "{first}");
+    assert_eq!(first, second);
+    let mut next = args;
+    next[7] = "1";
+    let other = stdout(&dropjit(&next));
+    assert_ne!(
+        output_lines(&first),
+        output_lines(&other),
+        "step 1 draws other masks"
+    );
+}
+
+#[test]
+fn eval_equals_train_with_every_p_set_to_zero() {
+    let source = fs::read_to_string("ir/simple_net.ir").expect("simple_net.ir");
+    let zeroed = source.replace("p = 0.5", "p = 0");
+    assert_ne!(source, zeroed);
+    let dir = scratch("p0");
+    let path = dir.join("simple_net_p0.ir");
+    fs::write(&path, zeroed).expect("write");
+    let path = path.to_str().expect("utf-8 path");
+    let eval = stdout(&dropjit(&["run", "ir/simple_net.ir", "--mode", "eval"]));
+    let train = stdout(&dropjit(&["run", path, "--mode", "train", "--seed", "3"]));
+    assert_eq!(output_lines(&eval), output_lines(&train));
+}
+
+#[test]
+fn saved_dropout_is_recomputed_bit_for_bit_by_the_independent_checker() {
+    let dir = scratch("save");
+    let dir_arg = dir.to_str().expect("utf-8 path");
+    stdout(&dropjit(&[
+        "run",
+        "ir/dropout.ir",
+        "--seed",
+        "11",
+        "--step",
+        "5",
+        "--save",
+        dir_arg,
+    ]));
+    check_independently(
+        &dir,
+        &[
+            "--kind", "dropout", "--p", "0.5", "--seed", "11", "--step", "5", "--stream", "0",
+        ],
+    );
+}
+
+#[test]
+fn every_dropout_of_every_program_is_recomputed_bit_for_bit() {
+    let mut checked = 0;
+    for entry in fs::read_dir("ir").expect("ir/") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_none_or(|e| e != "ir") {
+            continue;
+        }
+        let graph =
+            dropjit::text::parse(&fs::read_to_string(&path).expect("ir file")).expect("parses");
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("utf-8 name");
+        let dir = scratch(&format!("all-{stem}"));
+        let (path_arg, dir_arg) = (path.to_str().expect("utf-8"), dir.to_str().expect("utf-8"));
+        stdout(&dropjit(&[
+            "run",
+            path_arg,
+            "--seed",
+            "5",
+            "--step",
+            "3",
+            "--save",
+            dir_arg,
+            "--save-all",
+        ]));
+        for id in graph.topo_order() {
+            let node = graph.node(id);
+            let Some(d) = node.op.as_dropout() else {
+                continue;
+            };
+            let input = &graph.node(graph.operands(id)[0]).name;
+            let (x, y) = (
+                dir.join(format!("{input}.npy")),
+                dir.join(format!("{}.npy", node.name)),
+            );
+            let dims: Vec<String> = d.broadcast_dims.iter().map(usize::to_string).collect();
+            let (p, stream, dims) = (d.p.to_string(), d.stream.to_string(), dims.join(","));
+            let mut args = vec![
+                "--kind",
+                d.kind.name(),
+                "--p",
+                &p,
+                "--seed",
+                "5",
+                "--step",
+                "3",
+                "--stream",
+                &stream,
+            ];
+            if !dims.is_empty() {
+                args.extend(["--broadcast-dims", &dims]);
+            }
+            check_files_independently(&x, &y, &args);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} dropout nodes were checked");
+}
+
+fn check_independently(dir: &Path, args: &[&str]) {
+    check_files_independently(&dir.join("x.npy"), &dir.join("y.npy"), args);
+}
+
+fn check_files_independently(x: &Path, y: &Path, args: &[&str]) {
+    let output = Command::new("python3")
+        .arg("tests/contract/check_masks.py")
+        .args([
+            "--x",
+            x.to_str().expect("utf-8"),
+            "--y",
+            y.to_str().expect("utf-8"),
+        ])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("python3 is needed for the independent contract check");
+    assert!(
+        output.status.success(),
+        "independent check failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
