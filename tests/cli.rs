@@ -224,3 +224,35 @@ fn check_files_independently(x: &Path, y: &Path, args: &[&str]) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn saved_values_load_back_to_the_same_outputs() {
+    let dir = scratch("load");
+    let dir_arg = dir.to_str().expect("utf-8 path");
+    let args = [
+        "run",
+        "ir/train_loss.ir",
+        "--seed",
+        "2",
+        "--input-seed",
+        "9",
+    ];
+    let saved = stdout(&dropjit(&[&args[..], &["--save", dir_arg]].concat()));
+    let loaded = stdout(&dropjit(&[
+        "run",
+        "ir/train_loss.ir",
+        "--seed",
+        "2",
+        "--load",
+        dir_arg,
+    ]));
+    assert_eq!(output_lines(&saved), output_lines(&loaded));
+    let other_inputs = stdout(&dropjit(&["run", "ir/train_loss.ir", "--seed", "2"]));
+    assert_ne!(output_lines(&saved), output_lines(&other_inputs));
+
+    fs::remove_file(dir.join("x.npy")).expect("x.npy was saved");
+    let output = dropjit(&["run", "ir/train_loss.ir", "--load", dir_arg]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("x.npy"), "{stderr}");
+}

@@ -49,13 +49,13 @@ pub fn infer_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeE
             expect_f32(operands, &[0])?;
             let input = &operands[0].shape;
             let axes = reduced_axes(input, axes)?;
-            if *op == ReduceOp::Max {
-                if let Some(&axis) = axes.iter().find(|&&a| input.dims()[a] == 0) {
-                    return Err(TypeError::EmptyMax {
-                        axis,
-                        shape: input.clone(),
-                    });
-                }
+            if *op == ReduceOp::Max
+                && let Some(&axis) = axes.iter().find(|&&a| input.dims()[a] == 0)
+            {
+                return Err(TypeError::EmptyMax {
+                    axis,
+                    shape: input.clone(),
+                });
             }
             Ok(TensorType::f32(reduce_shape(input, &axes, *keepdim)))
         }
@@ -151,13 +151,13 @@ fn linear_shape(operands: &[&TensorType]) -> Result<Shape, TypeError> {
     if got != expected {
         return Err(TypeError::LinearFeatures { got, expected });
     }
-    if let Some(bias) = operands.get(2) {
-        if bias.shape.dims() != [out] {
-            return Err(TypeError::LinearBias {
-                bias: bias.shape.clone(),
-                out,
-            });
-        }
+    if let Some(bias) = operands.get(2)
+        && bias.shape.dims() != [out]
+    {
+        return Err(TypeError::LinearBias {
+            bias: bias.shape.clone(),
+            out,
+        });
     }
     let mut dims = x.dims().to_vec();
     *dims.last_mut().expect("rank checked above") = out;
@@ -187,7 +187,7 @@ pub fn reshape_shape(from: &Shape, to: &[i64]) -> Result<Shape, TypeError> {
         if known == 0 {
             return Err(fail("the -1 dimension is ambiguous next to a 0 dimension"));
         }
-        if numel % known != 0 {
+        if !numel.is_multiple_of(known) {
             return Err(fail(
                 "the element count is not divisible by the given dimensions",
             ));

@@ -38,10 +38,10 @@ impl fmt::Display for Dot<'_> {
             for (key, value) in attributes(&node.op) {
                 label.push(format!("{key} = {value}"));
             }
-            if let Op::Constant(value) = &node.op {
-                if value.numel() <= MAX_SHOWN_ELEMENTS {
-                    label.push(literal(value));
-                }
+            if let Op::Constant(value) = &node.op
+                && value.numel() <= MAX_SHOWN_ELEMENTS
+            {
+                label.push(literal(value));
             }
             label.push(node.ty.to_string());
             writeln!(

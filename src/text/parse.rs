@@ -317,13 +317,12 @@ impl Parser {
             );
             return Err(Diag::new(line.op_pos, message).into());
         }
-        if let Some((annotated, pos)) = &line.annotation {
-            if *annotated != computed {
-                self.graph.remove(id);
-                let message =
-                    format!("annotation says {annotated} but {op_name} computes {computed}");
-                return Err(Diag::new(*pos, message).into());
-            }
+        if let Some((annotated, pos)) = &line.annotation
+            && *annotated != computed
+        {
+            self.graph.remove(id);
+            let message = format!("annotation says {annotated} but {op_name} computes {computed}");
+            return Err(Diag::new(*pos, message).into());
         }
         self.defined_at.insert(line.name, line.name_pos);
         Ok(())

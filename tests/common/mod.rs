@@ -40,7 +40,7 @@ impl Rng {
 
     /// A number in `0..n` (`n > 0`).
     pub fn below(&mut self, n: usize) -> usize {
-        (u64::from(self.next_u32()) * n as u64 >> 32) as usize
+        ((u64::from(self.next_u32()) * n as u64) >> 32) as usize
     }
 
     /// True with probability `percent / 100`.
@@ -363,7 +363,7 @@ impl Builder {
             1 => dims.iter().rev().map(|&d| d as i64).collect(),
             2 => dims.iter().flat_map(|&d| [1, d as i64]).collect(),
             _ => {
-                let split = (2..=numel).find(|f| numel % f == 0).unwrap_or(1);
+                let split = (2..=numel).find(|f| numel.is_multiple_of(*f)).unwrap_or(1);
                 vec![split as i64, (numel / split.max(1)) as i64]
             }
         };
