@@ -1,8 +1,9 @@
 //! `dropjit`: a thin command line over the library.
 //!
 //! - `dropjit check FILE.ir`: parse and verify; errors print as `FILE:line:col: message`.
-//! - `dropjit dump FILE.ir [--mode train|eval] [--format text|dot]`: the graph after the passes
-//!   for that mode, as textual IR or Graphviz DOT.
+//! - `dropjit dump FILE.ir [--mode train|eval] [--stage parsed|optimized] [--format text|dot]
+//!   [--print-after-all] [--time-passes]`: the graph as written or after the passes for that
+//!   mode, as textual IR or Graphviz DOT; the pipeline's per-pass dumps and timings go to stderr.
 //! - `dropjit run FILE.ir [--mode] [--seed S] [--step T] [--input-seed K] [--load DIR]
 //!   [--save DIR] [--save-all]`: run the reference interpreter on inputs and parameters filled
 //!   by name from seed K (or read from `DIR/NAME.npy`) and print one line per output.
@@ -34,16 +35,25 @@ enum Command {
         /// The `.ir` file.
         file: PathBuf,
     },
-    /// Print a graph after the passes for a mode.
+    /// Print a graph as parsed or after the passes for a mode.
     Dump {
         /// The `.ir` file.
         file: PathBuf,
         /// Train keeps dropout; eval removes it as the identity.
         #[arg(long, value_enum, default_value_t = ModeArg::Train)]
         mode: ModeArg,
+        /// Which stage of the compilation to print.
+        #[arg(long, value_enum, default_value_t = Stage::Optimized)]
+        stage: Stage,
         /// Textual IR or Graphviz DOT.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Also print the graph after every pass to stderr, each headed `# after NAME`.
+        #[arg(long)]
+        print_after_all: bool,
+        /// Also print a table of per-pass times to stderr.
+        #[arg(long)]
+        time_passes: bool,
     },
     /// Run a graph with the reference interpreter and print a line per output.
     Run {
@@ -88,6 +98,24 @@ impl From<ModeArg> for Mode {
     }
 }
 
+/// How far `dump` takes the compilation.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Stage {
+    /// The graph as written.
+    Parsed,
+    /// After the pass pipeline for the mode.
+    Optimized,
+    // TODO(#3): `Clif`, the lowered Cranelift IR, once lowering exists.
+}
+
+/// How far `dump` compiles, how it prints the result, and which pipeline reports it adds.
+struct DumpOptions {
+    stage: Stage,
+    format: Format,
+    print_after_all: bool,
+    time_passes: bool,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Text,
@@ -98,7 +126,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { file } => check(&file),
-        Command::Dump { file, mode, format } => dump(&file, mode.into(), format),
+        Command::Dump {
+            file,
+            mode,
+            stage,
+            format,
+            print_after_all,
+            time_passes,
+        } => {
+            let options = DumpOptions {
+                stage,
+                format,
+                print_after_all,
+                time_passes,
+            };
+            dump(&file, mode.into(), &options)
+        }
         Command::Run {
             file,
             mode,
@@ -150,9 +193,34 @@ fn check(file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn dump(file: &Path, mode: Mode, format: Format) -> anyhow::Result<()> {
-    let graph = passes::optimize(&load_graph(file)?, mode)?;
-    match format {
+fn dump(file: &Path, mode: Mode, options: &DumpOptions) -> anyhow::Result<()> {
+    let parsed = load_graph(file)?;
+    let uses_passes = options.print_after_all || options.time_passes;
+    if options.stage == Stage::Parsed && uses_passes {
+        bail!(
+            "--print-after-all and --time-passes need a stage after the passes (--stage optimized)"
+        );
+    }
+    let graph = match options.stage {
+        Stage::Parsed => parsed,
+        Stage::Optimized => {
+            let pipeline = passes::PipelineOptions {
+                record_dumps: options.print_after_all,
+                record_times: options.time_passes,
+                ..passes::PipelineOptions::new(mode)
+            };
+            let optimized = passes::run_pipeline(&parsed, &pipeline)?;
+            // Like LLVM's flags: the extra reports go to stderr, stdout stays one graph.
+            if options.print_after_all {
+                eprint!("{}", optimized.report.dumps());
+            }
+            if options.time_passes {
+                eprint!("{}", optimized.report.times());
+            }
+            optimized.graph
+        }
+    };
+    match options.format {
         Format::Text => print!("{graph}"),
         Format::Dot => print!("{}", graph.dot()),
     }

@@ -8,6 +8,7 @@
 pub mod dropout;
 pub mod infer;
 pub mod op;
+mod rewrite;
 pub mod types;
 pub mod verify;
 

@@ -1,28 +1,270 @@
 //! Graph-to-graph passes, and the pipeline that runs them in order.
 //!
-//! The pipeline is straight code: each pass is a named free function in its own file whose doc
-//! says what it changes and what it leaves alone. More passes (fusion, dead-code elimination,
-//! memory planning) join this list as the compiler grows.
+//! A compilation is for one [`Mode`]: the pipeline specialises the graph for it. Each pass is a
+//! named free function in its own file whose doc says what it changes and what it leaves alone;
+//! [`run_pipeline`] lists them in order as straight code:
+//! 1. [`eliminate_dropout`]: `dropout(x) -> x` where a dropout is the identity in the mode;
+//! 2. [`simplify_layout`]: identity reshapes and transposes go, chains collapse to one;
+//! 3. [`eliminate_dead_code`]: nodes no output depends on go (inputs and parameters stay).
+//!
+//! Every pass runs through one hook, so verification between passes, per-pass dumps
+//! (`--print-after-all`) and timings (`--time-passes`) come with it; the results are values in a
+//! [`PassReport`], and the library never prints them itself.
 
+pub mod eliminate_dead_code;
 pub mod eliminate_dropout;
+pub mod report;
+pub mod simplify_layout;
 
+use std::fmt;
+use std::time::Instant;
+
+pub use eliminate_dead_code::eliminate_dead_code;
 pub use eliminate_dropout::eliminate_dropout;
+pub use report::{PassRecord, PassReport};
+pub use simplify_layout::simplify_layout;
 
 use crate::error::Result;
 use crate::graph::{Graph, verify::verify};
 use crate::interp::Mode;
 
-/// What one pass did, for `--print-after-all`-style reports and tests.
+/// What one pass did, for reports and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Nodes the pass removed.
     pub removed: usize,
+    /// Nodes the pass kept but made read a different operand (or rewrote in place).
+    pub rewired: usize,
 }
 
-/// Specialises `graph` for `mode` and runs every pass, verifying the result.
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "removed {}, rewired {}", self.removed, self.rewired)
+    }
+}
+
+/// How to run the pipeline: the mode it compiles for and which hooks run after each pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipelineOptions {
+    /// The mode the compilation is for: it decides which dropouts are the identity.
+    pub mode: Mode,
+    /// Verify the graph after every pass and panic naming the pass that broke it.
+    pub verify_each: bool,
+    /// Keep the graph's text after every pass (`--print-after-all`).
+    pub record_dumps: bool,
+    /// Measure every pass (`--time-passes`).
+    pub record_times: bool,
+}
+
+impl PipelineOptions {
+    /// Options for `mode` that verify after each pass (cheap: linear in the graph) and record
+    /// nothing.
+    pub fn new(mode: Mode) -> PipelineOptions {
+        PipelineOptions {
+            mode,
+            verify_each: true,
+            record_dumps: false,
+            record_times: false,
+        }
+    }
+}
+
+/// The pipeline's result: the optimized graph and what each pass did.
+#[derive(Clone, Debug)]
+pub struct Optimized {
+    /// The graph after every pass.
+    pub graph: Graph,
+    /// Per pass, in order: its name, stats and, if recorded, time and dump.
+    pub report: PassReport,
+}
+
+/// Specialises `graph` for `mode` and runs every pass; see [`run_pipeline`].
 pub fn optimize(graph: &Graph, mode: Mode) -> Result<Graph> {
-    let mut graph = graph.clone();
-    eliminate_dropout(&mut graph, mode);
-    verify(&graph)?;
-    Ok(graph)
+    run_pipeline(graph, &PipelineOptions::new(mode)).map(|optimized| optimized.graph)
+}
+
+/// Verifies `graph` (its errors are the caller's), then runs the passes on a copy, in order.
+/// A pass that leaves an invalid graph is a compiler bug: it panics, naming the pass, after
+/// that pass with `verify_each` and at the end without.
+pub fn run_pipeline(graph: &Graph, options: &PipelineOptions) -> Result<Optimized> {
+    verify(graph)?;
+    let mut pipeline = Pipeline::new(graph.clone(), options);
+    pipeline.run("eliminate_dropout", |g| eliminate_dropout(g, options.mode));
+    pipeline.run("simplify_layout", simplify_layout);
+    // Last, so it sweeps up what the passes above disconnected.
+    pipeline.run("eliminate_dead_code", eliminate_dead_code);
+    Ok(pipeline.finish())
+}
+
+/// The graph being compiled and the report so far; [`Pipeline::run`] is the one hook every
+/// pass goes through.
+struct Pipeline<'a> {
+    graph: Graph,
+    options: &'a PipelineOptions,
+    report: PassReport,
+}
+
+impl<'a> Pipeline<'a> {
+    fn new(graph: Graph, options: &'a PipelineOptions) -> Pipeline<'a> {
+        Pipeline {
+            graph,
+            options,
+            report: PassReport::default(),
+        }
+    }
+
+    /// Runs one pass with the hooks the options ask for: the timer around the pass alone, then
+    /// the verifier, then the dump.
+    fn run(&mut self, name: &'static str, pass: impl FnOnce(&mut Graph) -> Stats) {
+        let start = Instant::now();
+        let stats = pass(&mut self.graph);
+        let elapsed = self.options.record_times.then(|| start.elapsed());
+        if self.options.verify_each {
+            self.check(&format!("pass {name}"));
+        }
+        let dump = self.options.record_dumps.then(|| self.graph.to_string());
+        self.report.passes.push(PassRecord {
+            name,
+            stats,
+            elapsed,
+            dump,
+        });
+    }
+
+    fn check(&self, what: &str) {
+        if let Err(error) = verify(&self.graph) {
+            panic!("invariant: {what} leaves a valid graph, but: {error}");
+        }
+    }
+
+    fn finish(self) -> Optimized {
+        if !self.options.verify_each {
+            self.check("the pipeline");
+        }
+        Optimized {
+            graph: self.graph,
+            report: self.report,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{Dropout, DropoutKind, Op, TensorType, UnaryOp};
+
+    fn net() -> Graph {
+        let mut g = Graph::new("net");
+        let x = g.add("x", Op::Input(TensorType::f32([2, 6])), &[]).unwrap();
+        let d = Op::Dropout(Dropout::new(DropoutKind::Dropout, 0.5, 0));
+        let d = g.add("d", d, &[x]).unwrap();
+        let r = g.add("r", Op::Reshape { shape: vec![3, 4] }, &[d]).unwrap();
+        let f = g.add("f", Op::Reshape { shape: vec![12] }, &[r]).unwrap();
+        g.add("unused", Op::Unary(UnaryOp::Exp), &[x]).unwrap();
+        g.add_output("y", f).unwrap();
+        g
+    }
+
+    fn options(mode: Mode) -> PipelineOptions {
+        PipelineOptions {
+            record_dumps: true,
+            record_times: true,
+            ..PipelineOptions::new(mode)
+        }
+    }
+
+    #[test]
+    fn records_every_pass_in_order_with_stats_times_and_dumps() {
+        let optimized = run_pipeline(&net(), &options(Mode::Eval)).unwrap();
+        let report = &optimized.report;
+        let names: Vec<_> = report.passes.iter().map(|p| p.name).collect();
+        assert_eq!(
+            names,
+            [
+                "eliminate_dropout",
+                "simplify_layout",
+                "eliminate_dead_code"
+            ]
+        );
+        let stats: Vec<String> = report.passes.iter().map(|p| p.stats.to_string()).collect();
+        assert_eq!(
+            stats,
+            [
+                "removed 1, rewired 0",
+                "removed 0, rewired 1",
+                "removed 2, rewired 0"
+            ]
+        );
+        assert!(report.passes.iter().all(|p| p.elapsed.is_some()));
+        let last = report.passes[2].dump.as_deref().unwrap();
+        assert_eq!(last, optimized.graph.to_string());
+        assert_eq!(
+            last,
+            "graph net {\n  %x: f32[2, 6] = input\n  %f: f32[12] = reshape %x {shape = [12]}\n  output y = %f\n}\n"
+        );
+    }
+
+    #[test]
+    fn records_nothing_unless_asked() {
+        let optimized = run_pipeline(&net(), &PipelineOptions::new(Mode::Train)).unwrap();
+        let report = &optimized.report;
+        assert!(
+            report
+                .passes
+                .iter()
+                .all(|p| p.elapsed.is_none() && p.dump.is_none())
+        );
+        assert_eq!(report.passes[0].stats.removed, 0);
+    }
+
+    #[test]
+    fn an_invalid_input_is_the_callers_error() {
+        let mut g = net();
+        let d = g.lookup("d").unwrap();
+        if let Op::Dropout(dropout) = g.op_mut(d) {
+            dropout.p = 2.0;
+        }
+        let err = optimize(&g, Mode::Eval).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dropout d: dropout probability has to be between 0 and 1, but got 2"
+        );
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "invariant: pass corrupt_softmax leaves a valid graph, but: \
+                               softmax y: axis 5 is out of range for a rank 1 operand"
+    )]
+    fn the_hook_catches_a_pass_that_breaks_the_graph() {
+        let mut g = Graph::new("g");
+        let x = g.add("x", Op::Input(TensorType::f32([2])), &[]).unwrap();
+        let y = g.add("y", Op::Softmax { axis: 0 }, &[x]).unwrap();
+        g.add_output("y", y).unwrap();
+        let options = PipelineOptions::new(Mode::Eval);
+        let mut pipeline = Pipeline::new(g, &options);
+        pipeline.run("corrupt_softmax", |g| {
+            *g.op_mut(y) = Op::Softmax { axis: 5 };
+            Stats::default()
+        });
+    }
+
+    #[test]
+    #[should_panic(expected = "invariant: the pipeline leaves a valid graph")]
+    fn without_verify_each_the_end_still_checks() {
+        let mut g = Graph::new("g");
+        let x = g.add("x", Op::Input(TensorType::f32([2])), &[]).unwrap();
+        let y = g.add("y", Op::Softmax { axis: 0 }, &[x]).unwrap();
+        g.add_output("y", y).unwrap();
+        let options = PipelineOptions {
+            verify_each: false,
+            ..PipelineOptions::new(Mode::Eval)
+        };
+        let mut pipeline = Pipeline::new(g, &options);
+        pipeline.run("corrupt_softmax", |g| {
+            *g.op_mut(y) = Op::Softmax { axis: 5 };
+            Stats::default()
+        });
+        pipeline.finish();
+    }
 }

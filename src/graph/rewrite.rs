@@ -1,0 +1,47 @@
+//! Edge rewrites for passes that change what a node reads without replacing the node, so the
+//! node keeps its name (and with it every dump and output that mentions it).
+
+use petgraph::Direction;
+use petgraph::visit::EdgeRef;
+
+use super::{Graph, NodeId};
+
+impl Graph {
+    /// Makes `user` read `new` as its operand at `position` instead of what it read there.
+    /// `new` must not depend on `user` (no cycles). The user's stored type is kept: a pass that
+    /// also rewrites the op through [`Graph::op_mut`] may pass through an inconsistent state,
+    /// and the verifier re-infers every type afterwards.
+    pub fn set_operand(&mut self, user: NodeId, position: usize, new: NodeId) {
+        assert!(
+            self.nodes.contains_node(new.0),
+            "invariant: the new operand {new} is a live node"
+        );
+        let edge = self
+            .nodes
+            .edges_directed(user.0, Direction::Incoming)
+            .find(|e| *e.weight() == position)
+            .map(|e| e.id())
+            .expect("invariant: the user has an operand at that position");
+        self.nodes.remove_edge(edge);
+        self.nodes.add_edge(new.0, user.0, position);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::graph::{BinaryOp, Graph, Op, TensorType, verify::verify};
+
+    #[test]
+    fn set_operand_keeps_the_position_and_the_name() {
+        let mut g = Graph::new("g");
+        let a = g.add("a", Op::Input(TensorType::f32([2])), &[]).unwrap();
+        let b = g.add("b", Op::Input(TensorType::f32([2])), &[]).unwrap();
+        let c = g.add("c", Op::Input(TensorType::f32([2])), &[]).unwrap();
+        let s = g.add("s", Op::Binary(BinaryOp::Sub), &[a, b]).unwrap();
+        g.add_output("s", s).unwrap();
+        g.set_operand(s, 1, c);
+        assert_eq!(g.operands(s), vec![a, c]);
+        assert!(g.users(b).is_empty());
+        verify(&g).unwrap();
+    }
+}
