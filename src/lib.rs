@@ -6,8 +6,10 @@
 //! 3. The reference interpreter ([`interp`]) runs a graph in train or eval mode: the living
 //!    definition of every op, including every dropout variant's masks under the RNG contract
 //!    ([`rng::mask`]).
-//! 4. (Coming) passes specialise the mode, eliminate eval-mode dropout, fuse element-wise loops
-//!    and plan memory; lowering to Cranelift JIT-compiles the result.
+//! 4. [`passes`] specialise a graph for train or eval mode: `dropout(x) -> x` where dropout is
+//!    the identity, layout simplification, dead-code elimination, verified after each pass.
+//! 5. (Coming) element-wise fusion and memory planning; lowering to Cranelift JIT-compiles the
+//!    result.
 //!
 //! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
 //! prints on its own.
