@@ -16,6 +16,7 @@ pub mod error;
 pub mod graph;
 pub mod init;
 pub mod interp;
+pub mod lower;
 pub mod math;
 pub mod npy;
 pub mod passes;
