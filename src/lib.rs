@@ -18,6 +18,7 @@ pub mod error;
 pub mod graph;
 pub mod init;
 pub mod interp;
+pub mod lower;
 pub mod math;
 pub mod npy;
 pub mod passes;

@@ -2,12 +2,14 @@
 //! a counter-based generator, so any word of any stream is computed directly from
 //! (counter, key) with no state to carry between calls.
 
-/// The round multipliers of Philox4x32.
-const M0: u32 = 0xD251_1F53;
-const M1: u32 = 0xCD9E_8D57;
-/// The Weyl key increments (golden ratio and sqrt(3) - 1, as 32-bit fractions).
-const W0: u32 = 0x9E37_79B9;
-const W1: u32 = 0xBB67_AE85;
+/// The round multiplier of counter word 0 (public so lowering emits the same constants).
+pub const M0: u32 = 0xD251_1F53;
+/// The round multiplier of counter word 2.
+pub const M1: u32 = 0xCD9E_8D57;
+/// The Weyl increment of key word 0 (the golden ratio as a 32-bit fraction).
+pub const W0: u32 = 0x9E37_79B9;
+/// The Weyl increment of key word 1 (sqrt(3) - 1 as a 32-bit fraction).
+pub const W1: u32 = 0xBB67_AE85;
 
 /// Ten rounds of Philox4x32 on `counter` under `key`.
 pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {

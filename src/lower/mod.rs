@@ -1,0 +1,3 @@
+//! Lowering to Cranelift IR (placeholder for this branch: the full module is written elsewhere).
+
+pub mod philox;
