@@ -12,10 +12,13 @@
 //! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
 //! prints on its own.
 
+pub mod compile;
 pub mod error;
 pub mod graph;
 pub mod init;
 pub mod interp;
+pub mod jit;
+pub mod lower;
 pub mod math;
 pub mod npy;
 pub mod passes;
@@ -23,9 +26,11 @@ pub mod rng;
 pub mod tensor;
 pub mod text;
 
+pub use compile::{CompiledGraph, Compiler, ParameterStore};
 pub use error::{Error, Result, TypeError};
 pub use graph::{DType, Dropout, DropoutKind, Graph, NodeId, Op, Shape, TensorType};
 pub use interp::Mode;
+pub use lower::Gemm;
 pub use rng::Generator;
 pub use tensor::{Tensor, TensorData};
 
