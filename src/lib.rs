@@ -6,8 +6,10 @@
 //! 3. The reference interpreter ([`interp`]) runs a graph in train or eval mode: the living
 //!    definition of every op, including every dropout variant's masks under the RNG contract
 //!    ([`rng::mask`]).
-//! 4. (Coming) passes specialise the mode, eliminate eval-mode dropout, fuse element-wise loops
-//!    and plan memory; lowering to Cranelift JIT-compiles the result.
+//! 4. Passes ([`passes`]) specialise the mode and eliminate dropouts that are the identity.
+//! 5. [`Compiler`] lowers every node ([`lower`]) into one Cranelift function, JIT-compiles it
+//!    ([`jit`]) and returns a [`CompiledGraph`], which runs on the caller's tensors with
+//!    parameters from a [`ParameterStore`], reproducing the interpreter (masks bit for bit).
 //!
 //! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
 //! prints on its own.

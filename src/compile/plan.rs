@@ -10,7 +10,7 @@
 use crate::graph::{Graph, NodeId, Op};
 use crate::lower::{BufferMap, dropout_scratch_bytes};
 
-/// Arena ranges start on this boundary (bytes), so vector code can rely on it later.
+/// Arena ranges start at multiples of this many bytes from the arena's start.
 const ARENA_ALIGN: usize = 16;
 
 /// Where one slot's buffer lives.

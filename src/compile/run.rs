@@ -190,23 +190,29 @@ fn read_only(tensor: &Tensor) -> *mut u8 {
 /// The address of a buffer generated code writes.
 fn writable(tensor: &mut Tensor) -> *mut u8 {
     match tensor.dtype() {
-        DType::F32 => (tensor.as_f32_mut().expect("dtype checked"))
-            .as_mut_ptr()
-            .cast(),
-        DType::I32 => (tensor.as_i32_mut().expect("dtype checked"))
-            .as_mut_ptr()
-            .cast(),
+        DType::F32 => (tensor
+            .as_f32_mut()
+            .expect("invariant: the dtype was just matched"))
+        .as_mut_ptr()
+        .cast(),
+        DType::I32 => (tensor
+            .as_i32_mut()
+            .expect("invariant: the dtype was just matched"))
+        .as_mut_ptr()
+        .cast(),
     }
 }
 
 fn copy_data(destination: &mut Tensor, source: &TensorData) {
     match (destination.dtype(), source) {
-        (DType::F32, TensorData::F32(v)) => {
-            (destination.as_f32_mut().expect("dtype checked")).copy_from_slice(v)
-        }
-        (DType::I32, TensorData::I32(v)) => {
-            (destination.as_i32_mut().expect("dtype checked")).copy_from_slice(v)
-        }
+        (DType::F32, TensorData::F32(v)) => (destination
+            .as_f32_mut()
+            .expect("invariant: the dtype was just matched"))
+        .copy_from_slice(v),
+        (DType::I32, TensorData::I32(v)) => (destination
+            .as_i32_mut()
+            .expect("invariant: the dtype was just matched"))
+        .copy_from_slice(v),
         (DType::F32, TensorData::I32(_)) | (DType::I32, TensorData::F32(_)) => {
             panic!("invariant: an output has its node's type")
         }
@@ -216,13 +222,17 @@ fn copy_data(destination: &mut Tensor, source: &TensorData) {
 fn copy_words(destination: &mut Tensor, words: &[u32]) {
     match destination.dtype() {
         DType::F32 => {
-            let data = destination.as_f32_mut().expect("dtype checked");
+            let data = destination
+                .as_f32_mut()
+                .expect("invariant: the dtype was just matched");
             for (d, &w) in data.iter_mut().zip(words) {
                 *d = f32::from_bits(w);
             }
         }
         DType::I32 => {
-            let data = destination.as_i32_mut().expect("dtype checked");
+            let data = destination
+                .as_i32_mut()
+                .expect("invariant: the dtype was just matched");
             for (d, &w) in data.iter_mut().zip(words) {
                 *d = w as i32;
             }
