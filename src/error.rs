@@ -123,6 +123,30 @@ pub enum Error {
         /// The number of classes.
         classes: usize,
     },
+    /// A compiled graph's parameter was passed among the inputs; parameters live in a
+    /// [`crate::ParameterStore`], which several compiled graphs share.
+    #[error("{name} is a parameter: pass its value in the parameter store, not among the inputs")]
+    ParameterAsInput {
+        /// The parameter's name.
+        name: String,
+    },
+    /// Preallocated outputs that do not match a compiled graph's outputs (in number, name or
+    /// type).
+    #[error("output {index} has to be {expected}, but got {got}")]
+    OutputMismatch {
+        /// The position among the graph's outputs.
+        index: usize,
+        /// The output's name and type, printed `logits: f32[32, 10]`.
+        expected: String,
+        /// What was given in its place.
+        got: String,
+    },
+    /// The JIT cannot generate code for this machine.
+    #[error("cannot compile for this host: {reason}")]
+    UnsupportedHost {
+        /// What the host lacks.
+        reason: String,
+    },
     /// The generator's step counter reached 2^32: reseed rather than reuse masks.
     #[error("the generator with seed {seed} has used all 2^32 steps; reseed it")]
     StepsExhausted {

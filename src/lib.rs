@@ -8,16 +8,20 @@
 //!    ([`rng::mask`]).
 //! 4. [`passes`] specialise a graph for train or eval mode: `dropout(x) -> x` where dropout is
 //!    the identity, layout simplification, dead-code elimination, verified after each pass.
-//! 5. (Coming) element-wise fusion and memory planning; lowering to Cranelift JIT-compiles the
-//!    result.
+//! 5. [`Compiler`] lowers every node ([`lower`]) into one Cranelift function, JIT-compiles it
+//!    ([`jit`]) and returns a [`CompiledGraph`], which runs on the caller's tensors with
+//!    parameters from a [`ParameterStore`], reproducing the interpreter (masks bit for bit).
+//!    (Coming: element-wise fusion, memory reuse, SIMD kernels, threads.)
 //!
 //! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
 //! prints on its own.
 
+pub mod compile;
 pub mod error;
 pub mod graph;
 pub mod init;
 pub mod interp;
+pub mod jit;
 pub mod lower;
 pub mod math;
 pub mod npy;
@@ -26,9 +30,11 @@ pub mod rng;
 pub mod tensor;
 pub mod text;
 
+pub use compile::{CompiledGraph, Compiler, ParameterStore};
 pub use error::{Error, Result, TypeError};
 pub use graph::{DType, Dropout, DropoutKind, Graph, NodeId, Op, Shape, TensorType};
 pub use interp::Mode;
+pub use lower::Gemm;
 pub use rng::Generator;
 pub use tensor::{Tensor, TensorData};
 

@@ -123,6 +123,14 @@ impl Tensor {
         }
     }
 
+    /// Mutable `i32` elements, or `None` for an `f32` tensor.
+    pub fn as_i32_mut(&mut self) -> Option<&mut [i32]> {
+        match &mut self.data {
+            TensorData::I32(v) => Some(v),
+            TensorData::F32(_) => None,
+        }
+    }
+
     /// The elements as little-endian bytes (what `.npy` files and hashes hold).
     pub fn to_le_bytes(&self) -> Vec<u8> {
         match &self.data {

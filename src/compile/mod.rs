@@ -1,0 +1,161 @@
+//! Compiling a graph to native code: [`Compiler`] runs the passes for a mode, plans the
+//! buffers, lowers every node into one Cranelift function and JIT-compiles it into a
+//! [`CompiledGraph`], which runs on the caller's tensors as often as asked.
+//!
+//! ```
+//! # fn main() -> dropjit::Result<()> {
+//! use std::collections::BTreeMap;
+//! use dropjit::{Compiler, Generator, Mode, ParameterStore};
+//! let graph = dropjit::text::parse("graph g {\n  %x: f32[4] = input\n  %y: f32[4] = dropout %x {p = 0.5}\n  output y = %y\n}\n")?;
+//! let compiled = Compiler::new().mode(Mode::Train).compile(&graph)?;
+//! let inputs = BTreeMap::from([("x".to_string(), dropjit::Tensor::from_f32([4], vec![1.0; 4])?)]);
+//! let outputs = compiled.run(&mut Generator::new(7), &inputs, &ParameterStore::new())?;
+//! // Kept elements are doubled, dropped ones are +0.0.
+//! assert!(outputs[0].1.as_f32().unwrap().iter().all(|&v| v == 0.0 || v == 2.0));
+//! # Ok(()) }
+//! ```
+
+mod bind;
+mod plan;
+mod run;
+mod store;
+
+pub use store::ParameterStore;
+
+use crate::error::Result;
+use crate::graph::verify::verify;
+use crate::graph::{Graph, NodeId};
+use crate::interp::Mode;
+use crate::jit::{Codegen, Jit};
+use crate::lower::{Gemm, lower_graph};
+use crate::passes;
+use crate::rng::CONTRACT_VERSION;
+
+use plan::Plan;
+
+/// Compile options, builder style: `Compiler::new().mode(Mode::Eval).compile(&graph)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compiler {
+    mode: Mode,
+    verify: bool,
+    gemm: Gemm,
+}
+
+impl Default for Compiler {
+    fn default() -> Compiler {
+        Compiler::new()
+    }
+}
+
+impl Compiler {
+    /// Train mode (as PyTorch modules start), `sgemm` products, and Cranelift's verifier on
+    /// in debug builds.
+    pub fn new() -> Compiler {
+        Compiler {
+            mode: Mode::Train,
+            verify: cfg!(debug_assertions),
+            gemm: Gemm::Blocked,
+        }
+    }
+
+    /// Whether dropout is active in the compiled code.
+    pub fn mode(mut self, mode: Mode) -> Compiler {
+        self.mode = mode;
+        self
+    }
+
+    /// Runs Cranelift's verifier on the generated function (a failure is a compiler bug and
+    /// panics with the function's text). Tests switch it on.
+    pub fn verify(mut self, verify: bool) -> Compiler {
+        self.verify = verify;
+        self
+    }
+
+    /// How `matmul` and `linear` compute their products.
+    pub fn gemm(mut self, gemm: Gemm) -> Compiler {
+        self.gemm = gemm;
+        self
+    }
+
+    /// Verifies `graph`, runs `passes::optimize` for the mode, and compiles the result.
+    /// Fails with the verifier's errors, or [`crate::Error::UnsupportedHost`] on a machine the
+    /// JIT cannot target (anything but x86-64 with SSE4.1).
+    pub fn compile(&self, graph: &Graph) -> Result<CompiledGraph> {
+        verify(graph)?;
+        let optimized = passes::optimize(graph, self.mode)?;
+        let plan = plan::plan(&optimized);
+        let mut codegen = Codegen::new(self.verify)?;
+        let mut ctx = codegen.entry_context();
+        let imports = codegen.declare_imports(&mut ctx.func);
+        let target = codegen.target_config();
+        let error_nodes = lower_graph(
+            &mut ctx.func,
+            &optimized,
+            &plan.buffers,
+            imports,
+            self.gemm,
+            target,
+        );
+        let clif = ctx.func.display().to_string();
+        let jit = codegen.finish(ctx);
+        Ok(CompiledGraph {
+            source: graph.clone(),
+            graph: optimized,
+            mode: self.mode,
+            contract_version: CONTRACT_VERSION,
+            clif,
+            plan,
+            error_nodes,
+            jit,
+        })
+    }
+}
+
+/// A graph compiled to native code for one mode. `Send + Sync`: runs only borrow it, so
+/// threads may share one.
+pub struct CompiledGraph {
+    /// The graph as given: run bindings are checked against it, as the interpreter does.
+    source: Graph,
+    /// The graph after `passes::optimize`, which was lowered.
+    graph: Graph,
+    mode: Mode,
+    contract_version: u32,
+    clif: String,
+    plan: Plan,
+    /// Error code `i + 1` of the generated code names `error_nodes[i]`.
+    error_nodes: Vec<NodeId>,
+    jit: Jit,
+}
+
+impl CompiledGraph {
+    /// The mode it was compiled for.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The RNG contract version its dropout masks follow ([`crate::rng::CONTRACT_VERSION`]).
+    pub fn contract_version(&self) -> u32 {
+        self.contract_version
+    }
+
+    /// The graph after the passes: what was lowered.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The Cranelift IR of the generated function, before Cranelift's own optimizations
+    /// (`dump --stage clif`).
+    pub fn clif(&self) -> &str {
+        &self.clif
+    }
+}
+
+impl std::fmt::Debug for CompiledGraph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledGraph")
+            .field("graph", &self.graph.name())
+            .field("mode", &self.mode)
+            .field("contract_version", &self.contract_version)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,263 @@
+//! The Cranelift JIT: the host check, the `JITModule` that owns a compiled graph's machine code,
+//! the symbols generated code imports, and the one entry ABI.
+//!
+//! This is the only file with `unsafe`: turning the finished code's address into a function
+//! pointer of the entry ABI, calling it, handing `matrixmultiply::sgemm` raw matrices, and
+//! freeing the code when the compiled graph is dropped. Every other module is safe Rust.
+//!
+//! The entry ABI, fixed for every compiled graph:
+//! ```text
+//! extern "C" fn(table: *const *mut u8, seed: u64, step: u32, error: *mut i64) -> i32
+//! ```
+//! `table` holds one buffer address per slot of the buffer plan; the function returns 0, or a
+//! nonzero code naming the node that failed after writing two details (index, value) to
+//! `error`.
+
+use std::sync::Mutex;
+
+use cranelift_codegen::ir::{AbiParam, Function, Signature, UserFuncName, types};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::{Context, print_errors, verify_function};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
+
+use crate::error::{Error, Result};
+use crate::lower::Imports;
+use crate::math;
+
+/// The entry ABI of every compiled graph (see the module docs).
+type EntryFn = unsafe extern "C" fn(*const *mut u8, u64, u32, *mut i64) -> i32;
+
+/// Name of the imported GEMM wrapper.
+const SGEMM_SYMBOL: &str = "dropjit_sgemm";
+
+/// What the generated code reports back: 0 for success, else a node's error code with its two
+/// details.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Status {
+    /// 0, or the failing node's code.
+    pub code: i32,
+    /// The details the failing node wrote (for `cross_entropy`: batch index, target).
+    pub details: [i64; 2],
+}
+
+/// A module being filled with one graph's function.
+pub(crate) struct Codegen {
+    module: JITModule,
+    verify: bool,
+}
+
+/// Machine code of one compiled graph and its entry point.
+pub(crate) struct Jit {
+    /// Owns the code memory. Never used after finalization except to free it on drop; the
+    /// `Mutex` only makes the owner `Sync` (a `JITModule` is `Send` but not `Sync`).
+    module: Mutex<Option<JITModule>>,
+    entry: EntryFn,
+}
+
+/// The ISA of this host, or why the JIT cannot target it. dropjit's code generation assumes
+/// x86-64 with SSE4.1.
+fn host_isa() -> Result<OwnedTargetIsa> {
+    let unsupported = |reason: String| Error::UnsupportedHost { reason };
+    if !cfg!(target_arch = "x86_64") {
+        return Err(unsupported(format!(
+            "the JIT targets x86-64, but this host is {}",
+            std::env::consts::ARCH
+        )));
+    }
+    if !has_sse41() {
+        return Err(unsupported(
+            "the JIT needs SSE4.1, which this CPU lacks".into(),
+        ));
+    }
+    let isa = cranelift_native::builder().map_err(|msg| unsupported(msg.to_string()))?;
+    let mut flags = settings::builder();
+    let set = |flags: &mut settings::Builder, name: &str, value: &str| {
+        flags
+            .set(name, value)
+            .expect("invariant: Cranelift knows this flag and value");
+    };
+    set(&mut flags, "opt_level", "speed");
+    // The JIT links imported symbols by absolute address.
+    set(&mut flags, "use_colocated_libcalls", "false");
+    set(&mut flags, "is_pic", "false");
+    // We run the verifier ourselves, so its errors come with the function's text.
+    set(&mut flags, "enable_verifier", "false");
+    isa.finish(settings::Flags::new(flags))
+        .map_err(|e| unsupported(e.to_string()))
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_sse41() -> bool {
+    std::is_x86_feature_detected!("sse4.1")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_sse41() -> bool {
+    false
+}
+
+impl Codegen {
+    /// A fresh module for this host; [`Error::UnsupportedHost`] if the JIT cannot target it.
+    pub(crate) fn new(verify: bool) -> Result<Codegen> {
+        let mut builder = JITBuilder::with_isa(host_isa()?, default_libcall_names());
+        builder.symbols(math::jit_symbols());
+        builder.symbol(SGEMM_SYMBOL, dropjit_sgemm as *const u8);
+        Ok(Codegen {
+            module: JITModule::new(builder),
+            verify,
+        })
+    }
+
+    /// A function context whose signature is the entry ABI.
+    pub(crate) fn entry_context(&self) -> Context {
+        let mut ctx = self.module.make_context();
+        ctx.func.signature = self.entry_signature();
+        ctx
+    }
+
+    fn entry_signature(&self) -> Signature {
+        let ptr = self.module.target_config().pointer_type();
+        let mut sig = self.module.make_signature();
+        sig.params.extend([
+            AbiParam::new(ptr),
+            AbiParam::new(types::I64),
+            AbiParam::new(types::I32),
+            AbiParam::new(ptr),
+        ]);
+        sig.returns.push(AbiParam::new(types::I32));
+        sig
+    }
+
+    /// The target's frontend configuration (pointer type), for `FunctionBuilder::finalize`.
+    pub(crate) fn target_config(&self) -> cranelift_codegen::isa::TargetFrontendConfig {
+        self.module.target_config()
+    }
+
+    /// Declares the imported Rust functions in `func`.
+    pub(crate) fn declare_imports(&mut self, func: &mut Function) -> Imports {
+        let ptr = self.module.target_config().pointer_type();
+        let unary = self.signature(&[types::F32], &[types::F32]);
+        let exp = self.import("dropjit_exp_f32", &unary, func);
+        let log = self.import("dropjit_log_f32", &unary, func);
+        // m, k, n, then (pointer, row stride, column stride) for A, B and C: all pointer-sized.
+        let gemm = self.signature(&[ptr; 12], &[]);
+        let sgemm = self.import(SGEMM_SYMBOL, &gemm, func);
+        Imports { exp, log, sgemm }
+    }
+
+    fn signature(&self, params: &[types::Type], returns: &[types::Type]) -> Signature {
+        let mut sig = self.module.make_signature();
+        sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+        sig.returns
+            .extend(returns.iter().map(|&t| AbiParam::new(t)));
+        sig
+    }
+
+    fn import(
+        &mut self,
+        name: &str,
+        sig: &Signature,
+        func: &mut Function,
+    ) -> cranelift_codegen::ir::FuncRef {
+        let id = self
+            .module
+            .declare_function(name, Linkage::Import, sig)
+            .expect("invariant: each import is declared with one signature");
+        self.module.declare_func_in_func(id, func)
+    }
+
+    /// Verifies (if asked), compiles and links the entry function in `ctx`. A verifier error
+    /// is a lowering bug and panics with the function's text.
+    pub(crate) fn finish(mut self, mut ctx: Context) -> Jit {
+        if self.verify
+            && let Err(errors) = verify_function(&ctx.func, self.module.isa())
+        {
+            panic!(
+                "invariant: lowering emits valid CLIF\n{}",
+                print_errors::pretty_verifier_error(&ctx.func, None, errors)
+            );
+        }
+        let sig = ctx.func.signature.clone();
+        let id: FuncId = self
+            .module
+            .declare_function("graph", Linkage::Export, &sig)
+            .expect("invariant: the entry is declared once");
+        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        if let Err(e) = self.module.define_function(id, &mut ctx) {
+            panic!("invariant: Cranelift compiles the lowered function: {e:?}");
+        }
+        self.module
+            .finalize_definitions()
+            .expect("invariant: linking the imports of a finished module succeeds");
+        let code = self.module.get_finalized_function(id);
+        // SAFETY: `code` is the finalized function declared with `entry_signature`, which is
+        // the entry ABI `EntryFn` in the host's default (System V) calling convention. The
+        // memory it points into is owned by `self.module`, which `Jit` keeps until it drops,
+        // and `entry` never leaves `Jit`.
+        let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(code) };
+        Jit {
+            module: Mutex::new(Some(self.module)),
+            entry,
+        }
+    }
+}
+
+impl Jit {
+    /// Runs the compiled graph over the buffers in `table`.
+    ///
+    /// The caller (`CompiledGraph::run`) guarantees what the generated code relies on: every
+    /// slot points to a live buffer at least as large as the plan says, buffers the code writes
+    /// (arena, outputs) are exclusively borrowed and disjoint from the others, and nothing else
+    /// touches them during the call.
+    pub(crate) fn call(&self, table: &[*mut u8], seed: u64, step: u32) -> Status {
+        let mut details = [0i64; 2];
+        // SAFETY: see the contract above, checked by `CompiledGraph::run`: the generated code
+        // reads and writes only within the table's buffers (loop bounds come from the same
+        // static shapes as the buffer sizes, class targets are range-checked before use), and
+        // `details` has the two slots the ABI writes.
+        let code = unsafe { (self.entry)(table.as_ptr(), seed, step, details.as_mut_ptr()) };
+        Status { code, details }
+    }
+}
+
+impl Drop for Jit {
+    fn drop(&mut self) {
+        let module = self
+            .module
+            .get_mut()
+            .map(Option::take)
+            .unwrap_or_else(|poisoned| poisoned.into_inner().take());
+        if let Some(module) = module {
+            // SAFETY: `entry` is the only pointer into this module's code and is dropped with
+            // `self`; no call can be running, since calls borrow `self`.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+/// `C = A · B` for row-major-or-strided `f32` matrices (`A: m × k`, `B: k × n`), imported by
+/// generated code for `matmul` and `linear`.
+///
+/// # Safety
+/// The generated code passes pointers to buffers that hold every element the dimensions and
+/// strides address, and a `c` that aliases neither operand.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn dropjit_sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    // SAFETY: the caller's contract above is sgemm's; beta = 0 means C is only written.
+    unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
+}

@@ -1,0 +1,121 @@
+//! The scalar arithmetic of every element-wise op in Cranelift IR: the one place that says how
+//! generated code computes `relu`, `maximum` or a kept dropout element.
+//!
+//! Each function reproduces its definition in [`crate::math`] bit for bit: the same IEEE
+//! operations in the same order, no FMA (Cranelift fuses nothing on its own). Choices are
+//! branch-free: both sides are computed and a bit mask selects one (`select` on floats
+//! becomes a branch on x86-64).
+//! - `exp` and `log` call [`crate::math::exp_f32`] and [`crate::math::log_f32`] through imported
+//!   symbols, so both engines run the very same code.
+//! - `sqrt` is Cranelift's `sqrt` instruction (`sqrtss`): IEEE square root is correctly rounded,
+//!   so it equals `f32::sqrt`, which is the same instruction on x86-64 (NaN bits included).
+
+use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
+
+use super::LowerCx;
+use crate::graph::{BinaryOp, UnaryOp};
+use crate::math::{SELU_ALPHA, SELU_SCALE};
+
+/// `if cond { yes } else { no }` on `f32` without a branch: `cond` (an i8 truth value) becomes
+/// an all-ones or all-zeros mask over the bits.
+pub fn select(cx: &mut LowerCx, cond: Value, yes: Value, no: Value) -> Value {
+    let ins = &mut cx.b;
+    let mask = ins.ins().bmask(types::I32, cond);
+    let yes = ins.ins().bitcast(types::I32, MemFlagsData::new(), yes);
+    let no = ins.ins().bitcast(types::I32, MemFlagsData::new(), no);
+    let kept_yes = ins.ins().band(yes, mask);
+    let kept_no = ins.ins().band_not(no, mask);
+    let bits = ins.ins().bor(kept_yes, kept_no);
+    ins.ins().bitcast(types::F32, MemFlagsData::new(), bits)
+}
+
+/// `e^x`: a call to [`crate::math::exp_f32`].
+pub fn exp(cx: &mut LowerCx, x: Value) -> Value {
+    let call = cx.b.ins().call(cx.imports.exp, &[x]);
+    cx.b.inst_results(call)[0]
+}
+
+/// `ln x`: a call to [`crate::math::log_f32`].
+pub fn log(cx: &mut LowerCx, x: Value) -> Value {
+    let call = cx.b.ins().call(cx.imports.log, &[x]);
+    cx.b.inst_results(call)[0]
+}
+
+/// [`crate::math::relu`]: `x > 0 || x is NaN ? x : +0.0` ("unordered or greater").
+pub fn relu(cx: &mut LowerCx, x: Value) -> Value {
+    let zero = cx.f32(0.0);
+    let keep = cx.b.ins().fcmp(FloatCC::UnorderedOrGreaterThan, x, zero);
+    select(cx, keep, x, zero)
+}
+
+/// [`crate::math::selu`]: `x > 0 ? S * x : S * (A * (exp(x) - 1))`, both sides computed.
+pub fn selu(cx: &mut LowerCx, x: Value) -> Value {
+    let (zero, one) = (cx.f32(0.0), cx.f32(1.0));
+    let (alpha, scale) = (cx.f32(SELU_ALPHA as f32), cx.f32(SELU_SCALE as f32));
+    let positive = cx.b.ins().fmul(scale, x);
+    let e = exp(cx, x);
+    let em1 = cx.b.ins().fsub(e, one);
+    let saturated = cx.b.ins().fmul(alpha, em1);
+    let negative = cx.b.ins().fmul(scale, saturated);
+    let is_positive = cx.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+    select(cx, is_positive, positive, negative)
+}
+
+/// [`crate::math::maximum`]: the first NaN operand; `a + b` for two zeros (so `+0.0` unless
+/// both are `-0.0`); otherwise the larger.
+pub fn maximum(cx: &mut LowerCx, a: Value, b: Value) -> Value {
+    let zero = cx.f32(0.0);
+    let ins = &mut cx.b;
+    let b_greater = ins.ins().fcmp(FloatCC::GreaterThan, b, a);
+    let equal = ins.ins().fcmp(FloatCC::Equal, a, b);
+    let a_zero = ins.ins().fcmp(FloatCC::Equal, a, zero);
+    let both_zero = ins.ins().band(equal, a_zero);
+    let sum = ins.ins().fadd(a, b);
+    let b_nan = ins.ins().fcmp(FloatCC::Unordered, b, b);
+    let a_nan = ins.ins().fcmp(FloatCC::Unordered, a, a);
+    // Applied from the last rule of `math::maximum` to the first, so earlier rules win.
+    let larger = select(cx, b_greater, b, a);
+    let zeros = select(cx, both_zero, sum, larger);
+    let with_b_nan = select(cx, b_nan, b, zeros);
+    select(cx, a_nan, a, with_b_nan)
+}
+
+/// One unary op on one element.
+pub fn unary(cx: &mut LowerCx, op: UnaryOp, x: Value) -> Value {
+    match op {
+        UnaryOp::Neg => cx.b.ins().fneg(x),
+        UnaryOp::Relu => relu(cx, x),
+        UnaryOp::Selu => selu(cx, x),
+        UnaryOp::Exp => exp(cx, x),
+        UnaryOp::Log => log(cx, x),
+        UnaryOp::Sqrt => cx.b.ins().sqrt(x),
+    }
+}
+
+/// One binary op on one pair of elements.
+pub fn binary(cx: &mut LowerCx, op: BinaryOp, a: Value, b: Value) -> Value {
+    match op {
+        BinaryOp::Add => cx.b.ins().fadd(a, b),
+        BinaryOp::Sub => cx.b.ins().fsub(a, b),
+        BinaryOp::Mul => cx.b.ins().fmul(a, b),
+        BinaryOp::Div => cx.b.ins().fdiv(a, b),
+        BinaryOp::Max => maximum(cx, a, b),
+    }
+}
+
+/// [`crate::math::dropout_zeroing`]: `keep ? x * scale : +0.0` (`keep` an i8 truth value).
+pub fn dropout_zeroing(cx: &mut LowerCx, keep: Value, x: Value, scale: f32) -> Value {
+    let scale = cx.f32(scale);
+    let zero = cx.f32(0.0);
+    let scaled = cx.b.ins().fmul(x, scale);
+    select(cx, keep, scaled, zero)
+}
+
+/// [`crate::math::dropout_alpha`]: `keep ? (x * a) + b : c`, two roundings.
+pub fn dropout_alpha(cx: &mut LowerCx, keep: Value, x: Value, (a, b, c): (f32, f32, f32)) -> Value {
+    let (a, b, c) = (cx.f32(a), cx.f32(b), cx.f32(c));
+    let product = cx.b.ins().fmul(x, a);
+    let kept = cx.b.ins().fadd(product, b);
+    select(cx, keep, kept, c)
+}
