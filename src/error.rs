@@ -27,9 +27,8 @@ pub enum Error {
         /// The rejected value.
         p: f64,
     },
-    /// A name the textual IR could not print: nodes take `A-Z a-z 0-9 _ .`, outputs also
-    /// start with a letter or `_`.
-    #[error("{what} name {name:?} has to consist of letters, digits, '_' and '.'{}", if *.what == "output" { ", starting with a letter or '_'" } else { "" })]
+    /// A name the textual IR could not print: node and output names take `A-Z a-z 0-9 _ .`.
+    #[error("{what} name {name:?} has to consist of letters, digits, '_' and '.'")]
     InvalidName {
         /// The rejected name.
         name: String,

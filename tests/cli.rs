@@ -4,6 +4,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use dropjit::Op;
+
 fn dropjit(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dropjit"))
         .args(args)
@@ -255,4 +257,75 @@ fn saved_values_load_back_to_the_same_outputs() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("x.npy"), "{stderr}");
+}
+
+/// The `name type` and the mean of an output line.
+fn name_type_and_mean(line: &str) -> (String, f64) {
+    let parts: Vec<&str> = line.split(' ').collect();
+    let mean = parts
+        .iter()
+        .find_map(|p| p.strip_prefix("mean="))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no mean in {line}"));
+    (parts[..parts.len() - 3].join(" "), mean)
+}
+
+#[test]
+fn jit_and_interpreter_print_the_same_lines() {
+    for entry in fs::read_dir("ir").expect("ir/") {
+        let path = entry.expect("dir entry").path();
+        let graph =
+            dropjit::text::parse(&fs::read_to_string(&path).expect("ir file")).expect("parses");
+        // The GEMM crate sums matrix products in its own order (blocked, with FMA where the CPU
+        // has it), so values downstream of matmul/linear agree within a tolerance; everything
+        // else, every dropout mask included, is bit-identical.
+        let has_gemm = graph
+            .node_ids()
+            .any(|id| matches!(graph.node(id).op, Op::MatMul | Op::Linear { .. }));
+        let path = path.to_str().expect("utf-8 path");
+        for mode in ["train", "eval"] {
+            let run = |engine| {
+                stdout(&dropjit(&[
+                    "run", path, "--mode", mode, "--engine", engine, "--seed", "4",
+                ]))
+            };
+            let (jit, interp) = (output_lines(&run("jit")), output_lines(&run("interp")));
+            assert_eq!(jit.len(), interp.len());
+            for (j, i) in jit.iter().zip(&interp) {
+                if !has_gemm {
+                    assert_eq!(j, i, "{path} {mode}");
+                    continue;
+                }
+                let ((j_head, j_mean), (i_head, i_mean)) =
+                    (name_type_and_mean(j), name_type_and_mean(i));
+                assert_eq!(j_head, i_head, "{path} {mode}");
+                let close = (j_mean - i_mean).abs() <= 1e-4 * (1.0 + i_mean.abs())
+                    || (j_mean.is_nan() && i_mean.is_nan());
+                assert!(close, "{path} {mode}: {j} vs {i}");
+            }
+        }
+    }
+}
+
+#[test]
+fn dump_clif_and_bench() {
+    let clif = stdout(&dropjit(&["dump", "ir/dropout.ir", "--stage", "clif"]));
+    assert!(clif.starts_with("function "), "{clif}");
+    assert!(clif.contains("imul"), "Philox is inlined:\n{clif}");
+    let eval = stdout(&dropjit(&[
+        "dump",
+        "ir/dropout.ir",
+        "--stage",
+        "clif",
+        "--mode",
+        "eval",
+    ]));
+    assert!(
+        eval.lines().count() < clif.lines().count() / 4,
+        "eval mode is a copy:\n{eval}"
+    );
+    let bench = stdout(&dropjit(&["bench", "ir/dropout.ir", "--iters", "5"]));
+    for figure in ["compile", "median call", "throughput"] {
+        assert!(bench.contains(figure), "{bench}");
+    }
 }

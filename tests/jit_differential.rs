@@ -38,35 +38,6 @@ fn parse_file(path: &PathBuf) -> Graph {
     text::parse(&source).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The graph with every node also an output, so runs show every intermediate value.
-fn expose_all(graph: &Graph) -> Graph {
-    let mut traced = graph.clone();
-    for (i, id) in graph.topo_order().into_iter().enumerate() {
-        traced
-            .add_output(format!("__trace_{i}"), id)
-            .expect("trace names are free");
-    }
-    traced
-}
-
-/// Splits interpreter-style values into a compiled graph's inputs and parameter store.
-fn split(
-    graph: &Graph,
-    values: BTreeMap<String, Tensor>,
-) -> (BTreeMap<String, Tensor>, ParameterStore) {
-    let mut inputs = BTreeMap::new();
-    let mut params = ParameterStore::new();
-    for (name, value) in values {
-        let id = graph.lookup(&name).expect("values name nodes");
-        if matches!(graph.node(id).op, Op::Parameter(_)) {
-            params.insert(name, value);
-        } else {
-            inputs.insert(name, value);
-        }
-    }
-    (inputs, params)
-}
-
 fn compile(graph: &Graph, mode: Mode, gemm: Gemm) -> CompiledGraph {
     Compiler::new()
         .mode(mode)
@@ -126,12 +97,12 @@ fn check(
     agreement: Agreement,
     seed: u64,
 ) -> Result<(), String> {
-    let traced = expose_all(graph);
+    let traced = Graph::with_every_node_as_output(&graph);
     let values = init::random_values(&traced, seed);
     let mut interp_rng = Generator::new(seed).with_step(5);
     let expected = interp::run(&traced, mode, &mut interp_rng, &values);
     let compiled = compile(&traced, mode, gemm);
-    let (inputs, params) = split(&traced, values);
+    let (inputs, params) = ParameterStore::split(&traced, values);
     let mut jit_rng = Generator::new(seed).with_step(5);
     let got = compiled.run(&mut jit_rng, &inputs, &params);
     if interp_rng != jit_rng {

@@ -63,6 +63,12 @@ fn random_graphs_round_trip() {
             panic!("random graph {seed} does not verify: {error}\n{graph}")
         });
         assert_round_trip(&graph, &format!("random graph {seed}"));
+        // Every node as an output (what `run --save-all` compiles), numeric names included.
+        let traced = graph.with_every_node_as_output();
+        assert_round_trip(
+            &traced,
+            &format!("random graph {seed} with every node as output"),
+        );
     }
 }
 

@@ -18,6 +18,7 @@
 mod bind;
 mod plan;
 mod run;
+pub mod schedule;
 mod store;
 
 pub use store::ParameterStore;
@@ -32,6 +33,7 @@ use crate::passes;
 use crate::rng::CONTRACT_VERSION;
 
 use plan::Plan;
+pub use schedule::Schedule;
 
 /// Compile options, builder style: `Compiler::new().mode(Mode::Eval).compile(&graph)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +85,7 @@ impl Compiler {
     pub fn compile(&self, graph: &Graph) -> Result<CompiledGraph> {
         verify(graph)?;
         let optimized = passes::optimize(graph, self.mode)?;
+        let schedule = Schedule::unfused(&optimized);
         let plan = plan::plan(&optimized);
         let mut codegen = Codegen::new(self.verify)?;
         let mut ctx = codegen.entry_context();
@@ -104,6 +107,7 @@ impl Compiler {
             mode: self.mode,
             contract_version: CONTRACT_VERSION,
             clif,
+            schedule,
             plan,
             error_nodes,
             jit,
@@ -121,6 +125,7 @@ pub struct CompiledGraph {
     mode: Mode,
     contract_version: u32,
     clif: String,
+    schedule: Schedule,
     plan: Plan,
     /// Error code `i + 1` of the generated code names `error_nodes[i]`.
     error_nodes: Vec<NodeId>,
@@ -141,6 +146,11 @@ impl CompiledGraph {
     /// The graph after the passes: what was lowered.
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+
+    /// The kernels it runs, in order (`dump --stage optimized` prints them).
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
     }
 
     /// The Cranelift IR of the generated function, before Cranelift's own optimizations

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::graph::{Graph, Op};
 use crate::tensor::Tensor;
 
 /// Parameter values by node name. A run borrows the store; entries that a graph does not use
@@ -17,6 +18,19 @@ impl ParameterStore {
     /// An empty store.
     pub fn new() -> ParameterStore {
         ParameterStore::default()
+    }
+
+    /// Splits interpreter-style values (every input and parameter by name, as
+    /// [`crate::interp::run`] takes them) into a compiled graph's inputs and a store holding
+    /// the values that name parameters of `graph`.
+    pub fn split(
+        graph: &Graph,
+        values: BTreeMap<String, Tensor>,
+    ) -> (BTreeMap<String, Tensor>, ParameterStore) {
+        let (params, inputs) = values.into_iter().partition(|(name, _)| {
+            (graph.find(name)).is_some_and(|id| matches!(graph.node(id).op, Op::Parameter(_)))
+        });
+        (inputs, ParameterStore { values: params })
     }
 
     /// Sets the value of `name`, returning the previous one.

@@ -50,11 +50,6 @@ pub fn is_node_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
 }
 
-/// An output (or graph) name: a node name that does not start with a digit or `.`.
-pub fn is_output_name(name: &str) -> bool {
-    is_node_name(name) && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-}
-
 /// One operation with its result's name and inferred type.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
@@ -138,7 +133,7 @@ impl Graph {
     /// name, not another node's.
     pub fn add_output(&mut self, name: impl Into<String>, node: NodeId) -> Result<()> {
         let name = name.into();
-        if !is_output_name(&name) {
+        if !is_node_name(&name) {
             return Err(Error::InvalidName {
                 name,
                 what: "output",
@@ -306,6 +301,22 @@ impl Graph {
         node
     }
 
+    /// A copy in which every node is also an output named after itself (after the existing
+    /// outputs, which keep their order): for `run --save-all` and differential tests, which
+    /// compare every intermediate value.
+    pub fn with_every_node_as_output(&self) -> Graph {
+        let mut graph = self.clone();
+        for id in self.topo_order() {
+            let name = &self.node(id).name;
+            if graph.outputs.iter().all(|o| &o.name != name) {
+                graph
+                    .add_output(name.clone(), id)
+                    .expect("invariant: a node's own name is free as an output name");
+            }
+        }
+        graph
+    }
+
     /// Mutable access to a node's op, for passes that rewrite attributes. The op's type must
     /// not change; the verifier re-infers every type and reports a difference.
     pub fn op_mut(&mut self, id: NodeId) -> &mut Op {
@@ -354,10 +365,10 @@ mod tests {
         );
         let x = g.add("x", input(), &[]).unwrap();
         let y = g.add("y", input(), &[]).unwrap();
-        let err = g.add_output("1st", x).unwrap_err();
+        let err = g.add_output("y!", x).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "output name \"1st\" has to consist of letters, digits, '_' and '.', starting with a letter or '_'"
+            "output name \"y!\" has to consist of letters, digits, '_' and '.'"
         );
         let err = g.add_output("y", x).unwrap_err();
         assert_eq!(err.to_string(), "the output name y is already taken");

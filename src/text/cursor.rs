@@ -152,6 +152,20 @@ impl Cursor {
         }
     }
 
+    /// An output's name: any node name (see [`crate::graph::is_node_name`]), so an identifier
+    /// or a word of digits such as `2`; `what` names it in the error.
+    pub fn output_name(&mut self, what: &str) -> Result<String, Diag> {
+        let token = self.bump();
+        match token.tok {
+            Tok::Ident(name) => Ok(name),
+            Tok::Number(name) if crate::graph::is_node_name(&name) => Ok(name),
+            other => Err(Diag::new(
+                token.pos,
+                format!("expected {what}, found {other}"),
+            )),
+        }
+    }
+
     /// A value name `%name` and its position.
     pub fn value(&mut self, context: &str) -> Result<(String, Pos), Diag> {
         let token = self.bump();

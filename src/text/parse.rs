@@ -172,7 +172,7 @@ impl Parser {
     fn output_line(&mut self) -> Result<(), Diag> {
         self.cursor.bump();
         let name_pos = self.cursor.peek().pos;
-        let name = self.cursor.ident("the output's name")?;
+        let name = self.cursor.output_name("the output's name")?;
         self.cursor.expect('=', "after the output's name")?;
         let (value, value_pos) = self.cursor.value("after 'output NAME ='")?;
         self.cursor.end_of_line("after the output's value")?;

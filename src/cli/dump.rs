@@ -1,0 +1,78 @@
+//! `dropjit dump`: a graph as parsed, after the passes, or as the Cranelift IR it compiles to.
+
+use std::path::Path;
+
+use anyhow::bail;
+use clap::ValueEnum;
+use dropjit::{Compiler, Mode, passes};
+
+use super::load_graph;
+
+/// How far `dump` takes the compilation.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Stage {
+    /// The graph as written.
+    Parsed,
+    /// After the pass pipeline for the mode.
+    Optimized,
+    /// The Cranelift IR of the compiled function (before Cranelift's own optimizations).
+    Clif,
+}
+
+/// Textual IR or Graphviz DOT.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Dot,
+}
+
+/// How far `dump` compiles, how it prints the result, and which pipeline reports it adds.
+pub struct DumpOptions {
+    pub stage: Stage,
+    pub format: Format,
+    pub print_after_all: bool,
+    pub time_passes: bool,
+}
+
+/// Prints the requested stage of `file` compiled for `mode`.
+pub fn dump(file: &Path, mode: Mode, options: &DumpOptions) -> anyhow::Result<()> {
+    let parsed = load_graph(file)?;
+    let uses_passes = options.print_after_all || options.time_passes;
+    if options.stage != Stage::Optimized && uses_passes {
+        bail!(
+            "--print-after-all and --time-passes need a stage after the passes (--stage optimized)"
+        );
+    }
+    if options.stage == Stage::Clif && options.format == Format::Dot {
+        bail!("--stage clif prints Cranelift IR, which has no DOT form (use --format text)");
+    }
+    let graph = match options.stage {
+        Stage::Parsed => parsed,
+        Stage::Optimized => {
+            let pipeline = passes::PipelineOptions {
+                record_dumps: options.print_after_all,
+                record_times: options.time_passes,
+                ..passes::PipelineOptions::new(mode)
+            };
+            let optimized = passes::run_pipeline(&parsed, &pipeline)?;
+            // Like LLVM's flags: the extra reports go to stderr, stdout stays one graph.
+            if options.print_after_all {
+                eprint!("{}", optimized.report.dumps());
+            }
+            if options.time_passes {
+                eprint!("{}", optimized.report.times());
+            }
+            optimized.graph
+        }
+        Stage::Clif => {
+            let compiled = Compiler::new().mode(mode).compile(&parsed)?;
+            print!("{}", compiled.clif());
+            return Ok(());
+        }
+    };
+    match options.format {
+        Format::Text => print!("{graph}"),
+        Format::Dot => print!("{}", graph.dot()),
+    }
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! `dropjit run` and `dropjit bench`: execute a graph on inputs and parameters filled by name
+//! (or read from `.npy` files) with the JIT or the reference interpreter.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use dropjit::{
+    CompiledGraph, Compiler, Generator, Graph, Mode, ParameterStore, Tensor, init, interp, npy, rng,
+};
+
+use super::{load_graph, mode_name};
+
+/// Which engine executes the graph.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// Cranelift-compiled native code.
+    Jit,
+    /// The reference interpreter.
+    Interp,
+}
+
+/// Where input and parameter values come from.
+pub struct Sources {
+    pub input_seed: u64,
+    pub load: Option<PathBuf>,
+}
+
+impl Sources {
+    /// Every input's and parameter's value by name.
+    fn values(&self, graph: &Graph) -> anyhow::Result<BTreeMap<String, Tensor>> {
+        let Some(dir) = &self.load else {
+            return Ok(init::random_values(graph, self.input_seed));
+        };
+        let mut values = BTreeMap::new();
+        for id in graph.inputs().into_iter().chain(graph.parameters()) {
+            let name = &graph.node(id).name;
+            let tensor = npy::read(&dir.join(format!("{name}.npy")))?;
+            values.insert(name.clone(), tensor);
+        }
+        Ok(values)
+    }
+}
+
+/// What `run` does besides printing: `--save DIR` and `--save-all`.
+pub struct RunOptions {
+    pub file: PathBuf,
+    pub mode: Mode,
+    pub engine: Engine,
+    pub save: Option<PathBuf>,
+    pub save_all: bool,
+}
+
+/// Runs the graph once and prints a line per output: name, type, mean, share of exact zeros and
+/// the FNV-1a 64 of its bytes. Both engines print identical lines.
+pub fn run(
+    options: &RunOptions,
+    mut generator: Generator,
+    sources: &Sources,
+) -> anyhow::Result<()> {
+    let graph = load_graph(&options.file)?;
+    let values = sources.values(&graph)?;
+    // --save-all makes every node an output, named after itself, after the real outputs.
+    let executed = if options.save_all {
+        graph.with_every_node_as_output()
+    } else {
+        graph.clone()
+    };
+    let step = generator.step();
+    let outputs = match options.engine {
+        Engine::Interp => interp::run(&executed, options.mode, &mut generator, &values)?,
+        Engine::Jit => {
+            let compiled = Compiler::new().mode(options.mode).compile(&executed)?;
+            let (inputs, params) = ParameterStore::split(&executed, values.clone());
+            compiled.run(&mut generator, &inputs, &params)?
+        }
+    };
+    println!(
+        "# graph {}: mode {}, seed {}, step {step}, rng contract v{}",
+        graph.name(),
+        mode_name(options.mode),
+        generator.seed(),
+        rng::CONTRACT_VERSION
+    );
+    for (name, tensor) in &outputs[..graph.outputs().len()] {
+        println!(
+            "{name} {} mean={:.6} zeros={:.4} fnv1a64={:016x}",
+            tensor.ty(),
+            tensor.mean(),
+            tensor.zero_share(),
+            tensor.fnv1a64()
+        );
+    }
+    if let Some(dir) = &options.save {
+        save(dir, &values, &outputs)?;
+    }
+    Ok(())
+}
+
+/// Writes every value to `DIR/NAME.npy`.
+fn save(
+    dir: &PathBuf,
+    values: &BTreeMap<String, Tensor>,
+    outputs: &[(String, Tensor)],
+) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let files = values.iter().chain(outputs.iter().map(|(n, t)| (n, t)));
+    for (name, tensor) in files {
+        if name.contains(['/', '\\']) {
+            bail!("cannot save {name}: the name contains a path separator");
+        }
+        npy::write(&dir.join(format!("{name}.npy")), tensor)?;
+    }
+    println!("# saved to {}", dir.display());
+    Ok(())
+}
+
+/// Compiles once, runs `iters` times into preallocated outputs, and prints the compile time,
+/// the median time per call and the elements per second of the largest output.
+pub fn bench(
+    file: &PathBuf,
+    mode: Mode,
+    iters: usize,
+    seed: u64,
+    sources: &Sources,
+) -> anyhow::Result<()> {
+    if iters == 0 {
+        bail!("--iters has to be at least 1");
+    }
+    let graph = load_graph(file)?;
+    let (inputs, params) = ParameterStore::split(&graph, sources.values(&graph)?);
+    let started = Instant::now();
+    let compiled = Compiler::new().mode(mode).compile(&graph)?;
+    let compile_time = started.elapsed();
+    let mut generator = Generator::new(seed);
+    let mut outputs = compiled.run(&mut generator, &inputs, &params)?;
+    let mut times: Vec<Duration> = (0..iters)
+        .map(|_| time_call(&compiled, &mut generator, &inputs, &params, &mut outputs))
+        .collect::<anyhow::Result<_>>()?;
+    times.sort();
+    let median = times[times.len() / 2];
+    let largest = outputs.iter().map(|(_, t)| t.numel()).max().unwrap_or(0);
+    println!(
+        "graph {} ({} mode), {iters} calls",
+        graph.name(),
+        mode_name(mode)
+    );
+    println!("compile      {:>12.3} ms", compile_time.as_secs_f64() * 1e3);
+    println!("median call  {:>12.3} us", median.as_secs_f64() * 1e6);
+    println!(
+        "throughput   {:>12.3} G elements/s (largest output, {largest} elements)",
+        largest as f64 / median.as_secs_f64() / 1e9
+    );
+    Ok(())
+}
+
+fn time_call(
+    compiled: &CompiledGraph,
+    generator: &mut Generator,
+    inputs: &BTreeMap<String, Tensor>,
+    params: &ParameterStore,
+    outputs: &mut [(String, Tensor)],
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    compiled.run_into(generator, inputs, params, outputs)?;
+    Ok(started.elapsed())
+}
