@@ -30,7 +30,7 @@ pub mod rng;
 pub mod tensor;
 pub mod text;
 
-pub use compile::{CompiledGraph, Compiler, ParameterStore};
+pub use compile::{CompileCache, CompiledGraph, Compiler, ParameterStore};
 pub use error::{Error, Result, TypeError};
 pub use graph::{DType, Dropout, DropoutKind, Graph, NodeId, Op, Shape, TensorType};
 pub use interp::Mode;

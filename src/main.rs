@@ -4,9 +4,10 @@
 //! - `dropjit dump FILE.ir [--mode train|eval] [--stage parsed|optimized|clif] [--format
 //!   text|dot] [--print-after-all] [--time-passes]`: the graph as written, after the passes for
 //!   that mode (per-pass dumps and timings go to stderr), or the Cranelift IR it compiles to.
-//! - `dropjit run FILE.ir [--mode] [--engine jit|interp] [--seed S] [--step T] [--input-seed K]
-//!   [--load DIR] [--save DIR] [--save-all]`: run on inputs and parameters filled by name from
-//!   seed K (or read from `DIR/NAME.npy`) and print one line per output.
+//! - `dropjit run FILE.ir [--mode] [--engine jit|interp] [--gemm blocked|reference] [--seed S]
+//!   [--step T] [--input-seed K] [--load DIR] [--save DIR] [--save-all]`: run on inputs and
+//!   parameters filled by name from seed K (or read from `DIR/NAME.npy`) and print one line per
+//!   output.
 //! - `dropjit bench FILE.ir [--mode] [--iters K]`: compile once, run K times, print the compile
 //!   time, the median time per call and the throughput.
 
@@ -19,7 +20,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use dropjit::{Generator, Mode};
 
 use cli::dump::{DumpOptions, Format, Stage};
-use cli::run::{Engine, RunOptions, Sources};
+use cli::run::{Engine, GemmArg, RunOptions, Sources};
 
 #[derive(Parser)]
 #[command(
@@ -69,6 +70,9 @@ enum Command {
         /// The Cranelift JIT or the reference interpreter.
         #[arg(long, value_enum, default_value_t = Engine::Jit)]
         engine: Engine,
+        /// How the JIT computes matrix products; `reference` matches the interpreter bit for bit.
+        #[arg(long, value_enum, default_value_t = GemmArg::Blocked)]
+        gemm: GemmArg,
         #[command(flatten)]
         values: ValueArgs,
         /// The generator's step for this execution.
@@ -157,6 +161,7 @@ fn main() -> ExitCode {
             file,
             mode,
             engine,
+            gemm,
             values,
             step,
             save,
@@ -167,6 +172,7 @@ fn main() -> ExitCode {
                 file,
                 mode: mode.into(),
                 engine,
+                gemm: gemm.into(),
                 save,
                 save_all,
             };

@@ -291,6 +291,21 @@ fn jit_and_interpreter_print_the_same_lines() {
             };
             let (jit, interp) = (output_lines(&run("jit")), output_lines(&run("interp")));
             assert_eq!(jit.len(), interp.len());
+            let reference = stdout(&dropjit(&[
+                "run",
+                path,
+                "--mode",
+                mode,
+                "--gemm",
+                "reference",
+                "--seed",
+                "4",
+            ]));
+            assert_eq!(
+                output_lines(&reference),
+                interp,
+                "{path} {mode} --gemm reference"
+            );
             for (j, i) in jit.iter().zip(&interp) {
                 if !has_gemm {
                     assert_eq!(j, i, "{path} {mode}");

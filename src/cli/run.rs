@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use dropjit::{
-    CompiledGraph, Compiler, Generator, Graph, Mode, ParameterStore, Tensor, init, interp, npy, rng,
+    CompiledGraph, Compiler, Gemm, Generator, Graph, Mode, ParameterStore, Tensor, init, interp,
+    npy, rng,
 };
 
 use super::{load_graph, mode_name};
@@ -21,6 +22,24 @@ pub enum Engine {
     Jit,
     /// The reference interpreter.
     Interp,
+}
+
+/// How the JIT computes matrix products (`--gemm`).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GemmArg {
+    /// The GEMM crate: fast, sums in its own order (last bits differ from the interpreter).
+    Blocked,
+    /// Plain loops in the interpreter's order: bit-identical to `--engine interp`.
+    Reference,
+}
+
+impl From<GemmArg> for Gemm {
+    fn from(gemm: GemmArg) -> Gemm {
+        match gemm {
+            GemmArg::Blocked => Gemm::Blocked,
+            GemmArg::Reference => Gemm::Reference,
+        }
+    }
 }
 
 /// Where input and parameter values come from.
@@ -50,6 +69,7 @@ pub struct RunOptions {
     pub file: PathBuf,
     pub mode: Mode,
     pub engine: Engine,
+    pub gemm: Gemm,
     pub save: Option<PathBuf>,
     pub save_all: bool,
 }
@@ -73,7 +93,8 @@ pub fn run(
     let outputs = match options.engine {
         Engine::Interp => interp::run(&executed, options.mode, &mut generator, &values)?,
         Engine::Jit => {
-            let compiled = Compiler::new().mode(options.mode).compile(&executed)?;
+            let compiler = Compiler::new().mode(options.mode).gemm(options.gemm);
+            let compiled = compiler.compile(&executed)?;
             let (inputs, params) = ParameterStore::split(&executed, values.clone());
             compiled.run(&mut generator, &inputs, &params)?
         }

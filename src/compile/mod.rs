@@ -16,6 +16,7 @@
 //! ```
 
 mod bind;
+mod cache;
 mod plan;
 mod run;
 pub mod schedule;
@@ -32,6 +33,7 @@ use crate::lower::{Gemm, lower_graph};
 use crate::passes;
 use crate::rng::CONTRACT_VERSION;
 
+pub use cache::CompileCache;
 use plan::Plan;
 pub use schedule::Schedule;
 
