@@ -8,10 +8,11 @@
 //!    ([`rng::mask`]).
 //! 4. [`passes`] specialise a graph for train or eval mode: `dropout(x) -> x` where dropout is
 //!    the identity, layout simplification, dead-code elimination, verified after each pass.
-//! 5. [`Compiler`] lowers every node ([`lower`]) into one Cranelift function, JIT-compiles it
-//!    ([`jit`]) and returns a [`CompiledGraph`], which runs on the caller's tensors with
-//!    parameters from a [`ParameterStore`], reproducing the interpreter (masks bit for bit).
-//!    (Coming: element-wise fusion, memory reuse, SIMD kernels, threads.)
+//! 5. [`Compiler`] fuses each group of element-wise nodes into one loop
+//!    ([`compile::Schedule`]), lowers every kernel ([`lower`]) into one Cranelift function,
+//!    JIT-compiles it ([`jit`]) and returns a [`CompiledGraph`], which runs on the caller's
+//!    tensors with parameters from a [`ParameterStore`], reproducing the interpreter (masks bit
+//!    for bit). (Coming: memory reuse, SIMD kernels, threads.)
 //!
 //! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
 //! prints on its own.

@@ -57,7 +57,17 @@ fn print_after_all_heads_each_pass_on_stderr_and_keeps_stdout_one_graph() {
         ]
     );
     let stdout = text(&output.stdout);
-    assert!(stderr.ends_with(&stdout), "the last dump is the result");
+    // stdout: the result, then the kernel schedule as comments.
+    let (graph, schedule) = stdout.split_at(
+        stdout
+            .find("# kernel")
+            .expect("the schedule follows the graph"),
+    );
+    assert!(stderr.ends_with(graph), "the last dump is the result");
+    assert!(
+        schedule.lines().all(|l| l.starts_with("# kernel ")),
+        "{schedule}"
+    );
     assert_eq!(stdout.matches("graph layout_cleanup").count(), 1);
 }
 
@@ -87,4 +97,27 @@ fn pass_flags_need_the_passes() {
     let output = dump(&["ir/dropout.ir", "--stage", "parsed", "--print-after-all"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stderr).contains("need a stage after the passes"));
+}
+
+#[test]
+fn stage_optimized_prints_the_fused_kernels_as_comments() {
+    let output = dump(&["ir/simple_net.ir", "--stage", "optimized"]);
+    assert!(output.status.success());
+    let stdout = text(&output.stdout);
+    let kernels: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("# kernel"))
+        .collect();
+    assert_eq!(
+        kernels,
+        [
+            "# kernel 0: %fc1 -> %fc1",
+            "# kernel 1: %h1, %d1 -> %d1",
+            "# kernel 2: %fc2 -> %fc2",
+            "# kernel 3: %h2, %d2 -> %d2",
+            "# kernel 4: %fc3 -> %fc3",
+        ]
+    );
+    let reparsed = dropjit::text::parse(&stdout).expect("the dump parses");
+    assert_eq!(reparsed.name(), "simple_net");
 }

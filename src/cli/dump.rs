@@ -1,4 +1,5 @@
-//! `dropjit dump`: a graph as parsed, after the passes, or as the Cranelift IR it compiles to.
+//! `dropjit dump`: a graph as parsed, after the passes (with its kernel schedule), or as the
+//! Cranelift IR it compiles to.
 
 use std::path::Path;
 
@@ -13,7 +14,8 @@ use super::load_graph;
 pub enum Stage {
     /// The graph as written.
     Parsed,
-    /// After the pass pipeline for the mode.
+    /// After the pass pipeline for the mode, followed (text format) by the kernels a
+    /// compilation runs, as `# kernel` comment lines.
     Optimized,
     /// The Cranelift IR of the compiled function (before Cranelift's own optimizations).
     Clif,
@@ -73,6 +75,11 @@ pub fn dump(file: &Path, mode: Mode, options: &DumpOptions) -> anyhow::Result<()
     match options.format {
         Format::Text => print!("{graph}"),
         Format::Dot => print!("{}", graph.dot()),
+    }
+    if options.stage == Stage::Optimized && options.format == Format::Text {
+        // The kernels a compilation for this mode runs, as comments: the dump still parses.
+        let schedule = Compiler::new().mode(mode).schedule(&graph);
+        print!("{}", schedule.display(&graph));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! Compiling a graph to native code: [`Compiler`] runs the passes for a mode, plans the
-//! buffers, lowers every node into one Cranelift function and JIT-compiles it into a
-//! [`CompiledGraph`], which runs on the caller's tensors as often as asked.
+//! Compiling a graph to native code: [`Compiler`] runs the passes for a mode, groups the
+//! nodes into kernels ([`Schedule`], element-wise nodes fused), plans the buffers, lowers
+//! every kernel into one Cranelift function and JIT-compiles it into a [`CompiledGraph`],
+//! which runs on the caller's tensors as often as asked.
 //!
 //! ```
 //! # fn main() -> dropjit::Result<()> {
@@ -17,6 +18,7 @@
 
 mod bind;
 mod cache;
+mod fusion;
 mod plan;
 mod run;
 pub mod schedule;
@@ -43,6 +45,7 @@ pub struct Compiler {
     mode: Mode,
     verify: bool,
     gemm: Gemm,
+    fuse: bool,
 }
 
 impl Default for Compiler {
@@ -52,13 +55,14 @@ impl Default for Compiler {
 }
 
 impl Compiler {
-    /// Train mode (as PyTorch modules start), `sgemm` products, and Cranelift's verifier on
-    /// in debug builds.
+    /// Train mode (as PyTorch modules start), `sgemm` products, element-wise fusion, and
+    /// Cranelift's verifier on in debug builds.
     pub fn new() -> Compiler {
         Compiler {
             mode: Mode::Train,
             verify: cfg!(debug_assertions),
             gemm: Gemm::Blocked,
+            fuse: true,
         }
     }
 
@@ -81,14 +85,31 @@ impl Compiler {
         self
     }
 
+    /// Whether maximal groups of element-wise nodes run as one loop ([`Schedule::fused`], the
+    /// default) or every node as its own ([`Schedule::unfused`]). Both compute the same bits;
+    /// differential tests compare them.
+    pub fn fuse(mut self, fuse: bool) -> Compiler {
+        self.fuse = fuse;
+        self
+    }
+
+    /// The kernels `compile` runs for `optimized`, a graph after `passes::optimize`.
+    pub fn schedule(&self, optimized: &Graph) -> Schedule {
+        if self.fuse {
+            Schedule::fused(optimized)
+        } else {
+            Schedule::unfused(optimized)
+        }
+    }
+
     /// Verifies `graph`, runs `passes::optimize` for the mode, and compiles the result.
     /// Fails with the verifier's errors, or [`crate::Error::UnsupportedHost`] on a machine the
     /// JIT cannot target (anything but x86-64 with SSE4.1).
     pub fn compile(&self, graph: &Graph) -> Result<CompiledGraph> {
         verify(graph)?;
         let optimized = passes::optimize(graph, self.mode)?;
-        let schedule = Schedule::unfused(&optimized);
-        let plan = plan::plan(&optimized);
+        let schedule = self.schedule(&optimized);
+        let plan = plan::plan(&optimized, &schedule);
         let mut codegen = Codegen::new(self.verify)?;
         let mut ctx = codegen.entry_context();
         let imports = codegen.declare_imports(&mut ctx.func);
@@ -96,6 +117,7 @@ impl Compiler {
         let error_nodes = lower_graph(
             &mut ctx.func,
             &optimized,
+            &schedule,
             &plan.buffers,
             imports,
             self.gemm,

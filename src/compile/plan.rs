@@ -2,11 +2,13 @@
 //! (plus one per drawing dropout for its keep bytes). Generated code finds every buffer
 //! through the table; `run` fills it.
 //!
-//! Every node gets its own buffer: inputs and parameters point at the caller's data, constants
-//! at the compiled graph's own copy, a reshape at its operand's buffer, and every computed
-//! value (and dropout scratch) at its own range of one arena allocated per run. Memory reuse
-//! comes later.
+//! Every materialized node ([`Schedule::materialized`]) gets its own buffer: inputs and
+//! parameters point at the caller's data, constants at the compiled graph's own copy, a reshape
+//! at its operand's buffer, and every computed value (and dropout scratch) at its own range of
+//! one arena allocated per run. Values that stay in a fused loop's registers get none. Memory
+//! reuse comes later.
 
+use super::Schedule;
 use crate::graph::{Graph, NodeId, Op};
 use crate::lower::{BufferMap, dropout_scratch_bytes};
 
@@ -69,8 +71,10 @@ impl Plan {
     }
 }
 
-/// Assigns every node of `graph` (in topological order) its slot.
-pub(crate) fn plan(graph: &Graph) -> Plan {
+/// Assigns every node of `graph` that `schedule` materializes (in topological order) its
+/// slot, and every drawing dropout its scratch slot.
+pub(crate) fn plan(graph: &Graph, schedule: &Schedule) -> Plan {
+    let materialized = schedule.materialized(graph);
     let mut slots: Vec<Slot> = Vec::new();
     let mut buffers = BufferMap::default();
     let mut arena = 0usize;
@@ -81,32 +85,35 @@ pub(crate) fn plan(graph: &Graph) -> Plan {
     };
     for id in graph.topo_order() {
         let node = graph.node(id);
-        let bytes = node.ty.bytes();
-        let storage = match &node.op {
-            Op::Input(_) => Storage::Input,
-            Op::Parameter(_) => Storage::Parameter,
-            Op::Constant(_) => Storage::Constant,
-            Op::Reshape { .. } => {
-                let operand = graph.operands(id)[0];
-                // Operands come first in topological order, so theirs is set.
-                Storage::Alias(buffers.node(operand))
-            }
-            Op::Unary(_)
-            | Op::Binary(_)
-            | Op::MatMul
-            | Op::Linear { .. }
-            | Op::Transpose { .. }
-            | Op::Reduce { .. }
-            | Op::Softmax { .. }
-            | Op::LogSoftmax { .. }
-            | Op::CrossEntropy
-            | Op::Dropout(_) => Storage::Value {
-                offset: reserve(bytes),
-                bytes,
-            },
-        };
-        buffers.set_node(id, slots.len());
-        slots.push(Slot { node: id, storage });
+        // Fusion: a value held in a fused loop's registers needs no buffer.
+        if materialized.contains(&id) {
+            let bytes = node.ty.bytes();
+            let storage = match &node.op {
+                Op::Input(_) => Storage::Input,
+                Op::Parameter(_) => Storage::Parameter,
+                Op::Constant(_) => Storage::Constant,
+                Op::Reshape { .. } => {
+                    let operand = graph.operands(id)[0];
+                    // Operands come first in topological order, so theirs is set.
+                    Storage::Alias(buffers.node(operand))
+                }
+                Op::Unary(_)
+                | Op::Binary(_)
+                | Op::MatMul
+                | Op::Linear { .. }
+                | Op::Transpose { .. }
+                | Op::Reduce { .. }
+                | Op::Softmax { .. }
+                | Op::LogSoftmax { .. }
+                | Op::CrossEntropy
+                | Op::Dropout(_) => Storage::Value {
+                    offset: reserve(bytes),
+                    bytes,
+                },
+            };
+            buffers.set_node(id, slots.len());
+            slots.push(Slot { node: id, storage });
+        }
         if let Some(d) = node.op.as_dropout()
             && d.p > 0.0
             && d.p < 1.0

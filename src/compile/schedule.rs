@@ -4,10 +4,13 @@
 //! A kernel computes one or more nodes. Values a kernel produces and no later kernel (and no
 //! output) reads stay in registers inside its loop; the others are *materialized*: they get a
 //! buffer from the memory plan. Without fusion every node is its own kernel and every value is
-//! materialized.
+//! materialized; with it ([`Schedule::fused`], rules in [`super::fusion`]) each maximal group
+//! of element-wise nodes is one loop.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
+use super::fusion::fuse;
 use crate::graph::{Graph, NodeId, Op};
 
 /// One unit of generated code.
@@ -40,6 +43,40 @@ impl Schedule {
             })
             .collect();
         Schedule { kernels }
+    }
+
+    /// Element-wise nodes fused into one kernel per maximal group (see [`super::fusion`]);
+    /// every other computing node its own kernel. A kernel's outputs are the members a later
+    /// kernel, a reshape or a graph output reads.
+    pub fn fused(graph: &Graph) -> Schedule {
+        let is_output: BTreeSet<NodeId> = graph.outputs().iter().map(|o| o.node).collect();
+        let kernels = fuse(graph)
+            .into_iter()
+            .map(|nodes| {
+                let members: BTreeSet<NodeId> = nodes.iter().copied().collect();
+                let outputs = (nodes.iter().copied())
+                    .filter(|id| {
+                        is_output.contains(id)
+                            || graph.users(*id).iter().any(|u| !members.contains(u))
+                    })
+                    .collect();
+                Kernel { nodes, outputs }
+            })
+            .collect();
+        Schedule { kernels }
+    }
+
+    /// The nodes whose values live in memory: leaves, reshapes (aliases) and kernel outputs.
+    /// The other computing nodes exist only in a fused loop's registers.
+    pub fn materialized(&self, graph: &Graph) -> BTreeSet<NodeId> {
+        let mut nodes: BTreeSet<NodeId> = graph
+            .node_ids()
+            .filter(|&id| !computes(&graph.node(id).op))
+            .collect();
+        for kernel in &self.kernels {
+            nodes.extend(kernel.outputs.iter().copied());
+        }
+        nodes
     }
 
     /// Renders the schedule with `graph`'s node names, one `# kernel` comment line per kernel,
@@ -93,5 +130,178 @@ impl fmt::Display for ScheduleDisplay<'_> {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::parse;
+
+    /// The fused schedule of `body` (a graph's lines) as `# kernel` lines.
+    fn fused(body: &str) -> String {
+        let graph = parse(&format!("graph g {{\n{body}}}\n")).expect("a valid test graph");
+        Schedule::fused(&graph).display(&graph).to_string()
+    }
+
+    #[test]
+    fn a_chain_is_one_kernel_that_stores_only_its_end() {
+        let schedule = fused(
+            "%x: f32[2, 3] = input
+             %a: f32[2, 3] = relu %x
+             %b: f32[2, 3] = dropout %a {p = 0.5}
+             %c: f32[2, 3] = exp %b
+             output c = %c\n",
+        );
+        assert_eq!(schedule, "# kernel 0: %a, %b, %c -> %c\n");
+    }
+
+    #[test]
+    fn simple_net_fuses_each_relu_with_its_dropout() {
+        let source = include_str!("../../ir/simple_net.ir");
+        let graph = parse(source).expect("simple_net parses");
+        let schedule = Schedule::fused(&graph).display(&graph).to_string();
+        assert_eq!(
+            schedule,
+            "# kernel 0: %fc1 -> %fc1\n\
+             # kernel 1: %h1, %d1 -> %d1\n\
+             # kernel 2: %fc2 -> %fc2\n\
+             # kernel 3: %h2, %d2 -> %d2\n\
+             # kernel 4: %fc3 -> %fc3\n"
+        );
+    }
+
+    #[test]
+    fn a_diamond_is_one_kernel() {
+        let schedule = fused(
+            "%x: f32[4] = input
+             %a: f32[4] = relu %x
+             %b: f32[4] = neg %a
+             %c: f32[4] = exp %a
+             %d: f32[4] = add %b, %c
+             output d = %d\n",
+        );
+        assert_eq!(schedule, "# kernel 0: %a, %b, %c, %d -> %d\n");
+    }
+
+    #[test]
+    fn side_outputs_are_stored_and_other_kernels_read_them() {
+        let schedule = fused(
+            "%x: f32[2, 3] = input
+             %a: f32[2, 3] = relu %x
+             %s: f32[2] = sum %a {axes = [1]}
+             %b: f32[2, 3] = neg %a
+             %c: f32[2, 3] = exp %b
+             output b = %b
+             output c = %c
+             output s = %s\n",
+        );
+        assert_eq!(
+            schedule,
+            "# kernel 0: %a, %b, %c -> %a, %b, %c\n# kernel 1: %s -> %s\n"
+        );
+    }
+
+    #[test]
+    fn a_path_through_another_kernel_splits_the_group() {
+        // a + amax(a): the reduction needs all of `a` before the subtraction starts.
+        let schedule = fused(
+            "%x: f32[2, 3] = input
+             %a: f32[2, 3] = relu %x
+             %m: f32[2, 1] = amax %a {axes = [1], keepdim = true}
+             %b: f32[2, 3] = sub %a, %m
+             %c: f32[2, 3] = exp %b
+             output c = %c\n",
+        );
+        assert_eq!(
+            schedule,
+            "# kernel 0: %a -> %a\n# kernel 1: %m -> %m\n# kernel 2: %b, %c -> %c\n"
+        );
+    }
+
+    #[test]
+    fn a_cycle_between_kernels_through_a_third_is_refused() {
+        // Merging %v into %u, %w would need %v -> %r -> {%p, %q, %n} -> %u: kernels
+        // {%p, %q, %n} and {%u, %v, %w} would each wait for the other.
+        let schedule = fused(
+            "%x: f32[3] = input
+             %y: f32[2, 3] = input
+             %z: f32[2, 3] = input
+             %p: f32[3] = relu %x
+             %q: f32[3] = neg %p
+             %u: f32[2, 3] = add %q, %y
+             %v: f32[2, 3] = relu %z
+             %r: f32[3] = sum %v {axes = [0]}
+             %n: f32[3] = add %p, %r
+             %w: f32[2, 3] = mul %u, %v
+             output n = %n
+             output w = %w\n",
+        );
+        assert_eq!(
+            schedule,
+            "# kernel 0: %v -> %v\n\
+             # kernel 1: %r -> %r\n\
+             # kernel 2: %p, %q, %n -> %q, %n\n\
+             # kernel 3: %u, %w -> %w\n"
+        );
+    }
+
+    #[test]
+    fn a_broadcast_value_is_read_from_memory_by_a_separate_kernel() {
+        let schedule = fused(
+            "%x: f32[3] = input
+             %y: f32[2, 3] = input
+             %a: f32[3] = relu %x
+             %r: f32[2, 3] = relu %y
+             %b: f32[2, 3] = add %r, %a
+             %c: f32[2, 3] = dropout %b {p = 0.5}
+             output c = %c\n",
+        );
+        assert_eq!(
+            schedule,
+            "# kernel 0: %a -> %a\n# kernel 1: %r, %b, %c -> %c\n"
+        );
+    }
+
+    #[test]
+    fn reshapes_end_groups_and_leaves_belong_to_none() {
+        let graph = parse(
+            "graph g {
+               %x: f32[2, 3] = input
+               %a: f32[2, 3] = relu %x
+               %r: f32[6] = reshape %a {shape = [6]}
+               %b: f32[6] = neg %r
+               output b = %b
+             }\n",
+        )
+        .expect("a valid test graph");
+        let schedule = Schedule::fused(&graph);
+        assert_eq!(
+            schedule.display(&graph).to_string(),
+            "# kernel 0: %a -> %a\n# kernel 1: %b -> %b\n"
+        );
+        let names: Vec<&str> = (schedule.materialized(&graph).iter())
+            .map(|&id| graph.node(id).name.as_str())
+            .collect();
+        assert_eq!(names, ["x", "a", "r", "b"]);
+    }
+
+    #[test]
+    fn unfused_materializes_everything() {
+        let graph = parse(
+            "graph g {
+               %x: f32[4] = input
+               %a: f32[4] = relu %x
+               %b: f32[4] = neg %a
+               output b = %b
+             }\n",
+        )
+        .expect("a valid test graph");
+        let schedule = Schedule::unfused(&graph);
+        assert_eq!(
+            schedule.display(&graph).to_string(),
+            "# kernel 0: %a -> %a\n# kernel 1: %b -> %b\n"
+        );
+        assert_eq!(schedule.materialized(&graph).len(), 3);
     }
 }

@@ -1,19 +1,21 @@
-//! The function's frame and the one match over ops: every node, in topological order, goes to
-//! the lowering of its op family.
+//! The function's frame and the one match over ops: every kernel of the schedule, in order,
+//! goes to the lowering of its op family (all element-wise kernels, fused or not, to one).
 
 use cranelift_codegen::ir::{Function, InstBuilder, types};
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::{Buffer, BufferMap, Gemm, Imports, LowerCx};
-use super::{dropout, elementwise, layout, linalg, reduce, softmax};
+use super::{elementwise, layout, linalg, reduce, softmax};
+use crate::compile::schedule::{Kernel, Schedule};
 use crate::graph::{Graph, NodeId, Op};
 
-/// Lowers every node of `graph` into `func` (whose signature is the entry ABI). Returns the
-/// nodes that can fail at run time: error code `i + 1` names the `i`-th.
+/// Lowers every kernel of `schedule` (for `graph`) into `func` (whose signature is the entry
+/// ABI). Returns the nodes that can fail at run time: error code `i + 1` names the `i`-th.
 pub(crate) fn lower_graph(
     func: &mut Function,
     graph: &Graph,
+    schedule: &Schedule,
     buffers: &BufferMap,
     imports: Imports,
     gemm: Gemm,
@@ -38,8 +40,8 @@ pub(crate) fn lower_graph(
         gemm,
         error_nodes: Vec::new(),
     };
-    for id in graph.topo_order() {
-        lower_node(&mut cx, graph, id);
+    for kernel in &schedule.kernels {
+        lower_kernel(&mut cx, graph, kernel);
     }
     let ok = cx.b.ins().iconst(types::I32, 0);
     cx.b.ins().return_(&[ok]);
@@ -58,52 +60,55 @@ fn buffers<'g>(cx: &mut LowerCx, graph: &'g Graph, id: NodeId) -> (Buffer<'g>, V
     (buffer(id), operands)
 }
 
-/// One arm per op.
-fn lower_node(cx: &mut LowerCx, graph: &Graph, id: NodeId) {
-    let node = graph.node(id);
-    match &node.op {
+/// The buffers of a kernel of one node (only element-wise nodes are fused).
+fn single<'g>(
+    cx: &mut LowerCx,
+    graph: &'g Graph,
+    kernel: &Kernel,
+) -> (Buffer<'g>, Vec<Buffer<'g>>) {
+    let [id] = kernel.nodes[..] else {
+        panic!("invariant: only element-wise kernels have several nodes");
+    };
+    buffers(cx, graph, id)
+}
+
+/// One arm per op, matched on the kernel's first node.
+fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
+    let id = kernel.nodes[0];
+    match &graph.node(id).op {
         // The caller's data, the graph's data, or (reshape) the operand's buffer under
         // another shape: the buffer plan points the table there, nothing to compute.
-        Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Reshape { .. } => {}
-        Op::Unary(op) => {
-            let (out, args) = buffers(cx, graph, id);
-            elementwise::unary(cx, *op, &args[0], &out);
+        Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Reshape { .. } => {
+            panic!("invariant: leaves and reshapes belong to no kernel")
         }
-        Op::Binary(op) => {
-            let (out, args) = buffers(cx, graph, id);
-            elementwise::binary(cx, *op, &args[0], &args[1], &out);
-        }
+        Op::Unary(_) | Op::Binary(_) | Op::Dropout(_) => elementwise::kernel(cx, graph, kernel),
         Op::MatMul => {
-            let (out, args) = buffers(cx, graph, id);
+            let (out, args) = single(cx, graph, kernel);
             linalg::matmul(cx, &args[0], &args[1], &out);
         }
         Op::Linear { .. } => {
-            let (out, args) = buffers(cx, graph, id);
+            let (out, args) = single(cx, graph, kernel);
             linalg::linear(cx, &args[0], &args[1], args.get(2), &out);
         }
         Op::Transpose { perm } => {
-            let (out, args) = buffers(cx, graph, id);
+            let (out, args) = single(cx, graph, kernel);
             layout::transpose(cx, perm, &args[0], &out);
         }
         Op::Reduce { op, axes, .. } => {
-            let (out, args) = buffers(cx, graph, id);
+            let (out, args) = single(cx, graph, kernel);
             reduce::reduce(cx, *op, axes, &args[0], &out);
         }
         Op::Softmax { axis } => {
-            let (out, args) = buffers(cx, graph, id);
+            let (out, args) = single(cx, graph, kernel);
             softmax::softmax(cx, *axis, &args[0], &out);
         }
         Op::LogSoftmax { axis } => {
-            let (out, args) = buffers(cx, graph, id);
+            let (out, args) = single(cx, graph, kernel);
             softmax::log_softmax(cx, *axis, &args[0], &out);
         }
         Op::CrossEntropy => {
-            let (out, args) = buffers(cx, graph, id);
+            let (out, args) = single(cx, graph, kernel);
             softmax::cross_entropy(cx, id, &args[0], &args[1], &out);
-        }
-        Op::Dropout(d) => {
-            let (out, args) = buffers(cx, graph, id);
-            dropout::dropout(cx, id, d, &args[0], &out);
         }
     }
 }

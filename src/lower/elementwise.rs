@@ -1,34 +1,108 @@
-//! Element-wise ops over whole buffers: unary maps over contiguous data and binary ops that
-//! broadcast their operands (NumPy rules) through [`LowerCx::strided_loop`].
+//! Element-wise kernels: a group of unary, binary and dropout nodes that share one shape
+//! ([`crate::compile::schedule::Kernel`]), lowered as ONE strided loop over that shape.
+//!
+//! Before the loop, every drawing dropout of the group writes its keep bytes
+//! ([`dropout::draw`]). The body then, per element:
+//! 1. loads each operand from outside the group once, at its broadcast offset (NumPy rules:
+//!    stride 0 on broadcast dimensions);
+//! 2. evaluates the members in order on SSA values, with the scalar arithmetic of
+//!    [`super::arith`] (branch-free), each dropout reading its keep byte at the element's
+//!    mask index;
+//! 3. stores only the kernel's outputs.
+//!
+//! Values that no other kernel reads never touch memory. Unfused, every element-wise node is
+//! a one-member kernel and takes the same path.
 
-use cranelift_codegen::ir::types;
+use std::collections::BTreeMap;
 
-use super::{Buffer, LowerCx, arith, broadcast_strides};
-use crate::graph::{BinaryOp, UnaryOp};
+use cranelift_codegen::ir::{Value, types};
 
-/// `out[i] = op(x[i])`.
-pub(crate) fn unary(cx: &mut LowerCx, op: UnaryOp, x: &Buffer, out: &Buffer) {
-    let (x, out_addr) = (x.addr, out.addr);
-    cx.counted_loop(out.shape().numel(), &mut |cx, i| {
-        let v = cx.load(types::F32, x, i);
-        let y = arith::unary(cx, op, v);
-        cx.store(y, out_addr, i);
+use super::dropout::{self, Keep};
+use super::{LowerCx, arith, broadcast_strides};
+use crate::compile::schedule::Kernel;
+use crate::graph::{Graph, NodeId, Op};
+
+/// Lowers the element-wise `kernel` of `graph` as one loop.
+pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
+    let shape = &graph.node(kernel.nodes[0]).ty.shape;
+    assert!(
+        (kernel.nodes.iter()).all(|&id| graph.node(id).ty.shape == *shape),
+        "invariant: the members of a fused kernel share its loop shape"
+    );
+    let externals = external_operands(graph, kernel);
+    let keeps: Vec<Option<Keep>> = (kernel.nodes.iter())
+        .map(|&id| match graph.node(id).op.as_dropout() {
+            Some(d) => dropout::draw(cx, id, d, shape),
+            None => None,
+        })
+        .collect();
+    // One offset per external operand, one per drawn mask, and one for the outputs (which
+    // all have the loop's shape).
+    let mut strides: Vec<Vec<usize>> = (externals.iter())
+        .map(|&id| broadcast_strides(&graph.node(id).ty.shape, shape))
+        .collect();
+    strides.extend(keeps.iter().flatten().map(|keep| keep.strides.clone()));
+    strides.push(shape.strides());
+    let external_addrs: Vec<Value> = externals.iter().map(|&id| cx.node_addr(id)).collect();
+    let output_addrs: Vec<Value> = kernel.outputs.iter().map(|&id| cx.node_addr(id)).collect();
+    cx.strided_loop(shape.dims(), &strides, &mut |cx, at| {
+        let (external_at, rest) = at.split_at(externals.len());
+        let (mask_at, output_at) = rest.split_at(rest.len() - 1);
+        let mut values: BTreeMap<NodeId, Value> = BTreeMap::new();
+        for ((&id, &addr), &offset) in externals.iter().zip(&external_addrs).zip(external_at) {
+            let value = cx.load(types::F32, addr, offset);
+            values.insert(id, value);
+        }
+        let mut mask_at = mask_at.iter();
+        for (&id, keep) in kernel.nodes.iter().zip(&keeps) {
+            let args: Vec<Value> = (graph.operands(id).iter())
+                .map(|operand| values[operand])
+                .collect();
+            let kept = keep.as_ref().map(|keep| {
+                let offset = *mask_at
+                    .next()
+                    .expect("invariant: one offset per drawn mask");
+                cx.load(types::I8, keep.addr, offset)
+            });
+            let value = element(cx, &graph.node(id).op, &args, kept);
+            values.insert(id, value);
+        }
+        for (id, &addr) in kernel.outputs.iter().zip(&output_addrs) {
+            cx.store(values[id], addr, output_at[0]);
+        }
     });
 }
 
-/// `out[c] = op(a[c], b[c])` at every coordinate `c` of the output, operands broadcast.
-pub(crate) fn binary(cx: &mut LowerCx, op: BinaryOp, a: &Buffer, b: &Buffer, out: &Buffer) {
-    let shape = out.shape();
-    let strides = [
-        broadcast_strides(a.shape(), shape),
-        broadcast_strides(b.shape(), shape),
-        shape.strides(),
-    ];
-    let (a, b, out) = (a.addr, b.addr, out.addr);
-    cx.strided_loop(shape.dims(), &strides, &mut |cx, at| {
-        let x = cx.load(types::F32, a, at[0]);
-        let y = cx.load(types::F32, b, at[1]);
-        let z = arith::binary(cx, op, x, y);
-        cx.store(z, out, at[2]);
-    });
+/// The operands of `kernel`'s members computed outside it, each once, in first-use order.
+fn external_operands(graph: &Graph, kernel: &Kernel) -> Vec<NodeId> {
+    let mut externals: Vec<NodeId> = Vec::new();
+    for &id in &kernel.nodes {
+        for operand in graph.operands(id) {
+            if !kernel.nodes.contains(&operand) && !externals.contains(&operand) {
+                externals.push(operand);
+            }
+        }
+    }
+    externals
+}
+
+/// One member's value at the current element, from its operands' values (and its keep byte,
+/// for a drawing dropout).
+fn element(cx: &mut LowerCx, op: &Op, args: &[Value], kept: Option<Value>) -> Value {
+    match op {
+        Op::Unary(op) => arith::unary(cx, *op, args[0]),
+        Op::Binary(op) => arith::binary(cx, *op, args[0], args[1]),
+        Op::Dropout(d) => dropout::element(cx, d, args[0], kept),
+        Op::Input(_)
+        | Op::Parameter(_)
+        | Op::Constant(_)
+        | Op::MatMul
+        | Op::Linear { .. }
+        | Op::Reshape { .. }
+        | Op::Transpose { .. }
+        | Op::Reduce { .. }
+        | Op::Softmax { .. }
+        | Op::LogSoftmax { .. }
+        | Op::CrossEntropy => panic!("invariant: a fused kernel holds only element-wise nodes"),
+    }
 }

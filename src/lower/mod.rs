@@ -1,5 +1,6 @@
-//! Lowering: one graph becomes one Cranelift function of the entry ABI ([`crate::jit`]), node
-//! by node in topological order, every op lowered (no interpreter fallback).
+//! Lowering: one graph becomes one Cranelift function of the entry ABI ([`crate::jit`]), kernel
+//! by kernel in the schedule's order ([`crate::compile::Schedule`]), every op lowered (no
+//! interpreter fallback). A fused kernel of element-wise nodes is one loop.
 //!
 //! [`LowerCx`] is what every op's lowering works with: the `FunctionBuilder`, the map from
 //! nodes to the table slots holding their buffers' addresses, the imported functions, and the
@@ -13,7 +14,7 @@
 //!   transposes, reductions and dropout masks all use it.
 //!
 //! The scalar arithmetic of every element-wise op lives in [`arith`], one definition each;
-//! the op families' loops live in one file each.
+//! the op families' loops live in one file each (`elementwise` holds the fused loop).
 
 pub mod arith;
 mod dispatch;
