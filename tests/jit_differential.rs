@@ -202,7 +202,7 @@ fn ir_programs_match_within_tolerance_with_sgemm() {
 
 #[test]
 fn random_graphs_match_the_interpreter_bit_for_bit() {
-    for seed in 0..300 {
+    for seed in 0..1000 {
         let graph = common::random_graph(seed);
         for mode in [Mode::Train, Mode::Eval] {
             for setup in &BIT_EXACT[..3] {
