@@ -140,6 +140,32 @@ pub enum Error {
         /// What was given in its place.
         got: String,
     },
+    /// An in-place dropout whose input another node also reads: overwriting the input would
+    /// change what that reader sees (whether the scheduler runs it before or after).
+    #[error("{op} {node}: inplace would overwrite %{input}, which %{reader} also reads")]
+    InplaceConflict {
+        /// The dropout's name.
+        node: String,
+        /// Its op name.
+        op: &'static str,
+        /// The input it would overwrite.
+        input: String,
+        /// The first other node (in topological order) that reads the input's buffer.
+        reader: String,
+    },
+    /// A compiled graph that writes over one of its inputs (an in-place dropout of a graph
+    /// input) run with a method that borrows the inputs immutably.
+    #[error(
+        "{op} {node}: inplace overwrites input {input}; call run_mut, which takes the inputs mutably"
+    )]
+    InputOverwritten {
+        /// The input written over.
+        input: String,
+        /// The in-place dropout writing over it.
+        node: String,
+        /// Its op name.
+        op: &'static str,
+    },
     /// The JIT cannot generate code for this machine.
     #[error("cannot compile for this host: {reason}")]
     UnsupportedHost {

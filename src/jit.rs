@@ -209,8 +209,9 @@ impl Jit {
     ///
     /// The caller (`CompiledGraph::run`) guarantees what the generated code relies on: every
     /// slot points to a live buffer at least as large as the plan says, buffers the code writes
-    /// (arena, outputs) are exclusively borrowed and disjoint from the others, and nothing else
-    /// touches them during the call.
+    /// (arena, outputs, inputs that `run_mut` lets in-place dropouts overwrite) are exclusively
+    /// borrowed and disjoint from the others (arena ranges are shared only by buffers the plan
+    /// never has live at once), and nothing else touches them during the call.
     pub(crate) fn call(&self, table: &[*mut u8], seed: u64, step: u32) -> Status {
         let mut details = [0i64; 2];
         // SAFETY: see the contract above, checked by `CompiledGraph::run`: the generated code

@@ -16,14 +16,18 @@
 //! # Ok(()) }
 //! ```
 
+mod alias;
+mod arena;
 mod bind;
 mod cache;
 mod fusion;
+pub mod memory;
 mod plan;
 mod run;
 pub mod schedule;
 mod store;
 
+pub use memory::{BufferHome, BufferSummary, MemorySummary};
 pub use store::ParameterStore;
 
 use crate::error::Result;
@@ -103,13 +107,14 @@ impl Compiler {
     }
 
     /// Verifies `graph`, runs `passes::optimize` for the mode, and compiles the result.
-    /// Fails with the verifier's errors, or [`crate::Error::UnsupportedHost`] on a machine the
-    /// JIT cannot target (anything but x86-64 with SSE4.1).
+    /// Fails with the verifier's errors, [`crate::Error::InplaceConflict`] for an in-place
+    /// dropout whose input is read after it, or [`crate::Error::UnsupportedHost`] on a machine
+    /// the JIT cannot target (anything but x86-64 with SSE4.1).
     pub fn compile(&self, graph: &Graph) -> Result<CompiledGraph> {
         verify(graph)?;
         let optimized = passes::optimize(graph, self.mode)?;
         let schedule = self.schedule(&optimized);
-        let plan = plan::plan(&optimized, &schedule);
+        let plan = plan::plan(&optimized, &schedule)?;
         let mut codegen = Codegen::new(self.verify)?;
         let mut ctx = codegen.entry_context();
         let imports = codegen.declare_imports(&mut ctx.func);

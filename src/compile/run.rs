@@ -1,10 +1,15 @@
 //! Running a compiled graph: check the values, claim a step, fill the address table, call the
 //! generated code, turn its status into a typed error, and copy the outputs that were not
 //! written in place.
+//!
+//! A graph whose in-place dropouts write over graph inputs runs only through
+//! [`CompiledGraph::run_mut`], which borrows the inputs mutably; `run` and `run_into` refuse
+//! it before claiming a step, so the caller's tensors are never written behind a shared
+//! borrow.
 
 use std::collections::BTreeMap;
 
-use super::plan::Storage;
+use super::plan::Home;
 use super::{CompiledGraph, ParameterStore, bind};
 use crate::error::{Error, Result};
 use crate::graph::{DType, Op};
@@ -22,7 +27,9 @@ impl CompiledGraph {
     ///
     /// Errors: [`Error::UnknownNode`], [`Error::NotBindable`] or [`Error::ParameterAsInput`]
     /// for an input binding that names no input, [`Error::MissingValue`],
-    /// [`Error::ValueType`], [`Error::StepsExhausted`], [`Error::TargetOutOfRange`].
+    /// [`Error::ValueType`], [`Error::StepsExhausted`], [`Error::TargetOutOfRange`], and
+    /// [`Error::InputOverwritten`] for a graph that writes over an input (use
+    /// [`CompiledGraph::run_mut`]).
     pub fn run(
         &self,
         generator: &mut Generator,
@@ -30,10 +37,42 @@ impl CompiledGraph {
         params: &ParameterStore,
     ) -> Result<Vec<(String, Tensor)>> {
         bind::check_values(&self.source, inputs, params)?;
-        let mut outputs: Vec<(String, Tensor)> = (self.graph.outputs().iter())
-            .map(|o| (o.name.clone(), Tensor::zeros(&self.graph.node(o.node).ty)))
+        self.refuse_input_writes()?;
+        let mut outputs = self.fresh_outputs();
+        let addresses = inputs
+            .iter()
+            .map(|(k, v)| (k.as_str(), read_only(v)))
             .collect();
-        self.execute(generator, inputs, params, &mut outputs)?;
+        self.execute(generator, &addresses, params, &mut outputs)?;
+        self.copy_outputs(inputs, params, &mut outputs);
+        Ok(outputs)
+    }
+
+    /// Like [`CompiledGraph::run`], for graphs whose in-place dropouts write over inputs
+    /// ([`CompiledGraph::overwritten_inputs`]): those inputs hold the dropouts' results
+    /// afterwards (partial results after a run-time error; untouched after an error found
+    /// before execution). Other inputs are only read, so it runs any graph.
+    pub fn run_mut(
+        &self,
+        generator: &mut Generator,
+        inputs: &mut BTreeMap<String, Tensor>,
+        params: &ParameterStore,
+    ) -> Result<Vec<(String, Tensor)>> {
+        bind::check_values(&self.source, inputs, params)?;
+        let mut outputs = self.fresh_outputs();
+        let written = self.overwritten_inputs();
+        let addresses = (inputs.iter_mut())
+            .map(|(name, value)| {
+                let address = if written.contains(&name.as_str()) {
+                    writable(value)
+                } else {
+                    read_only(value)
+                };
+                (name.as_str(), address)
+            })
+            .collect();
+        self.execute(generator, &addresses, params, &mut outputs)?;
+        self.copy_outputs(inputs, params, &mut outputs);
         Ok(outputs)
     }
 
@@ -49,14 +88,49 @@ impl CompiledGraph {
     ) -> Result<()> {
         bind::check_values(&self.source, inputs, params)?;
         bind::check_outputs(&self.graph, outputs)?;
-        self.execute(generator, inputs, params, outputs)
+        self.refuse_input_writes()?;
+        let addresses = inputs
+            .iter()
+            .map(|(k, v)| (k.as_str(), read_only(v)))
+            .collect();
+        self.execute(generator, &addresses, params, outputs)?;
+        self.copy_outputs(inputs, params, outputs);
+        Ok(())
     }
 
-    /// The run after the checks.
+    /// The inputs a run writes over (in-place dropouts of graph inputs), in topological
+    /// order: graphs with any need [`CompiledGraph::run_mut`].
+    pub fn overwritten_inputs(&self) -> Vec<&str> {
+        (self.plan.written_inputs.iter())
+            .map(|w| self.graph.node(w.input).name.as_str())
+            .collect()
+    }
+
+    fn refuse_input_writes(&self) -> Result<()> {
+        match self.plan.written_inputs.first() {
+            None => Ok(()),
+            Some(write) => {
+                let dropout = self.graph.node(write.dropout);
+                Err(Error::InputOverwritten {
+                    input: self.graph.node(write.input).name.clone(),
+                    node: dropout.name.clone(),
+                    op: dropout.op.name(),
+                })
+            }
+        }
+    }
+
+    fn fresh_outputs(&self) -> Vec<(String, Tensor)> {
+        (self.graph.outputs().iter())
+            .map(|o| (o.name.clone(), Tensor::zeros(&self.graph.node(o.node).ty)))
+            .collect()
+    }
+
+    /// The run after the checks: `inputs` holds each input's buffer address by name.
     fn execute(
         &self,
         generator: &mut Generator,
-        inputs: &BTreeMap<String, Tensor>,
+        inputs: &BTreeMap<&str, *mut u8>,
         params: &ParameterStore,
         outputs: &mut [(String, Tensor)],
     ) -> Result<()> {
@@ -64,47 +138,37 @@ impl CompiledGraph {
             Mode::Train => generator.next_step()?,
             Mode::Eval => 0,
         };
-        let mut arena = vec![0u32; self.plan.arena_words];
+        let mut arena = vec![Chunk([0; 16]); self.plan.arena_bytes() / size_of::<Chunk>()];
         let table = self.table(inputs, params, &mut arena, outputs);
         let status = self.jit.call(&table, generator.seed(), step);
         if status.code != 0 {
             return Err(self.runtime_error(status));
         }
-        self.copy_outputs(inputs, params, &arena, outputs);
         Ok(())
     }
 
     /// One buffer address per slot of the plan.
     fn table(
         &self,
-        inputs: &BTreeMap<String, Tensor>,
+        inputs: &BTreeMap<&str, *mut u8>,
         params: &ParameterStore,
-        arena: &mut [u32],
+        arena: &mut [Chunk],
         outputs: &mut [(String, Tensor)],
     ) -> Vec<*mut u8> {
         let arena_base = arena.as_mut_ptr().cast::<u8>();
         let mut table: Vec<*mut u8> = Vec::with_capacity(self.plan.slots.len());
-        for (i, slot) in self.plan.slots.iter().enumerate() {
-            let node = self.graph.node(slot.node);
-            let address = match &slot.storage {
-                Storage::Input => read_only(&inputs[&node.name]),
-                Storage::Parameter => read_only(
+        for slot in &self.plan.slots {
+            let node = self.graph.node(slot.owner());
+            let address = match &slot.home {
+                Home::Input => inputs[node.name.as_str()],
+                Home::Parameter => read_only(
                     params
                         .get(&node.name)
                         .expect("invariant: parameters were checked"),
                 ),
-                Storage::Constant => {
-                    let Op::Constant(tensor) = &node.op else {
-                        panic!("invariant: a constant slot belongs to a constant node");
-                    };
-                    read_only(tensor)
-                }
-                Storage::Alias(target) => table[*target],
-                Storage::Value { offset, .. } => match self.plan.direct[i] {
-                    Some(k) => writable(&mut outputs[k].1),
-                    None => arena_base.wrapping_add(*offset),
-                },
-                Storage::Scratch { offset } => arena_base.wrapping_add(*offset),
+                Home::Constant => read_only(constant(&node.op)),
+                Home::Output(k) => writable(&mut outputs[*k].1),
+                Home::Arena { offset } => arena_base.wrapping_add(*offset),
             };
             table.push(address);
         }
@@ -132,51 +196,53 @@ impl CompiledGraph {
         }
     }
 
-    /// Fills the outputs that the generated code did not write in place: leaves, aliases,
-    /// and second outputs of one node.
+    /// Fills the outputs that the generated code did not write in place: leaves and their
+    /// views, values in an overwritten input, and further outputs of one buffer.
     fn copy_outputs(
         &self,
         inputs: &BTreeMap<String, Tensor>,
         params: &ParameterStore,
-        arena: &[u32],
         outputs: &mut [(String, Tensor)],
     ) {
         for (i, output) in self.graph.outputs().iter().enumerate() {
-            let slot = self.plan.slot_of(output.node);
-            if self.plan.direct[slot] == Some(i) {
-                continue;
-            }
-            let root = self.plan.root(slot);
-            let name = &self.graph.node(self.plan.slots[root].node).name;
-            let destination = &mut outputs[i].1;
-            match &self.plan.slots[root].storage {
-                Storage::Input => copy_data(destination, inputs[name].data()),
-                Storage::Parameter => {
+            let slot = &self.plan.slots[self.plan.slot_of(output.node)];
+            let name = &self.graph.node(slot.owner()).name;
+            match &slot.home {
+                Home::Output(k) if *k == i => {}
+                Home::Output(k) => {
+                    let data = outputs[*k].1.data().clone();
+                    copy_data(&mut outputs[i].1, &data);
+                }
+                Home::Input => copy_data(&mut outputs[i].1, inputs[name].data()),
+                Home::Parameter => {
                     let value = params
                         .get(name)
                         .expect("invariant: parameters were checked");
-                    copy_data(destination, value.data());
+                    copy_data(&mut outputs[i].1, value.data());
                 }
-                Storage::Constant => {
-                    let Op::Constant(tensor) = &self.graph.node(self.plan.slots[root].node).op
-                    else {
-                        panic!("invariant: a constant slot belongs to a constant node");
-                    };
-                    copy_data(destination, tensor.data());
+                Home::Constant => {
+                    let data = constant(&self.graph.node(slot.owner()).op).data();
+                    copy_data(&mut outputs[i].1, data);
                 }
-                Storage::Value { offset, bytes } => match self.plan.direct[root] {
-                    Some(k) => {
-                        let data = outputs[k].1.data().clone();
-                        copy_data(&mut outputs[i].1, &data);
-                    }
-                    None => copy_words(destination, &arena[offset / 4..(offset + bytes) / 4]),
-                },
-                Storage::Alias(_) | Storage::Scratch { .. } => {
-                    panic!("invariant: an output's root slot holds a value")
+                Home::Arena { .. } => {
+                    panic!("invariant: a buffer holding an output lives in an output")
                 }
             }
         }
     }
+}
+
+/// A 16-byte aligned piece of the arena, so the arena starts 16-byte aligned.
+#[derive(Clone, Copy)]
+#[repr(C, align(16))]
+struct Chunk([u8; 16]);
+
+/// The data of a constant node.
+fn constant(op: &Op) -> &Tensor {
+    let Op::Constant(tensor) = op else {
+        panic!("invariant: a constant slot belongs to a constant node");
+    };
+    tensor
 }
 
 /// The address of a buffer generated code only reads.
@@ -215,27 +281,6 @@ fn copy_data(destination: &mut Tensor, source: &TensorData) {
         .copy_from_slice(v),
         (DType::F32, TensorData::I32(_)) | (DType::I32, TensorData::F32(_)) => {
             panic!("invariant: an output has its node's type")
-        }
-    }
-}
-
-fn copy_words(destination: &mut Tensor, words: &[u32]) {
-    match destination.dtype() {
-        DType::F32 => {
-            let data = destination
-                .as_f32_mut()
-                .expect("invariant: the dtype was just matched");
-            for (d, &w) in data.iter_mut().zip(words) {
-                *d = f32::from_bits(w);
-            }
-        }
-        DType::I32 => {
-            let data = destination
-                .as_i32_mut()
-                .expect("invariant: the dtype was just matched");
-            for (d, &w) in data.iter_mut().zip(words) {
-                *d = w as i32;
-            }
         }
     }
 }
