@@ -12,6 +12,8 @@
 //!    ([`jit`]) and returns a [`CompiledGraph`], which runs on the caller's tensors with
 //!    parameters from a [`ParameterStore`], reproducing the interpreter (masks bit for bit).
 //!    (Coming: element-wise fusion, memory reuse, SIMD kernels, threads.)
+//! 6. [`nn`] is `torch.nn` on top: modules whose `forward` runs eagerly (one-node graphs,
+//!    compiled once per shape) or is traced into one graph ([`nn::Traced`]).
 //!
 //! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
 //! prints on its own.
@@ -24,6 +26,7 @@ pub mod interp;
 pub mod jit;
 pub mod lower;
 pub mod math;
+pub mod nn;
 pub mod npy;
 pub mod passes;
 pub mod rng;
@@ -35,6 +38,7 @@ pub use error::{Error, Result, TypeError};
 pub use graph::{DType, Dropout, DropoutKind, Graph, NodeId, Op, Shape, TensorType};
 pub use interp::Mode;
 pub use lower::Gemm;
+pub use nn::{manual_seed, randn};
 pub use rng::Generator;
 pub use tensor::{Tensor, TensorData};
 
