@@ -1,105 +1,16 @@
-//! The module API: constructors and getters, display, train/eval, parameters, in-place calls,
-//! tracing (one graph, names, streams), eager vs traced agreement, and every error message.
+//! The module API: getters, display, train/eval, parameters, in-place calls, tracing (one
+//! graph, names, streams), and eager vs traced agreement. Error messages: `nn_errors.rs`.
+
+mod nn_support;
 
 use std::collections::BTreeMap;
 
-use dropjit::nn::{self, Module, Var, child, relu};
+use dropjit::nn::{self, Module, Var, relu};
 use dropjit::{Generator, Mode, Op, Tensor, TensorType};
-
-struct SimpleNet {
-    fc1: nn::Linear,
-    dropout1: nn::Dropout,
-    fc2: nn::Linear,
-    dropout2: nn::Dropout,
-    fc3: nn::Linear,
-}
-
-impl SimpleNet {
-    fn new(generator: &mut Generator) -> dropjit::Result<SimpleNet> {
-        Ok(SimpleNet {
-            fc1: nn::Linear::new(784, 256, generator),
-            dropout1: nn::Dropout::new(0.5)?,
-            fc2: nn::Linear::new(256, 128, generator),
-            dropout2: nn::Dropout::new(0.5)?,
-            fc3: nn::Linear::new(128, 10, generator),
-        })
-    }
-}
-
-impl Module for SimpleNet {
-    fn forward(&self, x: &Var) -> dropjit::Result<Var> {
-        let x = relu(&self.fc1.forward(x)?)?;
-        let x = self.dropout1.forward(&x)?;
-        let x = relu(&self.fc2.forward(&x)?)?;
-        let x = self.dropout2.forward(&x)?;
-        self.fc3.forward(&x)
-    }
-
-    fn children(&self) -> Vec<(String, &dyn Module)> {
-        vec![
-            child("fc1", &self.fc1),
-            child("dropout1", &self.dropout1),
-            child("fc2", &self.fc2),
-            child("dropout2", &self.dropout2),
-            child("fc3", &self.fc3),
-        ]
-    }
-}
-
-/// One dropout module called twice on the same input: two call sites, two streams.
-struct Twice {
-    d: nn::Dropout,
-}
-
-impl Module for Twice {
-    fn forward(&self, x: &Var) -> dropjit::Result<Var> {
-        let _first = self.d.forward(x)?;
-        self.d.forward(x)
-    }
-
-    fn children(&self) -> Vec<(String, &dyn Module)> {
-        vec![child("d", &self.d)]
-    }
-}
+use nn_support::{SimpleNet, Twice};
 
 fn x_784(batch: usize) -> Tensor {
     Generator::new(11).normal([batch, 784], 0.0, 1.0)
-}
-
-#[test]
-fn constructors_validate_p_and_getters_read_back() {
-    let message = "dropout probability has to be between 0 and 1, but got 1.5";
-    assert_eq!(nn::Dropout::new(1.5).unwrap_err().to_string(), message);
-    assert_eq!(nn::Dropout1d::new(1.5).unwrap_err().to_string(), message);
-    assert_eq!(nn::Dropout2d::new(1.5).unwrap_err().to_string(), message);
-    assert_eq!(nn::Dropout3d::new(1.5).unwrap_err().to_string(), message);
-    assert_eq!(nn::AlphaDropout::new(1.5).unwrap_err().to_string(), message);
-    let err = nn::FeatureAlphaDropout::with_inplace(1.5, true).unwrap_err();
-    assert_eq!(err.to_string(), message);
-    assert_eq!(
-        nn::Dropout::new(-0.1).unwrap_err().to_string(),
-        "dropout probability has to be between 0 and 1, but got -0.1"
-    );
-    assert_eq!(
-        nn::Dropout::new(f64::NAN).unwrap_err().to_string(),
-        "dropout probability has to be between 0 and 1, but got NaN"
-    );
-    let x = Var::new(Tensor::from_f32([2], vec![1.0, 2.0]).unwrap());
-    let err = nn::functional::dropout(&x, 2.0, true).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "dropout probability has to be between 0 and 1, but got 2"
-    );
-
-    let d = nn::Dropout2d::with_inplace(0.25, true).unwrap();
-    assert_eq!((d.p(), d.inplace()), (0.25, true));
-    assert_eq!(d.kind(), dropjit::DropoutKind::Dropout2d);
-    assert!(d.is_training(), "modules start in train mode");
-    let d = nn::Dropout::default();
-    assert_eq!((d.p(), d.inplace()), (0.5, false));
-    for p in [0.0, 1.0] {
-        nn::AlphaDropout::new(p).unwrap();
-    }
 }
 
 #[test]
@@ -223,9 +134,7 @@ fn default_generator_is_thread_local_and_seeded() {
     );
     let direct = dropout.forward_with(&x, &mut Generator::new(4)).unwrap();
     assert_eq!(inside.tensor().unwrap(), direct.tensor().unwrap());
-    let other = std::thread::spawn(|| nn::default_generator())
-        .join()
-        .unwrap();
+    let other = std::thread::spawn(nn::default_generator).join().unwrap();
     assert_eq!(other, Generator::new(nn::DEFAULT_SEED));
 }
 
@@ -266,45 +175,6 @@ fn in_place_calls_are_visible_in_types_and_refuse_shared_values() {
         .with(dropout.clone());
     seq.forward(&keep).unwrap();
     assert_eq!(keep.tensor().unwrap(), &data);
-}
-
-/// A model that keeps a second handle to a value it then overwrites in place.
-struct Residual {
-    d: nn::Dropout,
-}
-
-impl Module for Residual {
-    fn forward(&self, x: &Var) -> dropjit::Result<Var> {
-        let h = relu(x)?;
-        let mut dropped = h.clone();
-        self.d.forward_mut(&mut dropped)?;
-        Ok(dropped)
-    }
-
-    fn children(&self) -> Vec<(String, &dyn Module)> {
-        vec![child("d", &self.d)]
-    }
-}
-
-#[test]
-fn traced_in_place_emits_inplace_nodes_and_refuses_shared_handles() {
-    let seq = nn::Sequential::new(vec![])
-        .with(nn::ReLU)
-        .with(nn::Dropout::with_inplace(0.3, true).unwrap());
-    let graph = nn::trace(&seq, &TensorType::f32([4, 8])).unwrap();
-    let text = graph.to_string();
-    assert!(
-        text.contains("%1: f32[4, 8] = dropout %x.relu {p = 0.3, inplace = true, stream = 0}"),
-        "{text}"
-    );
-    let err = nn::trace(
-        &Residual {
-            d: nn::Dropout::new(0.3).unwrap(),
-        },
-        &TensorType::f32([4, 8]),
-    )
-    .unwrap_err();
-    assert!(matches!(err, dropjit::Error::UnsafeInplace { .. }), "{err}");
 }
 
 #[test]
@@ -479,98 +349,4 @@ fn eager_and_traced_agree_as_documented() {
         .forward_with(&h, &mut Generator::new(30).with_step(2))
         .unwrap();
     assert_eq!(traced_d1, eager_d1.tensor().unwrap());
-}
-
-#[test]
-fn rank_errors_name_the_module_or_node_and_the_variant_that_fits() {
-    let x = Var::new(Tensor::from_f32([4, 8], vec![1.0; 32]).unwrap());
-    let err = nn::Dropout2d::new(0.5).unwrap().forward(&x).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "Dropout2d(p=0.5, inplace=false): dropout2d expects a 3-D (C, H, W) or 4-D (N, C, H, W) \
-         input, but got a 2-D input; use dropout1d"
-    );
-    let y = Var::new(Tensor::from_f32([8], vec![1.0; 8]).unwrap());
-    let err = nn::FeatureAlphaDropout::new(0.5)
-        .unwrap()
-        .forward(&y)
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "FeatureAlphaDropout(p=0.5, inplace=false): feature_alpha_dropout expects an input of \
-         rank 2 or more, (N, C, ...), but got a 1-D input; use alpha_dropout for element-wise masks"
-    );
-    // Traced, in train and in eval mode: the node is named after the module's path.
-    let mut seq = nn::Sequential::new(vec![]).with(nn::Dropout3d::new(0.5).unwrap());
-    for _ in 0..2 {
-        let err = nn::trace(&seq, &TensorType::f32([4, 8])).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "dropout3d 0: dropout3d expects a 4-D (C, D, H, W) or 5-D (N, C, D, H, W) input, but \
-             got a 2-D input; use dropout1d"
-        );
-        seq.eval();
-    }
-}
-
-#[test]
-fn shape_mismatches_name_the_layer() {
-    let net = SimpleNet::new(&mut Generator::new(0)).unwrap();
-    let x = Var::new(Tensor::from_f32([2, 100], vec![0.5; 200]).unwrap());
-    let err = net.forward(&x).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "Linear(in_features=784, out_features=256, bias=true): input has 100 features but weight expects 784"
-    );
-    let traced = nn::Traced::new(net);
-    let err = traced.forward(x.tensor().unwrap()).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "linear fc1: input has 100 features but weight expects 784"
-    );
-}
-
-/// A model that reads a traced value as if it were concrete.
-struct Peeks;
-
-impl Module for Peeks {
-    fn forward(&self, x: &Var) -> dropjit::Result<Var> {
-        let mean = x.tensor()?.mean();
-        Ok(Var::new(Tensor::scalar(mean as f32)))
-    }
-}
-
-/// A model whose Linear is not listed in children().
-struct Hidden {
-    fc: nn::Linear,
-}
-
-impl Module for Hidden {
-    fn forward(&self, x: &Var) -> dropjit::Result<Var> {
-        self.fc.forward(x)
-    }
-}
-
-#[test]
-fn tracing_errors_say_what_to_do() {
-    let ty = TensorType::f32([2, 3]);
-    let err = nn::trace(&Peeks, &ty).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "value %x is traced (a node of the graph being built), not a concrete tensor; run the \
-         traced model to get values"
-    );
-    let hidden = Hidden {
-        fc: nn::Linear::new(3, 2, &mut Generator::new(0)),
-    };
-    let err = nn::trace(&hidden, &ty).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "Linear(in_features=3, out_features=2, bias=true) is called in forward but not listed by \
-         its parent's children(), so its parameters have no name"
-    );
-    // Eagerly the same model works: names only matter to traces.
-    hidden
-        .forward(&Var::new(Tensor::from_f32([2, 3], vec![1.0; 6]).unwrap()))
-        .unwrap();
 }

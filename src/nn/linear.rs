@@ -36,9 +36,9 @@ impl Linear {
     /// shapes do not match.
     pub fn from_parameters(weight: Tensor, bias: Tensor) -> Result<Linear> {
         let dims = weight.shape().dims().to_vec();
-        let detail = match dims.as_slice() {
-            &[out, _] if bias.shape().dims() == [out] => None,
-            &[out, _] => Some(crate::error::TypeError::LinearBias {
+        let detail = match *dims.as_slice() {
+            [out, _] if bias.shape().dims() == [out] => None,
+            [out, _] => Some(crate::error::TypeError::LinearBias {
                 bias: bias.shape().clone(),
                 out,
             }),

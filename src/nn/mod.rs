@@ -7,7 +7,7 @@
 //! handle to a node of a graph being traced (like a JAX tracer):
 //! - **Eager**: `module.forward(&x)?` on a concrete value computes now. Each call builds a
 //!   one-node graph and compiles it once per (op, shape, mode) through a process-wide
-//!   [`crate::CompileCache`]; later calls only run (see `eager`).
+//!   [`crate::CompileCache`]; later calls only run ([`eager_compilations`] counts them).
 //! - **Traced**: [`Traced::new(model)`](Traced) traces `forward` into one graph per input
 //!   shape and mode and compiles it as a unit, so the compiler sees (and fuses) every dropout.
 //!   Nodes are named after the module paths `children()` gives (`fc1`, `dropout1`), and each
@@ -38,6 +38,103 @@
 //! [`Linear`] keeps its parameters in its own [`crate::ParameterStore`] (eager calls run on it
 //! directly); [`Traced`] gathers them once into one store that its train and eval
 //! compilations share.
+//!
+//! # The seed's examples
+//! `examples/seed_examples.rs` runs these and prints the figures. Basic dropout in a fully
+//! connected network:
+//! ```
+//! # fn main() -> dropjit::Result<()> {
+//! use dropjit::nn::{self, Module};
+//! let mut dropout = nn::Dropout::new(0.5)?;
+//! let x = dropjit::randn([32, 256]); // Batch of 256-dim vectors
+//! // During training
+//! dropout.train();
+//! let train_out = dropout.forward(&x)?; // ~50% elements zeroed
+//! // During inference
+//! dropout.eval();
+//! let test_out = dropout.forward(&x)?; // No dropout, returns x
+//! assert!((train_out.tensor()?.zero_share() - 0.5).abs() < 0.05);
+//! assert_eq!(test_out.tensor()?, x.tensor()?);
+//! # Ok(()) }
+//! ```
+//!
+//! Dropout in a deep network to prevent overfitting, run eagerly and traced:
+//! ```
+//! # fn main() -> dropjit::Result<()> {
+//! use dropjit::nn::{self, Module, Var, child, relu};
+//! use dropjit::Generator;
+//!
+//! struct SimpleNet {
+//!     fc1: nn::Linear,
+//!     dropout1: nn::Dropout,
+//!     fc2: nn::Linear,
+//!     dropout2: nn::Dropout,
+//!     fc3: nn::Linear,
+//! }
+//!
+//! impl SimpleNet {
+//!     fn new(generator: &mut Generator) -> dropjit::Result<SimpleNet> {
+//!         Ok(SimpleNet {
+//!             fc1: nn::Linear::new(784, 256, generator),
+//!             dropout1: nn::Dropout::new(0.5)?,
+//!             fc2: nn::Linear::new(256, 128, generator),
+//!             dropout2: nn::Dropout::new(0.5)?,
+//!             fc3: nn::Linear::new(128, 10, generator),
+//!         })
+//!     }
+//! }
+//!
+//! impl Module for SimpleNet {
+//!     fn forward(&self, x: &Var) -> dropjit::Result<Var> {
+//!         let x = relu(&self.fc1.forward(x)?)?;
+//!         let x = self.dropout1.forward(&x)?; // Prevent co-adaptation in first layer
+//!         let x = relu(&self.fc2.forward(&x)?)?;
+//!         let x = self.dropout2.forward(&x)?; // Prevent co-adaptation in second layer
+//!         self.fc3.forward(&x)
+//!     }
+//!
+//!     fn children(&self) -> Vec<(String, &dyn Module)> {
+//!         vec![
+//!             child("fc1", &self.fc1),
+//!             child("dropout1", &self.dropout1),
+//!             child("fc2", &self.fc2),
+//!             child("dropout2", &self.dropout2),
+//!             child("fc3", &self.fc3),
+//!         ]
+//!     }
+//! }
+//!
+//! let model = SimpleNet::new(&mut Generator::new(0))?;
+//! let x = dropjit::randn([32, 784]);
+//! let eager = model.forward(&x)?;                 // one compiled kernel per call
+//! let model = nn::Traced::new(model);             // one graph, every dropout in it
+//! let traced = model.forward(x.tensor()?)?;
+//! assert_eq!(&eager.shape(), traced.shape());
+//! assert!(model.to_string().starts_with("SimpleNet(\n  (fc1): Linear(in_features=784"));
+//! # Ok(()) }
+//! ```
+//!
+//! Dropout with lower probability for simpler models, and the ensemble interpretation (each
+//! call a different mask, a different sub-network):
+//! ```
+//! # fn main() -> dropjit::Result<()> {
+//! use dropjit::nn::{self, Module};
+//! let light_dropout = nn::Dropout::new(0.2)?; // Only 20% dropout
+//! let heavy_dropout = nn::Dropout::new(0.7)?; // Aggressive 70% dropout
+//! assert_eq!(heavy_dropout.to_string(), "Dropout(p=0.7, inplace=false)");
+//!
+//! let mut dropout = nn::Dropout::new(0.5)?;
+//! let x = dropjit::randn([1, 100]);
+//! // Each forward pass with different mask ~ different sub-network
+//! dropout.train();
+//! let out1 = dropout.forward(&x)?; // Different random mask
+//! let out2 = dropout.forward(&x)?; // Different random mask
+//! let out3 = dropout.forward(&x)?; // Different random mask
+//! // Training averages over these different configurations
+//! assert!(out1.tensor()? != out2.tensor()? && out2.tensor()? != out3.tensor()?);
+//! # let _ = light_dropout;
+//! # Ok(()) }
+//! ```
 // TODO(issue 5): dropout_with_mask (masks as outputs) needs a new IR op in every stage.
 
 mod display;

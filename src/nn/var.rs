@@ -5,6 +5,9 @@
 //! reference-counted tensor, as PyTorch tensors share storage). In-place calls therefore
 //! require the only handle to a value: writing through one handle while another still reads
 //! the value would be a hidden write, which [`crate::Error::UnsafeInplace`] refuses.
+//!
+//! A `Var` belongs to the thread that made it (the handles are `Rc`s); move its tensor
+//! ([`Var::into_tensor`]) to share results across threads.
 
 use std::fmt;
 use std::rc::Rc;
