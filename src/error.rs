@@ -204,6 +204,41 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A module call whose input does not fit the module (eager calls; traced calls report
+    /// the graph node named after the module's path instead).
+    #[error("{module}: {detail}")]
+    Module {
+        /// The module as it displays, `Dropout2d(p=0.5, inplace=false)`.
+        module: String,
+        /// What does not fit.
+        detail: TypeError,
+    },
+    /// An in-place module call whose input value is shared with another handle, so writing
+    /// into it would change what that handle reads.
+    #[error(
+        "{module} writes into its input in place, but the input value is shared with another handle; call forward(&x) for a new value instead"
+    )]
+    UnsafeInplace {
+        /// The module as it displays.
+        module: String,
+    },
+    /// A module with parameters was called while tracing but is not listed by its parent's
+    /// `children()`, so its parameters have no name and no value in the traced model's store.
+    #[error(
+        "{module} is called in forward but not listed by its parent's children(), so its parameters have no name"
+    )]
+    UnregisteredModule {
+        /// The module as it displays.
+        module: String,
+    },
+    /// A concrete tensor was asked of a traced value, which is a graph node without data.
+    #[error(
+        "value %{node} is traced (a node of the graph being built), not a concrete tensor; run the traced model to get values"
+    )]
+    NotConcrete {
+        /// The node's name.
+        node: String,
+    },
     /// An I/O failure on a named file.
     #[error("{}: {source}", .path.display())]
     Io {

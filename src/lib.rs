@@ -9,10 +9,13 @@
 //! 4. [`passes`] specialise a graph for train or eval mode: `dropout(x) -> x` where dropout is
 //!    the identity, layout simplification, dead-code elimination, verified after each pass.
 //! 5. [`Compiler`] fuses each group of element-wise nodes into one loop
-//!    ([`compile::Schedule`]), lowers every kernel ([`lower`]) into one Cranelift function,
-//!    JIT-compiles it ([`jit`]) and returns a [`CompiledGraph`], which runs on the caller's
-//!    tensors with parameters from a [`ParameterStore`], reproducing the interpreter (masks bit
-//!    for bit). (Coming: memory reuse, SIMD kernels, threads.)
+//!    ([`compile::Schedule`]), plans memory (arena reuse by liveness, in-place dropout),
+//!    lowers every kernel ([`lower`]) into one Cranelift function, JIT-compiles it ([`jit`])
+//!    and returns a [`CompiledGraph`], which runs on the caller's tensors with parameters from
+//!    a [`ParameterStore`], reproducing the interpreter (masks bit for bit). (Coming: SIMD
+//!    kernels, threads.)
+//! 6. [`nn`] is `torch.nn` on top: modules whose `forward` runs eagerly (one-node graphs,
+//!    compiled once per shape) or is traced into one graph ([`nn::Traced`]).
 //!
 //! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
 //! prints on its own.
@@ -25,6 +28,7 @@ pub mod interp;
 pub mod jit;
 pub mod lower;
 pub mod math;
+pub mod nn;
 pub mod npy;
 pub mod passes;
 pub mod rng;
@@ -36,6 +40,7 @@ pub use error::{Error, Result, TypeError};
 pub use graph::{DType, Dropout, DropoutKind, Graph, NodeId, Op, Shape, TensorType};
 pub use interp::Mode;
 pub use lower::Gemm;
+pub use nn::{manual_seed, randn};
 pub use rng::Generator;
 pub use tensor::{Tensor, TensorData};
 

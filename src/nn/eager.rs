@@ -1,0 +1,170 @@
+//! Eager execution: the default generator and the one-node graphs behind eager module calls.
+//!
+//! - **The default generator** is thread-local, so parallel tests never share one. Each thread
+//!   starts at [`DEFAULT_SEED`] (PyTorch's default seed); [`manual_seed`] resets the calling
+//!   thread's generator, [`with_generator`] lends it an explicit one for the length of a
+//!   closure (eager and traced calls inside use it), and [`randn`] draws from it.
+//! - **Eager calls** build a one-node graph (`x -> y`, parameters `weight` and `bias`) for the
+//!   call's op, shape and mode, compile it once through a process-wide
+//!   [`CompileCache`] and reuse it: the first call of a shape compiles, the later ones only run.
+//!   Calls that do not draw masks (linear, relu, eval-mode dropout) compile in eval mode and
+//!   leave the generator untouched; a train-mode dropout call claims one generator step.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use super::var::Var;
+use crate::compile::{CompileCache, Compiler, ParameterStore};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Op, Shape, TensorType};
+use crate::interp::Mode;
+use crate::rng::Generator;
+use crate::tensor::Tensor;
+
+/// The seed of every thread's default generator until [`manual_seed`] (PyTorch's default).
+pub const DEFAULT_SEED: u64 = 67_280_421_310_721;
+
+thread_local! {
+    static GENERATOR: RefCell<Generator> = RefCell::new(Generator::new(DEFAULT_SEED));
+}
+
+/// Resets the calling thread's default generator to `seed` at step 0
+/// (`torch.manual_seed`).
+pub fn manual_seed(seed: u64) {
+    GENERATOR.with(|g| *g.borrow_mut() = Generator::new(seed));
+}
+
+/// A copy of the calling thread's default generator (its seed and the step the next
+/// train-mode call will use).
+pub fn default_generator() -> Generator {
+    GENERATOR.with(|g| g.borrow().clone())
+}
+
+/// Runs `f` with `generator` as the thread's default generator, then restores the previous
+/// one; `generator` comes back advanced by whatever `f` drew. Nested calls work.
+pub fn with_generator<R>(generator: &mut Generator, f: impl FnOnce() -> R) -> R {
+    /// Swaps back on drop, so a panic in `f` restores the default too.
+    struct SwapBack<'a>(&'a mut Generator);
+    impl Drop for SwapBack<'_> {
+        fn drop(&mut self) {
+            GENERATOR.with(|g| std::mem::swap(&mut *g.borrow_mut(), self.0));
+        }
+    }
+    GENERATOR.with(|g| std::mem::swap(&mut *g.borrow_mut(), generator));
+    let _restore = SwapBack(generator);
+    f()
+}
+
+/// Runs `f` on the calling thread's default generator.
+pub(crate) fn with_default_generator<R>(f: impl FnOnce(&mut Generator) -> R) -> R {
+    GENERATOR.with(|g| f(&mut g.borrow_mut()))
+}
+
+/// A standard normal `f32` tensor from the default generator (`torch.randn`), drawn by
+/// [`Generator::normal`].
+pub fn randn(shape: impl Into<Shape>) -> Var {
+    Var::new(with_default_generator(|g| g.normal(shape, 0.0, 1.0)))
+}
+
+/// The process-wide cache of eager one-node graphs.
+fn cache() -> &'static CompileCache {
+    static CACHE: OnceLock<CompileCache> = OnceLock::new();
+    CACHE.get_or_init(|| CompileCache::new(Compiler::new()))
+}
+
+/// The number of one-node graphs eager calls have compiled in this process so far (each
+/// distinct op, shape and mode once).
+pub fn eager_compilations() -> usize {
+    cache().len()
+}
+
+/// One eager call: `op` of the input `x` and the named parameters.
+pub(crate) struct Call<'a> {
+    /// What the call computes.
+    pub op: Op,
+    /// Train mode only for a dropout that draws a mask.
+    pub mode: Mode,
+    /// The module as displayed, for errors.
+    pub module: &'a dyn fmt::Display,
+    /// Parameter names (`weight`, `bias`) and types, in operand order after `x`.
+    pub parameters: Vec<(&'static str, TensorType)>,
+}
+
+impl Call<'_> {
+    /// The one-node graph; an operand that does not fit becomes [`Error::Module`].
+    fn graph(&self, x: &TensorType) -> Result<Graph> {
+        let mut graph = Graph::new("eager");
+        let mut operands = vec![graph.add("x", Op::Input(x.clone()), &[])?];
+        for (name, ty) in &self.parameters {
+            operands.push(graph.add(*name, Op::Parameter(ty.clone()), &[])?);
+        }
+        let y = graph
+            .add("y", self.op.clone(), &operands)
+            .map_err(|e| match e {
+                Error::Type { detail, .. } => Error::Module {
+                    module: self.module.to_string(),
+                    detail,
+                },
+                other => other,
+            })?;
+        graph.add_output("y", y)?;
+        Ok(graph)
+    }
+
+    /// Compiles (once per op, shape and mode) and runs the call on a copy of `x` with
+    /// `params`, drawing from `generator` or, if `None`, from the thread's default generator.
+    pub(crate) fn run(
+        &self,
+        x: &Tensor,
+        params: &ParameterStore,
+        generator: Option<&mut Generator>,
+    ) -> Result<Tensor> {
+        // A run binds owned inputs, so a borrowed value is copied.
+        let inputs = BTreeMap::from([("x".to_string(), x.clone())]);
+        self.run_bound(&inputs, params, generator)
+    }
+
+    /// Like [`Call::run`], replacing `x` by the result without copying it; on an error `x`
+    /// keeps its value.
+    pub(crate) fn run_in_place(
+        &self,
+        x: &mut Tensor,
+        params: &ParameterStore,
+        generator: Option<&mut Generator>,
+    ) -> Result<()> {
+        let taken = std::mem::replace(x, Tensor::scalar(0.0));
+        let mut inputs = BTreeMap::from([("x".to_string(), taken)]);
+        let result = self.run_bound(&inputs, params, generator);
+        let original = inputs
+            .remove("x")
+            .expect("invariant: the input is still bound");
+        *x = match result {
+            Ok(y) => y,
+            Err(e) => {
+                *x = original;
+                return Err(e);
+            }
+        };
+        Ok(())
+    }
+
+    fn run_bound(
+        &self,
+        inputs: &BTreeMap<String, Tensor>,
+        params: &ParameterStore,
+        generator: Option<&mut Generator>,
+    ) -> Result<Tensor> {
+        let x = inputs.get("x").expect("invariant: x is bound");
+        let compiled = cache().get(&self.graph(&x.ty())?, self.mode)?;
+        let mut outputs = match generator {
+            Some(generator) => compiled.run(generator, inputs, params)?,
+            None => with_default_generator(|g| compiled.run(g, inputs, params))?,
+        };
+        let (_, y) = outputs
+            .pop()
+            .expect("invariant: a one-node graph has one output");
+        Ok(y)
+    }
+}

@@ -1,0 +1,95 @@
+//! Functional ops (`torch.nn.functional`) and their module forms [`ReLU`] and [`SELU`].
+//!
+//! Like modules, each works eagerly on a concrete [`Var`] (a one-node graph compiled once per
+//! shape) and adds a node to the trace on a traced one, named after its operand (`fc1.relu`).
+
+use std::fmt;
+
+use super::dropout::DropoutCall;
+use super::eager::Call;
+use super::module::{Module, fmt_module};
+use super::var::{Repr, Var};
+use crate::compile::ParameterStore;
+use crate::error::{Error, Result};
+use crate::graph::dropout::check_probability;
+use crate::graph::{DropoutKind, Op, UnaryOp};
+use crate::interp::Mode;
+use crate::rng::Generator;
+
+/// `max(x, 0)` element-wise (NaN kept), `torch.relu`.
+pub fn relu(x: &Var) -> Result<Var> {
+    unary(x, UnaryOp::Relu, &"relu")
+}
+
+/// `scale * (x > 0 ? x : alpha * (exp(x) - 1))` with PyTorch's constants, `torch.selu`.
+pub fn selu(x: &Var) -> Result<Var> {
+    unary(x, UnaryOp::Selu, &"selu")
+}
+
+/// `F.dropout(x, p, training)`: element-wise dropout without a module. Eager calls draw from
+/// the default generator like [`crate::nn::Dropout`]; traced calls take the trace's next
+/// stream and are named `<operand>.dropout`.
+pub fn dropout(x: &Var, p: f64, training: bool) -> Result<Var> {
+    check_probability(p).map_err(|_| Error::Probability { p })?;
+    let label = format!("dropout(p={p}, training={training})");
+    let call = DropoutCall {
+        kind: DropoutKind::Dropout,
+        p,
+        training,
+        module: None,
+        label: &label,
+    };
+    call.apply(x, None)
+}
+
+fn unary(x: &Var, op: UnaryOp, label: &dyn fmt::Display) -> Result<Var> {
+    match &x.repr {
+        Repr::Eager(t) => {
+            let call = Call {
+                op: Op::Unary(op),
+                mode: Mode::Eval,
+                module: label,
+                parameters: Vec::new(),
+            };
+            // Eval mode never touches the generator.
+            let y = call.run(t, &ParameterStore::new(), Some(&mut Generator::new(0)))?;
+            Ok(Var::new(y))
+        }
+        Repr::Traced(node) => {
+            let base = format!("{}.{}", node.name(), op.name());
+            node.apply(&base, Op::Unary(op), &[])
+        }
+    }
+}
+
+/// `nn.ReLU()`: [`relu`] as a module.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReLU;
+
+impl Module for ReLU {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        relu(x)
+    }
+}
+
+impl fmt::Display for ReLU {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_module(self, f)
+    }
+}
+
+/// `nn.SELU()`: [`selu`] as a module.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SELU;
+
+impl Module for SELU {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        selu(x)
+    }
+}
+
+impl fmt::Display for SELU {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_module(self, f)
+    }
+}

@@ -1,0 +1,187 @@
+//! Tracing: running a model's `forward` on a [`Var`] that stands for the graph's input, so
+//! every module call adds nodes to one [`Graph`] instead of computing.
+//!
+//! Names and streams are deterministic:
+//! - The input node is `x`; the graph's one output is `y`.
+//! - A module call's node is named after the module's path among the children
+//!   ([`crate::nn::Module::children`]): `fc1`, `dropout1`, `0` inside a `Sequential`; a later
+//!   call of the same module gets `fc1.call2`, `fc1.call3`, ... . Parameters are
+//!   `fc1.weight` and `fc1.bias`, shared by every call. Functional ops are named after their
+//!   operand: `fc1.relu`.
+//! - Every dropout call (each call site, so a module used twice draws two masks) takes the
+//!   next stream, 0, 1, 2, ... in call order, whether or not its module is in train mode.
+//!
+//! Modules are recognised by address and type name, collected from `children()` before
+//! `forward` runs, so a model never has to pass names around.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::module::Module;
+use super::var::{Repr, Var};
+use crate::error::{Error, Result};
+use crate::graph::infer::infer_type;
+use crate::graph::{Graph, NodeId, Op, TensorType, is_node_name};
+
+/// The graph being built and what tracing needs to name its nodes.
+pub(crate) struct TraceState {
+    graph: Graph,
+    /// (module address, type name) -> dotted path among the children.
+    paths: HashMap<(usize, &'static str), String>,
+    next_stream: u32,
+}
+
+/// One node of a trace: what a traced [`Var`] holds.
+pub(crate) struct TracedNode {
+    trace: Rc<RefCell<TraceState>>,
+    node: NodeId,
+}
+
+impl TracedNode {
+    /// The node's name.
+    pub(crate) fn name(&self) -> String {
+        self.trace.borrow().graph.node(self.node).name.clone()
+    }
+
+    /// The node's type.
+    pub(crate) fn ty(&self) -> TensorType {
+        self.trace.borrow().graph.node(self.node).ty.clone()
+    }
+
+    /// The path of `module` among the traced model's children, if it is listed there.
+    pub(crate) fn module_path(&self, module: &dyn Module) -> Option<String> {
+        self.trace.borrow().paths.get(&module_key(module)).cloned()
+    }
+
+    /// Claims the next dropout stream of the trace.
+    pub(crate) fn claim_stream(&self) -> u32 {
+        let mut state = self.trace.borrow_mut();
+        let stream = state.next_stream;
+        state.next_stream += 1;
+        stream
+    }
+
+    /// Checks that `op` accepts this node as its only operand, with the error naming `name`
+    /// (for calls that add no node, such as eval-mode dropout).
+    pub(crate) fn check(&self, name: &str, op: &Op) -> Result<()> {
+        let ty = self.ty();
+        infer_type(op, &[&ty])
+            .map(|_| ())
+            .map_err(|detail| Error::Type {
+                node: name.to_string(),
+                op: op.name(),
+                detail,
+            })
+    }
+
+    /// Adds `op` applied to this node and then to `parameters` (created on first use, shared
+    /// afterwards) under a fresh name derived from `base`, and returns the new value.
+    pub(crate) fn apply(
+        &self,
+        base: &str,
+        op: Op,
+        parameters: &[(String, TensorType)],
+    ) -> Result<Var> {
+        let mut state = self.trace.borrow_mut();
+        let mut operands = vec![self.node];
+        for (name, ty) in parameters {
+            let id = match state.graph.find(name) {
+                Some(id) => id,
+                None => state.graph.add(name, Op::Parameter(ty.clone()), &[])?,
+            };
+            operands.push(id);
+        }
+        let name = fresh_name(&state.graph, base);
+        let node = state.graph.add(name, op, &operands)?;
+        Ok(Var::traced(TracedNode {
+            trace: Rc::clone(&self.trace),
+            node,
+        }))
+    }
+}
+
+/// `base` if no node or output has it, else `base.call2`, `base.call3`, ...
+fn fresh_name(graph: &Graph, base: &str) -> String {
+    let taken =
+        |name: &str| graph.find(name).is_some() || graph.outputs().iter().any(|o| o.name == name);
+    if !taken(base) {
+        return base.to_string();
+    }
+    (2..)
+        .map(|k| format!("{base}.call{k}"))
+        .find(|name| !taken(name))
+        .expect("invariant: some suffix is free")
+}
+
+/// The identity of a module during one trace: its address (the data pointer) and its type,
+/// since a struct and its first field share an address but not a type.
+fn module_key(module: &dyn Module) -> (usize, &'static str) {
+    let address = std::ptr::from_ref(module).cast::<()>() as usize;
+    (address, module.type_name())
+}
+
+fn collect_paths(
+    module: &dyn Module,
+    prefix: &str,
+    paths: &mut HashMap<(usize, &'static str), String>,
+) {
+    for (name, child) in module.children() {
+        let path = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}.{name}")
+        };
+        collect_paths(child, &path, paths);
+        // The first listing wins: a module listed twice keeps one name.
+        paths.entry(module_key(child)).or_insert(path);
+    }
+}
+
+/// Traces `model` on an input of type `input` into one graph: input node `x`, output `y`,
+/// nodes named after module paths, dropout streams in call order (see the module
+/// docs). Errors are the graph's, naming the node (the module path) whose input does not fit,
+/// e.g. `linear fc2: input has 100 features but weight expects 256`.
+pub fn trace(model: &dyn Module, input: &TensorType) -> Result<Graph> {
+    let mut paths = HashMap::new();
+    collect_paths(model, "", &mut paths);
+    let graph_name = model.name();
+    let graph_name =
+        if is_node_name(&graph_name) && !graph_name.starts_with(|c: char| c.is_ascii_digit()) {
+            graph_name
+        } else {
+            "model".to_string()
+        };
+    let mut graph = Graph::new(graph_name);
+    let input_node = graph.add("x", Op::Input(input.clone()), &[])?;
+    let trace = Rc::new(RefCell::new(TraceState {
+        graph,
+        paths,
+        next_stream: 0,
+    }));
+    let x = Var::traced(TracedNode {
+        trace: Rc::clone(&trace),
+        node: input_node,
+    });
+    let y = model.forward(&x)?;
+    let mut graph = std::mem::take(&mut trace.borrow_mut().graph);
+    let output = match &y.repr {
+        Repr::Traced(node) if Rc::ptr_eq(&node.trace, &trace) => node.node,
+        Repr::Traced(_) => {
+            return Err(Error::Invalid {
+                graph: graph.name().to_string(),
+                detail:
+                    "the model returned a value of another trace (a Var kept from an earlier trace)"
+                        .to_string(),
+            });
+        }
+        // A model that ignores its input returns a constant.
+        Repr::Eager(t) => {
+            let name = fresh_name(&graph, "constant");
+            graph.add(name, Op::Constant((**t).clone()), &[])?
+        }
+    };
+    let output_name = fresh_name(&graph, "y");
+    graph.add_output(output_name, output)?;
+    Ok(graph)
+}
