@@ -49,7 +49,7 @@ pub fn dump(file: &Path, mode: Mode, options: &DumpOptions) -> anyhow::Result<()
         bail!("--stage clif prints Cranelift IR, which has no DOT form (use --format text)");
     }
     let graph = match options.stage {
-        Stage::Parsed => parsed,
+        Stage::Parsed => parsed.clone(),
         Stage::Optimized => {
             let pipeline = passes::PipelineOptions {
                 record_dumps: options.print_after_all,
@@ -77,9 +77,11 @@ pub fn dump(file: &Path, mode: Mode, options: &DumpOptions) -> anyhow::Result<()
         Format::Dot => print!("{}", graph.dot()),
     }
     if options.stage == Stage::Optimized && options.format == Format::Text {
-        // The kernels a compilation for this mode runs, as comments: the dump still parses.
-        let schedule = Compiler::new().mode(mode).schedule(&graph);
-        print!("{}", schedule.display(&graph));
+        // The kernels a compilation for this mode runs and its memory plan (planned bytes per
+        // buffer), as comments: the dump still parses.
+        let compiled = Compiler::new().mode(mode).compile(&parsed)?;
+        print!("{}", compiled.schedule().display(compiled.graph()));
+        print!("{}", compiled.memory());
     }
     Ok(())
 }
