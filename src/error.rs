@@ -76,9 +76,7 @@ pub enum Error {
     },
     /// A dropout mask that differs from the dropout on its stream (in kind, `p`,
     /// `broadcast_dims` or operand), so it would not be that dropout's mask.
-    #[error(
-        "{op} {node}: {what} differs from dropout {dropout} on stream {stream}: {got} vs {expected}"
-    )]
+    #[error("{op} {node}: {what} differs from dropout {dropout} on stream {stream}: {values}")]
     MaskMismatch {
         /// The mask node.
         node: String,
@@ -90,10 +88,8 @@ pub enum Error {
         stream: u32,
         /// Which attribute differs: `kind`, `p`, `broadcast_dims` or `operand`.
         what: &'static str,
-        /// The mask's value, printed.
-        got: String,
-        /// The dropout's value, printed.
-        expected: String,
+        /// The mask's value and the dropout's, printed `0.25 vs 0.5`.
+        values: String,
     },
     /// A graph-level invariant (see [`crate::graph::verify`]) does not hold.
     #[error("graph {graph}: {detail}")]

@@ -156,8 +156,7 @@ fn check_mask(
             dropout: dropout.name.clone(),
             stream: mask.stream,
             what,
-            got,
-            expected,
+            values: format!("{got} vs {expected}"),
         }),
     }
 }

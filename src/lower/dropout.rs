@@ -96,7 +96,7 @@ pub(crate) fn mask(cx: &mut LowerCx, d: &Dropout, input: &Shape, out: &Buffer) {
     cx.counted_loop(n / GROUP_SIZE, &mut |cx, g| {
         draw.group(cx, g, GROUP_SIZE, out.addr)
     });
-    if n % GROUP_SIZE != 0 {
+    if !n.is_multiple_of(GROUP_SIZE) {
         let last = cx.index(n / GROUP_SIZE);
         draw.group(cx, last, n % GROUP_SIZE, out.addr);
     }

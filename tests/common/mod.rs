@@ -400,7 +400,7 @@ impl Builder {
         // For about a third of the dropouts, their mask too (never in place: only the dropout
         // may be). Chosen by stream and named after it, so no draw of `rng` is spent and the
         // graphs of every seed stay what they were before masks existed, masks added.
-        if self.stream % 3 == 0 {
+        if self.stream.is_multiple_of(3) {
             dropout.inplace = false;
             let name = format!("mask{}", self.stream);
             self.graph
