@@ -61,6 +61,36 @@ pub enum Error {
         /// The node that used it first.
         other: String,
     },
+    /// A dropout mask whose stream no dropout of the graph draws: a mask recomputes the mask
+    /// of one dropout and carries its stream.
+    #[error(
+        "{op} {node}: no dropout of the graph draws stream {stream}; a mask has to carry the stream of the dropout it describes"
+    )]
+    OrphanMask {
+        /// The mask node.
+        node: String,
+        /// Its op name.
+        op: &'static str,
+        /// Its stream.
+        stream: u32,
+    },
+    /// A dropout mask that differs from the dropout on its stream (in kind, `p`,
+    /// `broadcast_dims` or operand), so it would not be that dropout's mask.
+    #[error("{op} {node}: {what} differs from dropout {dropout} on stream {stream}: {values}")]
+    MaskMismatch {
+        /// The mask node.
+        node: String,
+        /// Its op name.
+        op: &'static str,
+        /// The dropout on its stream.
+        dropout: String,
+        /// The shared stream.
+        stream: u32,
+        /// Which attribute differs: `kind`, `p`, `broadcast_dims` or `operand`.
+        what: &'static str,
+        /// The mask's value and the dropout's, printed `0.25 vs 0.5`.
+        values: String,
+    },
     /// A graph-level invariant (see [`crate::graph::verify`]) does not hold.
     #[error("graph {graph}: {detail}")]
     Invalid {
@@ -363,6 +393,10 @@ pub enum TypeError {
         rank: usize,
         fits: Option<DropoutKind>,
     },
+    /// A dropout mask marked in place: a mask is a value of its own, only its dropout may
+    /// write in place.
+    #[error("a mask has a buffer of its own, so it cannot be inplace (only its dropout can)")]
+    MaskInplace,
     /// Unusable `broadcast_dims` on a dropout.
     #[error("broadcast_dims {dims:?} for a rank {rank} input: {reason}")]
     BroadcastDims {

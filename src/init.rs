@@ -8,7 +8,8 @@
 //!   `nn.Linear`. `fan_in` is the weight's `in_features` for a linear's weight and bias, else the
 //!   parameter's last dimension (1 for a scalar);
 //! - `i32` values: class targets uniform in `0..C` when a `cross_entropy` uses them (C its
-//!   classes), else uniform in `0..10`.
+//!   classes), else uniform in `0..10`;
+//! - `bool` values: `true` or `false` with probability 1/2 each (the top bit of a word).
 
 use std::collections::BTreeMap;
 
@@ -64,6 +65,12 @@ fn random_value(graph: &Graph, id: NodeId, seed: u64) -> Tensor {
                 })
                 .collect();
             Tensor::from_i32(shape, data)
+        }
+        (DType::Bool, _) => {
+            let data = (0..shape.numel())
+                .map(|_| stream.next_word() >> 31 == 1)
+                .collect();
+            Tensor::from_bool(shape, data)
         }
     };
     result.expect("invariant: the data was drawn to fill the shape")

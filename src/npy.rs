@@ -1,4 +1,5 @@
-//! Reading and writing NumPy `.npy` files holding one `f32` (`<f4`) or `i32` (`<i4`) tensor.
+//! Reading and writing NumPy `.npy` files holding one `f32` (`<f4`), `i32` (`<i4`) or `bool`
+//! (`|b1`: one byte per element, 0 or 1, as `numpy.save` writes a bool array) tensor.
 //!
 //! The format (numpy.lib.format): the magic `\x93NUMPY`, a major and a minor version byte, the
 //! header's length (u16 little-endian for 1.0; u32 for 2.0 and 3.0), then the header: a Python
@@ -88,11 +89,12 @@ fn pad_header(header: &str, width: usize) -> String {
     padded
 }
 
-/// The `descr` of a dtype: little-endian, four bytes.
+/// The `descr` of a dtype: little-endian, four bytes; `|b1` (no byte order) for one-byte bools.
 fn descr(dtype: DType) -> &'static str {
     match dtype {
         DType::F32 => "<f4",
         DType::I32 => "<i4",
+        DType::Bool => "|b1",
     }
 }
 
@@ -115,9 +117,10 @@ fn decode(bytes: &[u8]) -> Result<Tensor, String> {
     let dtype = match fields.descr.as_str() {
         "<f4" => DType::F32,
         "<i4" => DType::I32,
+        "|b1" => DType::Bool,
         other => {
             return Err(format!(
-                "unsupported dtype '{other}' (dropjit reads '<f4' and '<i4')"
+                "unsupported dtype '{other}' (dropjit reads '<f4', '<i4' and '|b1')"
             ));
         }
     };
@@ -149,8 +152,24 @@ fn decode(bytes: &[u8]) -> Result<Tensor, String> {
     let data = match dtype {
         DType::F32 => TensorData::F32(words.map(f32::from_le_bytes).collect()),
         DType::I32 => TensorData::I32(words.map(i32::from_le_bytes).collect()),
+        DType::Bool => TensorData::Bool(bools(data)?),
     };
     Tensor::new(shape, data).map_err(|e| e.to_string())
+}
+
+/// One-byte bools; numpy writes only 0 and 1, and any other byte is not a bool we could
+/// represent.
+fn bools(data: &[u8]) -> Result<Vec<bool>, String> {
+    data.iter()
+        .enumerate()
+        .map(|(i, &b)| match b {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(format!(
+                "bool element {i} is the byte {other}; a bool has to be 0 or 1"
+            )),
+        })
+        .collect()
 }
 
 /// Checks the magic and version; returns the header text and the data bytes after it.

@@ -1,5 +1,6 @@
-//! Host tensors: a shape and a row-major buffer of `f32` or `i32`. Inputs, parameters, constants
-//! and results all travel as [`Tensor`].
+//! Host tensors: a shape and a row-major buffer of `f32`, `i32` or `bool`. Inputs, parameters,
+//! constants and results all travel as [`Tensor`]. A `bool` element is one byte, 0 or 1, in
+//! memory, in `.npy` files (`|b1`) and in hashes.
 
 use std::fmt;
 
@@ -13,6 +14,8 @@ pub enum TensorData {
     F32(Vec<f32>),
     /// 32-bit signed integers.
     I32(Vec<i32>),
+    /// Truth values (dropout keep masks: `true` = kept).
+    Bool(Vec<bool>),
 }
 
 /// A dense row-major tensor. Equality is bit-for-bit (NaN equals the same NaN, `-0.0` differs
@@ -34,12 +37,14 @@ impl Tensor {
         Tensor::new(shape.into(), TensorData::I32(data))
     }
 
+    /// A `bool` tensor; fails if `data` does not fill `shape`.
+    pub fn from_bool(shape: impl Into<Shape>, data: Vec<bool>) -> Result<Tensor> {
+        Tensor::new(shape.into(), TensorData::Bool(data))
+    }
+
     /// A tensor from its parts; fails if the data does not fill the shape.
     pub fn new(shape: Shape, data: TensorData) -> Result<Tensor> {
-        let got = match &data {
-            TensorData::F32(v) => v.len(),
-            TensorData::I32(v) => v.len(),
-        };
+        let got = data.len();
         if got != shape.numel() {
             return Err(Error::DataLength {
                 expected: shape.numel(),
@@ -64,11 +69,19 @@ impl Tensor {
         let data = match ty.dtype {
             DType::F32 => TensorData::F32(vec![0.0; n]),
             DType::I32 => TensorData::I32(vec![0; n]),
+            DType::Bool => TensorData::Bool(vec![false; n]),
         };
         Tensor {
             shape: ty.shape.clone(),
             data,
         }
+    }
+
+    /// A `bool` tensor of `shape` with every element `value` (an all-true mask).
+    pub fn full_bool(shape: impl Into<Shape>, value: bool) -> Tensor {
+        let shape = shape.into();
+        let data = TensorData::Bool(vec![value; shape.numel()]);
+        Tensor { shape, data }
     }
 
     /// The shape.
@@ -81,6 +94,7 @@ impl Tensor {
         match self.data {
             TensorData::F32(_) => DType::F32,
             TensorData::I32(_) => DType::I32,
+            TensorData::Bool(_) => DType::Bool,
         }
     }
 
@@ -99,63 +113,85 @@ impl Tensor {
         self.shape.numel()
     }
 
-    /// The `f32` elements, or `None` for an `i32` tensor.
+    /// The `f32` elements, or `None` for another element type.
     pub fn as_f32(&self) -> Option<&[f32]> {
         match &self.data {
             TensorData::F32(v) => Some(v),
-            TensorData::I32(_) => None,
+            TensorData::I32(_) | TensorData::Bool(_) => None,
         }
     }
 
-    /// The `i32` elements, or `None` for an `f32` tensor.
+    /// The `i32` elements, or `None` for another element type.
     pub fn as_i32(&self) -> Option<&[i32]> {
         match &self.data {
             TensorData::I32(v) => Some(v),
-            TensorData::F32(_) => None,
+            TensorData::F32(_) | TensorData::Bool(_) => None,
         }
     }
 
-    /// Mutable `f32` elements, or `None` for an `i32` tensor.
+    /// The `bool` elements, or `None` for another element type.
+    pub fn as_bool(&self) -> Option<&[bool]> {
+        match &self.data {
+            TensorData::Bool(v) => Some(v),
+            TensorData::F32(_) | TensorData::I32(_) => None,
+        }
+    }
+
+    /// Mutable `f32` elements, or `None` for another element type.
     pub fn as_f32_mut(&mut self) -> Option<&mut [f32]> {
         match &mut self.data {
             TensorData::F32(v) => Some(v),
-            TensorData::I32(_) => None,
+            TensorData::I32(_) | TensorData::Bool(_) => None,
         }
     }
 
-    /// Mutable `i32` elements, or `None` for an `f32` tensor.
+    /// Mutable `i32` elements, or `None` for another element type.
     pub fn as_i32_mut(&mut self) -> Option<&mut [i32]> {
         match &mut self.data {
             TensorData::I32(v) => Some(v),
-            TensorData::F32(_) => None,
+            TensorData::F32(_) | TensorData::Bool(_) => None,
         }
     }
 
-    /// The elements as little-endian bytes (what `.npy` files and hashes hold).
+    /// Mutable `bool` elements, or `None` for another element type.
+    pub fn as_bool_mut(&mut self) -> Option<&mut [bool]> {
+        match &mut self.data {
+            TensorData::Bool(v) => Some(v),
+            TensorData::F32(_) | TensorData::I32(_) => None,
+        }
+    }
+
+    /// The elements as little-endian bytes (what `.npy` files and hashes hold); a `bool` is
+    /// one byte, 0 or 1.
     pub fn to_le_bytes(&self) -> Vec<u8> {
         match &self.data {
             TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::Bool(v) => v.iter().map(|&x| u8::from(x)).collect(),
         }
     }
 }
 
 /// Summary figures of a tensor, as `dropjit run` prints them.
 impl Tensor {
-    /// The mean of the elements, accumulated in f64 in row-major order (NaN when empty).
+    /// The mean of the elements, accumulated in f64 in row-major order (NaN when empty); a
+    /// `bool` counts as 0 or 1, so a mask's mean is its keep share.
     pub fn mean(&self) -> f64 {
         let sum: f64 = match &self.data {
             TensorData::F32(v) => v.iter().map(|&x| f64::from(x)).sum(),
             TensorData::I32(v) => v.iter().map(|&x| f64::from(x)).sum(),
+            TensorData::Bool(v) => v.iter().map(|&x| f64::from(u8::from(x))).sum(),
         };
         sum / self.numel() as f64
     }
 
-    /// The share of elements that are exactly zero (`+0.0` and `-0.0` both count).
+    /// The share of elements that are exactly zero (`+0.0` and `-0.0` both count; `false` for
+    /// a mask, so its drop share).
     pub fn zero_share(&self) -> f64 {
         let zeros = match &self.data {
             TensorData::F32(v) => v.iter().filter(|&&x| x == 0.0).count(),
             TensorData::I32(v) => v.iter().filter(|&&x| x == 0).count(),
+            TensorData::Bool(v) => v.iter().filter(|&&x| !x).count(),
         };
         zeros as f64 / self.numel() as f64
     }
@@ -181,8 +217,10 @@ impl PartialEq for Tensor {
                     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
                 }
                 (TensorData::I32(a), TensorData::I32(b)) => a == b,
-                (TensorData::F32(_), TensorData::I32(_))
-                | (TensorData::I32(_), TensorData::F32(_)) => false,
+                (TensorData::Bool(a), TensorData::Bool(b)) => a == b,
+                (TensorData::F32(_), TensorData::I32(_) | TensorData::Bool(_))
+                | (TensorData::I32(_), TensorData::F32(_) | TensorData::Bool(_))
+                | (TensorData::Bool(_), TensorData::F32(_) | TensorData::I32(_)) => false,
             }
     }
 }
@@ -194,8 +232,25 @@ impl fmt::Display for Tensor {
         match &self.data {
             TensorData::F32(v) => write_list(f, v.iter().map(|x| format_f32(*x)))?,
             TensorData::I32(v) => write_list(f, v.iter().map(|x| x.to_string()))?,
+            TensorData::Bool(v) => write_list(f, v.iter().map(|x| x.to_string()))?,
         }
         f.write_str("]")
+    }
+}
+
+impl TensorData {
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            TensorData::F32(v) => v.len(),
+            TensorData::I32(v) => v.len(),
+            TensorData::Bool(v) => v.len(),
+        }
+    }
+
+    /// True if there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -246,5 +301,19 @@ mod tests {
             "a tensor of shape [2, 3] needs 6 values, but got 1"
         );
         assert_eq!(t.to_string(), "f32[4] [0, -0, 2, 6]");
+    }
+
+    #[test]
+    fn bool_tensors_count_as_zero_and_one() {
+        let m = Tensor::from_bool([2, 2], vec![true, false, true, true]).unwrap();
+        assert_eq!(m.ty().to_string(), "bool[2, 2]");
+        assert_eq!(m.mean(), 0.75);
+        assert_eq!(m.zero_share(), 0.25);
+        assert_eq!(m.to_le_bytes(), [1, 0, 1, 1]);
+        assert_eq!(m.fnv1a64(), fnv1a64(&[1, 0, 1, 1]));
+        assert_eq!(m.to_string(), "bool[2, 2] [true, false, true, true]");
+        assert_eq!(Tensor::full_bool([2, 2], true).zero_share(), 0.0);
+        assert_ne!(m, Tensor::zeros(&m.ty()));
+        assert_eq!(Tensor::zeros(&m.ty()).as_bool().unwrap(), [false; 4]);
     }
 }

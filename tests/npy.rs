@@ -18,7 +18,7 @@ fn round_trip(test: &str, tensor: &Tensor) {
     let back = npy::read(&path).unwrap();
     assert_eq!(&back, tensor, "{test}");
     let bytes = std::fs::read(&path).unwrap();
-    let header_end = bytes.len() - 4 * tensor.numel();
+    let header_end = bytes.len() - tensor.dtype().size() * tensor.numel();
     assert_eq!(
         header_end % 64,
         0,
@@ -178,7 +178,7 @@ fn every_error_has_a_message() {
     );
     assert_eq!(
         read_error("dtype", &f8),
-        "unsupported dtype '<f8' (dropjit reads '<f4' and '<i4')"
+        "unsupported dtype '<f8' (dropjit reads '<f4', '<i4' and '|b1')"
     );
     let big_endian = with_header(
         "{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }",
@@ -186,7 +186,7 @@ fn every_error_has_a_message() {
     );
     assert_eq!(
         read_error("big_endian", &big_endian),
-        "unsupported dtype '>f4' (dropjit reads '<f4' and '<i4')"
+        "unsupported dtype '>f4' (dropjit reads '<f4', '<i4' and '|b1')"
     );
     let fortran = with_header(
         "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
@@ -234,6 +234,34 @@ fn every_error_has_a_message() {
     assert_eq!(
         read_error("garbled", &garbled),
         "malformed header: expected True or False at \"Nope, }\""
+    );
+}
+
+#[test]
+fn bool_masks_round_trip_as_one_byte_each() {
+    let mask = vec![true, false, false, true, true, false];
+    round_trip("bool", &Tensor::from_bool([2, 3, 1], mask).unwrap());
+    round_trip("empty_bool", &Tensor::from_bool([0, 4], vec![]).unwrap());
+    // numpy.save(np.array([True, False, True])): '|b1', one byte per element.
+    let bytes = npy::encode(&Tensor::from_bool([3], vec![true, false, true]).unwrap());
+    assert!(bytes[10..].starts_with(b"{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }"));
+    assert_eq!(&bytes[bytes.len() - 3..], &[1, 0, 1]);
+    assert_eq!(bytes.len(), 128 + 3);
+    let not_a_bool = with_header(
+        "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }",
+        &[1, 0, 2],
+    );
+    assert_eq!(
+        read_error("not_a_bool", &not_a_bool),
+        "bool element 2 is the byte 2; a bool has to be 0 or 1"
+    );
+    let short = with_header(
+        "{'descr': '|b1', 'fortran_order': False, 'shape': (2, 2), }",
+        &[1, 0, 1],
+    );
+    assert_eq!(
+        read_error("short_bool", &short),
+        "truncated data: shape [2, 2] of bool needs 4 data bytes, but the file has 3"
     );
 }
 

@@ -99,6 +99,7 @@ fn random_graphs_cover_every_op() {
     all.extend(dropjit::graph::BinaryOp::ALL.map(|op| op.name()));
     all.extend(dropjit::graph::ReduceOp::ALL.map(|op| op.name()));
     all.extend(dropjit::DropoutKind::ALL.map(|kind| kind.name()));
+    all.extend(dropjit::DropoutKind::ALL.map(|kind| kind.mask_name()));
     assert_eq!(seen, all);
     assert!(
         zero_size && scalar,

@@ -147,7 +147,8 @@ pub(crate) fn group(graph: &Graph, index: &ScheduleIndex) -> Result<Groups> {
             | Op::Softmax { .. }
             | Op::LogSoftmax { .. }
             | Op::CrossEntropy
-            | Op::Dropout(_) => index.materialized[id.index()].then(|| groups.fresh()),
+            | Op::Dropout(_)
+            | Op::DropoutMask(_) => index.materialized[id.index()].then(|| groups.fresh()),
         };
         if let Some(g) = group {
             groups.group[id.index()] = Some(g);

@@ -46,7 +46,8 @@ pub(crate) fn check_values(
             | Op::Softmax { .. }
             | Op::LogSoftmax { .. }
             | Op::CrossEntropy
-            | Op::Dropout(_) => continue,
+            | Op::Dropout(_)
+            | Op::DropoutMask(_) => continue,
         };
         let Some(value) = value else {
             return Err(Error::MissingValue {
@@ -73,6 +74,7 @@ fn check_length(value: &Tensor) -> Result<()> {
     let got = match value.data() {
         TensorData::F32(v) => v.len(),
         TensorData::I32(v) => v.len(),
+        TensorData::Bool(v) => v.len(),
     };
     if got != value.numel() {
         return Err(Error::DataLength {

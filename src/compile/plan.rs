@@ -197,7 +197,8 @@ fn group_slot(graph: &Graph, index: &ScheduleIndex, groups: &Groups, g: usize) -
         | Op::Softmax { .. }
         | Op::LogSoftmax { .. }
         | Op::CrossEntropy
-        | Op::Dropout(_) => None,
+        | Op::Dropout(_)
+        | Op::DropoutMask(_) => None,
     };
     let output = (graph.outputs().iter()).position(|o| members.contains(&o.node));
     let (home, live) = match (leaf, output) {

@@ -250,6 +250,7 @@ fn read_only(tensor: &Tensor) -> *mut u8 {
     match tensor.data() {
         TensorData::F32(v) => v.as_ptr().cast_mut().cast(),
         TensorData::I32(v) => v.as_ptr().cast_mut().cast(),
+        TensorData::Bool(v) => v.as_ptr().cast_mut().cast(),
     }
 }
 
@@ -266,6 +267,13 @@ fn writable(tensor: &mut Tensor) -> *mut u8 {
             .expect("invariant: the dtype was just matched"))
         .as_mut_ptr()
         .cast(),
+        // Generated code stores only 0 or 1 into bool buffers (comparison results and copies
+        // of bools), so the Vec<bool> stays valid.
+        DType::Bool => (tensor
+            .as_bool_mut()
+            .expect("invariant: the dtype was just matched"))
+        .as_mut_ptr()
+        .cast(),
     }
 }
 
@@ -279,7 +287,13 @@ fn copy_data(destination: &mut Tensor, source: &TensorData) {
             .as_i32_mut()
             .expect("invariant: the dtype was just matched"))
         .copy_from_slice(v),
-        (DType::F32, TensorData::I32(_)) | (DType::I32, TensorData::F32(_)) => {
+        (DType::Bool, TensorData::Bool(v)) => (destination
+            .as_bool_mut()
+            .expect("invariant: the dtype was just matched"))
+        .copy_from_slice(v),
+        (DType::F32, TensorData::I32(_) | TensorData::Bool(_))
+        | (DType::I32, TensorData::F32(_) | TensorData::Bool(_))
+        | (DType::Bool, TensorData::F32(_) | TensorData::I32(_)) => {
             panic!("invariant: an output has its node's type")
         }
     }

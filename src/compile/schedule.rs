@@ -102,7 +102,8 @@ pub fn computes(op: &Op) -> bool {
         | Op::Softmax { .. }
         | Op::LogSoftmax { .. }
         | Op::CrossEntropy
-        | Op::Dropout(_) => true,
+        | Op::Dropout(_)
+        | Op::DropoutMask(_) => true,
     }
 }
 

@@ -64,6 +64,18 @@ impl DropoutKind {
         }
     }
 
+    /// The name of the kind's mask op in the textual IR (`dropout2d_mask`).
+    pub fn mask_name(self) -> &'static str {
+        match self {
+            DropoutKind::Dropout => "dropout_mask",
+            DropoutKind::Dropout1d => "dropout1d_mask",
+            DropoutKind::Dropout2d => "dropout2d_mask",
+            DropoutKind::Dropout3d => "dropout3d_mask",
+            DropoutKind::AlphaDropout => "alpha_dropout_mask",
+            DropoutKind::FeatureAlphaDropout => "feature_alpha_dropout_mask",
+        }
+    }
+
     /// True for the variants whose dropped elements become `c` rather than zero.
     pub fn is_alpha(self) -> bool {
         match self {

@@ -75,6 +75,13 @@ pub fn infer_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeE
             dropout.validate(operands[0].shape.rank())?;
             Ok(operands[0].clone())
         }
+        Op::DropoutMask(dropout) => {
+            expect_f32(operands, &[0])?;
+            if dropout.inplace {
+                return Err(TypeError::MaskInplace);
+            }
+            dropout.mask_shape(&operands[0].shape).map(TensorType::bool)
+        }
     }
 }
 

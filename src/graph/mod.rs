@@ -7,6 +7,7 @@
 
 pub mod dropout;
 pub mod infer;
+mod mask;
 pub mod op;
 mod rewrite;
 pub mod types;

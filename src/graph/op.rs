@@ -9,7 +9,8 @@
 //!   axis list reduces over every axis (PyTorch's `sum(dim=[])`). `sum` over an empty axis is
 //!   0, `mean` over one is NaN, `amax` over one is a type error (PyTorch raises at run time).
 //! - Every op works on `f32` except `input`, `constant`, `reshape` and `transpose`, which also
-//!   carry `i32`, and `cross_entropy`, whose second operand holds `i32` class targets.
+//!   carry `i32` and `bool`, `cross_entropy`, whose second operand holds `i32` class targets,
+//!   and the dropout masks, which produce `bool`.
 
 use std::fmt;
 
@@ -57,6 +58,13 @@ pub enum Op {
     CrossEntropy,
     /// Any member of the dropout family; see [`Dropout`].
     Dropout(Dropout),
+    /// The keep mask (`true` = kept) of the dropout with these attributes applied to the
+    /// operand, in the mask shape ([`Dropout::mask_shape`]): `torch.native_dropout`'s and ONNX
+    /// Dropout's second output, one value per channel for the channel-wise kinds. The operand
+    /// gives only the shape. The verifier requires a dropout of the graph with the same
+    /// operand, kind, `p`, `broadcast_dims` and stream (the mask recomputes that dropout's
+    /// draw). All true in eval mode and for `p = 0`, all false for `p = 1`; never in place.
+    DropoutMask(Dropout),
 }
 
 /// Element-wise functions of one operand.
@@ -176,6 +184,7 @@ impl Op {
             Op::LogSoftmax { .. } => "log_softmax",
             Op::CrossEntropy => "cross_entropy",
             Op::Dropout(d) => d.kind.name(),
+            Op::DropoutMask(d) => d.kind.mask_name(),
         }
     }
 
@@ -189,7 +198,8 @@ impl Op {
             | Op::Reduce { .. }
             | Op::Softmax { .. }
             | Op::LogSoftmax { .. }
-            | Op::Dropout(_) => 1,
+            | Op::Dropout(_)
+            | Op::DropoutMask(_) => 1,
             Op::Binary(_) | Op::MatMul | Op::CrossEntropy => 2,
             Op::Linear { bias } => 2 + usize::from(*bias),
         }
@@ -215,11 +225,14 @@ impl Op {
             | Op::Reduce { .. }
             | Op::Softmax { .. }
             | Op::LogSoftmax { .. }
-            | Op::CrossEntropy => false,
+            | Op::CrossEntropy
+            // A mask has the mask shape, not its operand's, and reads no operand element.
+            | Op::DropoutMask(_) => false,
         }
     }
 
-    /// True for every member of the dropout family.
+    /// True for every member of the dropout family (masks are not dropouts: see
+    /// [`Op::as_dropout_mask`]).
     pub fn is_dropout(&self) -> bool {
         matches!(self, Op::Dropout(_))
     }
@@ -228,6 +241,14 @@ impl Op {
     pub fn as_dropout(&self) -> Option<&Dropout> {
         match self {
             Op::Dropout(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The attributes of the dropout whose mask this is, if this is a dropout mask.
+    pub fn as_dropout_mask(&self) -> Option<&Dropout> {
+        match self {
+            Op::DropoutMask(d) => Some(d),
             _ => None,
         }
     }

@@ -4,7 +4,8 @@
 use petgraph::Direction;
 use petgraph::visit::EdgeRef;
 
-use super::{Graph, NodeId};
+use super::{Graph, NodeId, Op};
+use crate::tensor::Tensor;
 
 impl Graph {
     /// Makes `user` read `new` as its operand at `position` instead of what it read there.
@@ -24,6 +25,25 @@ impl Graph {
             .expect("invariant: the user has an operand at that position");
         self.nodes.remove_edge(edge);
         self.nodes.add_edge(new.0, user.0, position);
+    }
+
+    /// Turns `id` into a constant holding `value`, which has to have `id`'s type: its operand
+    /// edges go, its users, outputs and name stay (a mask that is all true in eval mode
+    /// becomes that constant under its own name).
+    pub fn make_constant(&mut self, id: NodeId, value: Tensor) {
+        assert_eq!(
+            value.ty(),
+            self.node(id).ty,
+            "invariant: a constant replacing a node has its type"
+        );
+        let edges: Vec<_> = (self.nodes)
+            .edges_directed(id.0, Direction::Incoming)
+            .map(|e| e.id())
+            .collect();
+        for edge in edges {
+            self.nodes.remove_edge(edge);
+        }
+        *self.op_mut(id) = Op::Constant(value);
     }
 }
 

@@ -12,6 +12,8 @@ pub enum DType {
     F32,
     /// 32-bit signed integer: class targets.
     I32,
+    /// A truth value stored in one byte, 0 or 1: dropout keep masks (`true` = kept).
+    Bool,
 }
 
 impl DType {
@@ -20,6 +22,7 @@ impl DType {
         match self {
             DType::F32 => "f32",
             DType::I32 => "i32",
+            DType::Bool => "bool",
         }
     }
 
@@ -28,6 +31,7 @@ impl DType {
         match name {
             "f32" => Some(DType::F32),
             "i32" => Some(DType::I32),
+            "bool" => Some(DType::Bool),
             _ => None,
         }
     }
@@ -36,6 +40,7 @@ impl DType {
     pub fn size(self) -> usize {
         match self {
             DType::F32 | DType::I32 => 4,
+            DType::Bool => 1,
         }
     }
 }
@@ -177,6 +182,11 @@ impl TensorType {
     /// An `i32` tensor of this shape.
     pub fn i32(shape: impl Into<Shape>) -> TensorType {
         TensorType::new(DType::I32, shape)
+    }
+
+    /// A `bool` tensor of this shape.
+    pub fn bool(shape: impl Into<Shape>) -> TensorType {
+        TensorType::new(DType::Bool, shape)
     }
 
     /// Size of a buffer holding this value, in bytes.

@@ -9,14 +9,18 @@
 //! 5. Dropout streams are below 2^31 and no two dropout nodes share one.
 //! 6. The graph has at least one output; output names are unique, and an output's name is
 //!    no other node's.
+//! 7. Every dropout mask describes a dropout of the graph: some dropout node draws the mask's
+//!    stream (by 5 there is at most one), with the same kind, `p`, `broadcast_dims` and
+//!    operand. This is the RNG contract's "a node that recomputes a mask carries the stream of
+//!    the node it copies". Several masks may describe one dropout.
 //!
 //! [`Graph`]'s API keeps 1, 3, 4 and 6's uniqueness by construction; passes that rewrite ops
-//! through [`Graph::op_mut`] can break 2 and 5, which is why tests verify after every pass.
+//! through [`Graph::op_mut`] can break 2, 5 and 7, which is why tests verify after every pass.
 
 use std::collections::{BTreeMap, HashSet};
 
 use super::infer::infer_type;
-use super::{Graph, NodeId, Op};
+use super::{Dropout, Graph, NodeId, Op};
 use crate::error::{Error, Result};
 
 /// Checks every invariant of `graph`; all failures come back together in one error.
@@ -59,6 +63,13 @@ pub fn verify(graph: &Graph) -> Result<()> {
             }
         }
     }
+    for id in graph.topo_order() {
+        if let Op::DropoutMask(mask) = &graph.node(id).op
+            && let Err(error) = check_mask(graph, &streams, id, mask)
+        {
+            errors.push(error);
+        }
+    }
     for output in graph.outputs() {
         if graph
             .find(&output.name)
@@ -81,6 +92,72 @@ pub fn verify(graph: &Graph) -> Result<()> {
     match Error::from_list(errors) {
         None => Ok(()),
         Some(error) => Err(error),
+    }
+}
+
+/// Invariant 7 for the mask node `id` with attributes `mask`; `streams` maps every dropout's
+/// stream to its node.
+fn check_mask(
+    graph: &Graph,
+    streams: &BTreeMap<u32, NodeId>,
+    id: NodeId,
+    mask: &Dropout,
+) -> Result<()> {
+    let node = graph.node(id);
+    let Some(&dropout_id) = streams.get(&mask.stream) else {
+        return Err(Error::OrphanMask {
+            node: node.name.clone(),
+            op: node.op.name(),
+            stream: mask.stream,
+        });
+    };
+    let dropout = graph.node(dropout_id);
+    let d = dropout
+        .op
+        .as_dropout()
+        .expect("invariant: the stream map holds dropouts");
+    let (Some(&mask_operand), Some(&dropout_operand)) = (
+        graph.operands(id).first(),
+        graph.operands(dropout_id).first(),
+    ) else {
+        // A missing operand is invariant 2's error, reported already.
+        return Ok(());
+    };
+    let name = |of: NodeId| format!("%{}", graph.node(of).name);
+    let dims = |dims: &[usize]| format!("{dims:?}");
+    // (what, equal, the mask's value, the dropout's value), compared as values, printed only
+    // for the message.
+    let differences = [
+        (
+            "kind",
+            mask.kind == d.kind,
+            mask.kind.to_string(),
+            d.kind.to_string(),
+        ),
+        ("p", mask.p == d.p, mask.p.to_string(), d.p.to_string()),
+        (
+            "broadcast_dims",
+            mask.broadcast_dims == d.broadcast_dims,
+            dims(&mask.broadcast_dims),
+            dims(&d.broadcast_dims),
+        ),
+        (
+            "operand",
+            mask_operand == dropout_operand,
+            name(mask_operand),
+            name(dropout_operand),
+        ),
+    ];
+    match differences.into_iter().find(|(_, equal, _, _)| !equal) {
+        None => Ok(()),
+        Some((what, _, got, expected)) => Err(Error::MaskMismatch {
+            node: node.name.clone(),
+            op: node.op.name(),
+            dropout: dropout.name.clone(),
+            stream: mask.stream,
+            what,
+            values: format!("{got} vs {expected}"),
+        }),
     }
 }
 

@@ -23,7 +23,8 @@ pub(crate) fn bound_kind(op: &Op) -> Option<&'static str> {
         | Op::Softmax { .. }
         | Op::LogSoftmax { .. }
         | Op::CrossEntropy
-        | Op::Dropout(_) => None,
+        | Op::Dropout(_)
+        | Op::DropoutMask(_) => None,
     }
 }
 
@@ -70,6 +71,7 @@ fn check_length<T>(value: &Value<T>) -> Result<()> {
     let got = match value {
         Value::Float(a) => a.data.len(),
         Value::Int(a) => a.data.len(),
+        Value::Bool(a) => a.data.len(),
     };
     let shape = value.shape();
     if got != shape.numel() {

@@ -5,8 +5,11 @@
 //! to 0; it is kept iff `U(j) < Q`. Kept and dropped elements follow [`crate::math`]
 //! (`dropout_zeroing`, `dropout_alpha`). Eval mode and `p = 0` return the input bit for bit;
 //! `p = 1` returns `+0.0` everywhere, even for NaN or infinite input and for the alpha kinds.
+//!
+//! [`mask`] is the keep mask itself, in the mask shape: the very bits [`dropout`] reads, all
+//! true in eval mode and for `p = 0`, all false for `p = 1`.
 
-use crate::graph::Dropout;
+use crate::graph::{Dropout, Shape};
 use crate::math::{self, Element};
 use crate::rng::mask::{MaskSource, fill_uniforms, is_kept, keep_threshold};
 
@@ -35,10 +38,8 @@ pub(crate) fn dropout<T: Element>(
     let mask_shape = d
         .mask_shape(&x.shape)
         .expect("invariant: the node's type was inferred, so its attributes fit its input");
-    let mut uniforms = vec![0u32; mask_shape.numel()];
-    fill_uniforms(source, &mut uniforms);
-    let q = keep_threshold(d.p);
-    let keep = broadcast_offsets(&mask_shape, &x.shape).map(|j| is_kept(uniforms[j], q));
+    let kept = keep_bits(d, &mask_shape, source);
+    let keep = broadcast_offsets(&mask_shape, &x.shape).map(|j| kept[j]);
     let data = if d.kind.is_alpha() {
         let coefficients = T::alpha_coefficients(d);
         keep.zip(&x.data)
@@ -51,4 +52,27 @@ pub(crate) fn dropout<T: Element>(
             .collect()
     };
     Array::filled(x.shape.clone(), data)
+}
+
+/// The keep mask of `d` applied to an input of shape `input`, in the mask shape: drawn from
+/// `source` in train mode, all true when `source` is `None` (eval mode) or `p = 0`, all false
+/// for `p = 1` (where the contract's threshold gives the same answers without drawing).
+pub(crate) fn mask(d: &Dropout, input: &Shape, source: Option<MaskSource>) -> Array<bool> {
+    let mask_shape = d
+        .mask_shape(input)
+        .expect("invariant: the node's type was inferred, so its attributes fit its input");
+    let data = match source {
+        Some(source) if d.p > 0.0 && d.p < 1.0 => keep_bits(d, &mask_shape, source),
+        Some(_) => vec![d.p == 0.0; mask_shape.numel()],
+        None => vec![true; mask_shape.numel()],
+    };
+    Array::filled(mask_shape, data)
+}
+
+/// `U(j) < Q` for every element `j` of the mask shape.
+fn keep_bits(d: &Dropout, mask_shape: &Shape, source: MaskSource) -> Vec<bool> {
+    let mut uniforms = vec![0u32; mask_shape.numel()];
+    fill_uniforms(source, &mut uniforms);
+    let q = keep_threshold(d.p);
+    uniforms.iter().map(|&u| is_kept(u, q)).collect()
 }

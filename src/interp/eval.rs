@@ -127,6 +127,14 @@ impl<T: Element> NodeCx<'_, T> {
                 });
                 Value::Float(dropout::dropout(d, self.float(0), source))
             }
+            Op::DropoutMask(d) => {
+                let source = self.step.map(|step| MaskSource {
+                    seed: self.seed,
+                    stream: d.stream,
+                    step,
+                });
+                Value::Bool(dropout::mask(d, &self.float(0).shape, source))
+            }
         };
         Ok(value)
     }

@@ -87,6 +87,7 @@ pub(crate) fn reshape<T: Clone>(x: &Value<T>, shape: &Shape) -> Value<T> {
     match x {
         Value::Float(a) => Value::Float(Array::filled(shape.clone(), a.data.clone())),
         Value::Int(a) => Value::Int(Array::filled(shape.clone(), a.data.clone())),
+        Value::Bool(a) => Value::Bool(Array::filled(shape.clone(), a.data.clone())),
     }
 }
 
@@ -95,6 +96,7 @@ pub(crate) fn transpose<T: Copy>(x: &Value<T>, perm: &[usize]) -> Value<T> {
     match x {
         Value::Float(a) => Value::Float(permute(a, perm)),
         Value::Int(a) => Value::Int(permute(a, perm)),
+        Value::Bool(a) => Value::Bool(permute(a, perm)),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The values the interpreter computes with: a row-major [`Array`] of floats (`f32`, or `f64`
-//! for gradient checks) or of `i32` class targets.
+//! for gradient checks), of `i32` class targets or of `bool` dropout masks.
 //!
 //! The graph's types say `f32`; an `f64` interpretation reads every `f32` as `f64`, so a
 //! [`Value::Float`] matches an `f32` type whatever its float type is.
@@ -53,6 +53,8 @@ pub enum Value<T> {
     Float(Array<T>),
     /// `i32` class targets (inputs, constants, and their reshapes and transposes).
     Int(Array<i32>),
+    /// `bool` dropout keep masks (and inputs, constants, reshapes and transposes of them).
+    Bool(Array<bool>),
 }
 
 /// The values of [`crate::interp::run_f64`].
@@ -71,6 +73,10 @@ impl<T: Element> Value<T> {
                 shape,
                 data: v.clone(),
             }),
+            TensorData::Bool(v) => Value::Bool(Array {
+                shape,
+                data: v.clone(),
+            }),
         }
     }
 }
@@ -81,30 +87,41 @@ impl<T> Value<T> {
         match self {
             Value::Float(a) => &a.shape,
             Value::Int(a) => &a.shape,
+            Value::Bool(a) => &a.shape,
         }
     }
 
-    /// The graph type this value has: `f32` for floats of any precision, `i32` for targets.
+    /// The graph type this value has: `f32` for floats of any precision, `i32` for targets,
+    /// `bool` for masks.
     pub fn ty(&self) -> TensorType {
         match self {
             Value::Float(a) => TensorType::new(DType::F32, a.shape.clone()),
             Value::Int(a) => TensorType::new(DType::I32, a.shape.clone()),
+            Value::Bool(a) => TensorType::new(DType::Bool, a.shape.clone()),
         }
     }
 
-    /// The floats, or `None` for targets.
+    /// The floats, or `None` for targets and masks.
     pub fn as_float(&self) -> Option<&Array<T>> {
         match self {
             Value::Float(a) => Some(a),
-            Value::Int(_) => None,
+            Value::Int(_) | Value::Bool(_) => None,
         }
     }
 
-    /// The targets, or `None` for floats.
+    /// The targets, or `None` for floats and masks.
     pub fn as_int(&self) -> Option<&Array<i32>> {
         match self {
             Value::Int(a) => Some(a),
-            Value::Float(_) => None,
+            Value::Float(_) | Value::Bool(_) => None,
+        }
+    }
+
+    /// The mask, or `None` for floats and targets.
+    pub fn as_bool(&self) -> Option<&Array<bool>> {
+        match self {
+            Value::Bool(a) => Some(a),
+            Value::Float(_) | Value::Int(_) => None,
         }
     }
 
@@ -127,6 +144,7 @@ impl Value<f32> {
         let (shape, data) = match self {
             Value::Float(a) => (a.shape, TensorData::F32(a.data)),
             Value::Int(a) => (a.shape, TensorData::I32(a.data)),
+            Value::Bool(a) => (a.shape, TensorData::Bool(a.data)),
         };
         Tensor::new(shape, data).expect("invariant: an array fills its shape")
     }

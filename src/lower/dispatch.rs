@@ -6,7 +6,7 @@ use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::{Buffer, BufferMap, Gemm, Imports, LowerCx};
-use super::{elementwise, layout, linalg, reduce, softmax};
+use super::{dropout, elementwise, layout, linalg, reduce, softmax};
 use crate::compile::schedule::{Kernel, Schedule};
 use crate::graph::{Graph, NodeId, Op};
 
@@ -109,6 +109,10 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
         Op::CrossEntropy => {
             let (out, args) = single(cx, graph, kernel);
             softmax::cross_entropy(cx, id, &args[0], &args[1], &out);
+        }
+        Op::DropoutMask(d) => {
+            let (out, args) = single(cx, graph, kernel);
+            dropout::mask(cx, d, args[0].shape(), &out);
         }
     }
 }

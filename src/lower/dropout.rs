@@ -11,11 +11,15 @@
 //!
 //! `p = 1` is `+0.0` everywhere without drawing. `p = 0` and eval mode are removed by
 //! `passes::eliminate_dropout`; should one reach lowering, it is the identity it is.
+//!
+//! A dropout mask ([`mask`]) is a kernel of its own that draws the same keep bytes straight
+//! into its `bool` output: whole groups, then the lanes of the last, partial group, so it
+//! writes exactly the mask's bytes.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::{LowerCx, arith, philox};
+use super::{Buffer, LowerCx, arith, philox};
 use crate::graph::{Dropout, NodeId, Shape};
 use crate::rng::mask::{GROUP_SIZE, keep_threshold};
 
@@ -70,22 +74,78 @@ pub(crate) fn element(cx: &mut LowerCx, d: &Dropout, x: Value, kept: Option<Valu
     }
 }
 
+/// The keep mask of `d` applied to an input of shape `input`, as one byte (0 or 1) per mask
+/// element in `out` (a `bool` buffer of the mask shape): the bytes [`draw`] draws, or the
+/// constant answer when `d` does not draw (`p = 1` drops all, `p = 0` keeps all).
+pub(crate) fn mask(cx: &mut LowerCx, d: &Dropout, input: &Shape, out: &Buffer) {
+    let mask = d
+        .mask_shape(input)
+        .expect("invariant: the node's type was inferred, so its attributes fit its input");
+    assert_eq!(
+        &mask,
+        out.shape(),
+        "invariant: a mask node has the mask shape"
+    );
+    let n = mask.numel();
+    if !draws(d) {
+        let byte = cx.b.ins().iconst(types::I8, i64::from(d.p == 0.0));
+        cx.counted_loop(n, &mut |cx, j| cx.store(byte, out.addr, j));
+        return;
+    }
+    let draw = Draw::start(cx, d);
+    cx.counted_loop(n / GROUP_SIZE, &mut |cx, g| {
+        draw.group(cx, g, GROUP_SIZE, out.addr)
+    });
+    if !n.is_multiple_of(GROUP_SIZE) {
+        let last = cx.index(n / GROUP_SIZE);
+        draw.group(cx, last, n % GROUP_SIZE, out.addr);
+    }
+}
+
 /// Fills `keep[j] = U(j) < Q` for every mask element `j` (whole groups).
 fn draw_keep_bytes(cx: &mut LowerCx, d: &Dropout, mask: &Shape, keep: Value) {
     let groups = mask.numel().div_ceil(GROUP_SIZE);
-    let q = i64::try_from(keep_threshold(d.p)).expect("invariant: Q <= 2^32");
-    let uniforms = cx.stack_buffer((GROUP_SIZE * 4) as u32);
-    let (seed, step) = cx.seed_and_step();
-    let stream = cx.b.ins().iconst(types::I32, i64::from(d.stream));
-    cx.counted_loop(groups, &mut |cx, g| {
+    let draw = Draw::start(cx, d);
+    cx.counted_loop(groups, &mut |cx, g| draw.group(cx, g, GROUP_SIZE, keep));
+}
+
+/// What drawing one dropout's groups needs, set up once before the loop over groups.
+struct Draw {
+    /// The keep threshold `Q`.
+    q: i64,
+    /// The stack buffer for one group's 128 uniforms.
+    uniforms: Value,
+    seed: Value,
+    step: Value,
+    stream: Value,
+}
+
+impl Draw {
+    fn start(cx: &mut LowerCx, d: &Dropout) -> Draw {
+        let q = i64::try_from(keep_threshold(d.p)).expect("invariant: Q <= 2^32");
+        let uniforms = cx.stack_buffer((GROUP_SIZE * 4) as u32);
+        let (seed, step) = cx.seed_and_step();
+        let stream = cx.b.ins().iconst(types::I32, i64::from(d.stream));
+        Draw {
+            q,
+            uniforms,
+            seed,
+            step,
+            stream,
+        }
+    }
+
+    /// Draws group `g` and stores its first `lanes` keep bytes at `keep[g * 128 + e]`.
+    fn group(&self, cx: &mut LowerCx, g: Value, lanes: usize, keep: Value) {
+        let (seed, step, stream, uniforms) = (self.seed, self.step, self.stream, self.uniforms);
         philox::emit_group_uniforms(&mut cx.b, seed, stream, step, g, uniforms);
         let first = cx.b.ins().imul_imm_s(g, GROUP_SIZE as i64);
-        cx.counted_loop(GROUP_SIZE, &mut |cx, e| {
+        cx.counted_loop(lanes, &mut |cx, e| {
             let u = cx.load(types::I32, uniforms, e);
             let u = cx.b.ins().uextend(types::I64, u);
-            let kept = cx.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, u, q);
+            let kept = cx.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, u, self.q);
             let j = cx.b.ins().iadd(first, e);
             cx.store(kept, keep, j);
         });
-    });
+    }
 }

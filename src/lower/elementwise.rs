@@ -96,6 +96,7 @@ fn element(cx: &mut LowerCx, op: &Op, args: &[Value], kept: Option<Value>) -> Va
         Op::Input(_)
         | Op::Parameter(_)
         | Op::Constant(_)
+        | Op::DropoutMask(_)
         | Op::MatMul
         | Op::Linear { .. }
         | Op::Reshape { .. }

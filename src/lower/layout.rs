@@ -4,16 +4,21 @@
 use cranelift_codegen::ir::types;
 
 use super::{Buffer, LowerCx};
+use crate::graph::DType;
 
 /// Output dimension `i` is input dimension `perm[i]`; `f32` and `i32` alike are copied as
-/// 32-bit words, so every bit survives.
+/// 32-bit words, so every bit survives, and `bool` as bytes.
 pub(crate) fn transpose(cx: &mut LowerCx, perm: &[usize], x: &Buffer, out: &Buffer) {
+    let word = match x.ty.dtype {
+        DType::F32 | DType::I32 => types::I32,
+        DType::Bool => types::I8,
+    };
     let in_strides = x.shape().strides();
     let read: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
     let strides = [read, out.shape().strides()];
     let (x, out_addr) = (x.addr, out.addr);
     cx.strided_loop(out.shape().dims(), &strides, &mut |cx, at| {
-        let word = cx.load(types::I32, x, at[0]);
-        cx.store(word, out_addr, at[1]);
+        let value = cx.load(word, x, at[0]);
+        cx.store(value, out_addr, at[1]);
     });
 }

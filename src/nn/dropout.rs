@@ -164,7 +164,7 @@ impl<V: Variant> DropoutLayer<V> {
         self.call().apply_mut(x, Some(generator))
     }
 
-    fn call(&self) -> DropoutCall<'_> {
+    pub(super) fn call(&self) -> DropoutCall<'_> {
         DropoutCall {
             kind: V::KIND,
             p: self.p,
@@ -289,14 +289,14 @@ impl DropoutCall<'_> {
     }
 
     /// The graph op, on `stream`.
-    fn op(&self, inplace: bool, stream: u32) -> Op {
+    pub(super) fn op(&self, inplace: bool, stream: u32) -> Op {
         let mut attrs = DropoutAttrs::new(self.kind, self.p, stream);
         attrs.inplace = inplace;
         Op::Dropout(attrs)
     }
 
     /// The eager one-node call: stream 0, in train mode only when training.
-    fn eager(&self) -> Call<'_> {
+    pub(super) fn eager(&self) -> Call<'_> {
         let mode = if self.training {
             Mode::Train
         } else {
@@ -314,9 +314,7 @@ impl DropoutCall<'_> {
     /// checking that the node would fit.
     fn traced(&self, node: &Rc<TracedNode>, inplace: bool) -> Result<Var> {
         let stream = node.claim_stream();
-        let name = (self.module)
-            .and_then(|m| node.module_path(m))
-            .unwrap_or_else(|| format!("{}.{}", node.name(), self.kind.name()));
+        let name = self.node_name(node);
         let op = self.op(inplace, stream);
         if self.training {
             node.apply(&name, op, &[])
@@ -324,5 +322,13 @@ impl DropoutCall<'_> {
             node.check(&name, &op)?;
             Ok(Var::from_node(Rc::clone(node)))
         }
+    }
+
+    /// The base name of the traced node: the module's path, or `<operand>.<kind>` for
+    /// functional calls.
+    pub(super) fn node_name(&self, node: &TracedNode) -> String {
+        (self.module)
+            .and_then(|m| node.module_path(m))
+            .unwrap_or_else(|| format!("{}.{}", node.name(), self.kind.name()))
     }
 }

@@ -150,6 +150,32 @@ impl Call<'_> {
         Ok(())
     }
 
+    /// Runs a dropout call and returns its result and its keep mask: the one-node graph
+    /// with a second output `mask`, the dropout's `dropout_mask` (an all-true constant after
+    /// the eval-mode passes). `self.op` has to be a dropout.
+    pub(crate) fn run_with_mask(
+        &self,
+        x: &Tensor,
+        generator: Option<&mut Generator>,
+    ) -> Result<(Tensor, Tensor)> {
+        let Op::Dropout(dropout) = &self.op else {
+            panic!("invariant: only dropout calls have a mask");
+        };
+        let mut graph = self.graph(&x.ty())?;
+        let input = graph.lookup("x")?;
+        let mask = crate::graph::Dropout {
+            inplace: false,
+            ..dropout.clone()
+        };
+        let mask = graph.add("mask", Op::DropoutMask(mask), &[input])?;
+        graph.add_output("mask", mask)?;
+        let inputs = BTreeMap::from([("x".to_string(), x.clone())]);
+        let outputs = self.execute(&graph, &inputs, &ParameterStore::new(), generator)?;
+        let [(_, y), (_, mask)] = <[_; 2]>::try_from(outputs)
+            .unwrap_or_else(|_| panic!("invariant: the graph has outputs y and mask"));
+        Ok((y, mask))
+    }
+
     fn run_bound(
         &self,
         inputs: &BTreeMap<String, Tensor>,
@@ -157,14 +183,26 @@ impl Call<'_> {
         generator: Option<&mut Generator>,
     ) -> Result<Tensor> {
         let x = inputs.get("x").expect("invariant: x is bound");
-        let compiled = cache().get(&self.graph(&x.ty())?, self.mode)?;
-        let mut outputs = match generator {
-            Some(generator) => compiled.run(generator, inputs, params)?,
-            None => with_default_generator(|g| compiled.run(g, inputs, params))?,
-        };
+        let graph = self.graph(&x.ty())?;
+        let mut outputs = self.execute(&graph, inputs, params, generator)?;
         let (_, y) = outputs
             .pop()
             .expect("invariant: a one-node graph has one output");
         Ok(y)
+    }
+
+    /// Compiles `graph` (once per graph and mode) and runs it.
+    fn execute(
+        &self,
+        graph: &Graph,
+        inputs: &BTreeMap<String, Tensor>,
+        params: &ParameterStore,
+        generator: Option<&mut Generator>,
+    ) -> Result<Vec<(String, Tensor)>> {
+        let compiled = cache().get(graph, self.mode)?;
+        match generator {
+            Some(generator) => compiled.run(generator, inputs, params),
+            None => with_default_generator(|g| compiled.run(g, inputs, params)),
+        }
     }
 }

@@ -42,6 +42,22 @@ pub fn dropout(x: &Var, p: f64, training: bool) -> Result<Var> {
     call.apply(x, None)
 }
 
+/// `torch.native_dropout(x, p, train)`: element-wise dropout and its keep mask (`bool`, the
+/// input's shape, `true` = kept; all true when not training). Draws like [`dropout`]; the
+/// traced mask node is named `<operand>.dropout.mask`.
+pub fn dropout_with_mask(x: &Var, p: f64, training: bool) -> Result<(Var, Var)> {
+    check_probability(p).map_err(|_| Error::Probability { p })?;
+    let label = format!("dropout(p={p}, training={training})");
+    let call = DropoutCall {
+        kind: DropoutKind::Dropout,
+        p,
+        training,
+        module: None,
+        label: &label,
+    };
+    call.apply_with_mask(x, None)
+}
+
 fn unary(x: &Var, op: UnaryOp, label: &dyn fmt::Display) -> Result<Var> {
     match &x.repr {
         Repr::Eager(t) => {

@@ -34,6 +34,15 @@
 //! for modules built with `inplace = true`. Cloning a [`Var`] shares the value, so an
 //! in-place call on a shared value is refused ([`crate::Error::UnsafeInplace`]).
 //!
+//! # Masks as outputs
+//! [`DropoutLayer::dropout_with_mask`] (and [`functional::dropout_with_mask`]) return
+//! `(output, mask)` like `torch.native_dropout`: the mask is `bool`, `true` where an element
+//! was kept, and all true in eval mode (where the dropout itself disappears). It comes in the
+//! *mask shape*: the input's for `Dropout` and `AlphaDropout` (as in PyTorch), one value per
+//! channel for the channel-wise kinds (`(N, C, 1, 1)` for `Dropout2d`), which PyTorch's modules
+//! do not expose at all. Eager calls draw it at their step on stream 0, traced calls add a
+//! `dropout_mask` node on the dropout's stream, named `<dropout>.mask`.
+//!
 //! # Parameters
 //! [`Linear`] keeps its parameters in its own [`crate::ParameterStore`] (eager calls run on it
 //! directly); [`Traced`] gathers them once into one store that its train and eval
@@ -135,13 +144,13 @@
 //! # let _ = light_dropout;
 //! # Ok(()) }
 //! ```
-// TODO(issue 5): dropout_with_mask (masks as outputs) needs a new IR op in every stage.
 
 mod display;
 mod dropout;
 mod eager;
 pub mod functional;
 mod linear;
+mod mask;
 mod module;
 mod sequential;
 mod trace;

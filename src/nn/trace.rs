@@ -23,6 +23,7 @@ use super::var::{Repr, Var};
 use crate::error::{Error, Result};
 use crate::graph::infer::infer_type;
 use crate::graph::{Graph, NodeId, Op, TensorType, is_node_name};
+use crate::tensor::Tensor;
 
 /// The graph being built and what tracing needs to name its nodes.
 pub(crate) struct TraceState {
@@ -94,6 +95,20 @@ impl TracedNode {
         }
         let name = fresh_name(&state.graph, base);
         let node = state.graph.add(name, op, &operands)?;
+        Ok(Var::traced(TracedNode {
+            trace: Rc::clone(&self.trace),
+            node,
+        }))
+    }
+}
+
+impl TracedNode {
+    /// Adds a constant holding `value` under a fresh name derived from `base` (an eval-mode
+    /// dropout's all-true mask), in this node's trace.
+    pub(crate) fn constant(&self, base: &str, value: Tensor) -> Result<Var> {
+        let mut state = self.trace.borrow_mut();
+        let name = fresh_name(&state.graph, base);
+        let node = state.graph.add(name, Op::Constant(value), &[])?;
         Ok(Var::traced(TracedNode {
             trace: Rc::clone(&self.trace),
             node,

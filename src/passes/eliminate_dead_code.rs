@@ -5,23 +5,30 @@
 //!   signature, so callers bind the same names before and after the pass;
 //! - every live node, untouched: values, names, dropout streams. Removing a dead dropout does
 //!   not change another's mask, since masks are keyed by stream, not by position, and a
-//!   train-mode run claims its generator step whether or not a dropout remains.
+//!   train-mode run claims its generator step whether or not a dropout remains;
+//! - the dropout a live `dropout_mask` describes, even if nothing reads it: the verifier
+//!   requires every mask's dropout (a mask recomputes that dropout's draw).
 //!
 //! A dead node that would fail at run time (a `cross_entropy` with an out-of-range target) is
 //! removed like any other, so the optimized graph can succeed where the original fails.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Stats;
 use crate::graph::{Graph, NodeId, Op};
 
 /// Removes every node that no output depends on, except inputs and parameters.
 pub fn eliminate_dead_code(graph: &mut Graph) -> Stats {
+    let dropouts: BTreeMap<u32, NodeId> = (graph.node_ids())
+        .filter_map(|id| graph.node(id).op.as_dropout().map(|d| (d.stream, id)))
+        .collect();
     let mut live: BTreeSet<NodeId> = BTreeSet::new();
     let mut pending: Vec<NodeId> = graph.outputs().iter().map(|o| o.node).collect();
     while let Some(id) = pending.pop() {
         if live.insert(id) {
             pending.extend(graph.operands(id));
+            let mask = graph.node(id).op.as_dropout_mask();
+            pending.extend(mask.and_then(|m| dropouts.get(&m.stream)));
         }
     }
     let order = graph.topo_order();
@@ -54,7 +61,8 @@ fn is_signature(op: &Op) -> bool {
         | Op::Softmax { .. }
         | Op::LogSoftmax { .. }
         | Op::CrossEntropy
-        | Op::Dropout(_) => false,
+        | Op::Dropout(_)
+        | Op::DropoutMask(_) => false,
     }
 }
 

@@ -2,22 +2,32 @@
 //!
 //! In eval mode every dropout-family node is the identity; in train mode a dropout with
 //! `p = 0` is too (it keeps every element and scales by exactly 1). Such a node's users and
-//! outputs are rewired to its input and the node is removed. Everything else is left alone:
-//! train-mode dropouts with `p > 0` keep their streams, so masks do not change.
+//! outputs are rewired to its input and the node is removed. The masks of such dropouts are
+//! all true, so each becomes an all-true constant under its own name (as ONNX specifies for
+//! Dropout's mask output in inference), in the same pass, so no mask outlives its dropout.
+//! Everything else is left alone: train-mode dropouts with `p > 0` and their masks keep their
+//! streams, so masks do not change.
 
 use super::Stats;
-use crate::graph::Graph;
+use crate::graph::{Dropout, Graph};
 use crate::interp::Mode;
+use crate::tensor::Tensor;
 
-/// Removes every dropout that is the identity in `mode`.
+/// Removes every dropout that is the identity in `mode` and makes its masks constants.
 pub fn eliminate_dropout(graph: &mut Graph, mode: Mode) -> Stats {
-    let identities: Vec<_> = graph
-        .topo_order()
-        .into_iter()
-        .filter(|&id| {
-            (graph.node(id).op.as_dropout()).is_some_and(|d| mode == Mode::Eval || d.p == 0.0)
-        })
+    let is_identity = |d: &Dropout| mode == Mode::Eval || d.p == 0.0;
+    let order = graph.topo_order();
+    let identities: Vec<_> = (order.iter().copied())
+        .filter(|&id| (graph.node(id).op.as_dropout()).is_some_and(is_identity))
         .collect();
+    let masks: Vec<_> = (order.iter().copied())
+        .filter(|&id| (graph.node(id).op.as_dropout_mask()).is_some_and(is_identity))
+        .collect();
+    for &id in &masks {
+        // dropout_mask(x) -> constant true
+        let shape = graph.node(id).ty.shape.clone();
+        graph.make_constant(id, Tensor::full_bool(shape, true));
+    }
     for &id in &identities {
         // dropout(x) -> x
         let input = graph.operands(id)[0];
@@ -26,7 +36,7 @@ pub fn eliminate_dropout(graph: &mut Graph, mode: Mode) -> Stats {
     }
     Stats {
         removed: identities.len(),
-        rewired: 0,
+        rewired: masks.len(),
     }
 }
 

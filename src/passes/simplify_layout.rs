@@ -42,7 +42,8 @@ pub fn simplify_layout(graph: &mut Graph) -> Stats {
             | Op::Softmax { .. }
             | Op::LogSoftmax { .. }
             | Op::CrossEntropy
-            | Op::Dropout(_) => false,
+            | Op::Dropout(_)
+            | Op::DropoutMask(_) => false,
         };
         if is_identity {
             // reshape(x, shape of x) -> x;  transpose(x, identity) -> x

@@ -45,6 +45,7 @@ pub(super) struct Attr {
 pub(crate) fn attribute_keys(op: &Op) -> &'static [&'static str] {
     match op {
         Op::Dropout(_) => &["p", "inplace", "broadcast_dims", "stream"],
+        Op::DropoutMask(_) => &["p", "broadcast_dims", "stream"],
         Op::Reduce { .. } => &["axes", "keepdim"],
         Op::Softmax { .. } | Op::LogSoftmax { .. } => &["axis"],
         Op::Reshape { .. } => &["shape"],
@@ -132,6 +133,11 @@ impl Attrs {
             .transpose()
     }
 
+    /// A required unsigned 32-bit integer.
+    pub fn required_u32(&self, key: &str) -> Result<u32, Diag> {
+        self.u32(key)?.ok_or_else(|| self.missing(key))
+    }
+
     /// A required signed integer.
     pub fn required_i64(&self, key: &str) -> Result<i64, Diag> {
         let lit = self.get(key).ok_or_else(|| self.missing(key))?;
@@ -215,7 +221,8 @@ pub(super) fn parse_int<T: std::str::FromStr>(tok: &Tok) -> Option<T> {
     }
 }
 
-fn parse_bool(tok: &Tok) -> Option<bool> {
+/// `true` or `false`.
+pub(super) fn parse_bool(tok: &Tok) -> Option<bool> {
     match tok {
         Tok::Ident(text) if text == "true" => Some(true),
         Tok::Ident(text) if text == "false" => Some(false),

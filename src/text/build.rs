@@ -4,7 +4,7 @@
 //! The table holds one template per op name, built from the ops' own `ALL` arrays and
 //! [`Op::name`], so the parser accepts exactly the names the printer writes.
 
-use super::attrs::{Attr, Attrs, Lit, parse_float, parse_int};
+use super::attrs::{Attr, Attrs, Lit, parse_bool, parse_float, parse_int};
 use super::lex::{Diag, Pos, Token};
 use crate::error::{Error, TypeError};
 use crate::graph::{
@@ -55,6 +55,7 @@ pub(super) fn op_templates() -> Vec<Op> {
         Op::CrossEntropy,
     ]);
     ops.extend(DropoutKind::ALL.map(|kind| Op::Dropout(Dropout::new(kind, 0.0, 0))));
+    ops.extend(DropoutKind::ALL.map(|kind| Op::DropoutMask(Dropout::new(kind, 0.0, 0))));
     ops
 }
 
@@ -96,6 +97,14 @@ pub(super) fn build_op(line: &NodeLine, attrs: &Attrs) -> Result<Op, Diag> {
             inplace: attrs.bool("inplace")?.unwrap_or(false),
             broadcast_dims: attrs.usize_list("broadcast_dims")?.unwrap_or_default(),
             stream: attrs.u32("stream")?.unwrap_or(line.default_stream),
+        }),
+        // The stream is required: it names the dropout the mask describes.
+        Op::DropoutMask(template) => Op::DropoutMask(Dropout {
+            kind: template.kind,
+            p: attrs.required_f64("p")?,
+            inplace: false,
+            broadcast_dims: attrs.usize_list("broadcast_dims")?.unwrap_or_default(),
+            stream: attrs.required_u32("stream")?,
         }),
     };
     Ok(op)
@@ -155,6 +164,12 @@ fn constant(line: &NodeLine) -> Result<Tensor, Diag> {
                 .map(|t| parse_int::<i32>(&t.tok).ok_or_else(|| bad(t, "an i32 integer")))
                 .collect::<Result<_, _>>()?,
         ),
+        DType::Bool => TensorData::Bool(
+            tokens
+                .iter()
+                .map(|t| parse_bool(&t.tok).ok_or_else(|| bad(t, "true or false")))
+                .collect::<Result<_, _>>()?,
+        ),
     };
     Ok(Tensor::new(ty.shape, data).expect("invariant: the literal's length was checked"))
 }
@@ -184,6 +199,6 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "{names:?}");
-        assert_eq!(names.len(), 3 + 6 + 5 + 4 + 3 + 3 + 6);
+        assert_eq!(names.len(), 3 + 6 + 5 + 4 + 3 + 3 + 6 + 6);
     }
 }

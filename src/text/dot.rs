@@ -81,6 +81,7 @@ fn style(op: &Op) -> &'static str {
             ", style=\"filled,bold\", fillcolor=\"#c2a5cf\""
         }
         Op::Dropout(_) => ", style=\"filled,bold\", fillcolor=\"#fdb863\"",
+        Op::DropoutMask(_) => ", style=\"filled,dashed\", fillcolor=\"#fee0b6\"",
         Op::Unary(_)
         | Op::Binary(_)
         | Op::MatMul

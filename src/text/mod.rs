@@ -17,9 +17,10 @@
 //! file    := 'graph' IDENT '{' NL line* '}' NL*
 //! line    := VALUE [':' TYPE] '=' OP [operands | literal] [attrs] NL
 //!          | 'output' IDENT '=' VALUE NL
-//! TYPE    := ('f32' | 'i32') '[' [INT (',' INT)*] ']'          f32[] is a scalar
+//! TYPE    := ('f32' | 'i32' | 'bool') '[' [INT (',' INT)*] ']'  f32[] is a scalar
 //! operands:= VALUE (',' VALUE)*
-//! literal := NUMBER | '[' [NUMBER (',' NUMBER)*] ']'            row-major, numel values
+//! literal := ATOM | '[' [ATOM (',' ATOM)*] ']'                  row-major, numel values
+//! ATOM    := NUMBER | 'true' | 'false'                          bool constants take true/false
 //! attrs   := '{' [IDENT '=' (NUMBER | BOOL | '[' NUMBER,* ']') (',' ...)*] '}'
 //! IDENT   := [A-Za-z_][A-Za-z0-9_.]*      VALUE := '%' [A-Za-z0-9_.]+
 //! ```
@@ -29,6 +30,9 @@
 //! order, defaults omitted when printed:
 //! - dropout family: `p` (required), `inplace` (false), `broadcast_dims` (`[]`), `stream`
 //!   (the number of dropout-family nodes before it in the file; always printed);
+//! - dropout masks (`dropout_mask`, `dropout2d_mask`, ... one per kind): `p` (required),
+//!   `broadcast_dims` (`[]`), `stream` (required: the stream of the dropout it describes; masks
+//!   do not count as dropout-family nodes for the default stream);
 //! - `sum`, `mean`, `amax`: `axes` (`[]`, every axis), `keepdim` (false);
 //! - `softmax`, `log_softmax`: `axis` (required); `reshape`: `shape` (required, one `-1`
 //!   allowed); `transpose`: `perm` (required).

@@ -332,7 +332,10 @@ impl Parser {
     fn place_verifier_errors(&mut self, error: &Error, closing: Pos) {
         for error in error.flatten() {
             let pos = match error {
-                Error::Type { node, .. } | Error::DuplicateStream { node, .. } => {
+                Error::Type { node, .. }
+                | Error::DuplicateStream { node, .. }
+                | Error::OrphanMask { node, .. }
+                | Error::MaskMismatch { node, .. } => {
                     self.defined_at.get(node).copied().unwrap_or(closing)
                 }
                 // A graph-level complaint about a graph that lost lines to errors is noise.

@@ -60,6 +60,14 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, String)> {
             }
             pairs.push(("stream", dropout.stream.to_string()));
         }
+        Op::DropoutMask(mask) => {
+            // A mask is never in place (type inference rejects it), so `inplace` is no key.
+            pairs.push(("p", format!("{}", mask.p)));
+            if !mask.broadcast_dims.is_empty() {
+                pairs.push(("broadcast_dims", list(&mask.broadcast_dims)));
+            }
+            pairs.push(("stream", mask.stream.to_string()));
+        }
         Op::Reduce { axes, keepdim, .. } => {
             if !axes.is_empty() {
                 pairs.push(("axes", list(axes)));
@@ -94,6 +102,7 @@ pub(crate) fn literal(value: &Tensor) -> String {
     let items: Vec<String> = match value.data() {
         TensorData::F32(v) => v.iter().map(|&x| format_f32(x)).collect(),
         TensorData::I32(v) => v.iter().map(i32::to_string).collect(),
+        TensorData::Bool(v) => v.iter().map(bool::to_string).collect(),
     };
     if value.shape().rank() == 0 {
         items.concat()

@@ -1,6 +1,6 @@
-//! Random graphs for property tests: every op and dropout variant, random shapes (scalars and
-//! zero-size dimensions included), broadcasting, attributes and constants holding NaN, -0 and
-//! infinities. Graphs are built only through `Graph::add`, so each one is well typed; an op
+//! Random graphs for property tests: every op and dropout variant (and masks of some dropouts),
+//! random shapes (scalars and zero-size dimensions included), broadcasting, attributes and
+//! constants holding NaN, -0 and infinities. Graphs are built only through `Graph::add`, so each one is well typed; an op
 //! whose random operands do not fit is retried with new ones or skipped.
 //!
 //! Randomness comes from `philox4x32_10`, so the same seed gives the same graph everywhere.
@@ -213,6 +213,10 @@ impl Builder {
                 let values = (0..n).map(|_| self.rng.next_u32() as i32 % 7).collect();
                 Tensor::from_i32(ty.shape.clone(), values).expect("length is numel")
             }
+            DType::Bool => {
+                let values = (0..n).map(|_| self.rng.chance(50)).collect();
+                Tensor::from_bool(ty.shape.clone(), values).expect("length is numel")
+            }
         }
     }
 
@@ -392,7 +396,18 @@ impl Builder {
         if kind.is_elementwise() && self.rng.chance(40) {
             dropout.broadcast_dims = (0..rank).filter(|_| self.rng.chance(50)).collect();
         }
-        self.add(Op::Dropout(dropout), &[x])
+        let id = self.add(Op::Dropout(dropout.clone()), &[x])?;
+        // For about a third of the dropouts, their mask too (never in place: only the dropout
+        // may be). Chosen by stream and named after it, so no draw of `rng` is spent and the
+        // graphs of every seed stay what they were before masks existed, masks added.
+        if self.stream.is_multiple_of(3) {
+            dropout.inplace = false;
+            let name = format!("mask{}", self.stream);
+            self.graph
+                .add(name, Op::DropoutMask(dropout), &[x])
+                .expect("a mask fits where its dropout does");
+        }
+        Some(id)
     }
 }
 
