@@ -209,6 +209,8 @@ fn sentinels(outputs: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
             let data = match value.data() {
                 TensorData::F32(_) => TensorData::F32(vec![-1.2345e33; n]),
                 TensorData::I32(_) => TensorData::I32(vec![i32::MIN + 7; n]),
+                // A bool holds no third value: alternate, so a skipped run of elements shows.
+                TensorData::Bool(_) => TensorData::Bool((0..n).map(|i| i % 3 == 0).collect()),
             };
             let sentinel = Tensor::new(value.shape().clone(), data);
             (name.clone(), sentinel.expect("invariant: numel elements"))
@@ -223,6 +225,7 @@ fn assert_guarded(what: &str, value: &Tensor) {
     let (address, len, capacity) = match value.data() {
         TensorData::F32(v) => (v.as_ptr().cast::<u8>(), v.len(), v.capacity()),
         TensorData::I32(v) => (v.as_ptr().cast::<u8>(), v.len(), v.capacity()),
+        TensorData::Bool(v) => (v.as_ptr().cast::<u8>(), v.len(), v.capacity()),
     };
     if len > 0 {
         assert!(is_guarded(address), "{what} is not in a guarded buffer");
@@ -265,6 +268,13 @@ fn agree(
 fn compare(expected: &Tensor, got: &Tensor, agreement: Agreement) -> Result<(), String> {
     if expected.ty() != got.ty() {
         return Err(format!("type {} vs {}", expected.ty(), got.ty()));
+    }
+    if let (Some(e), Some(g)) = (expected.as_bool(), got.as_bool()) {
+        return if e == g {
+            Ok(())
+        } else {
+            Err(format!("{e:?} vs {g:?}"))
+        };
     }
     if let (Some(e), Some(g)) = (expected.as_i32(), got.as_i32()) {
         return if e == g {
