@@ -1,17 +1,19 @@
-//! Lowering: one graph becomes one Cranelift function of the entry ABI ([`crate::jit`]), kernel
-//! by kernel in the schedule's order ([`crate::compile::Schedule`]), every op lowered (no
-//! interpreter fallback). A fused kernel of element-wise nodes is one loop.
+//! Lowering: one graph becomes Cranelift functions of the entry ABI ([`crate::jit`]), one per
+//! [`Phase`] of its kernels in the schedule's order ([`crate::compile::Schedule`]), every op
+//! lowered (no interpreter fallback). A fused kernel of element-wise nodes is one loop.
 //!
 //! [`LowerCx`] is what every op's lowering works with: the `FunctionBuilder`, the map from
-//! nodes to the table slots holding their buffers' addresses, the imported functions, and the
-//! two loop helpers every loop comes from:
+//! nodes to the table slots holding their buffers' addresses, the imported functions, the
+//! phase's unit range `[begin, end)`, and the loop helpers every loop comes from:
 //! - [`LowerCx::counted_loop`] emits `for i in 0..n` as a guarded do-while loop (body first,
 //!   test at the bottom), because with the test at the top Cranelift hoisted almost nothing
-//!   out of the body. Every count is static (shapes are), so the guard is static too: a
-//!   zero-trip loop emits nothing and a one-trip loop emits its body once.
+//!   out of the body. Static counts get a static guard: a zero-trip loop emits nothing and a
+//!   one-trip loop emits its body once. [`LowerCx::range_loop`] is the same over a run-time
+//!   range, with a run-time guard.
 //! - [`LowerCx::strided_loop`] walks a shape row-major and hands the body one element offset
 //!   per operand, from per-dimension strides (0 broadcasts a dimension): broadcasting,
-//!   transposes, reductions and dropout masks all use it.
+//!   transposes, reductions and dropout masks all use it. [`LowerCx::strided_range`] walks
+//!   only the row-major positions `[start, stop)` of a shape, a unit range's part of it.
 //!
 //! The scalar arithmetic of every element-wise op lives in [`arith`], one definition each;
 //! the op families' loops live in one file each (`elementwise` holds the fused loop).
@@ -22,6 +24,7 @@ mod dropout;
 mod elementwise;
 mod layout;
 mod linalg;
+pub mod phase;
 pub mod philox;
 mod reduce;
 mod softmax;
@@ -31,8 +34,9 @@ use cranelift_codegen::ir::{
 };
 use cranelift_frontend::{FunctionBuilder, Variable};
 
-pub(crate) use dispatch::lower_graph;
+pub(crate) use dispatch::lower_phase;
 pub(crate) use dropout::scratch_bytes as dropout_scratch_bytes;
+pub use phase::{ELEMENT_BLOCK, Part, Phase, Unit, phases};
 
 use crate::graph::{NodeId, Shape, TensorType};
 
@@ -113,7 +117,7 @@ impl Buffer<'_> {
     }
 }
 
-/// The state of lowering one graph into one function.
+/// The state of lowering one phase into one function.
 pub struct LowerCx<'a> {
     /// The function being built.
     pub b: FunctionBuilder<'a>,
@@ -123,6 +127,8 @@ pub struct LowerCx<'a> {
     seed: Value,
     step: Value,
     error: Value,
+    begin: Value,
+    end: Value,
     buffers: &'a BufferMap,
     /// The imported Rust functions.
     pub imports: Imports,
@@ -170,6 +176,21 @@ impl LowerCx<'_> {
     /// The generator's seed (i64) and the run's step (i32), entry parameters.
     pub fn seed_and_step(&self) -> (Value, Value) {
         (self.seed, self.step)
+    }
+
+    /// The phase's unit range `[begin, end)`, entry parameters (pointer-sized).
+    pub fn unit_range(&self) -> (Value, Value) {
+        (self.begin, self.end)
+    }
+
+    /// The positions `[begin * unit, min(end * unit, total))` covered by the unit range when
+    /// each unit is `unit` consecutive positions out of `total`.
+    pub fn unit_positions(&mut self, unit: usize, total: usize) -> (Value, Value) {
+        let (begin, end) = self.unit_range();
+        let start = self.b.ins().imul_imm_u(begin, unit as i64);
+        let stop = self.b.ins().imul_imm_u(end, unit as i64);
+        let total = self.index(total);
+        (start, self.b.ins().umin(stop, total))
     }
 
     /// `base + index * size`.
@@ -231,6 +252,155 @@ impl LowerCx<'_> {
         self.b.seal_block(looped);
         self.b.switch_to_block(exit);
         self.b.seal_block(exit);
+    }
+
+    /// `for i in start..stop { body(i) }` over run-time bounds, as a do-while loop behind one
+    /// guard.
+    pub fn range_loop(
+        &mut self,
+        start: Value,
+        stop: Value,
+        body: &mut dyn FnMut(&mut Self, Value),
+    ) {
+        let looped = self.b.create_block();
+        let exit = self.b.create_block();
+        let i = self.b.append_block_param(looped, self.ptr);
+        let any = self
+            .b
+            .ins()
+            .icmp(condcodes::IntCC::UnsignedLessThan, start, stop);
+        self.b.ins().brif(any, looped, &[start.into()], exit, &[]);
+        self.b.switch_to_block(looped);
+        body(self, i);
+        let next = self.b.ins().iadd_imm_s(i, 1);
+        let more = self
+            .b
+            .ins()
+            .icmp(condcodes::IntCC::UnsignedLessThan, next, stop);
+        self.b.ins().brif(more, looped, &[next.into()], exit, &[]);
+        self.b.seal_block(looped);
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+    }
+
+    /// Like [`LowerCx::strided_loop`], over the row-major positions `[start, stop)` of `dims`
+    /// only (`stop` at most the element count).
+    pub fn strided_range(
+        &mut self,
+        dims: &[usize],
+        strides: &[Vec<usize>],
+        (start, stop): (Value, Value),
+        body: &mut dyn FnMut(&mut Self, &[Value]),
+    ) {
+        let (dims, strides) = simplify(dims, strides);
+        let last: Vec<usize> = strides
+            .iter()
+            .map(|s| s.last().copied().unwrap_or(0))
+            .collect();
+        self.strided_segments(&dims, &strides, (start, stop), &mut |cx, at, count| {
+            let zero = cx.index(0);
+            cx.range_loop(zero, count, &mut |cx, j| {
+                let moved: Vec<Value> = (at.iter().zip(&last))
+                    .map(|(&offset, &stride)| match stride {
+                        0 => offset,
+                        stride => {
+                            let step = cx.b.ins().imul_imm_s(j, stride as i64);
+                            cx.b.ins().iadd(offset, step)
+                        }
+                    })
+                    .collect();
+                body(cx, &moved);
+            });
+        });
+    }
+
+    /// Walks the row-major positions `[start, stop)` of `dims` (`stop` at most the element
+    /// count) in segments along the last dimension: `segment(offsets, count)` gets the offsets
+    /// of a segment's first position (one per entry of `strides`) and its length (at least
+    /// 1); the segment's further positions step by each operand's last stride. A shape of rank
+    /// 0 or 1 is one segment, without a loop.
+    pub fn strided_segments(
+        &mut self,
+        dims: &[usize],
+        strides: &[Vec<usize>],
+        (start, stop): (Value, Value),
+        segment: &mut dyn FnMut(&mut Self, &[Value], Value),
+    ) {
+        if dims.contains(&0) {
+            return;
+        }
+        let (last, outer) = dims.split_last().map_or((1, &[][..]), |(&l, o)| (l, o));
+        let any = (self.b.ins()).icmp(condcodes::IntCC::UnsignedLessThan, start, stop);
+        let exit = self.b.create_block();
+        if outer.is_empty() {
+            let once = self.b.create_block();
+            self.b.ins().brif(any, once, &[], exit, &[]);
+            self.b.switch_to_block(once);
+            self.b.seal_block(once);
+            let offsets = self.segment_offsets(start, None, strides);
+            let count = self.b.ins().isub(stop, start);
+            segment(self, &offsets, count);
+            self.b.ins().jump(exit, &[]);
+        } else {
+            let looped = self.b.create_block();
+            let i = self.b.append_block_param(looped, self.ptr);
+            self.b.ins().brif(any, looped, &[start.into()], exit, &[]);
+            self.b.switch_to_block(looped);
+            // i = row * last + column: a segment runs to the row's end or to `stop`.
+            let row = self.b.ins().udiv_imm_u(i, last as i64);
+            let whole = self.b.ins().imul_imm_u(row, last as i64);
+            let column = self.b.ins().isub(i, whole);
+            let offsets = self.segment_offsets(column, Some((row, outer)), strides);
+            let last = self.index(last);
+            let in_row = self.b.ins().isub(last, column);
+            let left = self.b.ins().isub(stop, i);
+            let count = self.b.ins().umin(in_row, left);
+            segment(self, &offsets, count);
+            let next = self.b.ins().iadd(i, count);
+            let more = (self.b.ins()).icmp(condcodes::IntCC::UnsignedLessThan, next, stop);
+            self.b.ins().brif(more, looped, &[next.into()], exit, &[]);
+            self.b.seal_block(looped);
+        }
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+    }
+
+    /// The offsets of the position at `column` of the last dimension and (if given) row `row`
+    /// of the `outer` dimensions, one per entry of `strides`. The row's coordinates come from
+    /// dividing by the outer dimensions, innermost first (once per segment, not per element).
+    fn segment_offsets(
+        &mut self,
+        column: Value,
+        row: Option<(Value, &[usize])>,
+        strides: &[Vec<usize>],
+    ) -> Vec<Value> {
+        let mut offsets: Vec<Value> = (strides.iter())
+            .map(|s| {
+                let stride = s.last().copied().unwrap_or(0);
+                self.b.ins().imul_imm_u(column, stride as i64)
+            })
+            .collect();
+        let Some((mut rest, outer)) = row else {
+            return offsets;
+        };
+        for d in (0..outer.len()).rev() {
+            let coordinate = if d == 0 {
+                rest
+            } else {
+                let next = self.b.ins().udiv_imm_u(rest, outer[d] as i64);
+                let whole = self.b.ins().imul_imm_u(next, outer[d] as i64);
+                let coordinate = self.b.ins().isub(rest, whole);
+                rest = next;
+                coordinate
+            };
+            for (offset, s) in offsets.iter_mut().zip(strides) {
+                if s[d] != 0 {
+                    let step = self.b.ins().imul_imm_u(coordinate, s[d] as i64);
+                    *offset = self.b.ins().iadd(*offset, step);
+                }
+            }
+        }
+        offsets
     }
 
     /// Walks `dims` row-major; the body gets, for each element, one offset (in elements) per

@@ -1,0 +1,211 @@
+//! Phases: the schedule's kernels cut into the pieces that threads share. Each phase is one
+//! generated function of the entry ABI ([`crate::jit`]); a call computes the work units
+//! `[begin, end)` of its phase. Phases run in order, each finished before the next starts.
+//!
+//! The units of a phase depend only on the shapes, never on the thread count, and every unit
+//! computes its values the same way wherever the phase is split; threads only decide which
+//! units each runs. That is what makes results bit-identical for any thread count:
+//! - an element-wise kernel: first one phase per drawing dropout, whose units are the mask's
+//!   groups of 128 elements (the keep bytes); then the loop, whose units are blocks of 128
+//!   elements of the loop shape, row-major (a non-broadcast mask group is exactly one block);
+//! - `transpose`: blocks of 128 output elements;
+//! - `matmul`: output rows (a batch entry's rows in order, batches row-major); `linear`:
+//!   output rows;
+//! - reductions: output elements; `softmax` and `log_softmax`: the rows along their axis;
+//! - `cross_entropy`: first a phase checking its targets by rows (the first failing row in
+//!   row order is the error, on any thread count); then one unit, since its batch mean sums
+//!   in one fixed order.
+//!
+//! A phase also fixes how many consecutive units one call runs when it is split (its chunk):
+//! enough work to outweigh handing a chunk to a thread, from the shapes alone.
+
+use std::fmt;
+
+use crate::compile::schedule::{Kernel, Schedule};
+use crate::graph::{Graph, NodeId, Op};
+use crate::rng::mask::GROUP_SIZE;
+
+use super::dropout;
+
+/// Elements in one work unit of an element-wise loop or a transpose: a mask group, so that
+/// a (non-broadcast) dropout's groups never straddle two units.
+pub const ELEMENT_BLOCK: usize = GROUP_SIZE;
+
+/// Rough cost (in element operations) that one chunk should reach before a phase is split.
+const CHUNK_COST: usize = 1 << 16;
+
+/// The fewest output rows per chunk of a GEMM phase: every `sgemm` call packs the whole
+/// right-hand matrix, so thin slices would repeat that work.
+const GEMM_CHUNK_ROWS: usize = 16;
+
+/// Rough cost of one mask group's draw, in element operations: 32 Philox blocks and a bit
+/// transpose for 128 keep bytes.
+const DRAW_COST: usize = 8 * GROUP_SIZE;
+
+/// One piece of a compiled graph's work: a function computing `units` fixed work units.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Phase {
+    /// Its kernel's index in the schedule.
+    pub kernel: usize,
+    /// What of the kernel it computes.
+    pub part: Part,
+    /// What one unit is.
+    pub unit: Unit,
+    /// How many units it has.
+    pub units: usize,
+    /// Units per call when the phase is split across threads (at least 1).
+    pub chunk_units: usize,
+}
+
+impl Phase {
+    /// How many calls the phase is split into across threads: 1 runs it whole.
+    pub fn chunks(&self) -> usize {
+        self.units.div_ceil(self.chunk_units)
+    }
+}
+
+/// What a phase computes of its kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The keep bytes of this dropout, before its kernel's loop.
+    Draw(NodeId),
+    /// The class targets of this `cross_entropy`, checked against its class count before it
+    /// computes: the only run-time failure.
+    CheckTargets(NodeId),
+    /// The kernel's values.
+    Compute,
+}
+
+/// The work unit of a phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// [`ELEMENT_BLOCK`] consecutive elements, row-major (the last block may be shorter).
+    ElementBlock,
+    /// One group of 128 mask elements.
+    MaskGroup,
+    /// One output row of a matrix product, or one row along a softmax axis.
+    Row,
+    /// One output element of a reduction.
+    OutputElement,
+    /// The whole kernel.
+    Whole,
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Unit::ElementBlock => "blocks of 128 elements",
+            Unit::MaskGroup => "mask groups",
+            Unit::Row => "rows",
+            Unit::OutputElement => "output elements",
+            Unit::Whole => "whole kernel",
+        };
+        f.write_str(name)
+    }
+}
+
+/// The phases of `schedule` (for `graph`), in execution order.
+pub fn phases(graph: &Graph, schedule: &Schedule) -> Vec<Phase> {
+    let mut phases = Vec::new();
+    for (k, kernel) in schedule.kernels.iter().enumerate() {
+        for &id in &kernel.nodes {
+            if let Some(groups) = drawn_groups(graph, id) {
+                let chunk_units = CHUNK_COST.div_ceil(DRAW_COST);
+                phases.push(phase(
+                    k,
+                    Part::Draw(id),
+                    Unit::MaskGroup,
+                    groups,
+                    chunk_units,
+                ));
+            }
+        }
+        let first = kernel.nodes[0];
+        if let Op::CrossEntropy = graph.node(first).op {
+            let rows = graph.node(graph.operands(first)[1]).ty.shape.numel();
+            let part = Part::CheckTargets(first);
+            phases.push(phase(k, part, Unit::Row, rows, CHUNK_COST));
+        }
+        let (unit, units, cost) = compute_units(graph, kernel);
+        let chunk_units = match &graph.node(kernel.nodes[0]).op {
+            Op::MatMul | Op::Linear { .. } => chunk_for(cost).max(GEMM_CHUNK_ROWS),
+            _ => chunk_for(cost),
+        };
+        phases.push(phase(k, Part::Compute, unit, units, chunk_units));
+    }
+    phases
+}
+
+fn phase(kernel: usize, part: Part, unit: Unit, units: usize, chunk_units: usize) -> Phase {
+    Phase {
+        kernel,
+        part,
+        unit,
+        units,
+        chunk_units: chunk_units.max(1),
+    }
+}
+
+/// Units per chunk for units costing `cost` each.
+fn chunk_for(cost: usize) -> usize {
+    CHUNK_COST.div_ceil(cost.max(1))
+}
+
+/// The mask groups the dropout `id` draws, if it draws.
+fn drawn_groups(graph: &Graph, id: NodeId) -> Option<usize> {
+    let d = graph.node(id).op.as_dropout()?;
+    if !dropout::draws(d) {
+        return None;
+    }
+    let input = &graph.node(graph.operands(id)[0]).ty.shape;
+    let mask = d
+        .mask_shape(input)
+        .expect("invariant: the node's type was inferred, so its attributes fit its input");
+    Some(mask.numel().div_ceil(GROUP_SIZE))
+}
+
+/// The unit, unit count and cost per unit of the kernel's compute phase.
+fn compute_units(graph: &Graph, kernel: &Kernel) -> (Unit, usize, usize) {
+    let id = kernel.nodes[0];
+    let node = graph.node(id);
+    let operand = |i: usize| &graph.node(graph.operands(id)[i]).ty.shape;
+    let blocks = node.ty.shape.numel().div_ceil(ELEMENT_BLOCK);
+    match &node.op {
+        Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Reshape { .. } => {
+            panic!("invariant: leaves and reshapes belong to no kernel")
+        }
+        Op::Unary(_) | Op::Binary(_) | Op::Dropout(_) => (
+            Unit::ElementBlock,
+            blocks,
+            ELEMENT_BLOCK * kernel.nodes.len(),
+        ),
+        Op::Transpose { .. } => (Unit::ElementBlock, blocks, ELEMENT_BLOCK),
+        Op::MatMul => {
+            let dims = node.ty.shape.dims();
+            let n = dims[dims.len() - 1];
+            let k = *operand(0)
+                .dims()
+                .last()
+                .expect("invariant: matmul operands have rank 2+");
+            let rows = node.ty.shape.numel().checked_div(n).unwrap_or(0);
+            (Unit::Row, rows, k * n)
+        }
+        Op::Linear { .. } => {
+            let weight = operand(1).dims();
+            let x = operand(0).dims();
+            let rows = x[..x.len() - 1].iter().product();
+            (Unit::Row, rows, weight[0] * weight[1])
+        }
+        Op::Reduce { .. } => {
+            let outputs = node.ty.shape.numel();
+            let per_output = operand(0).numel().checked_div(outputs).unwrap_or(0);
+            (Unit::OutputElement, outputs, per_output)
+        }
+        Op::Softmax { axis } | Op::LogSoftmax { axis } => {
+            let (rows, len) = super::softmax::rows(*axis, &node.ty.shape);
+            // exp dominates: a call per element, twice.
+            (Unit::Row, rows, 16 * len)
+        }
+        Op::CrossEntropy => (Unit::Whole, 1, 1),
+    }
+}
