@@ -136,8 +136,9 @@ impl Compiler {
 
     /// Verifies `graph`, runs `passes::optimize` for the mode, and compiles the result.
     /// Fails with the verifier's errors, [`crate::Error::InplaceConflict`] for an in-place
-    /// dropout whose input is read after it, or [`crate::Error::UnsupportedHost`] on a machine
-    /// the JIT cannot target (anything but x86-64 with SSE4.1).
+    /// dropout whose input is read after it, [`crate::Error::Threads`] for 0 threads (or a
+    /// pool the system cannot start), or [`crate::Error::UnsupportedHost`] on a machine the
+    /// JIT cannot target (anything but x86-64 with SSE4.1).
     pub fn compile(&self, graph: &Graph) -> Result<CompiledGraph> {
         verify(graph)?;
         let threads = Threads::new(self.threads)?;

@@ -1,6 +1,7 @@
-//! `matmul` and `linear`, for a phase's output rows: matrix products through one GEMM helper, either a call to
-//! `matrixmultiply::sgemm` (the default) or plain loops in the interpreter's order
-//! ([`Gemm::Reference`]). The bias of `linear` is added afterwards, in its own loop, so each
+//! `matmul` and `linear`, for a phase's output rows: matrix products through one GEMM helper,
+//! either a call to `matrixmultiply::sgemm` (the default) or plain loops in the interpreter's
+//! order ([`Gemm::Reference`]). A call covers a run of rows; each output element sums in
+//! the same order whichever run it falls in. The bias of `linear` is added afterwards, in its own loop, so each
 //! output is `dot + b[o]` with one rounding for the addition, as in the interpreter.
 
 use cranelift_codegen::ir::{InstBuilder, Value, types};
