@@ -173,6 +173,7 @@ impl Compiler {
             codegen.define(ctx);
         }
         let jit = codegen.finish();
+        let threads = threads.for_phases(&phases);
         Ok(CompiledGraph {
             source: graph.clone(),
             graph: optimized,

@@ -4,12 +4,15 @@
 //! an earlier one wrote). With one thread every phase is one call over all its units, on the
 //! calling thread, with no pool involved. With more, a phase of several chunks
 //! ([`crate::lower::Phase::chunks`]) runs its chunks on a persistent rayon pool, each chunk one
-//! call; a phase of one chunk is one call. Chunks are fixed by the shapes, and every unit
-//! computes the same bits wherever it runs, so the results do not depend on the thread count.
+//! call; a phase of one chunk is one call (and a graph whose phases are all one chunk runs on
+//! the caller as with one thread). Chunks are fixed by the shapes, and every unit computes
+//! the same bits wherever it runs, so the results do not depend on the thread count.
 //!
 //! Pools are built once per thread count and shared by every compiled graph of the process:
-//! a run never spawns a thread (that would cost about 80 µs a call here), and the hot path
-//! takes no lock (only a failing chunk does, to record its error).
+//! a run never spawns a thread (that would cost about 80 µs a call here). A run hands its
+//! phases to the pool once (`install`, where rayon parks the caller on a latch until the
+//! pool is done); this code takes no lock on the way (only a failing chunk does, to record
+//! its error).
 //!
 //! Errors are deterministic too: a chunk stops at its first failing unit, and the failure of
 //! the earliest failing chunk is the one reported, the same as a single thread would report.
@@ -58,6 +61,15 @@ impl Threads {
                 pools.insert(threads, Arc::clone(&pool));
                 Ok(Threads::Pool(pool))
             }
+        }
+    }
+
+    /// Where `phases` run: on the caller if none of them splits into several chunks (a pool
+    /// would only add a hand-over to another thread), else here.
+    pub(crate) fn for_phases(self, phases: &[Phase]) -> Threads {
+        match phases.iter().any(|phase| phase.chunks() > 1) {
+            true => self,
+            false => Threads::Caller,
         }
     }
 

@@ -66,7 +66,11 @@ pub(crate) fn draw_phase(cx: &mut LowerCx, graph: &Graph, id: NodeId) {
     let uniforms = cx.stack_buffer((GROUP_SIZE * 4) as u32);
     let (seed, step) = cx.seed_and_step();
     let stream = cx.b.ins().iconst(types::I32, i64::from(d.stream));
-    let (begin, end) = cx.unit_range();
+    let input = &graph.node(graph.operands(id)[0]).ty.shape;
+    let mask = d
+        .mask_shape(input)
+        .expect("invariant: the node's type was inferred, so its attributes fit its input");
+    let (begin, end) = cx.unit_positions(1, mask.numel().div_ceil(GROUP_SIZE));
     cx.range_loop(begin, end, &mut |cx, g| {
         philox::emit_group_uniforms(&mut cx.b, seed, stream, step, g, uniforms);
         let first = cx.b.ins().imul_imm_s(g, GROUP_SIZE as i64);

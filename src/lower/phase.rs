@@ -209,3 +209,68 @@ fn compute_units(graph: &Graph, kernel: &Kernel) -> (Unit, usize, usize) {
         Op::CrossEntropy => (Unit::Whole, 1, 1),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::parse;
+
+    /// `kernel part: units unit / chunk_units` per phase of the fused schedule of `source`.
+    fn phase_lines(source: &str) -> Vec<String> {
+        let graph = parse(source).expect("a valid test graph");
+        let schedule = Schedule::fused(&graph);
+        let part = |part: Part| match part {
+            Part::Draw(id) => format!("draw %{}", graph.node(id).name),
+            Part::CheckTargets(id) => format!("check %{}", graph.node(id).name),
+            Part::Compute => "compute".to_string(),
+        };
+        (phases(&graph, &schedule).iter())
+            .map(|p| {
+                let part = part(p.part);
+                format!(
+                    "{} {part}: {} {} / {}",
+                    p.kernel, p.units, p.unit, p.chunk_units
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn simple_net_splits_only_its_first_two_products() {
+        let lines = phase_lines(include_str!("../../ir/simple_net.ir"));
+        assert_eq!(
+            lines,
+            [
+                "0 compute: 32 rows / 16",
+                "1 draw %d1: 64 mask groups / 64",
+                "1 compute: 64 blocks of 128 elements / 256",
+                "2 compute: 32 rows / 16",
+                "3 draw %d2: 32 mask groups / 64",
+                "3 compute: 32 blocks of 128 elements / 256",
+                "4 compute: 32 rows / 52",
+            ]
+        );
+    }
+
+    #[test]
+    fn cross_entropy_checks_by_rows_then_sums_as_one_unit() {
+        let lines = phase_lines(
+            "graph g {
+               %x: f32[6, 3] = input
+               %t: i32[6] = input
+               %l: f32[] = cross_entropy %x, %t
+               %s: f32[6, 3] = softmax %x {axis = 0}
+               output l = %l
+               output s = %s
+             }",
+        );
+        assert_eq!(
+            lines,
+            [
+                "0 check %l: 6 rows / 65536",
+                "0 compute: 1 whole kernel / 65536",
+                "1 compute: 3 rows / 683",
+            ]
+        );
+    }
+}
