@@ -67,9 +67,10 @@ impl Threads {
     /// Where `phases` run: on the caller if none of them splits into several chunks (a pool
     /// would only add a hand-over to another thread), else here.
     pub(crate) fn for_phases(self, phases: &[Phase]) -> Threads {
-        match phases.iter().any(|phase| phase.chunks() > 1) {
-            true => self,
-            false => Threads::Caller,
+        if phases.iter().any(|phase| phase.chunks() > 1) {
+            self
+        } else {
+            Threads::Caller
         }
     }
 

@@ -34,8 +34,7 @@ pub const ELEMENT_BLOCK: usize = GROUP_SIZE;
 /// Rough cost (in element operations) that one chunk should reach before a phase is split.
 const CHUNK_COST: usize = 1 << 16;
 
-/// The fewest output rows per chunk of a GEMM phase: every `sgemm` call packs the whole
-/// right-hand matrix, so thin slices would repeat that work.
+/// The fewest output rows per chunk of a GEMM phase (see [`Work::gemm_rows`]).
 const GEMM_CHUNK_ROWS: usize = 16;
 
 /// Rough cost of one mask group's draw, in element operations: 32 Philox blocks and a bit
@@ -126,12 +125,9 @@ pub fn phases(graph: &Graph, schedule: &Schedule) -> Vec<Phase> {
             let part = Part::CheckTargets(first);
             phases.push(phase(k, part, Unit::Row, rows, CHUNK_COST));
         }
-        let (unit, units, cost) = compute_units(graph, kernel);
-        let chunk_units = match &graph.node(kernel.nodes[0]).op {
-            Op::MatMul | Op::Linear { .. } => chunk_for(cost).max(GEMM_CHUNK_ROWS),
-            _ => chunk_for(cost),
-        };
-        phases.push(phase(k, Part::Compute, unit, units, chunk_units));
+        let work = compute_work(graph, kernel);
+        let chunk_units = chunk_for(work.cost).max(work.min_chunk);
+        phases.push(phase(k, Part::Compute, work.unit, work.units, chunk_units));
     }
     phases
 }
@@ -164,8 +160,38 @@ fn drawn_groups(graph: &Graph, id: NodeId) -> Option<usize> {
     Some(mask.numel().div_ceil(GROUP_SIZE))
 }
 
-/// The unit, unit count and cost per unit of the kernel's compute phase.
-fn compute_units(graph: &Graph, kernel: &Kernel) -> (Unit, usize, usize) {
+/// The work of a kernel's compute phase.
+struct Work {
+    unit: Unit,
+    units: usize,
+    /// Rough cost of one unit, in element operations.
+    cost: usize,
+    /// The fewest units worth one call.
+    min_chunk: usize,
+}
+
+impl Work {
+    fn new(unit: Unit, units: usize, cost: usize) -> Work {
+        Work {
+            unit,
+            units,
+            cost,
+            min_chunk: 1,
+        }
+    }
+
+    /// Rows of a matrix product: every `sgemm` call packs the whole right-hand matrix, so
+    /// thin slices would repeat that work.
+    fn gemm_rows(rows: usize, cost: usize) -> Work {
+        Work {
+            min_chunk: GEMM_CHUNK_ROWS,
+            ..Work::new(Unit::Row, rows, cost)
+        }
+    }
+}
+
+/// The work of the kernel's compute phase.
+fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
     let id = kernel.nodes[0];
     let node = graph.node(id);
     let operand = |i: usize| &graph.node(graph.operands(id)[i]).ty.shape;
@@ -174,39 +200,35 @@ fn compute_units(graph: &Graph, kernel: &Kernel) -> (Unit, usize, usize) {
         Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Reshape { .. } => {
             panic!("invariant: leaves and reshapes belong to no kernel")
         }
-        Op::Unary(_) | Op::Binary(_) | Op::Dropout(_) => (
-            Unit::ElementBlock,
-            blocks,
-            ELEMENT_BLOCK * kernel.nodes.len(),
-        ),
-        Op::Transpose { .. } => (Unit::ElementBlock, blocks, ELEMENT_BLOCK),
+        Op::Unary(_) | Op::Binary(_) | Op::Dropout(_) => {
+            let cost = ELEMENT_BLOCK * kernel.nodes.len();
+            Work::new(Unit::ElementBlock, blocks, cost)
+        }
+        Op::Transpose { .. } => Work::new(Unit::ElementBlock, blocks, ELEMENT_BLOCK),
         Op::MatMul => {
             let dims = node.ty.shape.dims();
             let n = dims[dims.len() - 1];
-            let k = *operand(0)
-                .dims()
-                .last()
-                .expect("invariant: matmul operands have rank 2+");
+            let k = *(operand(0).dims().last()).expect("invariant: matmul operands have rank 2+");
             let rows = node.ty.shape.numel().checked_div(n).unwrap_or(0);
-            (Unit::Row, rows, k * n)
+            Work::gemm_rows(rows, k * n)
         }
         Op::Linear { .. } => {
             let weight = operand(1).dims();
             let x = operand(0).dims();
             let rows = x[..x.len() - 1].iter().product();
-            (Unit::Row, rows, weight[0] * weight[1])
+            Work::gemm_rows(rows, weight[0] * weight[1])
         }
         Op::Reduce { .. } => {
             let outputs = node.ty.shape.numel();
             let per_output = operand(0).numel().checked_div(outputs).unwrap_or(0);
-            (Unit::OutputElement, outputs, per_output)
+            Work::new(Unit::OutputElement, outputs, per_output)
         }
         Op::Softmax { axis } | Op::LogSoftmax { axis } => {
             let (rows, len) = super::softmax::rows(*axis, &node.ty.shape);
             // exp dominates: a call per element, twice.
-            (Unit::Row, rows, 16 * len)
+            Work::new(Unit::Row, rows, 16 * len)
         }
-        Op::CrossEntropy => (Unit::Whole, 1, 1),
+        Op::CrossEntropy => Work::new(Unit::Whole, 1, 1),
     }
 }
 
