@@ -34,6 +34,7 @@ pub use memory::{BufferHome, BufferSummary, MemorySummary};
 pub use store::ParameterStore;
 
 use std::fmt::Write;
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::graph::verify::verify;
@@ -145,7 +146,7 @@ impl Compiler {
         let optimized = passes::optimize(graph, self.mode)?;
         let schedule = self.schedule(&optimized);
         let plan = plan::plan(&optimized, &schedule)?;
-        let mut phases = phases(&optimized, &schedule);
+        let mut phases = phases(&optimized, &schedule, self.threads);
         for phase in &mut phases {
             phase.chunk_units = phase.chunk_units.min(self.max_chunk_units);
         }
@@ -172,7 +173,7 @@ impl Compiler {
                 .expect("invariant: writing to a String succeeds");
             codegen.define(ctx);
         }
-        let jit = codegen.finish();
+        let jit = Arc::new(codegen.finish());
         let threads = threads.for_phases(&phases);
         Ok(CompiledGraph {
             source: graph.clone(),
@@ -227,7 +228,7 @@ pub struct CompiledGraph {
     thread_count: usize,
     /// Error code `i + 1` of the generated code names `error_nodes[i]`.
     error_nodes: Vec<NodeId>,
-    jit: Jit,
+    jit: Arc<Jit>,
 }
 
 impl CompiledGraph {

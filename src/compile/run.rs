@@ -140,7 +140,7 @@ impl CompiledGraph {
         };
         let mut arena = vec![Chunk([0; 16]); self.plan.arena_bytes() / size_of::<Chunk>()];
         let table = self.table(inputs, params, &mut arena, outputs);
-        let status = (self.threads).run(&self.jit, &self.phases, &table, generator.seed(), step);
+        let status = (self.threads).run(&self.jit, &self.phases, table, generator.seed(), step);
         if status.code != 0 {
             return Err(self.runtime_error(status));
         }

@@ -50,40 +50,96 @@ pub(crate) fn matmul(cx: &mut LowerCx, a: &Buffer, b: &Buffer, out: &Buffer) {
         let a = matrix(cx, a, at[0], k, 1);
         let b = matrix(cx, b, at[1], n, 1);
         let c = matrix(cx, c, at[2], n, 1);
+        let n = cx.index(n);
         gemm(cx, (count, k, n), a, b, c);
     });
 }
 
+/// Whether a `linear` with `rows` input rows and `outs` output features splits its work by
+/// output columns rather than rows: for few rows, since every `sgemm` call packs its whole
+/// right-hand matrix (`Wᵀ`), and a slice of columns packs only its part.
+pub(crate) fn linear_by_columns(rows: usize, outs: usize) -> bool {
+    rows < outs
+}
+
 /// `y = x · Wᵀ (+ b)` with `x: [..., in]`, `W: [out, in]`, `b: [out]`, for the unit range's
-/// rows of `y`.
+/// rows of `y`, or its columns ([`linear_by_columns`]).
 pub(crate) fn linear(cx: &mut LowerCx, x: &Buffer, w: &Buffer, bias: Option<&Buffer>, y: &Buffer) {
     let (outs, ins) = (w.shape().dims()[0], w.shape().dims()[1]);
     let x_dims = x.shape().dims();
     let rows: usize = x_dims[..x_dims.len() - 1].iter().product();
-    let range = cx.unit_positions(1, rows);
-    let strides = [vec![ins], vec![outs]];
-    let (x, w, y) = (x.addr, w.addr, y.addr);
-    let bias = bias.map(|bias| bias.addr);
-    cx.strided_segments(&[rows], &strides, range, &mut |cx, at, count| {
-        let zero = cx.index(0);
-        let a = matrix(cx, x, at[0], ins, 1);
-        // Wᵀ[i][o] = W[o][i]: rows of Wᵀ step by 1, columns by `in`.
-        let b = matrix(cx, w, zero, 1, ins);
-        let c = matrix(cx, y, at[1], outs, 1);
-        gemm(cx, (count, ins, outs), a, b, c);
-        if let Some(bias) = bias {
-            cx.range_loop(zero, count, &mut |cx, r| {
-                let row = cx.b.ins().imul_imm_u(r, outs as i64);
-                let row = cx.b.ins().iadd(at[1], row);
-                cx.strided_loop(&[outs], &[vec![1]], &mut |cx, o| {
-                    let at = cx.b.ins().iadd(row, o[0]);
-                    let acc = cx.load(types::F32, y, at);
-                    let b = cx.load(types::F32, bias, o[0]);
-                    let sum = cx.b.ins().fadd(acc, b);
-                    cx.store(sum, y, at);
-                });
-            });
-        }
+    let linear = Linear {
+        x: x.addr,
+        w: w.addr,
+        bias: bias.map(|bias| bias.addr),
+        y: y.addr,
+        ins,
+        outs,
+    };
+    if linear_by_columns(rows, outs) {
+        let range = cx.unit_positions(1, outs);
+        // Along the columns: W steps a row, y and b an element.
+        let strides = [vec![ins], vec![1]];
+        cx.strided_segments(&[outs], &strides, range, &mut |cx, at, count| {
+            let zero = cx.index(0);
+            let all_rows = cx.index(rows);
+            let offsets = [zero, at[0], at[1]];
+            linear_block(cx, &linear, offsets, at[1], (all_rows, count));
+        });
+    } else {
+        let range = cx.unit_positions(1, rows);
+        // Along the rows: x steps a row, y a row.
+        let strides = [vec![ins], vec![outs]];
+        cx.strided_segments(&[rows], &strides, range, &mut |cx, at, count| {
+            let zero = cx.index(0);
+            let all_columns = cx.index(outs);
+            let offsets = [at[0], zero, at[1]];
+            linear_block(cx, &linear, offsets, zero, (count, all_columns));
+        });
+    }
+}
+
+/// The buffers and sizes of a `linear`.
+struct Linear {
+    x: Value,
+    w: Value,
+    bias: Option<Value>,
+    y: Value,
+    ins: usize,
+    outs: usize,
+}
+
+/// One block of `m` rows and `n` columns of a `linear`'s output: `offsets` are the elements
+/// of its first row of `x`, its first row of `W` (= column of `Wᵀ`) and its first element of
+/// `y`; `bias_at` its first element of `b`.
+fn linear_block(
+    cx: &mut LowerCx,
+    l: &Linear,
+    offsets: [Value; 3],
+    bias_at: Value,
+    (m, n): (Value, Value),
+) {
+    let a = matrix(cx, l.x, offsets[0], l.ins, 1);
+    // Wᵀ[i][o] = W[o][i]: rows of Wᵀ step by 1, columns by `in`.
+    let b = matrix(cx, l.w, offsets[1], 1, l.ins);
+    let c = matrix(cx, l.y, offsets[2], l.outs, 1);
+    gemm(cx, (m, l.ins, n), a, b, c);
+    let Some(bias) = l.bias else {
+        return;
+    };
+    let (y, outs) = (l.y, l.outs);
+    let zero = cx.index(0);
+    cx.range_loop(zero, m, &mut |cx, r| {
+        let row = cx.b.ins().imul_imm_u(r, outs as i64);
+        let row = cx.b.ins().iadd(offsets[2], row);
+        cx.range_loop(zero, n, &mut |cx, o| {
+            let at = cx.b.ins().iadd(row, o);
+            let acc = cx.load(types::F32, y, at);
+            let b_at = cx.b.ins().iadd(bias_at, o);
+            let b = cx.load(types::F32, bias, b_at);
+            let sum = cx.b.ins().fadd(acc, b);
+            cx.store(sum, y, at);
+        });
     });
 }
 
@@ -101,19 +157,12 @@ fn matrix(
     }
 }
 
-/// `C = A · B` for `A: m × k`, `B: k × n`, `C: m × n`, with `m` known at run time only;
-/// `C` is only written.
-fn gemm(cx: &mut LowerCx, (m, k, n): (Value, usize, usize), a: Matrix, b: Matrix, c: Matrix) {
-    if n == 0 {
-        return;
-    }
+/// `C = A · B` for `A: m × k`, `B: k × n`, `C: m × n`, with `m` and `n` known at run time
+/// only; `C` is only written.
+fn gemm(cx: &mut LowerCx, (m, k, n): (Value, usize, Value), a: Matrix, b: Matrix, c: Matrix) {
     match cx.gemm {
         Gemm::Blocked => {
-            let mut args = Vec::with_capacity(12);
-            args.push(m);
-            for size in [k, n] {
-                args.push(cx.index(size));
-            }
+            let mut args = vec![m, cx.index(k), n];
             for matrix in [a, b, c] {
                 args.push(matrix.addr);
                 args.push(cx.index(matrix.row_stride));
@@ -129,7 +178,7 @@ fn gemm(cx: &mut LowerCx, (m, k, n): (Value, usize, usize), a: Matrix, b: Matrix
 /// interpreter's order, so the result is bit-identical to it.
 fn reference_gemm(
     cx: &mut LowerCx,
-    (m, k, n): (Value, usize, usize),
+    (m, k, n): (Value, usize, Value),
     a: Matrix,
     b: Matrix,
     c: Matrix,
@@ -138,9 +187,9 @@ fn reference_gemm(
     cx.range_loop(zero, m, &mut |cx, i| {
         let a_row = cx.b.ins().imul_imm_u(i, a.row_stride as i64);
         let c_row = cx.b.ins().imul_imm_u(i, c.row_stride as i64);
-        let columns = [vec![b.col_stride], vec![c.col_stride]];
-        cx.strided_loop(&[n], &columns, &mut |cx, at| {
-            let (b_col, c_at) = (at[0], at[1]);
+        cx.range_loop(zero, n, &mut |cx, j| {
+            let b_col = cx.b.ins().imul_imm_u(j, b.col_stride as i64);
+            let c_at = cx.b.ins().imul_imm_u(j, c.col_stride as i64);
             let c_at = cx.b.ins().iadd(c_row, c_at);
             let zero = cx.f32(0.0);
             let acc = cx.var(zero);

@@ -10,14 +10,18 @@
 //!   elements of the loop shape, row-major (a non-broadcast mask group is exactly one block);
 //! - `transpose`: blocks of 128 output elements;
 //! - `matmul`: output rows (a batch entry's rows in order, batches row-major); `linear`:
-//!   output rows;
+//!   output rows, or output columns if there are fewer rows than columns (a slice of
+//!   columns packs only its part of the weight);
 //! - reductions: output elements; `softmax` and `log_softmax`: the rows along their axis;
 //! - `cross_entropy`: first a phase checking its targets by rows (the first failing row in
 //!   row order is the error, on any thread count); then one unit, since its batch mean sums
 //!   in one fixed order.
 //!
-//! A phase also fixes how many consecutive units one call runs when it is split (its chunk):
-//! enough work to outweigh handing a chunk to a thread, from the shapes alone.
+//! A phase also fixes how many consecutive units one call runs when it is split (its chunk).
+//! Chunks change no result (a unit computes the same bits in any call), only the cost of the
+//! split: each chunk should outweigh handing it to a thread, and a matrix product's calls
+//! each repack a whole operand, so its chunks are one per thread (unless the product is too
+//! small to split at all). Chunks are the only thing the thread count decides.
 
 use std::fmt;
 
@@ -26,6 +30,7 @@ use crate::graph::{Graph, NodeId, Op};
 use crate::rng::mask::GROUP_SIZE;
 
 use super::dropout;
+use super::linalg::linear_by_columns;
 
 /// Elements in one work unit of an element-wise loop or a transpose: a mask group, so that
 /// a (non-broadcast) dropout's groups never straddle two units.
@@ -34,8 +39,11 @@ pub const ELEMENT_BLOCK: usize = GROUP_SIZE;
 /// Rough cost (in element operations) that one chunk should reach before a phase is split.
 const CHUNK_COST: usize = 1 << 16;
 
-/// The fewest output rows per chunk of a GEMM phase (see [`Work::gemm_rows`]).
-const GEMM_CHUNK_ROWS: usize = 16;
+/// The fewest rows or columns in a chunk of a matrix product.
+const GEMM_CHUNK_MIN: usize = 16;
+
+/// Multiply-adds below which a matrix product is not split.
+const GEMM_SPLIT_COST: usize = 1 << 18;
 
 /// Rough cost of one mask group's draw, in element operations: 32 Philox blocks and a bit
 /// transpose for 128 keep bytes.
@@ -84,6 +92,8 @@ pub enum Unit {
     MaskGroup,
     /// One output row of a matrix product, or one row along a softmax axis.
     Row,
+    /// One output column of a `linear` (one output feature).
+    Column,
     /// One output element of a reduction.
     OutputElement,
     /// The whole kernel.
@@ -96,6 +106,7 @@ impl fmt::Display for Unit {
             Unit::ElementBlock => "blocks of 128 elements",
             Unit::MaskGroup => "mask groups",
             Unit::Row => "rows",
+            Unit::Column => "columns",
             Unit::OutputElement => "output elements",
             Unit::Whole => "whole kernel",
         };
@@ -103,8 +114,8 @@ impl fmt::Display for Unit {
     }
 }
 
-/// The phases of `schedule` (for `graph`), in execution order.
-pub fn phases(graph: &Graph, schedule: &Schedule) -> Vec<Phase> {
+/// The phases of `schedule` (for `graph`), in execution order, chunked for `threads`.
+pub fn phases(graph: &Graph, schedule: &Schedule, threads: usize) -> Vec<Phase> {
     let mut phases = Vec::new();
     for (k, kernel) in schedule.kernels.iter().enumerate() {
         for &id in &kernel.nodes {
@@ -126,7 +137,7 @@ pub fn phases(graph: &Graph, schedule: &Schedule) -> Vec<Phase> {
             phases.push(phase(k, part, Unit::Row, rows, CHUNK_COST));
         }
         let work = compute_work(graph, kernel);
-        let chunk_units = chunk_for(work.cost).max(work.min_chunk);
+        let chunk_units = work.chunk_units(threads);
         phases.push(phase(k, Part::Compute, work.unit, work.units, chunk_units));
     }
     phases
@@ -166,8 +177,8 @@ struct Work {
     units: usize,
     /// Rough cost of one unit, in element operations.
     cost: usize,
-    /// The fewest units worth one call.
-    min_chunk: usize,
+    /// A matrix product: one `sgemm` call per chunk.
+    gemm: bool,
 }
 
 impl Work {
@@ -176,17 +187,28 @@ impl Work {
             unit,
             units,
             cost,
-            min_chunk: 1,
+            gemm: false,
         }
     }
 
-    /// Rows of a matrix product: every `sgemm` call packs the whole right-hand matrix, so
-    /// thin slices would repeat that work.
-    fn gemm_rows(rows: usize, cost: usize) -> Work {
+    /// Rows or columns of a matrix product, each costing `cost` multiply-adds.
+    fn gemm(unit: Unit, units: usize, cost: usize) -> Work {
         Work {
-            min_chunk: GEMM_CHUNK_ROWS,
-            ..Work::new(Unit::Row, rows, cost)
+            gemm: true,
+            ..Work::new(unit, units, cost)
         }
+    }
+
+    /// Units per chunk on `threads` threads. Every `sgemm` call packs a whole operand (the
+    /// one it does not slice), so a product is cut into one chunk per thread.
+    fn chunk_units(&self, threads: usize) -> usize {
+        if !self.gemm {
+            return chunk_for(self.cost);
+        }
+        if self.units * self.cost < GEMM_SPLIT_COST {
+            return self.units;
+        }
+        self.units.div_ceil(threads.max(1)).max(GEMM_CHUNK_MIN)
     }
 }
 
@@ -210,13 +232,17 @@ fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
             let n = dims[dims.len() - 1];
             let k = *(operand(0).dims().last()).expect("invariant: matmul operands have rank 2+");
             let rows = node.ty.shape.numel().checked_div(n).unwrap_or(0);
-            Work::gemm_rows(rows, k * n)
+            Work::gemm(Unit::Row, rows, k * n)
         }
         Op::Linear { .. } => {
-            let weight = operand(1).dims();
+            let (outs, ins) = (operand(1).dims()[0], operand(1).dims()[1]);
             let x = operand(0).dims();
             let rows = x[..x.len() - 1].iter().product();
-            Work::gemm_rows(rows, weight[0] * weight[1])
+            if linear_by_columns(rows, outs) {
+                Work::gemm(Unit::Column, outs, rows * ins)
+            } else {
+                Work::gemm(Unit::Row, rows, outs * ins)
+            }
         }
         Op::Reduce { .. } => {
             let outputs = node.ty.shape.numel();
@@ -246,7 +272,7 @@ mod tests {
             Part::CheckTargets(id) => format!("check %{}", graph.node(id).name),
             Part::Compute => "compute".to_string(),
         };
-        (phases(&graph, &schedule).iter())
+        (phases(&graph, &schedule, 2).iter())
             .map(|p| {
                 let part = part(p.part);
                 format!(
@@ -258,18 +284,19 @@ mod tests {
     }
 
     #[test]
+    /// On two threads: a chunk per thread for the two large products, by columns (32 rows).
     fn simple_net_splits_only_its_first_two_products() {
         let lines = phase_lines(include_str!("../../ir/simple_net.ir"));
         assert_eq!(
             lines,
             [
-                "0 compute: 32 rows / 16",
+                "0 compute: 256 columns / 128",
                 "1 draw %d1: 64 mask groups / 64",
                 "1 compute: 64 blocks of 128 elements / 256",
-                "2 compute: 32 rows / 16",
+                "2 compute: 128 columns / 64",
                 "3 draw %d2: 32 mask groups / 64",
                 "3 compute: 32 blocks of 128 elements / 256",
-                "4 compute: 32 rows / 52",
+                "4 compute: 32 rows / 32",
             ]
         );
     }
