@@ -20,8 +20,8 @@
 //! A phase also fixes how many consecutive units one call runs when it is split (its chunk).
 //! Chunks change no result (a unit computes the same bits in any call), only the cost of the
 //! split: each chunk should outweigh handing it to a thread, and a matrix product's calls
-//! each repack a whole operand, so its chunks are one per thread (unless the product is too
-//! small to split at all). Chunks are the only thing the thread count decides.
+//! each repack a whole operand, so it gets a few chunks per thread (unless it is too small
+//! to split at all). Chunks are the only thing the thread count decides.
 
 use std::fmt;
 
@@ -42,12 +42,16 @@ const CHUNK_COST: usize = 1 << 16;
 /// The fewest rows or columns in a chunk of a matrix product.
 const GEMM_CHUNK_MIN: usize = 16;
 
+/// Chunks per thread of a matrix product: a few, so that a helper thread that starts late
+/// still finds some to take.
+const GEMM_CHUNKS_PER_THREAD: usize = 2;
+
 /// Multiply-adds below which a matrix product is not split.
 const GEMM_SPLIT_COST: usize = 1 << 18;
 
 /// Rough cost of one mask group's draw, in element operations: 32 Philox blocks and a bit
-/// transpose for 128 keep bytes.
-const DRAW_COST: usize = 8 * GROUP_SIZE;
+/// transpose for 128 keep bytes (about 1 µs, measured).
+const DRAW_COST: usize = 32 * GROUP_SIZE;
 
 /// One piece of a compiled graph's work: a function computing `units` fixed work units.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -200,7 +204,7 @@ impl Work {
     }
 
     /// Units per chunk on `threads` threads. Every `sgemm` call packs a whole operand (the
-    /// one it does not slice), so a product is cut into one chunk per thread.
+    /// one it does not slice), so a product is cut into a few chunks per thread only.
     fn chunk_units(&self, threads: usize) -> usize {
         if !self.gemm {
             return chunk_for(self.cost);
@@ -208,7 +212,8 @@ impl Work {
         if self.units * self.cost < GEMM_SPLIT_COST {
             return self.units;
         }
-        self.units.div_ceil(threads.max(1)).max(GEMM_CHUNK_MIN)
+        let chunks = GEMM_CHUNKS_PER_THREAD * threads.max(1);
+        self.units.div_ceil(chunks).max(GEMM_CHUNK_MIN)
     }
 }
 
@@ -284,17 +289,17 @@ mod tests {
     }
 
     #[test]
-    /// On two threads: a chunk per thread for the two large products, by columns (32 rows).
-    fn simple_net_splits_only_its_first_two_products() {
+    /// On two threads: two chunks per thread for the two large products, by columns (32 rows).
+    fn simple_net_splits_its_large_products_and_its_draws() {
         let lines = phase_lines(include_str!("../../ir/simple_net.ir"));
         assert_eq!(
             lines,
             [
-                "0 compute: 256 columns / 128",
-                "1 draw %d1: 64 mask groups / 64",
+                "0 compute: 256 columns / 64",
+                "1 draw %d1: 64 mask groups / 16",
                 "1 compute: 64 blocks of 128 elements / 256",
-                "2 compute: 128 columns / 64",
-                "3 draw %d2: 32 mask groups / 64",
+                "2 compute: 128 columns / 32",
+                "3 draw %d2: 32 mask groups / 16",
                 "3 compute: 32 blocks of 128 elements / 256",
                 "4 compute: 32 rows / 32",
             ]
