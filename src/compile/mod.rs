@@ -108,11 +108,11 @@ impl Compiler {
         self
     }
 
-    /// How many threads a run uses: 1 (the default) runs on the caller's thread; more split
-    /// large phases across a persistent pool of that many threads, shared process-wide. The
-    /// results are bit-identical for any count: the work is cut into units by the shapes
-    /// alone, never by the thread count ([`Phase`]). `compile` fails with
-    /// [`crate::Error::Threads`] for 0.
+    /// How many threads a run uses: 1 (the default) runs on the caller's thread; with `n > 1`
+    /// the caller shares large phases with a persistent pool of `n - 1` threads, built once
+    /// per count and shared process-wide (`compile` starts it). The results are bit-identical
+    /// for any count: the work is cut into units by the shapes alone, never by the thread
+    /// count ([`Phase`]). `compile` fails with [`crate::Error::Threads`] for 0.
     pub fn threads(mut self, threads: usize) -> Compiler {
         self.threads = threads;
         self
