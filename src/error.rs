@@ -202,6 +202,15 @@ pub enum Error {
         /// What the host lacks.
         reason: String,
     },
+    /// A compilation cannot run on the thread count asked for (`Compiler::threads`): zero, or
+    /// more threads than the system would start.
+    #[error("cannot run on {threads} threads: {reason}")]
+    Threads {
+        /// The thread count asked for.
+        threads: usize,
+        /// Why not.
+        reason: String,
+    },
     /// The generator's step counter reached 2^32: reseed rather than reuse masks.
     #[error("the generator with seed {seed} has used all 2^32 steps; reseed it")]
     StepsExhausted {

@@ -1,17 +1,19 @@
-//! The Cranelift JIT: the host check, the `JITModule` that owns a compiled graph's machine code,
-//! the symbols generated code imports, and the one entry ABI.
+//! The Cranelift JIT: the host check, the `JITModule` that owns a compiled graph's machine code
+//! (one function per phase, [`crate::lower::Phase`]), the symbols generated code imports, and
+//! the one entry ABI.
 //!
 //! This is the only file with `unsafe`: turning the finished code's address into a function
 //! pointer of the entry ABI, calling it, handing `matrixmultiply::sgemm` raw matrices, and
 //! freeing the code when the compiled graph is dropped. Every other module is safe Rust.
 //!
-//! The entry ABI, fixed for every compiled graph:
+//! The entry ABI, fixed for every phase of every compiled graph:
 //! ```text
-//! extern "C" fn(table: *const *mut u8, seed: u64, step: u32, error: *mut i64) -> i32
+//! extern "C" fn(table: *const *mut u8, seed: u64, step: u32, error: *mut i64,
+//!               begin: usize, end: usize) -> i32
 //! ```
-//! `table` holds one buffer address per slot of the buffer plan; the function returns 0, or a
-//! nonzero code naming the node that failed after writing two details (index, value) to
-//! `error`.
+//! `table` holds one buffer address per slot of the buffer plan; `[begin, end)` are the work
+//! units of the phase to compute. The function returns 0, or a nonzero code naming the node
+//! that failed after writing two details (index, value) to `error`.
 
 use std::sync::Mutex;
 
@@ -26,8 +28,8 @@ use crate::error::{Error, Result};
 use crate::lower::Imports;
 use crate::math;
 
-/// The entry ABI of every compiled graph (see the module docs).
-type EntryFn = unsafe extern "C" fn(*const *mut u8, u64, u32, *mut i64) -> i32;
+/// The entry ABI of every phase (see the module docs).
+type EntryFn = unsafe extern "C" fn(*const *mut u8, u64, u32, *mut i64, usize, usize) -> i32;
 
 /// Name of the imported GEMM wrapper.
 const SGEMM_SYMBOL: &str = "dropjit_sgemm";
@@ -42,18 +44,20 @@ pub(crate) struct Status {
     pub details: [i64; 2],
 }
 
-/// A module being filled with one graph's function.
+/// A module being filled with one graph's functions, one per phase.
 pub(crate) struct Codegen {
     module: JITModule,
     verify: bool,
+    /// The functions declared so far, in phase order.
+    functions: Vec<FuncId>,
 }
 
-/// Machine code of one compiled graph and its entry point.
+/// Machine code of one compiled graph and its entry points, one per phase.
 pub(crate) struct Jit {
     /// Owns the code memory. Never used after finalization except to free it on drop; the
     /// `Mutex` only makes the owner `Sync` (a `JITModule` is `Send` but not `Sync`).
     module: Mutex<Option<JITModule>>,
-    entry: EntryFn,
+    entries: Vec<EntryFn>,
 }
 
 /// The ISA of this host, or why the JIT cannot target it. dropjit's code generation assumes
@@ -107,13 +111,21 @@ impl Codegen {
         Ok(Codegen {
             module: JITModule::new(builder),
             verify,
+            functions: Vec::new(),
         })
     }
 
-    /// A function context whose signature is the entry ABI.
-    pub(crate) fn entry_context(&self) -> Context {
+    /// A context for the next phase's function: declared, named, its signature the entry ABI.
+    pub(crate) fn entry_context(&mut self) -> Context {
         let mut ctx = self.module.make_context();
         ctx.func.signature = self.entry_signature();
+        let name = format!("phase{}", self.functions.len());
+        let id = self
+            .module
+            .declare_function(&name, Linkage::Local, &ctx.func.signature)
+            .expect("invariant: each phase is declared once");
+        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        self.functions.push(id);
         ctx
     }
 
@@ -124,6 +136,8 @@ impl Codegen {
             AbiParam::new(ptr),
             AbiParam::new(types::I64),
             AbiParam::new(types::I32),
+            AbiParam::new(ptr),
+            AbiParam::new(ptr),
             AbiParam::new(ptr),
         ]);
         sig.returns.push(AbiParam::new(types::I32));
@@ -168,9 +182,10 @@ impl Codegen {
         self.module.declare_func_in_func(id, func)
     }
 
-    /// Verifies (if asked), compiles and links the entry function in `ctx`. A verifier error
-    /// is a lowering bug and panics with the function's text.
-    pub(crate) fn finish(mut self, mut ctx: Context) -> Jit {
+    /// Verifies (if asked) and compiles the function in `ctx`, the latest from
+    /// [`Codegen::entry_context`]. A verifier error is a lowering bug and panics with the
+    /// function's text.
+    pub(crate) fn define(&mut self, mut ctx: Context) {
         if self.verify
             && let Err(errors) = verify_function(&ctx.func, self.module.isa())
         {
@@ -179,47 +194,70 @@ impl Codegen {
                 print_errors::pretty_verifier_error(&ctx.func, None, errors)
             );
         }
-        let sig = ctx.func.signature.clone();
-        let id: FuncId = self
-            .module
-            .declare_function("graph", Linkage::Export, &sig)
-            .expect("invariant: the entry is declared once");
-        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        let id = *self
+            .functions
+            .last()
+            .expect("invariant: a context comes from entry_context");
         if let Err(e) = self.module.define_function(id, &mut ctx) {
             panic!("invariant: Cranelift compiles the lowered function: {e:?}");
         }
+    }
+
+    /// Links the defined functions into executable code.
+    pub(crate) fn finish(mut self) -> Jit {
         self.module
             .finalize_definitions()
             .expect("invariant: linking the imports of a finished module succeeds");
-        let code = self.module.get_finalized_function(id);
-        // SAFETY: `code` is the finalized function declared with `entry_signature`, which is
-        // the entry ABI `EntryFn` in the host's default (System V) calling convention. The
-        // memory it points into is owned by `self.module`, which `Jit` keeps until it drops,
-        // and `entry` never leaves `Jit`.
-        let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(code) };
+        let entries = (self.functions.iter())
+            .map(|&id| {
+                let code = self.module.get_finalized_function(id);
+                // SAFETY: `code` is a finalized function declared with `entry_signature`,
+                // which is the entry ABI `EntryFn` in the host's default (System V) calling
+                // convention. The memory it points into is owned by `self.module`, which
+                // `Jit` keeps until it drops, and `entries` never leave `Jit`.
+                unsafe { std::mem::transmute::<*const u8, EntryFn>(code) }
+            })
+            .collect();
         Jit {
             module: Mutex::new(Some(self.module)),
-            entry,
+            entries,
         }
     }
 }
 
 impl Jit {
-    /// Runs the compiled graph over the buffers in `table`.
+    /// Runs units `[begin, end)` of phase `phase` over the buffers in `table` (addresses).
     ///
     /// The caller (`CompiledGraph::run`) guarantees what the generated code relies on: every
     /// slot points to a live buffer at least as large as the plan says, buffers the code writes
     /// (arena, outputs, inputs that `run_mut` lets in-place dropouts overwrite) are exclusively
     /// borrowed and disjoint from the others (arena ranges are shared only by buffers the plan
-    /// never has live at once), and nothing else touches them during the call.
-    pub(crate) fn call(&self, table: &[*mut u8], seed: u64, step: u32) -> Status {
+    /// never has live at once), nothing else touches them during the run, the phases before
+    /// `phase` have run to completion, and `end` is at most the phase's unit count. Calls of
+    /// one phase on disjoint unit ranges may run at once: a phase's units write disjoint
+    /// elements and read only what earlier phases wrote.
+    pub(crate) fn call(
+        &self,
+        phase: usize,
+        table: &[usize],
+        seed: u64,
+        step: u32,
+        (begin, end): (usize, usize),
+    ) -> Status {
         let mut details = [0i64; 2];
+        let table = table.as_ptr().cast::<*mut u8>();
         // SAFETY: see the contract above, checked by `CompiledGraph::run`: the generated code
         // reads and writes only within the table's buffers (loop bounds come from the same
-        // static shapes as the buffer sizes, class targets are range-checked before use), and
-        // `details` has the two slots the ABI writes.
-        let code = unsafe { (self.entry)(table.as_ptr(), seed, step, details.as_mut_ptr()) };
+        // static shapes as the buffer sizes, unit ranges are clamped to them, class targets
+        // are range-checked before use), and `details` has the two slots the ABI writes.
+        let entry = self.entries[phase];
+        let code = unsafe { entry(table, seed, step, details.as_mut_ptr(), begin, end) };
         Status { code, details }
+    }
+
+    /// How many phase functions it has.
+    pub(crate) fn phases(&self) -> usize {
+        self.entries.len()
     }
 }
 
@@ -231,8 +269,8 @@ impl Drop for Jit {
             .map(Option::take)
             .unwrap_or_else(|poisoned| poisoned.into_inner().take());
         if let Some(module) = module {
-            // SAFETY: `entry` is the only pointer into this module's code and is dropped with
-            // `self`; no call can be running, since calls borrow `self`.
+            // SAFETY: `entries` are the only pointers into this module's code and are dropped
+            // with `self`; no call can be running, since calls borrow `self`.
             unsafe { module.free_memory() };
         }
     }

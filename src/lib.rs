@@ -10,10 +10,11 @@
 //!    the identity, layout simplification, dead-code elimination, verified after each pass.
 //! 5. [`Compiler`] fuses each group of element-wise nodes into one loop
 //!    ([`compile::Schedule`]), plans memory (arena reuse by liveness, in-place dropout),
-//!    lowers every kernel ([`lower`]) into one Cranelift function, JIT-compiles it ([`jit`])
-//!    and returns a [`CompiledGraph`], which runs on the caller's tensors with parameters from
-//!    a [`ParameterStore`], reproducing the interpreter (masks bit for bit). (Coming: SIMD
-//!    kernels, threads.)
+//!    cuts the kernels into phases of fixed work units ([`lower::Phase`]), lowers each into
+//!    one Cranelift function, JIT-compiles them ([`jit`]) and returns a [`CompiledGraph`],
+//!    which runs on the caller's tensors with parameters from a [`ParameterStore`] on one
+//!    thread or several (`Compiler::threads`, the same bits for any count), reproducing the
+//!    interpreter (masks bit for bit). (Coming: SIMD kernels.)
 //! 6. [`nn`] is `torch.nn` on top: modules whose `forward` runs eagerly (one-node graphs,
 //!    compiled once per shape) or is traced into one graph ([`nn::Traced`]).
 //!

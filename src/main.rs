@@ -4,12 +4,12 @@
 //! - `dropjit dump FILE.ir [--mode train|eval] [--stage parsed|optimized|clif] [--format
 //!   text|dot] [--print-after-all] [--time-passes]`: the graph as written, after the passes for
 //!   that mode (per-pass dumps and timings go to stderr), or the Cranelift IR it compiles to.
-//! - `dropjit run FILE.ir [--mode] [--engine jit|interp] [--gemm blocked|reference] [--seed S]
-//!   [--step T] [--input-seed K] [--load DIR] [--save DIR] [--save-all]`: run on inputs and
-//!   parameters filled by name from seed K (or read from `DIR/NAME.npy`) and print one line per
-//!   output.
-//! - `dropjit bench FILE.ir [--mode] [--iters K]`: compile once, run K times, print the compile
-//!   time, the median time per call and the throughput.
+//! - `dropjit run FILE.ir [--mode] [--engine jit|interp] [--gemm blocked|reference]
+//!   [--threads N] [--seed S] [--step T] [--input-seed K] [--load DIR] [--save DIR]
+//!   [--save-all]`: run on inputs and parameters filled by name from seed K (or read from
+//!   `DIR/NAME.npy`) and print one line per output (the same lines for any thread count).
+//! - `dropjit bench FILE.ir [--mode] [--threads N] [--iters K]`: compile once, run K times,
+//!   print the compile time, the median time per call and the throughput.
 
 mod cli;
 
@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use dropjit::{Generator, Mode};
 
 use cli::dump::{DumpOptions, Format, Stage};
-use cli::run::{Engine, GemmArg, RunOptions, Sources};
+use cli::run::{BenchOptions, Engine, GemmArg, RunOptions, Sources};
 
 #[derive(Parser)]
 #[command(
@@ -73,6 +73,9 @@ enum Command {
         /// How the JIT computes matrix products; `reference` matches the interpreter bit for bit.
         #[arg(long, value_enum, default_value_t = GemmArg::Blocked)]
         gemm: GemmArg,
+        /// JIT threads; results are bit-identical for any count.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
         #[command(flatten)]
         values: ValueArgs,
         /// The generator's step for this execution.
@@ -92,6 +95,9 @@ enum Command {
         /// Train draws dropout masks; eval is the identity for every dropout.
         #[arg(long, value_enum, default_value_t = ModeArg::Train)]
         mode: ModeArg,
+        /// JIT threads; results are bit-identical for any count.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
         /// How many timed calls.
         #[arg(long, default_value_t = 100)]
         iters: usize,
@@ -162,6 +168,7 @@ fn main() -> ExitCode {
             mode,
             engine,
             gemm,
+            threads,
             values,
             step,
             save,
@@ -173,6 +180,7 @@ fn main() -> ExitCode {
                 mode: mode.into(),
                 engine,
                 gemm: gemm.into(),
+                threads,
                 save,
                 save_all,
             };
@@ -181,11 +189,17 @@ fn main() -> ExitCode {
         Command::Bench {
             file,
             mode,
+            threads,
             iters,
             values,
         } => {
-            let seed = values.seed;
-            cli::run::bench(&file, mode.into(), iters, seed, &values.sources())
+            let options = BenchOptions {
+                file,
+                mode: mode.into(),
+                threads,
+                iters,
+            };
+            cli::run::bench(&options, values.seed, &values.sources())
         }
     };
     match result {

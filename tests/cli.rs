@@ -325,7 +325,8 @@ fn jit_and_interpreter_print_the_same_lines() {
 #[test]
 fn dump_clif_and_bench() {
     let clif = stdout(&dropjit(&["dump", "ir/dropout.ir", "--stage", "clif"]));
-    assert!(clif.starts_with("function "), "{clif}");
+    assert!(clif.starts_with("; phase 0: kernel 0 ("), "{clif}");
+    assert!(clif.contains("\nfunction "), "{clif}");
     assert!(clif.contains("imul"), "Philox is inlined:\n{clif}");
     let eval = stdout(&dropjit(&[
         "dump",
@@ -339,8 +340,48 @@ fn dump_clif_and_bench() {
         eval.lines().count() < clif.lines().count() / 4,
         "eval mode is a copy:\n{eval}"
     );
-    let bench = stdout(&dropjit(&["bench", "ir/dropout.ir", "--iters", "5"]));
-    for figure in ["compile", "median call", "throughput"] {
-        assert!(bench.contains(figure), "{bench}");
+    for threads in ["1", "2"] {
+        let bench = stdout(&dropjit(&[
+            "bench",
+            "ir/dropout.ir",
+            "--iters",
+            "5",
+            "--threads",
+            threads,
+        ]));
+        for figure in ["compile", "median call", "throughput"] {
+            assert!(bench.contains(figure), "{bench}");
+        }
     }
+}
+
+#[test]
+fn run_prints_the_same_lines_on_one_and_two_threads() {
+    let mut paths: Vec<PathBuf> = (fs::read_dir("ir").expect("ir/"))
+        .map(|entry| entry.expect("dir entry").path())
+        .collect();
+    paths.sort();
+    for path in paths {
+        let path = path.to_str().expect("utf-8 path");
+        for mode in ["train", "eval"] {
+            let run = |threads| {
+                let args = [
+                    "run",
+                    path,
+                    "--mode",
+                    mode,
+                    "--seed",
+                    "9",
+                    "--threads",
+                    threads,
+                ];
+                stdout(&dropjit(&args))
+            };
+            assert_eq!(run("1"), run("2"), "{path} {mode}");
+        }
+    }
+    let zero = dropjit(&["run", "ir/dropout.ir", "--threads", "0"]);
+    assert_eq!(zero.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&zero.stderr);
+    assert!(stderr.contains("cannot run on 0 threads"), "{stderr}");
 }

@@ -1,5 +1,9 @@
 //! Differential tests: the JIT against the interpreter, the executable definition of every
-//! op, on every program in `ir/` and on random graphs, in both modes, fused and unfused.
+//! op, on every program in `ir/` and on random graphs, in both modes, fused and unfused, on one
+//! thread and on several. Runs on several threads must also be bit-identical to the run on
+//! one (with `sgemm` too): they split each phase as finely as possible (one unit per chunk,
+//! [`Compiler::max_chunk_units`]), except in the test of large shapes, which splits them as
+//! compiled.
 //!
 //! Traced runs make every node an output, so every intermediate value is compared, not only
 //! the graph's outputs; untraced runs leave fused intermediates in registers. With
@@ -71,12 +75,44 @@ const BIT_EXACT: [Setup; 4] = [
     },
 ];
 
-fn compile(graph: &Graph, mode: Mode, setup: Setup) -> CompiledGraph {
-    Compiler::new()
-        .mode(mode)
-        .verify(true)
+/// How a JIT run is spread over threads.
+#[derive(Clone, Copy, Debug)]
+struct Spread {
+    threads: usize,
+    /// Every phase split into chunks of one unit, rather than as compiled.
+    finest: bool,
+}
+
+/// One thread, then two and three threads splitting every phase into one-unit chunks.
+const ONE_TWO_THREE: [Spread; 3] = [
+    Spread {
+        threads: 1,
+        finest: false,
+    },
+    Spread {
+        threads: 2,
+        finest: true,
+    },
+    Spread {
+        threads: 3,
+        finest: true,
+    },
+];
+
+fn compiler(mode: Mode, setup: Setup, spread: Spread) -> Compiler {
+    let compiler = (Compiler::new().mode(mode).verify(true))
         .gemm(setup.gemm)
         .fuse(setup.fuse)
+        .threads(spread.threads);
+    if spread.finest {
+        compiler.max_chunk_units(1)
+    } else {
+        compiler
+    }
+}
+
+fn compile(graph: &Graph, compiler: Compiler) -> CompiledGraph {
+    compiler
         .compile(graph)
         .unwrap_or_else(|e| panic!("compiling {}: {e}\n{graph}", graph.name()))
 }
@@ -129,14 +165,16 @@ fn compare(expected: &Tensor, got: &Tensor, agreement: Agreement) -> Result<(), 
     Ok(())
 }
 
-/// Runs `graph` (with every node exposed if `setup.trace`) on both engines and compares
-/// everything: outputs, errors, and the generator's step afterwards.
+/// Runs `graph` (with every node exposed if `setup.trace`) on the interpreter and, compiled
+/// spread each way of `spreads`, on the JIT, and compares everything: outputs, errors, and
+/// the generator's step afterwards. Later JIT runs must equal the first bit for bit.
 fn check(
     graph: &Graph,
     mode: Mode,
     setup: Setup,
     agreement: Agreement,
     seed: u64,
+    spreads: &[Spread],
 ) -> Result<(), String> {
     // In-place requests change no value, but an in-place dropout whose input is read later
     // does not compile; tests/jit_memory.rs covers in-place (and its conflicts).
@@ -149,20 +187,39 @@ fn check(
     let values = init::random_values(&traced, seed);
     let mut interp_rng = Generator::new(seed).with_step(5);
     let expected = interp::run(&traced, mode, &mut interp_rng, &values);
-    let compiled = compile(&traced, mode, setup);
     let (inputs, params) = ParameterStore::split(&traced, values);
-    let mut jit_rng = Generator::new(seed).with_step(5);
-    let got = compiled.run(&mut jit_rng, &inputs, &params);
-    if interp_rng != jit_rng {
-        return Err(format!(
-            "generator steps {} vs {}",
-            interp_rng.step(),
-            jit_rng.step()
-        ));
+    let mut first: Option<dropjit::Result<Vec<(String, Tensor)>>> = None;
+    for &spread in spreads {
+        let n = spread.threads;
+        let compiled = compile(&traced, compiler(mode, setup, spread));
+        let mut jit_rng = Generator::new(seed).with_step(5);
+        let got = compiled.run(&mut jit_rng, &inputs, &params);
+        if interp_rng != jit_rng {
+            return Err(format!(
+                "{n} threads: generator steps {} vs {}",
+                interp_rng.step(),
+                jit_rng.step()
+            ));
+        }
+        agree(&expected, &got, setup, agreement).map_err(|m| format!("{n} threads: {m}"))?;
+        match &first {
+            None => first = Some(got),
+            Some(first) => same_bits(first, &got).map_err(|m| format!("{n} threads vs 1: {m}"))?,
+        }
     }
+    Ok(())
+}
+
+/// The JIT's result against the interpreter's.
+fn agree(
+    expected: &dropjit::Result<Vec<(String, Tensor)>>,
+    got: &dropjit::Result<Vec<(String, Tensor)>>,
+    setup: Setup,
+    agreement: Agreement,
+) -> Result<(), String> {
     match (expected, got) {
         (Ok(expected), Ok(got)) => {
-            for ((name, e), (_, g)) in expected.iter().zip(&got) {
+            for ((name, e), (_, g)) in expected.iter().zip(got) {
                 compare(e, g, agreement).map_err(|m| format!("output {name}: {m}"))?;
             }
             Ok(())
@@ -173,8 +230,31 @@ fn check(
         (Err(_), Ok(_) | Err(_)) if !setup.trace => Ok(()),
         (e, g) => Err(format!(
             "interpreter {:?} vs JIT {:?}",
-            e.map(|_| ()).map_err(|e| e.to_string()),
-            g.map(|_| ()).map_err(|e| e.to_string())
+            e.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+            g.as_ref().map(|_| ()).map_err(|e| e.to_string())
+        )),
+    }
+}
+
+/// Two JIT results, equal to the bit (NaN payloads included: the same code computed them).
+fn same_bits(
+    a: &dropjit::Result<Vec<(String, Tensor)>>,
+    b: &dropjit::Result<Vec<(String, Tensor)>>,
+) -> Result<(), String> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => {
+            for ((name, x), (_, y)) in a.iter().zip(b) {
+                if x.ty() != y.ty() || x.to_le_bytes() != y.to_le_bytes() {
+                    return Err(format!("output {name} differs"));
+                }
+            }
+            Ok(())
+        }
+        (Err(a), Err(b)) if a.to_string() == b.to_string() => Ok(()),
+        (a, b) => Err(format!(
+            "{:?} vs {:?}",
+            a.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+            b.as_ref().map(|_| ()).map_err(|e| e.to_string())
         )),
     }
 }
@@ -184,8 +264,13 @@ fn ir_programs_match_the_interpreter_bit_for_bit() {
     for path in ir_files() {
         let graph = parse_file(&path);
         for mode in [Mode::Train, Mode::Eval] {
-            for setup in BIT_EXACT {
-                if let Err(message) = check(&graph, mode, setup, Agreement::Bits, SEED) {
+            for (i, setup) in BIT_EXACT.into_iter().enumerate() {
+                let threads = if i == 0 {
+                    &ONE_TWO_THREE[..]
+                } else {
+                    &ONE_TWO_THREE[..2]
+                };
+                if let Err(message) = check(&graph, mode, setup, Agreement::Bits, SEED, threads) {
                     panic!("{} in {mode:?} mode, {setup:?}: {message}", path.display());
                 }
             }
@@ -204,10 +289,20 @@ fn ir_programs_match_within_tolerance_with_sgemm() {
                 fuse: true,
                 trace: true,
             };
-            if let Err(message) = check(&graph, mode, setup, agreement, SEED) {
+            if let Err(message) = check(&graph, mode, setup, agreement, SEED, &ONE_TWO_THREE) {
                 panic!("{} in {mode:?} mode: {message}", path.display());
             }
         }
+    }
+}
+
+/// The thread counts random graph `seed` runs on: every graph on one thread, every fourth
+/// on two as well, every fiftieth on three too (all of them would take too long).
+fn random_graph_spreads(seed: u64) -> &'static [Spread] {
+    match (seed % 4, seed % 50) {
+        (_, 0) => &ONE_TWO_THREE,
+        (0, _) => &ONE_TWO_THREE[..2],
+        _ => &ONE_TWO_THREE[..1],
     }
 }
 
@@ -215,9 +310,10 @@ fn ir_programs_match_within_tolerance_with_sgemm() {
 fn random_graphs_match_the_interpreter_bit_for_bit() {
     for seed in 0..1000 {
         let graph = common::random_graph(seed);
+        let threads = random_graph_spreads(seed);
         for mode in [Mode::Train, Mode::Eval] {
             for setup in &BIT_EXACT[..3] {
-                if let Err(message) = check(&graph, mode, *setup, Agreement::Bits, seed) {
+                if let Err(message) = check(&graph, mode, *setup, Agreement::Bits, seed, threads) {
                     panic!(
                         "random graph seed {seed} in {mode:?} mode, {setup:?}: {message}\n{graph}"
                     );
@@ -300,7 +396,9 @@ fn fusion_stress_graphs_match_the_interpreter_bit_for_bit() {
         for mode in [Mode::Train, Mode::Eval] {
             for setup in BIT_EXACT {
                 for seed in 0..4 {
-                    if let Err(message) = check(&graph, mode, setup, Agreement::Bits, seed) {
+                    let threads = &ONE_TWO_THREE[..2 + usize::from(seed == 0)];
+                    if let Err(message) = check(&graph, mode, setup, Agreement::Bits, seed, threads)
+                    {
                         panic!("{} in {mode:?} mode, {setup:?}: {message}", graph.name());
                     }
                 }
@@ -309,10 +407,9 @@ fn fusion_stress_graphs_match_the_interpreter_bit_for_bit() {
     }
 }
 
-/// The loops of a CLIF function: branches back to an earlier (or the same) block.
+/// The loops of CLIF functions (one or more, one per phase): branches back to a block laid
+/// out earlier in the same function (or to the same block).
 fn count_loops(clif: &str) -> usize {
-    let mut block = 0usize;
-    let mut loops = 0;
     let number = |word: &str| -> Option<usize> {
         let digits: String = word
             .trim_start_matches("block")
@@ -323,14 +420,19 @@ fn count_loops(clif: &str) -> usize {
             .then(|| digits.parse().ok())
             .flatten()
     };
-    for line in clif.lines().map(str::trim) {
-        if line.starts_with("block") && line.ends_with(':') {
-            block = number(line).expect("a block header names its block");
-        } else if line.starts_with("brif") || line.starts_with("jump") {
-            let targets = line
-                .split_whitespace()
-                .filter_map(|w| number(w.trim_end_matches(',')));
-            loops += targets.filter(|&target| target <= block).count();
+    let mut loops = 0;
+    for function in clif.split("\nfunction ") {
+        // Blocks seen so far in layout order.
+        let mut laid_out: Vec<usize> = Vec::new();
+        for line in function.lines().map(str::trim) {
+            if line.starts_with("block") && line.ends_with(':') {
+                laid_out.push(number(line).expect("a block header names its block"));
+            } else if line.starts_with("brif") || line.starts_with("jump") {
+                let targets = line
+                    .split_whitespace()
+                    .filter_map(|w| number(w.trim_end_matches(',')));
+                loops += targets.filter(|target| laid_out.contains(target)).count();
+            }
         }
     }
     loops
@@ -353,6 +455,120 @@ fn fused_simple_net_runs_one_loop_per_relu_and_dropout() {
     assert_eq!(pairs, [["relu", "dropout"], ["relu", "dropout"]]);
     assert_eq!(fused.schedule().kernels.len(), 5);
     assert_eq!(unfused.schedule().kernels.len(), 7);
+    // One phase per kernel and one per mask draw.
+    assert_eq!(fused.phases().len(), 7);
+    assert_eq!(unfused.phases().len(), 9);
     // Each pair's two element loops became one; the mask draws stay.
     assert_eq!(count_loops(fused.clif()) + 2, count_loops(unfused.clif()));
+}
+
+/// Shapes large enough that phases split into several chunks as compiled: element-wise
+/// loops with a broadcast operand and two dropouts (one with a broadcast mask), reductions
+/// over rows and over columns, softmax rows, a 300-row matmul and linear, a transpose and a
+/// cross_entropy over 300 rows.
+const LARGE: &str = "graph large {
+  %x: f32[4, 40000] = input
+  %row: f32[40000] = input
+  %a: f32[300, 64] = input
+  %w: f32[64, 64] = parameter
+  %b: f32[64] = parameter
+  %targets: i32[300] = input
+  %h: f32[4, 40000] = add %x, %row
+  %d: f32[4, 40000] = dropout %h {p = 0.3}
+  %c: f32[4, 40000] = dropout %d {p = 0.5, broadcast_dims = [0]}
+  %s: f32[4] = sum %c {axes = [1]}
+  %cols: f32[40000] = amax %c {axes = [0]}
+  %sm: f32[4, 40000] = softmax %c {axis = 1}
+  %m: f32[300, 64] = matmul %a, %w
+  %l: f32[300, 64] = linear %m, %w, %b
+  %t: f32[64, 300] = transpose %l {perm = [1, 0]}
+  %ls: f32[64, 300] = log_softmax %t {axis = 0}
+  %loss: f32[] = cross_entropy %l, %targets
+  output s = %s
+  output cols = %cols
+  output sm = %sm
+  output ls = %ls
+  output loss = %loss
+}";
+
+#[test]
+fn large_shapes_split_across_threads_give_the_same_bits() {
+    let graph = text::parse(LARGE).unwrap_or_else(|e| panic!("{e}"));
+    let compiled = (Compiler::new().threads(2))
+        .compile(&graph)
+        .expect("compiles");
+    let split: Vec<String> = (compiled.phases().iter())
+        .filter(|p| p.chunks() > 1)
+        .map(|p| format!("{} {}", p.units, p.unit))
+        .collect();
+    assert_eq!(
+        split,
+        [
+            "1250 mask groups",
+            "313 mask groups",
+            "1250 blocks of 128 elements",
+            "4 output elements",
+            "40000 output elements",
+            "4 rows",
+            "300 rows",
+            "300 rows",
+            "300 rows"
+        ],
+        "the phases split into several chunks"
+    );
+    let natural = |threads| Spread {
+        threads,
+        finest: false,
+    };
+    let spreads = [natural(1), natural(2), natural(3)];
+    for mode in [Mode::Train, Mode::Eval] {
+        for setup in &BIT_EXACT[..2] {
+            if let Err(message) = check(&graph, mode, *setup, Agreement::Bits, SEED, &spreads) {
+                panic!("{mode:?} mode, {setup:?}: {message}");
+            }
+        }
+        let blocked = Setup {
+            gemm: Gemm::Blocked,
+            fuse: true,
+            trace: false,
+        };
+        let agreement = Agreement::Within(1e-4);
+        if let Err(message) = check(&graph, mode, blocked, agreement, SEED, &spreads) {
+            panic!("{mode:?} mode, sgemm: {message}");
+        }
+    }
+}
+
+#[test]
+fn the_first_bad_target_is_the_error_on_any_thread_count() {
+    let graph = text::parse(
+        "graph loss {
+           %logits: f32[40, 3] = input
+           %targets: i32[40] = input
+           %loss: f32[] = cross_entropy %logits, %targets
+           output loss = %loss
+         }",
+    )
+    .expect("parses");
+    let logits = Tensor::from_f32([40, 3], vec![0.5; 120]).expect("logits");
+    let mut targets = vec![1; 40];
+    (targets[17], targets[18], targets[33]) = (3, -1, 7);
+    let targets = Tensor::from_i32([40], targets).expect("targets");
+    let inputs = std::collections::BTreeMap::from([
+        ("logits".to_string(), logits),
+        ("targets".to_string(), targets),
+    ]);
+    for spread in ONE_TWO_THREE {
+        let compiled = compile(&graph, compiler(Mode::Train, BIT_EXACT[0], spread));
+        for _ in 0..20 {
+            let error = compiled
+                .run(&mut Generator::new(1), &inputs, &ParameterStore::new())
+                .expect_err("target 3 of 3 classes is out of range");
+            assert_eq!(
+                error.to_string(),
+                "cross_entropy loss: target 3 at batch index 17 is outside 0..3",
+                "{spread:?}"
+            );
+        }
+    }
 }

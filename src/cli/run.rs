@@ -70,6 +70,7 @@ pub struct RunOptions {
     pub mode: Mode,
     pub engine: Engine,
     pub gemm: Gemm,
+    pub threads: usize,
     pub save: Option<PathBuf>,
     pub save_all: bool,
 }
@@ -93,7 +94,9 @@ pub fn run(
     let outputs = match options.engine {
         Engine::Interp => interp::run(&executed, options.mode, &mut generator, &values)?,
         Engine::Jit => {
-            let compiler = Compiler::new().mode(options.mode).gemm(options.gemm);
+            let compiler = (Compiler::new().mode(options.mode))
+                .gemm(options.gemm)
+                .threads(options.threads);
             let compiled = compiler.compile(&executed)?;
             let (inputs, params) = ParameterStore::split(&executed, values.clone());
             compiled.run(&mut generator, &inputs, &params)?
@@ -139,22 +142,29 @@ fn save(
     Ok(())
 }
 
+/// What `bench` measures: the graph, its mode, the thread count and how many calls.
+pub struct BenchOptions {
+    pub file: PathBuf,
+    pub mode: Mode,
+    pub threads: usize,
+    pub iters: usize,
+}
+
 /// Compiles once, runs `iters` times into preallocated outputs, and prints the compile time,
 /// the median time per call and the elements per second of the largest output.
-pub fn bench(
-    file: &PathBuf,
-    mode: Mode,
-    iters: usize,
-    seed: u64,
-    sources: &Sources,
-) -> anyhow::Result<()> {
+pub fn bench(options: &BenchOptions, seed: u64, sources: &Sources) -> anyhow::Result<()> {
+    let (file, mode, threads, iters) =
+        (&options.file, options.mode, options.threads, options.iters);
     if iters == 0 {
         bail!("--iters has to be at least 1");
     }
     let graph = load_graph(file)?;
     let (inputs, params) = ParameterStore::split(&graph, sources.values(&graph)?);
     let started = Instant::now();
-    let compiled = Compiler::new().mode(mode).compile(&graph)?;
+    let compiled = Compiler::new()
+        .mode(mode)
+        .threads(threads)
+        .compile(&graph)?;
     let compile_time = started.elapsed();
     let mut generator = Generator::new(seed);
     let mut outputs = compiled.run(&mut generator, &inputs, &params)?;
@@ -165,9 +175,10 @@ pub fn bench(
     let median = times[times.len() / 2];
     let largest = outputs.iter().map(|(_, t)| t.numel()).max().unwrap_or(0);
     println!(
-        "graph {} ({} mode), {iters} calls",
+        "graph {} ({} mode), {iters} calls on {threads} thread{}",
         graph.name(),
-        mode_name(mode)
+        mode_name(mode),
+        if threads == 1 { "" } else { "s" }
     );
     println!("compile      {:>12.3} ms", compile_time.as_secs_f64() * 1e3);
     println!("median call  {:>12.3} us", median.as_secs_f64() * 1e6);

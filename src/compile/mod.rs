@@ -1,7 +1,8 @@
 //! Compiling a graph to native code: [`Compiler`] runs the passes for a mode, groups the
-//! nodes into kernels ([`Schedule`], element-wise nodes fused), plans the buffers, lowers
-//! every kernel into one Cranelift function and JIT-compiles it into a [`CompiledGraph`],
-//! which runs on the caller's tensors as often as asked.
+//! nodes into kernels ([`Schedule`], element-wise nodes fused), plans the buffers, cuts the
+//! kernels into phases of fixed work units ([`Phase`]), lowers each phase into one Cranelift
+//! function and JIT-compiles them into a [`CompiledGraph`], which runs on the caller's tensors
+//! as often as asked, on as many threads as compiled for, with the same bits for any count.
 //!
 //! ```
 //! # fn main() -> dropjit::Result<()> {
@@ -26,22 +27,28 @@ mod plan;
 mod run;
 pub mod schedule;
 mod store;
+mod threads;
 
+pub use crate::lower::{Part, Phase, Unit};
 pub use memory::{BufferHome, BufferSummary, MemorySummary};
 pub use store::ParameterStore;
+
+use std::fmt::Write;
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::graph::verify::verify;
 use crate::graph::{Graph, NodeId};
 use crate::interp::Mode;
 use crate::jit::{Codegen, Jit};
-use crate::lower::{Gemm, lower_graph};
+use crate::lower::{Gemm, lower_phase, phases};
 use crate::passes;
 use crate::rng::CONTRACT_VERSION;
 
 pub use cache::CompileCache;
 use plan::Plan;
 pub use schedule::Schedule;
+use threads::Threads;
 
 /// Compile options, builder style: `Compiler::new().mode(Mode::Eval).compile(&graph)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +57,8 @@ pub struct Compiler {
     verify: bool,
     gemm: Gemm,
     fuse: bool,
+    threads: usize,
+    max_chunk_units: usize,
 }
 
 impl Default for Compiler {
@@ -59,14 +68,16 @@ impl Default for Compiler {
 }
 
 impl Compiler {
-    /// Train mode (as PyTorch modules start), `sgemm` products, element-wise fusion, and
-    /// Cranelift's verifier on in debug builds.
+    /// Train mode (as PyTorch modules start), `sgemm` products, element-wise fusion, one
+    /// thread, and Cranelift's verifier on in debug builds.
     pub fn new() -> Compiler {
         Compiler {
             mode: Mode::Train,
             verify: cfg!(debug_assertions),
             gemm: Gemm::Blocked,
             fuse: true,
+            threads: 1,
+            max_chunk_units: usize::MAX,
         }
     }
 
@@ -97,6 +108,24 @@ impl Compiler {
         self
     }
 
+    /// How many threads a run uses: 1 (the default) runs on the caller's thread; with `n > 1`
+    /// the caller shares large phases with a persistent pool of `n - 1` threads, built once
+    /// per count and shared process-wide (`compile` starts it). The results are bit-identical
+    /// for any count: the work is cut into units by the shapes alone, never by the thread
+    /// count ([`Phase`]). `compile` fails with [`crate::Error::Threads`] for 0.
+    pub fn threads(mut self, threads: usize) -> Compiler {
+        self.threads = threads;
+        self
+    }
+
+    /// Caps the units one call of a split phase computes ([`Phase::chunk_units`], normally
+    /// sized by the work) at `units` (at least 1). Smaller chunks change no result, only how
+    /// finely threads share a phase; tests split even small graphs this way.
+    pub fn max_chunk_units(mut self, units: usize) -> Compiler {
+        self.max_chunk_units = units.max(1);
+        self
+    }
+
     /// The kernels `compile` runs for `optimized`, a graph after `passes::optimize`.
     pub fn schedule(&self, optimized: &Graph) -> Schedule {
         if self.fuse {
@@ -108,28 +137,44 @@ impl Compiler {
 
     /// Verifies `graph`, runs `passes::optimize` for the mode, and compiles the result.
     /// Fails with the verifier's errors, [`crate::Error::InplaceConflict`] for an in-place
-    /// dropout whose input is read after it, or [`crate::Error::UnsupportedHost`] on a machine
-    /// the JIT cannot target (anything but x86-64 with SSE4.1).
+    /// dropout whose input is read after it, [`crate::Error::Threads`] for 0 threads (or a
+    /// pool the system cannot start), or [`crate::Error::UnsupportedHost`] on a machine the
+    /// JIT cannot target (anything but x86-64 with SSE4.1).
     pub fn compile(&self, graph: &Graph) -> Result<CompiledGraph> {
         verify(graph)?;
+        let threads = Threads::new(self.threads)?;
         let optimized = passes::optimize(graph, self.mode)?;
         let schedule = self.schedule(&optimized);
         let plan = plan::plan(&optimized, &schedule)?;
+        let mut phases = phases(&optimized, &schedule, self.threads);
+        for phase in &mut phases {
+            phase.chunk_units = phase.chunk_units.min(self.max_chunk_units);
+        }
         let mut codegen = Codegen::new(self.verify)?;
-        let mut ctx = codegen.entry_context();
-        let imports = codegen.declare_imports(&mut ctx.func);
         let target = codegen.target_config();
-        let error_nodes = lower_graph(
-            &mut ctx.func,
-            &optimized,
-            &schedule,
-            &plan.buffers,
-            imports,
-            self.gemm,
-            target,
-        );
-        let clif = ctx.func.display().to_string();
-        let jit = codegen.finish(ctx);
+        let mut error_nodes = Vec::new();
+        let mut clif = String::new();
+        for (i, phase) in phases.iter().enumerate() {
+            let mut ctx = codegen.entry_context();
+            let imports = codegen.declare_imports(&mut ctx.func);
+            lower_phase(
+                &mut ctx.func,
+                &optimized,
+                &schedule,
+                phase,
+                &plan.buffers,
+                imports,
+                self.gemm,
+                target,
+                &mut error_nodes,
+            );
+            let header = phase_header(&optimized, &schedule, i, phase);
+            writeln!(clif, "{header}\n{}", ctx.func.display())
+                .expect("invariant: writing to a String succeeds");
+            codegen.define(ctx);
+        }
+        let jit = Arc::new(codegen.finish());
+        let threads = threads.for_phases(&phases);
         Ok(CompiledGraph {
             source: graph.clone(),
             graph: optimized,
@@ -138,10 +183,29 @@ impl Compiler {
             clif,
             schedule,
             plan,
+            phases,
+            threads,
+            thread_count: self.threads,
             error_nodes,
             jit,
         })
     }
+}
+
+/// The comment line heading a phase's function in [`CompiledGraph::clif`].
+fn phase_header(graph: &Graph, schedule: &Schedule, i: usize, phase: &Phase) -> String {
+    let names: Vec<String> = (schedule.kernels[phase.kernel].nodes.iter())
+        .map(|&id| format!("%{}", graph.node(id).name))
+        .collect();
+    let what = match phase.part {
+        Part::Draw(id) => format!("keep bytes of %{}", graph.node(id).name),
+        Part::CheckTargets(id) => format!("targets of %{}", graph.node(id).name),
+        Part::Compute => names.join(", "),
+    };
+    format!(
+        "; phase {i}: kernel {} ({what}): {} {}, {} per chunk",
+        phase.kernel, phase.units, phase.unit, phase.chunk_units
+    )
 }
 
 /// A graph compiled to native code for one mode. `Send + Sync`: runs only borrow it, so
@@ -156,9 +220,15 @@ pub struct CompiledGraph {
     clif: String,
     schedule: Schedule,
     plan: Plan,
+    /// The kernels' phases, in execution order; phase `i` is the JIT's function `i`.
+    phases: Vec<Phase>,
+    /// Where the phases run.
+    threads: Threads,
+    /// The thread count compiled for.
+    thread_count: usize,
     /// Error code `i + 1` of the generated code names `error_nodes[i]`.
     error_nodes: Vec<NodeId>,
-    jit: Jit,
+    jit: Arc<Jit>,
 }
 
 impl CompiledGraph {
@@ -182,8 +252,18 @@ impl CompiledGraph {
         &self.schedule
     }
 
-    /// The Cranelift IR of the generated function, before Cranelift's own optimizations
-    /// (`dump --stage clif`).
+    /// The phases it runs, in order: what each computes and how its work is cut.
+    pub fn phases(&self) -> &[Phase] {
+        &self.phases
+    }
+
+    /// The thread count it was compiled for.
+    pub fn threads(&self) -> usize {
+        self.thread_count
+    }
+
+    /// The Cranelift IR of the generated functions, one per phase in order, each headed by a
+    /// `; phase` comment line, before Cranelift's own optimizations (`dump --stage clif`).
     pub fn clif(&self) -> &str {
         &self.clif
     }
@@ -195,6 +275,7 @@ impl std::fmt::Debug for CompiledGraph {
             .field("graph", &self.graph.name())
             .field("mode", &self.mode)
             .field("contract_version", &self.contract_version)
+            .field("threads", &self.thread_count)
             .finish_non_exhaustive()
     }
 }

@@ -1,6 +1,6 @@
-//! Running a compiled graph: check the values, claim a step, fill the address table, call the
-//! generated code, turn its status into a typed error, and copy the outputs that were not
-//! written in place.
+//! Running a compiled graph: check the values, claim a step, fill the address table, run the
+//! generated phases (on one thread or several, [`super::threads`]), turn their status into a
+//! typed error, and copy the outputs that were not written in place.
 //!
 //! A graph whose in-place dropouts write over graph inputs runs only through
 //! [`CompiledGraph::run_mut`], which borrows the inputs mutably; `run` and `run_into` refuse
@@ -140,23 +140,23 @@ impl CompiledGraph {
         };
         let mut arena = vec![Chunk([0; 16]); self.plan.arena_bytes() / size_of::<Chunk>()];
         let table = self.table(inputs, params, &mut arena, outputs);
-        let status = self.jit.call(&table, generator.seed(), step);
+        let status = (self.threads).run(&self.jit, &self.phases, table, generator.seed(), step);
         if status.code != 0 {
             return Err(self.runtime_error(status));
         }
         Ok(())
     }
 
-    /// One buffer address per slot of the plan.
+    /// One buffer address per slot of the plan (as integers, so that threads may share it).
     fn table(
         &self,
         inputs: &BTreeMap<&str, *mut u8>,
         params: &ParameterStore,
         arena: &mut [Chunk],
         outputs: &mut [(String, Tensor)],
-    ) -> Vec<*mut u8> {
+    ) -> Vec<usize> {
         let arena_base = arena.as_mut_ptr().cast::<u8>();
-        let mut table: Vec<*mut u8> = Vec::with_capacity(self.plan.slots.len());
+        let mut table: Vec<usize> = Vec::with_capacity(self.plan.slots.len());
         for slot in &self.plan.slots {
             let node = self.graph.node(slot.owner());
             let address = match &slot.home {
@@ -170,7 +170,7 @@ impl CompiledGraph {
                 Home::Output(k) => writable(&mut outputs[*k].1),
                 Home::Arena { offset } => arena_base.wrapping_add(*offset),
             };
-            table.push(address);
+            table.push(address.expose_provenance());
         }
         table
     }

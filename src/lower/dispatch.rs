@@ -1,26 +1,31 @@
-//! The function's frame and the one match over ops: every kernel of the schedule, in order,
-//! goes to the lowering of its op family (all element-wise kernels, fused or not, to one).
+//! A phase's function frame and the one match over ops: a kernel's compute phase goes to the
+//! lowering of its op family (all element-wise kernels, fused or not, to one); a draw phase
+//! to the dropout's keep-byte draw; a check phase to `cross_entropy`'s target check.
 
 use cranelift_codegen::ir::{Function, InstBuilder, types};
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
-use super::{Buffer, BufferMap, Gemm, Imports, LowerCx};
+use super::{Buffer, BufferMap, Gemm, Imports, LowerCx, Part, Phase};
 use super::{dropout, elementwise, layout, linalg, reduce, softmax};
 use crate::compile::schedule::{Kernel, Schedule};
 use crate::graph::{Graph, NodeId, Op};
 
-/// Lowers every kernel of `schedule` (for `graph`) into `func` (whose signature is the entry
-/// ABI). Returns the nodes that can fail at run time: error code `i + 1` names the `i`-th.
-pub(crate) fn lower_graph(
+/// Lowers `phase` of `schedule` (for `graph`) into `func` (whose signature is the entry ABI).
+/// `error_nodes` holds the nodes that can fail at run time, across all phases: error code
+/// `i + 1` names the `i`-th; the phase appends its own.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lower_phase(
     func: &mut Function,
     graph: &Graph,
     schedule: &Schedule,
+    phase: &Phase,
     buffers: &BufferMap,
     imports: Imports,
     gemm: Gemm,
     target: TargetFrontendConfig,
-) -> Vec<NodeId> {
+    error_nodes: &mut Vec<NodeId>,
+) {
     let mut fctx = FunctionBuilderContext::new();
     let mut b = FunctionBuilder::new(func, &mut fctx);
     let entry = b.create_block();
@@ -35,23 +40,33 @@ pub(crate) fn lower_graph(
         seed: params[1],
         step: params[2],
         error: params[3],
+        begin: params[4],
+        end: params[5],
         buffers,
         imports,
         gemm,
-        error_nodes: Vec::new(),
+        error_nodes: std::mem::take(error_nodes),
     };
-    for kernel in &schedule.kernels {
-        lower_kernel(&mut cx, graph, kernel);
+    match phase.part {
+        Part::Draw(id) => dropout::draw_phase(&mut cx, graph, id),
+        Part::CheckTargets(id) => {
+            let (_, args) = node_buffers(&mut cx, graph, id);
+            softmax::check_targets(&mut cx, id, &args[0], &args[1]);
+        }
+        Part::Compute => lower_kernel(&mut cx, graph, &schedule.kernels[phase.kernel]),
     }
     let ok = cx.b.ins().iconst(types::I32, 0);
     cx.b.ins().return_(&[ok]);
-    let error_nodes = std::mem::take(&mut cx.error_nodes);
+    *error_nodes = std::mem::take(&mut cx.error_nodes);
     cx.b.finalize(target);
-    error_nodes
 }
 
 /// The node's buffer and its operands' buffers, addresses loaded from the table.
-fn buffers<'g>(cx: &mut LowerCx, graph: &'g Graph, id: NodeId) -> (Buffer<'g>, Vec<Buffer<'g>>) {
+fn node_buffers<'g>(
+    cx: &mut LowerCx,
+    graph: &'g Graph,
+    id: NodeId,
+) -> (Buffer<'g>, Vec<Buffer<'g>>) {
     let mut buffer = |id: NodeId| Buffer {
         addr: cx.node_addr(id),
         ty: &graph.node(id).ty,
@@ -69,10 +84,11 @@ fn single<'g>(
     let [id] = kernel.nodes[..] else {
         panic!("invariant: only element-wise kernels have several nodes");
     };
-    buffers(cx, graph, id)
+    node_buffers(cx, graph, id)
 }
 
-/// One arm per op, matched on the kernel's first node.
+/// One arm per op, matched on the kernel's first node: the kernel's values for the phase's
+/// unit range.
 fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
     let id = kernel.nodes[0];
     match &graph.node(id).op {
@@ -108,7 +124,7 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
         }
         Op::CrossEntropy => {
             let (out, args) = single(cx, graph, kernel);
-            softmax::cross_entropy(cx, id, &args[0], &args[1], &out);
+            softmax::cross_entropy(cx, &args[0], &args[1], &out);
         }
         Op::DropoutMask(d) => {
             let (out, args) = single(cx, graph, kernel);

@@ -1,11 +1,12 @@
 //! The dropout family in train mode, under RNG contract v1 ([`crate::rng::mask`]), bit for
 //! bit the interpreter's masks and values. A dropout is lowered in two parts, so that it can
 //! sit inside a fused element-wise loop ([`super::elementwise`]):
-//! 1. [`draw`], before the kernel's loop: a loop over the mask's groups of 128 elements, where
-//!    the Philox emitter ([`super::philox`]) writes the group's 128 uniforms `U` to a stack
-//!    buffer and each becomes one keep byte `U < Q` in the node's scratch buffer (rounded up
-//!    to whole groups, so always in bounds);
-//! 2. [`element`], in the loop's body: the element reads the keep byte at its mask index
+//! 1. [`draw_phase`], a phase before the kernel's loop ([`super::phase`]): a loop over the
+//!    unit range's mask groups of 128 elements, where the Philox emitter ([`super::philox`])
+//!    writes the group's 128 uniforms `U` to a stack buffer and each becomes one keep byte
+//!    `U < Q` in the node's scratch buffer (rounded up to whole groups, so always in bounds);
+//! 2. [`element`], in the loop's body ([`keep`] finds the bytes): the element reads the keep
+//!    byte at its mask index
 //!    (row-major in the mask shape, broadcast coordinates set to 0, i.e. stride 0) and becomes
 //!    `keep ? x * scale : +0.0`, or `keep ? (x * a) + b : c` for the alpha kinds.
 //!
@@ -20,7 +21,7 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use super::{Buffer, LowerCx, arith, philox};
-use crate::graph::{Dropout, NodeId, Shape};
+use crate::graph::{Dropout, Graph, NodeId, Shape};
 use crate::rng::mask::{GROUP_SIZE, keep_threshold};
 
 /// Bytes of keep mask the scratch buffer of a dropout with this mask shape needs.
@@ -40,9 +41,9 @@ pub(crate) struct Keep {
     pub strides: Vec<usize>,
 }
 
-/// Draws the keep bytes of the dropout `id` (`d`, applied to an input of shape `input`) into
-/// its scratch buffer, if it draws at all.
-pub(crate) fn draw(cx: &mut LowerCx, id: NodeId, d: &Dropout, input: &Shape) -> Option<Keep> {
+/// The keep bytes of the dropout `id` (`d`, applied to an input of shape `input`), drawn by
+/// its draw phase, if it draws at all.
+pub(crate) fn keep(cx: &mut LowerCx, id: NodeId, d: &Dropout, input: &Shape) -> Option<Keep> {
     if !draws(d) {
         return None;
     }
@@ -50,11 +51,28 @@ pub(crate) fn draw(cx: &mut LowerCx, id: NodeId, d: &Dropout, input: &Shape) -> 
         .mask_shape(input)
         .expect("invariant: the node's type was inferred, so its attributes fit its input");
     let addr = cx.scratch_addr(id);
-    draw_keep_bytes(cx, d, &mask, addr);
     let strides = (mask.dims().iter().zip(mask.strides()))
         .map(|(&dim, stride)| if dim == 1 { 0 } else { stride })
         .collect();
     Some(Keep { addr, strides })
+}
+
+/// The draw phase of the dropout `id`: fills `keep[j] = U(j) < Q` for every mask element `j`
+/// of the unit range's groups (whole groups).
+pub(crate) fn draw_phase(cx: &mut LowerCx, graph: &Graph, id: NodeId) {
+    let d = (graph.node(id).op.as_dropout()).expect("invariant: a draw phase is a dropout's");
+    assert!(
+        draws(d),
+        "invariant: only drawing dropouts have a draw phase"
+    );
+    let keep = cx.scratch_addr(id);
+    let input = &graph.node(graph.operands(id)[0]).ty.shape;
+    let mask = d
+        .mask_shape(input)
+        .expect("invariant: the node's type was inferred, so its attributes fit its input");
+    let draw = Draw::start(cx, d);
+    let (begin, end) = cx.unit_positions(1, mask.numel().div_ceil(GROUP_SIZE));
+    cx.range_loop(begin, end, &mut |cx, g| draw.group(cx, g, GROUP_SIZE, keep));
 }
 
 /// `d` applied to one element `x`; `kept` is its keep byte (i8), loaded iff `d` draws.
@@ -100,13 +118,6 @@ pub(crate) fn mask(cx: &mut LowerCx, d: &Dropout, input: &Shape, out: &Buffer) {
         let last = cx.index(n / GROUP_SIZE);
         draw.group(cx, last, n % GROUP_SIZE, out.addr);
     }
-}
-
-/// Fills `keep[j] = U(j) < Q` for every mask element `j` (whole groups).
-fn draw_keep_bytes(cx: &mut LowerCx, d: &Dropout, mask: &Shape, keep: Value) {
-    let groups = mask.numel().div_ceil(GROUP_SIZE);
-    let draw = Draw::start(cx, d);
-    cx.counted_loop(groups, &mut |cx, g| draw.group(cx, g, GROUP_SIZE, keep));
 }
 
 /// What drawing one dropout's groups needs, set up once before the loop over groups.

@@ -1,8 +1,9 @@
 //! Element-wise kernels: a group of unary, binary and dropout nodes that share one shape
 //! ([`crate::compile::schedule::Kernel`]), lowered as ONE strided loop over that shape.
 //!
-//! Before the loop, every drawing dropout of the group writes its keep bytes
-//! ([`dropout::draw`]). The body then, per element:
+//! Before the loop, every drawing dropout of the group has written its keep bytes in its own
+//! phase ([`dropout::draw_phase`]). The loop covers the unit range's blocks of 128 elements
+//! ([`super::phase`]); its body, per element:
 //! 1. loads each operand from outside the group once, at its broadcast offset (NumPy rules:
 //!    stride 0 on broadcast dimensions);
 //! 2. evaluates the members in order on SSA values, with the scalar arithmetic of
@@ -18,11 +19,11 @@ use std::collections::BTreeMap;
 use cranelift_codegen::ir::{Value, types};
 
 use super::dropout::{self, Keep};
-use super::{LowerCx, arith, broadcast_strides};
+use super::{ELEMENT_BLOCK, LowerCx, arith, broadcast_strides};
 use crate::compile::schedule::Kernel;
 use crate::graph::{Graph, NodeId, Op};
 
-/// Lowers the element-wise `kernel` of `graph` as one loop.
+/// Lowers the element-wise `kernel` of `graph` as one loop over the unit range's elements.
 pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
     let shape = &graph.node(kernel.nodes[0]).ty.shape;
     assert!(
@@ -32,7 +33,7 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
     let externals = external_operands(graph, kernel);
     let keeps: Vec<Option<Keep>> = (kernel.nodes.iter())
         .map(|&id| match graph.node(id).op.as_dropout() {
-            Some(d) => dropout::draw(cx, id, d, shape),
+            Some(d) => dropout::keep(cx, id, d, shape),
             None => None,
         })
         .collect();
@@ -45,7 +46,8 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
     strides.push(shape.strides());
     let external_addrs: Vec<Value> = externals.iter().map(|&id| cx.node_addr(id)).collect();
     let output_addrs: Vec<Value> = kernel.outputs.iter().map(|&id| cx.node_addr(id)).collect();
-    cx.strided_loop(shape.dims(), &strides, &mut |cx, at| {
+    let range = cx.unit_positions(ELEMENT_BLOCK, shape.numel());
+    cx.strided_range(shape.dims(), &strides, range, &mut |cx, at| {
         let (external_at, rest) = at.split_at(externals.len());
         let (mask_at, output_at) = rest.split_at(rest.len() - 1);
         let mut values: BTreeMap<NodeId, Value> = BTreeMap::new();

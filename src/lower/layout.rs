@@ -3,11 +3,12 @@
 
 use cranelift_codegen::ir::types;
 
-use super::{Buffer, LowerCx};
+use super::{Buffer, ELEMENT_BLOCK, LowerCx};
 use crate::graph::DType;
 
-/// Output dimension `i` is input dimension `perm[i]`; `f32` and `i32` alike are copied as
-/// 32-bit words, so every bit survives, and `bool` as bytes.
+/// Output dimension `i` is input dimension `perm[i]`, for the unit range's blocks of output
+/// elements; `f32` and `i32` alike are copied as 32-bit words, so every bit survives, and
+/// `bool` as bytes.
 pub(crate) fn transpose(cx: &mut LowerCx, perm: &[usize], x: &Buffer, out: &Buffer) {
     let word = match x.ty.dtype {
         DType::F32 | DType::I32 => types::I32,
@@ -17,7 +18,8 @@ pub(crate) fn transpose(cx: &mut LowerCx, perm: &[usize], x: &Buffer, out: &Buff
     let read: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
     let strides = [read, out.shape().strides()];
     let (x, out_addr) = (x.addr, out.addr);
-    cx.strided_loop(out.shape().dims(), &strides, &mut |cx, at| {
+    let range = cx.unit_positions(ELEMENT_BLOCK, out.shape().numel());
+    cx.strided_range(out.shape().dims(), &strides, range, &mut |cx, at| {
         let value = cx.load(word, x, at[0]);
         cx.store(value, out_addr, at[1]);
     });

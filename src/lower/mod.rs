@@ -1,17 +1,19 @@
-//! Lowering: one graph becomes one Cranelift function of the entry ABI ([`crate::jit`]), kernel
-//! by kernel in the schedule's order ([`crate::compile::Schedule`]), every op lowered (no
-//! interpreter fallback). A fused kernel of element-wise nodes is one loop.
+//! Lowering: one graph becomes Cranelift functions of the entry ABI ([`crate::jit`]), one per
+//! [`Phase`] of its kernels in the schedule's order ([`crate::compile::Schedule`]), every op
+//! lowered (no interpreter fallback). A fused kernel of element-wise nodes is one loop.
 //!
 //! [`LowerCx`] is what every op's lowering works with: the `FunctionBuilder`, the map from
-//! nodes to the table slots holding their buffers' addresses, the imported functions, and the
-//! two loop helpers every loop comes from:
+//! nodes to the table slots holding their buffers' addresses, the imported functions, the
+//! phase's unit range `[begin, end)`, and the loop helpers every loop comes from:
 //! - [`LowerCx::counted_loop`] emits `for i in 0..n` as a guarded do-while loop (body first,
 //!   test at the bottom), because with the test at the top Cranelift hoisted almost nothing
-//!   out of the body. Every count is static (shapes are), so the guard is static too: a
-//!   zero-trip loop emits nothing and a one-trip loop emits its body once.
+//!   out of the body. Static counts get a static guard: a zero-trip loop emits nothing and a
+//!   one-trip loop emits its body once. [`LowerCx::range_loop`] is the same over a run-time
+//!   range, with a run-time guard.
 //! - [`LowerCx::strided_loop`] walks a shape row-major and hands the body one element offset
 //!   per operand, from per-dimension strides (0 broadcasts a dimension): broadcasting,
-//!   transposes, reductions and dropout masks all use it.
+//!   transposes, reductions and dropout masks all use it. [`LowerCx::strided_range`] walks
+//!   only the row-major positions `[start, stop)` of a shape, a unit range's part of it.
 //!
 //! The scalar arithmetic of every element-wise op lives in [`arith`], one definition each;
 //! the op families' loops live in one file each (`elementwise` holds the fused loop).
@@ -22,17 +24,20 @@ mod dropout;
 mod elementwise;
 mod layout;
 mod linalg;
+mod loops;
+pub mod phase;
 pub mod philox;
 mod reduce;
 mod softmax;
 
 use cranelift_codegen::ir::{
-    FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, condcodes, types,
+    FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, types,
 };
 use cranelift_frontend::{FunctionBuilder, Variable};
 
-pub(crate) use dispatch::lower_graph;
+pub(crate) use dispatch::lower_phase;
 pub(crate) use dropout::scratch_bytes as dropout_scratch_bytes;
+pub use phase::{ELEMENT_BLOCK, Part, Phase, Unit, phases};
 
 use crate::graph::{NodeId, Shape, TensorType};
 
@@ -113,7 +118,7 @@ impl Buffer<'_> {
     }
 }
 
-/// The state of lowering one graph into one function.
+/// The state of lowering one phase into one function.
 pub struct LowerCx<'a> {
     /// The function being built.
     pub b: FunctionBuilder<'a>,
@@ -123,6 +128,8 @@ pub struct LowerCx<'a> {
     seed: Value,
     step: Value,
     error: Value,
+    begin: Value,
+    end: Value,
     buffers: &'a BufferMap,
     /// The imported Rust functions.
     pub imports: Imports,
@@ -172,6 +179,21 @@ impl LowerCx<'_> {
         (self.seed, self.step)
     }
 
+    /// The phase's unit range `[begin, end)`, entry parameters (pointer-sized).
+    pub fn unit_range(&self) -> (Value, Value) {
+        (self.begin, self.end)
+    }
+
+    /// The positions `[begin * unit, min(end * unit, total))` covered by the unit range when
+    /// each unit is `unit` consecutive positions out of `total`.
+    pub fn unit_positions(&mut self, unit: usize, total: usize) -> (Value, Value) {
+        let (begin, end) = self.unit_range();
+        let start = self.b.ins().imul_imm_u(begin, unit as i64);
+        let stop = self.b.ins().imul_imm_u(end, unit as i64);
+        let total = self.index(total);
+        (start, self.b.ins().umin(stop, total))
+    }
+
     /// `base + index * size`.
     pub fn element_addr(&mut self, base: Value, index: Value, size: usize) -> Value {
         let scaled = self.b.ins().imul_imm_s(index, size as i64);
@@ -206,78 +228,6 @@ impl LowerCx<'_> {
         var
     }
 
-    /// `for i in 0..n { body(i) }` as a guarded do-while loop (see the module docs).
-    pub fn counted_loop(&mut self, n: usize, body: &mut dyn FnMut(&mut Self, Value)) {
-        if n == 0 {
-            return;
-        }
-        let zero = self.index(0);
-        if n == 1 {
-            body(self, zero);
-            return;
-        }
-        let looped = self.b.create_block();
-        let exit = self.b.create_block();
-        let i = self.b.append_block_param(looped, self.ptr);
-        self.b.ins().jump(looped, &[zero.into()]);
-        self.b.switch_to_block(looped);
-        body(self, i);
-        let next = self.b.ins().iadd_imm_s(i, 1);
-        let more = self
-            .b
-            .ins()
-            .icmp_imm_s(condcodes::IntCC::UnsignedLessThan, next, n as i64);
-        self.b.ins().brif(more, looped, &[next.into()], exit, &[]);
-        self.b.seal_block(looped);
-        self.b.switch_to_block(exit);
-        self.b.seal_block(exit);
-    }
-
-    /// Walks `dims` row-major; the body gets, for each element, one offset (in elements) per
-    /// entry of `strides`, the sum of coordinate times stride over the dimensions.
-    pub fn strided_loop(
-        &mut self,
-        dims: &[usize],
-        strides: &[Vec<usize>],
-        body: &mut dyn FnMut(&mut Self, &[Value]),
-    ) {
-        if dims.contains(&0) {
-            return;
-        }
-        let (dims, strides) = simplify(dims, strides);
-        let zero = self.index(0);
-        let start = vec![zero; strides.len()];
-        self.nest(&dims, &strides, &start, body);
-    }
-
-    fn nest(
-        &mut self,
-        dims: &[usize],
-        strides: &[Vec<usize>],
-        offsets: &[Value],
-        body: &mut dyn FnMut(&mut Self, &[Value]),
-    ) {
-        let Some((&n, inner_dims)) = dims.split_first() else {
-            body(self, offsets);
-            return;
-        };
-        self.counted_loop(n, &mut |cx, i| {
-            let moved: Vec<Value> = offsets
-                .iter()
-                .zip(strides)
-                .map(|(&offset, s)| match s[0] {
-                    0 => offset,
-                    stride => {
-                        let step = cx.b.ins().imul_imm_s(i, stride as i64);
-                        cx.b.ins().iadd(offset, step)
-                    }
-                })
-                .collect();
-            let inner: Vec<Vec<usize>> = strides.iter().map(|s| s[1..].to_vec()).collect();
-            cx.nest(inner_dims, &inner, &moved, body);
-        });
-    }
-
     /// Returns from the function with the error code of `node` and two `i64` details if
     /// `failed` (an i8 condition) holds; continues otherwise.
     pub(crate) fn fail_if(&mut self, failed: Value, node: NodeId, details: [Value; 2]) {
@@ -301,33 +251,6 @@ impl LowerCx<'_> {
     }
 }
 
-/// Drops dimensions of size 1 and merges neighbours that every operand walks contiguously
-/// (`stride[d] == stride[d + 1] * dims[d + 1]`), so loops nest no deeper than they must.
-fn simplify(dims: &[usize], strides: &[Vec<usize>]) -> (Vec<usize>, Vec<Vec<usize>>) {
-    let mut out_dims: Vec<usize> = Vec::new();
-    let mut out_strides: Vec<Vec<usize>> = vec![Vec::new(); strides.len()];
-    for d in (0..dims.len()).filter(|&d| dims[d] != 1) {
-        let mergeable = out_dims.last().is_some_and(|_| {
-            strides
-                .iter()
-                .zip(&out_strides)
-                .all(|(s, o)| *o.last().expect("a kept dimension has strides") == s[d] * dims[d])
-        });
-        if mergeable {
-            *out_dims.last_mut().expect("checked above") *= dims[d];
-            for (s, o) in strides.iter().zip(&mut out_strides) {
-                *o.last_mut().expect("checked above") = s[d];
-            }
-        } else {
-            out_dims.push(dims[d]);
-            for (s, o) in strides.iter().zip(&mut out_strides) {
-                o.push(s[d]);
-            }
-        }
-    }
-    (out_dims, out_strides)
-}
-
 /// The strides that read an operand of shape `operand` at the coordinates of the (NumPy
 /// broadcast) shape `out`: trailing dimensions align; a dimension of 1, or one the operand
 /// lacks, gets stride 0.
@@ -340,20 +263,4 @@ pub(crate) fn broadcast_strides(operand: &Shape, out: &Shape) -> Vec<usize> {
             Some(_) | None => 0,
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn simplify_merges_contiguous_dimensions_and_drops_ones() {
-        let (dims, strides) = simplify(&[2, 1, 3, 4], &[vec![12, 12, 4, 1], vec![0, 0, 1, 0]]);
-        assert_eq!(dims, [2, 3, 4]);
-        assert_eq!(strides, [vec![12, 4, 1], vec![0, 1, 0]]);
-        let (dims, strides) = simplify(&[2, 3, 4], &[vec![12, 4, 1]]);
-        assert_eq!((dims, strides), (vec![24], vec![vec![1]]));
-        let (dims, strides) = simplify(&[1, 1], &[vec![1, 1]]);
-        assert_eq!((dims, strides), (vec![], vec![vec![]]));
-    }
 }

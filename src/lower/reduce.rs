@@ -8,8 +8,8 @@ use super::{Buffer, LowerCx, arith};
 use crate::graph::infer::reduced_axes;
 use crate::graph::{ReduceOp, Shape};
 
-/// Reduces `x` over `axes` into `out` (kept dimensions in order; `keepdim` changes nothing
-/// about the order).
+/// Reduces `x` over `axes` into the unit range's elements of `out` (kept dimensions in order;
+/// `keepdim` changes nothing about the order).
 pub(crate) fn reduce(cx: &mut LowerCx, op: ReduceOp, axes: &[i64], x: &Buffer, out: &Buffer) {
     let axes = reduced_axes(x.shape(), axes).expect("invariant: the axes were inferred");
     let strides = x.shape().strides();
@@ -26,8 +26,9 @@ pub(crate) fn reduce(cx: &mut LowerCx, op: ReduceOp, axes: &[i64], x: &Buffer, o
     }
     let count: usize = reduced.iter().product();
     let outer = [kept_strides, Shape::new(kept.clone()).strides()];
+    let range = cx.unit_positions(1, out.shape().numel());
     let (x, out) = (x.addr, out.addr);
-    cx.strided_loop(&kept, &outer, &mut |cx, at| {
+    cx.strided_range(&kept, &outer, range, &mut |cx, at| {
         let init = match op {
             ReduceOp::Sum | ReduceOp::Mean => cx.f32(0.0),
             ReduceOp::Max => cx.f32(f32::NEG_INFINITY),

@@ -5,16 +5,18 @@
 //! softmax y_i = e_i / s      log_softmax y_i = (x_i - m) - log(s)
 //! cross_entropy loss = -(0.0 + logp[0][t_0] + logp[1][t_1] + ...) / (N as f32)
 //! ```
-//! `cross_entropy` first checks every target against `0..C` and returns an error code naming
-//! the node, the batch index and the target from the first one outside: the logits are never
-//! read out of bounds.
+//! `softmax` and `log_softmax` compute the unit range's rows ([`super::phase`]);
+//! `cross_entropy` is one unit, since its mean sums in one fixed order. A phase before it
+//! checks the targets (by rows, [`check_targets`]) against `0..C` and returns an error code
+//! naming the node, the batch index and the target from the first one outside: the logits
+//! are never read out of bounds.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use super::{Buffer, LowerCx, arith};
-use crate::graph::NodeId;
 use crate::graph::types::normalize_axis;
+use crate::graph::{NodeId, Shape};
 
 /// `y_i = exp(x_i - m) / s` along `axis`.
 pub(crate) fn softmax(cx: &mut LowerCx, axis: i64, x: &Buffer, out: &Buffer) {
@@ -41,22 +43,36 @@ fn log_probability(cx: &mut LowerCx, x: Value, m: Value, s: Value) -> Value {
 
 type RowMap<'f> = &'f dyn Fn(&mut LowerCx, Value, Value, Value) -> Value;
 
-/// Applies `f(x_i, m, s)` to every element, with the statistics of its row along `axis`.
-fn along_axis(cx: &mut LowerCx, axis: i64, x: &Buffer, out: &Buffer, f: RowMap) {
-    let dims = x.shape().dims();
+/// `(outer, len, inner)` of a shape around `axis`: rows along the axis are `outer * inner`
+/// (row `r` starts at `(r / inner) * len * inner + r % inner`), each `len` long, `inner` apart.
+fn split_at_axis(axis: i64, shape: &Shape) -> (usize, usize, usize) {
+    let dims = shape.dims();
     let axis = normalize_axis(axis, dims.len()).expect("invariant: the axis was inferred");
     // A scalar has one element along its (implicit) axis 0.
-    let (outer, len, inner) = match dims.get(axis) {
+    match dims.get(axis) {
         Some(&len) => (
             dims[..axis].iter().product::<usize>(),
             len,
             dims[axis + 1..].iter().product::<usize>(),
         ),
         None => (1, 1, 1),
-    };
+    }
+}
+
+/// The rows along `axis` of `shape` and their length: the work units of a softmax phase.
+pub(crate) fn rows(axis: i64, shape: &Shape) -> (usize, usize) {
+    let (outer, len, inner) = split_at_axis(axis, shape);
+    (outer * inner, len)
+}
+
+/// Applies `f(x_i, m, s)` to every element of the unit range's rows, with the statistics of
+/// its row along `axis`.
+fn along_axis(cx: &mut LowerCx, axis: i64, x: &Buffer, out: &Buffer, f: RowMap) {
+    let (outer, len, inner) = split_at_axis(axis, x.shape());
     let (x, out) = (x.addr, out.addr);
     let rows = [vec![len * inner, 1]];
-    cx.strided_loop(&[outer, inner], &rows, &mut |cx, base| {
+    let range = cx.unit_positions(1, outer * inner);
+    cx.strided_range(&[outer, inner], &rows, range, &mut |cx, base| {
         let base = base[0];
         let (m, s) = row_stats(cx, x, base, len, inner);
         cx.strided_loop(&[len], &[vec![inner]], &mut |cx, k| {
@@ -95,23 +111,14 @@ fn row_stats(cx: &mut LowerCx, x: Value, base: Value, len: usize, stride: usize)
     (m, cx.b.use_var(s))
 }
 
-/// The mean negative log-likelihood of `targets` (`[N]` or `[]`) under `log_softmax(logits)`
-/// by row (`[N, C]` or `[C]`).
-pub(crate) fn cross_entropy(
-    cx: &mut LowerCx,
-    id: NodeId,
-    logits: &Buffer,
-    targets: &Buffer,
-    out: &Buffer,
-) {
-    let classes = *logits
-        .shape()
-        .dims()
-        .last()
-        .expect("invariant: logits have rank 1 or 2");
-    let rows = targets.shape().numel();
-    let (x, t, out) = (logits.addr, targets.addr, out.addr);
-    cx.counted_loop(rows, &mut |cx, r| {
+/// The target check of `cross_entropy` (`id`), a phase before it: returns the error code of
+/// `id` with the batch index and the target of the first target of the unit range's rows
+/// outside `0..C`.
+pub(crate) fn check_targets(cx: &mut LowerCx, id: NodeId, logits: &Buffer, targets: &Buffer) {
+    let classes = class_count(logits);
+    let t = targets.addr;
+    let range = cx.unit_positions(1, targets.shape().numel());
+    cx.range_loop(range.0, range.1, &mut |cx, r| {
         let target = cx.load(types::I32, t, r);
         // Unsigned, so a negative target is out of range too.
         let outside =
@@ -120,6 +127,14 @@ pub(crate) fn cross_entropy(
         let wide = cx.b.ins().sextend(types::I64, target);
         cx.fail_if(outside, id, [r, wide]);
     });
+}
+
+/// The mean negative log-likelihood of `targets` (`[N]` or `[]`, checked by
+/// [`check_targets`]) under `log_softmax(logits)` by row (`[N, C]` or `[C]`).
+pub(crate) fn cross_entropy(cx: &mut LowerCx, logits: &Buffer, targets: &Buffer, out: &Buffer) {
+    let classes = class_count(logits);
+    let rows = targets.shape().numel();
+    let (x, t, out) = (logits.addr, targets.addr, out.addr);
     let zero = cx.f32(0.0);
     let total = cx.var(zero);
     cx.counted_loop(rows, &mut |cx, r| {
@@ -140,4 +155,13 @@ pub(crate) fn cross_entropy(
     let loss = cx.b.ins().fdiv(negated, n);
     let zero = cx.index(0);
     cx.store(loss, out, zero);
+}
+
+/// The class count `C` of logits `[N, C]` or `[C]`.
+fn class_count(logits: &Buffer) -> usize {
+    *logits
+        .shape()
+        .dims()
+        .last()
+        .expect("invariant: logits have rank 1 or 2")
 }

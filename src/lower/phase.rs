@@ -1,0 +1,332 @@
+//! Phases: the schedule's kernels cut into the pieces that threads share. Each phase is one
+//! generated function of the entry ABI ([`crate::jit`]); a call computes the work units
+//! `[begin, end)` of its phase. Phases run in order, each finished before the next starts.
+//!
+//! The units of a phase depend only on the shapes, never on the thread count, and every unit
+//! computes its values the same way wherever the phase is split; threads only decide which
+//! units each runs. That is what makes results bit-identical for any thread count:
+//! - an element-wise kernel: first one phase per drawing dropout, whose units are the mask's
+//!   groups of 128 elements (the keep bytes); then the loop, whose units are blocks of 128
+//!   elements of the loop shape, row-major (a non-broadcast mask group is exactly one block);
+//! - `transpose`: blocks of 128 output elements;
+//! - `matmul`: output rows (a batch entry's rows in order, batches row-major); `linear`:
+//!   output rows, or output columns if there are fewer rows than columns (a slice of
+//!   columns packs only its part of the weight);
+//! - reductions: output elements; `softmax` and `log_softmax`: the rows along their axis;
+//! - `cross_entropy`: first a phase checking its targets by rows (the first failing row in
+//!   row order is the error, on any thread count); then one unit, since its batch mean sums
+//!   in one fixed order.
+//!
+//! A phase also fixes how many consecutive units one call runs when it is split (its chunk).
+//! Chunks change no result (a unit computes the same bits in any call), only the cost of the
+//! split: each chunk should outweigh handing it to a thread, and a matrix product's calls
+//! each repack a whole operand, so it gets a few chunks per thread (unless it is too small
+//! to split at all). Chunks are the only thing the thread count decides.
+
+use std::fmt;
+
+use crate::compile::schedule::{Kernel, Schedule};
+use crate::graph::{Graph, NodeId, Op};
+use crate::rng::mask::GROUP_SIZE;
+
+use super::dropout;
+use super::linalg::linear_by_columns;
+
+/// Elements in one work unit of an element-wise loop or a transpose: a mask group, so that
+/// a (non-broadcast) dropout's groups never straddle two units.
+pub const ELEMENT_BLOCK: usize = GROUP_SIZE;
+
+/// Rough cost (in element operations) that one chunk should reach before a phase is split.
+const CHUNK_COST: usize = 1 << 16;
+
+/// The fewest rows or columns in a chunk of a matrix product.
+const GEMM_CHUNK_MIN: usize = 16;
+
+/// Chunks per thread of a matrix product: a few, so that a helper thread that starts late
+/// still finds some to take.
+const GEMM_CHUNKS_PER_THREAD: usize = 2;
+
+/// Multiply-adds below which a matrix product is not split.
+const GEMM_SPLIT_COST: usize = 1 << 18;
+
+/// Rough cost of one mask group's draw, in element operations: 32 Philox blocks and a bit
+/// transpose for 128 keep bytes (about 1 µs, measured).
+const DRAW_COST: usize = 32 * GROUP_SIZE;
+
+/// One piece of a compiled graph's work: a function computing `units` fixed work units.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Phase {
+    /// Its kernel's index in the schedule.
+    pub kernel: usize,
+    /// What of the kernel it computes.
+    pub part: Part,
+    /// What one unit is.
+    pub unit: Unit,
+    /// How many units it has.
+    pub units: usize,
+    /// Units per call when the phase is split across threads (at least 1).
+    pub chunk_units: usize,
+}
+
+impl Phase {
+    /// How many calls the phase is split into across threads: 1 runs it whole.
+    pub fn chunks(&self) -> usize {
+        self.units.div_ceil(self.chunk_units)
+    }
+}
+
+/// What a phase computes of its kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The keep bytes of this dropout, before its kernel's loop.
+    Draw(NodeId),
+    /// The class targets of this `cross_entropy`, checked against its class count before it
+    /// computes: the only run-time failure.
+    CheckTargets(NodeId),
+    /// The kernel's values.
+    Compute,
+}
+
+/// The work unit of a phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// [`ELEMENT_BLOCK`] consecutive elements, row-major (the last block may be shorter).
+    ElementBlock,
+    /// One group of 128 mask elements.
+    MaskGroup,
+    /// One output row of a matrix product, or one row along a softmax axis.
+    Row,
+    /// One output column of a `linear` (one output feature).
+    Column,
+    /// One output element of a reduction.
+    OutputElement,
+    /// The whole kernel.
+    Whole,
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Unit::ElementBlock => "blocks of 128 elements",
+            Unit::MaskGroup => "mask groups",
+            Unit::Row => "rows",
+            Unit::Column => "columns",
+            Unit::OutputElement => "output elements",
+            Unit::Whole => "whole kernel",
+        };
+        f.write_str(name)
+    }
+}
+
+/// The phases of `schedule` (for `graph`), in execution order, chunked for `threads`.
+pub fn phases(graph: &Graph, schedule: &Schedule, threads: usize) -> Vec<Phase> {
+    let mut phases = Vec::new();
+    for (k, kernel) in schedule.kernels.iter().enumerate() {
+        for &id in &kernel.nodes {
+            if let Some(groups) = drawn_groups(graph, id) {
+                let chunk_units = CHUNK_COST.div_ceil(DRAW_COST);
+                phases.push(phase(
+                    k,
+                    Part::Draw(id),
+                    Unit::MaskGroup,
+                    groups,
+                    chunk_units,
+                ));
+            }
+        }
+        let first = kernel.nodes[0];
+        if let Op::CrossEntropy = graph.node(first).op {
+            let rows = graph.node(graph.operands(first)[1]).ty.shape.numel();
+            let part = Part::CheckTargets(first);
+            phases.push(phase(k, part, Unit::Row, rows, CHUNK_COST));
+        }
+        let work = compute_work(graph, kernel);
+        let chunk_units = work.chunk_units(threads);
+        phases.push(phase(k, Part::Compute, work.unit, work.units, chunk_units));
+    }
+    phases
+}
+
+fn phase(kernel: usize, part: Part, unit: Unit, units: usize, chunk_units: usize) -> Phase {
+    Phase {
+        kernel,
+        part,
+        unit,
+        units,
+        chunk_units: chunk_units.max(1),
+    }
+}
+
+/// Units per chunk for units costing `cost` each.
+fn chunk_for(cost: usize) -> usize {
+    CHUNK_COST.div_ceil(cost.max(1))
+}
+
+/// The mask groups the dropout `id` draws, if it draws.
+fn drawn_groups(graph: &Graph, id: NodeId) -> Option<usize> {
+    let d = graph.node(id).op.as_dropout()?;
+    if !dropout::draws(d) {
+        return None;
+    }
+    let input = &graph.node(graph.operands(id)[0]).ty.shape;
+    let mask = d
+        .mask_shape(input)
+        .expect("invariant: the node's type was inferred, so its attributes fit its input");
+    Some(mask.numel().div_ceil(GROUP_SIZE))
+}
+
+/// The work of a kernel's compute phase.
+struct Work {
+    unit: Unit,
+    units: usize,
+    /// Rough cost of one unit, in element operations.
+    cost: usize,
+    /// A matrix product: one `sgemm` call per chunk.
+    gemm: bool,
+}
+
+impl Work {
+    fn new(unit: Unit, units: usize, cost: usize) -> Work {
+        Work {
+            unit,
+            units,
+            cost,
+            gemm: false,
+        }
+    }
+
+    /// Rows or columns of a matrix product, each costing `cost` multiply-adds.
+    fn gemm(unit: Unit, units: usize, cost: usize) -> Work {
+        Work {
+            gemm: true,
+            ..Work::new(unit, units, cost)
+        }
+    }
+
+    /// Units per chunk on `threads` threads. Every `sgemm` call packs a whole operand (the
+    /// one it does not slice), so a product is cut into a few chunks per thread only.
+    fn chunk_units(&self, threads: usize) -> usize {
+        if !self.gemm {
+            return chunk_for(self.cost);
+        }
+        if self.units * self.cost < GEMM_SPLIT_COST {
+            return self.units;
+        }
+        let chunks = GEMM_CHUNKS_PER_THREAD * threads.max(1);
+        self.units.div_ceil(chunks).max(GEMM_CHUNK_MIN)
+    }
+}
+
+/// The work of the kernel's compute phase.
+fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
+    let id = kernel.nodes[0];
+    let node = graph.node(id);
+    let operand = |i: usize| &graph.node(graph.operands(id)[i]).ty.shape;
+    let blocks = node.ty.shape.numel().div_ceil(ELEMENT_BLOCK);
+    match &node.op {
+        Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Reshape { .. } => {
+            panic!("invariant: leaves and reshapes belong to no kernel")
+        }
+        Op::Unary(_) | Op::Binary(_) | Op::Dropout(_) => {
+            let cost = ELEMENT_BLOCK * kernel.nodes.len();
+            Work::new(Unit::ElementBlock, blocks, cost)
+        }
+        Op::Transpose { .. } => Work::new(Unit::ElementBlock, blocks, ELEMENT_BLOCK),
+        Op::MatMul => {
+            let dims = node.ty.shape.dims();
+            let n = dims[dims.len() - 1];
+            let k = *(operand(0).dims().last()).expect("invariant: matmul operands have rank 2+");
+            let rows = node.ty.shape.numel().checked_div(n).unwrap_or(0);
+            Work::gemm(Unit::Row, rows, k * n)
+        }
+        Op::Linear { .. } => {
+            let (outs, ins) = (operand(1).dims()[0], operand(1).dims()[1]);
+            let x = operand(0).dims();
+            let rows = x[..x.len() - 1].iter().product();
+            if linear_by_columns(rows, outs) {
+                Work::gemm(Unit::Column, outs, rows * ins)
+            } else {
+                Work::gemm(Unit::Row, rows, outs * ins)
+            }
+        }
+        Op::Reduce { .. } => {
+            let outputs = node.ty.shape.numel();
+            let per_output = operand(0).numel().checked_div(outputs).unwrap_or(0);
+            Work::new(Unit::OutputElement, outputs, per_output)
+        }
+        Op::Softmax { axis } | Op::LogSoftmax { axis } => {
+            let (rows, len) = super::softmax::rows(*axis, &node.ty.shape);
+            // exp dominates: a call per element, twice.
+            Work::new(Unit::Row, rows, 16 * len)
+        }
+        Op::CrossEntropy => Work::new(Unit::Whole, 1, 1),
+        // One call draws every group (the last one partial, so exactly the mask's bytes).
+        Op::DropoutMask(_) => Work::new(Unit::Whole, 1, 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::parse;
+
+    /// `kernel part: units unit / chunk_units` per phase of the fused schedule of `source`.
+    fn phase_lines(source: &str) -> Vec<String> {
+        let graph = parse(source).expect("a valid test graph");
+        let schedule = Schedule::fused(&graph);
+        let part = |part: Part| match part {
+            Part::Draw(id) => format!("draw %{}", graph.node(id).name),
+            Part::CheckTargets(id) => format!("check %{}", graph.node(id).name),
+            Part::Compute => "compute".to_string(),
+        };
+        (phases(&graph, &schedule, 2).iter())
+            .map(|p| {
+                let part = part(p.part);
+                format!(
+                    "{} {part}: {} {} / {}",
+                    p.kernel, p.units, p.unit, p.chunk_units
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    /// On two threads: two chunks per thread for the two large products, by columns (32 rows).
+    fn simple_net_splits_its_large_products_and_its_draws() {
+        let lines = phase_lines(include_str!("../../ir/simple_net.ir"));
+        assert_eq!(
+            lines,
+            [
+                "0 compute: 256 columns / 64",
+                "1 draw %d1: 64 mask groups / 16",
+                "1 compute: 64 blocks of 128 elements / 256",
+                "2 compute: 128 columns / 32",
+                "3 draw %d2: 32 mask groups / 16",
+                "3 compute: 32 blocks of 128 elements / 256",
+                "4 compute: 32 rows / 32",
+            ]
+        );
+    }
+
+    #[test]
+    fn cross_entropy_checks_by_rows_then_sums_as_one_unit() {
+        let lines = phase_lines(
+            "graph g {
+               %x: f32[6, 3] = input
+               %t: i32[6] = input
+               %l: f32[] = cross_entropy %x, %t
+               %s: f32[6, 3] = softmax %x {axis = 0}
+               output l = %l
+               output s = %s
+             }",
+        );
+        assert_eq!(
+            lines,
+            [
+                "0 check %l: 6 rows / 65536",
+                "0 compute: 1 whole kernel / 65536",
+                "1 compute: 3 rows / 683",
+            ]
+        );
+    }
+}
