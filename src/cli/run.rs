@@ -98,8 +98,10 @@ pub fn run(
                 .gemm(options.gemm)
                 .threads(options.threads);
             let compiled = compiler.compile(&executed)?;
-            let (inputs, params) = ParameterStore::split(&executed, values.clone());
-            compiled.run(&mut generator, &inputs, &params)?
+            // A copy: an in-place dropout of a graph input overwrites it (run_mut), and the
+            // values saved with --save are the ones the graph was given.
+            let (mut inputs, params) = ParameterStore::split(&executed, values.clone());
+            compiled.run_mut(&mut generator, &mut inputs, &params)?
         }
     };
     println!(

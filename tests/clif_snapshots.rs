@@ -1,0 +1,64 @@
+//! CLIF snapshots of a few small programs: the Cranelift IR lowering emits, reviewed like code.
+//! Kept apart from the IR snapshots so a Cranelift upgrade or a lowering change touches only
+//! these. Bless with `INSTA_UPDATE=always cargo test --release --test clif_snapshots`.
+
+use dropjit::{Compiler, Mode, text};
+
+fn clif(source: &str, mode: Mode) -> String {
+    let graph = text::parse(source).unwrap_or_else(|e| panic!("{e}\n{source}"));
+    let compiled = Compiler::new().mode(mode).verify(true).compile(&graph);
+    compiled
+        .unwrap_or_else(|e| panic!("{e}\n{source}"))
+        .clif()
+        .to_string()
+}
+
+/// A fused element-wise kernel with a broadcast parameter: one loop, no branches inside.
+#[test]
+fn fused_bias_relu() {
+    let source = "graph bias_relu {
+  %x: f32[2, 3] = input
+  %b: f32[3] = parameter
+  %y: f32[2, 3] = add %x, %b
+  %r: f32[2, 3] = relu %y
+  output r = %r
+}";
+    insta::assert_snapshot!(clif(source, Mode::Eval));
+}
+
+/// A channel-wise dropout in train mode: the keep-byte draw phase (inlined Philox) and the
+/// loop that applies it.
+#[test]
+fn dropout2d_train() {
+    let source = "graph channel_dropout {
+  %x: f32[2, 3, 2, 2] = input
+  %y: f32[2, 3, 2, 2] = dropout2d %x {p = 0.25, stream = 0}
+  output y = %y
+}";
+    insta::assert_snapshot!(clif(source, Mode::Train));
+}
+
+/// The same graph in eval mode: the dropout is gone and nothing is left to compute (the run
+/// copies the input to the output), so there is no function at all.
+#[test]
+fn dropout2d_eval() {
+    let source = "graph channel_dropout {
+  %x: f32[2, 3, 2, 2] = input
+  %y: f32[2, 3, 2, 2] = dropout2d %x {p = 0.25, stream = 0}
+  output y = %y
+}";
+    insta::assert_snapshot!(clif(source, Mode::Eval));
+}
+
+/// cross_entropy: the target check that returns an error code through the ABI, then the
+/// fixed-order mean.
+#[test]
+fn cross_entropy() {
+    let source = "graph loss {
+  %logits: f32[4, 3] = input
+  %targets: i32[4] = input
+  %loss: f32[] = cross_entropy %logits, %targets
+  output loss = %loss
+}";
+    insta::assert_snapshot!(clif(source, Mode::Eval));
+}
