@@ -32,22 +32,13 @@ pub(crate) fn check_values(
     }
     for id in graph.topo_order() {
         let node = graph.node(id);
-        let (what, value) = match &node.op {
-            Op::Input(_) => ("input", inputs.get(&node.name)),
-            Op::Parameter(_) => ("parameter", params.get(&node.name)),
-            Op::Constant(_)
-            | Op::Unary(_)
-            | Op::Binary(_)
-            | Op::MatMul
-            | Op::Linear { .. }
-            | Op::Reshape { .. }
-            | Op::Transpose { .. }
-            | Op::Reduce { .. }
-            | Op::Softmax { .. }
-            | Op::LogSoftmax { .. }
-            | Op::CrossEntropy
-            | Op::Dropout(_)
-            | Op::DropoutMask(_) => continue,
+        let Some(what) = node.op.bound_kind() else {
+            continue;
+        };
+        let value = if matches!(node.op, Op::Parameter(_)) {
+            params.get(&node.name)
+        } else {
+            inputs.get(&node.name)
         };
         let Some(value) = value else {
             return Err(Error::MissingValue {

@@ -210,6 +210,28 @@ impl Op {
         self.arity() == 0
     }
 
+    /// `"input"` or `"parameter"` for the leaves whose value the caller binds by name on every
+    /// run (a compiled function's signature), `None` for every other op.
+    pub fn bound_kind(&self) -> Option<&'static str> {
+        match self {
+            Op::Input(_) => Some("input"),
+            Op::Parameter(_) => Some("parameter"),
+            Op::Constant(_)
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::MatMul
+            | Op::Linear { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Reduce { .. }
+            | Op::Softmax { .. }
+            | Op::LogSoftmax { .. }
+            | Op::CrossEntropy
+            | Op::Dropout(_)
+            | Op::DropoutMask(_) => None,
+        }
+    }
+
     /// True for ops that map each output element from the matching (broadcast) input
     /// elements alone: the candidates for loop fusion.
     pub fn is_elementwise(&self) -> bool {

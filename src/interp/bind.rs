@@ -3,30 +3,9 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Op};
+use crate::graph::Graph;
 
 use super::value::Value;
-
-/// `input` or `parameter` for the ops that take a value from the caller, `None` for the rest.
-pub(crate) fn bound_kind(op: &Op) -> Option<&'static str> {
-    match op {
-        Op::Input(_) => Some("input"),
-        Op::Parameter(_) => Some("parameter"),
-        Op::Constant(_)
-        | Op::Unary(_)
-        | Op::Binary(_)
-        | Op::MatMul
-        | Op::Linear { .. }
-        | Op::Reshape { .. }
-        | Op::Transpose { .. }
-        | Op::Reduce { .. }
-        | Op::Softmax { .. }
-        | Op::LogSoftmax { .. }
-        | Op::CrossEntropy
-        | Op::Dropout(_)
-        | Op::DropoutMask(_) => None,
-    }
-}
 
 /// Every binding names an input or parameter, and every input and parameter has a value of
 /// its declared type. Bindings are checked in name order, then the graph's leaves in
@@ -35,7 +14,7 @@ pub(crate) fn check<T>(graph: &Graph, values: &BTreeMap<String, Value<T>>) -> Re
     for name in values.keys() {
         let id = graph.lookup(name)?;
         let op = &graph.node(id).op;
-        if bound_kind(op).is_none() {
+        if op.bound_kind().is_none() {
             return Err(Error::NotBindable {
                 name: name.clone(),
                 op: op.name(),
@@ -44,7 +23,7 @@ pub(crate) fn check<T>(graph: &Graph, values: &BTreeMap<String, Value<T>>) -> Re
     }
     for id in graph.topo_order() {
         let node = graph.node(id);
-        let Some(what) = bound_kind(&node.op) else {
+        let Some(what) = node.op.bound_kind() else {
             continue;
         };
         let Some(value) = values.get(&node.name) else {

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Stats;
-use crate::graph::{Graph, NodeId, Op};
+use crate::graph::{Graph, NodeId};
 
 /// Removes every node that no output depends on, except inputs and parameters.
 pub fn eliminate_dead_code(graph: &mut Graph) -> Stats {
@@ -34,7 +34,7 @@ pub fn eliminate_dead_code(graph: &mut Graph) -> Stats {
     let order = graph.topo_order();
     let dead: Vec<NodeId> = order
         .into_iter()
-        .filter(|&id| !live.contains(&id) && !is_signature(&graph.node(id).op))
+        .filter(|&id| !live.contains(&id) && graph.node(id).op.bound_kind().is_none())
         .collect();
     // Users before their operands, so each node is unused when it goes.
     for &id in dead.iter().rev() {
@@ -46,30 +46,10 @@ pub fn eliminate_dead_code(graph: &mut Graph) -> Stats {
     }
 }
 
-/// True for the leaves a caller binds: the compiled function's parameters.
-fn is_signature(op: &Op) -> bool {
-    match op {
-        Op::Input(_) | Op::Parameter(_) => true,
-        Op::Constant(_)
-        | Op::Unary(_)
-        | Op::Binary(_)
-        | Op::MatMul
-        | Op::Linear { .. }
-        | Op::Reshape { .. }
-        | Op::Transpose { .. }
-        | Op::Reduce { .. }
-        | Op::Softmax { .. }
-        | Op::LogSoftmax { .. }
-        | Op::CrossEntropy
-        | Op::Dropout(_)
-        | Op::DropoutMask(_) => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{BinaryOp, Dropout, DropoutKind, TensorType, UnaryOp, verify::verify};
+    use crate::graph::{BinaryOp, Dropout, DropoutKind, Op, TensorType, UnaryOp, verify::verify};
     use crate::tensor::Tensor;
 
     #[test]
