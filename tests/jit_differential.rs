@@ -19,6 +19,8 @@ mod common;
 use std::fs;
 use std::path::PathBuf;
 
+use common::compare::{Agreement, compare};
+
 use dropjit::{
     CompiledGraph, Compiler, Gemm, Generator, Graph, Mode, ParameterStore, Tensor, init, interp,
     text,
@@ -115,54 +117,6 @@ fn compile(graph: &Graph, compiler: Compiler) -> CompiledGraph {
     compiler
         .compile(graph)
         .unwrap_or_else(|e| panic!("compiling {}: {e}\n{graph}", graph.name()))
-}
-
-/// How two values may differ.
-#[derive(Clone, Copy)]
-enum Agreement {
-    Bits,
-    Within(f32),
-}
-
-fn compare(expected: &Tensor, got: &Tensor, agreement: Agreement) -> Result<(), String> {
-    if expected.ty() != got.ty() {
-        return Err(format!("type {} vs {}", expected.ty(), got.ty()));
-    }
-    if let (Some(e), Some(g)) = (expected.as_bool(), got.as_bool()) {
-        return if e == g {
-            Ok(())
-        } else {
-            Err(format!("{e:?} vs {g:?}"))
-        };
-    }
-    if let (Some(e), Some(g)) = (expected.as_i32(), got.as_i32()) {
-        return if e == g {
-            Ok(())
-        } else {
-            Err(format!("{e:?} vs {g:?}"))
-        };
-    }
-    let (e, g) = (expected.as_f32().expect("f32"), got.as_f32().expect("f32"));
-    for (i, (&a, &b)) in e.iter().zip(g).enumerate() {
-        let same = match agreement {
-            // Rust leaves NaN payloads unspecified (LLVM may commute `a + b`), so any NaN
-            // matches any NaN; every other value, -0.0 included, must match bit for bit.
-            Agreement::Bits => a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
-            Agreement::Within(tolerance) => {
-                a.to_bits() == b.to_bits()
-                    || (a.is_nan() && b.is_nan())
-                    || (a - b).abs() <= tolerance * (1.0 + a.abs().max(b.abs()))
-            }
-        };
-        if !same {
-            return Err(format!(
-                "element {i}: interpreter {a:?} ({:#010x}), JIT {b:?} ({:#010x})",
-                a.to_bits(),
-                b.to_bits()
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Runs `graph` (with every node exposed if `setup.trace`) on the interpreter and, compiled

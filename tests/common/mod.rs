@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod compare;
+
 use dropjit::graph::{BinaryOp, Dropout, DropoutKind, ReduceOp, UnaryOp};
 use dropjit::rng::philox4x32_10;
 use dropjit::{DType, Graph, NodeId, Op, Shape, Tensor, TensorType};

@@ -20,6 +20,7 @@ use dropjit::{
 
 use super::alloc::{is_guarded, unguarded_count};
 use crate::common;
+use crate::common::compare::{Agreement, compare};
 
 /// How a graph is compiled and what is compared.
 #[derive(Clone, Copy, Debug)]
@@ -233,13 +234,6 @@ fn assert_guarded(what: &str, value: &Tensor) {
     }
 }
 
-/// How two values may differ.
-#[derive(Clone, Copy)]
-enum Agreement {
-    Bits,
-    Within(f32),
-}
-
 /// Compares a JIT result with the interpreter's; the JIT's outputs if both succeeded.
 fn agree(
     expected: &dropjit::Result<Vec<(String, Tensor)>>,
@@ -263,45 +257,4 @@ fn agree(
             g.map(|_| ()).map_err(|e| e.to_string())
         )),
     }
-}
-
-fn compare(expected: &Tensor, got: &Tensor, agreement: Agreement) -> Result<(), String> {
-    if expected.ty() != got.ty() {
-        return Err(format!("type {} vs {}", expected.ty(), got.ty()));
-    }
-    if let (Some(e), Some(g)) = (expected.as_bool(), got.as_bool()) {
-        return if e == g {
-            Ok(())
-        } else {
-            Err(format!("{e:?} vs {g:?}"))
-        };
-    }
-    if let (Some(e), Some(g)) = (expected.as_i32(), got.as_i32()) {
-        return if e == g {
-            Ok(())
-        } else {
-            Err(format!("{e:?} vs {g:?}"))
-        };
-    }
-    let (e, g) = (expected.as_f32().expect("f32"), got.as_f32().expect("f32"));
-    for (i, (&a, &b)) in e.iter().zip(g).enumerate() {
-        // Any NaN matches any NaN (Rust leaves payloads unspecified); otherwise bits, or
-        // the tolerance for sums in `sgemm`'s order.
-        let same = a.to_bits() == b.to_bits()
-            || (a.is_nan() && b.is_nan())
-            || match agreement {
-                Agreement::Bits => false,
-                Agreement::Within(tolerance) => {
-                    (a - b).abs() <= tolerance * (1.0 + a.abs().max(b.abs()))
-                }
-            };
-        if !same {
-            return Err(format!(
-                "element {i}: interpreter {a:?} ({:#010x}), JIT {b:?} ({:#010x})",
-                a.to_bits(),
-                b.to_bits()
-            ));
-        }
-    }
-    Ok(())
 }
