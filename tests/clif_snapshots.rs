@@ -26,28 +26,25 @@ fn fused_bias_relu() {
     insta::assert_snapshot!(clif(source, Mode::Eval));
 }
 
-/// A channel-wise dropout in train mode: the keep-byte draw phase (inlined Philox) and the
-/// loop that applies it.
-#[test]
-fn dropout2d_train() {
-    let source = "graph channel_dropout {
+/// A channel-wise dropout, compiled in both modes below.
+const CHANNEL_DROPOUT: &str = "graph channel_dropout {
   %x: f32[2, 3, 2, 2] = input
   %y: f32[2, 3, 2, 2] = dropout2d %x {p = 0.25, stream = 0}
   output y = %y
 }";
-    insta::assert_snapshot!(clif(source, Mode::Train));
+
+/// A channel-wise dropout in train mode: the keep-byte draw phase (inlined Philox) and the
+/// loop that applies it.
+#[test]
+fn dropout2d_train() {
+    insta::assert_snapshot!(clif(CHANNEL_DROPOUT, Mode::Train));
 }
 
 /// The same graph in eval mode: the dropout is gone and nothing is left to compute (the run
 /// copies the input to the output), so there is no function at all.
 #[test]
 fn dropout2d_eval() {
-    let source = "graph channel_dropout {
-  %x: f32[2, 3, 2, 2] = input
-  %y: f32[2, 3, 2, 2] = dropout2d %x {p = 0.25, stream = 0}
-  output y = %y
-}";
-    insta::assert_snapshot!(clif(source, Mode::Eval));
+    insta::assert_snapshot!(clif(CHANNEL_DROPOUT, Mode::Eval));
 }
 
 /// cross_entropy: the target check that returns an error code through the ABI, then the
