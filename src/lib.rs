@@ -22,6 +22,7 @@
 //! prints on its own.
 
 pub mod compile;
+pub mod data;
 pub mod error;
 pub mod graph;
 pub mod init;
@@ -37,7 +38,7 @@ pub mod tensor;
 pub mod text;
 
 pub use compile::{CompileCache, CompiledGraph, Compiler, ParameterStore};
-pub use error::{Error, Result, TypeError};
+pub use error::{DataRowError, Error, Result, TypeError};
 pub use graph::{DType, Dropout, DropoutKind, Graph, NodeId, Op, Shape, TensorType};
 pub use interp::Mode;
 pub use lower::Gemm;
