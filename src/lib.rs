@@ -33,6 +33,7 @@ pub mod math;
 pub mod nn;
 pub mod npy;
 pub mod passes;
+pub mod plot;
 pub mod rng;
 pub mod tensor;
 pub mod text;
