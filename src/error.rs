@@ -278,6 +278,27 @@ pub enum Error {
         /// The node's name.
         node: String,
     },
+    /// An optimizer hyperparameter outside its range, in PyTorch's words
+    /// (`Invalid learning rate: -0.1`).
+    #[error("Invalid {what}: {}", crate::optim::python_float(*.value))]
+    Hyperparameter {
+        /// What it is: `learning rate`, `momentum value`, `beta parameter at index 0`, ...
+        what: &'static str,
+        /// The rejected value.
+        value: f64,
+    },
+    /// SGD with Nesterov momentum but without momentum or with dampening.
+    #[error(
+        "Nesterov momentum requires a momentum and zero dampening, but got momentum={} and dampening={}",
+        crate::optim::python_float(*.momentum),
+        crate::optim::python_float(*.dampening)
+    )]
+    Nesterov {
+        /// The momentum set.
+        momentum: f64,
+        /// The dampening set.
+        dampening: f64,
+    },
     /// An I/O failure on a named file.
     #[error("{}: {source}", .path.display())]
     Io {

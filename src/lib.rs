@@ -31,10 +31,12 @@ pub mod lower;
 pub mod math;
 pub mod nn;
 pub mod npy;
+pub mod optim;
 pub mod passes;
 pub mod rng;
 pub mod tensor;
 pub mod text;
+pub mod train;
 
 pub use compile::{CompileCache, CompiledGraph, Compiler, ParameterStore};
 pub use error::{Error, Result, TypeError};
