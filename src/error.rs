@@ -299,6 +299,31 @@ pub enum Error {
         /// The dampening set.
         dampening: f64,
     },
+    /// A checkpoint file that is not a dropjit safetensors checkpoint (a malformed file, or
+    /// metadata missing or unreadable).
+    #[error("{}: {message}", .path.display())]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A checkpoint entry that does not fit the model and optimizer it is loaded into:
+    /// missing, of another type, or not theirs.
+    #[error(
+        "{}: {name} has to be {expected} for this model and optimizer, but the checkpoint holds {got}",
+        .path.display()
+    )]
+    CheckpointMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The entry (`fc1.weight`, `fc1.weight.momentum_buffer`).
+        name: String,
+        /// Its type in the store, printed `f32[256, 784]`, or `nothing`.
+        expected: String,
+        /// Its type in the file, or `nothing`.
+        got: String,
+    },
     /// An I/O failure on a named file.
     #[error("{}: {source}", .path.display())]
     Io {

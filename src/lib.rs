@@ -21,6 +21,7 @@
 //! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
 //! prints on its own.
 
+pub mod checkpoint;
 pub mod compile;
 pub mod error;
 pub mod graph;
