@@ -91,6 +91,35 @@ pub enum Error {
         /// The mask's value and the dropout's, printed `0.25 vs 0.5`.
         values: String,
     },
+    /// A dropout gradient that differs from the dropout (or an earlier dropout gradient) on
+    /// its stream, so it would not recompute that dropout's mask.
+    #[error("{op} {node}: {what} differs from {other} on stream {stream}: {values}")]
+    GradMismatch {
+        /// The gradient node.
+        node: String,
+        /// Its op name.
+        op: &'static str,
+        /// The dropout (or first dropout gradient) on its stream.
+        other: String,
+        /// The shared stream.
+        stream: u32,
+        /// Which attribute differs: `kind`, `p`, `broadcast_dims` or `shape`.
+        what: &'static str,
+        /// The gradient's value and the other's, printed `0.25 vs 0.5`.
+        values: String,
+    },
+    /// `autodiff::gradients` was asked to differentiate something it cannot: a loss that is
+    /// not an f32 scalar, a `wrt` node that is not f32, or a node on the path from a `wrt`
+    /// node to the loss whose op has no derivative.
+    #[error("cannot differentiate {op} {node}: {reason}")]
+    Gradient {
+        /// The node.
+        node: String,
+        /// Its op name.
+        op: &'static str,
+        /// Why, naming the type or the op.
+        reason: String,
+    },
     /// A graph-level invariant (see [`crate::graph::verify`]) does not hold.
     #[error("graph {graph}: {detail}")]
     Invalid {
@@ -303,6 +332,52 @@ pub enum Error {
     /// Mini-batches of no sample.
     #[error("the batch size has to be at least 1")]
     BatchSize,
+    /// An optimizer hyperparameter outside its range, in PyTorch's words
+    /// (`Invalid learning rate: -0.1`).
+    #[error("Invalid {what}: {}", crate::optim::python_float(*.value))]
+    Hyperparameter {
+        /// What it is: `learning rate`, `momentum value`, `beta parameter at index 0`, ...
+        what: &'static str,
+        /// The rejected value.
+        value: f64,
+    },
+    /// SGD with Nesterov momentum but without momentum or with dampening.
+    #[error(
+        "Nesterov momentum requires a momentum and zero dampening, but got momentum={} and dampening={}",
+        crate::optim::python_float(*.momentum),
+        crate::optim::python_float(*.dampening)
+    )]
+    Nesterov {
+        /// The momentum set.
+        momentum: f64,
+        /// The dampening set.
+        dampening: f64,
+    },
+    /// A checkpoint file that is not a dropjit safetensors checkpoint (a malformed file, or
+    /// metadata missing or unreadable).
+    #[error("{}: {message}", .path.display())]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A checkpoint entry that does not fit the model and optimizer it is loaded into:
+    /// missing, of another type, or not theirs.
+    #[error(
+        "{}: {name} has to be {expected} for this model and optimizer, but the checkpoint holds {got}",
+        .path.display()
+    )]
+    CheckpointMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The entry (`fc1.weight`, `fc1.weight.momentum_buffer`).
+        name: String,
+        /// Its type in the store, printed `f32[256, 784]`, or `nothing`.
+        expected: String,
+        /// Its type in the file, or `nothing`.
+        got: String,
+    },
     /// An I/O failure on a named file.
     #[error("{}: {source}", .path.display())]
     Io {
@@ -445,6 +520,12 @@ pub enum TypeError {
     /// write in place.
     #[error("a mask has a buffer of its own, so it cannot be inplace (only its dropout can)")]
     MaskInplace,
+    /// A dropout gradient marked in place.
+    #[error("a dropout gradient has a buffer of its own, so it cannot be inplace")]
+    GradInplace,
+    /// An expand to a shape the operand does not broadcast to.
+    #[error("cannot expand {from} to {to}")]
+    Expand { from: Shape, to: Shape },
     /// Unusable `broadcast_dims` on a dropout.
     #[error("broadcast_dims {dims:?} for a rank {rank} input: {reason}")]
     BroadcastDims {

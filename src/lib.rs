@@ -15,12 +15,17 @@
 //!    which runs on the caller's tensors with parameters from a [`ParameterStore`] on one
 //!    thread or several (`Compiler::threads`, the same bits for any count), reproducing the
 //!    interpreter (masks bit for bit). (Coming: SIMD kernels.)
-//! 6. [`nn`] is `torch.nn` on top: modules whose `forward` runs eagerly (one-node graphs,
+//! 6. [`autodiff::gradients`] differentiates a scalar loss as a graph transform: the backward
+//!    nodes join the same graph (dropout gradients recompute their forward's mask), so steps
+//!    4 and 5 optimize and compile forward and backward as one function.
+//! 7. [`nn`] is `torch.nn` on top: modules whose `forward` runs eagerly (one-node graphs,
 //!    compiled once per shape) or is traced into one graph ([`nn::Traced`]).
 //!
 //! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
 //! prints on its own.
 
+pub mod autodiff;
+pub mod checkpoint;
 pub mod compile;
 pub mod data;
 pub mod error;
@@ -32,11 +37,13 @@ pub mod lower;
 pub mod math;
 pub mod nn;
 pub mod npy;
+pub mod optim;
 pub mod passes;
 pub mod plot;
 pub mod rng;
 pub mod tensor;
 pub mod text;
+pub mod train;
 
 pub use compile::{CompileCache, CompiledGraph, Compiler, ParameterStore};
 pub use error::{DataRowError, Error, Result, TypeError};

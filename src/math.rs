@@ -100,6 +100,9 @@ pub trait Element:
     fn from_count(n: usize) -> Self;
     /// The keep-scale of the zeroing dropouts: [`Dropout::scale`] in f32, `1 / (1 - p)` in f64.
     fn dropout_scale(d: &Dropout) -> Self;
+    /// The kept-gradient factor of a dropout gradient: [`Dropout::grad_scale`] in f32,
+    /// [`Dropout::grad_scale_f64`] in f64.
+    fn dropout_grad_scale(d: &Dropout) -> Self;
     /// `(a, b, c)` of the alpha dropouts: [`Dropout::alpha_coefficients`] in f32,
     /// [`Dropout::alpha_coefficients_f64`] in f64.
     fn alpha_coefficients(d: &Dropout) -> (Self, Self, Self);
@@ -133,6 +136,9 @@ impl Element for f32 {
     fn dropout_scale(d: &Dropout) -> f32 {
         d.scale()
     }
+    fn dropout_grad_scale(d: &Dropout) -> f32 {
+        d.grad_scale()
+    }
     fn alpha_coefficients(d: &Dropout) -> (f32, f32, f32) {
         d.alpha_coefficients()
     }
@@ -165,6 +171,9 @@ impl Element for f64 {
     }
     fn dropout_scale(d: &Dropout) -> f64 {
         1.0 / (1.0 - d.p)
+    }
+    fn dropout_grad_scale(d: &Dropout) -> f64 {
+        d.grad_scale_f64()
     }
     fn alpha_coefficients(d: &Dropout) -> (f64, f64, f64) {
         d.alpha_coefficients_f64()
@@ -212,6 +221,44 @@ pub fn maximum<T: Element>(a: T, b: T) -> T {
     }
 }
 
+/// [`BinaryOp::ReluGrad`]: `x <= 0 ? +0.0 : g` (a select: NaN `x` passes `g` through, and
+/// a dropped element is `+0.0` even for non-finite `g`).
+pub fn relu_grad<T: Element>(g: T, x: T) -> T {
+    if x <= T::ZERO { T::ZERO } else { g }
+}
+
+/// [`BinaryOp::SeluGrad`]: `x <= 0 ? (g * (ALPHA * SCALE)) * exp(x) : g * SCALE`, with
+/// `ALPHA * SCALE` one rounding in the float type (PyTorch's `negcoef`).
+pub fn selu_grad<T: Element>(g: T, x: T) -> T {
+    if x <= T::ZERO {
+        (g * (T::SELU_ALPHA * T::SELU_SCALE)) * x.exp()
+    } else {
+        g * T::SELU_SCALE
+    }
+}
+
+/// [`BinaryOp::Equal`]: `a == b ? 1.0 : 0.0`.
+pub fn equal<T: Element>(a: T, b: T) -> T {
+    if a == b { T::ONE } else { T::ZERO }
+}
+
+/// [`BinaryOp::MaxWeight`]: `a < b ? 0.0 : (a == b ? 0.5 : 1.0)`.
+pub fn max_weight<T: Element>(a: T, b: T) -> T {
+    if a < b {
+        T::ZERO
+    } else if a == b {
+        T::ONE / (T::ONE + T::ONE)
+    } else {
+        T::ONE
+    }
+}
+
+/// A dropout gradient's element: `keep ? g * scale : +0.0` (one multiply), with
+/// [`Dropout::grad_scale`].
+pub fn dropout_grad<T: Element>(keep: bool, g: T, scale: T) -> T {
+    dropout_zeroing(keep, g, scale)
+}
+
 /// One unary op on one element.
 pub fn unary<T: Element>(op: UnaryOp, x: T) -> T {
     match op {
@@ -232,6 +279,10 @@ pub fn binary<T: Element>(op: BinaryOp, a: T, b: T) -> T {
         BinaryOp::Mul => a * b,
         BinaryOp::Div => a / b,
         BinaryOp::Max => maximum(a, b),
+        BinaryOp::ReluGrad => relu_grad(a, b),
+        BinaryOp::SeluGrad => selu_grad(a, b),
+        BinaryOp::Equal => equal(a, b),
+        BinaryOp::MaxWeight => max_weight(a, b),
     }
 }
 

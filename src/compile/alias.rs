@@ -148,6 +148,9 @@ pub(crate) fn group(graph: &Graph, index: &ScheduleIndex) -> Result<Groups> {
             | Op::LogSoftmax { .. }
             | Op::CrossEntropy
             | Op::Dropout(_)
+            | Op::DropoutGrad(_)
+            | Op::Expand { .. }
+            | Op::CrossEntropyGrad
             | Op::DropoutMask(_) => index.materialized[id.index()].then(|| groups.fresh()),
         };
         if let Some(g) = group {

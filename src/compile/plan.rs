@@ -198,6 +198,9 @@ fn group_slot(graph: &Graph, index: &ScheduleIndex, groups: &Groups, g: usize) -
         | Op::LogSoftmax { .. }
         | Op::CrossEntropy
         | Op::Dropout(_)
+        | Op::DropoutGrad(_)
+        | Op::Expand { .. }
+        | Op::CrossEntropyGrad
         | Op::DropoutMask(_) => None,
     };
     let output = (graph.outputs().iter()).position(|o| members.contains(&o.node));
@@ -232,9 +235,9 @@ fn live_range(graph: &Graph, index: &ScheduleIndex, groups: &Groups, g: usize) -
     (first, last)
 }
 
-/// The keep-byte buffer size of a dropout that draws a mask.
+/// The keep-byte buffer size of a dropout (or dropout gradient) that draws a mask.
 fn keep_bytes(graph: &Graph, id: NodeId) -> Option<usize> {
-    let d = graph.node(id).op.as_dropout()?;
+    let d = graph.node(id).op.drawn_dropout()?;
     if !(d.p > 0.0 && d.p < 1.0) {
         return None;
     }

@@ -103,6 +103,9 @@ pub fn computes(op: &Op) -> bool {
         | Op::LogSoftmax { .. }
         | Op::CrossEntropy
         | Op::Dropout(_)
+        | Op::DropoutGrad(_)
+        | Op::Expand { .. }
+        | Op::CrossEntropyGrad
         | Op::DropoutMask(_) => true,
     }
 }

@@ -76,6 +76,18 @@ impl DropoutKind {
         }
     }
 
+    /// The name of the kind's gradient op in the textual IR (`dropout2d_grad`).
+    pub fn grad_name(self) -> &'static str {
+        match self {
+            DropoutKind::Dropout => "dropout_grad",
+            DropoutKind::Dropout1d => "dropout1d_grad",
+            DropoutKind::Dropout2d => "dropout2d_grad",
+            DropoutKind::Dropout3d => "dropout3d_grad",
+            DropoutKind::AlphaDropout => "alpha_dropout_grad",
+            DropoutKind::FeatureAlphaDropout => "feature_alpha_dropout_grad",
+        }
+    }
+
     /// True for the variants whose dropped elements become `c` rather than zero.
     pub fn is_alpha(self) -> bool {
         match self {
@@ -239,6 +251,25 @@ impl Dropout {
     /// The keep-scale of the zeroing kinds: `(1 / (1 - p)) as f32`, computed in f64.
     pub fn scale(&self) -> f32 {
         (1.0f64 / (1.0 - self.p)) as f32
+    }
+
+    /// The factor a kept element's gradient is multiplied by: [`Dropout::scale`] for the
+    /// zeroing kinds, `a` of [`Dropout::alpha_coefficients`] for the alpha kinds.
+    pub fn grad_scale(&self) -> f32 {
+        if self.kind.is_alpha() {
+            self.alpha_coefficients().0
+        } else {
+            self.scale()
+        }
+    }
+
+    /// [`Dropout::grad_scale`] before rounding: `1 / (1 - p)` or `a`, in f64.
+    pub fn grad_scale_f64(&self) -> f64 {
+        if self.kind.is_alpha() {
+            self.alpha_coefficients_f64().0
+        } else {
+            1.0 / (1.0 - self.p)
+        }
     }
 
     /// `(a, b, c)` of the alpha kinds, computed in f64 and rounded once each to f32:

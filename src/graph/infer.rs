@@ -75,6 +75,38 @@ pub fn infer_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeE
             dropout.validate(operands[0].shape.rank())?;
             Ok(operands[0].clone())
         }
+        Op::DropoutGrad(dropout) => {
+            expect_f32(operands, &[0])?;
+            if dropout.inplace {
+                return Err(TypeError::GradInplace);
+            }
+            dropout.validate(operands[0].shape.rank())?;
+            Ok(operands[0].clone())
+        }
+        Op::Expand { shape } => {
+            expect_f32(operands, &[0])?;
+            let to = Shape::new(shape.clone());
+            if operands[0].shape.broadcast(&to).as_ref() != Some(&to) {
+                return Err(TypeError::Expand {
+                    from: operands[0].shape.clone(),
+                    to,
+                });
+            }
+            Ok(TensorType::f32(to))
+        }
+        Op::CrossEntropyGrad => {
+            expect_f32(operands, &[0, 2])?;
+            expect_dtype(operands, 1, DType::I32)?;
+            cross_entropy_check(&operands[0].shape, &operands[1].shape)?;
+            if operands[2].shape.rank() != 0 {
+                return Err(TypeError::Rank {
+                    what: "loss gradient",
+                    expected: "a scalar []",
+                    shape: operands[2].shape.clone(),
+                });
+            }
+            Ok(operands[0].clone())
+        }
         Op::DropoutMask(dropout) => {
             expect_f32(operands, &[0])?;
             if dropout.inplace {

@@ -11,6 +11,9 @@
 //! - Every op works on `f32` except `input`, `constant`, `reshape` and `transpose`, which also
 //!   carry `i32` and `bool`, `cross_entropy`, whose second operand holds `i32` class targets,
 //!   and the dropout masks, which produce `bool`.
+//! - The gradient ops (`relu_grad`, `selu_grad`, `equal`, `maximum_weight`, `expand`,
+//!   `cross_entropy_grad`, the `*_dropout_grad` family) are what [`crate::autodiff`] emits;
+//!   they are ordinary ops, printed, interpreted, fused and compiled like the others.
 
 use std::fmt;
 
@@ -58,6 +61,22 @@ pub enum Op {
     CrossEntropy,
     /// Any member of the dropout family; see [`Dropout`].
     Dropout(Dropout),
+    /// The vector-Jacobian product of a dropout with these attributes, applied to the
+    /// gradient `g` (the operand, of the dropout's input shape): `keep ? g * s : +0.0` with
+    /// the SAME keep mask as that dropout (recomputed from seed, stream and step, never
+    /// saved), `s` = [`Dropout::scale`] for the zeroing kinds and the alpha coefficient `a` for
+    /// the alpha kinds (PyTorch's alpha dropout backward is `g * a * noise`). `p = 1` gives
+    /// `+0.0`; eval mode and `p = 0` make it the identity. Never in place.
+    DropoutGrad(Dropout),
+    /// `torch.expand`: the operand broadcast (NumPy rules) to `shape`, which it has to
+    /// broadcast to exactly. Element-wise: output element `i` reads the operand at its
+    /// broadcast coordinates.
+    Expand { shape: Vec<usize> },
+    /// The gradient of `cross_entropy` with respect to its logits. Operands: logits `[N, C]`
+    /// (or `[C]`), i32 targets `[N]` (or `[]`) and the scalar gradient `g` of the loss; the
+    /// result has the logits' type: `(softmax(logits)[i] - (i == t ? 1 : 0)) * (g / N)` by
+    /// row. A target outside `0..C` selects no class (no error: the forward reports it).
+    CrossEntropyGrad,
     /// The keep mask (`true` = kept) of the dropout with these attributes applied to the
     /// operand, in the mask shape ([`Dropout::mask_shape`]): `torch.native_dropout`'s and ONNX
     /// Dropout's second output, one value per channel for the channel-wise kinds. The operand
@@ -93,6 +112,18 @@ pub enum BinaryOp {
     Div,
     /// `torch.maximum`: NaN if either side is NaN.
     Max,
+    /// `relu_grad(g, x) = x <= 0 ? +0.0 : g` (PyTorch's `threshold_backward`, a select, not
+    /// a multiply): NaN `x` passes `g` through, as relu passes NaN through.
+    ReluGrad,
+    /// `selu_grad(g, x) = x <= 0 ? (g * (ALPHA * SCALE)) * exp(x) : g * SCALE` (PyTorch's
+    /// `elu_backward` with `input_scale = 1`, `ALPHA * SCALE` rounded once to the float type).
+    SeluGrad,
+    /// `a == b ? 1.0 : 0.0` (the tie mask of `amax`'s gradient).
+    Equal,
+    /// `maximum_weight(a, b) = a < b ? 0.0 : (a == b ? 0.5 : 1.0)`: the share of
+    /// `maximum(a, b)`'s gradient that flows to `a` (PyTorch: half to each side of a tie; a
+    /// NaN on either side gives `a` the whole gradient).
+    MaxWeight,
 }
 
 /// Reductions over axes.
@@ -132,12 +163,16 @@ impl UnaryOp {
 
 impl BinaryOp {
     /// Every binary op, for tests and the parser.
-    pub const ALL: [BinaryOp; 5] = [
+    pub const ALL: [BinaryOp; 9] = [
         BinaryOp::Add,
         BinaryOp::Sub,
         BinaryOp::Mul,
         BinaryOp::Div,
         BinaryOp::Max,
+        BinaryOp::ReluGrad,
+        BinaryOp::SeluGrad,
+        BinaryOp::Equal,
+        BinaryOp::MaxWeight,
     ];
 
     /// The op's name in the textual IR.
@@ -148,6 +183,10 @@ impl BinaryOp {
             BinaryOp::Mul => "mul",
             BinaryOp::Div => "div",
             BinaryOp::Max => "maximum",
+            BinaryOp::ReluGrad => "relu_grad",
+            BinaryOp::SeluGrad => "selu_grad",
+            BinaryOp::Equal => "equal",
+            BinaryOp::MaxWeight => "maximum_weight",
         }
     }
 }
@@ -184,6 +223,9 @@ impl Op {
             Op::LogSoftmax { .. } => "log_softmax",
             Op::CrossEntropy => "cross_entropy",
             Op::Dropout(d) => d.kind.name(),
+            Op::DropoutGrad(d) => d.kind.grad_name(),
+            Op::Expand { .. } => "expand",
+            Op::CrossEntropyGrad => "cross_entropy_grad",
             Op::DropoutMask(d) => d.kind.mask_name(),
         }
     }
@@ -199,8 +241,11 @@ impl Op {
             | Op::Softmax { .. }
             | Op::LogSoftmax { .. }
             | Op::Dropout(_)
+            | Op::DropoutGrad(_)
+            | Op::Expand { .. }
             | Op::DropoutMask(_) => 1,
             Op::Binary(_) | Op::MatMul | Op::CrossEntropy => 2,
+            Op::CrossEntropyGrad => 3,
             Op::Linear { bias } => 2 + usize::from(*bias),
         }
     }
@@ -228,6 +273,9 @@ impl Op {
             | Op::LogSoftmax { .. }
             | Op::CrossEntropy
             | Op::Dropout(_)
+            | Op::DropoutGrad(_)
+            | Op::Expand { .. }
+            | Op::CrossEntropyGrad
             | Op::DropoutMask(_) => None,
         }
     }
@@ -236,7 +284,12 @@ impl Op {
     /// elements alone: the candidates for loop fusion.
     pub fn is_elementwise(&self) -> bool {
         match self {
-            Op::Unary(_) | Op::Binary(_) | Op::Dropout(_) => true,
+            // An expand reads its operand with broadcast strides, like a binary op does.
+            Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Dropout(_)
+            | Op::DropoutGrad(_)
+            | Op::Expand { .. } => true,
             Op::Input(_)
             | Op::Parameter(_)
             | Op::Constant(_)
@@ -248,6 +301,7 @@ impl Op {
             | Op::Softmax { .. }
             | Op::LogSoftmax { .. }
             | Op::CrossEntropy
+            | Op::CrossEntropyGrad
             // A mask has the mask shape, not its operand's, and reads no operand element.
             | Op::DropoutMask(_) => false,
         }
@@ -263,6 +317,16 @@ impl Op {
     pub fn as_dropout(&self) -> Option<&Dropout> {
         match self {
             Op::Dropout(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The attributes of the dropout whose keep mask this node draws and applies inside an
+    /// element-wise loop: a dropout's own, or the forward dropout's for a dropout gradient.
+    /// Masks (`dropout_mask`) draw in a kernel of their own and are not included.
+    pub fn drawn_dropout(&self) -> Option<&Dropout> {
+        match self {
+            Op::Dropout(d) | Op::DropoutGrad(d) => Some(d),
             _ => None,
         }
     }

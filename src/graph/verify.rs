@@ -13,6 +13,13 @@
 //!    stream (by 5 there is at most one), with the same kind, `p`, `broadcast_dims` and
 //!    operand. This is the RNG contract's "a node that recomputes a mask carries the stream of
 //!    the node it copies". Several masks may describe one dropout.
+//! 8. Every dropout gradient recomputes one mask: its stream is below 2^31 and, if a dropout
+//!    draws that stream, the gradient has its kind, `p`, `broadcast_dims` and input shape (its
+//!    operand, the gradient, has the dropout's input shape); otherwise it agrees with the
+//!    first dropout gradient on the stream in the same way. A gradient may share its
+//!    dropout's stream (that is the point: the same draw) and need not have the dropout in
+//!    the graph (dead-code elimination removes a forward dropout nothing reads; the mask is
+//!    a function of seed, stream, step and these attributes alone).
 //!
 //! [`Graph`]'s API keeps 1, 3, 4 and 6's uniqueness by construction; passes that rewrite ops
 //! through [`Graph::op_mut`] can break 2, 5 and 7, which is why tests verify after every pass.
@@ -63,11 +70,24 @@ pub fn verify(graph: &Graph) -> Result<()> {
             }
         }
     }
+    let mut first_grads: BTreeMap<u32, NodeId> = BTreeMap::new();
     for id in graph.topo_order() {
         if let Op::DropoutMask(mask) = &graph.node(id).op
             && let Err(error) = check_mask(graph, &streams, id, mask)
         {
             errors.push(error);
+        }
+        if let Op::DropoutGrad(grad) = &graph.node(id).op {
+            let reference = match streams.get(&grad.stream) {
+                Some(&dropout) => Some(dropout),
+                None => first_grads.get(&grad.stream).copied(),
+            };
+            first_grads.entry(grad.stream).or_insert(id);
+            if let Some(reference) = reference
+                && let Err(error) = check_grad(graph, id, grad, reference)
+            {
+                errors.push(error);
+            }
         }
     }
     for output in graph.outputs() {
@@ -155,6 +175,57 @@ fn check_mask(
             op: node.op.name(),
             dropout: dropout.name.clone(),
             stream: mask.stream,
+            what,
+            values: format!("{got} vs {expected}"),
+        }),
+    }
+}
+
+/// Invariant 8 for the dropout gradient `id` with attributes `grad` against `reference`, the
+/// dropout on its stream or the first gradient on it.
+fn check_grad(graph: &Graph, id: NodeId, grad: &Dropout, reference: NodeId) -> Result<()> {
+    let node = graph.node(id);
+    let other = graph.node(reference);
+    let d = other
+        .op
+        .drawn_dropout()
+        .expect("invariant: the reference draws a mask");
+    let input_shape = |of: NodeId| {
+        let operand = graph.operands(of).first().copied();
+        operand.map(|o| graph.node(o).ty.shape.clone())
+    };
+    let (shape, other_shape) = (input_shape(id), input_shape(reference));
+    let dims = |dims: &[usize]| format!("{dims:?}");
+    let shown =
+        |s: &Option<crate::graph::Shape>| s.as_ref().map_or("none".into(), |s| s.to_string());
+    let differences = [
+        (
+            "kind",
+            grad.kind == d.kind,
+            grad.kind.to_string(),
+            d.kind.to_string(),
+        ),
+        ("p", grad.p == d.p, grad.p.to_string(), d.p.to_string()),
+        (
+            "broadcast_dims",
+            grad.broadcast_dims == d.broadcast_dims,
+            dims(&grad.broadcast_dims),
+            dims(&d.broadcast_dims),
+        ),
+        (
+            "shape",
+            shape == other_shape,
+            shown(&shape),
+            shown(&other_shape),
+        ),
+    ];
+    match differences.into_iter().find(|(_, equal, _, _)| !equal) {
+        None => Ok(()),
+        Some((what, _, got, expected)) => Err(Error::GradMismatch {
+            node: node.name.clone(),
+            op: node.op.name(),
+            other: other.name.clone(),
+            stream: grad.stream,
             what,
             values: format!("{got} vs {expected}"),
         }),

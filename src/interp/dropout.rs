@@ -54,6 +54,36 @@ pub(crate) fn dropout<T: Element>(
     Array::filled(x.shape.clone(), data)
 }
 
+/// The gradient of `d` applied to `g` (of the dropout's input shape): `keep ? g * s : +0.0`
+/// with the keep bits [`dropout`] draws for the same source and `s` the kept-gradient factor
+/// ([`crate::graph::Dropout::grad_scale`]); the identity in eval mode and for `p = 0`,
+/// `+0.0` everywhere for `p = 1`.
+pub(crate) fn dropout_grad<T: Element>(
+    d: &Dropout,
+    g: &Array<T>,
+    source: Option<MaskSource>,
+) -> Array<T> {
+    let Some(source) = source else {
+        return g.clone();
+    };
+    if d.p == 0.0 {
+        return g.clone();
+    }
+    if d.p == 1.0 {
+        return Array::filled(g.shape.clone(), vec![T::ZERO; g.data.len()]);
+    }
+    let mask_shape = d
+        .mask_shape(&g.shape)
+        .expect("invariant: the node's type was inferred, so its attributes fit its input");
+    let kept = keep_bits(d, &mask_shape, source);
+    let scale = T::dropout_grad_scale(d);
+    let data = broadcast_offsets(&mask_shape, &g.shape)
+        .zip(&g.data)
+        .map(|(j, &v)| math::dropout_grad(kept[j], v, scale))
+        .collect();
+    Array::filled(g.shape.clone(), data)
+}
+
 /// The keep mask of `d` applied to an input of shape `input`, in the mask shape: drawn from
 /// `source` in train mode, all true when `source` is `None` (eval mode) or `p = 0`, all false
 /// for `p = 1` (where the contract's threshold gives the same answers without drawing).

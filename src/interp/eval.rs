@@ -127,6 +127,20 @@ impl<T: Element> NodeCx<'_, T> {
                 });
                 Value::Float(dropout::dropout(d, self.float(0), source))
             }
+            Op::DropoutGrad(d) => {
+                let source = self.step.map(|step| MaskSource {
+                    seed: self.seed,
+                    stream: d.stream,
+                    step,
+                });
+                Value::Float(dropout::dropout_grad(d, self.float(0), source))
+            }
+            Op::Expand { .. } => Value::Float(layout::expand(self.float(0), out)),
+            Op::CrossEntropyGrad => {
+                let targets = self.operands[1].int();
+                let g = self.float(2).data[0];
+                Value::Float(softmax::cross_entropy_grad(self.float(0), targets, g))
+            }
             Op::DropoutMask(d) => {
                 let source = self.step.map(|step| MaskSource {
                     seed: self.seed,

@@ -82,6 +82,14 @@ pub(crate) fn broadcast_offsets(a: &Shape, out: &Shape) -> StridedOffsets {
     StridedOffsets::new(out.dims(), &broadcast_strides(a, out))
 }
 
+/// `x` broadcast to `out` (NumPy rules): `torch.expand`.
+pub(crate) fn expand<T: Copy>(x: &Array<T>, out: &Shape) -> Array<T> {
+    let data = broadcast_offsets(&x.shape, out)
+        .map(|i| x.data[i])
+        .collect();
+    Array::filled(out.clone(), data)
+}
+
 /// The same elements under the node's inferred shape.
 pub(crate) fn reshape<T: Clone>(x: &Value<T>, shape: &Shape) -> Value<T> {
     match x {

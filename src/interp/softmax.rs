@@ -8,6 +8,7 @@
 //! softmax      y_i = e_i / s
 //! log_softmax  y_i = (x_i - m) - log(s)
 //! cross_entropy  loss = -(0.0 + logp[0][t_0] + logp[1][t_1] + ...) / (N as float)
+//! cross_entropy_grad  w = g / (N as float);  y_i = ((e_i / s) - (i == t ? 1 : 0)) * w
 //! ```
 //! A row of all `-inf` has `m = -inf` and gives NaN, as in PyTorch.
 
@@ -98,4 +99,36 @@ pub(crate) fn cross_entropy<T: Element>(
         total = total + log_probability(row[target as usize], m, s);
     }
     Ok(-total / T::from_count(rows))
+}
+
+/// The gradient of `cross_entropy` with respect to its logits, for a loss gradient `g`:
+/// `((e_i / s) - (i == t ? 1.0 : 0.0)) * (g / N)` by row (module docs). A target outside
+/// `0..C` selects no class.
+pub(crate) fn cross_entropy_grad<T: Element>(
+    logits: &Array<T>,
+    targets: &Array<i32>,
+    g: T,
+) -> Array<T> {
+    let classes = *logits
+        .shape
+        .dims()
+        .last()
+        .expect("invariant: logits have rank 1 or 2");
+    let rows = targets.data.len();
+    let w = g / T::from_count(rows);
+    let mut data = Vec::with_capacity(logits.data.len());
+    for (r, &target) in targets.data.iter().enumerate() {
+        let row = &logits.data[r * classes..(r + 1) * classes];
+        let (m, s) = row_stats(row.iter().copied());
+        for (i, &x) in row.iter().enumerate() {
+            let p = (x - m).exp() / s;
+            let onehot = if i as i64 == i64::from(target) {
+                T::ONE
+            } else {
+                T::ZERO
+            };
+            data.push((p - onehot) * w);
+        }
+    }
+    Array::filled(logits.shape.clone(), data)
 }

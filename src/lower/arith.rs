@@ -81,6 +81,42 @@ pub fn maximum(cx: &mut LowerCx, a: Value, b: Value) -> Value {
     select(cx, a_nan, a, with_b_nan)
 }
 
+/// [`crate::math::relu_grad`]: `x <= 0 ? +0.0 : g`.
+pub fn relu_grad(cx: &mut LowerCx, g: Value, x: Value) -> Value {
+    let zero = cx.f32(0.0);
+    let dropped = cx.b.ins().fcmp(FloatCC::LessThanOrEqual, x, zero);
+    select(cx, dropped, zero, g)
+}
+
+/// [`crate::math::selu_grad`]: `x <= 0 ? (g * (A * S)) * exp(x) : g * S`, both sides computed.
+pub fn selu_grad(cx: &mut LowerCx, g: Value, x: Value) -> Value {
+    let zero = cx.f32(0.0);
+    let negcoef = cx.f32(SELU_ALPHA as f32 * SELU_SCALE as f32);
+    let scale = cx.f32(SELU_SCALE as f32);
+    let positive = cx.b.ins().fmul(g, scale);
+    let e = exp(cx, x);
+    let scaled = cx.b.ins().fmul(g, negcoef);
+    let negative = cx.b.ins().fmul(scaled, e);
+    let is_negative = cx.b.ins().fcmp(FloatCC::LessThanOrEqual, x, zero);
+    select(cx, is_negative, negative, positive)
+}
+
+/// [`crate::math::equal`]: `a == b ? 1.0 : 0.0`.
+pub fn equal(cx: &mut LowerCx, a: Value, b: Value) -> Value {
+    let (zero, one) = (cx.f32(0.0), cx.f32(1.0));
+    let equal = cx.b.ins().fcmp(FloatCC::Equal, a, b);
+    select(cx, equal, one, zero)
+}
+
+/// [`crate::math::max_weight`]: `a < b ? 0.0 : (a == b ? 0.5 : 1.0)`.
+pub fn max_weight(cx: &mut LowerCx, a: Value, b: Value) -> Value {
+    let (zero, half, one) = (cx.f32(0.0), cx.f32(0.5), cx.f32(1.0));
+    let less = cx.b.ins().fcmp(FloatCC::LessThan, a, b);
+    let equal = cx.b.ins().fcmp(FloatCC::Equal, a, b);
+    let tie = select(cx, equal, half, one);
+    select(cx, less, zero, tie)
+}
+
 /// One unary op on one element.
 pub fn unary(cx: &mut LowerCx, op: UnaryOp, x: Value) -> Value {
     match op {
@@ -101,6 +137,10 @@ pub fn binary(cx: &mut LowerCx, op: BinaryOp, a: Value, b: Value) -> Value {
         BinaryOp::Mul => cx.b.ins().fmul(a, b),
         BinaryOp::Div => cx.b.ins().fdiv(a, b),
         BinaryOp::Max => maximum(cx, a, b),
+        BinaryOp::ReluGrad => relu_grad(cx, a, b),
+        BinaryOp::SeluGrad => selu_grad(cx, a, b),
+        BinaryOp::Equal => equal(cx, a, b),
+        BinaryOp::MaxWeight => max_weight(cx, a, b),
     }
 }
 

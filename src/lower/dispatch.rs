@@ -97,7 +97,9 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
         Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Reshape { .. } => {
             panic!("invariant: leaves and reshapes belong to no kernel")
         }
-        Op::Unary(_) | Op::Binary(_) | Op::Dropout(_) => elementwise::kernel(cx, graph, kernel),
+        Op::Unary(_) | Op::Binary(_) | Op::Dropout(_) | Op::DropoutGrad(_) | Op::Expand { .. } => {
+            elementwise::kernel(cx, graph, kernel)
+        }
         Op::MatMul => {
             let (out, args) = single(cx, graph, kernel);
             linalg::matmul(cx, &args[0], &args[1], &out);
@@ -125,6 +127,10 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
         Op::CrossEntropy => {
             let (out, args) = single(cx, graph, kernel);
             softmax::cross_entropy(cx, &args[0], &args[1], &out);
+        }
+        Op::CrossEntropyGrad => {
+            let (out, args) = single(cx, graph, kernel);
+            softmax::cross_entropy_grad(cx, &args[0], &args[1], &args[2], &out);
         }
         Op::DropoutMask(d) => {
             let (out, args) = single(cx, graph, kernel);

@@ -60,7 +60,7 @@ pub(crate) fn keep(cx: &mut LowerCx, id: NodeId, d: &Dropout, input: &Shape) -> 
 /// The draw phase of the dropout `id`: fills `keep[j] = U(j) < Q` for every mask element `j`
 /// of the unit range's groups (whole groups).
 pub(crate) fn draw_phase(cx: &mut LowerCx, graph: &Graph, id: NodeId) {
-    let d = (graph.node(id).op.as_dropout()).expect("invariant: a draw phase is a dropout's");
+    let d = (graph.node(id).op.drawn_dropout()).expect("invariant: a draw phase is a dropout's");
     assert!(
         draws(d),
         "invariant: only drawing dropouts have a draw phase"
@@ -90,6 +90,19 @@ pub(crate) fn element(cx: &mut LowerCx, d: &Dropout, x: Value, kept: Option<Valu
     } else {
         arith::dropout_zeroing(cx, kept, x, d.scale())
     }
+}
+
+/// The gradient of `d` at one element `g`: `keep ? g * s : +0.0` with the keep byte `kept`
+/// drawn exactly as `d`'s own (loaded iff `d` draws) and `s` = [`Dropout::grad_scale`].
+pub(crate) fn grad_element(cx: &mut LowerCx, d: &Dropout, g: Value, kept: Option<Value>) -> Value {
+    let Some(kept) = kept else {
+        assert!(
+            !draws(d),
+            "invariant: a drawing gradient reads its keep byte"
+        );
+        return if d.p == 1.0 { cx.f32(0.0) } else { g };
+    };
+    arith::dropout_zeroing(cx, kept, g, d.grad_scale())
 }
 
 /// The keep mask of `d` applied to an input of shape `input`, as one byte (0 or 1) per mask

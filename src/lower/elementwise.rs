@@ -32,7 +32,7 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
     );
     let externals = external_operands(graph, kernel);
     let keeps: Vec<Option<Keep>> = (kernel.nodes.iter())
-        .map(|&id| match graph.node(id).op.as_dropout() {
+        .map(|&id| match graph.node(id).op.drawn_dropout() {
             Some(d) => dropout::keep(cx, id, d, shape),
             None => None,
         })
@@ -95,6 +95,9 @@ fn element(cx: &mut LowerCx, op: &Op, args: &[Value], kept: Option<Value>) -> Va
         Op::Unary(op) => arith::unary(cx, *op, args[0]),
         Op::Binary(op) => arith::binary(cx, *op, args[0], args[1]),
         Op::Dropout(d) => dropout::element(cx, d, args[0], kept),
+        Op::DropoutGrad(d) => dropout::grad_element(cx, d, args[0], kept),
+        // The operand was loaded at its broadcast offset: that is the expansion.
+        Op::Expand { .. } => args[0],
         Op::Input(_)
         | Op::Parameter(_)
         | Op::Constant(_)
@@ -106,6 +109,7 @@ fn element(cx: &mut LowerCx, op: &Op, args: &[Value], kept: Option<Value>) -> Va
         | Op::Reduce { .. }
         | Op::Softmax { .. }
         | Op::LogSoftmax { .. }
-        | Op::CrossEntropy => panic!("invariant: a fused kernel holds only element-wise nodes"),
+        | Op::CrossEntropy
+        | Op::CrossEntropyGrad => panic!("invariant: a fused kernel holds only element-wise nodes"),
     }
 }

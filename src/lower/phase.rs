@@ -164,7 +164,7 @@ fn chunk_for(cost: usize) -> usize {
 
 /// The mask groups the dropout `id` draws, if it draws.
 fn drawn_groups(graph: &Graph, id: NodeId) -> Option<usize> {
-    let d = graph.node(id).op.as_dropout()?;
+    let d = graph.node(id).op.drawn_dropout()?;
     if !dropout::draws(d) {
         return None;
     }
@@ -227,7 +227,7 @@ fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
         Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Reshape { .. } => {
             panic!("invariant: leaves and reshapes belong to no kernel")
         }
-        Op::Unary(_) | Op::Binary(_) | Op::Dropout(_) => {
+        Op::Unary(_) | Op::Binary(_) | Op::Dropout(_) | Op::DropoutGrad(_) | Op::Expand { .. } => {
             let cost = ELEMENT_BLOCK * kernel.nodes.len();
             Work::new(Unit::ElementBlock, blocks, cost)
         }
@@ -260,6 +260,10 @@ fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
             Work::new(Unit::Row, rows, 16 * len)
         }
         Op::CrossEntropy => Work::new(Unit::Whole, 1, 1),
+        Op::CrossEntropyGrad => {
+            let (rows, len) = super::softmax::rows(-1, &node.ty.shape);
+            Work::new(Unit::Row, rows, 16 * len)
+        }
         // One call draws every group (the last one partial, so exactly the mask's bytes).
         Op::DropoutMask(_) => Work::new(Unit::Whole, 1, 1),
     }

@@ -157,6 +157,45 @@ pub(crate) fn cross_entropy(cx: &mut LowerCx, logits: &Buffer, targets: &Buffer,
     cx.store(loss, out, zero);
 }
 
+/// The gradient of `cross_entropy` with respect to the logits, for the unit range's rows:
+/// `w = g / N`, then `y_i = ((exp(x_i - m) / s) - (i == t ? 1 : 0)) * w`, the interpreter's
+/// order. No target check is needed: a target only selects which class subtracts one.
+pub(crate) fn cross_entropy_grad(
+    cx: &mut LowerCx,
+    logits: &Buffer,
+    targets: &Buffer,
+    g: &Buffer,
+    out: &Buffer,
+) {
+    let classes = class_count(logits);
+    let rows = targets.shape().numel();
+    let (x, t, out) = (logits.addr, targets.addr, out.addr);
+    let zero_index = cx.index(0);
+    let g = cx.load(types::F32, g.addr, zero_index);
+    let n = cx.f32(rows as f32);
+    let w = cx.b.ins().fdiv(g, n);
+    let (zero, one) = (cx.f32(0.0), cx.f32(1.0));
+    let (begin, end) = cx.unit_positions(1, rows);
+    cx.range_loop(begin, end, &mut |cx, r| {
+        let base = cx.b.ins().imul_imm_s(r, classes as i64);
+        let (m, s) = row_stats(cx, x, base, classes, 1);
+        let target = cx.load(types::I32, t, r);
+        let target = cx.b.ins().sextend(cx.ptr, target);
+        cx.counted_loop(classes, &mut |cx, k| {
+            let at = cx.b.ins().iadd(base, k);
+            let v = cx.load(types::F32, x, at);
+            let shifted = cx.b.ins().fsub(v, m);
+            let e = arith::exp(cx, shifted);
+            let p = cx.b.ins().fdiv(e, s);
+            let is_target = cx.b.ins().icmp(IntCC::Equal, k, target);
+            let onehot = arith::select(cx, is_target, one, zero);
+            let d = cx.b.ins().fsub(p, onehot);
+            let y = cx.b.ins().fmul(d, w);
+            cx.store(y, out, at);
+        });
+    });
+}
+
 /// The class count `C` of logits `[N, C]` or `[C]`.
 fn class_count(logits: &Buffer) -> usize {
     *logits

@@ -1,18 +1,23 @@
-//! [`Traced`]: a model run as one compiled graph per input shape and mode.
+//! [`Traced`]: a model run as one compiled graph per input shape and mode, and trained by
+//! one compiled graph per step (forward, loss, backward and update).
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 
 use super::eager::with_default_generator;
 use super::module::{Module, fmt_module};
 use super::trace::trace;
+use crate::checkpoint;
 use crate::compile::{CompileCache, CompiledGraph, Compiler, ParameterStore};
 use crate::error::Result;
 use crate::graph::{Graph, TensorType};
 use crate::interp::Mode;
+use crate::optim::{self, Optimizer, Parameters};
 use crate::rng::Generator;
 use crate::tensor::Tensor;
+use crate::train::{CompiledStep, Loss, StepGraph, step_graph};
 
 /// A model whose `forward` is traced into one graph (every dropout in it, fused by the
 /// compiler) and compiled through a [`CompileCache`]: once per input shape and mode.
@@ -21,10 +26,66 @@ use crate::tensor::Tensor;
 /// made (the one copy); every compilation, train or eval, runs on that store. A train-mode
 /// run claims one generator step and every dropout call site draws its own stream at that
 /// step (see [`crate::nn::trace`]).
+///
+/// # Training
+/// [`Traced::train_step`] runs forward, loss, backward and the optimizer's update as one
+/// compiled graph ([`crate::train::step_graph`]) and updates the parameters and the optimizer
+/// state in the same store, by swapping in buffers the step wrote ([`CompiledStep`]): the
+/// model's eval `forward` then reads the new values, nothing is copied. The step graph is
+/// compiled once per (input and target types, loss, optimizer structure and parameters,
+/// train/eval flag), through the same cache: another batch size (a partial last batch) is
+/// one more compilation, after which both sizes run without compiling.
+///
+/// ```
+/// # fn main() -> dropjit::Result<()> {
+/// use dropjit::nn::{self, Module};
+/// use dropjit::optim::{self, Optimizer};
+/// use dropjit::train::Loss;
+/// use dropjit::{Generator, Tensor};
+/// let mut generator = Generator::new(0);
+/// let net = nn::Sequential::new(vec![
+///     Box::new(nn::Linear::new(4, 8, &mut generator)),
+///     Box::new(nn::ReLU),
+///     Box::new(nn::Dropout::new(0.2)?),
+///     Box::new(nn::Linear::new(8, 3, &mut generator)),
+/// ]);
+/// let mut model = nn::Traced::new(net);
+/// let mut opt = optim::Sgd::new(&model, 0.1)?.momentum(0.9)?;
+/// let x = generator.normal([16, 4], 0.0, 1.0);
+/// let targets = generator.randint([16], 0, 3)?;
+/// model.train();
+/// let first = model.train_step_with(&x, &targets, Loss::CrossEntropy, &mut opt, &mut generator)?;
+/// for _ in 0..20 {
+///     model.train_step_with(&x, &targets, Loss::CrossEntropy, &mut opt, &mut generator)?;
+/// }
+/// let last = model.train_step_with(&x, &targets, Loss::CrossEntropy, &mut opt, &mut generator)?;
+/// assert!(last < first);
+/// assert_eq!(opt.steps(), 22);
+/// model.eval();
+/// let logits = model.forward(&x)?; // the updated parameters, no copy
+/// assert_eq!(logits.shape().dims(), [16, 3]);
+/// # Ok(()) }
+/// ```
 pub struct Traced<M> {
     model: M,
     params: ParameterStore,
+    /// The model's parameters in `named_parameters` order (the store may also hold
+    /// optimizer state).
+    param_names: Vec<String>,
     cache: CompileCache,
+    /// The compiled training steps so far (few: one per batch size and configuration).
+    steps: Vec<(StepKey, CompiledStep)>,
+}
+
+/// What fixes a training step's graph besides the model.
+#[derive(Clone, Debug, PartialEq)]
+struct StepKey {
+    input: TensorType,
+    targets: TensorType,
+    loss: Loss,
+    optimizer: String,
+    parameters: Vec<String>,
+    training: bool,
 }
 
 impl<M: Module> Traced<M> {
@@ -35,13 +96,17 @@ impl<M: Module> Traced<M> {
 
     /// Wraps `model`, compiling with `compiler`'s options (its mode is chosen per run).
     pub fn with_compiler(model: M, compiler: Compiler) -> Traced<M> {
-        let params = (model.named_parameters().into_iter())
+        let named = model.named_parameters();
+        let param_names = named.iter().map(|(name, _)| name.clone()).collect();
+        let params = (named.into_iter())
             .map(|(name, t)| (name, t.clone()))
             .collect();
         Traced {
             model,
             params,
+            param_names,
             cache: CompileCache::new(compiler),
+            steps: Vec::new(),
         }
     }
 
@@ -108,19 +173,142 @@ impl<M: Module> Traced<M> {
         &self.model
     }
 
-    /// The parameter store every compilation runs on.
+    /// The parameter store every compilation runs on: the model's parameters (current
+    /// values, updated by training) and, once an optimizer has stepped, its state
+    /// (`fc1.weight.momentum_buffer`).
     pub fn parameters(&self) -> &ParameterStore {
         &self.params
     }
 
-    /// The number of compiled graphs (one per input shape and mode used so far).
+    /// The model's parameters with their current values, in `named_parameters` order.
+    pub fn named_parameters(&self) -> Vec<(&str, &Tensor)> {
+        (self.param_names.iter())
+            .map(|name| {
+                let value = (self.params.get(name))
+                    .expect("invariant: the store holds every parameter of the model");
+                (name.as_str(), value)
+            })
+            .collect()
+    }
+
+    /// The current value of parameter (or optimizer state entry) `name`.
+    pub fn parameter(&self, name: &str) -> Option<&Tensor> {
+        self.params.get(name)
+    }
+
+    /// The number of compiled graphs (one per input shape and mode used so far, and one per
+    /// training step configuration).
     pub fn compilations(&self) -> usize {
         self.cache.len()
     }
 
-    /// The model back.
+    /// The model back. Its modules keep the values they were built with; the trained values
+    /// are in [`Traced::into_parts`]'s store.
     pub fn into_model(self) -> M {
         self.model
+    }
+
+    /// The model and the store holding the trained parameters (and optimizer state).
+    pub fn into_parts(self) -> (M, ParameterStore) {
+        (self.model, self.params)
+    }
+
+    /// The training step's graph for a batch of type `input` and targets of type `targets`
+    /// in the current mode: the traced forward, `loss`, every gradient and `optimizer`'s
+    /// update ([`crate::train::step_graph`]). What [`Traced::train_step`] compiles.
+    pub fn train_step_graph(
+        &self,
+        input: &TensorType,
+        targets: &TensorType,
+        loss: Loss,
+        optimizer: &dyn Optimizer,
+    ) -> Result<StepGraph> {
+        step_graph(&self.graph(input)?, loss, targets, optimizer)
+    }
+
+    /// One training step on batch `x` with `targets`, drawing from the thread's default
+    /// generator; see [`Traced::train_step_with`].
+    pub fn train_step(
+        &mut self,
+        x: &Tensor,
+        targets: &Tensor,
+        loss: Loss,
+        optimizer: &mut dyn Optimizer,
+    ) -> Result<f32> {
+        with_default_generator(|g| self.train_step_with(x, targets, loss, optimizer, g))
+    }
+
+    /// One training step: forward (in the current mode: train-mode dropout draws masks),
+    /// `loss` against `targets` (`i32` classes `[N]` for cross-entropy, the output's type for
+    /// MSE), backward (each dropout's gradient recomputes its mask at the same step) and
+    /// `optimizer`'s update of the parameters and its state in the store. Claims one step
+    /// of `generator` (in eval mode too) and counts one step of the optimizer; returns the
+    /// loss (before the update). Compiles on the first call for these types (see
+    /// [`Traced`]). On an error the parameters and the optimizer are unchanged.
+    pub fn train_step_with(
+        &mut self,
+        x: &Tensor,
+        targets: &Tensor,
+        loss: Loss,
+        optimizer: &mut dyn Optimizer,
+        generator: &mut Generator,
+    ) -> Result<f32> {
+        let key = StepKey {
+            input: x.ty(),
+            targets: targets.ty(),
+            loss,
+            optimizer: optimizer.structure(),
+            parameters: optimizer.parameters().to_vec(),
+            training: self.is_training(),
+        };
+        let index = match self.steps.iter().position(|(k, _)| *k == key) {
+            Some(index) => index,
+            None => {
+                let built = self.train_step_graph(&key.input, &key.targets, loss, optimizer)?;
+                let compiled = self.cache.get(&built.graph, Mode::Train)?;
+                optim::init_state(optimizer, &mut self.params)?;
+                let step = CompiledStep::new(compiled, built.updated);
+                self.steps.push((key, step));
+                self.steps.len() - 1
+            }
+        };
+        let step = &mut self.steps[index].1;
+        let feed = [("x", x), ("targets", targets)];
+        let results = step.run(generator, &mut self.params, optimizer, &feed)?;
+        let loss = results[0].1.as_f32().expect("invariant: the loss is f32")[0];
+        Ok(loss)
+    }
+
+    /// Saves the parameters, `optimizer`'s state and step count and `generator`'s seed and
+    /// step as a safetensors file ([`crate::checkpoint`]).
+    pub fn save_checkpoint(
+        &self,
+        path: impl AsRef<Path>,
+        optimizer: &dyn Optimizer,
+        generator: &Generator,
+    ) -> Result<()> {
+        let entries = checkpoint::entries(&self.param_names, optimizer);
+        checkpoint::save(path.as_ref(), &self.params, &entries, optimizer, generator)
+    }
+
+    /// Loads a checkpoint saved by [`Traced::save_checkpoint`] into the parameters and
+    /// `optimizer` (state and step count) and returns the generator to continue with: the
+    /// run then continues bit for bit as if it had not stopped. A file whose entries do not
+    /// fit this model and optimizer is an [`crate::Error::CheckpointMismatch`] naming the
+    /// entry; nothing changes on an error.
+    pub fn load_checkpoint(
+        &mut self,
+        path: impl AsRef<Path>,
+        optimizer: &mut dyn Optimizer,
+    ) -> Result<Generator> {
+        let entries = checkpoint::entries(&self.param_names, optimizer);
+        checkpoint::load(path.as_ref(), &mut self.params, &entries, optimizer)
+    }
+}
+
+impl<M: Module> Parameters for Traced<M> {
+    fn parameter_names(&self) -> Vec<String> {
+        self.param_names.clone()
     }
 }
 

@@ -1,7 +1,8 @@
 //! Dropout elimination: `dropout(x) -> x` wherever a dropout is the identity.
 //!
 //! In eval mode every dropout-family node is the identity; in train mode a dropout with
-//! `p = 0` is too (it keeps every element and scales by exactly 1). Such a node's users and
+//! `p = 0` is too (it keeps every element and scales by exactly 1). Dropout gradients
+//! (`dropout_grad(g)`) follow their dropout: the identity where it is. Such a node's users and
 //! outputs are rewired to its input and the node is removed. The masks of such dropouts are
 //! all true, so each becomes an all-true constant under its own name (as ONNX specifies for
 //! Dropout's mask output in inference), in the same pass, so no mask outlives its dropout.
@@ -17,8 +18,9 @@ use crate::tensor::Tensor;
 pub fn eliminate_dropout(graph: &mut Graph, mode: Mode) -> Stats {
     let is_identity = |d: &Dropout| mode == Mode::Eval || d.p == 0.0;
     let order = graph.topo_order();
+    // Dropout gradients too: the gradient of the identity is the identity.
     let identities: Vec<_> = (order.iter().copied())
-        .filter(|&id| (graph.node(id).op.as_dropout()).is_some_and(is_identity))
+        .filter(|&id| (graph.node(id).op.drawn_dropout()).is_some_and(is_identity))
         .collect();
     let masks: Vec<_> = (order.iter().copied())
         .filter(|&id| (graph.node(id).op.as_dropout_mask()).is_some_and(is_identity))
@@ -29,7 +31,7 @@ pub fn eliminate_dropout(graph: &mut Graph, mode: Mode) -> Stats {
         graph.make_constant(id, Tensor::full_bool(shape, true));
     }
     for &id in &identities {
-        // dropout(x) -> x
+        // dropout(x) -> x;  dropout_grad(g) -> g
         let input = graph.operands(id)[0];
         graph.replace_all_uses(id, input);
         graph.remove(id);

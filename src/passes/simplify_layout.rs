@@ -43,6 +43,9 @@ pub fn simplify_layout(graph: &mut Graph) -> Stats {
             | Op::LogSoftmax { .. }
             | Op::CrossEntropy
             | Op::Dropout(_)
+            | Op::DropoutGrad(_)
+            | Op::Expand { .. }
+            | Op::CrossEntropyGrad
             | Op::DropoutMask(_) => false,
         };
         if is_identity {

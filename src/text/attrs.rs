@@ -45,10 +45,10 @@ pub(super) struct Attr {
 pub(crate) fn attribute_keys(op: &Op) -> &'static [&'static str] {
     match op {
         Op::Dropout(_) => &["p", "inplace", "broadcast_dims", "stream"],
-        Op::DropoutMask(_) => &["p", "broadcast_dims", "stream"],
+        Op::DropoutMask(_) | Op::DropoutGrad(_) => &["p", "broadcast_dims", "stream"],
         Op::Reduce { .. } => &["axes", "keepdim"],
         Op::Softmax { .. } | Op::LogSoftmax { .. } => &["axis"],
-        Op::Reshape { .. } => &["shape"],
+        Op::Reshape { .. } | Op::Expand { .. } => &["shape"],
         Op::Transpose { .. } => &["perm"],
         Op::Input(_)
         | Op::Parameter(_)
@@ -57,7 +57,8 @@ pub(crate) fn attribute_keys(op: &Op) -> &'static [&'static str] {
         | Op::Binary(_)
         | Op::MatMul
         | Op::Linear { .. }
-        | Op::CrossEntropy => &[],
+        | Op::CrossEntropy
+        | Op::CrossEntropyGrad => &[],
     }
 }
 

@@ -53,9 +53,12 @@ pub(super) fn op_templates() -> Vec<Op> {
         Op::Softmax { axis: 0 },
         Op::LogSoftmax { axis: 0 },
         Op::CrossEntropy,
+        Op::CrossEntropyGrad,
+        Op::Expand { shape: Vec::new() },
     ]);
     ops.extend(DropoutKind::ALL.map(|kind| Op::Dropout(Dropout::new(kind, 0.0, 0))));
     ops.extend(DropoutKind::ALL.map(|kind| Op::DropoutMask(Dropout::new(kind, 0.0, 0))));
+    ops.extend(DropoutKind::ALL.map(|kind| Op::DropoutGrad(Dropout::new(kind, 0.0, 0))));
     ops
 }
 
@@ -91,6 +94,18 @@ pub(super) fn build_op(line: &NodeLine, attrs: &Attrs) -> Result<Op, Diag> {
             axis: attrs.required_i64("axis")?,
         },
         Op::CrossEntropy => Op::CrossEntropy,
+        Op::CrossEntropyGrad => Op::CrossEntropyGrad,
+        Op::Expand { .. } => Op::Expand {
+            shape: attrs.required_usize_list("shape")?,
+        },
+        // The stream is required: it names the dropout whose mask the gradient recomputes.
+        Op::DropoutGrad(template) => Op::DropoutGrad(Dropout {
+            kind: template.kind,
+            p: attrs.required_f64("p")?,
+            inplace: false,
+            broadcast_dims: attrs.usize_list("broadcast_dims")?.unwrap_or_default(),
+            stream: attrs.required_u32("stream")?,
+        }),
         Op::Dropout(template) => Op::Dropout(Dropout {
             kind: template.kind,
             p: attrs.required_f64("p")?,
@@ -199,6 +214,6 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "{names:?}");
-        assert_eq!(names.len(), 3 + 6 + 5 + 4 + 3 + 3 + 6 + 6);
+        assert_eq!(names.len(), 3 + 6 + 9 + 4 + 3 + 5 + 6 + 6 + 6);
     }
 }

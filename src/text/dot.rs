@@ -82,6 +82,7 @@ fn style(op: &Op) -> &'static str {
         }
         Op::Dropout(_) => ", style=\"filled,bold\", fillcolor=\"#fdb863\"",
         Op::DropoutMask(_) => ", style=\"filled,dashed\", fillcolor=\"#fee0b6\"",
+        Op::DropoutGrad(_) => ", style=\"filled\", fillcolor=\"#fee0b6\"",
         Op::Unary(_)
         | Op::Binary(_)
         | Op::MatMul
@@ -91,7 +92,9 @@ fn style(op: &Op) -> &'static str {
         | Op::Reduce { .. }
         | Op::Softmax { .. }
         | Op::LogSoftmax { .. }
-        | Op::CrossEntropy => "",
+        | Op::CrossEntropy
+        | Op::Expand { .. }
+        | Op::CrossEntropyGrad => "",
     }
 }
 

@@ -60,8 +60,9 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, String)> {
             }
             pairs.push(("stream", dropout.stream.to_string()));
         }
-        Op::DropoutMask(mask) => {
-            // A mask is never in place (type inference rejects it), so `inplace` is no key.
+        Op::DropoutMask(mask) | Op::DropoutGrad(mask) => {
+            // Masks and gradients are never in place (type inference rejects it), so
+            // `inplace` is no key.
             pairs.push(("p", format!("{}", mask.p)));
             if !mask.broadcast_dims.is_empty() {
                 pairs.push(("broadcast_dims", list(&mask.broadcast_dims)));
@@ -78,6 +79,7 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, String)> {
         }
         Op::Softmax { axis } | Op::LogSoftmax { axis } => pairs.push(("axis", axis.to_string())),
         Op::Reshape { shape } => pairs.push(("shape", list(shape))),
+        Op::Expand { shape } => pairs.push(("shape", list(shape))),
         Op::Transpose { perm } => pairs.push(("perm", list(perm))),
         Op::Input(_)
         | Op::Parameter(_)
@@ -86,7 +88,8 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, String)> {
         | Op::Binary(_)
         | Op::MatMul
         | Op::Linear { .. }
-        | Op::CrossEntropy => {}
+        | Op::CrossEntropy
+        | Op::CrossEntropyGrad => {}
     }
     pairs
 }

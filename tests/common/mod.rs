@@ -8,6 +8,8 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod gradcheck;
+pub mod training;
 
 use dropjit::graph::{BinaryOp, Dropout, DropoutKind, ReduceOp, UnaryOp};
 use dropjit::rng::philox4x32_10;

@@ -1,0 +1,24 @@
+//! The vector-Jacobian product of the dropout family: `dropout_grad` with the forward
+//! dropout's attributes and stream, so it recomputes the very same mask (seed, stream, step)
+//! instead of reading a saved one: `keep ? g * s : +0.0`, `s` the keep-scale (zeroing kinds)
+//! or the alpha coefficient `a` (alpha kinds). A `dropout_grad` is linear in its operand, so
+//! its own gradient is the same op again.
+
+use super::Cx;
+use crate::graph::{Dropout, NodeId, Op};
+
+/// The gradient of the dropout (or dropout gradient) with attributes `d` for `g`.
+pub(super) fn dropout(
+    cx: &mut Cx,
+    d: &Dropout,
+    g: NodeId,
+    names: &[Option<String>],
+) -> Option<NodeId> {
+    let name = names[0].as_deref()?;
+    // The gradient has a buffer of its own: an in-place forward dropout says nothing about it.
+    let grad = Dropout {
+        inplace: false,
+        ..d.clone()
+    };
+    Some(cx.add(name, Op::DropoutGrad(grad), &[g]))
+}

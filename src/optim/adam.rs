@@ -1,0 +1,268 @@
+//! [`Adam`] and [`AdamW`]: `torch.optim.Adam`/`AdamW` as `_single_tensor_adam` computes them.
+
+use super::sgd::check_lr;
+use super::{Builder, Optimizer, Parameters, UpdateNodes, check, python_float};
+use crate::error::Result;
+use crate::graph::{Graph, NodeId};
+
+/// Adam, or AdamW with decoupled weight decay, with PyTorch's defaults (lr 1e-3, betas
+/// (0.9, 0.999), eps 1e-8, weight_decay 0 for Adam and 1e-2 for AdamW, amsgrad off) and
+/// formulas, per parameter `p` with gradient `g` at step `t` (from 1):
+///
+/// ```text
+/// p = p * (1 - lr * weight_decay)          AdamW, if weight_decay != 0
+/// g = g + weight_decay * p                 Adam, if weight_decay != 0
+/// m = m.lerp(g, 1 - beta1)                 m + w * (g - m) for w < 0.5, else g - (g - m) * (1 - w)
+/// v = v * beta2 + ((1 - beta2) * g) * g
+/// v_max = maximum(v_max, v)                amsgrad (the denominator reads v_max)
+/// denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+/// p = p - ((lr / (1 - beta1^t)) * m) / denom
+/// ```
+///
+/// The bias corrections are computed on the host in f64 from the step count and enter the
+/// graph as the scalars `optim.step_size` and `optim.bias_correction2_sqrt`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adam {
+    params: Vec<String>,
+    lr: f64,
+    betas: (f64, f64),
+    eps: f64,
+    weight_decay: f64,
+    amsgrad: bool,
+    decoupled: bool,
+    steps: u64,
+}
+
+/// `torch.optim.AdamW`: [`Adam`] with decoupled weight decay, default 1e-2.
+///
+/// ```
+/// # fn main() -> dropjit::Result<()> {
+/// use dropjit::optim::{AdamW, Optimizer};
+/// let names = ["w".to_string()];
+/// let adamw = AdamW::new(&names[..], 1e-3)?.betas(0.9, 0.99)?;
+/// assert_eq!(adamw.describe(), "AdamW(lr=0.001, betas=(0.9, 0.99), eps=1e-08, weight_decay=0.01, amsgrad=False)");
+/// let err = AdamW::new(&names[..], 1e-3)?.betas(1.0, 0.999).unwrap_err();
+/// assert_eq!(err.to_string(), "Invalid beta parameter at index 0: 1.0");
+/// # Ok(()) }
+/// ```
+pub struct AdamW;
+
+impl AdamW {
+    /// AdamW over every parameter of `params` with learning rate `lr`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new<P: Parameters + ?Sized>(params: &P, lr: f64) -> Result<Adam> {
+        let mut adam = Adam::new(params, lr)?;
+        adam.decoupled = true;
+        adam.weight_decay = 1e-2;
+        Ok(adam)
+    }
+}
+
+impl Adam {
+    /// Adam over every parameter of `params` with learning rate `lr` (`Invalid learning
+    /// rate` if negative or NaN) and the other settings at PyTorch's defaults.
+    pub fn new<P: Parameters + ?Sized>(params: &P, lr: f64) -> Result<Adam> {
+        check_lr(lr)?;
+        Ok(Adam {
+            params: params.parameter_names(),
+            lr,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: false,
+            decoupled: false,
+            steps: 0,
+        })
+    }
+
+    /// Sets the decay rates of the moment averages, each in `[0, 1)`.
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Result<Adam> {
+        check(
+            (0.0..1.0).contains(&beta1),
+            "beta parameter at index 0",
+            beta1,
+        )?;
+        check(
+            (0.0..1.0).contains(&beta2),
+            "beta parameter at index 1",
+            beta2,
+        )?;
+        self.betas = (beta1, beta2);
+        Ok(self)
+    }
+
+    /// Sets the term added to the denominator (`Invalid epsilon value` if negative).
+    pub fn eps(mut self, eps: f64) -> Result<Adam> {
+        check(eps >= 0.0, "epsilon value", eps)?;
+        self.eps = eps;
+        Ok(self)
+    }
+
+    /// Sets the weight decay: an L2 penalty on the gradient for Adam, decoupled
+    /// (`p *= 1 - lr * weight_decay`) for AdamW.
+    pub fn weight_decay(mut self, weight_decay: f64) -> Result<Adam> {
+        check(weight_decay >= 0.0, "weight_decay value", weight_decay)?;
+        self.weight_decay = weight_decay;
+        Ok(self)
+    }
+
+    /// Uses the maximum of all second moments so far in the denominator (AMSGrad).
+    pub fn amsgrad(mut self, amsgrad: bool) -> Adam {
+        self.amsgrad = amsgrad;
+        self
+    }
+
+    /// True for AdamW's decoupled weight decay.
+    pub fn is_decoupled(&self) -> bool {
+        self.decoupled
+    }
+
+    /// `exp_avg.lerp_(grad, w)` computes in f32 with `w = 1 - beta1`; ATen takes
+    /// `self + w * (end - self)` for `|w| < 0.5` and `end - (end - self) * (1 - w)` otherwise.
+    fn lerp_weight(&self) -> (f32, f32) {
+        let w = (1.0 - self.betas.0) as f32;
+        (w, 1.0 - w)
+    }
+}
+
+impl Optimizer for Adam {
+    fn parameters(&self) -> &[String] {
+        &self.params
+    }
+
+    fn structure(&self) -> String {
+        let name = if self.decoupled { "adamw" } else { "adam" };
+        let small = if self.lerp_weight().0.abs() < 0.5 {
+            " small_lerp_weight"
+        } else {
+            " large_lerp_weight"
+        };
+        let decay = if self.weight_decay != 0.0 {
+            " weight_decay"
+        } else {
+            ""
+        };
+        let amsgrad = if self.amsgrad { " amsgrad" } else { "" };
+        format!("{name}{small}{decay}{amsgrad}")
+    }
+
+    fn state_names(&self) -> Vec<&'static str> {
+        let mut names = vec!["exp_avg", "exp_avg_sq"];
+        if self.amsgrad {
+            names.push("max_exp_avg_sq");
+        }
+        names
+    }
+
+    fn scalars(&self, steps: u64) -> Vec<(&'static str, f32)> {
+        // As PyTorch: Python floats (f64) from the step count, rounded once into the kernel.
+        let step = (steps + 1) as f64;
+        let (beta1, beta2) = self.betas;
+        let bias_correction1 = 1.0 - beta1.powf(step);
+        let bias_correction2 = 1.0 - beta2.powf(step);
+        let (w, one_minus_w) = self.lerp_weight();
+        let lerp = if w.abs() < 0.5 {
+            ("lerp_weight", w)
+        } else {
+            ("lerp_weight_complement", one_minus_w)
+        };
+        let mut scalars = vec![
+            lerp,
+            ("beta2", beta2 as f32),
+            ("one_minus_beta2", (1.0 - beta2) as f32),
+            ("bias_correction2_sqrt", bias_correction2.sqrt() as f32),
+            ("eps", self.eps as f32),
+            ("step_size", (self.lr / bias_correction1) as f32),
+        ];
+        if self.weight_decay != 0.0 {
+            scalars.push(if self.decoupled {
+                ("decay_factor", (1.0 - self.lr * self.weight_decay) as f32)
+            } else {
+                ("weight_decay", self.weight_decay as f32)
+            });
+        }
+        scalars
+    }
+
+    fn add_update(&self, graph: &mut Graph, u: &UpdateNodes) -> Result<Vec<NodeId>> {
+        let mut b = Builder {
+            graph,
+            prefix: u.name.clone(),
+        };
+        let (mut param, mut grad) = (u.param, u.grad);
+        let (exp_avg, exp_avg_sq) = (u.state[0], u.state[1]);
+        if self.weight_decay != 0.0 {
+            if self.decoupled {
+                // param.mul_(1 - lr * weight_decay)
+                param = b.mul(param, u.scalar("decay_factor"), "decayed")?;
+            } else {
+                // grad.add(param, alpha=weight_decay)
+                let decay = b.mul(u.scalar("weight_decay"), param, "weight_decay")?;
+                grad = b.add(grad, decay, "decayed_grad")?;
+            }
+        }
+        // exp_avg.lerp_(grad, 1 - beta1)
+        let diff = b.sub(grad, exp_avg, "exp_avg.diff")?;
+        let m = if self.lerp_weight().0.abs() < 0.5 {
+            let step = b.mul(u.scalar("lerp_weight"), diff, "exp_avg.step")?;
+            b.add(exp_avg, step, "exp_avg.new")?
+        } else {
+            let back = b.mul(diff, u.scalar("lerp_weight_complement"), "exp_avg.back")?;
+            b.sub(grad, back, "exp_avg.new")?
+        };
+        // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        let kept = b.mul(exp_avg_sq, u.scalar("beta2"), "exp_avg_sq.kept")?;
+        let scaled = b.mul(u.scalar("one_minus_beta2"), grad, "exp_avg_sq.scaled")?;
+        let square = b.mul(scaled, grad, "exp_avg_sq.square")?;
+        let v = b.add(kept, square, "exp_avg_sq.new")?;
+        let mut new_state = vec![m, v];
+        let second = if self.amsgrad {
+            // torch.maximum(max_exp_avg_sqs[i], exp_avg_sq, out=max_exp_avg_sqs[i])
+            let v_max = b.maximum(u.state[2], v, "max_exp_avg_sq.new")?;
+            new_state.push(v_max);
+            v_max
+        } else {
+            v
+        };
+        // denom = (second.sqrt() / bias_correction2_sqrt).add_(eps)
+        let root = b.sqrt(second, "root")?;
+        let corrected = b.div(root, u.scalar("bias_correction2_sqrt"), "corrected")?;
+        let denom = b.add(corrected, u.scalar("eps"), "denom")?;
+        // param.addcdiv_(exp_avg, denom, value=-step_size): p + ((-s) * m) / d = p - (s * m) / d
+        let numerator = b.mul(u.scalar("step_size"), m, "numerator")?;
+        let delta = b.div(numerator, denom, "delta")?;
+        let param = b.sub(param, delta, "new")?;
+        Ok(std::iter::once(param).chain(new_state).collect())
+    }
+
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    fn set_steps(&mut self, steps: u64) {
+        self.steps = steps;
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) -> Result<()> {
+        check_lr(lr)?;
+        self.lr = lr;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}(lr={}, betas=({}, {}), eps={}, weight_decay={}, amsgrad={})",
+            if self.decoupled { "AdamW" } else { "Adam" },
+            python_float(self.lr),
+            python_float(self.betas.0),
+            python_float(self.betas.1),
+            python_float(self.eps),
+            python_float(self.weight_decay),
+            if self.amsgrad { "True" } else { "False" }
+        )
+    }
+}

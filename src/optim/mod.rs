@@ -1,0 +1,301 @@
+//! Optimizers as graph transforms: `torch.optim`'s single-tensor (`foreach=False`) updates,
+//! built into a training step's graph from existing ops (`add sub mul div sqrt maximum`).
+//!
+//! An [`Optimizer`] is host-side configuration plus a step count. [`add_updates`] adds, for
+//! every (parameter, gradient) pair, the update of the parameter and of its state:
+//! - the state (a momentum buffer, `exp_avg`, ...) is a `Parameter` node named after its
+//!   parameter, `fc1.weight.momentum_buffer`, whose value lives in the same
+//!   [`crate::ParameterStore`] as the parameters (zeros before the first step);
+//! - hyperparameters and the step-dependent scalars (bias corrections) are `f32[]` *inputs*
+//!   named `optim.lr`, `optim.step_size`, ..., which [`Optimizer::scalars`] computes on the host
+//!   in f64 and rounds to f32 once, as PyTorch turns a Python float into a kernel's scalar;
+//!   changing the learning rate or taking another step therefore never recompiles;
+//! - the new values are graph outputs named `<entry>.next` (`fc1.weight.next`,
+//!   `fc1.weight.exp_avg.next`), which the caller swaps into the store.
+//!
+//! Only what fixes the graph's shape is structural ([`Optimizer::structure`]): whether momentum,
+//! weight decay, nesterov or amsgrad are on, as PyTorch's `if weight_decay != 0` branches are.
+//!
+//! Rounding: every op rounds to f32 in PyTorch's evaluation order. PyTorch's vectorized CPU
+//! kernels may fuse `a + alpha * b` into one FMA (one rounding instead of two), so results
+//! can differ from ours in the last bit of an element; the fixture tests state their tolerance.
+
+mod adam;
+mod sgd;
+
+pub use adam::{Adam, AdamW};
+pub use sgd::Sgd;
+
+use std::collections::BTreeMap;
+
+use crate::compile::ParameterStore;
+use crate::error::{Error, Result};
+use crate::graph::{BinaryOp, Graph, NodeId, Op, TensorType, UnaryOp};
+use crate::tensor::Tensor;
+
+/// Where an optimizer's parameter list comes from: a traced model, a store, or plain names.
+pub trait Parameters {
+    /// Every parameter to optimize, by store name, in a fixed order.
+    fn parameter_names(&self) -> Vec<String>;
+}
+
+impl Parameters for ParameterStore {
+    fn parameter_names(&self) -> Vec<String> {
+        self.iter().map(|(name, _)| name.to_string()).collect()
+    }
+}
+
+impl Parameters for [String] {
+    fn parameter_names(&self) -> Vec<String> {
+        self.to_vec()
+    }
+}
+
+impl Parameters for [&str] {
+    fn parameter_names(&self) -> Vec<String> {
+        self.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+/// A `torch.optim` optimizer: configuration, the parameters it updates and its step count.
+/// The update itself is graph nodes ([`Optimizer::add_update`]), run by a compiled step.
+pub trait Optimizer {
+    /// The store names of the parameters it updates.
+    fn parameters(&self) -> &[String];
+
+    /// What fixes the update graph (not the scalars' values), e.g. `sgd momentum nesterov`:
+    /// part of a compiled step's cache key.
+    fn structure(&self) -> String;
+
+    /// The state entries kept per parameter, in order (`momentum_buffer`; `exp_avg`,
+    /// `exp_avg_sq`[, `max_exp_avg_sq`]), each of its parameter's type, zeros at first.
+    fn state_names(&self) -> Vec<&'static str>;
+
+    /// The scalar inputs of the update that takes the optimizer from `steps` completed steps
+    /// to `steps + 1`: `(name without the optim. prefix, value)`, rounded to f32 from f64.
+    fn scalars(&self, steps: u64) -> Vec<(&'static str, f32)>;
+
+    /// Adds the update of one parameter to `graph` and returns the nodes of the parameter's
+    /// new value followed by its state's, in [`Optimizer::state_names`] order.
+    fn add_update(&self, graph: &mut Graph, update: &UpdateNodes) -> Result<Vec<NodeId>>;
+
+    /// The steps taken so far (PyTorch's `state['step']`, one count for every parameter).
+    fn steps(&self) -> u64;
+
+    /// Sets the step count (after loading a checkpoint).
+    fn set_steps(&mut self, steps: u64);
+
+    /// The learning rate.
+    fn lr(&self) -> f64;
+
+    /// Changes the learning rate (an input of the compiled step: nothing recompiles).
+    fn set_lr(&mut self, lr: f64) -> Result<()>;
+
+    /// `SGD(lr=0.1, momentum=0.9, ...)`: the configuration, for messages and checkpoints.
+    fn describe(&self) -> String;
+}
+
+/// The nodes one parameter's update reads.
+#[derive(Clone, Debug)]
+pub struct UpdateNodes {
+    /// The parameter's store name, which names the update's nodes.
+    pub name: String,
+    /// The parameter node.
+    pub param: NodeId,
+    /// Its gradient.
+    pub grad: NodeId,
+    /// Its state nodes in [`Optimizer::state_names`] order.
+    pub state: Vec<NodeId>,
+    /// The scalar inputs by name (without the `optim.` prefix).
+    pub scalars: BTreeMap<&'static str, NodeId>,
+}
+
+impl UpdateNodes {
+    /// The scalar input `name`; asking for one the optimizer does not declare is a bug.
+    pub fn scalar(&self, name: &str) -> NodeId {
+        *(self.scalars.get(name)).unwrap_or_else(|| {
+            panic!("invariant: the optimizer declares the scalar {name} in scalars()")
+        })
+    }
+}
+
+/// The prefix of the scalar inputs' names.
+pub const SCALAR_PREFIX: &str = "optim.";
+
+/// One updated store entry: the graph output holding its next value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Updated {
+    /// The store entry (`fc1.weight`, `fc1.weight.momentum_buffer`).
+    pub entry: String,
+    /// The graph output with its new value (`fc1.weight.next`).
+    pub output: String,
+}
+
+/// The store name of parameter `param`'s state `state`: `fc1.weight.momentum_buffer`.
+pub fn state_name(param: &str, state: &str) -> String {
+    format!("{param}.{state}")
+}
+
+/// Adds `optimizer`'s update of every `(parameter node, gradient node)` pair to `graph`: state
+/// parameters, scalar inputs (`optim.lr`, ...) and one output per updated entry, in pair order
+/// (the parameter, then its state). Returns the entries with their outputs.
+pub fn add_updates(
+    graph: &mut Graph,
+    optimizer: &dyn Optimizer,
+    pairs: &[(NodeId, NodeId)],
+) -> Result<Vec<Updated>> {
+    let mut scalars = BTreeMap::new();
+    for (name, _) in optimizer.scalars(0) {
+        let input = Op::Input(TensorType::f32([]));
+        scalars.insert(
+            name,
+            graph.add(format!("{SCALAR_PREFIX}{name}"), input, &[])?,
+        );
+    }
+    let mut updated = Vec::new();
+    for &(param, grad) in pairs {
+        let name = graph.node(param).name.clone();
+        let ty = graph.node(param).ty.clone();
+        let state_names = optimizer.state_names();
+        let mut state = Vec::new();
+        for s in &state_names {
+            state.push(graph.add(state_name(&name, s), Op::Parameter(ty.clone()), &[])?);
+        }
+        let nodes = UpdateNodes {
+            name: name.clone(),
+            param,
+            grad,
+            state,
+            scalars: scalars.clone(),
+        };
+        let new_values = optimizer.add_update(graph, &nodes)?;
+        let entries =
+            std::iter::once(name.clone()).chain(state_names.iter().map(|s| state_name(&name, s)));
+        for (entry, node) in entries.zip(new_values) {
+            let output = format!("{entry}.next");
+            graph.add_output(output.clone(), node)?;
+            updated.push(Updated { entry, output });
+        }
+    }
+    Ok(updated)
+}
+
+/// The scalar inputs of the optimizer's next step as tensors, by input name (`optim.lr`).
+pub fn scalar_inputs(optimizer: &dyn Optimizer) -> Vec<(String, Tensor)> {
+    (optimizer.scalars(optimizer.steps()).into_iter())
+        .map(|(name, v)| (format!("{SCALAR_PREFIX}{name}"), Tensor::scalar(v)))
+        .collect()
+}
+
+/// Zeros for every state entry of `optimizer` that `store` lacks, of its parameter's type.
+/// Fails with [`Error::MissingValue`] for a parameter the store does not hold.
+pub fn init_state(optimizer: &dyn Optimizer, store: &mut ParameterStore) -> Result<()> {
+    for param in optimizer.parameters() {
+        let ty = store
+            .get(param)
+            .ok_or_else(|| Error::MissingValue {
+                what: "parameter",
+                name: param.clone(),
+            })?
+            .ty();
+        for s in optimizer.state_names() {
+            let name = state_name(param, s);
+            if store.get(&name).is_none() {
+                store.insert(name, Tensor::zeros(&ty));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Node-building shorthands for the updates: each adds one node named `<param>.<suffix>`.
+pub(crate) struct Builder<'g> {
+    pub(crate) graph: &'g mut Graph,
+    pub(crate) prefix: String,
+}
+
+impl Builder<'_> {
+    pub(crate) fn binary(
+        &mut self,
+        op: BinaryOp,
+        a: NodeId,
+        b: NodeId,
+        suffix: &str,
+    ) -> Result<NodeId> {
+        let name = format!("{}.{suffix}", self.prefix);
+        self.graph.add(name, Op::Binary(op), &[a, b])
+    }
+
+    pub(crate) fn add(&mut self, a: NodeId, b: NodeId, suffix: &str) -> Result<NodeId> {
+        self.binary(BinaryOp::Add, a, b, suffix)
+    }
+
+    pub(crate) fn sub(&mut self, a: NodeId, b: NodeId, suffix: &str) -> Result<NodeId> {
+        self.binary(BinaryOp::Sub, a, b, suffix)
+    }
+
+    pub(crate) fn mul(&mut self, a: NodeId, b: NodeId, suffix: &str) -> Result<NodeId> {
+        self.binary(BinaryOp::Mul, a, b, suffix)
+    }
+
+    pub(crate) fn div(&mut self, a: NodeId, b: NodeId, suffix: &str) -> Result<NodeId> {
+        self.binary(BinaryOp::Div, a, b, suffix)
+    }
+
+    pub(crate) fn maximum(&mut self, a: NodeId, b: NodeId, suffix: &str) -> Result<NodeId> {
+        self.binary(BinaryOp::Max, a, b, suffix)
+    }
+
+    pub(crate) fn sqrt(&mut self, a: NodeId, suffix: &str) -> Result<NodeId> {
+        let name = format!("{}.{suffix}", self.prefix);
+        self.graph.add(name, Op::Unary(UnaryOp::Sqrt), &[a])
+    }
+}
+
+/// A float as Python's `repr` prints it (`0.1`, `1.0`, `1e-08`, `nan`), so messages read as
+/// PyTorch's do.
+pub fn python_float(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // Rust's Debug form is the shortest round trip and switches to exponents at the same
+    // thresholds as Python (below 1e-4, from 1e16); Python pads the exponent to two digits.
+    let debug = format!("{x:?}");
+    match debug.split_once('e') {
+        None => debug,
+        Some((mantissa, exponent)) => {
+            let (sign, digits) = match exponent.strip_prefix('-') {
+                Some(d) => ("-", d),
+                None => ("+", exponent),
+            };
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+    }
+}
+
+/// [`Error::Hyperparameter`] unless `ok`.
+pub(crate) fn check(ok: bool, what: &'static str, value: f64) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Hyperparameter { what, value })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_print_like_python() {
+        assert_eq!(python_float(-0.1), "-0.1");
+        assert_eq!(python_float(1.0), "1.0");
+        assert_eq!(python_float(1e-8), "1e-08");
+        assert_eq!(python_float(1e20), "1e+20");
+        assert_eq!(python_float(0.0001), "0.0001");
+        assert_eq!(python_float(f64::NAN), "nan");
+    }
+}

@@ -1,0 +1,70 @@
+//! The training step as one graph: a forward graph's nodes, the loss, the gradient of every
+//! parameter the optimizer updates ([`crate::autodiff::gradients`]) and the optimizer's
+//! update ([`crate::optim::add_updates`]).
+
+use crate::autodiff::gradients;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, NodeId, Op, TensorType};
+use crate::optim::{self, Optimizer, Updated};
+
+use super::Loss;
+
+/// A training step's graph and the store entries it updates.
+#[derive(Clone, Debug)]
+pub struct StepGraph {
+    /// The graph: inputs `x`, `targets` and the optimizer's scalars (`optim.lr`, ...);
+    /// outputs `loss`, then `<entry>.next` for every updated entry in [`StepGraph::updated`]
+    /// order.
+    pub graph: Graph,
+    /// The updated parameters and state entries with their outputs.
+    pub updated: Vec<Updated>,
+}
+
+/// The training step of `forward`, a traced graph (input `x`, its first output the model's
+/// `y`, e.g. from [`crate::nn::trace`]): `loss` of `y` against an input `targets` of type
+/// `targets`, the gradients of the optimizer's parameters (those the forward uses; PyTorch
+/// skips a parameter without a gradient too) and their update. The graph is named
+/// `<forward>_train_step`.
+///
+/// Errors: a target type that does not fit the loss (a type error naming the loss node), a
+/// forward without an output, and the gradient transform's errors.
+pub fn step_graph(
+    forward: &Graph,
+    loss: Loss,
+    targets: &TensorType,
+    optimizer: &dyn Optimizer,
+) -> Result<StepGraph> {
+    let mut graph = Graph::new(format!("{}_train_step", forward.name()));
+    let y = copy_nodes(forward, &mut graph)?;
+    let loss_node = loss.add(&mut graph, y, targets)?;
+    graph.add_output("loss", loss_node)?;
+    let params: Vec<NodeId> = (optimizer.parameters().iter())
+        .filter_map(|name| graph.find(name))
+        .filter(|&id| matches!(graph.node(id).op, Op::Parameter(_)))
+        .collect();
+    let grads = gradients(&mut graph, loss_node, &params)?;
+    let pairs: Vec<(NodeId, NodeId)> = params.into_iter().zip(grads).collect();
+    let updated = optim::add_updates(&mut graph, optimizer, &pairs)?;
+    Ok(StepGraph { graph, updated })
+}
+
+/// Copies every node of `forward` into `graph` (same names, ops and operands, no outputs)
+/// and returns the copy of the node behind `forward`'s first output.
+fn copy_nodes(forward: &Graph, graph: &mut Graph) -> Result<NodeId> {
+    let Some(output) = forward.outputs().first() else {
+        return Err(Error::Invalid {
+            graph: forward.name().to_string(),
+            detail: "a forward graph needs an output for the loss to read".to_string(),
+        });
+    };
+    let mut copies = std::collections::BTreeMap::new();
+    for id in forward.topo_order() {
+        let node = forward.node(id);
+        let operands: Vec<NodeId> = (forward.operands(id).iter()).map(|o| copies[o]).collect();
+        copies.insert(
+            id,
+            graph.add(node.name.clone(), node.op.clone(), &operands)?,
+        );
+    }
+    Ok(copies[&output.node])
+}

@@ -1,0 +1,11 @@
+//! The compiled training step: forward, loss, gradients and the optimizer's update in ONE
+//! graph, compiled once per (input shapes, loss, optimizer structure) and run on the
+//! parameter store, which it updates in place (see [`CompiledStep`] for how).
+
+mod graph;
+mod loss;
+mod step;
+
+pub use graph::{StepGraph, step_graph};
+pub use loss::Loss;
+pub use step::CompiledStep;

@@ -1,0 +1,128 @@
+//! [`CompiledStep`]: a compiled update graph with its buffers, run again and again on one
+//! parameter store.
+//!
+//! Parameters and optimizer state are updated **by swapping buffers**: the compiled graph
+//! writes each new value into a preallocated output tensor ([`CompiledGraph::run_into`]),
+//! and the step then swaps that tensor with the store's entry (`std::mem::swap` of two
+//! `Tensor`s, three pointers each). The store then holds the new values and the step holds
+//! the old buffers, which the next run overwrites: no parameter is copied and no
+//! parameter-sized buffer is allocated after the first run. (Inputs are copied into the
+//! step's own input tensors, and the compiled graph allocates its arena of intermediates per
+//! run.)
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::compile::{CompiledGraph, ParameterStore};
+use crate::error::Result;
+use crate::optim::{Optimizer, SCALAR_PREFIX, Updated};
+use crate::rng::Generator;
+use crate::tensor::{Tensor, TensorData};
+
+/// A compiled graph whose outputs are some results (a loss) followed by new values of store
+/// entries ([`crate::optim::add_updates`]), with the buffers its runs reuse.
+pub struct CompiledStep {
+    compiled: Arc<CompiledGraph>,
+    inputs: BTreeMap<String, Tensor>,
+    outputs: Vec<(String, Tensor)>,
+    updated: Vec<Updated>,
+    /// The position of the first update among the outputs; earlier ones are results.
+    first_update: usize,
+}
+
+impl CompiledStep {
+    /// Wraps `compiled`, whose outputs end with the `updated` entries' outputs in order.
+    /// Panics if they do not (a bug of the caller that built the graph).
+    pub fn new(compiled: Arc<CompiledGraph>, updated: Vec<Updated>) -> CompiledStep {
+        let graph = compiled.graph();
+        let outputs: Vec<(String, Tensor)> = (graph.outputs().iter())
+            .map(|o| (o.name.clone(), Tensor::zeros(&graph.node(o.node).ty)))
+            .collect();
+        let first_update = outputs.len() - updated.len();
+        for (k, update) in updated.iter().enumerate() {
+            assert_eq!(
+                outputs[first_update + k].0,
+                update.output,
+                "invariant: the graph's outputs end with the updates in order"
+            );
+        }
+        CompiledStep {
+            compiled,
+            inputs: BTreeMap::new(),
+            outputs,
+            updated,
+            first_update,
+        }
+    }
+
+    /// The compiled graph.
+    pub fn compiled(&self) -> &CompiledGraph {
+        &self.compiled
+    }
+
+    /// The store entries each run updates, with the outputs holding their new values.
+    pub fn updated(&self) -> &[Updated] {
+        &self.updated
+    }
+
+    /// Runs one step: binds `feed` (the graph's inputs other than the optimizer's scalars)
+    /// and `optimizer`'s scalars for its next step, runs the graph on `store` (claiming one
+    /// generator step in train mode), swaps every new value into `store` and counts the
+    /// optimizer's step. Returns the results before the updates (the loss).
+    ///
+    /// `store` has to hold every parameter and state entry
+    /// ([`crate::optim::init_state`]). On an error the store and the optimizer are unchanged.
+    pub fn run(
+        &mut self,
+        generator: &mut Generator,
+        store: &mut ParameterStore,
+        optimizer: &mut dyn Optimizer,
+        feed: &[(&str, &Tensor)],
+    ) -> Result<&[(String, Tensor)]> {
+        for &(name, value) in feed {
+            self.bind(name, value);
+        }
+        for (name, value) in optimizer.scalars(optimizer.steps()) {
+            self.bind(&format!("{SCALAR_PREFIX}{name}"), &Tensor::scalar(value));
+        }
+        (self.compiled).run_into(generator, &self.inputs, store, &mut self.outputs)?;
+        for (update, (_, value)) in self
+            .updated
+            .iter()
+            .zip(&mut self.outputs[self.first_update..])
+        {
+            let entry = (store.get_mut(&update.entry))
+                .expect("invariant: the run checked that the store holds every parameter");
+            std::mem::swap(entry, value);
+        }
+        optimizer.set_steps(optimizer.steps() + 1);
+        Ok(&self.outputs[..self.first_update])
+    }
+
+    /// Binds an input: copies into the tensor bound before if it has the type, else keeps a
+    /// copy (a wrong type is then reported by the run, naming the input).
+    fn bind(&mut self, name: &str, value: &Tensor) {
+        match self.inputs.get_mut(name) {
+            Some(bound) if bound.ty() == value.ty() => copy_into(bound, value),
+            Some(bound) => *bound = value.clone(),
+            None => {
+                self.inputs.insert(name.to_string(), value.clone());
+            }
+        }
+    }
+}
+
+/// Copies `source`'s elements into `destination`, of the same type.
+fn copy_into(destination: &mut Tensor, source: &Tensor) {
+    match source.data() {
+        TensorData::F32(v) => (destination.as_f32_mut())
+            .expect("invariant: the types were compared")
+            .copy_from_slice(v),
+        TensorData::I32(v) => (destination.as_i32_mut())
+            .expect("invariant: the types were compared")
+            .copy_from_slice(v),
+        TensorData::Bool(v) => (destination.as_bool_mut())
+            .expect("invariant: the types were compared")
+            .copy_from_slice(v),
+    }
+}

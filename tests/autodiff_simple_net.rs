@@ -1,0 +1,97 @@
+//! SimpleNet's training graph (`autodiff::gradients` of its cross-entropy loss): gradients
+//! against central differences, the JIT against the interpreter, the committed IR program,
+//! and the compiled memory plan (no mask buffer).
+
+mod common;
+
+use common::compare::Agreement;
+use common::gradcheck::{check_finite_differences, check_jit};
+use common::training::{simple_net_grad, simple_net_loss};
+use dropjit::Gemm;
+
+#[test]
+fn gradients_match_central_differences_in_f64() {
+    let graph = simple_net_loss();
+    let wrt = [
+        "fc1.weight",
+        "fc1.bias",
+        "fc2.weight",
+        "fc2.bias",
+        "fc3.weight",
+        "fc3.bias",
+    ];
+    // f64 throughout, h = 1e-6: truncation error ~1e-12, rounding ~1e-10; a relu kink
+    // within h of a sample would show as an O(1) error.
+    check_finite_differences(&graph, &wrt, 3, 6, 1e-6).unwrap();
+}
+
+#[test]
+fn jit_gradients_equal_the_interpreter() {
+    let graph = simple_net_grad();
+    check_jit(&graph, 5, Gemm::Reference, Agreement::Bits).unwrap();
+    // sgemm sums in its own order.
+    check_jit(&graph, 5, Gemm::Blocked, Agreement::Within(1e-5)).unwrap();
+}
+
+/// `ir/simple_net_grad.ir` is the printed transform (after its leading comment lines), so it
+/// round-trips and the glob-based snapshot tests cover SimpleNet's training graph.
+#[test]
+fn the_ir_program_is_the_printed_transform() {
+    let file = include_str!("../ir/simple_net_grad.ir");
+    let body: String = (file.lines())
+        .skip_while(|line| line.starts_with('#'))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let printed = simple_net_grad().to_string();
+    assert!(
+        body == printed,
+        "ir/simple_net_grad.ir is stale; the transform prints:\n{printed}"
+    );
+}
+
+/// The backward recomputes each dropout's mask in its own kernel: the optimized training
+/// graph has no mask node, and no buffer holds a bool value or keep bytes beyond the kernel
+/// that draws them (nothing is saved from forward to backward).
+#[test]
+fn the_compiled_training_graph_saves_no_mask() {
+    let compiled = dropjit::Compiler::new()
+        .mode(dropjit::Mode::Train)
+        .compile(&simple_net_grad())
+        .unwrap();
+    let graph = compiled.graph();
+    for id in graph.node_ids() {
+        let node = graph.node(id);
+        assert!(
+            node.op.as_dropout_mask().is_none(),
+            "mask node {}",
+            node.name
+        );
+        assert_ne!(
+            node.ty.dtype,
+            dropjit::DType::Bool,
+            "bool value {}",
+            node.name
+        );
+    }
+    let memory = compiled.memory();
+    let mut keep_buffers = 0;
+    for buffer in &memory.buffers {
+        if let Some(of) = &buffer.keep_bytes_of {
+            keep_buffers += 1;
+            let (first, last) = buffer.live.expect("keep bytes live in the arena");
+            assert_eq!(first, last, "keep bytes of {of} outlive their kernel");
+        }
+    }
+    // Two forward dropouts and their two gradients each draw in their own kernel.
+    assert_eq!(keep_buffers, 4);
+    let kinds: Vec<&str> = (graph.node_ids())
+        .filter_map(|id| {
+            graph
+                .node(id)
+                .op
+                .drawn_dropout()
+                .map(|_| graph.node(id).op.name())
+        })
+        .collect();
+    assert_eq!(kinds.len(), 4, "{kinds:?}");
+}
