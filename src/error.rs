@@ -329,6 +329,14 @@ pub enum Error {
         /// The samples there are.
         total: usize,
     },
+    /// An experiment configuration value out of its range.
+    #[error("invalid {what}: {value}")]
+    Config {
+        /// The setting and its range, `epochs (at least 1)`.
+        what: &'static str,
+        /// The value given.
+        value: String,
+    },
     /// Mini-batches of no sample.
     #[error("the batch size has to be at least 1")]
     BatchSize,

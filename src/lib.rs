@@ -29,6 +29,7 @@ pub mod checkpoint;
 pub mod compile;
 pub mod data;
 pub mod error;
+pub mod experiment;
 pub mod graph;
 pub mod init;
 pub mod interp;

@@ -1,5 +1,10 @@
 //! `dropjit`: a thin command line over the library.
 //!
+//! - `dropjit` alone, or `dropjit train [--p 0,0.5] [--epochs N] [--train-size N] [--hidden
+//!   H1,H2] [--optimizer sgd|adamw] [--lr LR] [--batch-size B] [--seed S] [--seeds N]
+//!   [--threads N] [--out DIR] [--save DIR] [--resume DIR]`: SimpleNet trained on the embedded
+//!   digits with and without dropout from the same weights; a progress bar while it trains, then
+//!   per-epoch figures, a side-by-side table and the path of an SVG of the learning curves.
 //! - `dropjit check FILE.ir`: parse and verify; errors print as `FILE:line:col: message`.
 //! - `dropjit dump FILE.ir [--mode train|eval] [--stage parsed|optimized|clif] [--format
 //!   text|dot] [--print-after-all] [--time-passes]`: the graph as written, after the passes for
@@ -13,14 +18,17 @@
 
 mod cli;
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use dropjit::experiment::{EpochStats, Progress};
 use dropjit::{Generator, Mode};
 
 use cli::dump::{DumpOptions, Format, Stage};
 use cli::run::{BenchOptions, Engine, GemmArg, RunOptions, Sources};
+use cli::train::TrainArgs;
 
 #[derive(Parser)]
 #[command(
@@ -29,12 +37,15 @@ use cli::run::{BenchOptions, Engine, GemmArg, RunOptions, Sources};
     about = "A graph compiler for dropout and its family"
 )]
 struct Cli {
+    /// Without a subcommand, `train` runs with its defaults.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train SimpleNet on the embedded digits with and without dropout and compare.
+    Train(TrainArgs),
     /// Parse and verify an IR file; print every error as FILE:line:col: message.
     Check {
         /// The `.ir` file.
@@ -145,7 +156,16 @@ impl From<ModeArg> for Mode {
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let command = Cli::parse()
+        .command
+        .unwrap_or_else(|| Command::Train(TrainArgs::default()));
+    let result = match command {
+        Command::Train(args) => {
+            let mut bar = Bar::new(args.seeds > 1);
+            let result = cli::train::train(&args, &mut |seed, event| bar.update(seed, event));
+            bar.finish();
+            result
+        }
         Command::Check { file } => cli::check(&file),
         Command::Dump {
             file,
@@ -207,6 +227,105 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("{error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Training progress on stderr: on a terminal, one bar per run redrawn with `\r` as steps
+/// finish; otherwise (a pipe, a log file) one plain line per epoch.
+struct Bar {
+    terminal: bool,
+    /// Several seeds run one after another: name the seed in every line.
+    show_seed: bool,
+    /// A bar is on screen without its newline yet.
+    drawn: bool,
+    /// The thousandths of the run last drawn.
+    drawn_permille: usize,
+    run: usize,
+    runs: usize,
+    p: f64,
+    last_epoch: Option<EpochStats>,
+}
+
+impl Bar {
+    fn new(show_seed: bool) -> Bar {
+        Bar {
+            terminal: std::io::stderr().is_terminal(),
+            show_seed,
+            drawn: false,
+            drawn_permille: usize::MAX,
+            run: 0,
+            runs: 0,
+            p: 0.0,
+            last_epoch: None,
+        }
+    }
+
+    fn update(&mut self, seed: u64, event: Progress) {
+        let seed = if self.show_seed {
+            format!("seed {seed} ")
+        } else {
+            String::new()
+        };
+        match event {
+            Progress::Run { run, runs, p, .. } => {
+                self.finish();
+                (self.run, self.runs, self.p, self.last_epoch) = (run, runs, p, None);
+                self.drawn_permille = usize::MAX;
+            }
+            Progress::Step {
+                step, steps, loss, ..
+            } if self.terminal => {
+                let permille = step * 1000 / steps.max(1);
+                if permille == self.drawn_permille {
+                    return;
+                }
+                self.drawn_permille = permille;
+                let filled = permille * 30 / 1000;
+                let epoch = match self.last_epoch {
+                    Some(e) => format!(
+                        "  epoch {}  test acc {:.1}%",
+                        e.epoch,
+                        100.0 * e.test.accuracy
+                    ),
+                    None => String::new(),
+                };
+                let mut err = std::io::stderr().lock();
+                let _ = write!(
+                    err,
+                    "\r{seed}run {}/{} p={:<4} [{}{}] {:>3}%  loss {loss:.4}{epoch}\x1b[K",
+                    self.run + 1,
+                    self.runs,
+                    self.p,
+                    "#".repeat(filled),
+                    "-".repeat(30 - filled),
+                    permille / 10
+                );
+                let _ = err.flush();
+                self.drawn = true;
+            }
+            Progress::Step { .. } => {}
+            Progress::Epoch { p, stats, .. } => {
+                self.last_epoch = Some(stats);
+                if !self.terminal {
+                    eprintln!(
+                        "{seed}p={p} epoch {}: train loss {:.4} acc {:.1}%, test loss {:.4} acc {:.1}%",
+                        stats.epoch,
+                        stats.train.loss,
+                        100.0 * stats.train.accuracy,
+                        stats.test.loss,
+                        100.0 * stats.test.accuracy
+                    );
+                }
+            }
+        }
+    }
+
+    /// Ends the bar on screen with its newline.
+    fn finish(&mut self) {
+        if self.drawn {
+            eprintln!();
+            self.drawn = false;
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod dump;
 pub mod run;
+pub mod train;
 
 use std::fs;
 use std::path::Path;

@@ -1,0 +1,192 @@
+//! `dropjit train` (and `dropjit` alone): the dropout experiment on the embedded digits, with
+//! the results as tables and an SVG plot.
+
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use dropjit::experiment::{self, Config, OptimizerKind, Progress, Report};
+
+/// The flags of `dropjit train`; every default is [`Config::default`]'s.
+#[derive(clap::Args, Clone, Debug)]
+pub struct TrainArgs {
+    /// Dropout rates to compare, one training run each (comma-separated).
+    #[arg(long = "p", value_delimiter = ',', default_values_t = Config::default().ps)]
+    pub ps: Vec<f64>,
+    /// Passes over the training split.
+    #[arg(long, default_value_t = Config::default().epochs)]
+    pub epochs: usize,
+    /// Training samples (stratified); the rest of the 1,797 are the test split.
+    #[arg(long, default_value_t = Config::default().train_size)]
+    pub train_size: usize,
+    /// The two hidden layers' widths (comma-separated).
+    #[arg(long, value_name = "H1,H2", default_value_t = Hidden(Config::default().hidden))]
+    pub hidden: Hidden,
+    /// The optimizer: SGD with momentum 0.9, or AdamW with torch's defaults.
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd)]
+    pub optimizer: OptimizerArg,
+    /// The learning rate [default: 0.01 for sgd, 0.001 for adamw].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Samples per training step.
+    #[arg(long, default_value_t = Config::default().batch_size)]
+    pub batch_size: usize,
+    /// Seeds the split, the initial weights, the shuffles and the dropout masks.
+    #[arg(long, default_value_t = Config::default().seed)]
+    pub seed: u64,
+    /// Run the experiment for seeds SEED, SEED+1, ... (N of them) and add a table over them.
+    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with_all = ["save", "resume"])]
+    pub seeds: u64,
+    /// JIT threads (results are bit-identical for any count).
+    #[arg(long, default_value_t = Config::default().threads)]
+    pub threads: usize,
+    /// Where the plot goes.
+    #[arg(long, value_name = "DIR", default_value_os_t = Config::default().out_dir)]
+    pub out: PathBuf,
+    /// Save each run's final state to DIR/p<P>.safetensors.
+    #[arg(long, value_name = "DIR")]
+    pub save: Option<PathBuf>,
+    /// Start each run from DIR/p<P>.safetensors and train --epochs more.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+impl Default for TrainArgs {
+    fn default() -> TrainArgs {
+        let config = Config::default();
+        TrainArgs {
+            ps: config.ps,
+            epochs: config.epochs,
+            train_size: config.train_size,
+            hidden: Hidden(config.hidden),
+            optimizer: OptimizerArg::Sgd,
+            lr: None,
+            batch_size: config.batch_size,
+            seed: config.seed,
+            seeds: 1,
+            threads: config.threads,
+            out: config.out_dir,
+            save: None,
+            resume: None,
+        }
+    }
+}
+
+/// `--hidden H1,H2`: two layer widths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hidden(pub [usize; 2]);
+
+impl std::fmt::Display for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{}", self.0[0], self.0[1])
+    }
+}
+
+impl std::str::FromStr for Hidden {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Hidden, String> {
+        let widths: Vec<usize> = (s.split(','))
+            .map(|w| {
+                w.trim()
+                    .parse()
+                    .map_err(|_| format!("{w:?} is not a width"))
+            })
+            .collect::<Result<_, _>>()?;
+        match widths[..] {
+            [h1, h2] => Ok(Hidden([h1, h2])),
+            _ => Err(format!(
+                "expected two widths H1,H2, but got {}",
+                widths.len()
+            )),
+        }
+    }
+}
+
+/// `--optimizer`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OptimizerArg {
+    /// SGD, momentum 0.9.
+    Sgd,
+    /// AdamW.
+    Adamw,
+}
+
+impl TrainArgs {
+    /// The experiment for `seed`.
+    fn config(&self, seed: u64) -> Config {
+        Config {
+            ps: self.ps.clone(),
+            epochs: self.epochs,
+            train_size: self.train_size,
+            hidden: self.hidden.0,
+            optimizer: match self.optimizer {
+                OptimizerArg::Sgd => OptimizerKind::Sgd,
+                OptimizerArg::Adamw => OptimizerKind::AdamW,
+            },
+            lr: self.lr,
+            batch_size: self.batch_size,
+            seed,
+            threads: self.threads,
+            out_dir: self.out.clone(),
+            save: self.save.clone(),
+            resume: self.resume.clone(),
+        }
+    }
+}
+
+/// Runs the experiment for every seed asked for, reporting progress to `progress`, then prints
+/// the per-epoch table, the summary and the plot's path (and with several seeds, the table
+/// over them).
+pub fn train(args: &TrainArgs, progress: &mut dyn FnMut(u64, Progress)) -> anyhow::Result<()> {
+    let mut reports = Vec::new();
+    for seed in args.seed..args.seed + args.seeds {
+        let config = args.config(seed);
+        if let Some(dir) = &config.save {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let report = experiment::run(&config, &mut |event| progress(seed, event))?;
+        let name = if args.seeds > 1 {
+            format!("learning_curves_seed{seed}.svg")
+        } else {
+            "learning_curves.svg".to_string()
+        };
+        let plot = write_plot(&report, &name)?;
+        print_report(&report, &plot);
+        reports.push(report);
+    }
+    if reports.len() > 1 {
+        println!("\n{}", experiment::seed_table(&reports));
+    }
+    Ok(())
+}
+
+fn write_plot(report: &Report, name: &str) -> anyhow::Result<PathBuf> {
+    let dir = &report.config.out_dir;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(name);
+    fs::write(&path, report.svg()).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+fn print_report(report: &Report, plot: &std::path::Path) {
+    let config = &report.config;
+    println!(
+        "SimpleNet 64-{}-{}-10 on {} training digits ({} held out), {} lr {}, batch {}, seed {}",
+        config.hidden[0],
+        config.hidden[1],
+        report.train_size,
+        report.test_size,
+        config.optimizer.name(),
+        config.lr(),
+        config.batch_size,
+        config.seed
+    );
+    println!(
+        "\nper epoch (eval mode, whole splits):\n{}",
+        report.epoch_table()
+    );
+    println!("after the last epoch:\n{}", report.table());
+    println!("plot: {}", plot.display());
+}

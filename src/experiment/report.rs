@@ -1,0 +1,231 @@
+//! What an experiment returns, and its renderings: the side-by-side summary table, the
+//! per-epoch table, the SVG of the learning curves and the table over several seeds. Each is
+//! a value (a `String`); the caller decides where it goes.
+
+use std::fmt::Write;
+
+use super::Config;
+use super::metrics::Metrics;
+use crate::plot::{self, Chart, Series};
+
+/// One epoch of one run: the mean training loss of its steps (train mode, masks drawn) and the
+/// eval-mode metrics of both whole splits after it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochStats {
+    /// The epoch, from 1 (continuing the count of a resumed run).
+    pub epoch: usize,
+    /// The mean of the epoch's step losses (with dropout, as the optimizer saw them).
+    pub step_loss: f64,
+    /// The training split in eval mode.
+    pub train: Metrics,
+    /// The test split in eval mode.
+    pub test: Metrics,
+}
+
+/// One training run (one dropout rate).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunResult {
+    /// The dropout rate of both dropout layers.
+    pub p: f64,
+    /// One entry per epoch, in order.
+    pub curve: Vec<EpochStats>,
+    /// Wall time spent compiling: the training step (for each batch size) and the evaluation
+    /// forwards (for each split), in seconds.
+    pub compile_seconds: f64,
+    /// Training steps taken.
+    pub steps: usize,
+    /// Wall time spent in training steps once compiled, in seconds.
+    pub step_seconds: f64,
+}
+
+impl RunResult {
+    /// The last epoch's statistics.
+    pub fn last(&self) -> &EpochStats {
+        self.curve
+            .last()
+            .expect("invariant: a run trains at least one epoch")
+    }
+
+    /// Train accuracy minus test accuracy after the last epoch.
+    pub fn gap(&self) -> f64 {
+        self.last().train.accuracy - self.last().test.accuracy
+    }
+
+    /// Training steps per second of step time.
+    pub fn steps_per_second(&self) -> f64 {
+        self.steps as f64 / self.step_seconds
+    }
+}
+
+/// A whole experiment: its configuration, the split sizes and one run per dropout rate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// The configuration it ran.
+    pub config: Config,
+    /// Training samples.
+    pub train_size: usize,
+    /// Test samples.
+    pub test_size: usize,
+    /// One run per [`Config::ps`] entry, in order.
+    pub runs: Vec<RunResult>,
+}
+
+fn percent(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+impl Report {
+    /// The side-by-side summary after the last epoch: one row per run.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:>5}  {:>9}  {:>8}  {:>6}  {:>9}  {:>10}  {:>8}\n",
+            "p", "train acc", "test acc", "gap", "test loss", "compile", "steps/s"
+        );
+        for run in &self.runs {
+            let last = run.last();
+            let _ = writeln!(
+                out,
+                "{:>5}  {:>9}  {:>8}  {:>6}  {:>9.4}  {:>7.1} ms  {:>8.0}",
+                run.p,
+                percent(last.train.accuracy),
+                percent(last.test.accuracy),
+                percent(run.gap()),
+                last.test.loss,
+                1e3 * run.compile_seconds,
+                run.steps_per_second()
+            );
+        }
+        out
+    }
+
+    /// Every epoch of every run side by side: train and test loss and accuracy per run.
+    pub fn epoch_table(&self) -> String {
+        let mut header = format!("{:>5}", "epoch");
+        let mut names = format!("{:>5}", "");
+        for run in &self.runs {
+            let _ = write!(header, "  | {:^36}", format!("p = {}", run.p));
+            let _ = write!(
+                names,
+                "  | {:>8} {:>8} {:>9} {:>8}",
+                "tr loss", "tr acc", "te loss", "te acc"
+            );
+        }
+        let mut out = format!("{header}\n{names}\n");
+        let epochs = self.runs.iter().map(|r| r.curve.len()).max().unwrap_or(0);
+        for i in 0..epochs {
+            let epoch = self
+                .runs
+                .iter()
+                .find_map(|r| r.curve.get(i))
+                .map_or(i + 1, |e| e.epoch);
+            let _ = write!(out, "{epoch:>5}");
+            for run in &self.runs {
+                match run.curve.get(i) {
+                    Some(e) => {
+                        let _ = write!(
+                            out,
+                            "  | {:>8.4} {:>8} {:>9.4} {:>8}",
+                            e.train.loss,
+                            percent(e.train.accuracy),
+                            e.test.loss,
+                            percent(e.test.accuracy)
+                        );
+                    }
+                    None => out.push_str(&format!("  | {:36}", "")),
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The learning curves as SVG: accuracy and loss panels, train solid and test dashed,
+    /// one colour per dropout rate.
+    pub fn svg(&self) -> String {
+        const COLORS: [&str; 6] = [
+            "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+        ];
+        let panel = |title: &str, y_label: &str, value: fn(&Metrics) -> f64| {
+            let mut series = Vec::new();
+            for (i, run) in self.runs.iter().enumerate() {
+                let color = COLORS[i % COLORS.len()].to_string();
+                for (split, dashed, pick) in [
+                    (
+                        "train",
+                        false,
+                        (|e: &EpochStats| e.train) as fn(&EpochStats) -> Metrics,
+                    ),
+                    ("test", true, |e: &EpochStats| e.test),
+                ] {
+                    series.push(Series {
+                        name: format!("{split} p={}", run.p),
+                        color: color.clone(),
+                        dashed,
+                        points: run
+                            .curve
+                            .iter()
+                            .map(|e| (e.epoch as f64, value(&pick(e))))
+                            .collect(),
+                    });
+                }
+            }
+            Chart {
+                title: title.to_string(),
+                x_label: "epoch".to_string(),
+                y_label: y_label.to_string(),
+                series,
+            }
+        };
+        let summary = format!(
+            "SimpleNet 64-{}-{}-10 on {} digits ({} held out)",
+            self.config.hidden[0], self.config.hidden[1], self.train_size, self.test_size
+        );
+        plot::svg(&[
+            panel(&format!("accuracy: {summary}"), "accuracy (%)", |m| {
+                100.0 * m.accuracy
+            }),
+            panel("cross-entropy loss (eval mode)", "loss", |m| m.loss),
+        ])
+    }
+}
+
+/// Mean and sample standard deviation.
+fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, var.sqrt())
+}
+
+/// Final train accuracy, test accuracy and gap per dropout rate over several experiments
+/// (one per seed, same configuration otherwise), as mean ± sample standard deviation in
+/// percentage points.
+pub fn seed_table(reports: &[Report]) -> String {
+    let seeds: Vec<String> = reports.iter().map(|r| r.config.seed.to_string()).collect();
+    let mut out = format!(
+        "{} seeds ({}): mean ± standard deviation\n{:>5}  {:>14}  {:>14}  {:>14}\n",
+        reports.len(),
+        seeds.join(", "),
+        "p",
+        "train acc",
+        "test acc",
+        "gap"
+    );
+    let runs = reports.first().map_or(0, |r| r.runs.len());
+    for i in 0..runs {
+        let column = |f: &dyn Fn(&RunResult) -> f64| {
+            let values: Vec<f64> = reports.iter().map(|r| 100.0 * f(&r.runs[i])).collect();
+            let (mean, sd) = mean_sd(&values);
+            format!("{mean:.1} ± {sd:.1}")
+        };
+        let _ = writeln!(
+            out,
+            "{:>5}  {:>14}  {:>14}  {:>14}",
+            reports[0].runs[i].p,
+            column(&|r| r.last().train.accuracy),
+            column(&|r| r.last().test.accuracy),
+            column(&RunResult::gap)
+        );
+    }
+    out
+}

@@ -1,0 +1,229 @@
+//! The training loop: one run per dropout rate, all from the same initial weights and batches.
+
+use std::time::Instant;
+
+use super::metrics::metrics;
+use super::model::SimpleNet;
+use super::report::{EpochStats, Report, RunResult};
+use super::{Config, OptimizerKind};
+use crate::compile::Compiler;
+use crate::data::{self, Batches, CLASSES, FEATURES, Split, epoch_stream};
+use crate::error::{Error, Result};
+use crate::nn::Traced;
+use crate::optim::{self, Optimizer};
+use crate::rng::Generator;
+use crate::tensor::Tensor;
+use crate::train::Loss;
+
+/// What [`run`] reports while it works, in order: a `Run` before each run's first step, a
+/// `Step` after every training step and an `Epoch` after every evaluation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Progress {
+    /// Run `run` (from 0) of `runs` starts: dropout rate `p`, `steps` steps to take.
+    Run {
+        /// The run's index.
+        run: usize,
+        /// How many runs there are.
+        runs: usize,
+        /// Its dropout rate.
+        p: f64,
+        /// The steps it will take.
+        steps: usize,
+    },
+    /// A training step finished.
+    Step {
+        /// The run's index.
+        run: usize,
+        /// Steps done in this run so far (from 1).
+        step: usize,
+        /// The steps it will take.
+        steps: usize,
+        /// The step's loss (train mode, with dropout).
+        loss: f32,
+    },
+    /// An epoch finished and both splits were evaluated.
+    Epoch {
+        /// The run's index.
+        run: usize,
+        /// Its dropout rate.
+        p: f64,
+        /// The epoch's figures.
+        stats: EpochStats,
+    },
+}
+
+/// Runs the experiment: splits the embedded digits (seeded), then trains one SimpleNet per
+/// dropout rate of `config`, each from the same initial weights (the generator after the
+/// split, cloned) on the same batches, evaluating both splits after every epoch.
+pub fn run(config: &Config, progress: &mut dyn FnMut(Progress)) -> Result<Report> {
+    check(config)?;
+    let digits = data::digits()?;
+    let mut generator = Generator::new(config.seed);
+    let split = Split::stratified(&digits, config.train_size, &mut generator)?;
+    let mut runs = Vec::new();
+    for (index, &p) in config.ps.iter().enumerate() {
+        let job = Job {
+            config,
+            split: &split,
+            index,
+            p,
+        };
+        let result = match config.optimizer {
+            OptimizerKind::Sgd => job.train(
+                generator.clone(),
+                |m| optim::Sgd::new(m, config.lr())?.momentum(0.9),
+                progress,
+            )?,
+            OptimizerKind::AdamW => job.train(
+                generator.clone(),
+                |m| optim::AdamW::new(m, config.lr()),
+                progress,
+            )?,
+        };
+        runs.push(result);
+    }
+    Ok(Report {
+        config: config.clone(),
+        train_size: split.train.len(),
+        test_size: split.test.len(),
+        runs,
+    })
+}
+
+/// The config's own constraints (the data, the optimizers and the compiler check the rest).
+fn check(config: &Config) -> Result<()> {
+    let bad = |what: &'static str, value: String| Err(Error::Config { what, value });
+    if config.ps.is_empty() {
+        return bad("dropout rates (at least one)", "none".to_string());
+    }
+    if config.epochs == 0 {
+        return bad("epochs (at least 1)", "0".to_string());
+    }
+    if config.hidden.contains(&0) {
+        return bad("hidden sizes (at least 1)", format!("{:?}", config.hidden));
+    }
+    if config.batch_size == 0 {
+        return Err(Error::BatchSize);
+    }
+    Ok(())
+}
+
+/// One training run.
+struct Job<'a> {
+    config: &'a Config,
+    split: &'a Split,
+    index: usize,
+    p: f64,
+}
+
+impl Job<'_> {
+    fn train<O: Optimizer>(
+        &self,
+        mut generator: Generator,
+        optimizer: impl FnOnce(&Traced<SimpleNet>) -> Result<O>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<RunResult> {
+        let (config, p) = (self.config, self.p);
+        let net = SimpleNet::new(FEATURES, config.hidden, CLASSES, p, &mut generator)?;
+        let compiler = Compiler::new().threads(config.threads);
+        let mut model = Traced::with_compiler(net, compiler);
+        let mut opt = optimizer(&model)?;
+        let batches = self.split.train.len().div_ceil(config.batch_size);
+        let mut first_epoch = 0;
+        if let Some(dir) = &config.resume {
+            let path = Config::checkpoint_path(dir, p);
+            generator = model.load_checkpoint(&path, &mut opt)?;
+            first_epoch = usize::try_from(opt.steps()).unwrap_or(usize::MAX) / batches;
+        }
+        let steps = config.epochs * batches;
+        progress(Progress::Run {
+            run: self.index,
+            runs: config.ps.len(),
+            p,
+            steps,
+        });
+        let (train_x, train_y) = self.split.train.tensors();
+        let (test_x, test_y) = self.split.test.tensors();
+        let mut result = RunResult {
+            p,
+            curve: Vec::new(),
+            compile_seconds: 0.0,
+            steps: 0,
+            step_seconds: 0.0,
+        };
+        for epoch in first_epoch..first_epoch + config.epochs {
+            model.train();
+            let shuffle = epoch_stream(config.seed, epoch_u32(epoch)?);
+            let mut loss_sum = 0.0;
+            for (x, y) in Batches::shuffled(&self.split.train, config.batch_size, shuffle)? {
+                let compilations = model.compilations();
+                let start = Instant::now();
+                let loss =
+                    model.train_step_with(&x, &y, Loss::CrossEntropy, &mut opt, &mut generator)?;
+                let seconds = start.elapsed().as_secs_f64();
+                // A step that compiled first counts as compile time (its one run is noise).
+                if model.compilations() > compilations {
+                    result.compile_seconds += seconds;
+                } else {
+                    result.step_seconds += seconds;
+                    result.steps += 1;
+                }
+                loss_sum += f64::from(loss);
+                progress(Progress::Step {
+                    run: self.index,
+                    step: (epoch - first_epoch) * batches + result.steps,
+                    steps,
+                    loss,
+                });
+            }
+            model.eval();
+            let stats = EpochStats {
+                epoch: epoch + 1,
+                step_loss: loss_sum / batches as f64,
+                train: metrics(
+                    &self.evaluate(&model, &train_x, &mut generator, &mut result)?,
+                    &train_y,
+                ),
+                test: metrics(
+                    &self.evaluate(&model, &test_x, &mut generator, &mut result)?,
+                    &test_y,
+                ),
+            };
+            result.curve.push(stats);
+            progress(Progress::Epoch {
+                run: self.index,
+                p,
+                stats,
+            });
+        }
+        if let Some(dir) = &config.save {
+            let path = Config::checkpoint_path(dir, p);
+            model.save_checkpoint(&path, &opt, &generator)?;
+        }
+        Ok(result)
+    }
+
+    /// The eval-mode logits of a whole split; compiling for a new shape counts as compile time.
+    fn evaluate(
+        &self,
+        model: &Traced<SimpleNet>,
+        x: &Tensor,
+        generator: &mut Generator,
+        result: &mut RunResult,
+    ) -> Result<Tensor> {
+        let start = Instant::now();
+        let compilations = model.compilations();
+        model.compile(&x.ty())?;
+        if model.compilations() > compilations {
+            result.compile_seconds += start.elapsed().as_secs_f64();
+        }
+        model.forward_with(x, generator)
+    }
+}
+
+fn epoch_u32(epoch: usize) -> Result<u32> {
+    u32::try_from(epoch).map_err(|_| Error::Config {
+        what: "epochs (below 2^32)",
+        value: epoch.to_string(),
+    })
+}
