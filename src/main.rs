@@ -232,11 +232,12 @@ fn main() -> ExitCode {
 }
 
 /// Training progress on stderr: on a terminal, one bar per run redrawn with `\r` as steps
-/// finish; otherwise (a pipe, a log file) one plain line per epoch.
+/// finish (and ended with its last epoch's figures); otherwise (a pipe, a log file) one plain
+/// line per epoch.
 struct Bar {
     terminal: bool,
     /// Several seeds run one after another: name the seed in every line.
-    show_seed: bool,
+    seed: Option<u64>,
     /// A bar is on screen without its newline yet.
     drawn: bool,
     /// The thousandths of the run last drawn.
@@ -244,6 +245,8 @@ struct Bar {
     run: usize,
     runs: usize,
     p: f64,
+    /// The last step: (steps done, steps in the run, its loss).
+    step: (usize, usize, f32),
     last_epoch: Option<EpochStats>,
 }
 
@@ -251,65 +254,51 @@ impl Bar {
     fn new(show_seed: bool) -> Bar {
         Bar {
             terminal: std::io::stderr().is_terminal(),
-            show_seed,
+            seed: show_seed.then_some(0),
             drawn: false,
             drawn_permille: usize::MAX,
             run: 0,
             runs: 0,
             p: 0.0,
+            step: (0, 0, 0.0),
             last_epoch: None,
         }
     }
 
     fn update(&mut self, seed: u64, event: Progress) {
-        let seed = if self.show_seed {
-            format!("seed {seed} ")
-        } else {
-            String::new()
-        };
+        self.seed = self.seed.map(|_| seed);
         match event {
-            Progress::Run { run, runs, p, .. } => {
+            Progress::Run {
+                run,
+                runs,
+                p,
+                steps,
+            } => {
                 self.finish();
-                (self.run, self.runs, self.p, self.last_epoch) = (run, runs, p, None);
+                (self.run, self.runs, self.p) = (run, runs, p);
+                (self.step, self.last_epoch) = ((0, steps, 0.0), None);
                 self.drawn_permille = usize::MAX;
             }
             Progress::Step {
                 step, steps, loss, ..
-            } if self.terminal => {
-                let permille = step * 1000 / steps.max(1);
-                if permille == self.drawn_permille {
-                    return;
+            } => {
+                self.step = (step, steps, loss);
+                if self.terminal && self.permille() != self.drawn_permille {
+                    self.draw();
                 }
-                self.drawn_permille = permille;
-                let filled = permille * 30 / 1000;
-                let epoch = match self.last_epoch {
-                    Some(e) => format!(
-                        "  epoch {}  test acc {:.1}%",
-                        e.epoch,
-                        100.0 * e.test.accuracy
-                    ),
-                    None => String::new(),
-                };
-                let mut err = std::io::stderr().lock();
-                let _ = write!(
-                    err,
-                    "\r{seed}run {}/{} p={:<4} [{}{}] {:>3}%  loss {loss:.4}{epoch}\x1b[K",
-                    self.run + 1,
-                    self.runs,
-                    self.p,
-                    "#".repeat(filled),
-                    "-".repeat(30 - filled),
-                    permille / 10
-                );
-                let _ = err.flush();
-                self.drawn = true;
             }
-            Progress::Step { .. } => {}
-            Progress::Epoch { p, stats, .. } => {
+            Progress::Epoch { stats, .. } => {
                 self.last_epoch = Some(stats);
-                if !self.terminal {
+                if self.terminal {
+                    self.draw();
+                    if self.step.0 == self.step.1 {
+                        self.finish();
+                    }
+                } else {
                     eprintln!(
-                        "{seed}p={p} epoch {}: train loss {:.4} acc {:.1}%, test loss {:.4} acc {:.1}%",
+                        "{}p={} epoch {}: train loss {:.4} acc {:.1}%, test loss {:.4} acc {:.1}%",
+                        self.seed_label(),
+                        self.p,
                         stats.epoch,
                         stats.train.loss,
                         100.0 * stats.train.accuracy,
@@ -319,6 +308,43 @@ impl Bar {
                 }
             }
         }
+    }
+
+    fn permille(&self) -> usize {
+        self.step.0 * 1000 / self.step.1.max(1)
+    }
+
+    fn seed_label(&self) -> String {
+        self.seed.map_or(String::new(), |s| format!("seed {s} "))
+    }
+
+    fn draw(&mut self) {
+        let permille = self.permille();
+        self.drawn_permille = permille;
+        let filled = permille * 30 / 1000;
+        let epoch = self.last_epoch.map_or(String::new(), |e| {
+            let acc = |m: dropjit::experiment::Metrics| 100.0 * m.accuracy;
+            let (train, test) = (acc(e.train), acc(e.test));
+            format!(
+                "  epoch {}: train acc {train:.1}% test acc {test:.1}%",
+                e.epoch
+            )
+        });
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r{}run {}/{} p={:<4} [{}{}] {:>3}%  loss {:.4}{epoch}\x1b[K",
+            self.seed_label(),
+            self.run + 1,
+            self.runs,
+            self.p,
+            "#".repeat(filled),
+            "-".repeat(30 - filled),
+            permille / 10,
+            self.step.2
+        );
+        let _ = err.flush();
+        self.drawn = true;
     }
 
     /// Ends the bar on screen with its newline.

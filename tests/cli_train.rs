@@ -184,3 +184,25 @@ fn bad_flags_are_errors_that_say_why() {
             .contains("dropout probability has to be between 0 and 1, but got 1.5")
     );
 }
+
+#[test]
+fn several_seeds_add_a_table_over_them() {
+    let out = scratch("several");
+    let (stdout, _) = train(&out, &["--seeds", "2", "--epochs", "1"]);
+    let table = stdout
+        .split("2 seeds (0, 1): mean ± standard deviation\n")
+        .nth(1)
+        .expect(&stdout);
+    let rows: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows[0].trim_start().starts_with("0 ") && rows[1].trim_start().starts_with("0.5 "));
+    assert_eq!(rows[0].matches('±').count(), 4);
+    assert!(
+        out.join("learning_curves_seed0.svg").is_file()
+            && out.join("learning_curves_seed1.svg").is_file()
+    );
+}

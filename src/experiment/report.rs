@@ -197,34 +197,36 @@ fn mean_sd(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Final train accuracy, test accuracy and gap per dropout rate over several experiments
-/// (one per seed, same configuration otherwise), as mean ± sample standard deviation in
-/// percentage points.
+/// Final train accuracy, test accuracy, gap (percentage points) and test loss per dropout rate
+/// over several experiments (one per seed, same configuration otherwise), as mean ± sample
+/// standard deviation.
 pub fn seed_table(reports: &[Report]) -> String {
     let seeds: Vec<String> = reports.iter().map(|r| r.config.seed.to_string()).collect();
     let mut out = format!(
-        "{} seeds ({}): mean ± standard deviation\n{:>5}  {:>14}  {:>14}  {:>14}\n",
+        "{} seeds ({}): mean ± standard deviation\n{:>5}  {:>14}  {:>14}  {:>14}  {:>16}\n",
         reports.len(),
         seeds.join(", "),
         "p",
-        "train acc",
-        "test acc",
-        "gap"
+        "train acc %",
+        "test acc %",
+        "gap %",
+        "test loss"
     );
     let runs = reports.first().map_or(0, |r| r.runs.len());
     for i in 0..runs {
-        let column = |f: &dyn Fn(&RunResult) -> f64| {
-            let values: Vec<f64> = reports.iter().map(|r| 100.0 * f(&r.runs[i])).collect();
+        let column = |f: &dyn Fn(&RunResult) -> f64, scale: f64, decimals: usize| {
+            let values: Vec<f64> = reports.iter().map(|r| scale * f(&r.runs[i])).collect();
             let (mean, sd) = mean_sd(&values);
-            format!("{mean:.1} ± {sd:.1}")
+            format!("{mean:.decimals$} ± {sd:.decimals$}")
         };
         let _ = writeln!(
             out,
-            "{:>5}  {:>14}  {:>14}  {:>14}",
+            "{:>5}  {:>14}  {:>14}  {:>14}  {:>16}",
             reports[0].runs[i].p,
-            column(&|r| r.last().train.accuracy),
-            column(&|r| r.last().test.accuracy),
-            column(&RunResult::gap)
+            column(&|r| r.last().train.accuracy, 100.0, 1),
+            column(&|r| r.last().test.accuracy, 100.0, 1),
+            column(&RunResult::gap, 100.0, 1),
+            column(&|r| r.last().test.loss, 1.0, 4)
         );
     }
     out

@@ -151,6 +151,7 @@ impl Job<'_> {
             steps: 0,
             step_seconds: 0.0,
         };
+        let mut done = 0;
         for epoch in first_epoch..first_epoch + config.epochs {
             model.train();
             let shuffle = epoch_stream(config.seed, epoch_u32(epoch)?);
@@ -169,9 +170,10 @@ impl Job<'_> {
                     result.steps += 1;
                 }
                 loss_sum += f64::from(loss);
+                done += 1;
                 progress(Progress::Step {
                     run: self.index,
-                    step: (epoch - first_epoch) * batches + result.steps,
+                    step: done,
                     steps,
                     loss,
                 });
@@ -226,4 +228,90 @@ fn epoch_u32(epoch: usize) -> Result<u32> {
         what: "epochs (below 2^32)",
         value: epoch.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Config {
+        Config {
+            ps: vec![0.5, 0.5, 0.0],
+            epochs: 2,
+            train_size: 60,
+            hidden: [16, 8],
+            batch_size: 25,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn runs_start_from_the_same_weights_and_report_progress_in_order() {
+        let mut events = Vec::new();
+        let report = run(&tiny(), &mut |e| events.push(e)).unwrap();
+        // Equal rates give equal curves: same weights, batches and masks.
+        assert_eq!(report.runs[0].curve, report.runs[1].curve);
+        assert_ne!(report.runs[0].curve, report.runs[2].curve);
+        assert_eq!((report.train_size, report.test_size), (60, 1737));
+        // Per run: Run, then 3 steps (25 + 25 + 10) and an Epoch, twice.
+        let kinds: String = (events.iter())
+            .map(|e| match e {
+                Progress::Run { .. } => 'R',
+                Progress::Step { .. } => 's',
+                Progress::Epoch { .. } => 'E',
+            })
+            .collect();
+        assert_eq!(kinds, "RsssEsssE".repeat(3));
+        let last_step = events.iter().rev().find_map(|e| match *e {
+            Progress::Step { step, steps, .. } => Some((step, steps)),
+            _ => None,
+        });
+        assert_eq!(last_step, Some((6, 6)));
+        assert_eq!(report.runs[2].last().epoch, 2);
+    }
+
+    #[test]
+    fn bad_configs_are_errors() {
+        let cases = [
+            (
+                Config {
+                    epochs: 0,
+                    ..tiny()
+                },
+                "invalid epochs (at least 1): 0",
+            ),
+            (
+                Config {
+                    ps: vec![],
+                    ..tiny()
+                },
+                "invalid dropout rates (at least one): none",
+            ),
+            (
+                Config {
+                    hidden: [0, 8],
+                    ..tiny()
+                },
+                "invalid hidden sizes (at least 1): [0, 8]",
+            ),
+            (
+                Config {
+                    batch_size: 0,
+                    ..tiny()
+                },
+                "the batch size has to be at least 1",
+            ),
+            (
+                Config {
+                    lr: Some(-1.0),
+                    ..tiny()
+                },
+                "Invalid learning rate: -1.0",
+            ),
+        ];
+        for (config, message) in cases {
+            let error = run(&config, &mut |_| {}).unwrap_err();
+            assert_eq!(error.to_string(), message);
+        }
+    }
 }
