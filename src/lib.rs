@@ -21,6 +21,10 @@
 //! 7. [`nn`] is `torch.nn` on top: modules whose `forward` runs eagerly (one-node graphs,
 //!    compiled once per shape) or is traced into one graph ([`nn::Traced`]).
 //!
+//! On top, the main job (`cargo run --release`): [`data`] embeds the digits data set (split
+//! and batches from the seed), [`experiment`] trains SimpleNet on it with and without dropout
+//! from the same weights, and [`plot`] draws the learning curves as SVG.
+//!
 //! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
 //! prints on its own.
 

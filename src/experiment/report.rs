@@ -29,8 +29,9 @@ pub struct RunResult {
     pub p: f64,
     /// One entry per epoch, in order.
     pub curve: Vec<EpochStats>,
-    /// Wall time spent compiling: the training step (for each batch size) and the evaluation
-    /// forwards (for each split), in seconds.
+    /// Wall time spent compiling, in seconds: the training step once per batch size (the
+    /// whole first call, whose one run is noise beside the compilation) and the eval forward
+    /// once per split.
     pub compile_seconds: f64,
     /// Training steps taken.
     pub steps: usize,
