@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use dropjit::nn::{self, Module};
+use dropjit::nn;
 use dropjit::optim::{self, Adam, Optimizer, Sgd};
 use dropjit::rng::mask::{MaskSource, keep_mask};
 use dropjit::train::Loss;
@@ -168,10 +168,13 @@ fn backward_drops_exactly_the_units_the_forward_dropped() {
     );
 }
 
+/// Builds an optimizer for a model.
+type MakeOptimizer = Box<dyn Fn(&nn::Traced<nn::Sequential>) -> Box<dyn Optimizer>>;
+
 #[test]
 fn losses_fall_on_a_separable_problem() {
     let (x, targets) = blobs(64, 3, 6);
-    let optimizers: Vec<Box<dyn Fn(&nn::Traced<nn::Sequential>) -> Box<dyn Optimizer>>> = vec![
+    let optimizers: Vec<MakeOptimizer> = vec![
         Box::new(|m| Box::new(Sgd::new(m, 0.05).unwrap().momentum(0.9).unwrap())),
         Box::new(|m| Box::new(Sgd::new(m, 0.1).unwrap())),
         Box::new(|m| Box::new(Adam::new(m, 0.01).unwrap())),
