@@ -47,9 +47,12 @@ fn snapshot(model: &nn::Traced<nn::Sequential>) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// Builds an optimizer for a model.
+type MakeOptimizer = fn(&nn::Traced<nn::Sequential>) -> Box<dyn Optimizer>;
+
 #[test]
 fn a_resumed_run_continues_bit_identically() {
-    let optimizers: [fn(&nn::Traced<nn::Sequential>) -> Box<dyn Optimizer>; 2] = [
+    let optimizers: [MakeOptimizer; 2] = [
         |m| Box::new(Sgd::new(m, 0.1).unwrap().momentum(0.9).unwrap()),
         |m| Box::new(Adam::new(m, 0.01).unwrap().amsgrad(true)),
     ];
