@@ -62,9 +62,11 @@ fn a_resumed_run_continues_bit_identically() {
         let mut opt = make(&model);
         let mut generator = Generator::new(3);
         train(&mut model, opt.as_mut(), &mut generator, 3);
+        let _ = generator.normal([2], 0.0, 1.0); // a host-side draw (a shuffle, say)
         model
             .save_checkpoint(&path, opt.as_ref(), &generator)
             .unwrap();
+        let after_save = generator.normal([5], 0.0, 1.0);
         train(&mut model, opt.as_mut(), &mut generator, 3);
         let straight = snapshot(&model);
 
@@ -73,6 +75,7 @@ fn a_resumed_run_continues_bit_identically() {
         let mut opt2 = make(&resumed);
         let mut generator2 = resumed.load_checkpoint(&path, opt2.as_mut()).unwrap();
         assert_eq!((generator2.seed(), generator2.step()), (3, 3));
+        assert_eq!(generator2.normal([5], 0.0, 1.0), after_save);
         assert_eq!(opt2.steps(), 3);
         train(&mut resumed, opt2.as_mut(), &mut generator2, 3);
         assert_eq!(snapshot(&resumed), straight, "{}", opt.describe());
@@ -96,6 +99,7 @@ fn the_file_is_plain_safetensors() {
         r#""__metadata__":{"#,
         r#""generator.seed":"5""#,
         r#""generator.step":"7""#,
+        r#""generator.host_streams":"0""#,
         r#""optimizer.steps":"0""#,
         r#""0.weight":{"dtype":"F32","shape":[4,6],"data_offsets":["#,
         r#""0.weight.momentum_buffer":{"dtype":"F32","shape":[4,6]"#,
