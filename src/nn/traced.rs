@@ -275,7 +275,7 @@ impl<M: Module> Traced<M> {
                 let built = self.train_step_graph(&key.input, &key.targets, loss, optimizer)?;
                 let compiled = self.cache.get(&built.graph, Mode::Train)?;
                 optim::init_state(optimizer, &mut self.params)?;
-                let step = CompiledStep::new(compiled, built.updated);
+                let step = CompiledStep::new(compiled, built.updated)?;
                 self.steps.push((key, step));
                 self.steps.len() - 1
             }
