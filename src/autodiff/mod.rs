@@ -28,7 +28,7 @@ mod reduce;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
-use crate::graph::{DType, Graph, NodeId, Op, Shape};
+use crate::graph::{BinaryOp, DType, Graph, NodeId, Op, ReduceOp, Shape};
 use crate::tensor::Tensor;
 
 /// Adds to `graph` the nodes computing `d loss / d x` for every `x` in `wrt` (parameters,
@@ -168,7 +168,7 @@ impl Sweep {
             } else {
                 format!("{name}.sum{k}")
             };
-            sum = Some(cx.add(&step, Op::Binary(crate::graph::BinaryOp::Add), &[acc, part]));
+            sum = Some(cx.add(&step, Op::Binary(BinaryOp::Add), &[acc, part]));
         }
         self.totals.insert(x, sum);
         sum
@@ -275,7 +275,8 @@ impl Cx<'_> {
         self.add(name, Op::Constant(value), &[])
     }
 
-    /// `g` viewed in `shape` (same element count); `g` itself if it has that shape.
+    /// `g` viewed in `shape` (same element count): a `reshape`, which costs nothing (it
+    /// aliases `g`'s buffer) and which layout simplification removes when the shapes agree.
     fn reshape(&mut self, name: &str, g: NodeId, shape: &Shape) -> NodeId {
         let dims = shape.dims().iter().map(|&d| d as i64).collect();
         self.add(name, Op::Reshape { shape: dims }, &[g])
@@ -301,7 +302,7 @@ impl Cx<'_> {
             .collect();
         let inner = axes.iter().any(|&d| d as usize >= lead);
         let sum = |keepdim| Op::Reduce {
-            op: crate::graph::ReduceOp::Sum,
+            op: ReduceOp::Sum,
             axes: axes.clone(),
             keepdim,
         };
