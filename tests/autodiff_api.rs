@@ -93,9 +93,17 @@ fn names_derive_from_the_forward_and_stay_unique() {
     assert_eq!(get("a.grad"), values["loss_w"]);
     // A second call takes fresh names.
     let loss = graph.lookup("loss").unwrap();
-    let a = graph.lookup("a").unwrap();
-    let again = autodiff::gradients(&mut graph, loss, &[a]).unwrap();
-    assert_eq!(graph.node(again[0]).name, "a.grad_1");
+    let wrt = ids(&graph, &["a", "y"]);
+    let again = autodiff::gradients(&mut graph, loss, &wrt).unwrap();
+    let names: Vec<&str> = again
+        .iter()
+        .map(|&id| graph.node(id).name.as_str())
+        .collect();
+    assert_eq!(names, ["a.grad_1", "y.grad_1"]);
+    assert!(
+        graph.find("y.grad_2").is_none(),
+        "no alias for a gradient of its own"
+    );
     verify(&graph).unwrap();
 }
 

@@ -71,8 +71,10 @@ pub fn gradients(graph: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<
             }
         }
     }
+    let existing = graph.node_ids().collect();
     let mut cx = Cx { graph };
     let mut sweep = Sweep {
+        existing,
         incoming,
         sent: BTreeMap::new(),
         received: BTreeMap::new(),
@@ -132,6 +134,8 @@ fn on_path(graph: &Graph, order: &[NodeId], loss: NodeId, wrt: &[NodeId]) -> BTr
 
 /// The gradients sent and summed during one sweep.
 struct Sweep {
+    /// The nodes the graph had before the sweep.
+    existing: BTreeSet<NodeId>,
     /// How many gradients each node will receive (one per use on the path).
     incoming: BTreeMap<NodeId, usize>,
     /// How many contribution names each node has handed out.
@@ -174,13 +178,16 @@ impl Sweep {
         sum
     }
 
-    /// The gradient of `x` to return: its sum, under the name `x.grad` (an alias by
-    /// `reshape` if the sum is another node's value), or a zero.
+    /// The gradient of `x` to return: its sum, under the name `x.grad` (or `x.grad_1`, ...
+    /// if taken; an alias by `reshape` if the sum is another node's value), or a zero.
     fn result(&mut self, cx: &mut Cx, x: NodeId) -> NodeId {
         let name = format!("{}.grad", cx.graph.node(x).name);
         let shape = cx.shape(x);
+        let is_own = |total: NodeId| {
+            !self.existing.contains(&total) && cx.graph.node(total).name.starts_with(&name)
+        };
         match self.totals.get(&x).copied().flatten() {
-            Some(total) if cx.graph.node(total).name == name => total,
+            Some(total) if is_own(total) => total,
             Some(total) => {
                 let alias = cx.reshape(&name, total, &shape);
                 self.totals.insert(x, Some(alias));
