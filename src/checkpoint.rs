@@ -1,14 +1,18 @@
 //! Checkpoints as safetensors files (Hugging Face's format, written and read by its
 //! reference crate): parameters and optimizer state as tensors under their store names
 //! (`fc1.weight`, `fc1.weight.momentum_buffer`), and in `__metadata__` the optimizer's
-//! configuration and step count and the generator's seed and step, so a resumed run
-//! continues bit-identically.
+//! configuration and step count and the generator's seed, step and host stream count, so a
+//! resumed run continues bit-identically (masks and host-side draws such as shuffles).
 //!
 //! ```text
 //! __metadata__: format = dropjit.checkpoint.v1, optimizer = SGD(lr=0.1, ...),
-//!               optimizer.steps = 3, generator.seed = 7, generator.step = 3
+//!               optimizer.steps = 3, generator.seed = 7, generator.step = 3,
+//!               generator.host_streams = 2
 //! tensors:      F32 (f32), I32 (i32), BOOL (bool), little-endian, row-major
 //! ```
+//!
+//! The optimizer's configuration is recorded for people and tools, not checked on load: a
+//! resumed run may change the learning rate.
 //!
 //! Loading checks everything before changing anything: the file has to hold exactly the
 //! entries asked for, each of the type the store holds ([`Error::CheckpointMismatch`] names
@@ -62,6 +66,10 @@ pub fn save(
         ("optimizer.steps".to_string(), optimizer.steps().to_string()),
         ("generator.seed".to_string(), generator.seed().to_string()),
         ("generator.step".to_string(), generator.step().to_string()),
+        (
+            "generator.host_streams".to_string(),
+            generator.host_streams().to_string(),
+        ),
     ]);
     let bytes = safetensors::tensor::serialize(tensors, Some(metadata))
         .map_err(|e| format_error(path, e.to_string()))?;
@@ -108,6 +116,7 @@ pub fn load(
     let steps = number("optimizer.steps")?;
     let seed = number("generator.seed")?;
     let step = number("generator.step")?;
+    let host_streams = number("generator.host_streams")?;
     let step = u32::try_from(step)
         .map_err(|_| format_error(path, format!("generator.step {step} is past 2^32 - 1")))?;
 
@@ -144,7 +153,9 @@ pub fn load(
         store.insert(name, tensor);
     }
     optimizer.set_steps(steps);
-    Ok(Generator::new(seed).with_step(step))
+    Ok(Generator::new(seed)
+        .with_step(step)
+        .with_host_streams(host_streams))
 }
 
 /// The type of optimizer state entry `name`: its parameter's.

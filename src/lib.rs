@@ -20,6 +20,10 @@
 //!    4 and 5 optimize and compile forward and backward as one function.
 //! 7. [`nn`] is `torch.nn` on top: modules whose `forward` runs eagerly (one-node graphs,
 //!    compiled once per shape) or is traced into one graph ([`nn::Traced`]).
+//! 8. [`optim`] adds `torch.optim`'s updates (SGD, Adam, AdamW) to a graph, and [`train`]
+//!    builds one training step from a traced forward: loss, gradients and update in one
+//!    compiled graph that updates the parameter store in place (`Traced::train_step`);
+//!    [`checkpoint`] saves and resumes a run as safetensors.
 //!
 //! On top, the main job (`cargo run --release`): [`data`] embeds the digits data set (split
 //! and batches from the seed), [`experiment`] trains SimpleNet on it with and without dropout

@@ -7,8 +7,10 @@
 //!   per-epoch figures, a side-by-side table and the path of an SVG of the learning curves.
 //! - `dropjit check FILE.ir`: parse and verify; errors print as `FILE:line:col: message`.
 //! - `dropjit dump FILE.ir [--mode train|eval] [--stage parsed|optimized|clif] [--format
-//!   text|dot] [--print-after-all] [--time-passes]`: the graph as written, after the passes for
-//!   that mode (per-pass dumps and timings go to stderr), or the Cranelift IR it compiles to.
+//!   text|dot] [--print-after-all] [--time-passes] [--grad OUTPUT]`: the graph as written,
+//!   after the passes for that mode (per-pass dumps and timings go to stderr), or the
+//!   Cranelift IR it compiles to; `--grad` first adds the gradient of the scalar output
+//!   OUTPUT with respect to every parameter (`autodiff::gradients`), each as an output.
 //! - `dropjit run FILE.ir [--mode] [--engine jit|interp] [--gemm blocked|reference]
 //!   [--threads N] [--seed S] [--step T] [--input-seed K] [--load DIR] [--save DIR]
 //!   [--save-all]`: run on inputs and parameters filled by name from seed K (or read from
@@ -70,6 +72,10 @@ enum Command {
         /// Also print a table of per-pass times to stderr.
         #[arg(long)]
         time_passes: bool,
+        /// First differentiate this scalar f32 output with respect to every parameter,
+        /// adding each gradient (`NAME.grad`) as an output.
+        #[arg(long, value_name = "OUTPUT")]
+        grad: Option<String>,
     },
     /// Run a graph and print a line per output.
     Run {
@@ -174,12 +180,14 @@ fn main() -> ExitCode {
             format,
             print_after_all,
             time_passes,
+            grad,
         } => {
             let options = DumpOptions {
                 stage,
                 format,
                 print_after_all,
                 time_passes,
+                grad,
             };
             cli::dump::dump(&file, mode.into(), &options)
         }

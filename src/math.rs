@@ -335,10 +335,39 @@ mod tests {
     }
 
     #[test]
+    fn gradient_selects_follow_pytorch_at_the_edges() {
+        // threshold_backward: x <= 0 drops (even a NaN or infinite g), NaN x passes g.
+        assert_eq!(bits(relu_grad(f32::NAN, -0.0f32)), bits(0.0));
+        assert_eq!(bits(relu_grad(-2.0f32, 0.0)), bits(0.0));
+        assert_eq!(relu_grad(3.0f32, f32::NAN), 3.0);
+        assert_eq!(relu_grad(3.0f32, 1e-30), 3.0);
+        let (alpha, scale) = (SELU_ALPHA as f32, SELU_SCALE as f32);
+        assert_eq!(selu_grad(2.0f32, 1.0), 2.0 * scale);
+        assert_eq!(
+            selu_grad(2.0f32, -1.0),
+            (2.0 * (alpha * scale)) * (-1.0f32).exp()
+        );
+        assert_eq!(selu_grad(2.0f32, 0.0), 2.0 * (alpha * scale));
+        assert_eq!(selu_grad(2.0f32, f32::NAN), 2.0 * scale);
+        assert_eq!(max_weight(1.0f32, 2.0), 0.0);
+        assert_eq!(max_weight(2.0f32, 2.0), 0.5);
+        assert_eq!(max_weight(3.0f32, 2.0), 1.0);
+        assert_eq!(max_weight(f32::NAN, 2.0), 1.0);
+        assert_eq!(max_weight(2.0f32, f32::NAN), 1.0);
+        assert_eq!(equal(-0.0f32, 0.0), 1.0);
+        assert_eq!(equal(f32::NAN, f32::NAN), 0.0);
+    }
+
+    #[test]
     fn f64_dropout_coefficients_round_to_the_f32_ones() {
         let d = Dropout::new(crate::graph::DropoutKind::AlphaDropout, 0.3, 0);
         assert_eq!(f64::dropout_scale(&d) as f32, f32::dropout_scale(&d));
         let (a, b, c) = f64::alpha_coefficients(&d);
         assert_eq!((a as f32, b as f32, c as f32), f32::alpha_coefficients(&d));
+        assert_eq!(
+            f64::dropout_grad_scale(&d) as f32,
+            f32::dropout_grad_scale(&d)
+        );
+        assert_eq!(f32::dropout_grad_scale(&d), a as f32);
     }
 }

@@ -95,3 +95,28 @@ fn the_compiled_training_graph_saves_no_mask() {
         .collect();
     assert_eq!(kinds.len(), 4, "{kinds:?}");
 }
+
+/// Forward and backward split across threads (the cross-entropy gradient by rows, the
+/// gradients' draws by mask groups) give the bits of one thread.
+#[test]
+fn two_threads_give_the_bits_of_one() {
+    use std::collections::BTreeMap;
+
+    use dropjit::{Compiler, Generator, Mode, ParameterStore, Tensor, init};
+    let graph = simple_net_grad();
+    let values = init::random_values(&graph, 9);
+    let (inputs, params): (BTreeMap<String, Tensor>, ParameterStore) =
+        ParameterStore::split(&graph, values);
+    let run = |threads: usize| {
+        let compiled = Compiler::new()
+            .mode(Mode::Train)
+            .threads(threads)
+            .max_chunk_units(1)
+            .compile(&graph)
+            .unwrap();
+        compiled
+            .run(&mut Generator::new(9), &inputs, &params)
+            .unwrap()
+    };
+    assert_eq!(run(1), run(2));
+}

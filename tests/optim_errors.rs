@@ -106,3 +106,42 @@ fn defaults_are_torch_optim_defaults() {
         ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
     );
 }
+
+#[test]
+fn a_compiled_step_checks_that_its_graph_ends_with_the_updates() {
+    use dropjit::optim::{Updated, add_updates};
+    use dropjit::train::CompiledStep;
+    use dropjit::{Compiler, Graph, Op, TensorType};
+    let n = names();
+    let sgd = Sgd::new(&n[..], 0.1).unwrap().momentum(0.9).unwrap();
+    let mut graph = Graph::new("update");
+    let w = graph
+        .add("w", Op::Parameter(TensorType::f32([3])), &[])
+        .unwrap();
+    let g = graph
+        .add("g", Op::Input(TensorType::f32([3])), &[])
+        .unwrap();
+    let mut updated = add_updates(&mut graph, &sgd, &[(w, g)]).unwrap();
+    assert_eq!(
+        updated,
+        [
+            Updated {
+                entry: "w".into(),
+                output: "w.next".into()
+            },
+            Updated {
+                entry: "w.momentum_buffer".into(),
+                output: "w.momentum_buffer.next".into()
+            },
+        ]
+    );
+    let compiled = std::sync::Arc::new(Compiler::new().compile(&graph).unwrap());
+    updated.swap(0, 1);
+    let err = CompiledStep::new(compiled, updated)
+        .err()
+        .expect("a mismatch");
+    assert_eq!(
+        err.to_string(),
+        "output 0 has to be the update of w.momentum_buffer, but got w.next"
+    );
+}

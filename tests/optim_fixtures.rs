@@ -140,7 +140,7 @@ fn jit_updates_match_the_torch_optim_formulas() {
             .verify(true)
             .compile(&graph)
             .unwrap();
-        let mut step = CompiledStep::new(Arc::new(compiled), updated);
+        let mut step = CompiledStep::new(Arc::new(compiled), updated).unwrap();
         let mut store = ParameterStore::new();
         store.insert("w", Tensor::from_f32([n], case.init.clone()).unwrap());
         optim::init_state(opt.as_ref(), &mut store).unwrap();

@@ -28,7 +28,7 @@ mod reduce;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
-use crate::graph::{DType, Graph, NodeId, Op, Shape};
+use crate::graph::{BinaryOp, DType, Graph, NodeId, Op, ReduceOp, Shape};
 use crate::tensor::Tensor;
 
 /// Adds to `graph` the nodes computing `d loss / d x` for every `x` in `wrt` (parameters,
@@ -71,8 +71,10 @@ pub fn gradients(graph: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<
             }
         }
     }
+    let existing = graph.node_ids().collect();
     let mut cx = Cx { graph };
     let mut sweep = Sweep {
+        existing,
         incoming,
         sent: BTreeMap::new(),
         received: BTreeMap::new(),
@@ -132,6 +134,8 @@ fn on_path(graph: &Graph, order: &[NodeId], loss: NodeId, wrt: &[NodeId]) -> BTr
 
 /// The gradients sent and summed during one sweep.
 struct Sweep {
+    /// The nodes the graph had before the sweep.
+    existing: BTreeSet<NodeId>,
     /// How many gradients each node will receive (one per use on the path).
     incoming: BTreeMap<NodeId, usize>,
     /// How many contribution names each node has handed out.
@@ -168,19 +172,22 @@ impl Sweep {
             } else {
                 format!("{name}.sum{k}")
             };
-            sum = Some(cx.add(&step, Op::Binary(crate::graph::BinaryOp::Add), &[acc, part]));
+            sum = Some(cx.add(&step, Op::Binary(BinaryOp::Add), &[acc, part]));
         }
         self.totals.insert(x, sum);
         sum
     }
 
-    /// The gradient of `x` to return: its sum, under the name `x.grad` (an alias by
-    /// `reshape` if the sum is another node's value), or a zero.
+    /// The gradient of `x` to return: its sum, under the name `x.grad` (or `x.grad_1`, ...
+    /// if taken; an alias by `reshape` if the sum is another node's value), or a zero.
     fn result(&mut self, cx: &mut Cx, x: NodeId) -> NodeId {
         let name = format!("{}.grad", cx.graph.node(x).name);
         let shape = cx.shape(x);
+        let is_own = |total: NodeId| {
+            !self.existing.contains(&total) && cx.graph.node(total).name.starts_with(&name)
+        };
         match self.totals.get(&x).copied().flatten() {
-            Some(total) if cx.graph.node(total).name == name => total,
+            Some(total) if is_own(total) => total,
             Some(total) => {
                 let alias = cx.reshape(&name, total, &shape);
                 self.totals.insert(x, Some(alias));
@@ -275,7 +282,8 @@ impl Cx<'_> {
         self.add(name, Op::Constant(value), &[])
     }
 
-    /// `g` viewed in `shape` (same element count); `g` itself if it has that shape.
+    /// `g` viewed in `shape` (same element count): a `reshape`, which costs nothing (it
+    /// aliases `g`'s buffer) and which layout simplification removes when the shapes agree.
     fn reshape(&mut self, name: &str, g: NodeId, shape: &Shape) -> NodeId {
         let dims = shape.dims().iter().map(|&d| d as i64).collect();
         self.add(name, Op::Reshape { shape: dims }, &[g])
@@ -301,7 +309,7 @@ impl Cx<'_> {
             .collect();
         let inner = axes.iter().any(|&d| d as usize >= lead);
         let sum = |keepdim| Op::Reduce {
-            op: crate::graph::ReduceOp::Sum,
+            op: ReduceOp::Sum,
             axes: axes.clone(),
             keepdim,
         };

@@ -1,11 +1,12 @@
 //! `dropjit dump`: a graph as parsed, after the passes (with its kernel schedule), or as the
-//! Cranelift IR it compiles to.
+//! Cranelift IR it compiles to; with `--grad OUTPUT`, of the graph extended by the gradients
+//! of that output with respect to every parameter.
 
 use std::path::Path;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::ValueEnum;
-use dropjit::{Compiler, Mode, passes};
+use dropjit::{Compiler, Graph, Mode, autodiff, passes};
 
 use super::load_graph;
 
@@ -34,11 +35,16 @@ pub struct DumpOptions {
     pub format: Format,
     pub print_after_all: bool,
     pub time_passes: bool,
+    /// Differentiate this output with respect to every parameter first.
+    pub grad: Option<String>,
 }
 
 /// Prints the requested stage of `file` compiled for `mode`.
 pub fn dump(file: &Path, mode: Mode, options: &DumpOptions) -> anyhow::Result<()> {
-    let parsed = load_graph(file)?;
+    let mut parsed = load_graph(file)?;
+    if let Some(loss) = &options.grad {
+        parsed = with_gradients(parsed, loss)?;
+    }
     let uses_passes = options.print_after_all || options.time_passes;
     if options.stage != Stage::Optimized && uses_passes {
         bail!(
@@ -84,4 +90,20 @@ pub fn dump(file: &Path, mode: Mode, options: &DumpOptions) -> anyhow::Result<()
         print!("{}", compiled.memory());
     }
     Ok(())
+}
+
+/// `graph` with the gradient of its output `loss` with respect to every parameter added, each
+/// an output named like its node (`fc1.weight.grad`).
+fn with_gradients(mut graph: Graph, loss: &str) -> anyhow::Result<Graph> {
+    let output = (graph.outputs().iter())
+        .find(|o| o.name == loss)
+        .with_context(|| format!("--grad {loss}: graph {} has no such output", graph.name()))?;
+    let loss = output.node;
+    let parameters = graph.parameters();
+    let grads = autodiff::gradients(&mut graph, loss, &parameters)?;
+    for grad in grads {
+        let name = graph.node(grad).name.clone();
+        graph.add_output(name, grad)?;
+    }
+    Ok(graph)
 }

@@ -9,8 +9,8 @@
 //!   axis list reduces over every axis (PyTorch's `sum(dim=[])`). `sum` over an empty axis is
 //!   0, `mean` over one is NaN, `amax` over one is a type error (PyTorch raises at run time).
 //! - Every op works on `f32` except `input`, `constant`, `reshape` and `transpose`, which also
-//!   carry `i32` and `bool`, `cross_entropy`, whose second operand holds `i32` class targets,
-//!   and the dropout masks, which produce `bool`.
+//!   carry `i32` and `bool`, `cross_entropy` and `cross_entropy_grad`, whose second operand
+//!   holds `i32` class targets, and the dropout masks, which produce `bool`.
 //! - The gradient ops (`relu_grad`, `selu_grad`, `equal`, `maximum_weight`, `expand`,
 //!   `cross_entropy_grad`, the `*_dropout_grad` family) are what [`crate::autodiff`] emits;
 //!   they are ordinary ops, printed, interpreted, fused and compiled like the others.

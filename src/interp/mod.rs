@@ -11,7 +11,8 @@
 //! - `matmul`, `linear`: `linalg` (sums from 0.0, k ascending, no FMA, bias added last);
 //! - `sum`, `mean`, `amax`: `reduce` (row-major order of the reduced elements);
 //! - `softmax`, `log_softmax`, `cross_entropy`: `softmax`;
-//! - the dropout family: `dropout` (RNG contract v1, [`crate::rng::mask`]).
+//! - the dropout family and its gradients: `dropout` (RNG contract v1, [`crate::rng::mask`]);
+//!   `cross_entropy_grad`: `softmax`; `expand`: `layout`.
 //!
 //! Kernels are generic over [`Element`](crate::math::Element), so [`run_f64`] interprets the
 //! same graph in `f64` (for gradient checks) with the same masks.

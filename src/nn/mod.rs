@@ -48,6 +48,34 @@
 //! directly); [`Traced`] gathers them once into one store that its train and eval
 //! compilations share.
 //!
+//! # Training
+//! [`Traced::train_step`] is PyTorch's loop body (`zero_grad`, forward, loss, `backward`,
+//! `optimizer.step()`) as one compiled graph: the traced forward, a [`crate::train::Loss`],
+//! every parameter's gradient ([`crate::autodiff::gradients`]) and a [`crate::optim`]
+//! update. It claims one generator step (the backward recomputes the forward's masks at it)
+//! and updates parameters and optimizer state in [`Traced`]'s store, which eval-mode
+//! `forward` reads next, without a copy:
+//! ```
+//! # fn main() -> dropjit::Result<()> {
+//! use dropjit::nn;
+//! use dropjit::{Generator, optim, train::Loss};
+//! let mut generator = Generator::new(0);
+//! let mut model = nn::Traced::new(nn::Sequential::new(vec![
+//!     Box::new(nn::Linear::new(8, 16, &mut generator)),
+//!     Box::new(nn::ReLU),
+//!     Box::new(nn::Dropout::new(0.5)?),
+//!     Box::new(nn::Linear::new(16, 2, &mut generator)),
+//! ]));
+//! let mut opt = optim::Sgd::new(&model, 0.1)?.momentum(0.9)?;
+//! let (x, targets) = (generator.normal([4, 8], 0.0, 1.0), generator.randint([4], 0, 2)?);
+//! model.train();
+//! let loss: f32 = model.train_step(&x, &targets, Loss::CrossEntropy, &mut opt)?;
+//! model.eval();
+//! let logits = model.forward(&x)?; // runs on the updated parameters
+//! # let _ = (loss, logits);
+//! # Ok(()) }
+//! ```
+//!
 //! # The seed's examples
 //! `examples/seed_examples.rs` runs these and prints the figures. Basic dropout in a fully
 //! connected network:

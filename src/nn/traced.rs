@@ -253,21 +253,29 @@ impl<M: Module> Traced<M> {
         optimizer: &mut dyn Optimizer,
         generator: &mut Generator,
     ) -> Result<f32> {
-        let key = StepKey {
-            input: x.ty(),
-            targets: targets.ty(),
-            loss,
-            optimizer: optimizer.structure(),
-            parameters: optimizer.parameters().to_vec(),
-            training: self.is_training(),
-        };
-        let index = match self.steps.iter().position(|(k, _)| *k == key) {
+        let (structure, training) = (optimizer.structure(), self.is_training());
+        let found = self.steps.iter().position(|(k, _)| {
+            (k.input.shape == *x.shape() && k.input.dtype == x.dtype())
+                && (k.targets.shape == *targets.shape() && k.targets.dtype == targets.dtype())
+                && (k.loss, k.training) == (loss, training)
+                && k.optimizer == structure
+                && k.parameters == optimizer.parameters()
+        });
+        let index = match found {
             Some(index) => index,
             None => {
+                let key = StepKey {
+                    input: x.ty(),
+                    targets: targets.ty(),
+                    loss,
+                    optimizer: structure,
+                    parameters: optimizer.parameters().to_vec(),
+                    training,
+                };
                 let built = self.train_step_graph(&key.input, &key.targets, loss, optimizer)?;
                 let compiled = self.cache.get(&built.graph, Mode::Train)?;
                 optim::init_state(optimizer, &mut self.params)?;
-                let step = CompiledStep::new(compiled, built.updated);
+                let step = CompiledStep::new(compiled, built.updated)?;
                 self.steps.push((key, step));
                 self.steps.len() - 1
             }

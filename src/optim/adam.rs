@@ -205,20 +205,20 @@ impl Optimizer for Adam {
         let diff = b.sub(grad, exp_avg, "exp_avg.diff")?;
         let m = if self.lerp_weight().0.abs() < 0.5 {
             let step = b.mul(u.scalar("lerp_weight"), diff, "exp_avg.step")?;
-            b.add(exp_avg, step, "exp_avg.new")?
+            b.add(exp_avg, step, "exp_avg.next")?
         } else {
             let back = b.mul(diff, u.scalar("lerp_weight_complement"), "exp_avg.back")?;
-            b.sub(grad, back, "exp_avg.new")?
+            b.sub(grad, back, "exp_avg.next")?
         };
         // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         let kept = b.mul(exp_avg_sq, u.scalar("beta2"), "exp_avg_sq.kept")?;
         let scaled = b.mul(u.scalar("one_minus_beta2"), grad, "exp_avg_sq.scaled")?;
         let square = b.mul(scaled, grad, "exp_avg_sq.square")?;
-        let v = b.add(kept, square, "exp_avg_sq.new")?;
+        let v = b.add(kept, square, "exp_avg_sq.next")?;
         let mut new_state = vec![m, v];
         let second = if self.amsgrad {
             // torch.maximum(max_exp_avg_sqs[i], exp_avg_sq, out=max_exp_avg_sqs[i])
-            let v_max = b.maximum(u.state[2], v, "max_exp_avg_sq.new")?;
+            let v_max = b.maximum(u.state[2], v, "max_exp_avg_sq.next")?;
             new_state.push(v_max);
             v_max
         } else {
@@ -231,7 +231,7 @@ impl Optimizer for Adam {
         // param.addcdiv_(exp_avg, denom, value=-step_size): p + ((-s) * m) / d = p - (s * m) / d
         let numerator = b.mul(u.scalar("step_size"), m, "numerator")?;
         let delta = b.div(numerator, denom, "delta")?;
-        let param = b.sub(param, delta, "new")?;
+        let param = b.sub(param, delta, "next")?;
         Ok(std::iter::once(param).chain(new_state).collect())
     }
 

@@ -163,7 +163,7 @@ impl Optimizer for Sgd {
             // buf.mul_(momentum).add_(grad, alpha=1 - dampening)
             let kept = b.mul(u.state[0], u.scalar("buffer_decay"), "momentum_buffer.kept")?;
             let added = b.mul(u.scalar("grad_scale"), grad, "momentum_buffer.added")?;
-            let buf = b.add(kept, added, "momentum_buffer.new")?;
+            let buf = b.add(kept, added, "momentum_buffer.next")?;
             new_state.push(buf);
             grad = if self.nesterov {
                 // grad.add(buf, alpha=momentum)
@@ -175,7 +175,7 @@ impl Optimizer for Sgd {
         }
         // param.add_(grad, alpha=-lr): p + (-lr) * g rounds like p - lr * g.
         let delta = b.mul(u.scalar("lr"), grad, "delta")?;
-        let param = b.sub(u.param, delta, "new")?;
+        let param = b.sub(u.param, delta, "next")?;
         Ok(std::iter::once(param).chain(new_state).collect())
     }
 

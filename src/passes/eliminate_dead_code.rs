@@ -7,7 +7,9 @@
 //!   not change another's mask, since masks are keyed by stream, not by position, and a
 //!   train-mode run claims its generator step whether or not a dropout remains;
 //! - the dropout a live `dropout_mask` describes, even if nothing reads it: the verifier
-//!   requires every mask's dropout (a mask recomputes that dropout's draw).
+//!   requires every mask's dropout (a mask recomputes that dropout's draw). A
+//!   `dropout_grad` keeps no dropout alive: it draws its mask itself, and the verifier
+//!   accepts one whose dropout is gone.
 //!
 //! A dead node that would fail at run time (a `cross_entropy` with an out-of-range target) is
 //! removed like any other, so the optimized graph can succeed where the original fails.

@@ -75,6 +75,23 @@ mod tests {
     }
 
     #[test]
+    fn dropout_gradients_follow_their_dropout() {
+        let mut g = Graph::new("grads");
+        let x = g.add("x", Op::Input(TensorType::f32([2, 3])), &[]).unwrap();
+        let zero = Op::DropoutGrad(Dropout::new(DropoutKind::Dropout, 0.0, 0));
+        let half = Op::DropoutGrad(Dropout::new(DropoutKind::AlphaDropout, 0.5, 1));
+        let a = g.add("a", zero, &[x]).unwrap();
+        let b = g.add("b", half, &[a]).unwrap();
+        g.add_output("y", b).unwrap();
+        let mut train = g.clone();
+        assert_eq!(eliminate_dropout(&mut train, Mode::Train).removed, 1);
+        assert_eq!(train.operands(train.lookup("b").unwrap()), vec![x]);
+        verify(&train).unwrap();
+        assert_eq!(eliminate_dropout(&mut g, Mode::Eval).removed, 2);
+        assert_eq!(g.outputs()[0].node, x);
+    }
+
+    #[test]
     fn train_removes_only_p_zero() {
         let mut g = chain(0.0);
         assert_eq!(eliminate_dropout(&mut g, Mode::Train).removed, 1);

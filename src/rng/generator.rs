@@ -44,6 +44,18 @@ impl Generator {
         self.step
     }
 
+    /// The number of host streams claimed so far (saved by checkpoints, so a resumed run
+    /// draws the same host-side values).
+    pub fn host_streams(&self) -> u64 {
+        self.host_streams
+    }
+
+    /// The same generator with `count` host streams claimed (for resuming from a checkpoint).
+    pub fn with_host_streams(mut self, count: u64) -> Generator {
+        self.host_streams = count;
+        self
+    }
+
     /// Claims the current step for one train-mode execution and advances the counter.
     /// At step 2^32 this is an error: reseed rather than repeat masks.
     pub fn next_step(&mut self) -> Result<u32> {

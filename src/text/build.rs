@@ -96,7 +96,7 @@ pub(super) fn build_op(line: &NodeLine, attrs: &Attrs) -> Result<Op, Diag> {
         Op::CrossEntropy => Op::CrossEntropy,
         Op::CrossEntropyGrad => Op::CrossEntropyGrad,
         Op::Expand { .. } => Op::Expand {
-            shape: attrs.required_usize_list("shape")?,
+            shape: expand_target(attrs.required_usize_list("shape")?, line)?,
         },
         // The stream is required: it names the dropout whose mask the gradient recomputes.
         Op::DropoutGrad(template) => Op::DropoutGrad(Dropout {
@@ -187,6 +187,18 @@ fn constant(line: &NodeLine) -> Result<Tensor, Diag> {
         ),
     };
     Ok(Tensor::new(ty.shape, data).expect("invariant: the literal's length was checked"))
+}
+
+/// Rejects expand targets whose element count would overflow before inference sees them.
+fn expand_target(shape: Vec<usize>, line: &NodeLine) -> Result<Vec<usize>, Diag> {
+    let fits = (shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)))
+        .is_some_and(|n| n <= isize::MAX as usize);
+    if fits {
+        Ok(shape)
+    } else {
+        let message = format!("expand {}: the shape {shape:?} is too large", line.name);
+        Err(Diag::new(line.op_pos, message))
+    }
 }
 
 /// Rejects reshape targets whose element count would overflow before inference sees them.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::error::Result;
+use crate::error::{Error, Result, TypeError};
 use crate::graph::{BinaryOp, Graph, NodeId, Op, ReduceOp, TensorType};
 
 /// A loss over a model's output `y` and the targets, reduced by the mean as PyTorch's
@@ -39,10 +39,10 @@ impl Loss {
                 if graph.node(diff).ty != *y_ty {
                     // Broadcasting would average over a larger tensor than y; PyTorch warns
                     // and broadcasts, we refuse.
-                    return Err(crate::error::Error::Type {
+                    return Err(Error::Type {
                         node: "loss.diff".into(),
                         op: "sub",
-                        detail: crate::error::TypeError::Targets {
+                        detail: TypeError::Targets {
                             logits: y_ty.shape.clone(),
                             targets: targets.shape.clone(),
                         },

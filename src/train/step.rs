@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::compile::{CompiledGraph, ParameterStore};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::optim::{Optimizer, SCALAR_PREFIX, Updated};
 use crate::rng::Generator;
 use crate::tensor::{Tensor, TensorData};
@@ -31,28 +31,33 @@ pub struct CompiledStep {
 }
 
 impl CompiledStep {
-    /// Wraps `compiled`, whose outputs end with the `updated` entries' outputs in order.
-    /// Panics if they do not (a bug of the caller that built the graph).
-    pub fn new(compiled: Arc<CompiledGraph>, updated: Vec<Updated>) -> CompiledStep {
+    /// Wraps `compiled`, whose outputs have to end with the `updated` entries' outputs in
+    /// order (as [`crate::optim::add_updates`] adds them); [`Error::OutputMismatch`] names
+    /// the first that does not.
+    pub fn new(compiled: Arc<CompiledGraph>, updated: Vec<Updated>) -> Result<CompiledStep> {
         let graph = compiled.graph();
         let outputs: Vec<(String, Tensor)> = (graph.outputs().iter())
             .map(|o| (o.name.clone(), Tensor::zeros(&graph.node(o.node).ty)))
             .collect();
-        let first_update = outputs.len() - updated.len();
+        let first_update = outputs.len().saturating_sub(updated.len());
         for (k, update) in updated.iter().enumerate() {
-            assert_eq!(
-                outputs[first_update + k].0,
-                update.output,
-                "invariant: the graph's outputs end with the updates in order"
-            );
+            let index = first_update + k;
+            let got = outputs.get(index).map(|(name, _)| name.as_str());
+            if got != Some(update.output.as_str()) {
+                return Err(Error::OutputMismatch {
+                    index,
+                    expected: format!("the update of {}", update.entry),
+                    got: got.unwrap_or("nothing").to_string(),
+                });
+            }
         }
-        CompiledStep {
+        Ok(CompiledStep {
             compiled,
             inputs: BTreeMap::new(),
             outputs,
             updated,
             first_update,
-        }
+        })
     }
 
     /// The compiled graph.
