@@ -20,7 +20,7 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::{Buffer, LowerCx, arith, philox};
+use super::{Buffer, LowerCx, arith, philox, vector_arith};
 use crate::graph::{Dropout, Graph, NodeId, Shape};
 use crate::rng::mask::{GROUP_SIZE, keep_threshold};
 
@@ -89,6 +89,39 @@ pub(crate) fn element(cx: &mut LowerCx, d: &Dropout, x: Value, kept: Option<Valu
         arith::dropout_alpha(cx, kept, x, d.alpha_coefficients())
     } else {
         arith::dropout_zeroing(cx, kept, x, d.scale())
+    }
+}
+
+/// `d` applied to four elements `x` (f32x4); `mask` is their keep mask (i32x4, all ones =
+/// kept), given iff `d` draws. The lanes of [`element`].
+pub(crate) fn element_vector(
+    cx: &mut LowerCx,
+    d: &Dropout,
+    x: Value,
+    mask: Option<Value>,
+) -> Value {
+    let Some(mask) = mask else {
+        assert!(!draws(d), "invariant: a drawing dropout has a lane mask");
+        return if d.p == 1.0 {
+            vector_arith::splat_f32(cx, 0.0)
+        } else {
+            x
+        };
+    };
+    if d.kind.is_alpha() {
+        let (a, b, c) = d.alpha_coefficients();
+        let (a, b, c) = (
+            vector_arith::splat_f32(cx, a),
+            vector_arith::splat_f32(cx, b),
+            vector_arith::splat_f32(cx, c),
+        );
+        let product = cx.b.ins().fmul(x, a);
+        let kept = cx.b.ins().fadd(product, b);
+        vector_arith::select(cx, mask, kept, c)
+    } else {
+        let scale = vector_arith::splat_f32(cx, d.scale());
+        let scaled = cx.b.ins().fmul(x, scale);
+        vector_arith::keep_or_zero(cx, mask, scaled)
     }
 }
 

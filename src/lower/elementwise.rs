@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use cranelift_codegen::ir::{Value, types};
 
 use super::dropout::{self, Keep};
-use super::{ELEMENT_BLOCK, LowerCx, arith, broadcast_strides};
+use super::{ELEMENT_BLOCK, LowerCx, arith, broadcast_strides, simd};
 use crate::compile::schedule::Kernel;
 use crate::graph::{Graph, NodeId, Op};
 
@@ -31,6 +31,10 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
         "invariant: the members of a fused kernel share its loop shape"
     );
     let externals = external_operands(graph, kernel);
+    if simd::vectorizable(graph, kernel) {
+        simd::kernel(cx, graph, kernel, &externals);
+        return;
+    }
     let keeps: Vec<Option<Keep>> = (kernel.nodes.iter())
         .map(|&id| match graph.node(id).op.as_dropout() {
             Some(d) => dropout::keep(cx, id, d, shape),
@@ -90,7 +94,7 @@ fn external_operands(graph: &Graph, kernel: &Kernel) -> Vec<NodeId> {
 
 /// One member's value at the current element, from its operands' values (and its keep byte,
 /// for a drawing dropout).
-fn element(cx: &mut LowerCx, op: &Op, args: &[Value], kept: Option<Value>) -> Value {
+pub(super) fn element(cx: &mut LowerCx, op: &Op, args: &[Value], kept: Option<Value>) -> Value {
     match op {
         Op::Unary(op) => arith::unary(cx, *op, args[0]),
         Op::Binary(op) => arith::binary(cx, *op, args[0], args[1]),

@@ -122,7 +122,9 @@ impl fmt::Display for Unit {
 pub fn phases(graph: &Graph, schedule: &Schedule, threads: usize) -> Vec<Phase> {
     let mut phases = Vec::new();
     for (k, kernel) in schedule.kernels.iter().enumerate() {
-        for &id in &kernel.nodes {
+        // A vector kernel draws its masks in its own loop (super::simd).
+        let draws_first = !super::simd::vectorizable(graph, kernel);
+        for &id in kernel.nodes.iter().filter(|_| draws_first) {
             if let Some(groups) = drawn_groups(graph, id) {
                 let chunk_units = CHUNK_COST.div_ceil(DRAW_COST);
                 phases.push(phase(
