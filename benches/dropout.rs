@@ -48,7 +48,11 @@ fn input(n: usize) -> Vec<f32> {
 
 /// A compiled one-dropout graph over `shape` and its bound input.
 fn compiled(op: &str, shape: &[usize], p: f64, mode: Mode, threads: usize) -> CompiledGraph {
-    let dims = shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+    let dims = shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     let source = format!(
         "graph g {{\n %x: f32[{dims}] = input\n %y: f32[{dims}] = {op} %x {{p = {p:?}}}\n output y = %y\n}}"
     );
@@ -61,7 +65,9 @@ fn bench_jit(group: &mut BenchmarkGroup<WallTime>, id: &str, compiled: &Compiled
     let inputs = BTreeMap::from([("x".to_string(), x)]);
     let params = ParameterStore::new();
     let mut generator = Generator::new(1);
-    let mut outputs = compiled.run(&mut generator, &inputs, &params).expect("runs");
+    let mut outputs = compiled
+        .run(&mut generator, &inputs, &params)
+        .expect("runs");
     group.bench_function(id, |b| {
         b.iter(|| {
             (compiled.run_into(&mut generator, &inputs, &params, &mut outputs)).expect("runs")
@@ -89,7 +95,12 @@ fn dropout_forward(c: &mut Criterion) {
             let id = |what: &str| format!("p{p}/{n}/{what}");
             for threads in [1, 2] {
                 let jit = compiled("dropout", &[n], p, Mode::Train, threads);
-                bench_jit(&mut group, &id(&format!("jit-{threads}t")), &jit, x_tensor.clone());
+                bench_jit(
+                    &mut group,
+                    &id(&format!("jit-{threads}t")),
+                    &jit,
+                    x_tensor.clone(),
+                );
             }
             let scale = (1.0 / (1.0 - p)) as f32;
             group.bench_function(id("scale-1t"), |b| {
@@ -98,8 +109,9 @@ fn dropout_forward(c: &mut Criterion) {
             group.bench_function(id("scale-2t"), |b| {
                 b.iter(|| {
                     pool.install(|| {
-                        (y.par_chunks_mut(1 << 16).zip(x.par_chunks(1 << 16)))
-                            .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, x)| *y = x * scale))
+                        (y.par_chunks_mut(1 << 16).zip(x.par_chunks(1 << 16))).for_each(|(y, x)| {
+                            y.iter_mut().zip(x).for_each(|(y, x)| *y = x * scale)
+                        })
                     })
                 })
             });
@@ -156,14 +168,24 @@ fn dropout_variants(c: &mut Criterion) {
     for threads in [1, 2] {
         let jit = compiled("dropout2d", &shape, 0.5, Mode::Train, threads);
         let x = Tensor::from_f32(shape, input(n)).expect("a tensor");
-        bench_jit(&mut group, &format!("dropout2d/32x64x56x56/jit-{threads}t"), &jit, x);
+        bench_jit(
+            &mut group,
+            &format!("dropout2d/32x64x56x56/jit-{threads}t"),
+            &jit,
+            x,
+        );
     }
     let n = 4_194_304;
     configure(&mut group, n);
     for threads in [1, 2] {
         let jit = compiled("alpha_dropout", &[n], 0.5, Mode::Train, threads);
         let x = Tensor::from_f32([n], input(n)).expect("a tensor");
-        bench_jit(&mut group, &format!("alpha_dropout/{n}/jit-{threads}t"), &jit, x);
+        bench_jit(
+            &mut group,
+            &format!("alpha_dropout/{n}/jit-{threads}t"),
+            &jit,
+            x,
+        );
     }
     group.finish();
 }
@@ -176,7 +198,12 @@ fn small_call(c: &mut Criterion) {
     let x = Tensor::from_f32([4, 1024], input(4096)).expect("a tensor");
     for (mode, name) in [(Mode::Eval, "eval"), (Mode::Train, "train")] {
         let jit = compiled("dropout", &[4, 1024], 0.5, mode, 1);
-        bench_jit(&mut group, &format!("dropout.ir/4096/{name}"), &jit, x.clone());
+        bench_jit(
+            &mut group,
+            &format!("dropout.ir/4096/{name}"),
+            &jit,
+            x.clone(),
+        );
     }
     group.finish();
 }
@@ -216,7 +243,9 @@ fn simple_net_forward(c: &mut Criterion) {
             let mut outputs = jit.run(&mut generator, &inputs, &params).expect("runs");
             let id = format!("forward/batch{batch}/train-{threads}t");
             group.bench_function(id, |b| {
-                b.iter(|| (jit.run_into(&mut generator, &inputs, &params, &mut outputs)).expect("runs"))
+                b.iter(|| {
+                    (jit.run_into(&mut generator, &inputs, &params, &mut outputs)).expect("runs")
+                })
             });
         }
     }

@@ -26,7 +26,15 @@ fn fused_bitplane_reference_equals_the_interpreter() {
         stream: 2,
         step: 0,
     };
-    for p in [0.5, 0.25, 0.1, 0.3, 2f64.powi(-33), 1.0 - 2f64.powi(-24), 0.999] {
+    for p in [
+        0.5,
+        0.25,
+        0.1,
+        0.3,
+        2f64.powi(-33),
+        1.0 - 2f64.powi(-24),
+        0.999,
+    ] {
         for n in [1, 127, 128, 300, 1000] {
             let x = Generator::new(5).normal([n], 0.0, 1.0);
             let expected = interpreted(p, &x, n);

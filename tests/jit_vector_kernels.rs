@@ -9,7 +9,15 @@ use std::collections::BTreeMap;
 use dropjit::lower::Part;
 use dropjit::{Compiler, Generator, Mode, ParameterStore, Tensor, interp, text};
 
-const PROBABILITIES: [f64; 7] = [0.5, 0.25, 0.1, 0.3, 1.0 / 8589934592.0, 1.0 - 1.0 / 16777216.0, 0.75];
+const PROBABILITIES: [f64; 7] = [
+    0.5,
+    0.25,
+    0.1,
+    0.3,
+    1.0 / 8589934592.0,
+    1.0 - 1.0 / 16777216.0,
+    0.75,
+];
 const SIZES: [usize; 8] = [1, 3, 4, 127, 128, 129, 300, 1029];
 
 /// Normal values with NaN, infinities and both zeros mixed in.
@@ -27,20 +35,32 @@ fn input(n: usize, seed: u64) -> Tensor {
 /// the JIT with 1, 2 and 3 threads, one unit per chunk; asserts identical bits.
 fn check(source: &str, n: usize, what: &str) {
     let graph = text::parse(source).expect("a valid graph");
-    let values = BTreeMap::from([("x".to_string(), input(n, 1)), ("z".to_string(), input(n, 2))]);
+    let values = BTreeMap::from([
+        ("x".to_string(), input(n, 1)),
+        ("z".to_string(), input(n, 2)),
+    ]);
     let expected = interp::run(&graph, Mode::Train, &mut Generator::new(9), &values).expect("runs");
     for threads in [1, 2, 3] {
-        let compiled = (Compiler::new().mode(Mode::Train).verify(true).threads(threads))
-            .max_chunk_units(1)
-            .compile(&graph)
-            .expect("compiles");
+        let compiled = (Compiler::new()
+            .mode(Mode::Train)
+            .verify(true)
+            .threads(threads))
+        .max_chunk_units(1)
+        .compile(&graph)
+        .expect("compiles");
         let vector = (compiled.phases().iter()).all(|p| !matches!(p.part, Part::Draw(_)));
-        assert!(vector, "{what}: a vector kernel draws no keep bytes before its loop");
-        let got = (compiled.run(&mut Generator::new(9), &values, &ParameterStore::new()))
-            .expect("runs");
+        assert!(
+            vector,
+            "{what}: a vector kernel draws no keep bytes before its loop"
+        );
+        let got =
+            (compiled.run(&mut Generator::new(9), &values, &ParameterStore::new())).expect("runs");
         for ((name, e), (_, g)) in expected.iter().zip(&got) {
             let bits = |t: &Tensor| t.to_le_bytes();
-            assert!(bits(e) == bits(g), "{what}, n = {n}, {threads} threads: {name} differs");
+            assert!(
+                bits(e) == bits(g),
+                "{what}, n = {n}, {threads} threads: {name} differs"
+            );
         }
     }
 }
@@ -56,7 +76,11 @@ fn one_dropout(op: &str, p: f64, n: usize) -> String {
 fn dropout_matches_the_interpreter_at_edge_probabilities_and_sizes() {
     for p in PROBABILITIES {
         for n in SIZES {
-            check(&one_dropout("dropout", p, n), n, &format!("dropout p = {p}"));
+            check(
+                &one_dropout("dropout", p, n),
+                n,
+                &format!("dropout p = {p}"),
+            );
         }
     }
 }

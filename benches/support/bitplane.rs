@@ -33,7 +33,12 @@ pub fn keep_bits(source: Source, g: u64, q: u64) -> [u32; 4] {
     let mut undecided = [u32::MAX; 4];
     let mut keep = [0u32; 4];
     for k in 0..planes {
-        let counter = [g as u32, ((g >> 32) as u32) | (k << 27), source.stream, source.step];
+        let counter = [
+            g as u32,
+            ((g >> 32) as u32) | (k << 27),
+            source.stream,
+            source.step,
+        ];
         let bits = philox4x32_10(counter, key);
         let q_bit = 0u32.wrapping_sub((q >> (31 - k)) & 1);
         for w in 0..4 {
@@ -55,7 +60,11 @@ pub fn keep_bits(source: Source, g: u64, q: u64) -> [u32; 4] {
 pub fn dropout(source: Source, p: f64, first_group: u64, x: &[f32], y: &mut [f32]) {
     let q = keep_threshold(p);
     let scale = (1.0 / (1.0 - p)) as f32;
-    for (g, (x, y)) in x.chunks(GROUP_SIZE).zip(y.chunks_mut(GROUP_SIZE)).enumerate() {
+    for (g, (x, y)) in x
+        .chunks(GROUP_SIZE)
+        .zip(y.chunks_mut(GROUP_SIZE))
+        .enumerate()
+    {
         let keep = keep_bits(source, first_group + g as u64, q);
         if x.len() == GROUP_SIZE {
             for (v, (x, y)) in x.chunks_exact(4).zip(y.chunks_exact_mut(4)).enumerate() {

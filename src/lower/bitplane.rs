@@ -97,7 +97,8 @@ impl Planes {
         let any_open = cx.b.ins().vany_true(open_next);
         let more = cx.b.ins().band(planes_left, any_open);
         let again = [k_next.into(), open_next.into(), keep_next.into()];
-        cx.b.ins().brif(more, body, &again, exit, &[keep_next.into()]);
+        cx.b.ins()
+            .brif(more, body, &again, exit, &[keep_next.into()]);
         cx.b.seal_block(body);
 
         cx.b.switch_to_block(exit);

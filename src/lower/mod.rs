@@ -40,8 +40,8 @@ use cranelift_frontend::{FunctionBuilder, Variable};
 
 pub(crate) use dispatch::lower_phase;
 pub(crate) use dropout::scratch_bytes as dropout_scratch_bytes;
-pub(crate) use simd::vectorizable;
 pub use phase::{ELEMENT_BLOCK, Part, Phase, Unit, phases};
+pub(crate) use simd::vectorizable;
 
 use crate::graph::{NodeId, Shape, TensorType};
 
