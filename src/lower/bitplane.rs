@@ -21,6 +21,10 @@ use super::{LowerCx, philox};
 use crate::graph::Dropout;
 use crate::rng::mask::keep_threshold;
 
+/// Planes above which [`Planes::keep`] makes four planes per Philox call: few significant
+/// bits of `Q` (like `p = 0.25`) end sooner one plane at a time.
+const SCALAR_PLANES: u32 = 2;
+
 /// What drawing one dropout's keep vectors needs, set up once at the kernel's start.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Planes {
@@ -65,6 +69,9 @@ impl Planes {
             let bits = self.plane(cx, g, zero);
             return cx.b.ins().bnot(bits);
         }
+        if planes > SCALAR_PLANES {
+            return self.keep_by_quads(cx, g, q, planes);
+        }
         let body = cx.b.create_block();
         let k = cx.b.append_block_param(body, types::I32);
         let open = cx.b.append_block_param(body, types::I32X4);
@@ -106,6 +113,69 @@ impl Planes {
         kept
     }
 
+    /// [`Planes::keep`] four planes at a time: one four-lane Philox makes planes `k..k + 4`
+    /// (one per lane), a 4x4 transpose turns them into four plane vectors, and the early
+    /// exit is tested once per four planes. Planes past `Q`'s last 1 bit change nothing
+    /// (`q_k = 0` keeps no lane), so the last quad may overshoot.
+    fn keep_by_quads(&self, cx: &mut LowerCx, g: Value, q: u32, planes: u32) -> Value {
+        let body = cx.b.create_block();
+        let k = cx.b.append_block_param(body, types::I32);
+        let open = cx.b.append_block_param(body, types::I32X4);
+        let keep = cx.b.append_block_param(body, types::I32X4);
+        let exit = cx.b.create_block();
+        let kept = cx.b.append_block_param(exit, types::I32X4);
+        let (zero, all, none) = (
+            cx.b.ins().iconst(types::I32, 0),
+            splat_i32(cx, -1),
+            splat_i32(cx, 0),
+        );
+        // The counter words every quad shares, and the plane offsets of its four lanes.
+        let group_high = cx.b.ins().ushr_imm_u(g, 32);
+        let group_high = cx.b.ins().ireduce(types::I32, group_high);
+        let group_low = cx.b.ins().ireduce(types::I32, g);
+        let c0 = cx.b.ins().splat(types::I32X4, group_low);
+        let c2 = cx.b.ins().splat(types::I32X4, self.stream);
+        let c3 = cx.b.ins().splat(types::I32X4, self.step);
+        cx.b.ins()
+            .jump(body, &[zero.into(), all.into(), none.into()]);
+
+        cx.b.switch_to_block(body);
+        let base = cx.b.ins().ishl_imm_u(k, 27);
+        let base = cx.b.ins().bor(group_high, base);
+        let mut c1 = cx.b.ins().scalar_to_vector(types::I32X4, base);
+        for lane in 1u8..4 {
+            let word = cx.b.ins().iadd_imm_u(base, i64::from(lane) << 27);
+            c1 = cx.b.ins().insertlane(c1, word, lane);
+        }
+        let words = philox::emit_philox4x32_10_x4(&mut cx.b, [c0, c1, c2, c3], self.key);
+        let planes_of = transpose(cx, words);
+        let q_value = cx.b.ins().iconst(types::I32, i64::from(q as i32));
+        let q_shifted = cx.b.ins().ishl(q_value, k);
+        let (mut open_now, mut keep_now) = (open, keep);
+        for (i, bits) in (0i64..).zip(planes_of) {
+            let moved = cx.b.ins().ishl_imm_u(q_shifted, i);
+            let q_bit = cx.b.ins().sshr_imm_u(moved, 31);
+            let q_bit = cx.b.ins().splat(types::I32X4, q_bit);
+            let below = cx.b.ins().band_not(open_now, bits);
+            let newly = cx.b.ins().band(below, q_bit);
+            keep_now = cx.b.ins().bor(keep_now, newly);
+            let differ = cx.b.ins().bxor(bits, q_bit);
+            open_now = cx.b.ins().band_not(open_now, differ);
+        }
+        let k_next = cx.b.ins().iadd_imm_u(k, 4);
+        let planes_left =
+            (cx.b.ins()).icmp_imm_u(IntCC::UnsignedLessThan, k_next, i64::from(planes));
+        let any_open = cx.b.ins().vany_true(open_now);
+        let more = cx.b.ins().band(planes_left, any_open);
+        let again = [k_next.into(), open_now.into(), keep_now.into()];
+        cx.b.ins().brif(more, body, &again, exit, &[keep_now.into()]);
+        cx.b.seal_block(body);
+
+        cx.b.switch_to_block(exit);
+        cx.b.seal_block(exit);
+        kept
+    }
+
     /// Plane `k` (i32) of group `g`: one Philox block, its four words as one i32x4.
     fn plane(&self, cx: &mut LowerCx, g: Value, k: Value) -> Value {
         let group_high = cx.b.ins().ushr_imm_u(g, 32);
@@ -121,6 +191,23 @@ impl Planes {
         }
         vector
     }
+}
+
+/// Turns four Philox outputs of four lanes (word `w` of plane `i` in lane `i` of `words[w]`)
+/// into four planes (plane `i`'s words in lanes 0..4): a 4x4 transpose of 32-bit words.
+fn transpose(cx: &mut LowerCx, words: [Value; 4]) -> [Value; 4] {
+    let [a, b, c, d] = words;
+    let shuffle = |cx: &mut LowerCx, x, y, lanes| philox::emit_shuffle_words(&mut cx.b, x, y, lanes);
+    let ab_low = shuffle(cx, a, b, [0, 4, 1, 5]);
+    let ab_high = shuffle(cx, a, b, [2, 6, 3, 7]);
+    let cd_low = shuffle(cx, c, d, [0, 4, 1, 5]);
+    let cd_high = shuffle(cx, c, d, [2, 6, 3, 7]);
+    [
+        shuffle(cx, ab_low, cd_low, [0, 1, 4, 5]),
+        shuffle(cx, ab_low, cd_low, [2, 3, 6, 7]),
+        shuffle(cx, ab_high, cd_high, [0, 1, 4, 5]),
+        shuffle(cx, ab_high, cd_high, [2, 3, 6, 7]),
+    ]
 }
 
 /// An i32x4 with every lane `value`.
