@@ -204,10 +204,12 @@ pub fn emit_philox4x32_10_x4(
 ) -> [Value; 4] {
     let [mut c0, mut c1, mut c2, mut c3] = counter;
     let [mut k0, mut k1] = key;
+    // A vector constant, not a splat: the mid-end rewrites a widened splat into a splat of
+    // i64, which no longer matches the `pmuludq` pattern.
     let wide_multiplier = |b: &mut FunctionBuilder, m: u32| {
-        let m = b.ins().iconst(types::I32, i64::from(m as i32));
-        let m = b.ins().splat(types::I32X4, m);
-        b.ins().uwiden_low(m)
+        let bytes: Vec<u8> = (0..4).flat_map(|_| m.to_le_bytes()).collect();
+        let constant = b.func.dfg.constants.insert(bytes.into());
+        b.ins().vconst(types::I32X4, constant)
     };
     let (m0, m1) = (wide_multiplier(b, M0), wide_multiplier(b, M1));
     for round in 0..10 {
@@ -225,13 +227,13 @@ pub fn emit_philox4x32_10_x4(
     [c0, c1, c2, c3]
 }
 
-/// The high and low words of `m * x` per lane (`x` i32x4, `m` the multiplier widened to
-/// i64x2).
+/// The high and low words of `m * x` per lane (`x` and `m` i32x4). Both factors are widened
+/// the same way (low with low, high with high): only that form lowers to `pmuludq`.
 fn emit_mulhilo_x4(b: &mut FunctionBuilder, m: Value, x: Value) -> (Value, Value) {
-    let low = b.ins().uwiden_low(x);
-    let high = b.ins().uwiden_high(x);
-    let low = b.ins().imul(low, m);
-    let high = b.ins().imul(high, m);
+    let (x_low, m_low) = (b.ins().uwiden_low(x), b.ins().uwiden_low(m));
+    let (x_high, m_high) = (b.ins().uwiden_high(x), b.ins().uwiden_high(m));
+    let low = b.ins().imul(x_low, m_low);
+    let high = b.ins().imul(x_high, m_high);
     // Products 0, 1 in `low` and 2, 3 in `high`, each (low word, high word).
     let hi = emit_shuffle_words(b, low, high, [1, 3, 5, 7]);
     let lo = emit_shuffle_words(b, low, high, [0, 2, 4, 6]);
