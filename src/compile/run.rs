@@ -2,6 +2,11 @@
 //! generated phases (on one thread or several, [`super::threads`]), turn their status into a
 //! typed error, and copy the outputs that were not written in place.
 //!
+//! The hot path allocates nothing: the arena and the table live in a reused
+//! [`super::workspace`], and values that fit are checked without allocating (the checks that
+//! name a failure run only when something does not fit). So `run_into` with preallocated
+//! outputs, on one thread, allocates nothing and never waits on a lock.
+//!
 //! A graph whose in-place dropouts write over graph inputs runs only through
 //! [`CompiledGraph::run_mut`], which borrows the inputs mutably; `run` and `run_into` refuse
 //! it before claiming a step, so the caller's tensors are never written behind a shared

@@ -168,7 +168,8 @@ impl Planes {
         let any_open = cx.b.ins().vany_true(open_now);
         let more = cx.b.ins().band(planes_left, any_open);
         let again = [k_next.into(), open_now.into(), keep_now.into()];
-        cx.b.ins().brif(more, body, &again, exit, &[keep_now.into()]);
+        cx.b.ins()
+            .brif(more, body, &again, exit, &[keep_now.into()]);
         cx.b.seal_block(body);
 
         cx.b.switch_to_block(exit);
@@ -197,7 +198,8 @@ impl Planes {
 /// into four planes (plane `i`'s words in lanes 0..4): a 4x4 transpose of 32-bit words.
 fn transpose(cx: &mut LowerCx, words: [Value; 4]) -> [Value; 4] {
     let [a, b, c, d] = words;
-    let shuffle = |cx: &mut LowerCx, x, y, lanes| philox::emit_shuffle_words(&mut cx.b, x, y, lanes);
+    let shuffle =
+        |cx: &mut LowerCx, x, y, lanes| philox::emit_shuffle_words(&mut cx.b, x, y, lanes);
     let ab_low = shuffle(cx, a, b, [0, 4, 1, 5]);
     let ab_high = shuffle(cx, a, b, [2, 6, 3, 7]);
     let cd_low = shuffle(cx, c, d, [0, 4, 1, 5]);

@@ -1,6 +1,13 @@
 //! The dropout family in train mode, under RNG contract v1 ([`crate::rng::mask`]), bit for
-//! bit the interpreter's masks and values. A dropout is lowered in two parts, so that it can
-//! sit inside a fused element-wise loop ([`super::elementwise`]):
+//! bit the interpreter's masks and values. The per-element "apply" is one small function of
+//! the keep bit: [`element`] (scalar, keep byte) and [`element_vector`] (four lanes, lane
+//! mask), zeroing with the scale or the alpha affine.
+//!
+//! In a vector kernel ([`super::simd`]: element-wise kinds without broadcast dimensions,
+//! among ops with `f32x4` forms) the mask is made in the loop, 128 keep bits per group by the
+//! bit-plane early exit ([`super::bitplane`]), and applied by [`element_vector`]. Everywhere
+//! else (channel-wise kinds, broadcast masks, kernels with calls) a dropout is lowered in two
+//! parts, so that it can sit inside a fused scalar loop ([`super::elementwise`]):
 //! 1. [`draw_phase`], a phase before the kernel's loop ([`super::phase`]): a loop over the
 //!    unit range's mask groups of 128 elements, where the Philox emitter ([`super::philox`])
 //!    writes the group's 128 uniforms `U` to a stack buffer and each becomes one keep byte

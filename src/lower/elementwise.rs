@@ -1,7 +1,12 @@
 //! Element-wise kernels: a group of unary, binary and dropout nodes that share one shape
 //! ([`crate::compile::schedule::Kernel`]), lowered as ONE strided loop over that shape.
 //!
-//! Before the loop, every drawing dropout of the group has written its keep bytes in its own
+//! A kernel whose members all have exact `f32x4` forms and whose operands all have its shape
+//! becomes the vector loop of [`super::simd`] (masks made in the loop). The rest take the
+//! scalar loop below, the fallback for calls (`exp`, `log`, `selu`), broadcasting operands
+//! and channel-wise masks.
+//!
+//! Before the scalar loop, every drawing dropout of the group has written its keep bytes in its own
 //! phase ([`dropout::draw_phase`]). The loop covers the unit range's blocks of 128 elements
 //! ([`super::phase`]); its body, per element:
 //! 1. loads each operand from outside the group once, at its broadcast offset (NumPy rules:

@@ -5,9 +5,11 @@
 //! The units of a phase depend only on the shapes, never on the thread count, and every unit
 //! computes its values the same way wherever the phase is split; threads only decide which
 //! units each runs. That is what makes results bit-identical for any thread count:
-//! - an element-wise kernel: first one phase per drawing dropout, whose units are the mask's
+//! - an element-wise kernel: unless it is a vector kernel (`super::simd`, which makes its
+//!   masks in its loop), first one phase per drawing dropout, whose units are the mask's
 //!   groups of 128 elements (the keep bytes); then the loop, whose units are blocks of 128
-//!   elements of the loop shape, row-major (a non-broadcast mask group is exactly one block);
+//!   elements of the loop shape, row-major (a non-broadcast mask group is exactly one block,
+//!   so threads split a vector kernel at multiples of 128 mask elements);
 //! - `transpose`: blocks of 128 output elements;
 //! - `matmul`: output rows (a batch entry's rows in order, batches row-major); `linear`:
 //!   output rows, or output columns if there are fewer rows than columns (a slice of

@@ -219,7 +219,10 @@ pub fn emit_philox4x32_10_x4(
         }
         let (hi0, lo0) = emit_mulhilo_x4(b, m0, c0);
         let (hi1, lo1) = emit_mulhilo_x4(b, m1, c2);
-        let (key0, key1) = (b.ins().splat(types::I32X4, k0), b.ins().splat(types::I32X4, k1));
+        let (key0, key1) = (
+            b.ins().splat(types::I32X4, k0),
+            b.ins().splat(types::I32X4, k1),
+        );
         let x0 = b.ins().bxor(hi1, c1);
         let x2 = b.ins().bxor(hi0, c3);
         (c0, c1, c2, c3) = (b.ins().bxor(x0, key0), lo1, b.ins().bxor(x2, key1), lo0);

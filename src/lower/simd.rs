@@ -155,19 +155,28 @@ impl Body<'_> {
         }
     }
 
-    /// The first `lanes` elements of group `g`, one by one on the scalar ops of [`arith`].
+    /// The first `lanes` elements of group `g`, one by one on the scalar ops of [`super::arith`]
+    /// (a loop: the keep bits go to the stack, so lane `e` reads bit `e / 4` of word `e % 4`).
     fn partial(&self, cx: &mut LowerCx, g: Value, lanes: usize) {
-        let keeps = self.keeps(cx, g);
+        let keeps: Vec<Option<Value>> = (self.keeps(cx, g).into_iter())
+            .map(|keep| {
+                keep.map(|k| {
+                    let words = cx.stack_buffer(16);
+                    cx.b.ins().store(MemFlagsData::trusted(), k, words, 0);
+                    words
+                })
+            })
+            .collect();
         let first = cx.b.ins().imul_imm_u(g, GROUP_SIZE as i64);
-        for e in 0..lanes {
-            let j = cx.b.ins().iadd_imm_u(first, e as i64);
+        cx.counted_loop(lanes, &mut |cx, e| {
+            let j = cx.b.ins().iadd(first, e);
             let mut values: Vec<(NodeId, Value)> = Vec::new();
             for (&id, &addr) in self.externals.iter().zip(self.external_addrs) {
                 values.push((id, cx.load(types::F32, addr, j)));
             }
             for (&id, keep) in self.kernel.nodes.iter().zip(&keeps) {
                 let args: Vec<Value> = operand_values(self.graph, id, &values);
-                let kept = keep.map(|k| lane_bit(cx, k, e));
+                let kept = keep.map(|words| lane_bit(cx, words, e));
                 let value = elementwise::element(cx, &self.graph.node(id).op, &args, kept);
                 values.push((id, value));
             }
@@ -175,7 +184,7 @@ impl Body<'_> {
                 let value = lookup(&values, *id);
                 cx.store(value, addr, j);
             }
-        }
+        });
     }
 }
 
@@ -196,10 +205,14 @@ fn lane_mask(cx: &mut LowerCx, keep: Value, v: usize) -> Value {
     cx.b.ins().sshr_imm_u(moved, 31)
 }
 
-/// The keep bit of lane `e` as an i8 truth value: bit `e / 4` of word `e % 4`.
-fn lane_bit(cx: &mut LowerCx, keep: Value, e: usize) -> Value {
-    let word = cx.b.ins().extractlane(keep, (e % 4) as u8);
-    let moved = cx.b.ins().ushr_imm_u(word, (e / 4) as i64);
+/// The keep bit of lane `e` (pointer-sized) as an i8 truth value: bit `e / 4` of word
+/// `e % 4` of the keep bits stored at `words`.
+fn lane_bit(cx: &mut LowerCx, words: Value, e: Value) -> Value {
+    let w = cx.b.ins().band_imm_u(e, 3);
+    let word = cx.load(types::I32, words, w);
+    let v = cx.b.ins().ushr_imm_u(e, 2);
+    let v = cx.b.ins().ireduce(types::I32, v);
+    let moved = cx.b.ins().ushr(word, v);
     let bit = cx.b.ins().band_imm_u(moved, 1);
     cx.b.ins().ireduce(types::I8, bit)
 }
