@@ -296,18 +296,36 @@ mod tests {
 
     #[test]
     /// On two threads: two chunks per thread for the two large products, by columns (32 rows).
-    fn simple_net_splits_its_large_products_and_its_draws() {
+    /// The relu + dropout kernels are vector kernels: no draw phases.
+    fn simple_net_splits_its_large_products() {
         let lines = phase_lines(include_str!("../../ir/simple_net.ir"));
         assert_eq!(
             lines,
             [
                 "0 compute: 256 columns / 64",
-                "1 draw %d1: 64 mask groups / 16",
                 "1 compute: 64 blocks of 128 elements / 256",
                 "2 compute: 128 columns / 32",
-                "3 draw %d2: 32 mask groups / 16",
                 "3 compute: 32 blocks of 128 elements / 256",
                 "4 compute: 32 rows / 32",
+            ]
+        );
+    }
+
+    #[test]
+    /// A channel-wise dropout draws its keep bytes in a phase before its (scalar) loop.
+    fn a_channel_dropout_draws_before_its_loop() {
+        let lines = phase_lines(
+            "graph g {
+               %x: f32[4, 64, 8, 8] = input
+               %y: f32[4, 64, 8, 8] = dropout2d %x {p = 0.5}
+               output y = %y
+             }",
+        );
+        assert_eq!(
+            lines,
+            [
+                "0 draw %y: 2 mask groups / 16",
+                "0 compute: 128 blocks of 128 elements / 512",
             ]
         );
     }
