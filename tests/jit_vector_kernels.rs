@@ -32,35 +32,30 @@ fn input(n: usize, seed: u64) -> Tensor {
 }
 
 /// Runs `source` (inputs `x` and `z` of length `n`) in train mode on the interpreter and on
-/// the JIT with 1, 2 and 3 threads, one unit per chunk; asserts identical bits.
+/// the JIT with 1, 2 and 3 threads, one unit per chunk; asserts identical bits and that every
+/// mask is made in its loop.
 fn check(source: &str, n: usize, what: &str) {
+    let x = ("x".to_string(), input(n, 1));
+    let z = ("z".to_string(), input(n, 2));
+    check_values(source, &BTreeMap::from([x, z]), what, true);
+}
+
+/// Like [`check`] over `values`; `in_loop`: no mask is drawn before its loop.
+fn check_values(source: &str, values: &BTreeMap<String, Tensor>, what: &str, in_loop: bool) {
     let graph = text::parse(source).expect("a valid graph");
-    let values = BTreeMap::from([
-        ("x".to_string(), input(n, 1)),
-        ("z".to_string(), input(n, 2)),
-    ]);
-    let expected = interp::run(&graph, Mode::Train, &mut Generator::new(9), &values).expect("runs");
+    let n = values["x"].numel();
+    let expected = interp::run(&graph, Mode::Train, &mut Generator::new(9), values).expect("runs");
     for threads in [1, 2, 3] {
-        let compiled = (Compiler::new()
-            .mode(Mode::Train)
-            .verify(true)
-            .threads(threads))
-        .max_chunk_units(1)
-        .compile(&graph)
-        .expect("compiles");
+        let compiler = Compiler::new().mode(Mode::Train).verify(true);
+        let compiler = compiler.threads(threads).max_chunk_units(1);
+        let compiled = compiler.compile(&graph).expect("compiles");
         let vector = (compiled.phases().iter()).all(|p| !matches!(p.part, Part::Draw(_)));
-        assert!(
-            vector,
-            "{what}: a vector kernel draws no keep bytes before its loop"
-        );
-        let got =
-            (compiled.run(&mut Generator::new(9), &values, &ParameterStore::new())).expect("runs");
-        for ((name, e), (_, g)) in expected.iter().zip(&got) {
+        assert_eq!(vector, in_loop, "{what}: masks made in the loop?");
+        let got = compiled.run(&mut Generator::new(9), values, &ParameterStore::new());
+        for ((name, e), (_, g)) in expected.iter().zip(&got.expect("runs")) {
             let bits = |t: &Tensor| t.to_le_bytes();
-            assert!(
-                bits(e) == bits(g),
-                "{what}, n = {n}, {threads} threads: {name} differs"
-            );
+            let same = bits(e) == bits(g);
+            assert!(same, "{what}, n = {n}, {threads} threads: {name} differs");
         }
     }
 }
@@ -144,5 +139,54 @@ fn a_two_dimensional_dropout_of_many_groups_matches_the_interpreter() {
             .expect("compiles");
         let got = compiled.run(&mut Generator::new(3), &values, &ParameterStore::new());
         assert_eq!(got.expect("runs"), expected, "{threads} threads");
+    }
+}
+
+/// Channel masks (keep bytes drawn first, one per 4+ elements) in vector loops, and broadcast
+/// masks that stay on the scalar loop (a mask byte per fewer than 4 elements, or not trailing).
+#[test]
+fn channel_and_broadcast_masks_match_the_interpreter() {
+    // (op, shape, vector loop)
+    let cases = [
+        ("dropout2d %x {p = 0.3}", vec![2, 5, 4, 3], true),
+        ("dropout2d %x {p = 0.5}", vec![3, 7, 2, 2], true),
+        ("dropout1d %x {p = 0.1}", vec![9, 8], true),
+        ("dropout3d %x {p = 0.3}", vec![2, 3, 2, 2, 3], true),
+        ("feature_alpha_dropout %x {p = 0.3}", vec![4, 6, 20], true),
+        (
+            "dropout %x {p = 0.3, broadcast_dims = [1, 2]}",
+            vec![40, 4, 5],
+            true,
+        ),
+        ("dropout1d %x {p = 0.3}", vec![5, 7, 3], false),
+        (
+            "dropout %x {p = 0.3, broadcast_dims = [0]}",
+            vec![6, 44],
+            false,
+        ),
+    ];
+    for (op, shape, vector) in cases {
+        let dims = (shape.iter().map(|d| d.to_string()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let source = format!(
+            "graph g {{\n %x: f32[{dims}] = input\n %z: f32[{dims}] = input\n \
+             %r: f32[{dims}] = relu %x\n %y: f32[{dims}] = {op}\n \
+             %w: f32[{dims}] = add %y, %r\n output w = %w\n}}"
+        );
+        let n: usize = shape.iter().product();
+        let tensor = |seed| {
+            let data = input(n, seed).as_f32().expect("f32").to_vec();
+            Tensor::from_f32(shape.clone(), data).expect("a tensor")
+        };
+        let values = BTreeMap::from([("x".to_string(), tensor(1)), ("z".to_string(), tensor(2))]);
+        check_values(&source, &values, op, false);
+        let graph = text::parse(&source).expect("a valid graph");
+        let compiled = (Compiler::new().mode(Mode::Train).compile(&graph)).expect("compiles");
+        assert_eq!(
+            compiled.clif().contains("f32x4"),
+            vector,
+            "{op}: vector loop?"
+        );
     }
 }

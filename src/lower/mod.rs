@@ -41,7 +41,7 @@ use cranelift_frontend::{FunctionBuilder, Variable};
 pub(crate) use dispatch::lower_phase;
 pub(crate) use dropout::scratch_bytes as dropout_scratch_bytes;
 pub use phase::{ELEMENT_BLOCK, Part, Phase, Unit, phases};
-pub(crate) use simd::vectorizable;
+pub(crate) use simd::draws_in_loop;
 
 use crate::graph::{NodeId, Shape, TensorType};
 

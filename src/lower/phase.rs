@@ -124,9 +124,9 @@ impl fmt::Display for Unit {
 pub fn phases(graph: &Graph, schedule: &Schedule, threads: usize) -> Vec<Phase> {
     let mut phases = Vec::new();
     for (k, kernel) in schedule.kernels.iter().enumerate() {
-        // A vector kernel draws its masks in its own loop (super::simd).
-        let draws_first = !super::simd::vectorizable(graph, kernel);
-        for &id in kernel.nodes.iter().filter(|_| draws_first) {
+        // A vector kernel makes most masks in its own loop (super::simd).
+        let drawn_first = |id: &&NodeId| !super::simd::draws_in_loop(graph, kernel, **id);
+        for &id in kernel.nodes.iter().filter(drawn_first) {
             if let Some(groups) = drawn_groups(graph, id) {
                 let chunk_units = CHUNK_COST.div_ceil(DRAW_COST);
                 phases.push(phase(

@@ -2,10 +2,14 @@
 //! dropout's mask made in the loop by [`super::bitplane`], with no keep bytes in memory.
 //!
 //! A kernel takes this path when [`vectorizable`]: its members all have exact `f32x4` forms
-//! (`neg relu sqrt add sub mul div maximum` and the element-wise dropout kinds without
-//! broadcast dimensions) and every operand from outside has the loop's shape, so every
-//! buffer is walked contiguously. Everything else (calls like `exp`, broadcasting, channel
-//! masks) stays on the scalar loop of [`super::elementwise`].
+//! (`neg relu sqrt add sub mul div maximum` and the dropouts whose masks fit, below) and every
+//! operand from outside has the loop's shape, so every buffer is walked contiguously.
+//! Everything else (calls like `exp`, broadcasting operands) stays on the scalar loop of
+//! [`super::elementwise`]. A drawing dropout's mask fits if it is
+//! - one mask element per element: made in the loop ([`draws_in_loop`]), no keep bytes;
+//! - or broadcast over trailing dimensions only, one mask element per `inner` elements with
+//!   `inner` a multiple of 4 (Dropout1d/2d/3d, FeatureAlphaDropout, DropPath): its few keep
+//!   bytes are drawn before the loop as on the scalar path, one byte per vector.
 //!
 //! The loop runs over the unit range's mask groups (a unit is 128 elements, one group): per
 //! group, each dropout's 128 keep bits are one i32x4 `K`; then 32 vectors `v` are loaded,
@@ -20,7 +24,7 @@ use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 use super::bitplane::Planes;
 use super::{LowerCx, dropout, elementwise, vector_arith};
 use crate::compile::schedule::Kernel;
-use crate::graph::{DType, Graph, NodeId, Op, UnaryOp};
+use crate::graph::{DType, Dropout, Graph, NodeId, Op, UnaryOp};
 use crate::rng::mask::GROUP_SIZE;
 
 /// Vectors of four lanes in one group.
@@ -37,6 +41,39 @@ pub(crate) fn vectorizable(graph: &Graph, kernel: &Kernel) -> bool {
     })
 }
 
+/// Where a drawing dropout's vector loop finds its keep bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MaskForm {
+    /// One mask element per element: made in the loop, 128 bits per group.
+    InLoop,
+    /// Keep bytes drawn before the loop, one per `inner` consecutive elements (a multiple of
+    /// 4, so one byte per vector): the channel kinds' masks.
+    Bytes { inner: usize },
+}
+
+/// How the drawing dropout `id` reads its mask in a vector loop, if it can.
+fn mask_form(graph: &Graph, id: NodeId, d: &Dropout) -> Option<MaskForm> {
+    let input = &graph.node(graph.operands(id)[0]).ty.shape;
+    let mask = d.mask_shape(input).ok()?;
+    if mask == *input {
+        return Some(MaskForm::InLoop);
+    }
+    // Broadcast over trailing dimensions only: mask element j / inner for element j.
+    let (x, m) = (input.dims(), mask.dims());
+    let first = (0..x.len()).find(|&i| x[i] != m[i])?;
+    let inner: usize = x[first..].iter().product();
+    let trailing = m[first..].iter().all(|&d| d == 1);
+    (trailing && inner.is_multiple_of(4)).then_some(MaskForm::Bytes { inner })
+}
+
+/// True if the dropout `id` of `kernel` makes its mask in its vector loop, without keep
+/// bytes (and so without a draw phase or a scratch buffer).
+pub(crate) fn draws_in_loop(graph: &Graph, kernel: &Kernel, id: NodeId) -> bool {
+    let in_loop = (graph.node(id).op.as_dropout())
+        .is_some_and(|d| dropout::draws(d) && mask_form(graph, id, d) == Some(MaskForm::InLoop));
+    in_loop && vectorizable(graph, kernel)
+}
+
 /// True if the node has an exact `f32x4` form here.
 fn has_vector_form(graph: &Graph, id: NodeId) -> bool {
     match &graph.node(id).op {
@@ -45,10 +82,7 @@ fn has_vector_form(graph: &Graph, id: NodeId) -> bool {
             UnaryOp::Selu | UnaryOp::Exp | UnaryOp::Log => false,
         },
         Op::Binary(_) => true,
-        Op::Dropout(d) => {
-            let input = &graph.node(graph.operands(id)[0]).ty.shape;
-            !dropout::draws(d) || d.mask_shape(input).is_ok_and(|mask| mask == *input)
-        }
+        Op::Dropout(d) => !dropout::draws(d) || mask_form(graph, id, d).is_some(),
         Op::Input(_)
         | Op::Parameter(_)
         | Op::Constant(_)
@@ -72,10 +106,21 @@ fn vector_flags() -> MemFlagsData {
 /// Lowers the vectorizable element-wise `kernel` over the unit range's groups.
 pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, externals: &[NodeId]) {
     let n = graph.node(kernel.nodes[0]).ty.shape.numel();
-    let planes: Vec<Option<Planes>> = (kernel.nodes.iter())
-        .map(|&id| match graph.node(id).op.as_dropout() {
-            Some(d) if dropout::draws(d) => Some(Planes::start(cx, d)),
-            Some(_) | None => None,
+    let sources: Vec<Option<Source>> = (kernel.nodes.iter())
+        .map(|&id| {
+            let d = graph
+                .node(id)
+                .op
+                .as_dropout()
+                .filter(|d| dropout::draws(d))?;
+            Some(match mask_form(graph, id, d) {
+                Some(MaskForm::InLoop) => Source::Planes(Planes::start(cx, d)),
+                Some(MaskForm::Bytes { inner }) => Source::Bytes {
+                    addr: cx.scratch_addr(id),
+                    inner,
+                },
+                None => panic!("invariant: a vector kernel's dropouts have a mask form"),
+            })
         })
         .collect();
     let external_addrs: Vec<Value> = externals.iter().map(|&id| cx.node_addr(id)).collect();
@@ -84,14 +129,16 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, externals
         graph,
         kernel,
         externals,
-        planes: &planes,
+        sources: &sources,
         external_addrs: &external_addrs,
         output_addrs: &output_addrs,
     };
     let (begin, end) = cx.unit_range();
     let full = cx.index(n / GROUP_SIZE);
-    let stop = cx.b.ins().umin(end, full);
-    cx.range_loop(begin, stop, &mut |cx, g| body.group(cx, g));
+    if n >= GROUP_SIZE {
+        let stop = cx.b.ins().umin(end, full);
+        cx.range_loop(begin, stop, &mut |cx, g| body.group(cx, g));
+    }
     if !n.is_multiple_of(GROUP_SIZE) {
         // The partial group, if the range holds it.
         let tail = cx.b.create_block();
@@ -107,21 +154,44 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, externals
     }
 }
 
+/// Where a drawing member's keep bits come from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// Made per group in the loop.
+    Planes(Planes),
+    /// Keep bytes at `addr`, one per `inner` elements.
+    Bytes { addr: Value, inner: usize },
+}
+
+/// A drawing member's keep bits for one group.
+#[derive(Clone, Copy)]
+enum Keep {
+    /// The group's 128 keep bits (i32x4).
+    Bits(Value),
+    /// Keep bytes at `addr`, one per `inner` elements.
+    Bytes { addr: Value, inner: usize },
+}
+
 /// What the loop body of one kernel needs.
 struct Body<'a> {
     graph: &'a Graph,
     kernel: &'a Kernel,
     externals: &'a [NodeId],
-    planes: &'a [Option<Planes>],
+    sources: &'a [Option<Source>],
     external_addrs: &'a [Value],
     output_addrs: &'a [Value],
 }
 
 impl Body<'_> {
     /// The keep bits of every drawing member for group `g`.
-    fn keeps(&self, cx: &mut LowerCx, g: Value) -> Vec<Option<Value>> {
-        (self.planes.iter())
-            .map(|planes| planes.map(|p| p.keep(cx, g)))
+    fn keeps(&self, cx: &mut LowerCx, g: Value) -> Vec<Option<Keep>> {
+        (self.sources.iter())
+            .map(|source| {
+                source.map(|source| match source {
+                    Source::Planes(planes) => Keep::Bits(planes.keep(cx, g)),
+                    Source::Bytes { addr, inner } => Keep::Bytes { addr, inner },
+                })
+            })
             .collect()
     }
 
@@ -144,7 +214,14 @@ impl Body<'_> {
             }
             for (&id, keep) in self.kernel.nodes.iter().zip(&keeps) {
                 let args: Vec<Value> = operand_values(self.graph, id, &values);
-                let mask = keep.map(|k| lane_mask(cx, k, v));
+                let mask = keep.map(|keep| match keep {
+                    Keep::Bits(k) => lane_mask(cx, k, v),
+                    Keep::Bytes { addr, inner } => {
+                        let first = cx.b.ins().imul_imm_u(g, GROUP_SIZE as i64);
+                        let j = cx.b.ins().iadd_imm_u(first, (4 * v) as i64);
+                        byte_mask(cx, addr, inner, j)
+                    }
+                });
                 let value = vector_arith::element(cx, &self.graph.node(id).op, &args, mask);
                 values.push((id, value));
             }
@@ -158,12 +235,16 @@ impl Body<'_> {
     /// The first `lanes` elements of group `g`, one by one on the scalar ops of [`super::arith`]
     /// (a loop: the keep bits go to the stack, so lane `e` reads bit `e / 4` of word `e % 4`).
     fn partial(&self, cx: &mut LowerCx, g: Value, lanes: usize) {
-        let keeps: Vec<Option<Value>> = (self.keeps(cx, g).into_iter())
+        // Keep bits go to the stack, to be read lane by lane.
+        let keeps: Vec<Option<Keep>> = (self.keeps(cx, g).into_iter())
             .map(|keep| {
-                keep.map(|k| {
-                    let words = cx.stack_buffer(16);
-                    cx.b.ins().store(MemFlagsData::trusted(), k, words, 0);
-                    words
+                keep.map(|keep| match keep {
+                    Keep::Bits(k) => {
+                        let words = cx.stack_buffer(16);
+                        cx.b.ins().store(MemFlagsData::trusted(), k, words, 0);
+                        Keep::Bits(words)
+                    }
+                    Keep::Bytes { .. } => keep,
                 })
             })
             .collect();
@@ -176,7 +257,13 @@ impl Body<'_> {
             }
             for (&id, keep) in self.kernel.nodes.iter().zip(&keeps) {
                 let args: Vec<Value> = operand_values(self.graph, id, &values);
-                let kept = keep.map(|words| lane_bit(cx, words, e));
+                let kept = keep.map(|keep| match keep {
+                    Keep::Bits(words) => lane_bit(cx, words, e),
+                    Keep::Bytes { addr, inner } => {
+                        let index = cx.b.ins().udiv_imm_u(j, inner as i64);
+                        cx.load(types::I8, addr, index)
+                    }
+                });
                 let value = elementwise::element(cx, &self.graph.node(id).op, &args, kept);
                 values.push((id, value));
             }
@@ -215,4 +302,15 @@ fn lane_bit(cx: &mut LowerCx, words: Value, e: Value) -> Value {
     let moved = cx.b.ins().ushr(word, v);
     let bit = cx.b.ins().band_imm_u(moved, 1);
     cx.b.ins().ireduce(types::I8, bit)
+}
+
+/// The lane mask (i32x4) of the vector starting at element `j`, whose four elements share
+/// keep byte `j / inner` at `addr`: all ones if it is 1.
+fn byte_mask(cx: &mut LowerCx, addr: Value, inner: usize, j: Value) -> Value {
+    let index = cx.b.ins().udiv_imm_u(j, inner as i64);
+    let byte = cx.load(types::I8, addr, index);
+    let wide = cx.b.ins().uextend(types::I32, byte);
+    let zero = cx.b.ins().iconst(types::I32, 0);
+    let all = cx.b.ins().isub(zero, wide);
+    cx.b.ins().splat(types::I32X4, all)
 }
