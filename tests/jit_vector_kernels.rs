@@ -142,16 +142,17 @@ fn a_two_dimensional_dropout_of_many_groups_matches_the_interpreter() {
     }
 }
 
-/// Channel masks (keep bytes drawn first, one per 4+ elements) in vector loops, and broadcast
+/// Channel masks (keep bytes drawn first, one per 4+ elements) in vector loops (kernels of a
+/// group or more; smaller ones are one partial group, without a vector loop), and broadcast
 /// masks that stay on the scalar loop (a mask byte per fewer than 4 elements, or not trailing).
 #[test]
 fn channel_and_broadcast_masks_match_the_interpreter() {
     // (op, shape, vector loop)
     let cases = [
-        ("dropout2d %x {p = 0.3}", vec![2, 5, 4, 3], true),
-        ("dropout2d %x {p = 0.5}", vec![3, 7, 2, 2], true),
-        ("dropout1d %x {p = 0.1}", vec![9, 8], true),
-        ("dropout3d %x {p = 0.3}", vec![2, 3, 2, 2, 3], true),
+        ("dropout2d %x {p = 0.3}", vec![4, 5, 4, 3], true),
+        ("dropout2d %x {p = 0.5}", vec![6, 7, 2, 2], true),
+        ("dropout1d %x {p = 0.1}", vec![18, 8], true),
+        ("dropout3d %x {p = 0.3}", vec![4, 3, 2, 2, 3], true),
         ("feature_alpha_dropout %x {p = 0.3}", vec![4, 6, 20], true),
         (
             "dropout %x {p = 0.3, broadcast_dims = [1, 2]}",
