@@ -28,6 +28,7 @@ mod run;
 pub mod schedule;
 mod store;
 mod threads;
+mod workspace;
 
 pub use crate::lower::{Part, Phase, Unit};
 pub use memory::{BufferHome, BufferSummary, MemorySummary};
@@ -177,6 +178,7 @@ impl Compiler {
         let threads = threads.for_phases(&phases);
         Ok(CompiledGraph {
             source: graph.clone(),
+            workspace: workspace::Cached::new(plan.arena_bytes(), plan.slots.len()),
             graph: optimized,
             mode: self.mode,
             contract_version: CONTRACT_VERSION,
@@ -229,6 +231,8 @@ pub struct CompiledGraph {
     /// Error code `i + 1` of the generated code names `error_nodes[i]`.
     error_nodes: Vec<NodeId>,
     jit: Arc<Jit>,
+    /// The arena and table runs reuse ([`workspace`]).
+    workspace: workspace::Cached,
 }
 
 impl CompiledGraph {

@@ -22,7 +22,7 @@ use super::arena::{self, Request};
 use super::schedule::Schedule;
 use crate::error::Result;
 use crate::graph::{Graph, NodeId, Op};
-use crate::lower::{BufferMap, dropout_scratch_bytes};
+use crate::lower::{BufferMap, draws_in_loop, dropout_scratch_bytes};
 
 /// Where a slot's buffer lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,7 +132,10 @@ pub(crate) fn plan(graph: &Graph, schedule: &Schedule) -> Result<Plan> {
             });
             buffers.set_node(id, slot);
         }
-        if let Some(bytes) = keep_bytes(graph, id) {
+        // A vector kernel makes its masks in its loop (lower::simd): no keep bytes.
+        let scratch = keep_bytes(graph, id)
+            .filter(|_| !draws_in_loop(graph, &schedule.kernels[index.kernel(id)], id));
+        if let Some(bytes) = scratch {
             let kernel = index.kernel(id);
             buffers.set_scratch(id, slots.len());
             slots.push(Slot {

@@ -88,7 +88,7 @@ impl Threads {
         &self,
         jit: &Arc<Jit>,
         phases: &[Phase],
-        table: Vec<usize>,
+        table: &[usize],
         seed: u64,
         step: u32,
     ) -> Status {
@@ -101,20 +101,22 @@ impl Threads {
         match self {
             Threads::Caller => {
                 for (i, phase) in active {
-                    let status = jit.call(i, &table, seed, step, (0, phase.units));
+                    let status = jit.call(i, table, seed, step, (0, phase.units));
                     if status.code != 0 {
                         return status;
                     }
                 }
             }
             Threads::Pool(pool) => {
-                let table: Arc<[usize]> = table.into();
+                // Helpers own what they use, so the table is shared from the first split on.
+                let mut shared: Option<Arc<[usize]>> = None;
                 for (i, phase) in active {
                     let status = if phase.chunks() > 1 {
-                        let args = (Arc::clone(jit), Arc::clone(&table), seed, step);
+                        let table = shared.get_or_insert_with(|| table.into());
+                        let args = (Arc::clone(jit), Arc::clone(table), seed, step);
                         Split::new(args, i, phase).run(pool)
                     } else {
-                        jit.call(i, &table, seed, step, (0, phase.units))
+                        jit.call(i, table, seed, step, (0, phase.units))
                     };
                     if status.code != 0 {
                         return status;

@@ -1,6 +1,13 @@
 //! The dropout family in train mode, under RNG contract v1 ([`crate::rng::mask`]), bit for
-//! bit the interpreter's masks and values. A dropout is lowered in two parts, so that it can
-//! sit inside a fused element-wise loop ([`super::elementwise`]):
+//! bit the interpreter's masks and values. The per-element "apply" is one small function of
+//! the keep bit: [`element`] (scalar, keep byte) and [`element_vector`] (four lanes, lane
+//! mask), zeroing with the scale or the alpha affine.
+//!
+//! In a vector kernel ([`super::simd`]: element-wise kinds without broadcast dimensions,
+//! among ops with `f32x4` forms) the mask is made in the loop, 128 keep bits per group by the
+//! bit-plane early exit ([`super::bitplane`]), and applied by [`element_vector`]. Everywhere
+//! else (channel-wise kinds, broadcast masks, kernels with calls) a dropout is lowered in two
+//! parts, so that it can sit inside a fused scalar loop ([`super::elementwise`]):
 //! 1. [`draw_phase`], a phase before the kernel's loop ([`super::phase`]): a loop over the
 //!    unit range's mask groups of 128 elements, where the Philox emitter ([`super::philox`])
 //!    writes the group's 128 uniforms `U` to a stack buffer and each becomes one keep byte
@@ -20,7 +27,7 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::{Buffer, LowerCx, arith, philox};
+use super::{Buffer, LowerCx, arith, philox, vector_arith};
 use crate::graph::{Dropout, Graph, NodeId, Shape};
 use crate::rng::mask::{GROUP_SIZE, keep_threshold};
 
@@ -103,6 +110,61 @@ pub(crate) fn grad_element(cx: &mut LowerCx, d: &Dropout, g: Value, kept: Option
         return if d.p == 1.0 { cx.f32(0.0) } else { g };
     };
     arith::dropout_zeroing(cx, kept, g, d.grad_scale())
+}
+
+/// `d` applied to four elements `x` (f32x4); `mask` is their keep mask (i32x4, all ones =
+/// kept), given iff `d` draws. The lanes of [`element`].
+pub(crate) fn element_vector(
+    cx: &mut LowerCx,
+    d: &Dropout,
+    x: Value,
+    mask: Option<Value>,
+) -> Value {
+    let Some(mask) = mask else {
+        assert!(!draws(d), "invariant: a drawing dropout has a lane mask");
+        return if d.p == 1.0 {
+            vector_arith::splat_f32(cx, 0.0)
+        } else {
+            x
+        };
+    };
+    if d.kind.is_alpha() {
+        let (a, b, c) = d.alpha_coefficients();
+        let (a, b, c) = (
+            vector_arith::splat_f32(cx, a),
+            vector_arith::splat_f32(cx, b),
+            vector_arith::splat_f32(cx, c),
+        );
+        let product = cx.b.ins().fmul(x, a);
+        let kept = cx.b.ins().fadd(product, b);
+        vector_arith::select(cx, mask, kept, c)
+    } else {
+        let scale = vector_arith::splat_f32(cx, d.scale());
+        let scaled = cx.b.ins().fmul(x, scale);
+        vector_arith::keep_or_zero(cx, mask, scaled)
+    }
+}
+
+/// The gradient of `d` at four elements `g` (f32x4): `keep ? g * s : +0.0` with the lane mask
+/// `mask` (i32x4, given iff `d` draws) made exactly as `d`'s own. The lanes of
+/// [`grad_element`].
+pub(crate) fn grad_element_vector(
+    cx: &mut LowerCx,
+    d: &Dropout,
+    g: Value,
+    mask: Option<Value>,
+) -> Value {
+    let Some(mask) = mask else {
+        assert!(!draws(d), "invariant: a drawing gradient has a lane mask");
+        return if d.p == 1.0 {
+            vector_arith::splat_f32(cx, 0.0)
+        } else {
+            g
+        };
+    };
+    let scale = vector_arith::splat_f32(cx, d.grad_scale());
+    let scaled = cx.b.ins().fmul(g, scale);
+    vector_arith::keep_or_zero(cx, mask, scaled)
 }
 
 /// The keep mask of `d` applied to an input of shape `input`, as one byte (0 or 1) per mask

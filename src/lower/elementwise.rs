@@ -1,7 +1,12 @@
 //! Element-wise kernels: a group of unary, binary and dropout nodes that share one shape
 //! ([`crate::compile::schedule::Kernel`]), lowered as ONE strided loop over that shape.
 //!
-//! Before the loop, every drawing dropout of the group has written its keep bytes in its own
+//! A kernel whose members all have exact `f32x4` forms and whose operands all have its shape
+//! becomes the vector loop of [`super::simd`] (masks made in the loop). The rest take the
+//! scalar loop below, the fallback for calls (`exp`, `log`, `selu`), broadcasting operands
+//! and channel-wise masks.
+//!
+//! Before the scalar loop, every drawing dropout of the group has written its keep bytes in its own
 //! phase ([`dropout::draw_phase`]). The loop covers the unit range's blocks of 128 elements
 //! ([`super::phase`]); its body, per element:
 //! 1. loads each operand from outside the group once, at its broadcast offset (NumPy rules:
@@ -19,7 +24,7 @@ use std::collections::BTreeMap;
 use cranelift_codegen::ir::{Value, types};
 
 use super::dropout::{self, Keep};
-use super::{ELEMENT_BLOCK, LowerCx, arith, broadcast_strides};
+use super::{ELEMENT_BLOCK, LowerCx, arith, broadcast_strides, simd};
 use crate::compile::schedule::Kernel;
 use crate::graph::{Graph, NodeId, Op};
 
@@ -31,6 +36,10 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
         "invariant: the members of a fused kernel share its loop shape"
     );
     let externals = external_operands(graph, kernel);
+    if simd::vectorizable(graph, kernel) {
+        simd::kernel(cx, graph, kernel, &externals);
+        return;
+    }
     let keeps: Vec<Option<Keep>> = (kernel.nodes.iter())
         .map(|&id| match graph.node(id).op.drawn_dropout() {
             Some(d) => dropout::keep(cx, id, d, shape),
@@ -90,7 +99,7 @@ fn external_operands(graph: &Graph, kernel: &Kernel) -> Vec<NodeId> {
 
 /// One member's value at the current element, from its operands' values (and its keep byte,
 /// for a drawing dropout).
-fn element(cx: &mut LowerCx, op: &Op, args: &[Value], kept: Option<Value>) -> Value {
+pub(super) fn element(cx: &mut LowerCx, op: &Op, args: &[Value], kept: Option<Value>) -> Value {
     match op {
         Op::Unary(op) => arith::unary(cx, *op, args[0]),
         Op::Binary(op) => arith::binary(cx, *op, args[0], args[1]),

@@ -19,6 +19,7 @@
 //! the op families' loops live in one file each (`elementwise` holds the fused loop).
 
 pub mod arith;
+mod bitplane;
 mod dispatch;
 mod dropout;
 mod elementwise;
@@ -28,7 +29,9 @@ mod loops;
 pub mod phase;
 pub mod philox;
 mod reduce;
+mod simd;
 mod softmax;
+mod vector_arith;
 
 use cranelift_codegen::ir::{
     FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, types,
@@ -38,6 +41,7 @@ use cranelift_frontend::{FunctionBuilder, Variable};
 pub(crate) use dispatch::lower_phase;
 pub(crate) use dropout::scratch_bytes as dropout_scratch_bytes;
 pub use phase::{ELEMENT_BLOCK, Part, Phase, Unit, phases};
+pub(crate) use simd::draws_in_loop;
 
 use crate::graph::{NodeId, Shape, TensorType};
 

@@ -5,9 +5,11 @@
 //! The units of a phase depend only on the shapes, never on the thread count, and every unit
 //! computes its values the same way wherever the phase is split; threads only decide which
 //! units each runs. That is what makes results bit-identical for any thread count:
-//! - an element-wise kernel: first one phase per drawing dropout, whose units are the mask's
+//! - an element-wise kernel: unless it is a vector kernel (`super::simd`, which makes its
+//!   masks in its loop), first one phase per drawing dropout, whose units are the mask's
 //!   groups of 128 elements (the keep bytes); then the loop, whose units are blocks of 128
-//!   elements of the loop shape, row-major (a non-broadcast mask group is exactly one block);
+//!   elements of the loop shape, row-major (a non-broadcast mask group is exactly one block,
+//!   so threads split a vector kernel at multiples of 128 mask elements);
 //! - `transpose`: blocks of 128 output elements;
 //! - `matmul`: output rows (a batch entry's rows in order, batches row-major); `linear`:
 //!   output rows, or output columns if there are fewer rows than columns (a slice of
@@ -122,7 +124,9 @@ impl fmt::Display for Unit {
 pub fn phases(graph: &Graph, schedule: &Schedule, threads: usize) -> Vec<Phase> {
     let mut phases = Vec::new();
     for (k, kernel) in schedule.kernels.iter().enumerate() {
-        for &id in &kernel.nodes {
+        // A vector kernel makes most masks in its own loop (super::simd).
+        let drawn_first = |id: &&NodeId| !super::simd::draws_in_loop(graph, kernel, **id);
+        for &id in kernel.nodes.iter().filter(drawn_first) {
             if let Some(groups) = drawn_groups(graph, id) {
                 let chunk_units = CHUNK_COST.div_ceil(DRAW_COST);
                 phases.push(phase(
@@ -296,18 +300,36 @@ mod tests {
 
     #[test]
     /// On two threads: two chunks per thread for the two large products, by columns (32 rows).
-    fn simple_net_splits_its_large_products_and_its_draws() {
+    /// The relu + dropout kernels are vector kernels: no draw phases.
+    fn simple_net_splits_its_large_products() {
         let lines = phase_lines(include_str!("../../ir/simple_net.ir"));
         assert_eq!(
             lines,
             [
                 "0 compute: 256 columns / 64",
-                "1 draw %d1: 64 mask groups / 16",
                 "1 compute: 64 blocks of 128 elements / 256",
                 "2 compute: 128 columns / 32",
-                "3 draw %d2: 32 mask groups / 16",
                 "3 compute: 32 blocks of 128 elements / 256",
                 "4 compute: 32 rows / 32",
+            ]
+        );
+    }
+
+    #[test]
+    /// A channel-wise dropout draws its keep bytes in a phase before its (scalar) loop.
+    fn a_channel_dropout_draws_before_its_loop() {
+        let lines = phase_lines(
+            "graph g {
+               %x: f32[4, 64, 8, 8] = input
+               %y: f32[4, 64, 8, 8] = dropout2d %x {p = 0.5}
+               output y = %y
+             }",
+        );
+        assert_eq!(
+            lines,
+            [
+                "0 draw %y: 2 mask groups / 16",
+                "0 compute: 128 blocks of 128 elements / 512",
             ]
         );
     }

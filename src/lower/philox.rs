@@ -188,3 +188,71 @@ fn row_offset(r: usize) -> i32 {
 fn scratch_flags() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
+
+/// Emits four Philox4x32-10 blocks at once, one per lane: `counter` holds four i32x4 words
+/// (word `i` of block `l` in lane `l` of `counter[i]`), `key` two i32 words shared by all.
+/// Returns the four output words in the same layout; lane `l` equals
+/// [`crate::rng::philox4x32_10`] of block `l`.
+///
+/// x64 has no 32-bit `umulhi` on vectors (Cranelift does not lower `umulhi.i32x4`), so each
+/// product is two `pmuludq` of zero-extended halves (`imul.i64x2` of `uwiden_low`/`_high`)
+/// whose high and low words are gathered by two `shufps`.
+pub fn emit_philox4x32_10_x4(
+    b: &mut FunctionBuilder,
+    counter: [Value; 4],
+    key: [Value; 2],
+) -> [Value; 4] {
+    let [mut c0, mut c1, mut c2, mut c3] = counter;
+    let [mut k0, mut k1] = key;
+    // A vector constant, not a splat: the mid-end rewrites a widened splat into a splat of
+    // i64, which no longer matches the `pmuludq` pattern.
+    let wide_multiplier = |b: &mut FunctionBuilder, m: u32| {
+        let bytes: Vec<u8> = (0..4).flat_map(|_| m.to_le_bytes()).collect();
+        let constant = b.func.dfg.constants.insert(bytes.into());
+        b.ins().vconst(types::I32X4, constant)
+    };
+    let (m0, m1) = (wide_multiplier(b, M0), wide_multiplier(b, M1));
+    for round in 0..10 {
+        if round > 0 {
+            k0 = b.ins().iadd_imm_u(k0, i64::from(W0));
+            k1 = b.ins().iadd_imm_u(k1, i64::from(W1));
+        }
+        let (hi0, lo0) = emit_mulhilo_x4(b, m0, c0);
+        let (hi1, lo1) = emit_mulhilo_x4(b, m1, c2);
+        let (key0, key1) = (
+            b.ins().splat(types::I32X4, k0),
+            b.ins().splat(types::I32X4, k1),
+        );
+        let x0 = b.ins().bxor(hi1, c1);
+        let x2 = b.ins().bxor(hi0, c3);
+        (c0, c1, c2, c3) = (b.ins().bxor(x0, key0), lo1, b.ins().bxor(x2, key1), lo0);
+    }
+    [c0, c1, c2, c3]
+}
+
+/// The high and low words of `m * x` per lane (`x` and `m` i32x4). Both factors are widened
+/// the same way (low with low, high with high): only that form lowers to `pmuludq`.
+fn emit_mulhilo_x4(b: &mut FunctionBuilder, m: Value, x: Value) -> (Value, Value) {
+    let (x_low, m_low) = (b.ins().uwiden_low(x), b.ins().uwiden_low(m));
+    let (x_high, m_high) = (b.ins().uwiden_high(x), b.ins().uwiden_high(m));
+    let low = b.ins().imul(x_low, m_low);
+    let high = b.ins().imul(x_high, m_high);
+    // Products 0, 1 in `low` and 2, 3 in `high`, each (low word, high word).
+    let hi = emit_shuffle_words(b, low, high, [1, 3, 5, 7]);
+    let lo = emit_shuffle_words(b, low, high, [0, 2, 4, 6]);
+    (hi, lo)
+}
+
+/// The i32x4 of words `lanes` picked from the eight 32-bit words of `x` (0..4) and `y`
+/// (4..8), any 128-bit vectors: one `shuffle` (x64 picks `shufps` or `punpck*`).
+pub fn emit_shuffle_words(b: &mut FunctionBuilder, x: Value, y: Value, lanes: [u8; 4]) -> Value {
+    let little = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+    let x = b.ins().bitcast(types::I8X16, little, x);
+    let y = b.ins().bitcast(types::I8X16, little, y);
+    let bytes: Vec<u8> = (lanes.iter())
+        .flat_map(|&lane| (0..4).map(move |byte| lane * 4 + byte))
+        .collect();
+    let mask = b.func.dfg.immediates.push(bytes.into());
+    let picked = b.ins().shuffle(x, y, mask);
+    b.ins().bitcast(types::I32X4, little, picked)
+}

@@ -1,0 +1,3 @@
+//! Code the benchmarks share with their tests.
+
+pub mod bitplane;
