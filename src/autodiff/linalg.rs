@@ -9,7 +9,10 @@
 //! the smaller side where there is a choice: for `linear`, only `g` (`[R, out]`) is transposed,
 //! never `x` or `W`; for SimpleNet at batch 32 that is at most 32 × 256 floats, microseconds
 //! against the products' millions of multiply-adds, so the GEMM keeps its plain row-major
-//! operands rather than growing transpose attributes.
+//! operands rather than growing transpose attributes. (Measured with `perf` on SimpleNet's
+//! training step: the three `.gt` transposes take about 1% of the step at batch 32 on one
+//! thread and about 2% at batch 256 on two. A transpose attribute on `matmul`, lowered as
+//! `sgemm` strides, would remove them; it needs the GEMM lowering to read strided operands.)
 
 use super::Cx;
 use crate::graph::{NodeId, Op, Shape};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::eager::with_default_generator;
 use super::module::{Module, fmt_module};
@@ -73,6 +73,9 @@ pub struct Traced<M> {
     /// optimizer state).
     param_names: Vec<String>,
     cache: CompileCache,
+    /// The forward compilations by (input type, train mode), so a call finds its graph
+    /// without tracing the model and printing the graph for the cache's key (few entries).
+    forwards: Mutex<Vec<(TensorType, bool, Arc<CompiledGraph>)>>,
     /// The compiled training steps so far (few: one per batch size and configuration).
     steps: Vec<(StepKey, CompiledStep)>,
 }
@@ -106,6 +109,7 @@ impl<M: Module> Traced<M> {
             params,
             param_names,
             cache: CompileCache::new(compiler),
+            forwards: Mutex::default(),
             steps: Vec::new(),
         }
     }
@@ -119,11 +123,35 @@ impl<M: Module> Traced<M> {
     /// The compiled graph for an input of type `input` in the current mode, compiled on first
     /// request. A graph with a dropout node compiles in train mode, one without in eval mode
     /// (so eval runs never touch the generator).
+    ///
+    /// The traced graph depends only on the input type and the mode (the model is reachable
+    /// only through `&self`, and [`Traced::train`]/[`Traced::eval`] set every module's
+    /// mode), so later requests for the same pair return the compilation without tracing.
     pub fn compile(&self, input: &TensorType) -> Result<Arc<CompiledGraph>> {
+        let training = self.is_training();
+        let found = self
+            .lock_forwards()
+            .iter()
+            .find_map(|(ty, train, compiled)| {
+                (*train == training && ty == input).then(|| Arc::clone(compiled))
+            });
+        if let Some(compiled) = found {
+            return Ok(compiled);
+        }
         let graph = self.graph(input)?;
         let has_dropout = graph.node_ids().any(|id| graph.node(id).op.is_dropout());
         let mode = if has_dropout { Mode::Train } else { Mode::Eval };
-        self.cache.get(&graph, mode)
+        let compiled = self.cache.get(&graph, mode)?;
+        let entry = (input.clone(), training, Arc::clone(&compiled));
+        self.lock_forwards().push(entry);
+        Ok(compiled)
+    }
+
+    fn lock_forwards(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<(TensorType, bool, Arc<CompiledGraph>)>> {
+        // Pushes are single operations: a panic elsewhere cannot leave the list half-updated.
+        self.forwards.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs the model on `x`, drawing from the thread's default generator.
