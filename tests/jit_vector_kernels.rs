@@ -191,3 +191,39 @@ fn channel_and_broadcast_masks_match_the_interpreter() {
         );
     }
 }
+
+/// One-element operands (an optimizer's learning rate, a loss scale) are splatted into the
+/// vector loop, and the gradient ops (`relu_grad`, `dropout_grad`, `equal`, `maximum_weight`)
+/// take it too: still bit for bit the interpreter, masks still made in the loop.
+#[test]
+fn scalar_operands_and_gradient_ops_take_the_vector_loop() {
+    for n in [3, 128, 391] {
+        let source = format!(
+            "graph g {{
+               %x: f32[{n}] = input
+               %z: f32[{n}] = input
+               %s: f32[] = input
+               %t: f32[1] = input
+               %a: f32[{n}] = dropout %x {{p = 0.3, stream = 0}}
+               %b: f32[{n}] = dropout_grad %z {{p = 0.3, stream = 0}}
+               %c: f32[{n}] = relu_grad %b, %x
+               %d: f32[{n}] = mul %s, %c
+               %e: f32[{n}] = sub %a, %d
+               %f: f32[{n}] = equal %x, %z
+               %g: f32[{n}] = maximum_weight %e, %t
+               %h: f32[{n}] = add %f, %g
+               %i: f32[{n}] = alpha_dropout_grad %h {{p = 0.5, stream = 1}}
+               output e = %e
+               output i = %i
+             }}"
+        );
+        let mut values = BTreeMap::from([
+            ("x".to_string(), input(n, 1)),
+            ("z".to_string(), input(n, 2)),
+            ("s".to_string(), Tensor::scalar(0.01)),
+        ]);
+        let t = Tensor::from_f32([1], vec![0.25]).expect("one element");
+        values.insert("t".to_string(), t);
+        check_values(&source, &values, "scalar operands", true);
+    }
+}

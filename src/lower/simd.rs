@@ -2,8 +2,10 @@
 //! dropout's mask made in the loop by [`super::bitplane`], with no keep bytes in memory.
 //!
 //! A kernel takes this path when [`vectorizable`]: its members all have exact `f32x4` forms
-//! (`neg relu sqrt add sub mul div maximum` and the dropouts whose masks fit, below) and every
-//! operand from outside has the loop's shape, so every buffer is walked contiguously.
+//! (`neg relu sqrt add sub mul div maximum`, the gradient selects `relu_grad equal
+//! maximum_weight`, and the dropouts and dropout gradients whose masks fit, below) and every
+//! operand from outside has the loop's shape, so every buffer is walked contiguously, or one
+//! element (a scalar like an optimizer's learning rate: loaded once and splatted).
 //! Everything else (calls like `exp`, broadcasting operands) stays on the scalar loop of
 //! [`super::elementwise`]. A drawing dropout's mask fits if it is
 //! - one mask element per element: made in the loop ([`draws_in_loop`]), no keep bytes;
@@ -35,10 +37,19 @@ pub(crate) fn vectorizable(graph: &Graph, kernel: &Kernel) -> bool {
     let shape = &graph.node(kernel.nodes[0]).ty.shape;
     kernel.nodes.iter().all(|&id| {
         let node = graph.node(id);
-        let operands_fit = (graph.operands(id).iter())
-            .all(|&o| graph.node(o).ty.shape == *shape && graph.node(o).ty.dtype == DType::F32);
+        let operands_fit = (graph.operands(id).iter()).all(|&o| {
+            let ty = &graph.node(o).ty;
+            ty.dtype == DType::F32 && (ty.shape == *shape || is_splat(graph, kernel, o))
+        });
         operands_fit && node.ty.dtype == DType::F32 && has_vector_form(graph, id)
     })
+}
+
+/// True if `id` is an operand from outside `kernel` with one element (a scalar such as an
+/// optimizer's learning rate, broadcast to every element): the vector loop loads it once and
+/// splats it.
+fn is_splat(graph: &Graph, kernel: &Kernel, id: NodeId) -> bool {
+    graph.node(id).ty.shape.numel() == 1 && !kernel.nodes.contains(&id)
 }
 
 /// Where a drawing dropout's vector loop finds its keep bits.
@@ -140,10 +151,21 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, externals
         .collect();
     let external_addrs: Vec<Value> = externals.iter().map(|&id| cx.node_addr(id)).collect();
     let output_addrs: Vec<Value> = kernel.outputs.iter().map(|&id| cx.node_addr(id)).collect();
+    // One-element operands: loaded once, before the loop, as a lane and as four.
+    let splats: Vec<Option<(Value, Value)>> = (externals.iter().zip(&external_addrs))
+        .map(|(&id, &addr)| {
+            is_splat(graph, kernel, id).then(|| {
+                let zero = cx.index(0);
+                let lane = cx.load(types::F32, addr, zero);
+                (lane, cx.b.ins().splat(types::F32X4, lane))
+            })
+        })
+        .collect();
     let body = Body {
         graph,
         kernel,
         externals,
+        splats: &splats,
         sources: &sources,
         external_addrs: &external_addrs,
         output_addrs: &output_addrs,
@@ -192,6 +214,8 @@ struct Body<'a> {
     graph: &'a Graph,
     kernel: &'a Kernel,
     externals: &'a [NodeId],
+    /// Per external: its value as one lane and as four, if it has one element.
+    splats: &'a [Option<(Value, Value)>],
     sources: &'a [Option<Source>],
     external_addrs: &'a [Value],
     output_addrs: &'a [Value],
@@ -223,8 +247,11 @@ impl Body<'_> {
         for v in 0..VECTORS {
             let offset = (v * 16) as i32;
             let mut values: Vec<(NodeId, Value)> = Vec::new();
-            for (&id, &addr) in self.externals.iter().zip(&inputs) {
-                let x = cx.b.ins().load(types::F32X4, vector_flags(), addr, offset);
+            for ((&id, &addr), splat) in self.externals.iter().zip(&inputs).zip(self.splats) {
+                let x = match splat {
+                    Some((_, four)) => *four,
+                    None => cx.b.ins().load(types::F32X4, vector_flags(), addr, offset),
+                };
                 values.push((id, x));
             }
             for (&id, keep) in self.kernel.nodes.iter().zip(&keeps) {
@@ -267,8 +294,14 @@ impl Body<'_> {
         cx.counted_loop(lanes, &mut |cx, e| {
             let j = cx.b.ins().iadd(first, e);
             let mut values: Vec<(NodeId, Value)> = Vec::new();
-            for (&id, &addr) in self.externals.iter().zip(self.external_addrs) {
-                values.push((id, cx.load(types::F32, addr, j)));
+            for ((&id, &addr), splat) in
+                (self.externals.iter().zip(self.external_addrs)).zip(self.splats)
+            {
+                let x = match splat {
+                    Some((lane, _)) => *lane,
+                    None => cx.load(types::F32, addr, j),
+                };
+                values.push((id, x));
             }
             for (&id, keep) in self.kernel.nodes.iter().zip(&keeps) {
                 let args: Vec<Value> = operand_values(self.graph, id, &values);
