@@ -213,7 +213,8 @@ impl Work {
         if !self.gemm {
             return chunk_for(self.cost);
         }
-        if self.units * self.cost < GEMM_SPLIT_COST {
+        // One thread has no one to share with: one call packs each operand once.
+        if threads <= 1 || self.units * self.cost < GEMM_SPLIT_COST {
             return self.units;
         }
         let chunks = GEMM_CHUNKS_PER_THREAD * threads.max(1);
