@@ -1,0 +1,116 @@
+//! Linear bias splitting: `linear(x, W, b) -> add(linear(x, W), b)` where the add fuses into
+//! the element-wise kernel after the matrix product, so `Linear -> relu -> Dropout` costs one
+//! GEMM and one pass over its output (bias, activation and dropout together) instead of a GEMM,
+//! a bias loop and a pass.
+//!
+//! A `linear` with a bias is split when it has users and every one is element-wise with the
+//! linear's shape (fusion joins a producer of the same shape only): the add then joins their
+//! kernel. Its other linears stay whole (a bias loop is no worse than an add kernel of its own).
+//! The add keeps the linear's name, so users, outputs and dumps still name it; the product
+//! becomes `<name>.gemm` (a linear is left whole if that name is taken).
+//!
+//! The values do not change, bit for bit: the interpreter's linear adds the bias to the finished
+//! dot product in one f32 addition, and `add` is that addition.
+
+use super::Stats;
+use crate::graph::{BinaryOp, Graph, NodeId, Op};
+
+/// Splits every linear whose users are all element-wise of its shape; see the module docs.
+pub fn split_linear_bias(graph: &mut Graph) -> Stats {
+    let order = graph.topo_order();
+    let splits: Vec<NodeId> = (order.into_iter())
+        .filter(|&id| splits(graph, id))
+        .collect();
+    for &id in &splits {
+        // linear(x, W, b) -> add(linear(x, W), b), the add under the linear's name
+        let [x, weight, bias] = operands3(graph, id);
+        let name = gemm_name(graph, id);
+        let gemm = graph
+            .add(name, Op::Linear { bias: false }, &[x, weight])
+            .expect("invariant: a linear without its bias is well typed under a free name");
+        graph.rewrite(id, Op::Binary(BinaryOp::Add), &[gemm, bias]);
+    }
+    Stats {
+        removed: 0,
+        rewired: splits.len(),
+    }
+}
+
+/// True if `id` is a linear with a bias, users, all element-wise of its shape, and a free
+/// name for its product.
+fn splits(graph: &Graph, id: NodeId) -> bool {
+    let node = graph.node(id);
+    let users = graph.users(id);
+    let fuses = |&user: &NodeId| {
+        let user = graph.node(user);
+        user.op.is_elementwise() && user.ty.shape == node.ty.shape
+    };
+    matches!(node.op, Op::Linear { bias: true })
+        && !users.is_empty()
+        && users.iter().all(fuses)
+        && graph.find(&gemm_name(graph, id)).is_none()
+}
+
+fn gemm_name(graph: &Graph, id: NodeId) -> String {
+    format!("{}.gemm", graph.node(id).name)
+}
+
+fn operands3(graph: &Graph, id: NodeId) -> [NodeId; 3] {
+    let operands = graph.operands(id);
+    [operands[0], operands[1], operands[2]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{TensorType, UnaryOp, verify::verify};
+
+    /// `y = linear(x, W, b)` used by `users` of its own.
+    fn linear(users: &[Op]) -> Graph {
+        let mut g = Graph::new("net");
+        let x = g.add("x", Op::Input(TensorType::f32([2, 3])), &[]).unwrap();
+        let w = g
+            .add("w", Op::Parameter(TensorType::f32([8, 3])), &[])
+            .unwrap();
+        let b = g
+            .add("b", Op::Parameter(TensorType::f32([8])), &[])
+            .unwrap();
+        let y = g.add("y", Op::Linear { bias: true }, &[x, w, b]).unwrap();
+        for (i, op) in users.iter().enumerate() {
+            let u = g.add(format!("u{i}"), op.clone(), &[y]).unwrap();
+            g.add_output(format!("u{i}"), u).unwrap();
+        }
+        g.add_output("out", y).unwrap();
+        g
+    }
+
+    #[test]
+    fn splits_a_linear_read_by_element_wise_users() {
+        let mut g = linear(&[Op::Unary(UnaryOp::Relu), Op::Unary(UnaryOp::Neg)]);
+        assert_eq!(split_linear_bias(&mut g).rewired, 1);
+        verify(&g).unwrap();
+        let text = g.to_string();
+        assert!(
+            text.contains("%y.gemm: f32[2, 8] = linear %x, %w\n"),
+            "{text}"
+        );
+        assert!(text.contains("%y: f32[2, 8] = add %y.gemm, %b\n"), "{text}");
+        assert!(text.contains("output out = %y\n"), "{text}");
+    }
+
+    #[test]
+    fn leaves_a_linear_with_another_user_or_none() {
+        let mut g = linear(&[Op::Unary(UnaryOp::Relu), Op::Softmax { axis: 1 }]);
+        assert_eq!(split_linear_bias(&mut g).rewired, 0);
+        let mut g = linear(&[]);
+        assert_eq!(split_linear_bias(&mut g).rewired, 0);
+    }
+
+    #[test]
+    fn leaves_a_linear_whose_product_name_is_taken() {
+        let mut g = linear(&[Op::Unary(UnaryOp::Relu)]);
+        let x = g.lookup("x").unwrap();
+        g.add("y.gemm", Op::Unary(UnaryOp::Exp), &[x]).unwrap();
+        assert_eq!(split_linear_bias(&mut g).rewired, 0);
+    }
+}
