@@ -160,9 +160,9 @@ fn layout_chains_compute_the_same_after_the_passes() {
     assert!(changes.per_pass[1] > 100, "{:?}", changes.per_pass);
 }
 
-/// Two linears with biases, each followed by 1 to 3 random element-wise users of its shape
-/// (relu, neg, a dropout, an add of another input), the second sometimes also an output, so
-/// `split_linear_bias` splits them (x of rank 1 to 3).
+/// Two linears with biases, each followed by a chain of 1 to 3 random element-wise ops of its
+/// shape (relu, neg, a dropout, an add of another input), the second sometimes also an output,
+/// so `split_linear_bias` splits most of them (x of rank 1 to 3).
 fn linear_layers(seed: u64) -> Graph {
     let mut rng = common::Rng::new(seed);
     let mut graph = Graph::new(format!("layers_{seed}"));
@@ -203,9 +203,9 @@ fn linear_layers(seed: u64) -> Graph {
             };
             let operands = if op.arity() == 2 {
                 let other = Op::Input(TensorType::f32(dims.clone()));
-                vec![fc, leaf(&mut graph, format!("{name}.in"), other)]
+                vec![x, leaf(&mut graph, format!("{name}.in"), other)]
             } else {
-                vec![fc]
+                vec![x]
             };
             x = graph
                 .add(name, op, &operands)
@@ -227,6 +227,6 @@ fn linear_layers_compute_the_same_after_the_passes() {
             changes.add(check(&linear_layers(seed), mode, seed));
         }
         assert_eq!(changes.compared, 50);
-        assert!(changes.per_pass[3] > 50, "{:?}", changes.per_pass);
+        assert!(changes.per_pass[3] > 40, "{:?}", changes.per_pass);
     }
 }
