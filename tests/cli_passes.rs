@@ -53,7 +53,8 @@ fn print_after_all_heads_each_pass_on_stderr_and_keeps_stdout_one_graph() {
         [
             "# after eliminate_dropout",
             "# after simplify_layout",
-            "# after eliminate_dead_code"
+            "# after eliminate_dead_code",
+            "# after split_linear_bias"
         ]
     );
     let stdout = text(&output.stdout);
@@ -76,7 +77,7 @@ fn time_passes_prints_a_table_on_stderr() {
     assert!(text(&output.stdout).starts_with("digraph"));
     let stderr = text(&output.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 5, "{stderr}");
+    assert_eq!(lines.len(), 6, "{stderr}");
     assert!(
         lines[0].contains("time (ms)") && lines[0].contains("pass"),
         "{stderr}"
@@ -87,7 +88,8 @@ fn time_passes_prints_a_table_on_stderr() {
         ["eliminate_dropout", "removed", "0,", "rewired", "0"]
     );
     assert!(row[0].parse::<f64>().is_ok(), "{stderr}");
-    assert!(lines[4].ends_with("total"), "{stderr}");
+    assert!(lines[4].contains("split_linear_bias"), "{stderr}");
+    assert!(lines[5].ends_with("total"), "{stderr}");
 }
 
 #[test]
@@ -109,10 +111,10 @@ fn stage_optimized_prints_the_fused_kernels_as_comments() {
     assert_eq!(
         kernels,
         [
-            "# kernel 0: %fc1 -> %fc1",
-            "# kernel 1: %h1, %d1 -> %d1",
-            "# kernel 2: %fc2 -> %fc2",
-            "# kernel 3: %h2, %d2 -> %d2",
+            "# kernel 0: %fc1.gemm -> %fc1.gemm",
+            "# kernel 1: %fc1, %h1, %d1 -> %d1",
+            "# kernel 2: %fc2.gemm -> %fc2.gemm",
+            "# kernel 3: %fc2, %h2, %d2 -> %d2",
             "# kernel 4: %fc3 -> %fc3",
         ]
     );

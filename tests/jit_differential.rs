@@ -402,18 +402,23 @@ fn fused_simple_net_runs_one_loop_per_relu_and_dropout() {
     let unfused = (Compiler::new().verify(true).fuse(false))
         .compile(&graph)
         .expect("compiles");
-    let pairs: Vec<Vec<&str>> = (fused.schedule().kernels.iter())
+    let optimized = fused.graph();
+    let triples: Vec<Vec<&str>> = (fused.schedule().kernels.iter())
         .filter(|k| k.nodes.len() > 1)
-        .map(|k| k.nodes.iter().map(|&id| graph.node(id).op.name()).collect())
+        .map(|k| (k.nodes.iter().map(|&id| optimized.node(id).op.name())).collect())
         .collect();
-    assert_eq!(pairs, [["relu", "dropout"], ["relu", "dropout"]]);
+    // The hidden linears' biases are added in the loop of their relu and dropout.
+    assert_eq!(
+        triples,
+        [["add", "relu", "dropout"], ["add", "relu", "dropout"]]
+    );
     assert_eq!(fused.schedule().kernels.len(), 5);
-    assert_eq!(unfused.schedule().kernels.len(), 7);
+    assert_eq!(unfused.schedule().kernels.len(), 9);
     // One phase per kernel: vector kernels draw their masks in their own loop.
     assert_eq!(fused.phases().len(), 5);
-    assert_eq!(unfused.phases().len(), 7);
-    // Each pair's two element loops became one.
-    assert_eq!(count_loops(fused.clif()) + 2, count_loops(unfused.clif()));
+    assert_eq!(unfused.phases().len(), 9);
+    // Each triple's three element loops became one.
+    assert_eq!(count_loops(fused.clif()) + 4, count_loops(unfused.clif()));
 }
 
 /// Shapes large enough that phases split into several chunks as compiled: element-wise

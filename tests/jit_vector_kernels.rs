@@ -227,3 +227,66 @@ fn scalar_operands_and_gradient_ops_take_the_vector_loop() {
         check_values(&source, &values, "scalar operands", true);
     }
 }
+
+/// Row operands (a bias `[C]` or `[1, C]` over `[N, C]`, `C % 4 == 0`) take the vector loop:
+/// rows shorter than a group (crossed within it), rows of whole groups, and rows of a partial
+/// last group; other broadcasts (`C % 4 != 0`, a column) stay on the scalar loop. Bit for bit
+/// the interpreter, masks made in the loop where vectorised.
+#[test]
+fn row_operands_take_the_vector_loop() {
+    // (rows, bias shape, vector loop)
+    let cases = [
+        (40, "4", true),
+        (50, "12", true),
+        (9, "1, 40", true),
+        (5, "128", true),
+        (3, "256", true),
+        (7, "20", true),
+        (4, "2, 64", true),
+        (60, "10", false),
+    ];
+    for (rows, bias, vector) in cases {
+        let dims: Vec<usize> = bias
+            .split(", ")
+            .map(|d| d.parse().expect("a dim"))
+            .collect();
+        let c: usize = dims.iter().product();
+        // The loop shape: `rows` times the bias's trailing dimensions (leading ones aside).
+        let trailing: Vec<String> = (dims.iter().skip_while(|&&d| d == 1))
+            .map(|d| d.to_string())
+            .collect();
+        let shape = format!("{rows}, {}", trailing.join(", "));
+        let source = format!(
+            "graph g {{
+               %x: f32[{shape}] = input
+               %z: f32[{shape}] = input
+               %b: f32[{bias}] = input
+               %y: f32[{shape}] = add %x, %b
+               %r: f32[{shape}] = relu %y
+               %d: f32[{shape}] = dropout %r {{p = 0.3, stream = 2}}
+               %w: f32[{shape}] = mul %b, %d
+               output d = %d
+               output w = %w
+             }}"
+        );
+        let n = rows * c;
+        let tensor = |shape: Vec<usize>, seed| {
+            let numel = shape.iter().product();
+            let data = input(numel, seed).as_f32().expect("f32").to_vec();
+            Tensor::from_f32(shape, data).expect("a tensor")
+        };
+        let loop_dims: Vec<usize> =
+            (shape.split(", ").map(|d| d.parse().expect("a dim"))).collect();
+        let values = BTreeMap::from([
+            ("x".to_string(), tensor(loop_dims.clone(), 1)),
+            ("z".to_string(), tensor(loop_dims, 2)),
+            ("b".to_string(), tensor(dims.clone(), 3)),
+        ]);
+        let what = format!("bias [{bias}] over {n} elements");
+        check_values(&source, &values, &what, vector);
+        let graph = text::parse(&source).expect("a valid graph");
+        let compiled = (Compiler::new().mode(Mode::Train).compile(&graph)).expect("compiles");
+        let clif = compiled.clif();
+        assert_eq!(clif.contains("f32x4"), vector, "{what}: vector loop?");
+    }
+}

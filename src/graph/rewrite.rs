@@ -27,6 +27,27 @@ impl Graph {
         self.nodes.add_edge(new.0, user.0, position);
     }
 
+    /// Makes `id` compute `op` of `operands` (in position order) instead of what it computed,
+    /// keeping its name, users and outputs. Its type must stay the same: the verifier re-infers
+    /// every type and reports a difference. `operands` must not depend on `id` (no cycles).
+    pub fn rewrite(&mut self, id: NodeId, op: Op, operands: &[NodeId]) {
+        let edges: Vec<_> = (self.nodes)
+            .edges_directed(id.0, Direction::Incoming)
+            .map(|e| e.id())
+            .collect();
+        for edge in edges {
+            self.nodes.remove_edge(edge);
+        }
+        for (position, &operand) in operands.iter().enumerate() {
+            assert!(
+                self.nodes.contains_node(operand.0),
+                "invariant: the new operand {operand} is a live node"
+            );
+            self.nodes.add_edge(operand.0, id.0, position);
+        }
+        *self.op_mut(id) = op;
+    }
+
     /// Turns `id` into a constant holding `value`, which has to have `id`'s type: its operand
     /// edges go, its users, outputs and name stay (a mask that is all true in eval mode
     /// becomes that constant under its own name).
@@ -49,7 +70,7 @@ impl Graph {
 
 #[cfg(test)]
 mod tests {
-    use crate::graph::{BinaryOp, Graph, Op, TensorType, verify::verify};
+    use crate::graph::{BinaryOp, Graph, Op, TensorType, UnaryOp, verify::verify};
 
     #[test]
     fn set_operand_keeps_the_position_and_the_name() {
@@ -62,6 +83,22 @@ mod tests {
         g.set_operand(s, 1, c);
         assert_eq!(g.operands(s), vec![a, c]);
         assert!(g.users(b).is_empty());
+        verify(&g).unwrap();
+    }
+
+    #[test]
+    fn rewrite_changes_op_and_operands_but_keeps_the_name() {
+        let mut g = Graph::new("g");
+        let a = g.add("a", Op::Input(TensorType::f32([2])), &[]).unwrap();
+        let b = g.add("b", Op::Input(TensorType::f32([2])), &[]).unwrap();
+        let s = g.add("s", Op::Binary(BinaryOp::Sub), &[a, b]).unwrap();
+        let n = g.add("n", Op::Unary(UnaryOp::Neg), &[s]).unwrap();
+        g.add_output("n", n).unwrap();
+        g.rewrite(s, Op::Unary(UnaryOp::Relu), &[b]);
+        assert_eq!(g.operands(s), vec![b]);
+        assert_eq!(g.node(s).name, "s");
+        assert_eq!(g.users(s), vec![n]);
+        assert!(g.users(a).is_empty());
         verify(&g).unwrap();
     }
 }

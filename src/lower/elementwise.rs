@@ -1,10 +1,10 @@
 //! Element-wise kernels: a group of unary, binary and dropout nodes that share one shape
 //! ([`crate::compile::schedule::Kernel`]), lowered as ONE strided loop over that shape.
 //!
-//! A kernel whose members all have exact `f32x4` forms and whose operands all have its shape
-//! becomes the vector loop of [`super::simd`] (masks made in the loop). The rest take the
-//! scalar loop below, the fallback for calls (`exp`, `log`, `selu`), broadcasting operands
-//! and channel-wise masks.
+//! A kernel whose members all have exact `f32x4` forms and whose operands all have its shape,
+//! one element or its trailing dimensions (a bias row) becomes the vector loop of
+//! [`super::simd`] (masks made in the loop). The rest take the scalar loop below, the fallback
+//! for calls (`exp`, `log`, `selu`), other broadcasting operands and narrow channel masks.
 //!
 //! Before the scalar loop, every drawing dropout of the group has written its keep bytes in its own
 //! phase ([`dropout::draw_phase`]). The loop covers the unit range's blocks of 128 elements

@@ -5,8 +5,12 @@
 //! (`neg relu sqrt add sub mul div maximum`, the gradient selects `relu_grad equal
 //! maximum_weight`, and the dropouts and dropout gradients whose masks fit, below) and every
 //! operand from outside has the loop's shape, so every buffer is walked contiguously, or one
-//! element (a scalar like an optimizer's learning rate: loaded once and splatted).
-//! Everything else (calls like `exp`, broadcasting operands) stays on the scalar loop of
+//! element (a scalar like an optimizer's learning rate: loaded once and splatted), or is a
+//! row: the loop shape's trailing dimensions, `C` elements with `C % 4 == 0` (a linear's bias
+//! `[C]` or `[1, C]` over `[N, C]`), element `e` reading its element `e % C`, so the bias, the
+//! activation and the dropout after a matrix product are one vector pass
+//! ([`crate::passes::split_linear_bias`]). A vector never crosses a row, since `C % 4 == 0`.
+//! Everything else (calls like `exp`, other broadcasts) stays on the scalar loop of
 //! [`super::elementwise`]. A drawing dropout's mask fits if it is
 //! - one mask element per element: made in the loop ([`draws_in_loop`]), no keep bytes;
 //! - or broadcast over trailing dimensions only, one mask element per `inner` elements with
@@ -22,6 +26,10 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
+
+mod operands;
+
+use operands::{Cursor, Operand};
 
 use super::bitplane::Planes;
 use super::{LowerCx, dropout, elementwise, vector_arith};
@@ -39,17 +47,11 @@ pub(crate) fn vectorizable(graph: &Graph, kernel: &Kernel) -> bool {
         let node = graph.node(id);
         let operands_fit = (graph.operands(id).iter()).all(|&o| {
             let ty = &graph.node(o).ty;
-            ty.dtype == DType::F32 && (ty.shape == *shape || is_splat(graph, kernel, o))
+            ty.dtype == DType::F32
+                && (ty.shape == *shape || operands::external_read(graph, kernel, o).is_some())
         });
         operands_fit && node.ty.dtype == DType::F32 && has_vector_form(graph, id)
     })
-}
-
-/// True if `id` is an operand from outside `kernel` with one element (a scalar such as an
-/// optimizer's learning rate, broadcast to every element): the vector loop loads it once and
-/// splats it.
-fn is_splat(graph: &Graph, kernel: &Kernel, id: NodeId) -> bool {
-    graph.node(id).ty.shape.numel() == 1 && !kernel.nodes.contains(&id)
 }
 
 /// Where a drawing dropout's vector loop finds its keep bits.
@@ -151,23 +153,15 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, externals
         .collect();
     let external_addrs: Vec<Value> = externals.iter().map(|&id| cx.node_addr(id)).collect();
     let output_addrs: Vec<Value> = kernel.outputs.iter().map(|&id| cx.node_addr(id)).collect();
-    // One-element operands: loaded once, before the loop, as a lane and as four.
-    let splats: Vec<Option<(Value, Value)>> = (externals.iter().zip(&external_addrs))
-        .map(|(&id, &addr)| {
-            is_splat(graph, kernel, id).then(|| {
-                let zero = cx.index(0);
-                let lane = cx.load(types::F32, addr, zero);
-                (lane, cx.b.ins().splat(types::F32X4, lane))
-            })
-        })
+    let reads: Vec<Operand> = (externals.iter().zip(&external_addrs))
+        .map(|(&id, &addr)| Operand::new(cx, graph, kernel, id, addr))
         .collect();
     let body = Body {
         graph,
         kernel,
         externals,
-        splats: &splats,
+        reads: &reads,
         sources: &sources,
-        external_addrs: &external_addrs,
         output_addrs: &output_addrs,
     };
     let (begin, end) = cx.unit_range();
@@ -214,10 +208,9 @@ struct Body<'a> {
     graph: &'a Graph,
     kernel: &'a Kernel,
     externals: &'a [NodeId],
-    /// Per external: its value as one lane and as four, if it has one element.
-    splats: &'a [Option<(Value, Value)>],
+    /// Per external: how the loop reads it.
+    reads: &'a [Operand],
     sources: &'a [Option<Source>],
-    external_addrs: &'a [Value],
     output_addrs: &'a [Value],
 }
 
@@ -238,8 +231,8 @@ impl Body<'_> {
     fn group(&self, cx: &mut LowerCx, g: Value) {
         let keeps = self.keeps(cx, g);
         let bytes = cx.b.ins().imul_imm_u(g, (GROUP_SIZE * 4) as i64);
-        let inputs: Vec<Value> = (self.external_addrs.iter())
-            .map(|&a| cx.b.ins().iadd(a, bytes))
+        let mut cursors: Vec<Cursor> = (self.reads.iter())
+            .map(|&read| read.cursor(cx, g, bytes))
             .collect();
         let outputs: Vec<Value> = (self.output_addrs.iter())
             .map(|&a| cx.b.ins().iadd(a, bytes))
@@ -247,12 +240,8 @@ impl Body<'_> {
         for v in 0..VECTORS {
             let offset = (v * 16) as i32;
             let mut values: Vec<(NodeId, Value)> = Vec::new();
-            for ((&id, &addr), splat) in self.externals.iter().zip(&inputs).zip(self.splats) {
-                let x = match splat {
-                    Some((_, four)) => *four,
-                    None => cx.b.ins().load(types::F32X4, vector_flags(), addr, offset),
-                };
-                values.push((id, x));
+            for (&id, cursor) in self.externals.iter().zip(&mut cursors) {
+                values.push((id, cursor.next_vector(cx, offset)));
             }
             for (&id, keep) in self.kernel.nodes.iter().zip(&keeps) {
                 let args: Vec<Value> = operand_values(self.graph, id, &values);
@@ -294,13 +283,8 @@ impl Body<'_> {
         cx.counted_loop(lanes, &mut |cx, e| {
             let j = cx.b.ins().iadd(first, e);
             let mut values: Vec<(NodeId, Value)> = Vec::new();
-            for ((&id, &addr), splat) in
-                (self.externals.iter().zip(self.external_addrs)).zip(self.splats)
-            {
-                let x = match splat {
-                    Some((lane, _)) => *lane,
-                    None => cx.load(types::F32, addr, j),
-                };
+            for (&id, read) in self.externals.iter().zip(self.reads) {
+                let x = read.lane(cx, j);
                 values.push((id, x));
             }
             for (&id, keep) in self.kernel.nodes.iter().zip(&keeps) {

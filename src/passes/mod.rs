@@ -6,7 +6,9 @@
 //! 1. [`eliminate_dropout`]: `dropout(x) -> x` where a dropout is the identity in the mode
 //!    (its masks become all-true constants);
 //! 2. [`simplify_layout`]: identity reshapes and transposes go, chains collapse to one;
-//! 3. [`eliminate_dead_code`]: nodes no output depends on go (inputs and parameters stay).
+//! 3. [`eliminate_dead_code`]: nodes no output depends on go (inputs and parameters stay);
+//! 4. [`split_linear_bias`]: `linear(x, W, b) -> add(linear(x, W), b)` where the add fuses
+//!    into the element-wise kernel after the product.
 //!
 //! Every pass runs through one hook, so verification between passes, per-pass dumps
 //! (`--print-after-all`) and timings (`--time-passes`) come with it; the results are values in a
@@ -16,6 +18,7 @@ pub mod eliminate_dead_code;
 pub mod eliminate_dropout;
 pub mod report;
 pub mod simplify_layout;
+pub mod split_linear_bias;
 
 use std::fmt;
 use std::time::Instant;
@@ -24,6 +27,7 @@ pub use eliminate_dead_code::eliminate_dead_code;
 pub use eliminate_dropout::eliminate_dropout;
 pub use report::{PassRecord, PassReport};
 pub use simplify_layout::simplify_layout;
+pub use split_linear_bias::split_linear_bias;
 
 use crate::error::Result;
 use crate::graph::{Graph, verify::verify};
@@ -92,8 +96,10 @@ pub fn run_pipeline(graph: &Graph, options: &PipelineOptions) -> Result<Optimize
     let mut pipeline = Pipeline::new(graph.clone(), options);
     pipeline.run("eliminate_dropout", |g| eliminate_dropout(g, options.mode));
     pipeline.run("simplify_layout", simplify_layout);
-    // Last, so it sweeps up what the passes above disconnected.
+    // After the passes that disconnect nodes, so it sweeps up what they left.
     pipeline.run("eliminate_dead_code", eliminate_dead_code);
+    // After the sweep, so a dead user does not keep a linear whole.
+    pipeline.run("split_linear_bias", split_linear_bias);
     Ok(pipeline.finish())
 }
 
@@ -184,7 +190,8 @@ mod tests {
             [
                 "eliminate_dropout",
                 "simplify_layout",
-                "eliminate_dead_code"
+                "eliminate_dead_code",
+                "split_linear_bias"
             ]
         );
         let stats: Vec<String> = report.passes.iter().map(|p| p.stats.to_string()).collect();
@@ -193,11 +200,12 @@ mod tests {
             [
                 "removed 1, rewired 0",
                 "removed 0, rewired 1",
-                "removed 2, rewired 0"
+                "removed 2, rewired 0",
+                "removed 0, rewired 0"
             ]
         );
         assert!(report.passes.iter().all(|p| p.elapsed.is_some()));
-        let last = report.passes[2].dump.as_deref().unwrap();
+        let last = report.passes[3].dump.as_deref().unwrap();
         assert_eq!(last, optimized.graph.to_string());
         assert_eq!(
             last,
