@@ -15,7 +15,7 @@
 //! 128, instead of 32.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{InstBuilder, Value, types};
+use cranelift_codegen::ir::{Block, InstBuilder, Value, types};
 
 use super::{LowerCx, philox};
 use crate::graph::Dropout;
@@ -93,23 +93,9 @@ impl Planes {
         let shifted = cx.b.ins().ishl(q_value, k);
         let q_bit = cx.b.ins().sshr_imm_u(shifted, 31);
         let q_bit = cx.b.ins().splat(types::I32X4, q_bit);
-        let below = cx.b.ins().band_not(open, bits);
-        let newly = cx.b.ins().band(below, q_bit);
-        let keep_next = cx.b.ins().bor(keep, newly);
-        let differ = cx.b.ins().bxor(bits, q_bit);
-        let open_next = cx.b.ins().band_not(open, differ);
+        let (open_next, keep_next) = decide(cx, open, keep, bits, q_bit);
         let k_next = cx.b.ins().iadd_imm_u(k, 1);
-        let planes_left =
-            (cx.b.ins()).icmp_imm_u(IntCC::UnsignedLessThan, k_next, i64::from(planes));
-        let any_open = cx.b.ins().vany_true(open_next);
-        let more = cx.b.ins().band(planes_left, any_open);
-        let again = [k_next.into(), open_next.into(), keep_next.into()];
-        cx.b.ins()
-            .brif(more, body, &again, exit, &[keep_next.into()]);
-        cx.b.seal_block(body);
-
-        cx.b.switch_to_block(exit);
-        cx.b.seal_block(exit);
+        next_planes(cx, [body, exit], k_next, planes, open_next, keep_next);
         kept
     }
 
@@ -156,24 +142,10 @@ impl Planes {
             let moved = cx.b.ins().ishl_imm_u(q_shifted, i);
             let q_bit = cx.b.ins().sshr_imm_u(moved, 31);
             let q_bit = cx.b.ins().splat(types::I32X4, q_bit);
-            let below = cx.b.ins().band_not(open_now, bits);
-            let newly = cx.b.ins().band(below, q_bit);
-            keep_now = cx.b.ins().bor(keep_now, newly);
-            let differ = cx.b.ins().bxor(bits, q_bit);
-            open_now = cx.b.ins().band_not(open_now, differ);
+            (open_now, keep_now) = decide(cx, open_now, keep_now, bits, q_bit);
         }
         let k_next = cx.b.ins().iadd_imm_u(k, 4);
-        let planes_left =
-            (cx.b.ins()).icmp_imm_u(IntCC::UnsignedLessThan, k_next, i64::from(planes));
-        let any_open = cx.b.ins().vany_true(open_now);
-        let more = cx.b.ins().band(planes_left, any_open);
-        let again = [k_next.into(), open_now.into(), keep_now.into()];
-        cx.b.ins()
-            .brif(more, body, &again, exit, &[keep_now.into()]);
-        cx.b.seal_block(body);
-
-        cx.b.switch_to_block(exit);
-        cx.b.seal_block(exit);
+        next_planes(cx, [body, exit], k_next, planes, open_now, keep_now);
         kept
     }
 
@@ -216,4 +188,36 @@ fn transpose(cx: &mut LowerCx, words: [Value; 4]) -> [Value; 4] {
 pub(crate) fn splat_i32(cx: &mut LowerCx, value: i64) -> Value {
     let lane = cx.b.ins().iconst(types::I32, value);
     cx.b.ins().splat(types::I32X4, lane)
+}
+
+/// One plane's decision for the lanes still `open` (their bits so far equal `Q`'s): a 0 bit
+/// where `Q` has 1 (`q_bit` all ones) keeps, and any bit that differs from `Q`'s closes the lane.
+/// Returns the new `(open, keep)`.
+fn decide(cx: &mut LowerCx, open: Value, keep: Value, bits: Value, q_bit: Value) -> (Value, Value) {
+    let below = cx.b.ins().band_not(open, bits);
+    let newly = cx.b.ins().band(below, q_bit);
+    let keep = cx.b.ins().bor(keep, newly);
+    let differ = cx.b.ins().bxor(bits, q_bit);
+    let open = cx.b.ins().band_not(open, differ);
+    (open, keep)
+}
+
+/// The latch of a plane loop: back to `body` with plane `k_next` while planes are left and a
+/// lane is open (the early exit), else on to `exit` with the keep bits; then continues in `exit`.
+fn next_planes(
+    cx: &mut LowerCx,
+    [body, exit]: [Block; 2],
+    k_next: Value,
+    planes: u32,
+    open: Value,
+    keep: Value,
+) {
+    let planes_left = (cx.b.ins()).icmp_imm_u(IntCC::UnsignedLessThan, k_next, i64::from(planes));
+    let any_open = cx.b.ins().vany_true(open);
+    let more = cx.b.ins().band(planes_left, any_open);
+    let again = [k_next.into(), open.into(), keep.into()];
+    cx.b.ins().brif(more, body, &again, exit, &[keep.into()]);
+    cx.b.seal_block(body);
+    cx.b.switch_to_block(exit);
+    cx.b.seal_block(exit);
 }
