@@ -342,7 +342,7 @@ pub enum Error {
     BatchSize,
     /// An optimizer hyperparameter outside its range, in PyTorch's words
     /// (`Invalid learning rate: -0.1`).
-    #[error("Invalid {what}: {}", crate::optim::python_float(*.value))]
+    #[error("Invalid {what}: {}", python_float(*.value))]
     Hyperparameter {
         /// What it is: `learning rate`, `momentum value`, `beta parameter at index 0`, ...
         what: &'static str,
@@ -352,8 +352,8 @@ pub enum Error {
     /// SGD with Nesterov momentum but without momentum or with dampening.
     #[error(
         "Nesterov momentum requires a momentum and zero dampening, but got momentum={} and dampening={}",
-        crate::optim::python_float(*.momentum),
-        crate::optim::python_float(*.dampening)
+        python_float(*.momentum),
+        python_float(*.dampening)
     )]
     Nesterov {
         /// The momentum set.
@@ -557,4 +557,43 @@ fn dropout_rank_message(kind: DropoutKind, rank: usize, fits: Option<DropoutKind
         None => "use dropout for element-wise masks".to_string(),
     };
     format!("{kind} expects {accepted}, but got a {rank}-D input; {advice}")
+}
+
+/// A float as Python's `repr` prints it (`0.1`, `1.0`, `1e-08`, `nan`), so messages read as
+/// PyTorch's do.
+pub(crate) fn python_float(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // Rust's Debug form is the shortest round trip and switches to exponents at the same
+    // thresholds as Python (below 1e-4, from 1e16); Python pads the exponent to two digits.
+    let debug = format!("{x:?}");
+    match debug.split_once('e') {
+        None => debug,
+        Some((mantissa, exponent)) => {
+            let (sign, digits) = match exponent.strip_prefix('-') {
+                Some(d) => ("-", d),
+                None => ("+", exponent),
+            };
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_print_like_python() {
+        assert_eq!(python_float(-0.1), "-0.1");
+        assert_eq!(python_float(1.0), "1.0");
+        assert_eq!(python_float(1e-8), "1e-08");
+        assert_eq!(python_float(1e20), "1e+20");
+        assert_eq!(python_float(0.0001), "0.0001");
+        assert_eq!(python_float(f64::NAN), "nan");
+    }
 }

@@ -56,8 +56,8 @@ pub mod train;
 
 pub use compile::{CompileCache, CompiledGraph, Compiler, ParameterStore};
 pub use error::{DataRowError, Error, Result, TypeError};
-pub use graph::{DType, Dropout, DropoutKind, Graph, NodeId, Op, Shape, TensorType};
-pub use interp::Mode;
+pub use graph::{DType, Dropout, DropoutKind, Graph, Mode, NodeId, Op, Shape, TensorType};
+
 pub use lower::Gemm;
 pub use nn::{manual_seed, randn};
 pub use rng::Generator;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::{CompiledGraph, Compiler};
 use crate::error::Result;
 use crate::graph::Graph;
-use crate::interp::Mode;
+use crate::graph::Mode;
 
 /// Compiled graphs by (canonical graph text, mode), shared behind `Arc`s. `Send + Sync`.
 #[derive(Debug, Default)]

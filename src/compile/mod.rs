@@ -38,9 +38,9 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use crate::error::Result;
+use crate::graph::Mode;
 use crate::graph::verify::verify;
 use crate::graph::{Graph, NodeId};
-use crate::interp::Mode;
 use crate::jit::{Codegen, Jit};
 use crate::lower::{Gemm, lower_phase, phases};
 use crate::passes;

@@ -8,6 +8,7 @@
 pub mod dropout;
 pub mod infer;
 mod mask;
+mod mode;
 pub mod op;
 mod rewrite;
 pub mod types;
@@ -21,6 +22,7 @@ use petgraph::stable_graph::{NodeIndex, StableGraph};
 use petgraph::visit::EdgeRef;
 
 pub use dropout::{Dropout, DropoutKind};
+pub use mode::Mode;
 pub use op::{BinaryOp, Op, ReduceOp, UnaryOp};
 pub use types::{DType, Shape, TensorType};
 

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use crate::error::Result;
 use crate::graph::infer::reduced_axes;
 use crate::graph::verify::verify;
-use crate::graph::{Graph, Node, Op, Shape};
+use crate::graph::{Graph, Mode, Node, Op, Shape};
 use crate::math::Element;
 use crate::rng::Generator;
 use crate::rng::mask::MaskSource;
 
 use super::value::{Array, Value};
-use super::{Mode, bind, dropout, elementwise, layout, linalg, reduce, softmax};
+use super::{bind, dropout, elementwise, layout, linalg, reduce, softmax};
 
 /// Every node's value after one run, indexed by [`crate::graph::NodeId::index`].
 pub(crate) struct Evaluation<T> {

@@ -32,18 +32,9 @@ use std::collections::BTreeMap;
 pub use value::{Array, ArrayF64, Value, ValueF64};
 
 use crate::error::Result;
-use crate::graph::Graph;
+use crate::graph::{Graph, Mode};
 use crate::rng::Generator;
 use crate::tensor::Tensor;
-
-/// Whether dropout is active.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Mode {
-    /// Dropout draws masks; the generator's step advances.
-    Train,
-    /// Dropout is the identity.
-    Eval,
-}
 
 /// Every node's value from one run, for dumps (`--save-all`) and tests.
 #[derive(Clone, Debug, PartialEq)]

@@ -28,9 +28,9 @@ use super::trace::TracedNode;
 use super::var::{Repr, Var};
 use crate::compile::ParameterStore;
 use crate::error::{Error, Result};
+use crate::graph::Mode;
 use crate::graph::dropout::{Dropout as DropoutAttrs, check_probability};
 use crate::graph::{DropoutKind, Op};
-use crate::interp::Mode;
 use crate::rng::Generator;
 
 /// Which member of the family a [`DropoutLayer`] is.

@@ -18,8 +18,8 @@ use std::sync::OnceLock;
 use super::var::Var;
 use crate::compile::{CompileCache, Compiler, ParameterStore};
 use crate::error::{Error, Result};
+use crate::graph::Mode;
 use crate::graph::{Graph, Op, Shape, TensorType};
-use crate::interp::Mode;
 use crate::rng::Generator;
 use crate::tensor::Tensor;
 

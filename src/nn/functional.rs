@@ -11,9 +11,9 @@ use super::module::{Module, fmt_module};
 use super::var::{Repr, Var};
 use crate::compile::ParameterStore;
 use crate::error::{Error, Result};
+use crate::graph::Mode;
 use crate::graph::dropout::check_probability;
 use crate::graph::{DropoutKind, Op, UnaryOp};
-use crate::interp::Mode;
 use crate::rng::Generator;
 
 /// `max(x, 0)` element-wise (NaN kept), `torch.relu`.

@@ -7,8 +7,8 @@ use super::module::{Module, fmt_module};
 use super::var::{Repr, Var};
 use crate::compile::ParameterStore;
 use crate::error::{Error, Result};
+use crate::graph::Mode;
 use crate::graph::{Op, TensorType};
-use crate::interp::Mode;
 use crate::rng::Generator;
 use crate::tensor::Tensor;
 

@@ -1,8 +1,8 @@
 //! [`Adam`] and [`AdamW`]: `torch.optim.Adam`/`AdamW` as `_single_tensor_adam` computes them.
 
 use super::sgd::check_lr;
-use super::{Builder, Optimizer, Parameters, UpdateNodes, check, python_float};
-use crate::error::Result;
+use super::{Builder, Optimizer, Parameters, UpdateNodes, check};
+use crate::error::{Result, python_float};
 use crate::graph::{Graph, NodeId};
 
 /// Adam, or AdamW with decoupled weight decay, with PyTorch's defaults (lr 1e-3, betas

@@ -252,50 +252,11 @@ impl Builder<'_> {
     }
 }
 
-/// A float as Python's `repr` prints it (`0.1`, `1.0`, `1e-08`, `nan`), so messages read as
-/// PyTorch's do.
-pub fn python_float(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    // Rust's Debug form is the shortest round trip and switches to exponents at the same
-    // thresholds as Python (below 1e-4, from 1e16); Python pads the exponent to two digits.
-    let debug = format!("{x:?}");
-    match debug.split_once('e') {
-        None => debug,
-        Some((mantissa, exponent)) => {
-            let (sign, digits) = match exponent.strip_prefix('-') {
-                Some(d) => ("-", d),
-                None => ("+", exponent),
-            };
-            format!("{mantissa}e{sign}{digits:0>2}")
-        }
-    }
-}
-
 /// [`Error::Hyperparameter`] unless `ok`.
 pub(crate) fn check(ok: bool, what: &'static str, value: f64) -> Result<()> {
     if ok {
         Ok(())
     } else {
         Err(Error::Hyperparameter { what, value })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn floats_print_like_python() {
-        assert_eq!(python_float(-0.1), "-0.1");
-        assert_eq!(python_float(1.0), "1.0");
-        assert_eq!(python_float(1e-8), "1e-08");
-        assert_eq!(python_float(1e20), "1e+20");
-        assert_eq!(python_float(0.0001), "0.0001");
-        assert_eq!(python_float(f64::NAN), "nan");
     }
 }

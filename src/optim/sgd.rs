@@ -1,7 +1,7 @@
 //! [`Sgd`]: `torch.optim.SGD` as `_single_tensor_sgd` computes it.
 
-use super::{Builder, Optimizer, Parameters, UpdateNodes, check, python_float};
-use crate::error::{Error, Result};
+use super::{Builder, Optimizer, Parameters, UpdateNodes, check};
+use crate::error::{Error, Result, python_float};
 use crate::graph::{Graph, NodeId};
 
 /// Stochastic gradient descent with PyTorch's defaults (lr 1e-3, momentum 0, dampening 0,

@@ -10,8 +10,8 @@
 //! streams, so masks do not change.
 
 use super::Stats;
+use crate::graph::Mode;
 use crate::graph::{Dropout, Graph};
-use crate::interp::Mode;
 use crate::tensor::Tensor;
 
 /// Removes every dropout that is the identity in `mode` and makes its masks constants.

@@ -30,8 +30,8 @@ pub use simplify_layout::simplify_layout;
 pub use split_linear_bias::split_linear_bias;
 
 use crate::error::Result;
+use crate::graph::Mode;
 use crate::graph::{Graph, verify::verify};
-use crate::interp::Mode;
 
 /// What one pass did, for reports and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
