@@ -24,11 +24,11 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, View};
 
-use crate::compile::ParameterStore;
 use crate::error::{Error, Result};
 use crate::graph::{DType, Shape, TensorType};
 use crate::optim::{Optimizer, state_name};
 use crate::rng::Generator;
+use crate::runtime::ParameterStore;
 use crate::tensor::{Tensor, TensorData};
 
 /// The `format` metadata value of files this version writes and reads.

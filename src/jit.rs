@@ -1,5 +1,5 @@
 //! The Cranelift JIT: the host check, the `JITModule` that owns a compiled graph's machine code
-//! (one function per phase, [`crate::lower::Phase`]), the symbols generated code imports, and
+//! (one function per phase, [`crate::plan::Phase`]), the symbols generated code imports, and
 //! the one entry ABI.
 //!
 //! This is the only file with `unsafe`: turning the finished code's address into a function
@@ -15,9 +15,10 @@
 //! units of the phase to compute. The function returns 0, or a nonzero code naming the node
 //! that failed after writing two details (index, value) to `error`.
 
+use std::fmt::Write;
 use std::sync::Mutex;
 
-use cranelift_codegen::ir::{AbiParam, Function, Signature, UserFuncName, types};
+use cranelift_codegen::ir::{AbiParam, FuncRef, Function, Signature, UserFuncName, types};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::{Context, print_errors, verify_function};
@@ -25,7 +26,7 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 
 use crate::error::{Error, Result};
-use crate::lower::Imports;
+use crate::graph::NodeId;
 use crate::math;
 
 /// The entry ABI of every phase (see the module docs).
@@ -44,12 +45,25 @@ pub(crate) struct Status {
     pub details: [i64; 2],
 }
 
+/// The Rust functions generated code calls, declared in the function being built.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Imports {
+    /// [`crate::math::exp_f32`].
+    pub exp: FuncRef,
+    /// [`crate::math::log_f32`].
+    pub log: FuncRef,
+    /// The `matrixmultiply::sgemm` wrapper (`C = A · B`, strided).
+    pub sgemm: FuncRef,
+}
+
 /// A module being filled with one graph's functions, one per phase.
 pub(crate) struct Codegen {
     module: JITModule,
     verify: bool,
     /// The functions declared so far, in phase order.
     functions: Vec<FuncId>,
+    /// Their Cranelift IR, each headed by its comment line.
+    clif: String,
 }
 
 /// Machine code of one compiled graph and its entry points, one per phase.
@@ -58,6 +72,10 @@ pub(crate) struct Jit {
     /// `Mutex` only makes the owner `Sync` (a `JITModule` is `Send` but not `Sync`).
     module: Mutex<Option<JITModule>>,
     entries: Vec<EntryFn>,
+    /// Error code `i + 1` of the generated code names `error_nodes[i]`.
+    error_nodes: Vec<NodeId>,
+    /// The Cranelift IR of the functions, before Cranelift's own optimizations.
+    clif: String,
 }
 
 /// The ISA of this host, or why the JIT cannot target it. dropjit's code generation assumes
@@ -112,6 +130,7 @@ impl Codegen {
             module: JITModule::new(builder),
             verify,
             functions: Vec::new(),
+            clif: String::new(),
         })
     }
 
@@ -169,12 +188,7 @@ impl Codegen {
         sig
     }
 
-    fn import(
-        &mut self,
-        name: &str,
-        sig: &Signature,
-        func: &mut Function,
-    ) -> cranelift_codegen::ir::FuncRef {
+    fn import(&mut self, name: &str, sig: &Signature, func: &mut Function) -> FuncRef {
         let id = self
             .module
             .declare_function(name, Linkage::Import, sig)
@@ -183,9 +197,11 @@ impl Codegen {
     }
 
     /// Verifies (if asked) and compiles the function in `ctx`, the latest from
-    /// [`Codegen::entry_context`]. A verifier error is a lowering bug and panics with the
-    /// function's text.
-    pub(crate) fn define(&mut self, mut ctx: Context) {
+    /// [`Codegen::entry_context`], keeping its text under the comment line `header`. A
+    /// verifier error is a lowering bug and panics with the function's text.
+    pub(crate) fn define(&mut self, mut ctx: Context, header: &str) {
+        writeln!(self.clif, "{header}\n{}", ctx.func.display())
+            .expect("invariant: writing to a String succeeds");
         if self.verify
             && let Err(errors) = verify_function(&ctx.func, self.module.isa())
         {
@@ -203,8 +219,9 @@ impl Codegen {
         }
     }
 
-    /// Links the defined functions into executable code.
-    pub(crate) fn finish(mut self) -> Jit {
+    /// Links the defined functions into executable code; `error_nodes` are the nodes their
+    /// error codes name (code `i + 1` names the `i`-th).
+    pub(crate) fn finish(mut self, error_nodes: Vec<NodeId>) -> Jit {
         self.module
             .finalize_definitions()
             .expect("invariant: linking the imports of a finished module succeeds");
@@ -221,6 +238,8 @@ impl Codegen {
         Jit {
             module: Mutex::new(Some(self.module)),
             entries,
+            error_nodes,
+            clif: self.clif,
         }
     }
 }
@@ -258,6 +277,16 @@ impl Jit {
     /// How many phase functions it has.
     pub(crate) fn phases(&self) -> usize {
         self.entries.len()
+    }
+
+    /// The node whose failure error code `index + 1` reports.
+    pub(crate) fn error_node(&self, index: usize) -> NodeId {
+        self.error_nodes[index]
+    }
+
+    /// The Cranelift IR of its functions, one per phase, each headed by a comment line.
+    pub(crate) fn clif(&self) -> &str {
+        &self.clif
     }
 }
 

@@ -41,26 +41,29 @@ pub mod experiment;
 pub mod graph;
 pub mod init;
 pub mod interp;
-pub mod jit;
-pub mod lower;
+mod jit;
+mod lower;
 pub mod math;
 pub mod nn;
 pub mod npy;
 pub mod optim;
 pub mod passes;
+pub mod plan;
 pub mod plot;
 pub mod rng;
+pub mod runtime;
 pub mod tensor;
 pub mod text;
 pub mod train;
 
-pub use compile::{CompileCache, CompiledGraph, Compiler, ParameterStore};
+pub use compile::{CompileCache, Compiler};
 pub use error::{DataRowError, Error, Result, TypeError};
 pub use graph::{DType, Dropout, DropoutKind, Graph, Mode, NodeId, Op, Shape, TensorType};
 
 pub use lower::Gemm;
 pub use nn::{manual_seed, randn};
 pub use rng::Generator;
+pub use runtime::{CompiledGraph, ParameterStore};
 pub use tensor::{Tensor, TensorData};
 
 /// The README's examples run as doc tests, so the quick start cannot rot.

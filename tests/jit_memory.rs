@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
-use dropjit::compile::{BufferHome, MemorySummary};
+use dropjit::plan::{BufferHome, MemorySummary};
 use dropjit::{
     CompiledGraph, Compiler, Error, Gemm, Generator, Graph, Mode, ParameterStore, Tensor, init,
     interp, text,

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use dropjit::lower::Part;
+use dropjit::plan::Part;
 use dropjit::{Compiler, Generator, Mode, ParameterStore, Tensor, interp, text};
 
 const PROBABILITIES: [f64; 7] = [

@@ -248,6 +248,12 @@ impl Dropout {
         Ok(Shape(dims))
     }
 
+    /// True if the mask is random: `0 < p < 1`. With `p = 0` every element is kept and with
+    /// `p = 1` every one dropped, so nothing is drawn.
+    pub fn is_random(&self) -> bool {
+        self.p > 0.0 && self.p < 1.0
+    }
+
     /// The keep-scale of the zeroing kinds: `(1 / (1 - p)) as f32`, computed in f64.
     pub fn scale(&self) -> f32 {
         (1.0f64 / (1.0 - self.p)) as f32

@@ -3,7 +3,8 @@
 //! [`infer_type`] is called when a node is added and again by the verifier, so a node's stored
 //! type can never drift from what its op computes.
 
-use super::op::{Op, ReduceOp};
+use super::functions::ReduceOp;
+use super::op::Op;
 use super::types::{DType, Shape, TensorType, normalize_axis};
 use crate::error::TypeError;
 

@@ -6,6 +6,7 @@
 //! live node. A `StableGraph` keeps node ids valid when passes delete nodes.
 
 pub mod dropout;
+mod functions;
 pub mod infer;
 mod mask;
 mod mode;
@@ -22,8 +23,9 @@ use petgraph::stable_graph::{NodeIndex, StableGraph};
 use petgraph::visit::EdgeRef;
 
 pub use dropout::{Dropout, DropoutKind};
+pub use functions::{BinaryOp, ReduceOp, UnaryOp};
 pub use mode::Mode;
-pub use op::{BinaryOp, Op, ReduceOp, UnaryOp};
+pub use op::{Elementwise, Leaf, Op, OpClass};
 pub use types::{DType, Shape, TensorType};
 
 use crate::error::{Error, Result};

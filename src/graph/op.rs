@@ -18,6 +18,7 @@
 use std::fmt;
 
 use super::dropout::Dropout;
+use super::functions::{BinaryOp, ReduceOp, UnaryOp};
 use super::types::TensorType;
 use crate::tensor::Tensor;
 
@@ -86,125 +87,6 @@ pub enum Op {
     DropoutMask(Dropout),
 }
 
-/// Element-wise functions of one operand.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum UnaryOp {
-    /// `-x` (flips the sign bit, so `-(+0.0) = -0.0`).
-    Neg,
-    /// `x > 0 ? x : +0.0`, with NaN kept.
-    Relu,
-    /// `scale * (x > 0 ? x : alpha * (exp(x) - 1))` with PyTorch's alpha and scale.
-    Selu,
-    /// `e^x`.
-    Exp,
-    /// The natural logarithm.
-    Log,
-    /// The square root (`sqrt(-0.0) = -0.0`).
-    Sqrt,
-}
-
-/// Element-wise functions of two operands, broadcast.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinaryOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    /// `torch.maximum`: NaN if either side is NaN.
-    Max,
-    /// `relu_grad(g, x) = x <= 0 ? +0.0 : g` (PyTorch's `threshold_backward`, a select, not
-    /// a multiply): NaN `x` passes `g` through, as relu passes NaN through.
-    ReluGrad,
-    /// `selu_grad(g, x) = x <= 0 ? (g * (ALPHA * SCALE)) * exp(x) : g * SCALE` (PyTorch's
-    /// `elu_backward` with `input_scale = 1`, `ALPHA * SCALE` rounded once to the float type).
-    SeluGrad,
-    /// `a == b ? 1.0 : 0.0` (the tie mask of `amax`'s gradient).
-    Equal,
-    /// `maximum_weight(a, b) = a < b ? 0.0 : (a == b ? 0.5 : 1.0)`: the share of
-    /// `maximum(a, b)`'s gradient that flows to `a` (PyTorch: half to each side of a tie; a
-    /// NaN on either side gives `a` the whole gradient).
-    MaxWeight,
-}
-
-/// Reductions over axes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ReduceOp {
-    /// Sum in row-major order of the reduced elements.
-    Sum,
-    /// Sum divided by the number of reduced elements.
-    Mean,
-    /// The largest element; NaN if any is NaN (`torch.amax`).
-    Max,
-}
-
-impl UnaryOp {
-    /// Every unary op, for tests and the parser.
-    pub const ALL: [UnaryOp; 6] = [
-        UnaryOp::Neg,
-        UnaryOp::Relu,
-        UnaryOp::Selu,
-        UnaryOp::Exp,
-        UnaryOp::Log,
-        UnaryOp::Sqrt,
-    ];
-
-    /// The op's name in the textual IR.
-    pub fn name(self) -> &'static str {
-        match self {
-            UnaryOp::Neg => "neg",
-            UnaryOp::Relu => "relu",
-            UnaryOp::Selu => "selu",
-            UnaryOp::Exp => "exp",
-            UnaryOp::Log => "log",
-            UnaryOp::Sqrt => "sqrt",
-        }
-    }
-}
-
-impl BinaryOp {
-    /// Every binary op, for tests and the parser.
-    pub const ALL: [BinaryOp; 9] = [
-        BinaryOp::Add,
-        BinaryOp::Sub,
-        BinaryOp::Mul,
-        BinaryOp::Div,
-        BinaryOp::Max,
-        BinaryOp::ReluGrad,
-        BinaryOp::SeluGrad,
-        BinaryOp::Equal,
-        BinaryOp::MaxWeight,
-    ];
-
-    /// The op's name in the textual IR.
-    pub fn name(self) -> &'static str {
-        match self {
-            BinaryOp::Add => "add",
-            BinaryOp::Sub => "sub",
-            BinaryOp::Mul => "mul",
-            BinaryOp::Div => "div",
-            BinaryOp::Max => "maximum",
-            BinaryOp::ReluGrad => "relu_grad",
-            BinaryOp::SeluGrad => "selu_grad",
-            BinaryOp::Equal => "equal",
-            BinaryOp::MaxWeight => "maximum_weight",
-        }
-    }
-}
-
-impl ReduceOp {
-    /// Every reduction, for tests and the parser.
-    pub const ALL: [ReduceOp; 3] = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max];
-
-    /// The op's name in the textual IR.
-    pub fn name(self) -> &'static str {
-        match self {
-            ReduceOp::Sum => "sum",
-            ReduceOp::Mean => "mean",
-            ReduceOp::Max => "amax",
-        }
-    }
-}
-
 impl Op {
     /// The op's name in the textual IR and in messages (`linear`, `dropout2d`, ...).
     pub fn name(&self) -> &'static str {
@@ -250,46 +132,70 @@ impl Op {
         }
     }
 
-    /// True for ops without operands whose value comes from outside the graph or the op.
-    pub fn is_leaf(&self) -> bool {
-        self.arity() == 0
-    }
-
-    /// `"input"` or `"parameter"` for the leaves whose value the caller binds by name on every
-    /// run (a compiled function's signature), `None` for every other op.
-    pub fn bound_kind(&self) -> Option<&'static str> {
+    /// The op's class: what the scheduler, the memory plan and the phases need to know of it
+    /// (see [`OpClass`]). The one place that sorts ops into classes.
+    pub fn class(&self) -> OpClass {
         match self {
-            Op::Input(_) => Some("input"),
-            Op::Parameter(_) => Some("parameter"),
-            Op::Constant(_)
-            | Op::Unary(_)
-            | Op::Binary(_)
-            | Op::MatMul
-            | Op::Linear { .. }
-            | Op::Reshape { .. }
-            | Op::Transpose { .. }
-            | Op::Reduce { .. }
-            | Op::Softmax { .. }
-            | Op::LogSoftmax { .. }
-            | Op::CrossEntropy
-            | Op::Dropout(_)
-            | Op::DropoutGrad(_)
-            | Op::Expand { .. }
-            | Op::CrossEntropyGrad
-            | Op::DropoutMask(_) => None,
-        }
-    }
-
-    /// True for ops that map each output element from the matching (broadcast) input
-    /// elements alone: the candidates for loop fusion.
-    pub fn is_elementwise(&self) -> bool {
-        match self {
+            Op::Input(_) => OpClass::Leaf(Leaf::Input),
+            Op::Parameter(_) => OpClass::Leaf(Leaf::Parameter),
+            Op::Constant(_) => OpClass::Leaf(Leaf::Constant),
+            Op::Reshape { .. } => OpClass::View,
             // An expand reads its operand with broadcast strides, like a binary op does.
             Op::Unary(_)
             | Op::Binary(_)
             | Op::Dropout(_)
             | Op::DropoutGrad(_)
-            | Op::Expand { .. } => true,
+            | Op::Expand { .. } => OpClass::ElementWise,
+            Op::Transpose { .. } => OpClass::Movement,
+            Op::Reduce { .. } => OpClass::Reduction,
+            Op::Softmax { axis } | Op::LogSoftmax { axis } => OpClass::Rows { axis: *axis },
+            Op::CrossEntropyGrad => OpClass::Rows { axis: -1 },
+            Op::MatMul => OpClass::Product { by_columns: false },
+            Op::Linear { .. } => OpClass::Product { by_columns: true },
+            // The batch mean sums in one fixed order; a mask has the mask shape, not its
+            // operand's, and reads no operand element.
+            Op::CrossEntropy | Op::DropoutMask(_) => OpClass::Whole,
+        }
+    }
+
+    /// The kind of leaf, for ops without operands.
+    pub fn leaf(&self) -> Option<Leaf> {
+        match self.class() {
+            OpClass::Leaf(leaf) => Some(leaf),
+            _ => None,
+        }
+    }
+
+    /// True for ops without operands whose value comes from outside the graph or the op.
+    pub fn is_leaf(&self) -> bool {
+        self.leaf().is_some()
+    }
+
+    /// True for the leaves whose value the caller binds by name on every run (a compiled
+    /// function's signature): inputs and parameters.
+    pub fn is_bound(&self) -> bool {
+        self.leaf().is_some_and(Leaf::is_bound)
+    }
+
+    /// True for the nodes a kernel has to compute: everything but leaves and views.
+    pub fn computes(&self) -> bool {
+        !matches!(self.class(), OpClass::Leaf(_) | OpClass::View)
+    }
+
+    /// True for ops that map each output element from the matching (broadcast) input
+    /// elements alone: the candidates for loop fusion.
+    pub fn is_elementwise(&self) -> bool {
+        self.class() == OpClass::ElementWise
+    }
+
+    /// The op as an element-wise op, what a fused loop computes per element.
+    pub fn as_elementwise(&self) -> Option<Elementwise<'_>> {
+        match self {
+            Op::Unary(op) => Some(Elementwise::Unary(*op)),
+            Op::Binary(op) => Some(Elementwise::Binary(*op)),
+            Op::Dropout(d) => Some(Elementwise::Dropout(d)),
+            Op::DropoutGrad(d) => Some(Elementwise::DropoutGrad(d)),
+            Op::Expand { .. } => Some(Elementwise::Expand),
             Op::Input(_)
             | Op::Parameter(_)
             | Op::Constant(_)
@@ -302,8 +208,81 @@ impl Op {
             | Op::LogSoftmax { .. }
             | Op::CrossEntropy
             | Op::CrossEntropyGrad
-            // A mask has the mask shape, not its operand's, and reads no operand element.
-            | Op::DropoutMask(_) => false,
+            | Op::DropoutMask(_) => None,
+        }
+    }
+
+    /// The operand whose buffer the op overwrites with its result, if it asks to run in place
+    /// (an `inplace` dropout: operand 0). Whether it may is [`crate::graph::inplace`]'s rule.
+    pub fn reads_in_place(&self) -> Option<usize> {
+        match self {
+            Op::Dropout(d) => d.inplace.then_some(0),
+            Op::Input(_)
+            | Op::Parameter(_)
+            | Op::Constant(_)
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::MatMul
+            | Op::Linear { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Reduce { .. }
+            | Op::Softmax { .. }
+            | Op::LogSoftmax { .. }
+            | Op::CrossEntropy
+            | Op::DropoutGrad(_)
+            | Op::Expand { .. }
+            | Op::CrossEntropyGrad
+            | Op::DropoutMask(_) => None,
+        }
+    }
+
+    /// The dropout attributes whose mask the op draws (a dropout, its gradient or its mask),
+    /// if it draws randomness at all: such a node's value depends on the run's step.
+    pub fn draws(&self) -> Option<&Dropout> {
+        match self {
+            Op::Dropout(d) | Op::DropoutGrad(d) | Op::DropoutMask(d) => Some(d),
+            Op::Input(_)
+            | Op::Parameter(_)
+            | Op::Constant(_)
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::MatMul
+            | Op::Linear { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Reduce { .. }
+            | Op::Softmax { .. }
+            | Op::LogSoftmax { .. }
+            | Op::CrossEntropy
+            | Op::Expand { .. }
+            | Op::CrossEntropyGrad => None,
+        }
+    }
+
+    /// The operand holding class indices that generated code checks against their bound
+    /// before the op computes (a phase of its own; an index out of range is a run-time
+    /// error): `cross_entropy`'s targets.
+    pub fn checked_indices(&self) -> Option<usize> {
+        match self {
+            Op::CrossEntropy => Some(1),
+            Op::Input(_)
+            | Op::Parameter(_)
+            | Op::Constant(_)
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::MatMul
+            | Op::Linear { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Reduce { .. }
+            | Op::Softmax { .. }
+            | Op::LogSoftmax { .. }
+            | Op::Dropout(_)
+            | Op::DropoutGrad(_)
+            | Op::Expand { .. }
+            | Op::CrossEntropyGrad
+            | Op::DropoutMask(_) => None,
         }
     }
 
@@ -325,10 +304,7 @@ impl Op {
     /// element-wise loop: a dropout's own, or the forward dropout's for a dropout gradient.
     /// Masks (`dropout_mask`) draw in a kernel of their own and are not included.
     pub fn drawn_dropout(&self) -> Option<&Dropout> {
-        match self {
-            Op::Dropout(d) | Op::DropoutGrad(d) => Some(d),
-            _ => None,
-        }
+        self.as_elementwise().and_then(Elementwise::draws)
     }
 
     /// The attributes of the dropout whose mask this is, if this is a dropout mask.
@@ -336,6 +312,100 @@ impl Op {
         match self {
             Op::DropoutMask(d) => Some(d),
             _ => None,
+        }
+    }
+}
+
+/// What the compiler needs to know of an op to schedule, fuse, plan memory for and cut the
+/// work of the kernel computing it, without naming the op ([`Op::class`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpClass {
+    /// No operands: the value comes from the caller, the parameter store or the op itself.
+    Leaf(Leaf),
+    /// The operand's buffer under another shape (`reshape`): computes nothing.
+    View,
+    /// Each output element from the matching (broadcast) operand elements alone: fused into
+    /// one loop with its neighbours, the work cut into blocks of elements.
+    ElementWise,
+    /// Each output element is one operand element at permuted coordinates (`transpose`).
+    Movement,
+    /// Each output element folds the operand along axes (`sum`, `mean`, `amax`).
+    Reduction,
+    /// Every row along `axis` computed as a whole (`softmax`, `log_softmax`,
+    /// `cross_entropy_grad` along the classes): the rows are the work units.
+    Rows { axis: i64 },
+    /// A matrix product on the GEMM (`matmul`, `linear`): output rows are the work units, or
+    /// output columns if `by_columns` and there are fewer rows than columns.
+    Product { by_columns: bool },
+    /// One unit of work for the whole value (`cross_entropy`'s batch mean sums in one fixed
+    /// order; a dropout mask draws all its groups in one call).
+    Whole,
+}
+
+/// The three leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Leaf {
+    /// A value the caller binds on every run.
+    Input,
+    /// A value of the parameter store, bound by name on every run.
+    Parameter,
+    /// The op's own data.
+    Constant,
+}
+
+impl Leaf {
+    /// True for inputs and parameters, whose values a run binds by name.
+    pub fn is_bound(self) -> bool {
+        match self {
+            Leaf::Input | Leaf::Parameter => true,
+            Leaf::Constant => false,
+        }
+    }
+
+    /// `input`, `parameter` or `constant`, as messages name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Leaf::Input => "input",
+            Leaf::Parameter => "parameter",
+            Leaf::Constant => "constant",
+        }
+    }
+}
+
+/// An element-wise op as a fused loop computes it: one element from its operands' elements
+/// ([`Op::as_elementwise`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Elementwise<'a> {
+    /// A unary function.
+    Unary(UnaryOp),
+    /// A binary function of broadcast operands.
+    Binary(BinaryOp),
+    /// A dropout, applying its keep mask.
+    Dropout(&'a Dropout),
+    /// A dropout gradient, applying the same keep mask.
+    DropoutGrad(&'a Dropout),
+    /// The operand read at broadcast coordinates: the loop's load is the whole op.
+    Expand,
+}
+
+impl<'a> Elementwise<'a> {
+    /// The dropout whose keep mask the element applies, if it applies one.
+    pub fn draws(self) -> Option<&'a Dropout> {
+        match self {
+            Elementwise::Dropout(d) | Elementwise::DropoutGrad(d) => Some(d),
+            Elementwise::Unary(_) | Elementwise::Binary(_) | Elementwise::Expand => None,
+        }
+    }
+
+    /// True if four lanes of it compute exactly what four scalar elements do, so a fused loop
+    /// of such ops may run on `f32x4` vectors. Calls (`exp`, `log` and what uses them) have no
+    /// vector form, nor has `expand`, whose operand is read at another shape's strides.
+    pub fn has_vector_form(self) -> bool {
+        match self {
+            Elementwise::Unary(op) => op.has_vector_form(),
+            Elementwise::Binary(op) => op.has_vector_form(),
+            Elementwise::Dropout(_) | Elementwise::DropoutGrad(_) => true,
+            Elementwise::Expand => false,
         }
     }
 }

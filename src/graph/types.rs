@@ -95,6 +95,23 @@ impl Shape {
         normalize_axis(axis, self.rank())
     }
 
+    /// `(outer, len, inner)` around a PyTorch-style `axis`: the rows along the axis are
+    /// `outer * inner`, each `len` long with its elements `inner` apart (row `r` starts at
+    /// `(r / inner) * len * inner + r % inner`). A scalar is one row of one element. `None`
+    /// for an axis out of range.
+    pub fn around_axis(&self, axis: i64) -> Option<(usize, usize, usize)> {
+        let axis = self.normalize_axis(axis)?;
+        let dims = self.dims();
+        Some(match dims.get(axis) {
+            Some(&len) => (
+                dims[..axis].iter().product(),
+                len,
+                dims[axis + 1..].iter().product(),
+            ),
+            None => (1, 1, 1),
+        })
+    }
+
     /// NumPy broadcasting: aligns trailing dimensions; a dimension of 1 stretches.
     /// Returns `None` when two aligned dimensions differ and neither is 1.
     pub fn broadcast(&self, other: &Shape) -> Option<Shape> {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::graph::Graph;
+use crate::graph::{Graph, Leaf};
 
 use super::value::Value;
 
@@ -14,7 +14,7 @@ pub(crate) fn check<T>(graph: &Graph, values: &BTreeMap<String, Value<T>>) -> Re
     for name in values.keys() {
         let id = graph.lookup(name)?;
         let op = &graph.node(id).op;
-        if op.bound_kind().is_none() {
+        if !op.is_bound() {
             return Err(Error::NotBindable {
                 name: name.clone(),
                 op: op.name(),
@@ -23,7 +23,7 @@ pub(crate) fn check<T>(graph: &Graph, values: &BTreeMap<String, Value<T>>) -> Re
     }
     for id in graph.topo_order() {
         let node = graph.node(id);
-        let Some(what) = node.op.bound_kind() else {
+        let Some(what) = node.op.leaf().filter(|l| l.is_bound()).map(Leaf::name) else {
             continue;
         };
         let Some(value) = values.get(&node.name) else {

@@ -14,7 +14,7 @@ use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 
 use super::LowerCx;
-use crate::graph::{BinaryOp, UnaryOp};
+use crate::graph::{BinaryOp, Dropout, Elementwise, UnaryOp};
 use crate::math::{SELU_ALPHA, SELU_SCALE};
 
 /// `if cond { yes } else { no }` on `f32` without a branch: `cond` (an i8 truth value) becomes
@@ -117,6 +117,19 @@ pub fn max_weight(cx: &mut LowerCx, a: Value, b: Value) -> Value {
     select(cx, less, zero, tie)
 }
 
+/// One element-wise op on one element, from its operands' values `args`; `kept` is the keep
+/// byte (an i8 truth value) of a dropout that draws its mask, loaded iff it draws.
+pub fn element(cx: &mut LowerCx, op: Elementwise, args: &[Value], kept: Option<Value>) -> Value {
+    match op {
+        Elementwise::Unary(op) => unary(cx, op, args[0]),
+        Elementwise::Binary(op) => binary(cx, op, args[0], args[1]),
+        Elementwise::Dropout(d) => dropout(cx, d, args[0], kept),
+        Elementwise::DropoutGrad(d) => dropout_grad(cx, d, args[0], kept),
+        // The operand was loaded at its broadcast offset: that is the expansion.
+        Elementwise::Expand => args[0],
+    }
+}
+
 /// One unary op on one element.
 pub fn unary(cx: &mut LowerCx, op: UnaryOp, x: Value) -> Value {
     match op {
@@ -144,8 +157,39 @@ pub fn binary(cx: &mut LowerCx, op: BinaryOp, a: Value, b: Value) -> Value {
     }
 }
 
+/// `d` applied to one element `x`; `kept` is its keep byte, given iff `d` draws at random.
+fn dropout(cx: &mut LowerCx, d: &Dropout, x: Value, kept: Option<Value>) -> Value {
+    let Some(kept) = kept else {
+        assert!(
+            !d.is_random(),
+            "invariant: a drawing dropout reads its keep byte"
+        );
+        // p = 1 drops everything (even NaN) to +0.0; p = 0 keeps the input's bits.
+        return if d.p == 1.0 { cx.f32(0.0) } else { x };
+    };
+    if d.kind.is_alpha() {
+        dropout_alpha(cx, kept, x, d.alpha_coefficients())
+    } else {
+        dropout_zeroing(cx, kept, x, d.scale())
+    }
+}
+
+/// The gradient of `d` at one element `g`: `keep ? g * s : +0.0` with the keep byte `kept`
+/// drawn exactly as `d`'s own (given iff `d` draws at random) and `s` =
+/// [`Dropout::grad_scale`].
+fn dropout_grad(cx: &mut LowerCx, d: &Dropout, g: Value, kept: Option<Value>) -> Value {
+    let Some(kept) = kept else {
+        assert!(
+            !d.is_random(),
+            "invariant: a drawing gradient reads its keep byte"
+        );
+        return if d.p == 1.0 { cx.f32(0.0) } else { g };
+    };
+    dropout_zeroing(cx, kept, g, d.grad_scale())
+}
+
 /// [`crate::math::dropout_zeroing`]: `keep ? x * scale : +0.0` (`keep` an i8 truth value).
-pub fn dropout_zeroing(cx: &mut LowerCx, keep: Value, x: Value, scale: f32) -> Value {
+fn dropout_zeroing(cx: &mut LowerCx, keep: Value, x: Value, scale: f32) -> Value {
     let scale = cx.f32(scale);
     let zero = cx.f32(0.0);
     let scaled = cx.b.ins().fmul(x, scale);
@@ -153,7 +197,7 @@ pub fn dropout_zeroing(cx: &mut LowerCx, keep: Value, x: Value, scale: f32) -> V
 }
 
 /// [`crate::math::dropout_alpha`]: `keep ? (x * a) + b : c`, two roundings.
-pub fn dropout_alpha(cx: &mut LowerCx, keep: Value, x: Value, (a, b, c): (f32, f32, f32)) -> Value {
+fn dropout_alpha(cx: &mut LowerCx, keep: Value, x: Value, (a, b, c): (f32, f32, f32)) -> Value {
     let (a, b, c) = (cx.f32(a), cx.f32(b), cx.f32(c));
     let product = cx.b.ins().fmul(x, a);
     let kept = cx.b.ins().fadd(product, b);

@@ -1,64 +1,69 @@
-//! A phase's function frame and the one match over ops: a kernel's compute phase goes to the
-//! lowering of its op family (all element-wise kernels, fused or not, to one); a draw phase
-//! to the dropout's keep-byte draw; a check phase to `cross_entropy`'s target check.
+//! The program's functions and the one match over ops: [`lower`] builds one function per
+//! phase in the frame of the entry ABI; a kernel's compute phase goes to the lowering of its
+//! op family (element-wise kernels, fused or not, to the vector or the scalar loop the plan
+//! chose), a draw phase to the dropout's keep-byte draw, a check phase to the index check.
 
-use cranelift_codegen::ir::{Function, InstBuilder, types};
-use cranelift_codegen::isa::TargetFrontendConfig;
+use cranelift_codegen::ir::{InstBuilder, types};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
-use super::{Buffer, BufferMap, Gemm, Imports, LowerCx, Part, Phase};
-use super::{dropout, elementwise, layout, linalg, reduce, softmax};
-use crate::compile::schedule::{Kernel, Schedule};
+use super::{Buffer, Gemm, LowerCx};
+use super::{dropout, elementwise, layout, linalg, reduce, simd, softmax};
 use crate::graph::{Graph, NodeId, Op};
+use crate::jit::{Codegen, Jit};
+use crate::plan::{Form, Kernel, Part, Phase, Program, Unit};
 
-/// Lowers `phase` of `schedule` (for `graph`) into `func` (whose signature is the entry ABI).
-/// `error_nodes` holds the nodes that can fail at run time, across all phases: error code
-/// `i + 1` names the `i`-th; the phase appends its own.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn lower_phase(
-    func: &mut Function,
-    graph: &Graph,
-    schedule: &Schedule,
-    phase: &Phase,
-    buffers: &BufferMap,
-    imports: Imports,
-    gemm: Gemm,
-    target: TargetFrontendConfig,
-    error_nodes: &mut Vec<NodeId>,
-) {
-    let mut fctx = FunctionBuilderContext::new();
-    let mut b = FunctionBuilder::new(func, &mut fctx);
-    let entry = b.create_block();
-    b.append_block_params_for_function_params(entry);
-    b.switch_to_block(entry);
-    b.seal_block(entry);
-    let params = b.block_params(entry).to_vec();
-    let mut cx = LowerCx {
-        b,
-        ptr: target.pointer_type(),
-        table: params[0],
-        seed: params[1],
-        step: params[2],
-        error: params[3],
-        begin: params[4],
-        end: params[5],
-        buffers,
-        imports,
-        gemm,
-        error_nodes: std::mem::take(error_nodes),
-    };
-    match phase.part {
-        Part::Draw(id) => dropout::draw_phase(&mut cx, graph, id),
-        Part::CheckTargets(id) => {
-            let (_, args) = node_buffers(&mut cx, graph, id);
-            softmax::check_targets(&mut cx, id, &args[0], &args[1]);
-        }
-        Part::Compute => lower_kernel(&mut cx, graph, &schedule.kernels[phase.kernel]),
+/// Lowers every phase of `program` into one function of `codegen`, in order, computing
+/// products as `gemm` says, and links them into machine code.
+pub(crate) fn lower(program: &Program, gemm: Gemm, mut codegen: Codegen) -> Jit {
+    let target = codegen.target_config();
+    let mut error_nodes = Vec::new();
+    for (i, phase) in program.phases.iter().enumerate() {
+        let mut ctx = codegen.entry_context();
+        let imports = codegen.declare_imports(&mut ctx.func);
+        let mut fctx = FunctionBuilderContext::new();
+        let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let buffers = &program.memory.buffers;
+        let mut cx = LowerCx::new(b, target, buffers, imports, gemm, error_nodes);
+        lower_phase(&mut cx, program, phase);
+        let ok = cx.b.ins().iconst(types::I32, 0);
+        cx.b.ins().return_(&[ok]);
+        error_nodes = cx.finish(target);
+        codegen.define(ctx, &phase_header(program, i, phase));
     }
-    let ok = cx.b.ins().iconst(types::I32, 0);
-    cx.b.ins().return_(&[ok]);
-    *error_nodes = std::mem::take(&mut cx.error_nodes);
-    cx.b.finalize(target);
+    codegen.finish(error_nodes)
+}
+
+/// The phase's work: what its part of its kernel computes, for its unit range.
+fn lower_phase(cx: &mut LowerCx, program: &Program, phase: &Phase) {
+    let graph = &program.graph;
+    let kernel = &program.schedule.kernels[phase.kernel];
+    match phase.part {
+        Part::Draw(id) => dropout::draw_phase(cx, graph, id),
+        Part::CheckTargets(id) => {
+            let (_, args) = node_buffers(cx, graph, id);
+            softmax::check_targets(cx, id, &args[0], &args[1]);
+        }
+        Part::Compute => lower_kernel(cx, graph, kernel, phase.unit),
+    }
+}
+
+/// The comment line heading a phase's function in [`crate::CompiledGraph::clif`].
+fn phase_header(program: &Program, i: usize, phase: &Phase) -> String {
+    let graph = &program.graph;
+    let name = |id: NodeId| format!("%{}", graph.node(id).name);
+    let what = match phase.part {
+        Part::Draw(id) => format!("keep bytes of {}", name(id)),
+        Part::CheckTargets(id) => format!("targets of {}", name(id)),
+        Part::Compute => {
+            let nodes = &program.schedule.kernels[phase.kernel].nodes;
+            let names: Vec<String> = nodes.iter().map(|&id| name(id)).collect();
+            names.join(", ")
+        }
+    };
+    format!(
+        "; phase {i}: kernel {} ({what}): {} {}, {} per chunk",
+        phase.kernel, phase.units, phase.unit, phase.chunk_units
+    )
 }
 
 /// The node's buffer and its operands' buffers, addresses loaded from the table.
@@ -88,8 +93,8 @@ fn single<'g>(
 }
 
 /// One arm per op, matched on the kernel's first node: the kernel's values for the phase's
-/// unit range.
-fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
+/// unit range, whose units are `unit`.
+fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
     let id = kernel.nodes[0];
     match &graph.node(id).op {
         // The caller's data, the graph's data, or (reshape) the operand's buffer under
@@ -98,7 +103,10 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
             panic!("invariant: leaves and reshapes belong to no kernel")
         }
         Op::Unary(_) | Op::Binary(_) | Op::Dropout(_) | Op::DropoutGrad(_) | Op::Expand { .. } => {
-            elementwise::kernel(cx, graph, kernel)
+            match &kernel.form {
+                Form::Vector { reads, masks } => simd::kernel(cx, graph, kernel, reads, masks),
+                Form::Scalar => elementwise::kernel(cx, graph, kernel),
+            }
         }
         Op::MatMul => {
             let (out, args) = single(cx, graph, kernel);
@@ -106,7 +114,8 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
         }
         Op::Linear { .. } => {
             let (out, args) = single(cx, graph, kernel);
-            linalg::linear(cx, &args[0], &args[1], args.get(2), &out);
+            let by_columns = unit == Unit::Column;
+            linalg::linear(cx, &args[0], &args[1], args.get(2), &out, by_columns);
         }
         Op::Transpose { perm } => {
             let (out, args) = single(cx, graph, kernel);

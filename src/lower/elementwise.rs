@@ -1,10 +1,9 @@
-//! Element-wise kernels: a group of unary, binary and dropout nodes that share one shape
-//! ([`crate::compile::schedule::Kernel`]), lowered as ONE strided loop over that shape.
+//! The scalar loop of element-wise kernels: a group of unary, binary and dropout nodes that
+//! share one shape ([`crate::plan::Kernel`]), lowered as ONE strided loop over that shape.
 //!
-//! A kernel whose members all have exact `f32x4` forms and whose operands all have its shape,
-//! one element or its trailing dimensions (a bias row) becomes the vector loop of
-//! [`super::simd`] (masks made in the loop). The rest take the scalar loop below, the fallback
-//! for calls (`exp`, `log`, `selu`), other broadcasting operands and narrow channel masks.
+//! The plan sends a kernel here unless it is a vector kernel ([`crate::plan::Form`], lowered by
+//! [`super::simd`]): this is the loop for calls (`exp`, `log`, `selu`), other broadcasting
+//! operands and narrow channel masks.
 //!
 //! Before the scalar loop, every drawing dropout of the group has written its keep bytes in its own
 //! phase ([`dropout::draw_phase`]). The loop covers the unit range's blocks of 128 elements
@@ -24,9 +23,9 @@ use std::collections::BTreeMap;
 use cranelift_codegen::ir::{Value, types};
 
 use super::dropout::{self, Keep};
-use super::{ELEMENT_BLOCK, LowerCx, arith, broadcast_strides, simd};
-use crate::compile::schedule::Kernel;
-use crate::graph::{Graph, NodeId, Op};
+use super::{LowerCx, arith, broadcast_strides};
+use crate::graph::{Graph, NodeId};
+use crate::plan::{ELEMENT_BLOCK, Kernel};
 
 /// Lowers the element-wise `kernel` of `graph` as one loop over the unit range's elements.
 pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
@@ -35,11 +34,7 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
         (kernel.nodes.iter()).all(|&id| graph.node(id).ty.shape == *shape),
         "invariant: the members of a fused kernel share its loop shape"
     );
-    let externals = external_operands(graph, kernel);
-    if simd::vectorizable(graph, kernel) {
-        simd::kernel(cx, graph, kernel, &externals);
-        return;
-    }
+    let externals = &kernel.inputs;
     let keeps: Vec<Option<Keep>> = (kernel.nodes.iter())
         .map(|&id| match graph.node(id).op.drawn_dropout() {
             Some(d) => dropout::keep(cx, id, d, shape),
@@ -75,50 +70,13 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
                     .expect("invariant: one offset per drawn mask");
                 cx.load(types::I8, keep.addr, offset)
             });
-            let value = element(cx, &graph.node(id).op, &args, kept);
+            let op = graph.node(id).op.as_elementwise();
+            let op = op.expect("invariant: a fused kernel holds only element-wise nodes");
+            let value = arith::element(cx, op, &args, kept);
             values.insert(id, value);
         }
         for (id, &addr) in kernel.outputs.iter().zip(&output_addrs) {
             cx.store(values[id], addr, output_at[0]);
         }
     });
-}
-
-/// The operands of `kernel`'s members computed outside it, each once, in first-use order.
-fn external_operands(graph: &Graph, kernel: &Kernel) -> Vec<NodeId> {
-    let mut externals: Vec<NodeId> = Vec::new();
-    for &id in &kernel.nodes {
-        for operand in graph.operands(id) {
-            if !kernel.nodes.contains(&operand) && !externals.contains(&operand) {
-                externals.push(operand);
-            }
-        }
-    }
-    externals
-}
-
-/// One member's value at the current element, from its operands' values (and its keep byte,
-/// for a drawing dropout).
-pub(super) fn element(cx: &mut LowerCx, op: &Op, args: &[Value], kept: Option<Value>) -> Value {
-    match op {
-        Op::Unary(op) => arith::unary(cx, *op, args[0]),
-        Op::Binary(op) => arith::binary(cx, *op, args[0], args[1]),
-        Op::Dropout(d) => dropout::element(cx, d, args[0], kept),
-        Op::DropoutGrad(d) => dropout::grad_element(cx, d, args[0], kept),
-        // The operand was loaded at its broadcast offset: that is the expansion.
-        Op::Expand { .. } => args[0],
-        Op::Input(_)
-        | Op::Parameter(_)
-        | Op::Constant(_)
-        | Op::DropoutMask(_)
-        | Op::MatMul
-        | Op::Linear { .. }
-        | Op::Reshape { .. }
-        | Op::Transpose { .. }
-        | Op::Reduce { .. }
-        | Op::Softmax { .. }
-        | Op::LogSoftmax { .. }
-        | Op::CrossEntropy
-        | Op::CrossEntropyGrad => panic!("invariant: a fused kernel holds only element-wise nodes"),
-    }
 }

@@ -3,8 +3,9 @@
 
 use cranelift_codegen::ir::types;
 
-use super::{Buffer, ELEMENT_BLOCK, LowerCx};
+use super::{Buffer, LowerCx};
 use crate::graph::DType;
+use crate::plan::ELEMENT_BLOCK;
 
 /// Output dimension `i` is input dimension `perm[i]`, for the unit range's blocks of output
 /// elements; `f32` and `i32` alike are copied as 32-bit words, so every bit survives, and

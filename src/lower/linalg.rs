@@ -55,16 +55,18 @@ pub(crate) fn matmul(cx: &mut LowerCx, a: &Buffer, b: &Buffer, out: &Buffer) {
     });
 }
 
-/// Whether a `linear` with `rows` input rows and `outs` output features splits its work by
-/// output columns rather than rows: for few rows, since every `sgemm` call packs its whole
-/// right-hand matrix (`Wᵀ`), and a slice of columns packs only its part.
-pub(crate) fn linear_by_columns(rows: usize, outs: usize) -> bool {
-    rows < outs
-}
-
 /// `y = x · Wᵀ (+ b)` with `x: [..., in]`, `W: [out, in]`, `b: [out]`, for the unit range's
-/// rows of `y`, or its columns ([`linear_by_columns`]).
-pub(crate) fn linear(cx: &mut LowerCx, x: &Buffer, w: &Buffer, bias: Option<&Buffer>, y: &Buffer) {
+/// rows of `y`, or its columns if the plan cut the work `by_columns` (for few rows: every
+/// `sgemm` call packs its whole right-hand matrix `Wᵀ`, and a slice of columns packs only its
+/// part).
+pub(crate) fn linear(
+    cx: &mut LowerCx,
+    x: &Buffer,
+    w: &Buffer,
+    bias: Option<&Buffer>,
+    y: &Buffer,
+    by_columns: bool,
+) {
     let (outs, ins) = (w.shape().dims()[0], w.shape().dims()[1]);
     let x_dims = x.shape().dims();
     let rows: usize = x_dims[..x_dims.len() - 1].iter().product();
@@ -76,7 +78,7 @@ pub(crate) fn linear(cx: &mut LowerCx, x: &Buffer, w: &Buffer, bias: Option<&Buf
         ins,
         outs,
     };
-    if linear_by_columns(rows, outs) {
+    if by_columns {
         let range = cx.unit_positions(1, outs);
         // Along the columns: W steps a row, y and b an element.
         let strides = [vec![ins], vec![1]];

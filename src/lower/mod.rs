@@ -1,6 +1,8 @@
-//! Lowering: one graph becomes Cranelift functions of the entry ABI ([`crate::jit`]), one per
-//! [`Phase`] of its kernels in the schedule's order ([`crate::compile::Schedule`]), every op
-//! lowered (no interpreter fallback). A fused kernel of element-wise nodes is one loop.
+//! Lowering: a planned program ([`crate::plan::Program`]) becomes Cranelift functions of the
+//! entry ABI ([`crate::jit`]), one per [`crate::plan::Phase`] of its kernels in the schedule's
+//! order, every op lowered (no interpreter fallback). A fused kernel of element-wise nodes is
+//! one loop, vector or scalar as the plan decided ([`crate::plan::Form`]). Lowering reads the
+//! plan and decides nothing the plan has decided.
 //!
 //! [`LowerCx`] is what every op's lowering works with: the `FunctionBuilder`, the map from
 //! nodes to the table slots holding their buffers' addresses, the imported functions, the
@@ -18,7 +20,7 @@
 //! The scalar arithmetic of every element-wise op lives in [`arith`], one definition each;
 //! the op families' loops live in one file each (`elementwise` holds the fused loop).
 
-pub mod arith;
+mod arith;
 mod bitplane;
 mod dispatch;
 mod dropout;
@@ -26,35 +28,23 @@ mod elementwise;
 mod layout;
 mod linalg;
 mod loops;
-pub mod phase;
-pub mod philox;
+mod philox;
 mod reduce;
 mod simd;
 mod softmax;
 mod vector_arith;
 
 use cranelift_codegen::ir::{
-    FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, types,
+    InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, types,
 };
+use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, Variable};
 
-pub(crate) use dispatch::lower_phase;
-pub(crate) use dropout::scratch_bytes as dropout_scratch_bytes;
-pub use phase::{ELEMENT_BLOCK, Part, Phase, Unit, phases};
-pub(crate) use simd::draws_in_loop;
+pub(crate) use dispatch::lower;
 
 use crate::graph::{NodeId, Shape, TensorType};
-
-/// The Rust functions generated code calls, declared in the function being built.
-#[derive(Clone, Copy, Debug)]
-pub struct Imports {
-    /// [`crate::math::exp_f32`].
-    pub exp: FuncRef,
-    /// [`crate::math::log_f32`].
-    pub log: FuncRef,
-    /// The `matrixmultiply::sgemm` wrapper (`C = A · B`, strided).
-    pub sgemm: FuncRef,
-}
+use crate::jit::Imports;
+use crate::plan::memory::BufferMap;
 
 /// How `matmul` and `linear` compute their dot products.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -66,46 +56,6 @@ pub enum Gemm {
     /// Plain loops in the interpreter's order (from 0.0, k ascending, no FMA): bit-identical
     /// to the interpreter, and slow. For differential tests and reproducibility checks.
     Reference,
-}
-
-/// Which table slot holds each node's buffer address (and each dropout's keep-byte scratch).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct BufferMap {
-    nodes: Vec<Option<usize>>,
-    scratch: Vec<Option<usize>>,
-}
-
-impl BufferMap {
-    /// Records that `id`'s buffer address is in table slot `slot`.
-    pub(crate) fn set_node(&mut self, id: NodeId, slot: usize) {
-        set(&mut self.nodes, id, slot);
-    }
-
-    /// Records that the dropout `id`'s keep bytes are in table slot `slot`.
-    pub(crate) fn set_scratch(&mut self, id: NodeId, slot: usize) {
-        set(&mut self.scratch, id, slot);
-    }
-
-    /// The slot of `id`'s buffer.
-    pub(crate) fn node(&self, id: NodeId) -> usize {
-        self.nodes
-            .get(id.index())
-            .copied()
-            .flatten()
-            .expect("invariant: every node has a slot")
-    }
-
-    fn scratch(&self, id: NodeId) -> usize {
-        let slot = self.scratch.get(id.index()).copied().flatten();
-        slot.expect("invariant: every train-mode dropout has a scratch slot")
-    }
-}
-
-fn set(map: &mut Vec<Option<usize>>, id: NodeId, slot: usize) {
-    if map.len() <= id.index() {
-        map.resize(id.index() + 1, None);
-    }
-    map[id.index()] = Some(slot);
 }
 
 /// A node's buffer: its address (loaded from the table) and its type.
@@ -123,7 +73,7 @@ impl Buffer<'_> {
 }
 
 /// The state of lowering one phase into one function.
-pub struct LowerCx<'a> {
+pub(crate) struct LowerCx<'a> {
     /// The function being built.
     pub b: FunctionBuilder<'a>,
     /// The pointer type, also used for every index.
@@ -146,6 +96,51 @@ pub struct LowerCx<'a> {
 /// Flags of every access to a tensor buffer: in bounds and aligned by construction.
 fn buffer_flags() -> MemFlagsData {
     MemFlagsData::trusted()
+}
+
+impl<'a> LowerCx<'a> {
+    /// The context for one phase's function, built by `b`, with its entry block started:
+    /// buffers in the table slots `buffers` says, imports declared, products computed as
+    /// `gemm` says, and `error_nodes` the failing nodes of the phases before (their error
+    /// codes stay).
+    pub(crate) fn new(
+        mut b: FunctionBuilder<'a>,
+        target: TargetFrontendConfig,
+        buffers: &'a BufferMap,
+        imports: Imports,
+        gemm: Gemm,
+        error_nodes: Vec<NodeId>,
+    ) -> LowerCx<'a> {
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        // The entry ABI's parameters, in order (see crate::jit).
+        let [table, seed, step, error, begin, end] = b.block_params(entry)[..] else {
+            panic!("invariant: the entry ABI has six parameters");
+        };
+        LowerCx {
+            b,
+            ptr: target.pointer_type(),
+            table,
+            seed,
+            step,
+            error,
+            begin,
+            end,
+            buffers,
+            imports,
+            gemm,
+            error_nodes,
+        }
+    }
+
+    /// Finalizes the function (every block must end in a return or branch); returns the
+    /// failing nodes of this phase and the ones before.
+    pub(crate) fn finish(self, target: TargetFrontendConfig) -> Vec<NodeId> {
+        self.b.finalize(target);
+        self.error_nodes
+    }
 }
 
 impl LowerCx<'_> {

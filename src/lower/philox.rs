@@ -256,3 +256,6 @@ pub fn emit_shuffle_words(b: &mut FunctionBuilder, x: Value, y: Value, lanes: [u
     let picked = b.ins().shuffle(x, y, mask);
     b.ins().bitcast(types::I32X4, little, picked)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,21 +1,12 @@
 //! The vector form of an element-wise kernel: four `f32` lanes at a time, each drawing
 //! dropout's mask made in the loop by [`super::bitplane`], with no keep bytes in memory.
 //!
-//! A kernel takes this path when [`vectorizable`]: its members all have exact `f32x4` forms
-//! (`neg relu sqrt add sub mul div maximum`, the gradient selects `relu_grad equal
-//! maximum_weight`, and the dropouts and dropout gradients whose masks fit, below) and every
-//! operand from outside has the loop's shape, so every buffer is walked contiguously, or one
-//! element (a scalar like an optimizer's learning rate: loaded once and splatted), or is a
-//! row: the loop shape's trailing dimensions, `C` elements with `C % 4 == 0` (a linear's bias
-//! `[C]` or `[1, C]` over `[N, C]`), element `e` reading its element `e % C`, so the bias, the
-//! activation and the dropout after a matrix product are one vector pass
-//! ([`crate::passes::split_linear_bias`]). A vector never crosses a row, since `C % 4 == 0`.
-//! Everything else (calls like `exp`, other broadcasts) stays on the scalar loop of
-//! [`super::elementwise`]. A drawing dropout's mask fits if it is
-//! - one mask element per element: made in the loop ([`draws_in_loop`]), no keep bytes;
-//! - or broadcast over trailing dimensions only, one mask element per `inner` elements with
-//!   `inner` a multiple of 4 (Dropout1d/2d/3d, FeatureAlphaDropout, DropPath): its few keep
-//!   bytes are drawn before the loop as on the scalar path, one byte per vector.
+//! The plan decides which kernels take this path and how each reads its operands and masks
+//! ([`crate::plan::Form::Vector`]: operands of the loop's shape walked contiguously, one
+//! element splatted, or a row of the trailing dimensions, element `e` reading its element
+//! `e % C` with `C % 4 == 0`, so a vector never crosses a row; masks made in the loop or read
+//! as keep bytes, one per vector). So the bias, the activation and the dropout after a matrix
+//! product are one vector pass ([`crate::passes::split_linear_bias`]).
 //!
 //! The loop runs over the unit range's mask groups (a unit is 128 elements, one group): per
 //! group, each dropout's 128 keep bits are one i32x4 `K`; then 32 vectors `v` are loaded,
@@ -32,129 +23,50 @@ mod operands;
 use operands::{Cursor, Operand};
 
 use super::bitplane::Planes;
-use super::{LowerCx, dropout, elementwise, vector_arith};
-use crate::compile::schedule::Kernel;
-use crate::graph::{BinaryOp, DType, Dropout, Graph, NodeId, Op, UnaryOp};
+use super::{LowerCx, arith, vector_arith};
+use crate::graph::{Elementwise, Graph, NodeId};
+use crate::plan::{Kernel, MaskForm, Read};
 use crate::rng::mask::GROUP_SIZE;
 
 /// Vectors of four lanes in one group.
 const VECTORS: usize = GROUP_SIZE / 4;
-
-/// True if `kernel` (element-wise) is lowered by [`kernel`]; see the module docs.
-pub(crate) fn vectorizable(graph: &Graph, kernel: &Kernel) -> bool {
-    let shape = &graph.node(kernel.nodes[0]).ty.shape;
-    kernel.nodes.iter().all(|&id| {
-        let node = graph.node(id);
-        let operands_fit = (graph.operands(id).iter()).all(|&o| {
-            let ty = &graph.node(o).ty;
-            ty.dtype == DType::F32
-                && (ty.shape == *shape || operands::external_read(graph, kernel, o).is_some())
-        });
-        operands_fit && node.ty.dtype == DType::F32 && has_vector_form(graph, id)
-    })
-}
-
-/// Where a drawing dropout's vector loop finds its keep bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum MaskForm {
-    /// One mask element per element: made in the loop, 128 bits per group.
-    InLoop,
-    /// Keep bytes drawn before the loop, one per `inner` consecutive elements (a multiple of
-    /// 4, so one byte per vector): the channel kinds' masks.
-    Bytes { inner: usize },
-}
-
-/// How the drawing dropout `id` reads its mask in a vector loop, if it can.
-fn mask_form(graph: &Graph, id: NodeId, d: &Dropout) -> Option<MaskForm> {
-    let input = &graph.node(graph.operands(id)[0]).ty.shape;
-    let mask = d.mask_shape(input).ok()?;
-    if mask == *input {
-        return Some(MaskForm::InLoop);
-    }
-    // Broadcast over trailing dimensions only: mask element j / inner for element j.
-    let (x, m) = (input.dims(), mask.dims());
-    let first = (0..x.len()).find(|&i| x[i] != m[i])?;
-    let inner: usize = x[first..].iter().product();
-    let trailing = m[first..].iter().all(|&d| d == 1);
-    (trailing && inner.is_multiple_of(4)).then_some(MaskForm::Bytes { inner })
-}
-
-/// True if the dropout `id` of `kernel` makes its mask in its vector loop, without keep
-/// bytes (and so without a draw phase or a scratch buffer).
-pub(crate) fn draws_in_loop(graph: &Graph, kernel: &Kernel, id: NodeId) -> bool {
-    let in_loop = (graph.node(id).op.drawn_dropout())
-        .is_some_and(|d| dropout::draws(d) && mask_form(graph, id, d) == Some(MaskForm::InLoop));
-    in_loop && vectorizable(graph, kernel)
-}
-
-/// True if the node has an exact `f32x4` form here.
-fn has_vector_form(graph: &Graph, id: NodeId) -> bool {
-    match &graph.node(id).op {
-        Op::Unary(op) => match op {
-            UnaryOp::Neg | UnaryOp::Relu | UnaryOp::Sqrt => true,
-            UnaryOp::Selu | UnaryOp::Exp | UnaryOp::Log => false,
-        },
-        Op::Binary(op) => match op {
-            BinaryOp::Add
-            | BinaryOp::Sub
-            | BinaryOp::Mul
-            | BinaryOp::Div
-            | BinaryOp::Max
-            | BinaryOp::ReluGrad
-            | BinaryOp::Equal
-            | BinaryOp::MaxWeight => true,
-            BinaryOp::SeluGrad => false,
-        },
-        Op::Dropout(d) | Op::DropoutGrad(d) => {
-            !dropout::draws(d) || mask_form(graph, id, d).is_some()
-        }
-        // Its operand has another shape (read at broadcast strides): the scalar loop's.
-        Op::Expand { .. } => false,
-        Op::Input(_)
-        | Op::Parameter(_)
-        | Op::Constant(_)
-        | Op::DropoutMask(_)
-        | Op::MatMul
-        | Op::Linear { .. }
-        | Op::Reshape { .. }
-        | Op::Transpose { .. }
-        | Op::Reduce { .. }
-        | Op::Softmax { .. }
-        | Op::LogSoftmax { .. }
-        | Op::CrossEntropy
-        | Op::CrossEntropyGrad => false,
-    }
-}
 
 /// Flags of a vector access: in bounds, but buffers are only 4-byte aligned.
 fn vector_flags() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
 
-/// Lowers the vectorizable element-wise `kernel` over the unit range's groups.
-pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, externals: &[NodeId]) {
+/// Lowers the element-wise `kernel` as the vector loop over the unit range's groups, reading
+/// its inputs as `reads` says and its members' masks as `masks` says (the plan's
+/// [`crate::plan::Form::Vector`]).
+pub(crate) fn kernel(
+    cx: &mut LowerCx,
+    graph: &Graph,
+    kernel: &Kernel,
+    reads: &[Read],
+    masks: &[Option<MaskForm>],
+) {
     let n = graph.node(kernel.nodes[0]).ty.shape.numel();
-    let sources: Vec<Option<Source>> = (kernel.nodes.iter())
-        .map(|&id| {
-            let d = graph
-                .node(id)
-                .op
-                .drawn_dropout()
-                .filter(|d| dropout::draws(d))?;
-            Some(match mask_form(graph, id, d) {
-                Some(MaskForm::InLoop) => Source::Planes(Planes::start(cx, d)),
-                Some(MaskForm::Bytes { inner }) => Source::Bytes {
+    let sources: Vec<Option<Source>> = (kernel.nodes.iter().zip(masks))
+        .map(|(&id, mask)| {
+            Some(match (*mask)? {
+                MaskForm::InLoop => {
+                    let d = graph.node(id).op.drawn_dropout();
+                    let d = d.expect("invariant: a member with a mask form draws one");
+                    Source::Planes(Planes::start(cx, d))
+                }
+                MaskForm::Bytes { inner } => Source::Bytes {
                     addr: cx.scratch_addr(id),
                     inner,
                 },
-                None => panic!("invariant: a vector kernel's dropouts have a mask form"),
             })
         })
         .collect();
+    let externals = &kernel.inputs;
     let external_addrs: Vec<Value> = externals.iter().map(|&id| cx.node_addr(id)).collect();
     let output_addrs: Vec<Value> = kernel.outputs.iter().map(|&id| cx.node_addr(id)).collect();
-    let reads: Vec<Operand> = (externals.iter().zip(&external_addrs))
-        .map(|(&id, &addr)| Operand::new(cx, graph, kernel, id, addr))
+    let reads: Vec<Operand> = (reads.iter().zip(external_addrs))
+        .map(|(&read, addr)| Operand::new(cx, read, addr))
         .collect();
     let body = Body {
         graph,
@@ -215,6 +127,12 @@ struct Body<'a> {
 }
 
 impl Body<'_> {
+    /// Member `id`'s op.
+    fn op(&self, id: NodeId) -> Elementwise<'_> {
+        let op = self.graph.node(id).op.as_elementwise();
+        op.expect("invariant: a vector kernel holds only element-wise nodes")
+    }
+
     /// The keep bits of every drawing member for group `g`.
     fn keeps(&self, cx: &mut LowerCx, g: Value) -> Vec<Option<Keep>> {
         (self.sources.iter())
@@ -253,7 +171,7 @@ impl Body<'_> {
                         byte_mask(cx, addr, inner, j)
                     }
                 });
-                let value = vector_arith::element(cx, &self.graph.node(id).op, &args, mask);
+                let value = vector_arith::element(cx, self.op(id), &args, mask);
                 values.push((id, value));
             }
             for (id, &addr) in self.kernel.outputs.iter().zip(&outputs) {
@@ -296,7 +214,7 @@ impl Body<'_> {
                         cx.load(types::I8, addr, index)
                     }
                 });
-                let value = elementwise::element(cx, &self.graph.node(id).op, &args, kept);
+                let value = arith::element(cx, self.op(id), &args, kept);
                 values.push((id, value));
             }
             for (id, &addr) in self.kernel.outputs.iter().zip(self.output_addrs) {

@@ -15,7 +15,6 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use super::{Buffer, LowerCx, arith};
-use crate::graph::types::normalize_axis;
 use crate::graph::{NodeId, Shape};
 
 /// `y_i = exp(x_i - m) / s` along `axis`.
@@ -43,26 +42,9 @@ fn log_probability(cx: &mut LowerCx, x: Value, m: Value, s: Value) -> Value {
 
 type RowMap<'f> = &'f dyn Fn(&mut LowerCx, Value, Value, Value) -> Value;
 
-/// `(outer, len, inner)` of a shape around `axis`: rows along the axis are `outer * inner`
-/// (row `r` starts at `(r / inner) * len * inner + r % inner`), each `len` long, `inner` apart.
+/// `(outer, len, inner)` of a shape around `axis` ([`Shape::around_axis`]).
 fn split_at_axis(axis: i64, shape: &Shape) -> (usize, usize, usize) {
-    let dims = shape.dims();
-    let axis = normalize_axis(axis, dims.len()).expect("invariant: the axis was inferred");
-    // A scalar has one element along its (implicit) axis 0.
-    match dims.get(axis) {
-        Some(&len) => (
-            dims[..axis].iter().product::<usize>(),
-            len,
-            dims[axis + 1..].iter().product::<usize>(),
-        ),
-        None => (1, 1, 1),
-    }
-}
-
-/// The rows along `axis` of `shape` and their length: the work units of a softmax phase.
-pub(crate) fn rows(axis: i64, shape: &Shape) -> (usize, usize) {
-    let (outer, len, inner) = split_at_axis(axis, shape);
-    (outer * inner, len)
+    (shape.around_axis(axis)).expect("invariant: the axis was inferred")
 }
 
 /// Applies `f(x_i, m, s)` to every element of the unit range's rows, with the statistics of

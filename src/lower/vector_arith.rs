@@ -6,33 +6,65 @@
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 
-use super::{LowerCx, dropout};
-use crate::graph::{BinaryOp, Op, UnaryOp};
+use super::LowerCx;
+use crate::graph::{BinaryOp, Dropout, Elementwise, UnaryOp};
 
-/// One member on four lanes; `mask` is a drawing dropout's lane mask (i32x4, all ones = kept).
-pub(super) fn element(cx: &mut LowerCx, op: &Op, args: &[Value], mask: Option<Value>) -> Value {
+/// One element-wise op on four lanes, from its operands' vectors `args`; `mask` is a drawing
+/// dropout's lane mask (i32x4, all ones = kept), given iff it draws at random. The lanes of
+/// [`super::arith::element`].
+pub(super) fn element(
+    cx: &mut LowerCx,
+    op: Elementwise,
+    args: &[Value],
+    mask: Option<Value>,
+) -> Value {
     match op {
-        Op::Unary(op) => unary(cx, *op, args[0]),
-        Op::Binary(op) => binary(cx, *op, args[0], args[1]),
-        Op::Dropout(d) => dropout::element_vector(cx, d, args[0], mask),
-        Op::DropoutGrad(d) => dropout::grad_element_vector(cx, d, args[0], mask),
-        Op::Input(_)
-        | Op::Parameter(_)
-        | Op::Constant(_)
-        | Op::DropoutMask(_)
-        | Op::MatMul
-        | Op::Linear { .. }
-        | Op::Reshape { .. }
-        | Op::Transpose { .. }
-        | Op::Reduce { .. }
-        | Op::Softmax { .. }
-        | Op::LogSoftmax { .. }
-        | Op::CrossEntropy
-        | Op::CrossEntropyGrad
-        | Op::Expand { .. } => {
-            panic!("invariant: a vector kernel holds only same-shape element-wise nodes")
+        Elementwise::Unary(op) => unary(cx, op, args[0]),
+        Elementwise::Binary(op) => binary(cx, op, args[0], args[1]),
+        Elementwise::Dropout(d) => dropout(cx, d, args[0], mask),
+        Elementwise::DropoutGrad(d) => dropout_grad(cx, d, args[0], mask),
+        Elementwise::Expand => {
+            panic!("invariant: expand has no vector form (Elementwise::has_vector_form)")
         }
     }
+}
+
+/// `d` applied to four elements `x` (f32x4) with their lane mask, given iff `d` draws at
+/// random.
+fn dropout(cx: &mut LowerCx, d: &Dropout, x: Value, mask: Option<Value>) -> Value {
+    let Some(mask) = mask else {
+        assert!(
+            !d.is_random(),
+            "invariant: a drawing dropout has a lane mask"
+        );
+        return if d.p == 1.0 { splat_f32(cx, 0.0) } else { x };
+    };
+    if d.kind.is_alpha() {
+        let (a, b, c) = d.alpha_coefficients();
+        let (a, b, c) = (splat_f32(cx, a), splat_f32(cx, b), splat_f32(cx, c));
+        let product = cx.b.ins().fmul(x, a);
+        let kept = cx.b.ins().fadd(product, b);
+        select(cx, mask, kept, c)
+    } else {
+        let scale = splat_f32(cx, d.scale());
+        let scaled = cx.b.ins().fmul(x, scale);
+        keep_or_zero(cx, mask, scaled)
+    }
+}
+
+/// The gradient of `d` at four elements `g` (f32x4): `keep ? g * s : +0.0` with the lane mask
+/// made exactly as `d`'s own (given iff `d` draws at random).
+fn dropout_grad(cx: &mut LowerCx, d: &Dropout, g: Value, mask: Option<Value>) -> Value {
+    let Some(mask) = mask else {
+        assert!(
+            !d.is_random(),
+            "invariant: a drawing gradient has a lane mask"
+        );
+        return if d.p == 1.0 { splat_f32(cx, 0.0) } else { g };
+    };
+    let scale = splat_f32(cx, d.grad_scale());
+    let scaled = cx.b.ins().fmul(g, scale);
+    keep_or_zero(cx, mask, scaled)
 }
 
 fn unary(cx: &mut LowerCx, op: UnaryOp, x: Value) -> Value {
@@ -41,7 +73,7 @@ fn unary(cx: &mut LowerCx, op: UnaryOp, x: Value) -> Value {
         UnaryOp::Relu => relu(cx, x),
         UnaryOp::Sqrt => cx.b.ins().sqrt(x),
         UnaryOp::Selu | UnaryOp::Exp | UnaryOp::Log => {
-            panic!("invariant: calls have no vector form (simd::vectorizable)")
+            panic!("invariant: calls have no vector form (UnaryOp::has_vector_form)")
         }
     }
 }
@@ -60,7 +92,9 @@ fn binary(cx: &mut LowerCx, op: BinaryOp, a: Value, b: Value) -> Value {
             keep_or_zero(cx, equal, one)
         }
         BinaryOp::MaxWeight => max_weight(cx, a, b),
-        BinaryOp::SeluGrad => panic!("invariant: calls have no vector form (simd::vectorizable)"),
+        BinaryOp::SeluGrad => {
+            panic!("invariant: calls have no vector form (BinaryOp::has_vector_form)")
+        }
     }
 }
 
@@ -81,14 +115,14 @@ fn float(cx: &mut LowerCx, bits: Value) -> Value {
 }
 
 /// `x` where `mask` (i32x4) is all ones, `+0.0` where it is zero.
-pub(super) fn keep_or_zero(cx: &mut LowerCx, mask: Value, x: Value) -> Value {
+fn keep_or_zero(cx: &mut LowerCx, mask: Value, x: Value) -> Value {
     let x = bits(cx, x);
     let kept = cx.b.ins().band(x, mask);
     float(cx, kept)
 }
 
 /// Lane by lane `mask ? yes : no` (f32x4 values, i32x4 mask).
-pub(super) fn select(cx: &mut LowerCx, mask: Value, yes: Value, no: Value) -> Value {
+fn select(cx: &mut LowerCx, mask: Value, yes: Value, no: Value) -> Value {
     let (yes, no) = (bits(cx, yes), bits(cx, no));
     let kept_yes = cx.b.ins().band(yes, mask);
     let kept_no = cx.b.ins().band_not(no, mask);

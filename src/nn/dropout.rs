@@ -26,12 +26,12 @@ use super::eager::Call;
 use super::module::{Module, fmt_module};
 use super::trace::TracedNode;
 use super::var::{Repr, Var};
-use crate::compile::ParameterStore;
 use crate::error::{Error, Result};
 use crate::graph::Mode;
 use crate::graph::dropout::{Dropout as DropoutAttrs, check_probability};
 use crate::graph::{DropoutKind, Op};
 use crate::rng::Generator;
+use crate::runtime::ParameterStore;
 
 /// Which member of the family a [`DropoutLayer`] is.
 pub trait Variant {

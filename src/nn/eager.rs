@@ -16,11 +16,12 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use super::var::Var;
-use crate::compile::{CompileCache, Compiler, ParameterStore};
+use crate::compile::{CompileCache, Compiler};
 use crate::error::{Error, Result};
 use crate::graph::Mode;
 use crate::graph::{Graph, Op, Shape, TensorType};
 use crate::rng::Generator;
+use crate::runtime::ParameterStore;
 use crate::tensor::Tensor;
 
 /// The seed of every thread's default generator until [`manual_seed`] (PyTorch's default).

@@ -9,12 +9,12 @@ use super::dropout::DropoutCall;
 use super::eager::Call;
 use super::module::{Module, fmt_module};
 use super::var::{Repr, Var};
-use crate::compile::ParameterStore;
 use crate::error::{Error, Result};
 use crate::graph::Mode;
 use crate::graph::dropout::check_probability;
 use crate::graph::{DropoutKind, Op, UnaryOp};
 use crate::rng::Generator;
+use crate::runtime::ParameterStore;
 
 /// `max(x, 0)` element-wise (NaN kept), `torch.relu`.
 pub fn relu(x: &Var) -> Result<Var> {

@@ -5,11 +5,11 @@ use std::fmt;
 use super::eager::Call;
 use super::module::{Module, fmt_module};
 use super::var::{Repr, Var};
-use crate::compile::ParameterStore;
 use crate::error::{Error, Result};
 use crate::graph::Mode;
 use crate::graph::{Op, TensorType};
 use crate::rng::Generator;
+use crate::runtime::ParameterStore;
 use crate::tensor::Tensor;
 
 /// `nn.Linear(in_features, out_features)`: weight `[out, in]` and bias `[out]`, held in the

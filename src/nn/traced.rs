@@ -10,12 +10,13 @@ use super::eager::with_default_generator;
 use super::module::{Module, fmt_module};
 use super::trace::trace;
 use crate::checkpoint;
-use crate::compile::{CompileCache, CompiledGraph, Compiler, ParameterStore};
+use crate::compile::{CompileCache, Compiler};
 use crate::error::Result;
 use crate::graph::Mode;
 use crate::graph::{Graph, TensorType};
 use crate::optim::{self, Optimizer, Parameters};
 use crate::rng::Generator;
+use crate::runtime::{CompiledGraph, ParameterStore};
 use crate::tensor::Tensor;
 use crate::train::{CompiledStep, Loss, StepGraph, step_graph};
 

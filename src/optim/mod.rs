@@ -28,9 +28,9 @@ pub use sgd::Sgd;
 
 use std::collections::BTreeMap;
 
-use crate::compile::ParameterStore;
 use crate::error::{Error, Result};
 use crate::graph::{BinaryOp, Graph, NodeId, Op, TensorType, UnaryOp};
+use crate::runtime::ParameterStore;
 use crate::tensor::Tensor;
 
 /// Where an optimizer's parameter list comes from: a traced model, a store, or plain names.

@@ -36,7 +36,7 @@ pub fn eliminate_dead_code(graph: &mut Graph) -> Stats {
     let order = graph.topo_order();
     let dead: Vec<NodeId> = order
         .into_iter()
-        .filter(|&id| !live.contains(&id) && graph.node(id).op.bound_kind().is_none())
+        .filter(|&id| !live.contains(&id) && !graph.node(id).op.is_bound())
         .collect();
     // Users before their operands, so each node is unused when it goes.
     for &id in dead.iter().rev() {

@@ -31,22 +31,8 @@ pub fn simplify_layout(graph: &mut Graph) -> Stats {
                 let perm = collapse_transposes(graph, id, perm, &mut stats);
                 perm.iter().enumerate().all(|(i, &p)| i == p)
             }
-            Op::Input(_)
-            | Op::Parameter(_)
-            | Op::Constant(_)
-            | Op::Unary(_)
-            | Op::Binary(_)
-            | Op::MatMul
-            | Op::Linear { .. }
-            | Op::Reduce { .. }
-            | Op::Softmax { .. }
-            | Op::LogSoftmax { .. }
-            | Op::CrossEntropy
-            | Op::Dropout(_)
-            | Op::DropoutGrad(_)
-            | Op::Expand { .. }
-            | Op::CrossEntropyGrad
-            | Op::DropoutMask(_) => false,
+            // Every other op moves data or computes: not a layout to simplify.
+            _ => false,
         };
         if is_identity {
             // reshape(x, shape of x) -> x;  transpose(x, identity) -> x

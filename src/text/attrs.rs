@@ -2,10 +2,11 @@
 //!
 //! The parser reads `{key = value, ...}` into an [`Attrs`] without knowing the op; the op's
 //! builder then takes each key it understands with a typed getter. Unknown and duplicate keys
-//! are rejected up front, against the op's key list ([`attribute_keys`]), which is also the
-//! order the printer writes them in.
+//! are rejected up front, against the op's keys in the op table ([`super::ops::attributes`]),
+//! which is also the order the printer writes them in.
 
 use super::lex::{Diag, Pos, Tok, Token};
+use super::ops::attributes;
 use crate::graph::Op;
 
 /// A literal value: one token (`0.5`, `true`, `nan`) or a bracketed list of tokens.
@@ -41,27 +42,6 @@ pub(super) struct Attr {
     pub value: Lit,
 }
 
-/// The keys an op takes, in the order the printer writes them.
-pub(crate) fn attribute_keys(op: &Op) -> &'static [&'static str] {
-    match op {
-        Op::Dropout(_) => &["p", "inplace", "broadcast_dims", "stream"],
-        Op::DropoutMask(_) | Op::DropoutGrad(_) => &["p", "broadcast_dims", "stream"],
-        Op::Reduce { .. } => &["axes", "keepdim"],
-        Op::Softmax { .. } | Op::LogSoftmax { .. } => &["axis"],
-        Op::Reshape { .. } | Op::Expand { .. } => &["shape"],
-        Op::Transpose { .. } => &["perm"],
-        Op::Input(_)
-        | Op::Parameter(_)
-        | Op::Constant(_)
-        | Op::Unary(_)
-        | Op::Binary(_)
-        | Op::MatMul
-        | Op::Linear { .. }
-        | Op::CrossEntropy
-        | Op::CrossEntropyGrad => &[],
-    }
-}
-
 /// The attributes of one node line, checked against its op's keys, taken one by one.
 pub(super) struct Attrs {
     op: &'static str,
@@ -74,7 +54,7 @@ impl Attrs {
     /// Checks `items` against the keys of `op` (unknown and duplicate keys are errors).
     /// `head` is the op name's position, where a missing key is reported.
     pub fn new(op: &Op, node: &str, head: Pos, items: Vec<Attr>) -> Result<Attrs, Diag> {
-        let keys = attribute_keys(op);
+        let keys: Vec<&str> = attributes(op).into_iter().map(|(key, _)| key).collect();
         for (i, attr) in items.iter().enumerate() {
             if !keys.contains(&attr.key.as_str()) {
                 let takes = if keys.is_empty() {

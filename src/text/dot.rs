@@ -8,8 +8,9 @@
 
 use std::fmt;
 
-use super::print::{attributes, literal};
-use crate::graph::{Graph, Op};
+use super::ops::attributes;
+use super::print::literal;
+use crate::graph::{Graph, Leaf, Op};
 
 /// A graph's DOT text; see [`Graph::dot`].
 pub struct Dot<'a> {
@@ -36,7 +37,9 @@ impl fmt::Display for Dot<'_> {
             let node = graph.node(id);
             let mut label = vec![node.name.clone(), node.op.name().to_string()];
             for (key, value) in attributes(&node.op) {
-                label.push(format!("{key} = {value}"));
+                if let Some(value) = value {
+                    label.push(format!("{key} = {value}"));
+                }
             }
             if let Op::Constant(value) = &node.op
                 && value.numel() <= MAX_SHOWN_ELEMENTS
@@ -71,30 +74,28 @@ impl fmt::Display for Dot<'_> {
     }
 }
 
-/// The attributes that set a node's look apart from the default box.
+/// The attributes that set a node's look apart from the default box: a shape per leaf, a
+/// fill for the dropout family (alpha variants in a second colour; masks dashed; gradients
+/// plain).
 fn style(op: &Op) -> &'static str {
-    match op {
-        Op::Input(_) => ", shape=invhouse",
-        Op::Parameter(_) => ", shape=cylinder",
-        Op::Constant(_) => ", shape=note",
-        Op::Dropout(dropout) if dropout.kind.is_alpha() => {
-            ", style=\"filled,bold\", fillcolor=\"#c2a5cf\""
-        }
-        Op::Dropout(_) => ", style=\"filled,bold\", fillcolor=\"#fdb863\"",
-        Op::DropoutMask(_) => ", style=\"filled,dashed\", fillcolor=\"#fee0b6\"",
-        Op::DropoutGrad(_) => ", style=\"filled\", fillcolor=\"#fee0b6\"",
-        Op::Unary(_)
-        | Op::Binary(_)
-        | Op::MatMul
-        | Op::Linear { .. }
-        | Op::Reshape { .. }
-        | Op::Transpose { .. }
-        | Op::Reduce { .. }
-        | Op::Softmax { .. }
-        | Op::LogSoftmax { .. }
-        | Op::CrossEntropy
-        | Op::Expand { .. }
-        | Op::CrossEntropyGrad => "",
+    if let Some(leaf) = op.leaf() {
+        return match leaf {
+            Leaf::Input => ", shape=invhouse",
+            Leaf::Parameter => ", shape=cylinder",
+            Leaf::Constant => ", shape=note",
+        };
+    }
+    let Some(d) = op.draws() else {
+        return "";
+    };
+    if op.is_dropout() && d.kind.is_alpha() {
+        ", style=\"filled,bold\", fillcolor=\"#c2a5cf\""
+    } else if op.is_dropout() {
+        ", style=\"filled,bold\", fillcolor=\"#fdb863\""
+    } else if op.as_dropout_mask().is_some() {
+        ", style=\"filled,dashed\", fillcolor=\"#fee0b6\""
+    } else {
+        ", style=\"filled\", fillcolor=\"#fee0b6\""
     }
 }
 

@@ -43,10 +43,10 @@
 //! through the API prints as valid text only if its names follow the grammar.
 
 mod attrs;
-mod build;
 mod cursor;
 pub mod dot;
 mod lex;
+mod ops;
 pub mod parse;
 pub mod print;
 

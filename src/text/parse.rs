@@ -10,9 +10,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::attrs::Attrs;
-use super::build::{NodeLine, build_op, op_templates};
 use super::cursor::{Cursor, fits_in_memory, is_line_end};
 use super::lex::{Diag, Pos, Tok};
+use super::ops::{NodeLine, build_op, op_templates};
 use crate::error::{Error, Result};
 use crate::graph::verify::verify;
 use crate::graph::{Graph, Op};

@@ -13,10 +13,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::compile::{CompiledGraph, ParameterStore};
 use crate::error::{Error, Result};
 use crate::optim::{Optimizer, SCALAR_PREFIX, Updated};
 use crate::rng::Generator;
+use crate::runtime::{CompiledGraph, ParameterStore};
 use crate::tensor::{Tensor, TensorData};
 
 /// A compiled graph whose outputs are some results (a loss) followed by new values of store

@@ -7,44 +7,9 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use super::vector_flags;
-use crate::compile::schedule::Kernel;
-use crate::graph::{Graph, NodeId};
 use crate::lower::LowerCx;
+use crate::plan::Read;
 use crate::rng::mask::GROUP_SIZE;
-
-/// How the vector loop reads an operand from outside its kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Read {
-    /// The loop's shape: element for element.
-    Full,
-    /// One element (a scalar such as an optimizer's learning rate, broadcast to every
-    /// element): loaded once and splatted.
-    Splat,
-    /// The loop shape's trailing dimensions, `period` elements (a multiple of 4): element `e`
-    /// reads element `e % period`.
-    Row { period: usize },
-}
-
-/// How `kernel`'s vector loop reads its external operand `id`, if it can.
-pub(super) fn external_read(graph: &Graph, kernel: &Kernel, id: NodeId) -> Option<Read> {
-    if kernel.nodes.contains(&id) {
-        return None;
-    }
-    let loop_shape = &graph.node(kernel.nodes[0]).ty.shape;
-    let shape = &graph.node(id).ty.shape;
-    if shape == loop_shape {
-        return Some(Read::Full);
-    }
-    if shape.numel() == 1 {
-        return Some(Read::Splat);
-    }
-    // Leading ones aside, the operand's dimensions are the loop's last ones.
-    let dims = shape.dims();
-    let own = &dims[dims.iter().take_while(|&&d| d == 1).count()..];
-    let trailing = loop_shape.dims().ends_with(own);
-    let period: usize = own.iter().product();
-    (trailing && period.is_multiple_of(4)).then_some(Read::Row { period })
-}
 
 /// An external operand of the vector loop, as the loop reads it ([`Read`]).
 #[derive(Clone, Copy)]
@@ -74,24 +39,17 @@ pub(super) enum Cursor {
 }
 
 impl Operand {
-    /// How the vector loop of `kernel` reads its external `id`, at `addr`; a one-element
-    /// operand is loaded here, before the loop, as a lane and as four.
-    pub(super) fn new(
-        cx: &mut LowerCx,
-        graph: &Graph,
-        kernel: &Kernel,
-        id: NodeId,
-        addr: Value,
-    ) -> Operand {
-        match external_read(graph, kernel, id) {
-            Some(Read::Full) => Operand::Full(addr),
-            Some(Read::Splat) => {
+    /// The operand at `addr`, read as `read` says; a one-element operand is loaded here,
+    /// before the loop, as a lane and as four.
+    pub(super) fn new(cx: &mut LowerCx, read: Read, addr: Value) -> Operand {
+        match read {
+            Read::Full => Operand::Full(addr),
+            Read::Splat => {
                 let zero = cx.index(0);
                 let lane = cx.load(types::F32, addr, zero);
                 Operand::Splat(lane, cx.b.ins().splat(types::F32X4, lane))
             }
-            Some(Read::Row { period }) => Operand::Row(addr, period),
-            None => panic!("invariant: a vector kernel's operands have a vector read"),
+            Read::Row { period } => Operand::Row(addr, period),
         }
     }
 

@@ -4,20 +4,23 @@
 //!
 //! The units of a phase depend only on the shapes, never on the thread count, and every unit
 //! computes its values the same way wherever the phase is split; threads only decide which
-//! units each runs. That is what makes results bit-identical for any thread count:
-//! - an element-wise kernel: unless it is a vector kernel (`super::simd`, which makes its
-//!   masks in its loop), first one phase per drawing dropout, whose units are the mask's
+//! units each runs. That is what makes results bit-identical for any thread count. The work
+//! units follow the class of the kernel's op ([`crate::graph::OpClass`]):
+//! - element-wise: unless the kernel is a vector kernel that makes its masks in its loop
+//!   ([`super::vector`]), first one phase per drawing dropout, whose units are the mask's
 //!   groups of 128 elements (the keep bytes); then the loop, whose units are blocks of 128
 //!   elements of the loop shape, row-major (a non-broadcast mask group is exactly one block,
 //!   so threads split a vector kernel at multiples of 128 mask elements);
-//! - `transpose`: blocks of 128 output elements;
-//! - `matmul`: output rows (a batch entry's rows in order, batches row-major); `linear`:
-//!   output rows, or output columns if there are fewer rows than columns (a slice of
-//!   columns packs only its part of the weight);
-//! - reductions: output elements; `softmax` and `log_softmax`: the rows along their axis;
-//! - `cross_entropy`: first a phase checking its targets by rows (the first failing row in
-//!   row order is the error, on any thread count); then one unit, since its batch mean sums
-//!   in one fixed order.
+//! - movement (`transpose`): blocks of 128 output elements;
+//! - products (`matmul`, `linear`): output rows (a batch entry's rows in order, batches
+//!   row-major), or, where the op allows it (`linear`), output columns if there are fewer
+//!   rows than columns (a slice of columns packs only its part of the weight); lowering reads
+//!   which from the phase's [`Unit`];
+//! - reductions: output elements; rows (`softmax`, `log_softmax`, `cross_entropy_grad`): the
+//!   rows along their axis; whole (`cross_entropy`, whose batch mean sums in one fixed order;
+//!   a dropout mask): one unit;
+//! - an op with checked indices (`cross_entropy`'s targets) first gets a phase checking them
+//!   by rows (the first failing row in row order is the error, on any thread count).
 //!
 //! A phase also fixes how many consecutive units one call runs when it is split (its chunk).
 //! Chunks change no result (a unit computes the same bits in any call), only the cost of the
@@ -27,12 +30,9 @@
 
 use std::fmt;
 
-use crate::compile::schedule::{Kernel, Schedule};
-use crate::graph::{Graph, NodeId, Op};
+use super::schedule::{Kernel, Schedule};
+use crate::graph::{Graph, NodeId, OpClass};
 use crate::rng::mask::GROUP_SIZE;
-
-use super::dropout;
-use super::linalg::linear_by_columns;
 
 /// Elements in one work unit of an element-wise loop or a transpose: a mask group, so that
 /// a (non-broadcast) dropout's groups never straddle two units.
@@ -123,12 +123,14 @@ impl fmt::Display for Unit {
 }
 
 /// The phases of `schedule` (for `graph`), in execution order, chunked for `threads`.
-pub fn phases(graph: &Graph, schedule: &Schedule, threads: usize) -> Vec<Phase> {
+pub(crate) fn phases(graph: &Graph, schedule: &Schedule, threads: usize) -> Vec<Phase> {
     let mut phases = Vec::new();
     for (k, kernel) in schedule.kernels.iter().enumerate() {
-        // A vector kernel makes most masks in its own loop (super::simd).
-        let drawn_first = |id: &&NodeId| !super::simd::draws_in_loop(graph, kernel, **id);
-        for &id in kernel.nodes.iter().filter(drawn_first) {
+        for (member, &id) in kernel.nodes.iter().enumerate() {
+            // A vector kernel makes most masks in its own loop (super::vector).
+            if kernel.form.draws_in_loop(member) {
+                continue;
+            }
             if let Some(groups) = drawn_groups(graph, id) {
                 let chunk_units = CHUNK_COST.div_ceil(DRAW_COST);
                 phases.push(phase(
@@ -141,8 +143,8 @@ pub fn phases(graph: &Graph, schedule: &Schedule, threads: usize) -> Vec<Phase> 
             }
         }
         let first = kernel.nodes[0];
-        if let Op::CrossEntropy = graph.node(first).op {
-            let rows = graph.node(graph.operands(first)[1]).ty.shape.numel();
+        if let Some(operand) = graph.node(first).op.checked_indices() {
+            let rows = graph.node(graph.operands(first)[operand]).ty.shape.numel();
             let part = Part::CheckTargets(first);
             phases.push(phase(k, part, Unit::Row, rows, CHUNK_COST));
         }
@@ -170,10 +172,11 @@ fn chunk_for(cost: usize) -> usize {
 
 /// The mask groups the dropout `id` draws, if it draws.
 fn drawn_groups(graph: &Graph, id: NodeId) -> Option<usize> {
-    let d = graph.node(id).op.drawn_dropout()?;
-    if !dropout::draws(d) {
-        return None;
-    }
+    let d = graph
+        .node(id)
+        .op
+        .drawn_dropout()
+        .filter(|d| d.is_random())?;
     let input = &graph.node(graph.operands(id)[0]).ty.shape;
     let mask = d
         .mask_shape(input)
@@ -224,55 +227,50 @@ impl Work {
     }
 }
 
-/// The work of the kernel's compute phase.
+/// The work of the kernel's compute phase, from its first node's class.
 fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
     let id = kernel.nodes[0];
     let node = graph.node(id);
-    let operand = |i: usize| &graph.node(graph.operands(id)[i]).ty.shape;
-    let blocks = node.ty.shape.numel().div_ceil(ELEMENT_BLOCK);
-    match &node.op {
-        Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Reshape { .. } => {
-            panic!("invariant: leaves and reshapes belong to no kernel")
+    let out = &node.ty.shape;
+    let blocks = out.numel().div_ceil(ELEMENT_BLOCK);
+    match node.op.class() {
+        OpClass::Leaf(_) | OpClass::View => {
+            panic!("invariant: leaves and views belong to no kernel")
         }
-        Op::Unary(_) | Op::Binary(_) | Op::Dropout(_) | Op::DropoutGrad(_) | Op::Expand { .. } => {
+        OpClass::ElementWise => {
             let cost = ELEMENT_BLOCK * kernel.nodes.len();
             Work::new(Unit::ElementBlock, blocks, cost)
         }
-        Op::Transpose { .. } => Work::new(Unit::ElementBlock, blocks, ELEMENT_BLOCK),
-        Op::MatMul => {
-            let dims = node.ty.shape.dims();
-            let n = dims[dims.len() - 1];
-            let k = *(operand(0).dims().last()).expect("invariant: matmul operands have rank 2+");
-            let rows = node.ty.shape.numel().checked_div(n).unwrap_or(0);
-            Work::gemm(Unit::Row, rows, k * n)
-        }
-        Op::Linear { .. } => {
-            let (outs, ins) = (operand(1).dims()[0], operand(1).dims()[1]);
-            let x = operand(0).dims();
-            let rows = x[..x.len() - 1].iter().product();
-            if linear_by_columns(rows, outs) {
-                Work::gemm(Unit::Column, outs, rows * ins)
-            } else {
-                Work::gemm(Unit::Row, rows, outs * ins)
-            }
-        }
-        Op::Reduce { .. } => {
-            let outputs = node.ty.shape.numel();
-            let per_output = operand(0).numel().checked_div(outputs).unwrap_or(0);
+        OpClass::Movement => Work::new(Unit::ElementBlock, blocks, ELEMENT_BLOCK),
+        OpClass::Reduction => {
+            let outputs = out.numel();
+            let input = graph.node(graph.operands(id)[0]).ty.shape.numel();
+            let per_output = input.checked_div(outputs).unwrap_or(0);
             Work::new(Unit::OutputElement, outputs, per_output)
         }
-        Op::Softmax { axis } | Op::LogSoftmax { axis } => {
-            let (rows, len) = super::softmax::rows(*axis, &node.ty.shape);
+        OpClass::Rows { axis } => {
+            let (outer, len, inner) = (out.around_axis(axis))
+                .expect("invariant: the node's type was inferred, so its axis fits");
             // exp dominates: a call per element, twice.
-            Work::new(Unit::Row, rows, 16 * len)
+            Work::new(Unit::Row, outer * inner, 16 * len)
         }
-        Op::CrossEntropy => Work::new(Unit::Whole, 1, 1),
-        Op::CrossEntropyGrad => {
-            let (rows, len) = super::softmax::rows(-1, &node.ty.shape);
-            Work::new(Unit::Row, rows, 16 * len)
+        OpClass::Product { by_columns } => {
+            // [..., m, n] = [..., m, k] . [k, n]: the output's rows and columns, and k from the
+            // first operand's last dimension.
+            let dims = out.dims();
+            let n = dims[dims.len() - 1];
+            let rows = out.numel().checked_div(n).unwrap_or(0);
+            let a = &graph.node(graph.operands(id)[0]).ty.shape;
+            let k = *(a.dims().last()).expect("invariant: product operands have rank 1+");
+            if by_columns && rows < n {
+                // Every GEMM call packs its whole right-hand matrix: a slice of columns packs
+                // only its part of it.
+                Work::gemm(Unit::Column, n, rows * k)
+            } else {
+                Work::gemm(Unit::Row, rows, k * n)
+            }
         }
-        // One call draws every group (the last one partial, so exactly the mask's bytes).
-        Op::DropoutMask(_) => Work::new(Unit::Whole, 1, 1),
+        OpClass::Whole => Work::new(Unit::Whole, 1, 1),
     }
 }
 

@@ -22,7 +22,7 @@
 
 use super::schedule::Schedule;
 use crate::error::{Error, Result};
-use crate::graph::{Graph, NodeId, Op};
+use crate::graph::{Graph, Leaf, NodeId, OpClass};
 
 /// The schedule, indexed by node.
 pub(crate) struct ScheduleIndex {
@@ -96,7 +96,7 @@ impl Groups {
         let mut readers = Vec::new();
         for &member in &self.members[g] {
             for user in graph.users(member) {
-                if !matches!(graph.node(user).op, Op::Reshape { .. }) {
+                if graph.node(user).op.class() != OpClass::View {
                     readers.push(user);
                 }
             }
@@ -109,7 +109,7 @@ impl Groups {
 fn value_readers(graph: &Graph, id: NodeId) -> Vec<NodeId> {
     let mut readers = Vec::new();
     for user in graph.users(id) {
-        if matches!(graph.node(user).op, Op::Reshape { .. }) {
+        if graph.node(user).op.class() == OpClass::View {
             readers.extend(value_readers(graph, user));
         } else {
             readers.push(user);
@@ -135,23 +135,15 @@ pub(crate) fn group(graph: &Graph, index: &ScheduleIndex) -> Result<Groups> {
     // Views: a reshape joins its operand's group (operands come first in topological order).
     for &id in &order {
         let node = graph.node(id);
-        let group = match &node.op {
-            Op::Reshape { .. } => groups.of(graph.operands(id)[0]),
-            Op::Input(_) | Op::Parameter(_) | Op::Constant(_) => Some(groups.fresh()),
-            Op::Unary(_)
-            | Op::Binary(_)
-            | Op::MatMul
-            | Op::Linear { .. }
-            | Op::Transpose { .. }
-            | Op::Reduce { .. }
-            | Op::Softmax { .. }
-            | Op::LogSoftmax { .. }
-            | Op::CrossEntropy
-            | Op::Dropout(_)
-            | Op::DropoutGrad(_)
-            | Op::Expand { .. }
-            | Op::CrossEntropyGrad
-            | Op::DropoutMask(_) => index.materialized[id.index()].then(|| groups.fresh()),
+        let group = match node.op.class() {
+            OpClass::View => groups.of(graph.operands(id)[0]),
+            OpClass::Leaf(_) => Some(groups.fresh()),
+            OpClass::ElementWise
+            | OpClass::Movement
+            | OpClass::Reduction
+            | OpClass::Rows { .. }
+            | OpClass::Product { .. }
+            | OpClass::Whole => index.materialized[id.index()].then(|| groups.fresh()),
         };
         if let Some(g) = group {
             groups.group[id.index()] = Some(g);
@@ -159,7 +151,7 @@ pub(crate) fn group(graph: &Graph, index: &ScheduleIndex) -> Result<Groups> {
         }
     }
     let mut inplace: Vec<NodeId> = (order.iter().copied())
-        .filter(|&id| graph.node(id).op.as_dropout().is_some_and(|d| d.inplace))
+        .filter(|&id| graph.node(id).op.reads_in_place().is_some())
         .collect();
     inplace.sort_by_key(|&id| index.position(id));
     for dropout in inplace {
@@ -200,7 +192,9 @@ fn check_inplace(
     groups: &Groups,
     dropout: NodeId,
 ) -> Result<Option<usize>> {
-    let input = graph.operands(dropout)[0];
+    let overwritten = (graph.node(dropout).op.reads_in_place())
+        .expect("invariant: only ops that ask to run in place are checked");
+    let input = graph.operands(dropout)[overwritten];
     // The buffer the dropout would overwrite: the input's group, or for a value in registers
     // the input and its views alone.
     let readers = match groups.of(input) {
@@ -221,8 +215,8 @@ fn check_inplace(
         return Ok(None);
     };
     let outlives_run = groups.members(g).iter().any(|&id| {
-        let op = &graph.node(id).op;
-        matches!(op, Op::Parameter(_) | Op::Constant(_))
+        let leaf = graph.node(id).op.leaf();
+        matches!(leaf, Some(Leaf::Parameter | Leaf::Constant))
             || graph.outputs().iter().any(|o| o.node == id)
     });
     Ok((!outlives_run).then_some(g))

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::graph::{Graph, Op};
+use crate::graph::{Graph, Leaf};
 use crate::tensor::Tensor;
 
 /// Parameter values by node name. A run borrows the store; entries that a graph does not use
@@ -28,7 +28,7 @@ impl ParameterStore {
         values: BTreeMap<String, Tensor>,
     ) -> (BTreeMap<String, Tensor>, ParameterStore) {
         let (params, inputs) = values.into_iter().partition(|(name, _)| {
-            (graph.find(name)).is_some_and(|id| matches!(graph.node(id).op, Op::Parameter(_)))
+            (graph.find(name)).is_some_and(|id| graph.node(id).op.leaf() == Some(Leaf::Parameter))
         });
         (inputs, ParameterStore { values: params })
     }

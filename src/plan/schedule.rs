@@ -1,5 +1,6 @@
 //! The schedule: the order of kernels a compiled graph executes, each one loop nest (or one
-//! library call), and which values live in memory between them.
+//! library call), which values live in memory between them, and how each element-wise
+//! kernel's loop is generated ([`Form`]).
 //!
 //! A kernel computes one or more nodes. Values a kernel produces and no later kernel (and no
 //! output) reads stay in registers inside its loop; the others are *materialized*: they get a
@@ -11,7 +12,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use super::fusion::fuse;
-use crate::graph::{Graph, NodeId, Op};
+use super::vector::Form;
+use crate::graph::{Graph, NodeId};
 
 /// One unit of generated code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +22,37 @@ pub struct Kernel {
     pub nodes: Vec<NodeId>,
     /// The nodes whose values it writes to memory: used by a later kernel or a graph output.
     pub outputs: Vec<NodeId>,
+    /// The values it reads from memory: its members' operands computed outside it, each
+    /// once, in first-use order.
+    pub inputs: Vec<NodeId>,
+    /// How its loop is generated: the vector loop or the scalar one (always scalar for a
+    /// kernel that is not element-wise).
+    pub form: Form,
+}
+
+impl Kernel {
+    /// The kernel computing `nodes` and storing `outputs`: its inputs found, its loop form
+    /// decided.
+    fn new(graph: &Graph, nodes: Vec<NodeId>, outputs: Vec<NodeId>) -> Kernel {
+        let mut inputs: Vec<NodeId> = Vec::new();
+        for &id in &nodes {
+            for operand in graph.operands(id) {
+                if !nodes.contains(&operand) && !inputs.contains(&operand) {
+                    inputs.push(operand);
+                }
+            }
+        }
+        let mut kernel = Kernel {
+            nodes,
+            outputs,
+            inputs,
+            form: Form::Scalar,
+        };
+        if graph.node(kernel.nodes[0]).op.is_elementwise() {
+            kernel.form = Form::of(graph, &kernel);
+        }
+        kernel
+    }
 }
 
 /// The kernels of a graph in execution order. Leaves (inputs, parameters, constants) and
@@ -36,11 +69,8 @@ impl Schedule {
         let kernels = graph
             .topo_order()
             .into_iter()
-            .filter(|&id| computes(&graph.node(id).op))
-            .map(|id| Kernel {
-                nodes: vec![id],
-                outputs: vec![id],
-            })
+            .filter(|&id| graph.node(id).op.computes())
+            .map(|id| Kernel::new(graph, vec![id], vec![id]))
             .collect();
         Schedule { kernels }
     }
@@ -60,7 +90,7 @@ impl Schedule {
                             || graph.users(*id).iter().any(|u| !members.contains(u))
                     })
                     .collect();
-                Kernel { nodes, outputs }
+                Kernel::new(graph, nodes, outputs)
             })
             .collect();
         Schedule { kernels }
@@ -71,7 +101,7 @@ impl Schedule {
     pub fn materialized(&self, graph: &Graph) -> BTreeSet<NodeId> {
         let mut nodes: BTreeSet<NodeId> = graph
             .node_ids()
-            .filter(|&id| !computes(&graph.node(id).op))
+            .filter(|&id| !graph.node(id).op.computes())
             .collect();
         for kernel in &self.kernels {
             nodes.extend(kernel.outputs.iter().copied());
@@ -86,27 +116,6 @@ impl Schedule {
             schedule: self,
             graph,
         }
-    }
-}
-
-/// True for the nodes a kernel has to compute.
-pub fn computes(op: &Op) -> bool {
-    match op {
-        Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Reshape { .. } => false,
-        Op::Unary(_)
-        | Op::Binary(_)
-        | Op::MatMul
-        | Op::Linear { .. }
-        | Op::Transpose { .. }
-        | Op::Reduce { .. }
-        | Op::Softmax { .. }
-        | Op::LogSoftmax { .. }
-        | Op::CrossEntropy
-        | Op::Dropout(_)
-        | Op::DropoutGrad(_)
-        | Op::Expand { .. }
-        | Op::CrossEntropyGrad
-        | Op::DropoutMask(_) => true,
     }
 }
 

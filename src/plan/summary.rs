@@ -1,12 +1,12 @@
-//! The memory plan as a value to read: [`CompiledGraph::memory`] lists every buffer of the
+//! The memory plan as a value to read: [`Program::memory`] lists every buffer of the
 //! address table, where it lives and which values it holds, with the arena's size with and
 //! without reuse. Its `Display` is `#` comment lines, so it can follow a textual dump of the
 //! graph (`dump --stage optimized`).
 
 use std::fmt;
 
-use super::CompiledGraph;
-use super::plan::{Contents, Home};
+use super::Program;
+use super::memory::{Contents, Home};
 
 /// Where a planned buffer lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub struct MemorySummary {
     pub arena_buffers: usize,
     /// Every buffer, in table order.
     pub buffers: Vec<BufferSummary>,
-    /// The inputs a run writes over (so it needs [`CompiledGraph::run_mut`]).
+    /// The inputs a run writes over (so it needs [`crate::CompiledGraph::run_mut`]).
     pub written_inputs: Vec<String>,
 }
 
@@ -65,11 +65,11 @@ impl MemorySummary {
     }
 }
 
-impl CompiledGraph {
+impl Program {
     /// Its memory plan: buffers, arena size, reuse (`dump --stage optimized` prints it).
     pub fn memory(&self) -> MemorySummary {
         let name = |id| self.graph.node(id).name.clone();
-        let buffers = (self.plan.slots.iter())
+        let buffers = (self.memory.slots.iter())
             .map(|slot| {
                 let owner = name(slot.owner());
                 let home = match &slot.home {
@@ -93,11 +93,11 @@ impl CompiledGraph {
             })
             .collect();
         MemorySummary {
-            arena_bytes: self.plan.arena_bytes(),
-            unshared_bytes: self.plan.unshared_bytes(),
-            arena_buffers: self.plan.arena_slots().count(),
+            arena_bytes: self.memory.arena_bytes(),
+            unshared_bytes: self.memory.unshared_bytes(),
+            arena_buffers: self.memory.arena_slots().count(),
             buffers,
-            written_inputs: (self.plan.written_inputs.iter())
+            written_inputs: (self.memory.written_inputs.iter())
                 .map(|w| name(w.input))
                 .collect(),
         }

@@ -3,7 +3,7 @@
 //! Phases run in order on the calling thread, each to completion before the next starts (a
 //! later phase reads what an earlier one wrote). With one thread every phase is one call over
 //! all its units, with no pool involved. With `n`, a phase of several chunks
-//! ([`crate::lower::Phase::chunks`]) is shared by the caller and up to `n - 1` threads of a
+//! ([`crate::plan::Phase::chunks`]) is shared by the caller and up to `n - 1` threads of a
 //! persistent rayon pool: each claims the next chunk from an atomic counter and runs it as
 //! one call, until none is left. A phase of one chunk is one call on the caller (and a graph
 //! whose phases are all one chunk never touches the pool). Units are fixed by the shapes and
@@ -32,7 +32,7 @@ use rayon::ThreadPool;
 
 use crate::error::{Error, Result};
 use crate::jit::{Jit, Status};
-use crate::lower::Phase;
+use crate::plan::Phase;
 
 /// The process-wide pools, by the thread count of the compilations using them (a pool holds
 /// one thread fewer: the caller is the last).

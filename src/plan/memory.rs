@@ -21,8 +21,8 @@ use super::alias::{self, Groups, ScheduleIndex};
 use super::arena::{self, Request};
 use super::schedule::Schedule;
 use crate::error::Result;
-use crate::graph::{Graph, NodeId, Op};
-use crate::lower::{BufferMap, draws_in_loop, dropout_scratch_bytes};
+use crate::graph::{Graph, Leaf, NodeId, OpClass, Shape};
+use crate::rng::mask::GROUP_SIZE;
 
 /// Where a slot's buffer lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +73,47 @@ impl Slot {
     }
 }
 
+/// Which table slot holds each node's buffer address (and each dropout's keep-byte scratch).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BufferMap {
+    nodes: Vec<Option<usize>>,
+    scratch: Vec<Option<usize>>,
+}
+
+impl BufferMap {
+    /// Records that `id`'s buffer address is in table slot `slot`.
+    fn set_node(&mut self, id: NodeId, slot: usize) {
+        set(&mut self.nodes, id, slot);
+    }
+
+    /// Records that the dropout `id`'s keep bytes are in table slot `slot`.
+    fn set_scratch(&mut self, id: NodeId, slot: usize) {
+        set(&mut self.scratch, id, slot);
+    }
+
+    /// The slot of `id`'s buffer.
+    pub(crate) fn node(&self, id: NodeId) -> usize {
+        self.nodes
+            .get(id.index())
+            .copied()
+            .flatten()
+            .expect("invariant: every node has a slot")
+    }
+
+    /// The slot of the dropout `id`'s keep bytes.
+    pub(crate) fn scratch(&self, id: NodeId) -> usize {
+        let slot = self.scratch.get(id.index()).copied().flatten();
+        slot.expect("invariant: every dropout drawing before its loop has a scratch slot")
+    }
+}
+
+fn set(map: &mut Vec<Option<usize>>, id: NodeId, slot: usize) {
+    if map.len() <= id.index() {
+        map.resize(id.index() + 1, None);
+    }
+    map[id.index()] = Some(slot);
+}
+
 /// An input that an in-place dropout overwrites.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct InputWrite {
@@ -84,7 +125,7 @@ pub(crate) struct InputWrite {
 
 /// The slots of a graph and the arena they need.
 #[derive(Clone, Debug)]
-pub(crate) struct Plan {
+pub(crate) struct MemoryPlan {
     /// Table slot `i` is `slots[i]`.
     pub slots: Vec<Slot>,
     /// The slot of each node's value and each dropout's keep bytes, for lowering.
@@ -94,7 +135,7 @@ pub(crate) struct Plan {
     arena_bytes: usize,
 }
 
-impl Plan {
+impl MemoryPlan {
     /// The arena size a run allocates, in bytes (a multiple of 16).
     pub(crate) fn arena_bytes(&self) -> usize {
         self.arena_bytes
@@ -118,7 +159,7 @@ impl Plan {
 
 /// Plans `graph`'s buffers for running `schedule`. Fails with
 /// [`crate::Error::InplaceConflict`] for an in-place dropout whose input is read after it.
-pub(crate) fn plan(graph: &Graph, schedule: &Schedule) -> Result<Plan> {
+pub(crate) fn plan(graph: &Graph, schedule: &Schedule) -> Result<MemoryPlan> {
     let index = ScheduleIndex::new(graph, schedule);
     let groups = alias::group(graph, &index)?;
     let mut slots: Vec<Slot> = Vec::new();
@@ -132,10 +173,7 @@ pub(crate) fn plan(graph: &Graph, schedule: &Schedule) -> Result<Plan> {
             });
             buffers.set_node(id, slot);
         }
-        // A vector kernel makes its masks in its loop (lower::simd): no keep bytes.
-        let scratch = keep_bytes(graph, id)
-            .filter(|_| !draws_in_loop(graph, &schedule.kernels[index.kernel(id)], id));
-        if let Some(bytes) = scratch {
+        if let Some(bytes) = keep_bytes(graph, schedule, &index, id) {
             let kernel = index.kernel(id);
             buffers.set_scratch(id, slots.len());
             slots.push(Slot {
@@ -154,7 +192,7 @@ pub(crate) fn plan(graph: &Graph, schedule: &Schedule) -> Result<Plan> {
     }
     let arena_bytes = place_arena(&mut slots);
     let written_inputs = written_inputs(graph, &groups);
-    Ok(Plan {
+    Ok(MemoryPlan {
         slots,
         buffers,
         written_inputs,
@@ -166,7 +204,7 @@ pub(crate) fn plan(graph: &Graph, schedule: &Schedule) -> Result<Plan> {
 fn written_inputs(graph: &Graph, groups: &Groups) -> Vec<InputWrite> {
     let mut written: Vec<InputWrite> = Vec::new();
     for id in graph.topo_order() {
-        if !matches!(graph.node(id).op, Op::Input(_)) {
+        if graph.node(id).op.leaf() != Some(Leaf::Input) {
             continue;
         }
         let first = (groups.shared.iter()).find(|&&d| {
@@ -186,26 +224,11 @@ fn written_inputs(graph: &Graph, groups: &Groups) -> Vec<InputWrite> {
 fn group_slot(graph: &Graph, index: &ScheduleIndex, groups: &Groups, g: usize) -> Slot {
     let members = groups.members(g).to_vec();
     let owner = graph.node(members[0]);
-    let leaf = match &owner.op {
-        Op::Input(_) => Some(Home::Input),
-        Op::Parameter(_) => Some(Home::Parameter),
-        Op::Constant(_) => Some(Home::Constant),
-        Op::Unary(_)
-        | Op::Binary(_)
-        | Op::MatMul
-        | Op::Linear { .. }
-        | Op::Reshape { .. }
-        | Op::Transpose { .. }
-        | Op::Reduce { .. }
-        | Op::Softmax { .. }
-        | Op::LogSoftmax { .. }
-        | Op::CrossEntropy
-        | Op::Dropout(_)
-        | Op::DropoutGrad(_)
-        | Op::Expand { .. }
-        | Op::CrossEntropyGrad
-        | Op::DropoutMask(_) => None,
-    };
+    let leaf = owner.op.leaf().map(|leaf| match leaf {
+        Leaf::Input => Home::Input,
+        Leaf::Parameter => Home::Parameter,
+        Leaf::Constant => Home::Constant,
+    });
     let output = (graph.outputs().iter()).position(|o| members.contains(&o.node));
     let (home, live) = match (leaf, output) {
         (Some(home), _) => (home, None),
@@ -227,7 +250,7 @@ fn group_slot(graph: &Graph, index: &ScheduleIndex, groups: &Groups, g: usize) -
 /// values to the last that writes or reads one.
 fn live_range(graph: &Graph, index: &ScheduleIndex, groups: &Groups, g: usize) -> (usize, usize) {
     let writers = (groups.members(g).iter())
-        .filter(|&&id| !matches!(graph.node(id).op, Op::Reshape { .. }))
+        .filter(|&&id| graph.node(id).op.class() != OpClass::View)
         .map(|&id| index.kernel(id));
     let first = writers
         .clone()
@@ -238,17 +261,37 @@ fn live_range(graph: &Graph, index: &ScheduleIndex, groups: &Groups, g: usize) -
     (first, last)
 }
 
-/// The keep-byte buffer size of a dropout (or dropout gradient) that draws a mask.
-fn keep_bytes(graph: &Graph, id: NodeId) -> Option<usize> {
-    let d = graph.node(id).op.drawn_dropout()?;
-    if !(d.p > 0.0 && d.p < 1.0) {
+/// The keep-byte buffer of `id`, if it is a dropout (or dropout gradient) that draws its mask
+/// in a phase before its kernel's loop: its size in bytes. A vector kernel makes the masks of
+/// its non-broadcast dropouts in its loop ([`super::vector`]): they need none.
+fn keep_bytes(
+    graph: &Graph,
+    schedule: &Schedule,
+    index: &ScheduleIndex,
+    id: NodeId,
+) -> Option<usize> {
+    let d = graph
+        .node(id)
+        .op
+        .drawn_dropout()
+        .filter(|d| d.is_random())?;
+    let kernel = &schedule.kernels[index.kernel(id)];
+    let member =
+        (kernel.nodes.iter().position(|&n| n == id)).expect("invariant: a node's kernel holds it");
+    if kernel.form.draws_in_loop(member) {
         return None;
     }
     let input = &graph.node(graph.operands(id)[0]).ty.shape;
     let mask = d
         .mask_shape(input)
         .expect("invariant: the node's type was inferred");
-    Some(dropout_scratch_bytes(&mask))
+    Some(keep_byte_count(&mask))
+}
+
+/// Bytes of keep mask the scratch buffer of a dropout with this mask shape needs: whole
+/// groups, so a draw phase always writes in bounds.
+pub(crate) fn keep_byte_count(mask: &Shape) -> usize {
+    mask.numel().div_ceil(GROUP_SIZE) * GROUP_SIZE
 }
 
 /// Gives every arena slot its offset; returns the arena size.

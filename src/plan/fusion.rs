@@ -19,7 +19,6 @@
 
 use std::collections::BTreeSet;
 
-use super::schedule::computes;
 use crate::graph::{Graph, NodeId};
 
 /// The groups of `graph`'s computing nodes in an execution order, each one's nodes in
@@ -51,7 +50,7 @@ pub(super) fn fuse(graph: &Graph) -> Vec<Vec<NodeId>> {
     }
     let position = positions(graph, &order);
     let mut groups = fusion.execution_order(&position);
-    groups.retain(|nodes| computes(&graph.node(nodes[0]).op));
+    groups.retain(|nodes| graph.node(nodes[0]).op.computes());
     for nodes in &mut groups {
         nodes.sort_by_key(|id| position[id.index()]);
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::ParameterStore;
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Op};
+use crate::graph::{Graph, Leaf, Op};
 use crate::tensor::{Tensor, TensorData};
 
 /// Every key of `inputs` names an input; every input has a value in `inputs` and every
@@ -32,7 +32,7 @@ pub(crate) fn check_values(
     }
     for id in graph.topo_order() {
         let node = graph.node(id);
-        let Some(what) = node.op.bound_kind() else {
+        let Some(what) = node.op.leaf().filter(|l| l.is_bound()).map(Leaf::name) else {
             continue;
         };
         let value = if matches!(node.op, Op::Parameter(_)) {

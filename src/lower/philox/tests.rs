@@ -1,11 +1,15 @@
-//! The emitted Philox4x32-10 and RNG contract v1 (`dropjit::lower::philox`), JIT-compiled on the
-//! native ISA and compared bit for bit with the host definitions in `dropjit::rng`.
+//! The emitted Philox4x32-10 and RNG contract v1 ([`super`]), JIT-compiled on the native ISA
+//! and compared bit for bit with the host definitions in [`crate::rng`]. (Unit tests, since
+//! the emitters take Cranelift's builder and lowering is not public.)
 //!
 //! Each test builds a tiny function around one emitter, runs Cranelift's verifier on it, compiles
 //! it and calls it through one fixed `extern "C"` signature.
 
 use std::time::Instant;
 
+use super::{emit_group_uniforms, emit_philox4x32_10};
+use crate::rng::mask::{GROUP_SIZE, MaskSource, fill_uniforms, group_uniforms};
+use crate::rng::philox4x32_10;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
     AbiParam, InstBuilder, MemFlagsData, Type, UserFuncName, Value, types,
@@ -15,9 +19,6 @@ use cranelift_codegen::verify_function;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
-use dropjit::lower::philox::{emit_group_uniforms, emit_philox4x32_10};
-use dropjit::rng::mask::{GROUP_SIZE, MaskSource, fill_uniforms, group_uniforms};
-use dropjit::rng::philox4x32_10;
 
 /// `(c0, c1, c2, c3, k0, k1, out)`: writes Philox4x32-10 of the counter under the key to `out[0..4]`.
 type PhiloxFn = extern "C" fn(u32, u32, u32, u32, u32, u32, *mut u32);

@@ -14,13 +14,12 @@
 
 use std::collections::BTreeMap;
 
-use super::plan::Home;
 use super::workspace::Workspace;
 use super::{CompiledGraph, ParameterStore, bind};
 use crate::error::{Error, Result};
-use crate::graph::Mode;
-use crate::graph::{DType, Op, Shape};
+use crate::graph::{DType, Leaf, Mode, Op, Shape};
 use crate::jit::Status;
+use crate::plan::memory::Home;
 use crate::rng::Generator;
 use crate::tensor::{Tensor, TensorData};
 
@@ -95,7 +94,7 @@ impl CompiledGraph {
             bind::check_values(&self.source, inputs, params)?;
         }
         if !self.outputs_fit(outputs) {
-            bind::check_outputs(&self.graph, outputs)?;
+            bind::check_outputs(&self.program.graph, outputs)?;
         }
         self.refuse_input_writes()?;
         let addresses = |name: &str| read_only(&inputs[name]);
@@ -107,18 +106,18 @@ impl CompiledGraph {
     /// The inputs a run writes over (in-place dropouts of graph inputs), in topological
     /// order: graphs with any need [`CompiledGraph::run_mut`].
     pub fn overwritten_inputs(&self) -> Vec<&str> {
-        (self.plan.written_inputs.iter())
-            .map(|w| self.graph.node(w.input).name.as_str())
+        (self.program.memory.written_inputs.iter())
+            .map(|w| self.program.graph.node(w.input).name.as_str())
             .collect()
     }
 
     fn refuse_input_writes(&self) -> Result<()> {
-        match self.plan.written_inputs.first() {
+        match self.program.memory.written_inputs.first() {
             None => Ok(()),
             Some(write) => {
-                let dropout = self.graph.node(write.dropout);
+                let dropout = self.program.graph.node(write.dropout);
                 Err(Error::InputOverwritten {
-                    input: self.graph.node(write.input).name.clone(),
+                    input: self.program.graph.node(write.input).name.clone(),
                     node: dropout.name.clone(),
                     op: dropout.op.name(),
                 })
@@ -127,8 +126,13 @@ impl CompiledGraph {
     }
 
     fn fresh_outputs(&self) -> Vec<(String, Tensor)> {
-        (self.graph.outputs().iter())
-            .map(|o| (o.name.clone(), Tensor::zeros(&self.graph.node(o.node).ty)))
+        (self.program.graph.outputs().iter())
+            .map(|o| {
+                (
+                    o.name.clone(),
+                    Tensor::zeros(&self.program.graph.node(o.node).ty),
+                )
+            })
             .collect()
     }
 
@@ -148,7 +152,8 @@ impl CompiledGraph {
         let workspace = lent.get();
         self.fill_table(workspace, inputs, params, outputs);
         let (table, seed) = (&workspace.table, generator.seed());
-        let status = (self.threads).run(&self.jit, &self.phases, table, seed, step);
+        let phases = &self.program.phases;
+        let status = (self.threads).run(&self.jit, phases, table, seed, step);
         if status.code != 0 {
             return Err(self.runtime_error(status));
         }
@@ -167,8 +172,8 @@ impl CompiledGraph {
         let arena_base = workspace.arena.as_mut_ptr().cast::<u8>();
         let table = &mut workspace.table;
         table.clear();
-        for slot in &self.plan.slots {
-            let node = self.graph.node(slot.owner());
+        for slot in &self.program.memory.slots {
+            let node = self.program.graph.node(slot.owner());
             let address = match &slot.home {
                 Home::Input => inputs(node.name.as_str()),
                 Home::Parameter => read_only(
@@ -190,10 +195,10 @@ impl CompiledGraph {
         let mut bound_inputs = 0;
         for id in self.source.node_ids() {
             let node = self.source.node(id);
-            if node.op.bound_kind().is_none() {
+            if !node.op.is_bound() {
                 continue;
             }
-            let value = if matches!(node.op, Op::Parameter(_)) {
+            let value = if node.op.leaf() == Some(Leaf::Parameter) {
                 params.get(&node.name)
             } else {
                 bound_inputs += 1;
@@ -210,10 +215,10 @@ impl CompiledGraph {
     /// True if `outputs` looks like what `run` returns ([`bind::check_outputs`]), checked
     /// without allocating.
     fn outputs_fit(&self, outputs: &[(String, Tensor)]) -> bool {
-        let expected = self.graph.outputs();
+        let expected = self.program.graph.outputs();
         expected.len() == outputs.len()
             && (expected.iter().zip(outputs)).all(|(o, (name, tensor))| {
-                let ty = &self.graph.node(o.node).ty;
+                let ty = &self.program.graph.node(o.node).ty;
                 *name == o.name && fits(tensor, ty.dtype, &ty.shape)
             })
     }
@@ -221,13 +226,15 @@ impl CompiledGraph {
     /// The typed error for a nonzero status.
     fn runtime_error(&self, status: Status) -> Error {
         let index = usize::try_from(status.code - 1).expect("invariant: error codes start at 1");
-        let id = self.error_nodes[index];
-        let node = self.graph.node(id);
+        let id = self.jit.error_node(index);
+        let graph = &self.program.graph;
+        let node = graph.node(id);
         assert!(
-            matches!(node.op, Op::CrossEntropy),
-            "invariant: only cross_entropy fails at run time"
+            node.op.checked_indices().is_some(),
+            "invariant: only ops with checked indices fail at run time"
         );
-        let logits = &self.graph.node(self.graph.operands(id)[0]).ty.shape;
+        // The targets index the classes, the logits' last dimension.
+        let logits = &graph.node(graph.operands(id)[0]).ty.shape;
         Error::TargetOutOfRange {
             node: node.name.clone(),
             target: status.details[1] as i32,
@@ -247,9 +254,9 @@ impl CompiledGraph {
         params: &ParameterStore,
         outputs: &mut [(String, Tensor)],
     ) {
-        for (i, output) in self.graph.outputs().iter().enumerate() {
-            let slot = &self.plan.slots[self.plan.slot_of(output.node)];
-            let name = &self.graph.node(slot.owner()).name;
+        for (i, output) in self.program.graph.outputs().iter().enumerate() {
+            let slot = &self.program.memory.slots[self.program.memory.slot_of(output.node)];
+            let name = &self.program.graph.node(slot.owner()).name;
             match &slot.home {
                 Home::Output(k) if *k == i => {}
                 Home::Output(k) => {
@@ -264,7 +271,7 @@ impl CompiledGraph {
                     copy_data(&mut outputs[i].1, value.data());
                 }
                 Home::Constant => {
-                    let data = constant(&self.graph.node(slot.owner()).op).data();
+                    let data = constant(&self.program.graph.node(slot.owner()).op).data();
                     copy_data(&mut outputs[i].1, data);
                 }
                 Home::Arena { .. } => {

@@ -1,8 +1,15 @@
-//! From a parsed node line to an [`Op`]: the op table and one exhaustive match that reads each
-//! op's attributes, annotation or literal.
+//! The op table of the textual IR: every op's name and attributes, the one place the printer,
+//! the parser and the DOT renderer learn them from.
 //!
-//! The table holds one template per op name, built from the ops' own `ALL` arrays and
-//! [`Op::name`], so the parser accepts exactly the names the printer writes.
+//! - [`op_templates`]: one template per op name, built from the ops' own `ALL` arrays and
+//!   [`Op::name`], so the parser accepts exactly the names the printer writes;
+//! - [`attributes`]: an op's attributes in printing order, each with its printed value or
+//!   `None` where it holds the default (the printer leaves those out, the parser fills them
+//!   in); the keys of a template are the keys the parser accepts for its op;
+//! - [`build_op`]: from a parsed node line to an [`Op`], reading each attribute, annotation or
+//!   literal.
+
+use std::fmt;
 
 use super::attrs::{Attr, Attrs, Lit, parse_bool, parse_float, parse_int};
 use super::lex::{Diag, Pos, Token};
@@ -60,6 +67,53 @@ pub(super) fn op_templates() -> Vec<Op> {
     ops.extend(DropoutKind::ALL.map(|kind| Op::DropoutMask(Dropout::new(kind, 0.0, 0))));
     ops.extend(DropoutKind::ALL.map(|kind| Op::DropoutGrad(Dropout::new(kind, 0.0, 0))));
     ops
+}
+
+/// The attributes of `op` in printing order: `(key, Some(value as printed))`, or `(key, None)`
+/// where the attribute holds its default (the printer leaves it out). A dropout's `p` and
+/// `stream` are always shown; so are a mask's and a gradient's (their stream is required).
+pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, Option<String>)> {
+    // `{}` prints an f64 as the shortest decimal that parses back to it.
+    let dims = |dims: &[usize]| (!dims.is_empty()).then(|| list(dims));
+    let flag = |on: bool| on.then(|| "true".to_string());
+    match op {
+        Op::Dropout(d) => vec![
+            ("p", Some(d.p.to_string())),
+            ("inplace", flag(d.inplace)),
+            ("broadcast_dims", dims(&d.broadcast_dims)),
+            ("stream", Some(d.stream.to_string())),
+        ],
+        // Masks and gradients are never in place (type inference rejects it), so `inplace`
+        // is no key.
+        Op::DropoutMask(d) | Op::DropoutGrad(d) => vec![
+            ("p", Some(d.p.to_string())),
+            ("broadcast_dims", dims(&d.broadcast_dims)),
+            ("stream", Some(d.stream.to_string())),
+        ],
+        Op::Reduce { axes, keepdim, .. } => vec![
+            ("axes", (!axes.is_empty()).then(|| list(axes))),
+            ("keepdim", flag(*keepdim)),
+        ],
+        Op::Softmax { axis } | Op::LogSoftmax { axis } => vec![("axis", Some(axis.to_string()))],
+        Op::Reshape { shape } => vec![("shape", Some(list(shape)))],
+        Op::Expand { shape } => vec![("shape", Some(list(shape)))],
+        Op::Transpose { perm } => vec![("perm", Some(list(perm)))],
+        Op::Input(_)
+        | Op::Parameter(_)
+        | Op::Constant(_)
+        | Op::Unary(_)
+        | Op::Binary(_)
+        | Op::MatMul
+        | Op::Linear { .. }
+        | Op::CrossEntropy
+        | Op::CrossEntropyGrad => Vec::new(),
+    }
+}
+
+/// `[a, b, c]`.
+fn list<T: fmt::Display>(items: &[T]) -> String {
+    let items: Vec<String> = items.iter().map(T::to_string).collect();
+    format!("[{}]", items.join(", "))
 }
 
 /// The op a line describes, with its attributes read and checked for kind (their values are

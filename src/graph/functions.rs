@@ -1,0 +1,146 @@
+//! The functions inside the element-wise and reduction ops ([`super::Op::Unary`],
+//! [`super::Op::Binary`], [`super::Op::Reduce`]): their names in the textual IR and which of
+//! them have vector forms. Their arithmetic is defined once, in [`crate::math`].
+
+/// Element-wise functions of one operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    /// `-x` (flips the sign bit, so `-(+0.0) = -0.0`).
+    Neg,
+    /// `x > 0 ? x : +0.0`, with NaN kept.
+    Relu,
+    /// `scale * (x > 0 ? x : alpha * (exp(x) - 1))` with PyTorch's alpha and scale.
+    Selu,
+    /// `e^x`.
+    Exp,
+    /// The natural logarithm.
+    Log,
+    /// The square root (`sqrt(-0.0) = -0.0`).
+    Sqrt,
+}
+
+/// Element-wise functions of two operands, broadcast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// `torch.maximum`: NaN if either side is NaN.
+    Max,
+    /// `relu_grad(g, x) = x <= 0 ? +0.0 : g` (PyTorch's `threshold_backward`, a select, not
+    /// a multiply): NaN `x` passes `g` through, as relu passes NaN through.
+    ReluGrad,
+    /// `selu_grad(g, x) = x <= 0 ? (g * (ALPHA * SCALE)) * exp(x) : g * SCALE` (PyTorch's
+    /// `elu_backward` with `input_scale = 1`, `ALPHA * SCALE` rounded once to the float type).
+    SeluGrad,
+    /// `a == b ? 1.0 : 0.0` (the tie mask of `amax`'s gradient).
+    Equal,
+    /// `maximum_weight(a, b) = a < b ? 0.0 : (a == b ? 0.5 : 1.0)`: the share of
+    /// `maximum(a, b)`'s gradient that flows to `a` (PyTorch: half to each side of a tie; a
+    /// NaN on either side gives `a` the whole gradient).
+    MaxWeight,
+}
+
+/// Reductions over axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    /// Sum in row-major order of the reduced elements.
+    Sum,
+    /// Sum divided by the number of reduced elements.
+    Mean,
+    /// The largest element; NaN if any is NaN (`torch.amax`).
+    Max,
+}
+
+impl UnaryOp {
+    /// Every unary op, for tests and the parser.
+    pub const ALL: [UnaryOp; 6] = [
+        UnaryOp::Neg,
+        UnaryOp::Relu,
+        UnaryOp::Selu,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+    ];
+
+    /// The op's name in the textual IR.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Relu => "relu",
+            UnaryOp::Selu => "selu",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+        }
+    }
+
+    /// True if the op has an `f32x4` form bit-identical to its scalar one (calls have none).
+    pub fn has_vector_form(self) -> bool {
+        match self {
+            UnaryOp::Neg | UnaryOp::Relu | UnaryOp::Sqrt => true,
+            UnaryOp::Selu | UnaryOp::Exp | UnaryOp::Log => false,
+        }
+    }
+}
+
+impl BinaryOp {
+    /// Every binary op, for tests and the parser.
+    pub const ALL: [BinaryOp; 9] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Max,
+        BinaryOp::ReluGrad,
+        BinaryOp::SeluGrad,
+        BinaryOp::Equal,
+        BinaryOp::MaxWeight,
+    ];
+
+    /// The op's name in the textual IR.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Max => "maximum",
+            BinaryOp::ReluGrad => "relu_grad",
+            BinaryOp::SeluGrad => "selu_grad",
+            BinaryOp::Equal => "equal",
+            BinaryOp::MaxWeight => "maximum_weight",
+        }
+    }
+
+    /// True if the op has an `f32x4` form bit-identical to its scalar one (`selu_grad` calls
+    /// `exp`, so it has none).
+    pub fn has_vector_form(self) -> bool {
+        match self {
+            BinaryOp::Add
+            | BinaryOp::Sub
+            | BinaryOp::Mul
+            | BinaryOp::Div
+            | BinaryOp::Max
+            | BinaryOp::ReluGrad
+            | BinaryOp::Equal
+            | BinaryOp::MaxWeight => true,
+            BinaryOp::SeluGrad => false,
+        }
+    }
+}
+
+impl ReduceOp {
+    /// Every reduction, for tests and the parser.
+    pub const ALL: [ReduceOp; 3] = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max];
+
+    /// The op's name in the textual IR.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Mean => "mean",
+            ReduceOp::Max => "amax",
+        }
+    }
+}
