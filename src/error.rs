@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::graph::{DType, DropoutKind, Shape};
+use crate::types::{DType, Shape};
 
 /// The result type of every fallible dropjit API.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -518,11 +518,15 @@ pub enum TypeError {
     #[error("stream {stream} is reserved for host-side randomness (graph streams are below 2^31)")]
     ReservedStream { stream: u32 },
     /// A channel-wise dropout given an input of a rank it does not take.
-    #[error("{}", dropout_rank_message(*.kind, *.rank, *.fits))]
+    #[error("{kind} expects {accepts}, but got a {rank}-D input; {advice}")]
     DropoutRank {
-        kind: DropoutKind,
+        /// The dropout kind's name (`dropout2d`).
+        kind: &'static str,
+        /// The inputs it takes (`a 3-D (C, H, W) or 4-D (N, C, H, W) input`).
+        accepts: &'static str,
         rank: usize,
-        fits: Option<DropoutKind>,
+        /// Which op fits instead (`use dropout3d`).
+        advice: String,
     },
     /// A dropout mask marked in place: a mask is a value of its own, only its dropout may
     /// write in place.
@@ -541,22 +545,6 @@ pub enum TypeError {
         rank: usize,
         reason: &'static str,
     },
-}
-
-fn dropout_rank_message(kind: DropoutKind, rank: usize, fits: Option<DropoutKind>) -> String {
-    let accepted = match kind {
-        DropoutKind::Dropout1d => "a 2-D (C, L) or 3-D (N, C, L) input",
-        DropoutKind::Dropout2d => "a 3-D (C, H, W) or 4-D (N, C, H, W) input",
-        DropoutKind::Dropout3d => "a 4-D (C, D, H, W) or 5-D (N, C, D, H, W) input",
-        DropoutKind::FeatureAlphaDropout => "an input of rank 2 or more, (N, C, ...)",
-        DropoutKind::Dropout | DropoutKind::AlphaDropout => "an input of any rank",
-    };
-    let advice = match fits {
-        Some(other) => format!("use {other}"),
-        None if kind.is_alpha() => "use alpha_dropout for element-wise masks".to_string(),
-        None => "use dropout for element-wise masks".to_string(),
-    };
-    format!("{kind} expects {accepted}, but got a {rank}-D input; {advice}")
 }
 
 /// A float as Python's `repr` prints it (`0.1`, `1.0`, `1e-08`, `nan`), so messages read as

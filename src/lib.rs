@@ -55,6 +55,7 @@ pub mod runtime;
 pub mod tensor;
 pub mod text;
 pub mod train;
+pub mod types;
 
 pub use compile::{CompileCache, Compiler};
 pub use error::{DataRowError, Error, Result, TypeError};

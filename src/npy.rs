@@ -16,8 +16,8 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::graph::{DType, Shape};
 use crate::tensor::{Tensor, TensorData};
+use crate::types::{DType, Shape};
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// numpy aligns the data to this many bytes.

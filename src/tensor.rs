@@ -5,7 +5,7 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::graph::{DType, Shape, TensorType};
+use crate::types::{DType, Shape, TensorType};
 
 /// The elements of a tensor.
 #[derive(Clone, Debug)]

@@ -15,8 +15,8 @@
 
 use std::fmt;
 
-use super::types::Shape;
 use crate::error::TypeError;
+use crate::types::Shape;
 
 /// The six members of the family. They differ in which dimensions share one draw and in what a
 /// dropped element becomes.
@@ -127,23 +127,38 @@ impl DropoutKind {
     pub fn implied_broadcast_dims(self, rank: usize) -> Result<Vec<usize>, TypeError> {
         if let Some((unbatched, batched)) = self.channel_ranks() {
             if rank != unbatched && rank != batched {
-                return Err(TypeError::DropoutRank {
-                    kind: self,
-                    rank,
-                    fits: DropoutKind::channel_kind_for_rank(rank),
-                });
+                return Err(self.rank_error(rank));
             }
             let channel = if rank == batched { 1 } else { 0 };
             return Ok((channel + 1..rank).collect());
         }
         match self {
-            DropoutKind::FeatureAlphaDropout if rank < 2 => Err(TypeError::DropoutRank {
-                kind: self,
-                rank,
-                fits: None,
-            }),
+            DropoutKind::FeatureAlphaDropout if rank < 2 => Err(self.rank_error(rank)),
             DropoutKind::FeatureAlphaDropout => Ok((2..rank).collect()),
             _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The error for an input of `rank`, naming the inputs the kind takes and the kind that
+    /// fits.
+    fn rank_error(self, rank: usize) -> TypeError {
+        let accepts = match self {
+            DropoutKind::Dropout1d => "a 2-D (C, L) or 3-D (N, C, L) input",
+            DropoutKind::Dropout2d => "a 3-D (C, H, W) or 4-D (N, C, H, W) input",
+            DropoutKind::Dropout3d => "a 4-D (C, D, H, W) or 5-D (N, C, D, H, W) input",
+            DropoutKind::FeatureAlphaDropout => "an input of rank 2 or more, (N, C, ...)",
+            DropoutKind::Dropout | DropoutKind::AlphaDropout => "an input of any rank",
+        };
+        let advice = match DropoutKind::channel_kind_for_rank(rank) {
+            Some(other) => format!("use {other}"),
+            None if self.is_alpha() => "use alpha_dropout for element-wise masks".to_string(),
+            None => "use dropout for element-wise masks".to_string(),
+        };
+        TypeError::DropoutRank {
+            kind: self.name(),
+            accepts,
+            rank,
+            advice,
         }
     }
 

@@ -5,8 +5,8 @@
 
 use super::functions::ReduceOp;
 use super::op::Op;
-use super::types::{DType, Shape, TensorType, normalize_axis};
 use crate::error::TypeError;
+use crate::types::{DType, Shape, TensorType, normalize_axis};
 
 /// The type `op` produces from operands of types `operands`, or why they do not fit.
 pub fn infer_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeError> {

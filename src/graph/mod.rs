@@ -12,7 +12,6 @@ mod mask;
 mod mode;
 pub mod op;
 mod rewrite;
-pub mod types;
 pub mod verify;
 
 use std::collections::{BTreeSet, HashMap};
@@ -22,11 +21,11 @@ use petgraph::Direction;
 use petgraph::stable_graph::{NodeIndex, StableGraph};
 use petgraph::visit::EdgeRef;
 
+pub use crate::types::{DType, Shape, TensorType};
 pub use dropout::{Dropout, DropoutKind};
 pub use functions::{BinaryOp, ReduceOp, UnaryOp};
 pub use mode::Mode;
 pub use op::{Elementwise, Leaf, Op, OpClass};
-pub use types::{DType, Shape, TensorType};
 
 use crate::error::{Error, Result};
 

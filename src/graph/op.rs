@@ -19,8 +19,8 @@ use std::fmt;
 
 use super::dropout::Dropout;
 use super::functions::{BinaryOp, ReduceOp, UnaryOp};
-use super::types::TensorType;
 use crate::tensor::Tensor;
+use crate::types::TensorType;
 
 /// One operation. Operands are the node's incoming edges, in position order.
 #[derive(Clone, Debug, PartialEq)]

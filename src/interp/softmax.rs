@@ -13,8 +13,8 @@
 //! A row of all `-inf` has `m = -inf` and gives NaN, as in PyTorch.
 
 use crate::error::{Error, Result};
-use crate::graph::types::normalize_axis;
 use crate::math::Element;
+use crate::types::normalize_axis;
 
 use super::reduce::{max, sum};
 use super::value::Array;

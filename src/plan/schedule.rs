@@ -42,16 +42,17 @@ impl Kernel {
                 }
             }
         }
-        let mut kernel = Kernel {
+        let form = if graph.node(nodes[0]).op.is_elementwise() {
+            Form::of(graph, &nodes, &inputs)
+        } else {
+            Form::Scalar
+        };
+        Kernel {
             nodes,
             outputs,
             inputs,
-            form: Form::Scalar,
-        };
-        if graph.node(kernel.nodes[0]).op.is_elementwise() {
-            kernel.form = Form::of(graph, &kernel);
+            form,
         }
-        kernel
     }
 }
 

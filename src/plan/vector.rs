@@ -15,7 +15,6 @@
 //! Everything else (calls like `exp`, other broadcasts, narrow channel masks) takes the
 //! scalar loop, where every drawing dropout's keep bytes are drawn in a phase of their own.
 
-use super::schedule::Kernel;
 use crate::graph::{DType, Dropout, Elementwise, Graph, NodeId, Shape};
 
 /// How an element-wise kernel's loop is generated.
@@ -25,9 +24,11 @@ pub enum Form {
     Scalar,
     /// Four lanes at a time over groups of 128 elements.
     Vector {
-        /// How the loop reads each of the kernel's inputs, in [`Kernel::inputs`] order.
+        /// How the loop reads each of the kernel's inputs, in
+        /// [`crate::plan::Kernel::inputs`] order.
         reads: Vec<Read>,
-        /// Per member, in [`Kernel::nodes`] order: where a drawing dropout finds its mask.
+        /// Per member, in [`crate::plan::Kernel::nodes`] order: where a drawing dropout finds
+        /// its mask.
         masks: Vec<Option<MaskForm>>,
     },
 }
@@ -62,10 +63,11 @@ pub enum MaskForm {
 }
 
 impl Form {
-    /// The loop form of `kernel`, an element-wise kernel of `graph` whose inputs are known.
-    pub(crate) fn of(graph: &Graph, kernel: &Kernel) -> Form {
-        let shape = &graph.node(kernel.nodes[0]).ty.shape;
-        let reads: Option<Vec<Read>> = (kernel.inputs.iter())
+    /// The loop form of an element-wise kernel of `graph` computing `nodes` (in order) and
+    /// reading `inputs` from memory.
+    pub(crate) fn of(graph: &Graph, nodes: &[NodeId], inputs: &[NodeId]) -> Form {
+        let shape = &graph.node(nodes[0]).ty.shape;
+        let reads: Option<Vec<Read>> = (inputs.iter())
             .map(|&id| {
                 let ty = &graph.node(id).ty;
                 (ty.dtype == DType::F32)
@@ -73,16 +75,15 @@ impl Form {
                     .flatten()
             })
             .collect();
-        let masks: Option<Vec<Option<MaskForm>>> = (kernel.nodes.iter())
-            .map(|&id| member_mask(graph, id))
-            .collect();
+        let masks: Option<Vec<Option<MaskForm>>> =
+            (nodes.iter()).map(|&id| member_mask(graph, id)).collect();
         match (reads, masks) {
             (Some(reads), Some(masks)) => Form::Vector { reads, masks },
             _ => Form::Scalar,
         }
     }
 
-    /// True if the member `index` of the kernel (in [`Kernel::nodes`] order) makes its mask in
+    /// True if the member `index` of the kernel (in [`crate::plan::Kernel::nodes`] order) makes its mask in
     /// the vector loop: it needs no keep bytes and no draw phase.
     pub(crate) fn draws_in_loop(&self, index: usize) -> bool {
         match self {

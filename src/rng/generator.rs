@@ -3,9 +3,9 @@
 
 use super::host::{PhiloxStream, int_range};
 use crate::error::{Error, Result};
-use crate::graph::Shape;
 use crate::graph::dropout::FIRST_HOST_STREAM;
 use crate::tensor::Tensor;
+use crate::types::Shape;
 
 /// A seed and a step counter, passed explicitly to every execution. Train-mode executions
 /// draw their masks at the current step and advance it by one; eval-mode ones do not.

@@ -2,12 +2,10 @@
 //!
 //! The parser reads `{key = value, ...}` into an [`Attrs`] without knowing the op; the op's
 //! builder then takes each key it understands with a typed getter. Unknown and duplicate keys
-//! are rejected up front, against the op's keys in the op table ([`super::ops::attributes`]),
-//! which is also the order the printer writes them in.
+//! are rejected up front, against the op's keys in the op table (`super::ops`), which is also
+//! the order the printer writes them in.
 
 use super::lex::{Diag, Pos, Tok, Token};
-use super::ops::attributes;
-use crate::graph::Op;
 
 /// A literal value: one token (`0.5`, `true`, `nan`) or a bracketed list of tokens.
 #[derive(Clone, Debug)]
@@ -51,10 +49,15 @@ pub(super) struct Attrs {
 }
 
 impl Attrs {
-    /// Checks `items` against the keys of `op` (unknown and duplicate keys are errors).
-    /// `head` is the op name's position, where a missing key is reported.
-    pub fn new(op: &Op, node: &str, head: Pos, items: Vec<Attr>) -> Result<Attrs, Diag> {
-        let keys: Vec<&str> = attributes(op).into_iter().map(|(key, _)| key).collect();
+    /// Checks `items` against `keys`, the keys of the op called `op` (unknown and duplicate
+    /// keys are errors). `head` is the op name's position, where a missing key is reported.
+    pub fn new(
+        op: &'static str,
+        keys: &[&str],
+        node: &str,
+        head: Pos,
+        items: Vec<Attr>,
+    ) -> Result<Attrs, Diag> {
         for (i, attr) in items.iter().enumerate() {
             if !keys.contains(&attr.key.as_str()) {
                 let takes = if keys.is_empty() {
@@ -62,7 +65,7 @@ impl Attrs {
                 } else {
                     format!("it takes {}", keys.join(", "))
                 };
-                let message = format!("{} has no attribute '{}'; {takes}", op.name(), attr.key);
+                let message = format!("{op} has no attribute '{}'; {takes}", attr.key);
                 return Err(Diag::new(attr.key_pos, message));
             }
             if items[..i].iter().any(|earlier| earlier.key == attr.key) {
@@ -71,7 +74,7 @@ impl Attrs {
             }
         }
         Ok(Attrs {
-            op: op.name(),
+            op,
             node: node.to_string(),
             head,
             items,

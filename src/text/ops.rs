@@ -118,7 +118,13 @@ fn list<T: fmt::Display>(items: &[T]) -> String {
 
 /// The op a line describes, with its attributes read and checked for kind (their values are
 /// checked by type inference when the node is added).
-pub(super) fn build_op(line: &NodeLine, attrs: &Attrs) -> Result<Op, Diag> {
+pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
+    let template = &line.template;
+    let keys: Vec<&str> = attributes(template)
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    let attrs = Attrs::new(template.name(), &keys, &line.name, line.op_pos, items)?;
     let op = match &line.template {
         Op::Input(_) => Op::Input(annotation(line)?),
         Op::Parameter(_) => Op::Parameter(annotation(line)?),

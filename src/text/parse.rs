@@ -9,7 +9,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::attrs::Attrs;
 use super::cursor::{Cursor, fits_in_memory, is_line_end};
 use super::lex::{Diag, Pos, Tok};
 use super::ops::{NodeLine, build_op, op_templates};
@@ -288,8 +287,7 @@ impl Parser {
             return Err(Diag::new(line.name_pos, message).into());
         }
         let items = std::mem::take(&mut line.attrs);
-        let attrs = Attrs::new(&line.template, &line.name, line.op_pos, items)?;
-        let op = build_op(&line, &attrs)?;
+        let op = build_op(&line, items)?;
         let mut ids = Vec::new();
         let mut quiet = false;
         for (operand, pos) in &line.operands {

@@ -1,4 +1,5 @@
-//! Element types, shapes and tensor types: what every node of a graph produces.
+//! Element types, shapes and tensor types: what every node of a graph produces and every
+//! host tensor holds. The ground floor of the crate: it imports nothing from it.
 //!
 //! Shapes are static: every dimension is known when the graph is built. A zero-sized
 //! dimension is allowed (an empty batch), as in PyTorch.
