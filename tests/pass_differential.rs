@@ -86,7 +86,7 @@ fn random_graphs_compute_the_same_after_the_passes() {
     let mut train = Changes::default();
     let mut eval = Changes::default();
     for seed in 0..100 {
-        let graph = common::random_graph(seed);
+        let graph = common::without_conflicts(&common::random_graph(seed));
         train.add(check(&graph, Mode::Train, seed));
         eval.add(check(&graph, Mode::Eval, seed));
     }

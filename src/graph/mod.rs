@@ -8,6 +8,7 @@
 pub mod dropout;
 mod functions;
 pub mod infer;
+mod inplace;
 mod mask;
 mod mode;
 pub mod op;

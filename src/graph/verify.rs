@@ -20,14 +20,19 @@
 //!    dropout's stream (that is the point: the same draw) and need not have the dropout in
 //!    the graph (dead-code elimination removes a forward dropout nothing reads; the mask is
 //!    a function of seed, stream, step and these attributes alone).
+//! 9. No node reads a buffer that an in-place op overwrites, besides that op ([`super::inplace`]:
+//!    the operand it overwrites, views of it and earlier in-place results written over it);
+//!    one error per buffer.
 //!
 //! [`Graph`]'s API keeps 1, 3, 4 and 6's uniqueness by construction; passes that rewrite ops
 //! through [`Graph::op_mut`] can break 2, 5 and 7, which is why tests verify after every pass.
+//! Invariant 9 is a property of the program rather than of its form, checked here so that
+//! `check`, the interpreter and the compiler accept exactly the same programs.
 
 use std::collections::{BTreeMap, HashSet};
 
 use super::infer::infer_type;
-use super::{Dropout, Graph, NodeId, Op};
+use super::{Dropout, Graph, NodeId, Op, inplace};
 use crate::error::{Error, Result};
 
 /// Checks every invariant of `graph`; all failures come back together in one error.
@@ -108,6 +113,15 @@ pub fn verify(graph: &Graph) -> Result<()> {
     }
     if graph.outputs().is_empty() {
         errors.push(invalid(graph, "the graph has no outputs".to_string()));
+    }
+    for conflict in inplace::conflicts(graph) {
+        let node = graph.node(conflict.node);
+        errors.push(Error::InplaceConflict {
+            node: node.name.clone(),
+            op: node.op.name(),
+            input: graph.node(conflict.input).name.clone(),
+            reader: graph.node(conflict.reader).name.clone(),
+        });
     }
     match Error::from_list(errors) {
         None => Ok(()),

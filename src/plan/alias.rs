@@ -1,19 +1,14 @@
 //! Which values share one buffer: a reshape is a view of its operand's buffer, and an
-//! in-place dropout (`inplace = true`) writes its result over its input's buffer when that is
-//! safe. Values that share a buffer form a *group*; the memory plan gives each group one
-//! buffer.
+//! in-place dropout (`inplace = true`) writes its result over its input's buffer when it may.
+//! Values that share a buffer form a *group*; the memory plan gives each group one buffer.
 //!
-//! An in-place dropout `d` of input `h` takes `h`'s buffer when:
-//! 1. no other node reads `h`'s buffer (through `h`, a view of it, or an earlier in-place
-//!    result in it; the earlier in-place dropouts of a chain themselves excepted). Otherwise
-//!    compilation fails with [`Error::InplaceConflict`] naming `d` and that reader: the program
-//!    asks to destroy a value something else needs. The rule does not depend on the schedule
-//!    (fusion may run a reader that comes first in the program after `d`'s kernel), so whether
-//!    a graph compiles never depends on how it is fused.
-//! 2. both values are materialized (a value kept in registers has no buffer to share), and no
-//!    value in the buffer is a graph output, a parameter or a constant. Those outlive the run
-//!    (the caller reads outputs afterwards; parameters and constants serve every run), so they
-//!    are never overwritten: `d` then gets a buffer of its own, exactly as without `inplace`.
+//! No other node reads the buffer an in-place dropout overwrites: the verifier's invariant 9
+//! ([`crate::graph::verify`]) guarantees it for every graph that gets here. An in-place
+//! dropout `d` of input `h` then takes `h`'s buffer when both values are materialized (a value
+//! kept in registers has no buffer to share) and no value in the buffer is a graph output, a
+//! parameter or a constant. Those outlive the run (the caller reads outputs afterwards;
+//! parameters and constants serve every run), so they are never overwritten: `d` then gets a
+//! buffer of its own, exactly as without `inplace`.
 //!
 //! Overwriting is safe for our loops: every dropout kind reads element `i` of its input and
 //! then writes element `i` of its result, never an element it has yet to read. The channel-wise
@@ -21,7 +16,6 @@
 //! depend on the input's buffer either.
 
 use super::schedule::Schedule;
-use crate::error::{Error, Result};
 use crate::graph::{Graph, Leaf, NodeId, OpClass};
 
 /// The schedule, indexed by node.
@@ -105,22 +99,9 @@ impl Groups {
     }
 }
 
-/// The computing nodes that read `id`'s value, directly or through views of it.
-fn value_readers(graph: &Graph, id: NodeId) -> Vec<NodeId> {
-    let mut readers = Vec::new();
-    for user in graph.users(id) {
-        if graph.node(user).op.class() == OpClass::View {
-            readers.extend(value_readers(graph, user));
-        } else {
-            readers.push(user);
-        }
-    }
-    readers
-}
-
 /// Forms the groups of `graph` under `schedule`: views first, then every in-place dropout in
-/// execution order. Fails with [`Error::InplaceConflict`] (see the module docs).
-pub(crate) fn group(graph: &Graph, index: &ScheduleIndex) -> Result<Groups> {
+/// execution order.
+pub(crate) fn group(graph: &Graph, index: &ScheduleIndex) -> Groups {
     let order = graph.topo_order();
     let len = index.kernel.len();
     let mut rank = vec![0; len];
@@ -155,11 +136,11 @@ pub(crate) fn group(graph: &Graph, index: &ScheduleIndex) -> Result<Groups> {
         .collect();
     inplace.sort_by_key(|&id| index.position(id));
     for dropout in inplace {
-        if let Some(g) = check_inplace(graph, &rank, &groups, dropout)? {
+        if let Some(g) = shared_group(graph, &groups, dropout) {
             groups.merge(&rank, dropout, g);
         }
     }
-    Ok(groups)
+    groups
 }
 
 impl Groups {
@@ -184,40 +165,18 @@ impl Groups {
     }
 }
 
-/// Rule 1 of the module docs for `dropout` (an error), then rule 2: the group whose buffer it
-/// may take, if any.
-fn check_inplace(
-    graph: &Graph,
-    rank: &[usize],
-    groups: &Groups,
-    dropout: NodeId,
-) -> Result<Option<usize>> {
+/// The group whose buffer `dropout` takes, if it may (see the module docs).
+fn shared_group(graph: &Graph, groups: &Groups, dropout: NodeId) -> Option<usize> {
     let overwritten = (graph.node(dropout).op.reads_in_place())
-        .expect("invariant: only ops that ask to run in place are checked");
+        .expect("invariant: only ops that ask to run in place share a buffer");
     let input = graph.operands(dropout)[overwritten];
-    // The buffer the dropout would overwrite: the input's group, or for a value in registers
-    // the input and its views alone.
-    let readers = match groups.of(input) {
-        Some(g) => groups.readers(graph, g),
-        None => value_readers(graph, input),
-    };
-    let chain = |r: &NodeId| *r == dropout || groups.shared.contains(r);
-    if let Some(&other) = (readers.iter().filter(|r| !chain(r))).min_by_key(|r| rank[r.index()]) {
-        let node = graph.node(dropout);
-        return Err(Error::InplaceConflict {
-            node: node.name.clone(),
-            op: node.op.name(),
-            input: graph.node(input).name.clone(),
-            reader: graph.node(other).name.clone(),
-        });
-    }
     let (Some(g), Some(_)) = (groups.of(input), groups.of(dropout)) else {
-        return Ok(None);
+        return None;
     };
     let outlives_run = groups.members(g).iter().any(|&id| {
         let leaf = graph.node(id).op.leaf();
         matches!(leaf, Some(Leaf::Parameter | Leaf::Constant))
             || graph.outputs().iter().any(|o| o.node == id)
     });
-    Ok((!outlives_run).then_some(g))
+    (!outlives_run).then_some(g)
 }

@@ -161,7 +161,7 @@ impl MemoryPlan {
 /// [`crate::Error::InplaceConflict`] for an in-place dropout whose input is read after it.
 pub(crate) fn plan(graph: &Graph, schedule: &Schedule) -> Result<MemoryPlan> {
     let index = ScheduleIndex::new(graph, schedule);
-    let groups = alias::group(graph, &index)?;
+    let groups = alias::group(graph, &index);
     let mut slots: Vec<Slot> = Vec::new();
     let mut buffers = BufferMap::default();
     let mut slot_of_group: BTreeMap<usize, usize> = BTreeMap::new();

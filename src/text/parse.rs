@@ -333,7 +333,9 @@ impl Parser {
                 Error::Type { node, .. }
                 | Error::DuplicateStream { node, .. }
                 | Error::OrphanMask { node, .. }
-                | Error::MaskMismatch { node, .. } => {
+                | Error::MaskMismatch { node, .. }
+                | Error::GradMismatch { node, .. }
+                | Error::InplaceConflict { node, .. } => {
                     self.defined_at.get(node).copied().unwrap_or(closing)
                 }
                 // A graph-level complaint about a graph that lost lines to errors is noise.

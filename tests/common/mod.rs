@@ -418,6 +418,37 @@ impl Builder {
 /// A copy of `graph` with every dropout out of place (`inplace = false`): for tests that
 /// compare values, which in-place dropouts do not change, on graphs whose in-place requests
 /// may conflict with later readers (a compile error for the JIT).
+/// A copy of `graph` in which every in-place request the verifier rejects (invariant 9) is
+/// taken back and every other one kept: a valid program that still runs in place where it
+/// may.
+pub fn without_conflicts(graph: &Graph) -> Graph {
+    let mut graph = graph.clone();
+    while let Err(error) = dropjit::graph::verify::verify(&graph) {
+        let mut changed = false;
+        for error in error.flatten() {
+            if let dropjit::Error::InplaceConflict { node, .. } = error {
+                let id = graph
+                    .lookup(node)
+                    .expect("the verifier names a node of the graph");
+                if let Op::Dropout(dropout) = graph.op_mut(id) {
+                    changed |= std::mem::replace(&mut dropout.inplace, false);
+                }
+            }
+        }
+        assert!(
+            changed,
+            "only in-place conflicts make a random graph invalid: {error}"
+        );
+    }
+    graph
+}
+
+/// True if `error` reports in-place conflicts only (verifier invariant 9, one per buffer):
+/// the program's own request, which [`without_inplace`] takes back.
+pub fn is_inplace_conflict(error: &dropjit::Error) -> bool {
+    (error.flatten().iter()).all(|e| matches!(e, dropjit::Error::InplaceConflict { .. }))
+}
+
 pub fn without_inplace(graph: &Graph) -> Graph {
     let mut graph = graph.clone();
     let ids: Vec<NodeId> = graph.node_ids().collect();

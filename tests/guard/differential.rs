@@ -14,8 +14,8 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use dropjit::{
-    CompiledGraph, Compiler, Error, Gemm, Generator, Graph, Mode, Op, ParameterStore, Tensor,
-    TensorData, init, interp, text,
+    CompiledGraph, Compiler, Gemm, Generator, Graph, Mode, Op, ParameterStore, Tensor, TensorData,
+    init, interp, text,
 };
 
 use super::alloc::{is_guarded, unguarded_count};
@@ -190,7 +190,7 @@ fn compile(graph: &Graph, mode: Mode, setup: Setup) -> Result<(Graph, CompiledGr
     };
     match compiler.compile(&graph) {
         Ok(compiled) => Ok((graph, compiled)),
-        Err(Error::InplaceConflict { .. }) => {
+        Err(e) if common::is_inplace_conflict(&e) => {
             let graph = common::without_inplace(&graph);
             let compiled = compiler
                 .compile(&graph)
