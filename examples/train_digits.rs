@@ -6,7 +6,8 @@
 
 use dropjit::Generator;
 use dropjit::data::{self, Batches, CLASSES, FEATURES, Split, epoch_stream};
-use dropjit::experiment::{SimpleNet, metrics};
+use dropjit::experiment::metrics;
+use dropjit::models::SimpleNet;
 use dropjit::nn;
 use dropjit::optim;
 use dropjit::train::Loss;

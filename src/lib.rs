@@ -26,7 +26,8 @@
 //!    [`checkpoint`] saves and resumes a run as safetensors.
 //!
 //! On top, the main job (`cargo run --release`): [`data`] embeds the digits data set (split
-//! and batches from the seed), [`experiment`] trains SimpleNet on it with and without dropout
+//! and batches from the seed), [`experiment`] trains SimpleNet ([`models`], the one definition
+//! the demo, the examples, the benches and the tests share) on it with and without dropout
 //! from the same weights, and [`plot`] draws the learning curves as SVG.
 //!
 //! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
@@ -44,6 +45,7 @@ pub mod interp;
 pub mod jit;
 pub mod lower;
 pub mod math;
+pub mod models;
 pub mod nn;
 pub mod npy;
 pub mod optim;

@@ -30,14 +30,12 @@
 //!   [`crate::data`]); only the dropout masks differ.
 
 mod metrics;
-mod model;
 mod report;
 mod train;
 
 use std::path::PathBuf;
 
 pub use metrics::{Metrics, metrics};
-pub use model::SimpleNet;
 pub use report::{EpochStats, Report, RunResult, seed_table};
 pub use train::{Progress, run};
 

@@ -3,12 +3,12 @@
 use std::time::Instant;
 
 use super::metrics::metrics;
-use super::model::SimpleNet;
 use super::report::{EpochStats, Report, RunResult};
 use super::{Config, OptimizerKind};
 use crate::compile::Compiler;
 use crate::data::{self, Batches, CLASSES, FEATURES, Split, epoch_stream};
 use crate::error::{Error, Result};
+use crate::models::SimpleNet;
 use crate::nn::Traced;
 use crate::optim::{self, Optimizer};
 use crate::rng::Generator;
