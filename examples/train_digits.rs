@@ -6,11 +6,10 @@
 
 use dropjit::Generator;
 use dropjit::data::{self, Batches, CLASSES, FEATURES, Split, epoch_stream};
-use dropjit::experiment::metrics;
 use dropjit::models::SimpleNet;
 use dropjit::nn;
 use dropjit::optim;
-use dropjit::train::Loss;
+use dropjit::train::{Loss, metrics};
 
 fn main() -> dropjit::Result<()> {
     let seed = 0;

@@ -23,7 +23,8 @@
 //! 8. [`optim`] adds `torch.optim`'s updates (SGD, Adam, AdamW) to a graph, and [`train`]
 //!    builds one training step from a traced forward: loss, gradients and update in one
 //!    compiled graph that updates the parameter store in place (`Traced::train_step`);
-//!    [`checkpoint`] saves and resumes a run as safetensors.
+//!    [`train::metrics`] scores logits against labels on the host; [`checkpoint`] saves and
+//!    resumes a run as safetensors.
 //!
 //! On top, the main job (`cargo run --release`): [`data`] embeds the digits data set (split
 //! and batches from the seed), [`experiment`] trains SimpleNet ([`models`], the one definition

@@ -331,7 +331,7 @@ impl Bar {
         self.drawn_permille = permille;
         let filled = permille * 30 / 1000;
         let epoch = self.last_epoch.map_or(String::new(), |e| {
-            let acc = |m: dropjit::experiment::Metrics| 100.0 * m.accuracy;
+            let acc = |m: dropjit::train::Metrics| 100.0 * m.accuracy;
             let (train, test) = (acc(e.train), acc(e.test));
             format!(
                 "  epoch {}: train acc {train:.1}% test acc {test:.1}%",

@@ -29,13 +29,11 @@
 //!   (the split and each epoch's shuffle are pure functions of the seed, see
 //!   [`crate::data`]); only the dropout masks differ.
 
-mod metrics;
 mod report;
 mod train;
 
 use std::path::PathBuf;
 
-pub use metrics::{Metrics, metrics};
 pub use report::{EpochStats, Report, RunResult, seed_table};
 pub use train::{Progress, run};
 

@@ -5,8 +5,8 @@
 use std::fmt::Write;
 
 use super::Config;
-use super::metrics::Metrics;
 use crate::plot::{self, Chart, Series};
+use crate::train::Metrics;
 
 /// One epoch of one run: the mean training loss of its steps (train mode, masks drawn) and the
 /// eval-mode metrics of both whole splits after it.

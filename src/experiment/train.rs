@@ -2,7 +2,6 @@
 
 use std::time::Instant;
 
-use super::metrics::metrics;
 use super::report::{EpochStats, Report, RunResult};
 use super::{Config, OptimizerKind};
 use crate::compile::Compiler;
@@ -13,7 +12,7 @@ use crate::nn::Traced;
 use crate::optim::{self, Optimizer};
 use crate::rng::Generator;
 use crate::tensor::Tensor;
-use crate::train::Loss;
+use crate::train::{Loss, metrics};
 
 /// What [`run`] reports while it works, in order: a `Run` before each run's first step, a
 /// `Step` after every training step and an `Epoch` after every evaluation.
