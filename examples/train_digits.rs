@@ -1,6 +1,7 @@
 //! A training loop written by hand, the way a PyTorch user would: SimpleNet on the embedded
 //! digits, SGD with momentum, train mode for steps and eval mode to measure. `dropjit train`
-//! runs the same thing through `dropjit::experiment` with flags, tables and a plot.
+//! runs the same thing with flags, tables and a plot (the command line's experiment runner,
+//! `src/cli/experiment/`).
 //!
 //! `cargo run --release --example train_digits`
 

@@ -1,7 +1,7 @@
 //! dropjit: a graph compiler for `torch.nn.Dropout` and its family.
 //!
 //! The pipeline, one module per stage:
-//! 1. Build a [`Graph`] with its API or parse the textual IR ([`text::parse`]).
+//! 1. Build a [`Graph`] with its API or parse the textual IR ([`text::parse()`]).
 //! 2. Types are inferred as nodes are added ([`graph::infer`]); [`graph::verify`] checks the whole.
 //! 3. The reference interpreter ([`interp`]) runs a graph in train or eval mode: the living
 //!    definition of every op, including every dropout variant's masks under the RNG contract
@@ -26,10 +26,12 @@
 //!    [`train::metrics`] scores logits against labels on the host; [`checkpoint`] saves and
 //!    resumes a run as safetensors.
 //!
-//! On top, the main job (`cargo run --release`): [`data`] embeds the digits data set (split
-//! and batches from the seed), [`experiment`] trains SimpleNet ([`models`], the one definition
-//! the demo, the examples, the benches and the tests share) on it with and without dropout
-//! from the same weights, and [`plot`] draws the learning curves as SVG.
+//! Beside them: [`data`] embeds the digits data set (split and batches from the seed),
+//! [`models`] holds the models the demos, examples, benches and tests share (SimpleNet), and
+//! [`npy`] reads and writes `.npy` files. The main job (`cargo run --release`, which trains
+//! SimpleNet on the digits with and without dropout from the same weights), its tables, SVG
+//! plot and progress bar belong to the command line (`src/main.rs`, `src/cli/`), not to the
+//! library.
 //!
 //! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
 //! prints on its own.
@@ -39,7 +41,6 @@ pub mod checkpoint;
 pub mod compile;
 pub mod data;
 pub mod error;
-pub mod experiment;
 pub mod graph;
 pub mod init;
 pub mod interp;
@@ -51,7 +52,6 @@ pub mod nn;
 pub mod npy;
 pub mod optim;
 pub mod passes;
-pub mod plot;
 pub mod rng;
 pub mod tensor;
 pub mod text;

@@ -2,17 +2,15 @@
 
 use std::time::Instant;
 
+use dropjit::data::{self, Batches, CLASSES, FEATURES, Split, epoch_stream};
+use dropjit::models::SimpleNet;
+use dropjit::nn::Traced;
+use dropjit::optim::{self, Optimizer};
+use dropjit::train::{Loss, metrics};
+use dropjit::{Compiler, Error, Generator, Result, Tensor};
+
 use super::report::{EpochStats, Report, RunResult};
 use super::{Config, OptimizerKind};
-use crate::compile::Compiler;
-use crate::data::{self, Batches, CLASSES, FEATURES, Split, epoch_stream};
-use crate::error::{Error, Result};
-use crate::models::SimpleNet;
-use crate::nn::Traced;
-use crate::optim::{self, Optimizer};
-use crate::rng::Generator;
-use crate::tensor::Tensor;
-use crate::train::{Loss, metrics};
 
 /// What [`run`] reports while it works, in order: a `Run` before each run's first step, a
 /// `Step` after every training step and an `Epoch` after every evaluation.
