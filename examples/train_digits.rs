@@ -12,7 +12,7 @@ use dropjit::nn;
 use dropjit::optim;
 use dropjit::train::{Loss, metrics};
 
-fn main() -> dropjit::Result<()> {
+fn main() -> anyhow::Result<()> {
     let seed = 0;
     let mut generator = Generator::new(seed);
     let digits = data::digits()?;

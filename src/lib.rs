@@ -26,12 +26,12 @@
 //!    [`train::metrics`] scores logits against labels on the host; [`checkpoint`] saves and
 //!    resumes a run as safetensors.
 //!
-//! Beside them: [`data`] embeds the digits data set (split and batches from the seed),
-//! [`models`] holds the models the demos, examples, benches and tests share (SimpleNet), and
-//! [`npy`] reads and writes `.npy` files. The main job (`cargo run --release`, which trains
-//! SimpleNet on the digits with and without dropout from the same weights), its tables, SVG
-//! plot and progress bar belong to the command line (`src/main.rs`, `src/cli/`), not to the
-//! library.
+//! Beside them: [`data`] embeds the digits data set (split and batches from the seed; its
+//! failures are a [`data::DataError`] of their own), [`models`] holds the models the demos,
+//! examples, benches and tests share (SimpleNet), and [`npy`] reads and writes `.npy` files.
+//! The main job (`cargo run --release`, which trains SimpleNet on the digits with and without
+//! dropout from the same weights), its tables, SVG plot and progress bar belong to the
+//! command line (`src/main.rs`, `src/cli/`), not to the library.
 //!
 //! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
 //! prints on its own.
@@ -58,7 +58,7 @@ pub mod text;
 pub mod train;
 
 pub use compile::{CompileCache, CompiledGraph, Compiler, ParameterStore};
-pub use error::{DataRowError, Error, Result, TypeError};
+pub use error::{Error, Result, TypeError};
 pub use graph::{DType, Dropout, DropoutKind, Graph, Mode, NodeId, Op, Shape, TensorType};
 
 pub use lower::Gemm;

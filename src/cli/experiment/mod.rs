@@ -128,3 +128,14 @@ impl Config {
         dir.join(format!("p{p}.safetensors"))
     }
 }
+
+/// An experiment setting outside its range (the data, the optimizers and the compiler check
+/// the rest, with their own errors).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("invalid {what}: {value}")]
+pub struct ConfigError {
+    /// The setting and its range, `epochs (at least 1)`.
+    pub what: &'static str,
+    /// The value given.
+    pub value: String,
+}
