@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use dropjit::experiment::SimpleNet;
+use dropjit::models::SimpleNet;
 use dropjit::nn::Traced;
 use dropjit::optim::Sgd;
 use dropjit::train::Loss;
@@ -19,7 +19,7 @@ use dropjit::{Compiler, Generator, Tensor};
 /// SimpleNet from seed 0, traced and compiled for `threads`, with a batch of inputs and targets.
 fn setup(batch: usize, threads: usize) -> (Traced<SimpleNet>, Generator, Tensor, Tensor) {
     let mut generator = Generator::new(0);
-    let net = SimpleNet::new(784, [256, 128], 10, 0.5, &mut generator).expect("p = 0.5 is valid");
+    let net = SimpleNet::mnist(&mut generator);
     let model = Traced::with_compiler(net, Compiler::new().threads(threads));
     let x = generator.normal([batch, 784], 0.0, 1.0);
     let y = generator

@@ -1,53 +1,14 @@
 //! Every example of the seed page (`torch.nn.Dropout`), nearly verbatim in Rust, printing what
 //! the page promises: about half the elements zeroed in train mode, the identity in eval mode,
 //! SimpleNet built and run (eagerly and traced into one compiled graph), light (0.2) and heavy
-//! (0.7) dropout, and three different masks from three calls.
+//! (0.7) dropout, and three different masks from three calls. The page's SimpleNet ("dropout
+//! in deep network to prevent overfitting") is the library's [`dropjit::models::SimpleNet`].
 //!
 //! Run with `cargo run --release --example seed_examples`.
 
-use dropjit::nn::{self, Module, Var, child, relu};
+use dropjit::models::SimpleNet;
+use dropjit::nn::{self, Module};
 use dropjit::{Generator, Mode, Tensor};
-
-// Dropout in deep network to prevent overfitting
-struct SimpleNet {
-    fc1: nn::Linear,
-    dropout1: nn::Dropout,
-    fc2: nn::Linear,
-    dropout2: nn::Dropout,
-    fc3: nn::Linear,
-}
-
-impl SimpleNet {
-    fn new(generator: &mut Generator) -> dropjit::Result<SimpleNet> {
-        Ok(SimpleNet {
-            fc1: nn::Linear::new(784, 256, generator),
-            dropout1: nn::Dropout::new(0.5)?,
-            fc2: nn::Linear::new(256, 128, generator),
-            dropout2: nn::Dropout::new(0.5)?,
-            fc3: nn::Linear::new(128, 10, generator),
-        })
-    }
-}
-
-impl Module for SimpleNet {
-    fn forward(&self, x: &Var) -> dropjit::Result<Var> {
-        let x = relu(&self.fc1.forward(x)?)?;
-        let x = self.dropout1.forward(&x)?; // Prevent co-adaptation in first layer
-        let x = relu(&self.fc2.forward(&x)?)?;
-        let x = self.dropout2.forward(&x)?; // Prevent co-adaptation in second layer
-        self.fc3.forward(&x)
-    }
-
-    fn children(&self) -> Vec<(String, &dyn Module)> {
-        vec![
-            child("fc1", &self.fc1),
-            child("dropout1", &self.dropout1),
-            child("fc2", &self.fc2),
-            child("dropout2", &self.dropout2),
-            child("fc3", &self.fc3),
-        ]
-    }
-}
 
 fn main() -> anyhow::Result<()> {
     dropjit::manual_seed(0);
@@ -82,7 +43,7 @@ fn basic() -> anyhow::Result<()> {
 /// SimpleNet built, run eagerly and traced into one compiled graph.
 fn simple_net() -> anyhow::Result<()> {
     println!("\n== Dropout in a deep network (SimpleNet)");
-    let model = SimpleNet::new(&mut Generator::new(0))?;
+    let model = SimpleNet::mnist(&mut Generator::new(0));
     println!("{}", model.display());
     let x = dropjit::randn([32, 784]);
     let logits = model.forward(&x)?; // eager: one compiled kernel per layer call

@@ -1,17 +1,18 @@
 //! A training loop written by hand, the way a PyTorch user would: SimpleNet on the embedded
 //! digits, SGD with momentum, train mode for steps and eval mode to measure. `dropjit train`
-//! runs the same thing through `dropjit::experiment` with flags, tables and a plot.
+//! runs the same thing with flags, tables and a plot (the command line's experiment runner,
+//! `src/cli/experiment/`).
 //!
 //! `cargo run --release --example train_digits`
 
 use dropjit::Generator;
 use dropjit::data::{self, Batches, CLASSES, FEATURES, Split, epoch_stream};
-use dropjit::experiment::{SimpleNet, metrics};
+use dropjit::models::SimpleNet;
 use dropjit::nn;
 use dropjit::optim;
-use dropjit::train::Loss;
+use dropjit::train::{Loss, metrics};
 
-fn main() -> dropjit::Result<()> {
+fn main() -> anyhow::Result<()> {
     let seed = 0;
     let mut generator = Generator::new(seed);
     let digits = data::digits()?;

@@ -307,39 +307,6 @@ pub enum Error {
         /// The node's name.
         node: String,
     },
-    /// A line of the digits CSV that is not 64 pixels in `0..=16` and a label in `0..=9`.
-    #[error("digits data, line {line}: {detail}")]
-    DataRow {
-        /// The 1-based line number.
-        line: usize,
-        /// What is wrong with it.
-        detail: DataRowError,
-    },
-    /// A gzip stream that could not be decompressed to text.
-    #[error("cannot decompress the data: {message}")]
-    Decompress {
-        /// The decoder's complaint.
-        message: String,
-    },
-    /// A training split that leaves no training or no test sample.
-    #[error("a training split of {train} samples needs 0 < {train} < {total} (the data's size)")]
-    SplitSize {
-        /// The training samples asked for.
-        train: usize,
-        /// The samples there are.
-        total: usize,
-    },
-    /// An experiment configuration value out of its range.
-    #[error("invalid {what}: {value}")]
-    Config {
-        /// The setting and its range, `epochs (at least 1)`.
-        what: &'static str,
-        /// The value given.
-        value: String,
-    },
-    /// Mini-batches of no sample.
-    #[error("the batch size has to be at least 1")]
-    BatchSize,
     /// An optimizer hyperparameter outside its range, in PyTorch's words
     /// (`Invalid learning rate: -0.1`).
     #[error("Invalid {what}: {}", python_float(*.value))]
@@ -421,20 +388,6 @@ impl Error {
             other => vec![other],
         }
     }
-}
-
-/// What is wrong with one line of the digits CSV; wrapped in [`Error::DataRow`] with the line.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum DataRowError {
-    /// Not 65 fields.
-    #[error("expected {expected} comma-separated fields, but got {got}")]
-    FieldCount { expected: usize, got: usize },
-    /// A field that does not parse as an integer.
-    #[error("field {column} is not an integer: {text:?}")]
-    NotAnInteger { column: usize, text: String },
-    /// A pixel above 16 or a label above 9 (or a negative one).
-    #[error("field {column} is {value}, outside 0..={max}")]
-    OutOfRange { column: usize, value: i64, max: i64 },
 }
 
 /// Why a node's operands or attributes do not fit its op; wrapped in [`Error::Type`] with the

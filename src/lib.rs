@@ -1,20 +1,20 @@
 //! dropjit: a graph compiler for `torch.nn.Dropout` and its family.
 //!
 //! The pipeline, one module per stage:
-//! 1. Build a [`Graph`] with its API or parse the textual IR ([`text::parse`]).
+//! 1. Build a [`Graph`] with its API or parse the textual IR ([`text::parse()`]).
 //! 2. Types are inferred as nodes are added ([`graph::infer`]); [`graph::verify`] checks the whole.
 //! 3. The reference interpreter ([`interp`]) runs a graph in train or eval mode: the living
 //!    definition of every op, including every dropout variant's masks under the RNG contract
 //!    ([`rng::mask`]).
 //! 4. [`passes`] specialise a graph for train or eval mode: `dropout(x) -> x` where dropout is
 //!    the identity, layout simplification, dead-code elimination, verified after each pass.
-//! 5. [`Compiler`] fuses each group of element-wise nodes into one loop
-//!    ([`compile::Schedule`]), plans memory (arena reuse by liveness, in-place dropout),
-//!    cuts the kernels into phases of fixed work units ([`lower::Phase`]), lowers each into
-//!    one Cranelift function, JIT-compiles them ([`jit`]) and returns a [`CompiledGraph`],
-//!    which runs on the caller's tensors with parameters from a [`ParameterStore`] on one
-//!    thread or several (`Compiler::threads`, the same bits for any count), reproducing the
-//!    interpreter (masks bit for bit). (Coming: SIMD kernels.)
+//! 5. [`Compiler`] drives the rest: [`plan`] makes every decision about running the optimized
+//!    graph (kernels with element-wise nodes fused into one loop, vector or scalar; buffers in
+//!    one arena reused by liveness, in-place dropout; phases of fixed work units), lowering
+//!    turns each phase into one Cranelift function, the JIT compiles them, and [`runtime`]'s
+//!    [`CompiledGraph`] runs them on the caller's tensors with parameters from a
+//!    [`ParameterStore`], on one thread or several (`Compiler::threads`, the same bits for
+//!    any count), reproducing the interpreter (masks bit for bit).
 //! 6. [`autodiff::gradients`] differentiates a scalar loss as a graph transform: the backward
 //!    nodes join the same graph (dropout gradients recompute their forward's mask), so steps
 //!    4 and 5 optimize and compile forward and backward as one function.
@@ -23,11 +23,15 @@
 //! 8. [`optim`] adds `torch.optim`'s updates (SGD, Adam, AdamW) to a graph, and [`train`]
 //!    builds one training step from a traced forward: loss, gradients and update in one
 //!    compiled graph that updates the parameter store in place (`Traced::train_step`);
-//!    [`checkpoint`] saves and resumes a run as safetensors.
+//!    [`train::metrics`] scores logits against labels on the host; [`checkpoint`] saves and
+//!    resumes a run as safetensors.
 //!
-//! On top, the main job (`cargo run --release`): [`data`] embeds the digits data set (split
-//! and batches from the seed), [`experiment`] trains SimpleNet on it with and without dropout
-//! from the same weights, and [`plot`] draws the learning curves as SVG.
+//! Beside them: [`data`] embeds the digits data set (split and batches from the seed; its
+//! failures are a [`data::DataError`] of their own), [`models`] holds the models the demos,
+//! examples, benches and tests share (SimpleNet), and [`npy`] reads and writes `.npy` files.
+//! The main job (`cargo run --release`, which trains SimpleNet on the digits with and without
+//! dropout from the same weights), its tables, SVG plot and progress bar belong to the
+//! command line (`src/main.rs`, `src/cli/`), not to the library.
 //!
 //! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
 //! prints on its own.
@@ -37,19 +41,18 @@ pub mod checkpoint;
 pub mod compile;
 pub mod data;
 pub mod error;
-pub mod experiment;
 pub mod graph;
 pub mod init;
 pub mod interp;
 mod jit;
 mod lower;
 pub mod math;
+pub mod models;
 pub mod nn;
 pub mod npy;
 pub mod optim;
 pub mod passes;
 pub mod plan;
-pub mod plot;
 pub mod rng;
 pub mod runtime;
 pub mod tensor;
@@ -58,7 +61,7 @@ pub mod train;
 pub mod types;
 
 pub use compile::{CompileCache, Compiler};
-pub use error::{DataRowError, Error, Result, TypeError};
+pub use error::{Error, Result, TypeError};
 pub use graph::{DType, Dropout, DropoutKind, Graph, Mode, NodeId, Op, Shape, TensorType};
 
 pub use lower::Gemm;

@@ -1,11 +1,9 @@
 //! Every user-facing error of the module API, with its message: probabilities, ranks, unsafe
 //! in-place calls, shape mismatches (eager and traced), and misuse while tracing.
 
-mod nn_support;
-
+use dropjit::models::SimpleNet;
 use dropjit::nn::{self, Module, Var, child, relu};
 use dropjit::{Generator, Tensor, TensorType};
-use nn_support::SimpleNet;
 
 #[test]
 fn constructors_validate_p_and_getters_read_back() {
@@ -116,7 +114,7 @@ fn rank_errors_name_the_module_or_node_and_the_variant_that_fits() {
 
 #[test]
 fn shape_mismatches_name_the_layer() {
-    let net = SimpleNet::new(&mut Generator::new(0)).unwrap();
+    let net = SimpleNet::mnist(&mut Generator::new(0));
     let x = Var::new(Tensor::from_f32([2, 100], vec![0.5; 200]).unwrap());
     let err = net.forward(&x).unwrap_err();
     assert_eq!(

@@ -5,9 +5,10 @@ mod nn_support;
 
 use std::collections::BTreeMap;
 
+use dropjit::models::SimpleNet;
 use dropjit::nn::{self, Module, Var, relu};
 use dropjit::{Generator, Mode, Op, Tensor, TensorType};
-use nn_support::{SimpleNet, Twice};
+use nn_support::Twice;
 
 fn x_784(batch: usize) -> Tensor {
     Generator::new(11).normal([batch, 784], 0.0, 1.0)
@@ -41,7 +42,7 @@ Sequential(
   (3): SELU()
 )";
     assert_eq!(seq.to_string(), expected);
-    let net = SimpleNet::new(&mut g).unwrap();
+    let net = SimpleNet::mnist(&mut g);
     let expected = "\
 SimpleNet(
   (fc1): Linear(in_features=784, out_features=256, bias=true)
@@ -55,7 +56,7 @@ SimpleNet(
 
 #[test]
 fn train_eval_recurse_and_parameters_are_named_by_path() {
-    let mut net = SimpleNet::new(&mut Generator::new(5)).unwrap();
+    let mut net = SimpleNet::mnist(&mut Generator::new(5));
     assert!(net.is_training());
     net.eval();
     assert!(!net.is_training() && !net.dropout1.is_training() && !net.dropout2.is_training());
@@ -179,7 +180,7 @@ fn in_place_calls_are_visible_in_types_and_refuse_shared_values() {
 
 #[test]
 fn traced_simple_net_is_one_graph_named_by_paths_with_a_stream_per_dropout() {
-    let net = SimpleNet::new(&mut Generator::new(0)).unwrap();
+    let net = SimpleNet::mnist(&mut Generator::new(0));
     let traced = nn::Traced::new(net);
     let compiled = traced.compile(&TensorType::f32([32, 784])).unwrap();
     assert_eq!(compiled.mode(), Mode::Train);
@@ -224,7 +225,7 @@ fn traced_simple_net_is_one_graph_named_by_paths_with_a_stream_per_dropout() {
 /// Element-wise fusion makes each bias + relu + dropout one loop right after its product.
 #[test]
 fn traced_simple_net_fuses_each_dropout_into_the_loop_after_its_linear() {
-    let traced = nn::Traced::new(SimpleNet::new(&mut Generator::new(0)).unwrap());
+    let traced = nn::Traced::new(SimpleNet::mnist(&mut Generator::new(0)));
     let compiled = traced.compile(&TensorType::f32([32, 784])).unwrap();
     let schedule = compiled.schedule().display(compiled.graph()).to_string();
     assert!(
@@ -244,7 +245,7 @@ fn traced_simple_net_fuses_each_dropout_into_the_loop_after_its_linear() {
 
 #[test]
 fn traced_models_compile_once_per_shape_and_mode_and_share_parameters() {
-    let mut traced = nn::Traced::new(SimpleNet::new(&mut Generator::new(0)).unwrap());
+    let mut traced = nn::Traced::new(SimpleNet::mnist(&mut Generator::new(0)));
     let mut g = Generator::new(1);
     let x = x_784(4);
     let a = traced.forward_with(&x, &mut g).unwrap();
@@ -322,7 +323,7 @@ fn eager_and_traced_agree_as_documented() {
     }
 
     // Eval mode: eager and traced SimpleNet agree bit for bit.
-    let mut net = SimpleNet::new(&mut Generator::new(0)).unwrap();
+    let mut net = SimpleNet::mnist(&mut Generator::new(0));
     net.eval();
     let x = x_784(8);
     let eager = net.forward(&Var::new(x.clone())).unwrap();

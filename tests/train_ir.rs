@@ -2,15 +2,13 @@
 //! the committed IR program `ir/simple_net_train_step.ir`, and its compiled plan: no mask
 //! buffer, no keep bytes (the vector kernels make mask bits in registers).
 
-mod nn_support;
-
+use dropjit::models::SimpleNet;
 use dropjit::optim::Sgd;
 use dropjit::train::Loss;
 use dropjit::{Compiler, DType, Generator, Mode, TensorType, nn, text};
-use nn_support::SimpleNet;
 
 fn simple_net_train_step() -> dropjit::train::StepGraph {
-    let model = nn::Traced::new(SimpleNet::new(&mut Generator::new(0)).unwrap());
+    let model = nn::Traced::new(SimpleNet::mnist(&mut Generator::new(0)));
     let opt = Sgd::new(&model, 0.01).unwrap().momentum(0.9).unwrap();
     let (x, targets) = (TensorType::f32([32, 784]), TensorType::i32([32]));
     model

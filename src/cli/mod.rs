@@ -1,6 +1,11 @@
-//! The command line's subcommands (binary only; `main.rs` parses the arguments).
+//! The command line's subcommands (binary only; `main.rs` parses the arguments), and what
+//! `dropjit train` needs beyond the library: the experiment runner, its SVG plot and its
+//! progress bar.
 
 pub mod dump;
+pub mod experiment;
+pub mod plot;
+pub mod progress;
 pub mod run;
 pub mod train;
 

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use dropjit::experiment::{self, Config, OptimizerKind, Progress, Report};
+
+use super::experiment::{self, Config, OptimizerKind, Progress, Report};
 
 /// The flags of `dropjit train`; every default is [`Config::default`]'s.
 #[derive(clap::Args, Clone, Debug)]

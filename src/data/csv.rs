@@ -1,25 +1,24 @@
 //! The digits CSV: no header, one sample per line, 64 integers in `0..=16` (the pixels,
 //! row-major) then the label in `0..=9`. Blank lines (a trailing newline) are skipped; any other
-//! malformed line is an [`Error::DataRow`] naming the line and what is wrong with it.
+//! malformed line is a [`DataError::Row`] naming the line and what is wrong with it.
 
-use super::{CLASSES, Dataset, FEATURES, MAX_PIXEL};
-use crate::error::{DataRowError, Error, Result};
+use super::{CLASSES, DataError, Dataset, FEATURES, MAX_PIXEL, RowError};
 
 /// Parses the CSV text into features (`pixel / 16` as f32) and labels.
-pub fn parse(text: &str) -> Result<Dataset> {
+pub fn parse(text: &str) -> Result<Dataset, DataError> {
     let mut features = Vec::new();
     let mut labels = Vec::new();
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let row_error = |detail| Error::DataRow {
+        let row_error = |detail| DataError::Row {
             line: index + 1,
             detail,
         };
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if fields.len() != FEATURES + 1 {
-            return Err(row_error(DataRowError::FieldCount {
+            return Err(row_error(RowError::FieldCount {
                 expected: FEATURES + 1,
                 got: fields.len(),
             }));
@@ -36,13 +35,13 @@ pub fn parse(text: &str) -> Result<Dataset> {
 }
 
 /// Field `column` (1-based) as an integer in `0..=max`.
-fn parse_int(field: &str, column: usize, max: i64) -> std::result::Result<i64, DataRowError> {
-    let value: i64 = field.parse().map_err(|_| DataRowError::NotAnInteger {
+fn parse_int(field: &str, column: usize, max: i64) -> Result<i64, RowError> {
+    let value: i64 = field.parse().map_err(|_| RowError::NotAnInteger {
         column,
         text: field.to_string(),
     })?;
     if !(0..=max).contains(&value) {
-        return Err(DataRowError::OutOfRange { column, value, max });
+        return Err(RowError::OutOfRange { column, value, max });
     }
     Ok(value)
 }

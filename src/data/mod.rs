@@ -6,18 +6,20 @@
 //! pixel intensities in `0..=16` (an 8x8 image, row-major) and a class label in `0..=9`. The
 //! gzip file is compiled into the binary with `include_bytes!`, so nothing is downloaded.
 //!
-//! - [`digits`] decodes and parses it ([`csv`] has the format and its errors);
+//! - [`digits`] decodes and parses it ([`csv`] has the format);
 //! - [`Split::stratified`] draws a reproducible train/test split from a [`crate::Generator`];
-//! - [`Batches`] walks a split in mini-batches, shuffled per epoch by [`epoch_stream`].
+//! - [`Batches`] walks a split in mini-batches, shuffled per epoch by [`epoch_stream`];
+//! - they fail with a [`DataError`], whose messages name the line, field or size at fault.
 
 pub mod csv;
+mod error;
 mod split;
 
 use std::io::Read;
 
-use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
+pub use error::{DataError, RowError};
 pub use split::{Batches, Split, epoch_stream};
 
 /// Pixels per image (8x8).
@@ -109,17 +111,17 @@ impl Dataset {
 }
 
 /// The embedded digits: 1,797 samples.
-pub fn digits() -> Result<Dataset> {
+pub fn digits() -> Result<Dataset, DataError> {
     csv::parse(&gunzip(DIGITS_GZ)?)
 }
 
 /// Decompresses a gzip file held in memory; a corrupt stream (or one that is not UTF-8 text)
-/// is [`Error::Decompress`].
-pub fn gunzip(bytes: &[u8]) -> Result<String> {
+/// is [`DataError::Decompress`].
+pub fn gunzip(bytes: &[u8]) -> Result<String, DataError> {
     let mut text = String::new();
     flate2::read::GzDecoder::new(bytes)
         .read_to_string(&mut text)
-        .map_err(|error| Error::Decompress {
+        .map_err(|error| DataError::Decompress {
             message: error.to_string(),
         })?;
     Ok(text)

@@ -7,8 +7,7 @@
 
 use std::num::NonZeroU32;
 
-use super::{CLASSES, Dataset, FEATURES};
-use crate::error::{Error, Result};
+use super::{CLASSES, DataError, Dataset, FEATURES};
 use crate::graph::dropout::FIRST_HOST_STREAM;
 use crate::rng::Generator;
 use crate::rng::host::{PhiloxStream, fnv1a32};
@@ -31,15 +30,15 @@ impl Split {
     /// One permutation of `0..len` (Fisher-Yates from the end, [`PhiloxStream::below`]) is
     /// drawn from a fresh host stream of `generator`; each class's quota is filled by its
     /// first samples in permuted order, and both splits keep the permuted order.
-    /// [`Error::SplitSize`] unless `0 < train_size < len`.
+    /// [`DataError::SplitSize`] unless `0 < train_size < len`.
     pub fn stratified(
         data: &Dataset,
         train_size: usize,
         generator: &mut Generator,
-    ) -> Result<Split> {
+    ) -> Result<Split, DataError> {
         let total = data.len();
         if train_size == 0 || train_size >= total {
-            return Err(Error::SplitSize {
+            return Err(DataError::SplitSize {
                 train: train_size,
                 total,
             });
@@ -106,10 +105,10 @@ pub struct Batches<'a> {
 }
 
 impl<'a> Batches<'a> {
-    /// The samples in their stored order; [`Error::BatchSize`] for a batch size of 0.
-    pub fn in_order(data: &'a Dataset, batch_size: usize) -> Result<Batches<'a>> {
+    /// The samples in their stored order; [`DataError::BatchSize`] for a batch size of 0.
+    pub fn in_order(data: &'a Dataset, batch_size: usize) -> Result<Batches<'a>, DataError> {
         if batch_size == 0 {
-            return Err(Error::BatchSize);
+            return Err(DataError::BatchSize);
         }
         Ok(Batches {
             data,
@@ -124,7 +123,7 @@ impl<'a> Batches<'a> {
         data: &'a Dataset,
         batch_size: usize,
         mut shuffle: PhiloxStream,
-    ) -> Result<Batches<'a>> {
+    ) -> Result<Batches<'a>, DataError> {
         let mut batches = Batches::in_order(data, batch_size)?;
         batches.order = permutation(data.len(), &mut shuffle);
         Ok(batches)

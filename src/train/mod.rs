@@ -4,8 +4,10 @@
 
 mod graph;
 mod loss;
+mod metrics;
 mod step;
 
 pub use graph::{StepGraph, step_graph};
 pub use loss::Loss;
+pub use metrics::{Metrics, metrics};
 pub use step::CompiledStep;

@@ -3,9 +3,9 @@
 //!
 //! [`run`] trains one network per dropout rate in [`Config::ps`], evaluates train and test
 //! loss and accuracy on the whole splits after every epoch (eval mode), reports progress
-//! through a callback (the library never prints) and returns a [`Report`]: per-epoch curves,
-//! compile time and steps per second per run. [`Report::table`], [`Report::epoch_table`] and
-//! [`Report::svg`] render it.
+//! through a callback (the progress bar draws it; the runner never prints) and returns a
+//! [`Report`]: per-epoch curves, compile time and steps per second per run.
+//! [`Report::table`], [`Report::epoch_table`] and [`Report::svg`] render it.
 //!
 //! # Why these defaults
 //! Dropout is a regulariser: it can only show its worth where an unregularised network
@@ -27,18 +27,14 @@
 //!   runs finish in a few seconds after the build.
 //! - Both networks start from the same weights and see the same batches in the same order
 //!   (the split and each epoch's shuffle are pure functions of the seed, see
-//!   [`crate::data`]); only the dropout masks differ.
+//!   `dropjit::data`); only the dropout masks differ.
 
-mod metrics;
-mod model;
 mod report;
 mod train;
 
 use std::path::PathBuf;
 
-pub use metrics::{Metrics, metrics};
-pub use model::SimpleNet;
-pub use report::{EpochStats, Report, RunResult, seed_table};
+pub use report::{EpochStats, Report, seed_table};
 pub use train::{Progress, run};
 
 /// Which optimizer trains the networks.
@@ -90,7 +86,7 @@ pub struct Config {
     pub seed: u64,
     /// JIT threads (results are bit-identical for any count).
     pub threads: usize,
-    /// Where the caller writes the plot (the library itself writes only checkpoints).
+    /// Where the caller writes the plot (the runner itself writes only checkpoints).
     pub out_dir: PathBuf,
     /// Save each run's final state (parameters, optimizer state, generator) to
     /// `DIR/p<p>.safetensors`.
@@ -131,4 +127,15 @@ impl Config {
     pub fn checkpoint_path(dir: &std::path::Path, p: f64) -> PathBuf {
         dir.join(format!("p{p}.safetensors"))
     }
+}
+
+/// An experiment setting outside its range (the data, the optimizers and the compiler check
+/// the rest, with their own errors).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("invalid {what}: {value}")]
+pub struct ConfigError {
+    /// The setting and its range, `epochs (at least 1)`.
+    pub what: &'static str,
+    /// The value given.
+    pub value: String,
 }

@@ -2,18 +2,15 @@
 
 use std::time::Instant;
 
-use super::metrics::metrics;
-use super::model::SimpleNet;
+use dropjit::data::{self, Batches, CLASSES, DataError, FEATURES, Split, epoch_stream};
+use dropjit::models::SimpleNet;
+use dropjit::nn::Traced;
+use dropjit::optim::{self, Optimizer};
+use dropjit::train::{Loss, metrics};
+use dropjit::{Compiler, Generator, Tensor};
+
 use super::report::{EpochStats, Report, RunResult};
-use super::{Config, OptimizerKind};
-use crate::compile::Compiler;
-use crate::data::{self, Batches, CLASSES, FEATURES, Split, epoch_stream};
-use crate::error::{Error, Result};
-use crate::nn::Traced;
-use crate::optim::{self, Optimizer};
-use crate::rng::Generator;
-use crate::tensor::Tensor;
-use crate::train::Loss;
+use super::{Config, ConfigError, OptimizerKind};
 
 /// What [`run`] reports while it works, in order: a `Run` before each run's first step, a
 /// `Step` after every training step and an `Epoch` after every evaluation.
@@ -55,7 +52,7 @@ pub enum Progress {
 /// Runs the experiment: splits the embedded digits (seeded), then trains one SimpleNet per
 /// dropout rate of `config`, each from the same initial weights (the generator after the
 /// split, cloned) on the same batches, evaluating both splits after every epoch.
-pub fn run(config: &Config, progress: &mut dyn FnMut(Progress)) -> Result<Report> {
+pub fn run(config: &Config, progress: &mut dyn FnMut(Progress)) -> anyhow::Result<Report> {
     check(config)?;
     let digits = data::digits()?;
     let mut generator = Generator::new(config.seed);
@@ -91,8 +88,8 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(Progress)) -> Result<Report
 }
 
 /// The config's own constraints (the data, the optimizers and the compiler check the rest).
-fn check(config: &Config) -> Result<()> {
-    let bad = |what: &'static str, value: String| Err(Error::Config { what, value });
+fn check(config: &Config) -> anyhow::Result<()> {
+    let bad = |what: &'static str, value: String| Err(ConfigError { what, value }.into());
     if config.ps.is_empty() {
         return bad("dropout rates (at least one)", "none".to_string());
     }
@@ -103,7 +100,8 @@ fn check(config: &Config) -> Result<()> {
         return bad("hidden sizes (at least 1)", format!("{:?}", config.hidden));
     }
     if config.batch_size == 0 {
-        return Err(Error::BatchSize);
+        // Checked here as well as by the batches, so that it fails before anything compiles.
+        return Err(DataError::BatchSize.into());
     }
     Ok(())
 }
@@ -120,9 +118,9 @@ impl Job<'_> {
     fn train<O: Optimizer>(
         &self,
         mut generator: Generator,
-        optimizer: impl FnOnce(&Traced<SimpleNet>) -> Result<O>,
+        optimizer: impl FnOnce(&Traced<SimpleNet>) -> dropjit::Result<O>,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<RunResult> {
+    ) -> anyhow::Result<RunResult> {
         let (config, p) = (self.config, self.p);
         let net = SimpleNet::new(FEATURES, config.hidden, CLASSES, p, &mut generator)?;
         let compiler = Compiler::new().threads(config.threads);
@@ -212,7 +210,7 @@ impl Job<'_> {
         x: &Tensor,
         generator: &mut Generator,
         result: &mut RunResult,
-    ) -> Result<Tensor> {
+    ) -> dropjit::Result<Tensor> {
         let start = Instant::now();
         let compilations = model.compilations();
         model.compile(&x.ty())?;
@@ -223,8 +221,8 @@ impl Job<'_> {
     }
 }
 
-fn epoch_u32(epoch: usize) -> Result<u32> {
-    u32::try_from(epoch).map_err(|_| Error::Config {
+fn epoch_u32(epoch: usize) -> Result<u32, ConfigError> {
+    u32::try_from(epoch).map_err(|_| ConfigError {
         what: "epochs (below 2^32)",
         value: epoch.to_string(),
     })

@@ -1,5 +1,5 @@
-//! Loss and accuracy of logits against labels, computed on the host in f64: the evaluation
-//! the experiment reports after every epoch.
+//! Loss and accuracy of logits against labels, computed on the host in f64: what a training
+//! loop reports when it evaluates a split (`dropjit train` after every epoch).
 
 use crate::tensor::Tensor;
 

@@ -4,9 +4,10 @@
 
 use std::fmt::Write;
 
+use dropjit::train::Metrics;
+
 use super::Config;
-use super::metrics::Metrics;
-use crate::plot::{self, Chart, Series};
+use crate::cli::plot::{self, Chart, Series};
 
 /// One epoch of one run: the mean training loss of its steps (train mode, masks drawn) and the
 /// eval-mode metrics of both whole splits after it.

@@ -1,0 +1,10 @@
+//! Models that more than one program builds: the demos, the examples, the benches and the
+//! tests take them from here rather than each writing its own copy, so they all train, time
+//! and snapshot the same network (the same layers, node names and initial weights).
+//!
+//! - [`SimpleNet`]: the seed page's `Linear -> ReLU -> Dropout` stack, in its exact shape
+//!   ([`SimpleNet::mnist`]) or with other widths and rates ([`SimpleNet::new`]).
+
+mod simple_net;
+
+pub use simple_net::SimpleNet;
