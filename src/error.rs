@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::types::{DType, Shape};
+use crate::types::{DType, Shape, TensorType};
 
 /// The result type of every fallible dropjit API.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -224,6 +224,16 @@ pub enum Error {
         node: String,
         /// Its op name.
         op: &'static str,
+    },
+    /// A graph whose intermediate values, live at once, need more memory than one allocation
+    /// can hold: its arena cannot be planned.
+    #[error(
+        "graph {graph}: its intermediate values need more than {max} bytes at once, the most one allocation can hold",
+        max = crate::types::MAX_BYTES
+    )]
+    ArenaTooLarge {
+        /// The graph's name.
+        graph: String,
     },
     /// The JIT cannot generate code for this machine.
     #[error("cannot compile for this host: {reason}")]
@@ -464,6 +474,9 @@ pub enum TypeError {
         expected: usize,
         got: usize,
     },
+    /// A type whose values do not fit in memory (see [`TensorType::fits_in_memory`]).
+    #[error("{ty} is too large: it needs more than {max} bytes, the most one allocation can hold", max = crate::types::MAX_BYTES)]
+    TooLarge { ty: TensorType },
     /// A dropout probability outside `[0, 1]`, NaN included.
     #[error("dropout probability has to be between 0 and 1, but got {p}")]
     Probability { p: f64 },

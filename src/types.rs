@@ -77,9 +77,17 @@ impl Shape {
         self.0.len()
     }
 
-    /// The number of elements (1 for a scalar, 0 if any dimension is 0).
+    /// The number of elements (1 for a scalar, 0 if any dimension is 0). Exact for every shape
+    /// that [fits in memory](TensorType::fits_in_memory), as every node's and tensor's does.
     pub fn numel(&self) -> usize {
         self.0.iter().product()
+    }
+
+    /// The product of the dimensions, each taken as at least 1, or `None` if it overflows
+    /// `usize`: the element count of the shape without its empty dimensions, which bounds
+    /// every stride and offset into it.
+    pub fn extent(&self) -> Option<usize> {
+        (self.0.iter()).try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)))
     }
 
     /// Row-major strides in elements.
@@ -207,11 +215,25 @@ impl TensorType {
         TensorType::new(DType::Bool, shape)
     }
 
-    /// Size of a buffer holding this value, in bytes.
+    /// Size of a buffer holding this value, in bytes. Exact for every type that
+    /// [fits in memory](TensorType::fits_in_memory), as every node's and tensor's does.
     pub fn bytes(&self) -> usize {
         self.shape.numel() * self.dtype.size()
     }
+
+    /// True if a value of this type fits in memory: its [extent](Shape::extent) in bytes is at
+    /// most [`MAX_BYTES`], so its size, every stride and every byte offset into it fit in
+    /// `isize` (even where a zero dimension makes it empty). Type inference refuses every
+    /// other type, so each node's type, and each buffer planned for it, fits.
+    pub fn fits_in_memory(&self) -> bool {
+        (self.shape.extent())
+            .and_then(|n| n.checked_mul(self.dtype.size()))
+            .is_some_and(|bytes| bytes <= MAX_BYTES)
+    }
 }
+
+/// The most bytes one value may take: what one allocation can hold (`isize::MAX`).
+pub const MAX_BYTES: usize = isize::MAX as usize;
 
 impl fmt::Display for TensorType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -8,8 +8,20 @@ use super::op::Op;
 use crate::error::TypeError;
 use crate::types::{DType, Shape, TensorType, normalize_axis};
 
-/// The type `op` produces from operands of types `operands`, or why they do not fit.
+/// The type `op` produces from operands of types `operands`, or why they do not fit. A result
+/// that would not fit in memory ([`TensorType::fits_in_memory`]) is an error too, so every
+/// node's size, strides and offsets fit in `isize`.
 pub fn infer_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
+    let ty = result_type(op, operands)?;
+    if ty.fits_in_memory() {
+        Ok(ty)
+    } else {
+        Err(TypeError::TooLarge { ty })
+    }
+}
+
+/// [`infer_type`] before the size check.
+fn result_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
     if operands.len() != op.arity() {
         return Err(TypeError::Arity {
             expected: op.arity(),
@@ -217,11 +229,12 @@ pub fn reshape_shape(from: &Shape, to: &[i64]) -> Result<Shape, TypeError> {
     if to.iter().any(|&d| d < -1) {
         return Err(fail("dimensions have to be -1 or at least 0"));
     }
-    let known: usize = to
-        .iter()
-        .filter(|&&d| d >= 0)
-        .map(|&d| d as usize)
-        .product();
+    let given = (to.iter().filter(|&&d| d >= 0)).try_fold(1usize, |acc, &d| {
+        usize::try_from(d).ok().and_then(|d| acc.checked_mul(d))
+    });
+    let Some(known) = given else {
+        return Err(fail("its dimensions multiply beyond any memory"));
+    };
     let numel = from.numel();
     let dims: Vec<usize> = if to.contains(&-1) {
         if known == 0 {

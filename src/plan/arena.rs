@@ -12,6 +12,8 @@
 //! its results (live from it) never share bytes: generated code may read one and write the
 //! other in any order, and `sgemm` gets a result that aliases neither operand.
 
+use crate::types::MAX_BYTES;
+
 /// Arena ranges start at multiples of this many bytes from the arena's start (which is itself
 /// 16-byte aligned), so 128-bit vector accesses are aligned.
 pub(crate) const ARENA_ALIGN: usize = 16;
@@ -32,8 +34,9 @@ pub(crate) fn aligned(bytes: usize) -> usize {
     bytes.div_ceil(ARENA_ALIGN) * ARENA_ALIGN
 }
 
-/// The byte offset of every request (in the order given) and the arena size they need.
-pub(crate) fn place(requests: &[Request]) -> (Vec<usize>, usize) {
+/// The byte offset of every request (in the order given) and the arena size they need, or
+/// `None` if that size would exceed [`MAX_BYTES`] (no allocation could hold the arena).
+pub(crate) fn place(requests: &[Request]) -> Option<(Vec<usize>, usize)> {
     let mut order: Vec<usize> = (0..requests.len()).collect();
     // Stable, so ties keep the order given.
     order.sort_by_key(|&i| requests[i].first);
@@ -52,12 +55,13 @@ pub(crate) fn place(requests: &[Request]) -> (Vec<usize>, usize) {
             }
             offset = offset.max(end);
         }
+        let end = offset.checked_add(size).filter(|&end| end <= MAX_BYTES)?;
         offsets[i] = offset;
-        arena = arena.max(offset + size);
+        arena = arena.max(end);
         let at = live.partition_point(|&(start, _, _)| start <= offset);
-        live.insert(at, (offset, offset + size, request.last));
+        live.insert(at, (offset, end, request.last));
     }
-    (offsets, arena)
+    Some((offsets, arena))
 }
 
 #[cfg(test)]
@@ -86,7 +90,7 @@ mod tests {
     #[test]
     fn a_chain_alternates_between_two_ranges() {
         let requests = [request(100, 0, 1), request(100, 1, 2), request(100, 2, 3)];
-        let (offsets, arena) = place(&requests);
+        let (offsets, arena) = place(&requests).unwrap();
         assert_eq!(offsets, [0, 112, 0]);
         assert_eq!(arena, 224);
     }
@@ -99,7 +103,7 @@ mod tests {
             request(16, 1, 1),
             request(80, 2, 2),
         ];
-        let (offsets, arena) = place(&requests);
+        let (offsets, arena) = place(&requests).unwrap();
         // 16 fits the freed [0, 64); 80 does not fit [16, 64) and goes after 32's range.
         assert_eq!(offsets, [0, 64, 0, 96]);
         assert_eq!(arena, 176);
@@ -121,7 +125,7 @@ mod tests {
                     request(next(300), first, first + next(4))
                 })
                 .collect();
-            let (offsets, arena) = place(&requests);
+            let (offsets, arena) = place(&requests).unwrap();
             assert_disjoint(&requests, &offsets, arena);
         }
     }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use super::alias::{self, Groups, ScheduleIndex};
 use super::arena::{self, Request};
 use super::schedule::Schedule;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::{Graph, Leaf, NodeId, OpClass, Shape};
 use crate::rng::mask::GROUP_SIZE;
 
@@ -143,7 +143,8 @@ impl MemoryPlan {
 
     /// The arena size if no two arena buffers shared bytes.
     pub(crate) fn unshared_bytes(&self) -> usize {
-        self.arena_slots().map(|s| arena::aligned(s.bytes)).sum()
+        // A sum for the record only: it may exceed what the arena, which reuses, can hold.
+        (self.arena_slots()).fold(0, |sum, s| sum.saturating_add(arena::aligned(s.bytes)))
     }
 
     /// The arena buffers, in slot order.
@@ -157,8 +158,8 @@ impl MemoryPlan {
     }
 }
 
-/// Plans `graph`'s buffers for running `schedule`. Fails with
-/// [`crate::Error::InplaceConflict`] for an in-place dropout whose input is read after it.
+/// Plans `graph`'s buffers for running `schedule`. Fails with [`Error::ArenaTooLarge`] if the
+/// values live at once need more memory than one allocation can hold.
 pub(crate) fn plan(graph: &Graph, schedule: &Schedule) -> Result<MemoryPlan> {
     let index = ScheduleIndex::new(graph, schedule);
     let groups = alias::group(graph, &index);
@@ -190,7 +191,9 @@ pub(crate) fn plan(graph: &Graph, schedule: &Schedule) -> Result<MemoryPlan> {
             "invariant: the schedule materializes every output"
         );
     }
-    let arena_bytes = place_arena(&mut slots);
+    let arena_bytes = place_arena(&mut slots).ok_or_else(|| Error::ArenaTooLarge {
+        graph: graph.name().to_string(),
+    })?;
     let written_inputs = written_inputs(graph, &groups);
     Ok(MemoryPlan {
         slots,
@@ -294,8 +297,9 @@ pub(crate) fn keep_byte_count(mask: &Shape) -> usize {
     mask.numel().div_ceil(GROUP_SIZE) * GROUP_SIZE
 }
 
-/// Gives every arena slot its offset; returns the arena size.
-fn place_arena(slots: &mut [Slot]) -> usize {
+/// Gives every arena slot its offset; returns the arena size, or `None` if no allocation
+/// could hold it.
+fn place_arena(slots: &mut [Slot]) -> Option<usize> {
     let in_arena: Vec<usize> = (0..slots.len())
         .filter(|&i| matches!(slots[i].home, Home::Arena { .. }))
         .collect();
@@ -311,9 +315,9 @@ fn place_arena(slots: &mut [Slot]) -> usize {
             }
         })
         .collect();
-    let (offsets, arena_bytes) = arena::place(&requests);
+    let (offsets, arena_bytes) = arena::place(&requests)?;
     for (&i, offset) in in_arena.iter().zip(offsets) {
         slots[i].home = Home::Arena { offset };
     }
-    arena_bytes
+    Some(arena_bytes)
 }

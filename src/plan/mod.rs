@@ -77,7 +77,8 @@ impl Program {
 }
 
 /// Plans `graph` (a graph after `passes::optimize`). Fails with
-/// [`crate::Error::InplaceConflict`] for an in-place dropout whose input is read after it.
+/// [`crate::Error::ArenaTooLarge`] if the values live at once need more memory than one
+/// allocation can hold.
 pub(crate) fn plan(graph: Graph, options: PlanOptions) -> Result<Program> {
     let schedule = if options.fuse {
         Schedule::fused(&graph)

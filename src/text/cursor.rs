@@ -4,6 +4,7 @@
 
 use super::attrs::{Attr, Lit, parse_int};
 use super::lex::{Diag, Pos, Tok, Token, lex};
+use crate::error::TypeError;
 use crate::graph::{DType, Shape, TensorType};
 
 /// The tokens of a source and the position of the next one.
@@ -58,8 +59,10 @@ impl Cursor {
             }
         }
         let ty = TensorType::new(dtype, Shape(dims));
-        if !fits_in_memory(&ty.shape) {
-            return Err(Diag::new(token.pos, format!("the type {ty} is too large")));
+        // Checked here, at the annotation, before a constant's literal is counted against it.
+        if !ty.fits_in_memory() {
+            let message = TypeError::TooLarge { ty }.to_string();
+            return Err(Diag::new(token.pos, message));
         }
         Ok(ty)
     }
@@ -237,15 +240,4 @@ pub(super) fn is_line_end(tok: &Tok) -> bool {
 /// True for the tokens a literal may consist of (numbers, `nan`, `true`, ...).
 fn is_atom(tok: &Tok) -> bool {
     matches!(tok, Tok::Number(_) | Tok::Ident(_))
-}
-
-/// True if the dimensions' product, zeros left out, fits in an `isize`: then no element
-/// count or stride computed from the shape can overflow.
-pub(super) fn fits_in_memory(shape: &Shape) -> bool {
-    shape
-        .dims()
-        .iter()
-        .filter(|&&d| d > 0)
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .is_some_and(|n| n <= isize::MAX as usize)
 }

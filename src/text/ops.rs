@@ -137,7 +137,7 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
             bias: line.operands.len() > 2,
         },
         Op::Reshape { .. } => Op::Reshape {
-            shape: reshape_target(attrs.required_i64_list("shape")?, line)?,
+            shape: attrs.required_i64_list("shape")?,
         },
         Op::Transpose { .. } => Op::Transpose {
             perm: attrs.required_usize_list("perm")?,
@@ -156,7 +156,7 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
         Op::CrossEntropy => Op::CrossEntropy,
         Op::CrossEntropyGrad => Op::CrossEntropyGrad,
         Op::Expand { .. } => Op::Expand {
-            shape: expand_target(attrs.required_usize_list("shape")?, line)?,
+            shape: attrs.required_usize_list("shape")?,
         },
         // The stream is required: it names the dropout whose mask the gradient recomputes.
         Op::DropoutGrad(template) => Op::DropoutGrad(Dropout {
@@ -247,32 +247,6 @@ fn constant(line: &NodeLine) -> Result<Tensor, Diag> {
         ),
     };
     Ok(Tensor::new(ty.shape, data).expect("invariant: the literal's length was checked"))
-}
-
-/// Rejects expand targets whose element count would overflow before inference sees them.
-fn expand_target(shape: Vec<usize>, line: &NodeLine) -> Result<Vec<usize>, Diag> {
-    let fits = (shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)))
-        .is_some_and(|n| n <= isize::MAX as usize);
-    if fits {
-        Ok(shape)
-    } else {
-        let message = format!("expand {}: the shape {shape:?} is too large", line.name);
-        Err(Diag::new(line.op_pos, message))
-    }
-}
-
-/// Rejects reshape targets whose element count would overflow before inference sees them.
-fn reshape_target(shape: Vec<i64>, line: &NodeLine) -> Result<Vec<i64>, Diag> {
-    let mut dims = shape.iter().filter(|&&d| d > 0).map(|&d| d as u64);
-    let fits = dims
-        .try_fold(1u64, |acc, d| acc.checked_mul(d))
-        .is_some_and(|n| n <= isize::MAX as u64);
-    if fits {
-        Ok(shape)
-    } else {
-        let message = format!("reshape {}: the shape {shape:?} is too large", line.name);
-        Err(Diag::new(line.op_pos, message))
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::cursor::{Cursor, fits_in_memory, is_line_end};
+use super::cursor::{Cursor, is_line_end};
 use super::lex::{Diag, Pos, Tok};
 use super::ops::{NodeLine, build_op, op_templates};
 use crate::error::{Error, Result};
@@ -307,14 +307,6 @@ impl Parser {
         let node = self.graph.node(id);
         let computed = node.ty.clone();
         let op_name = node.op.name();
-        if !fits_in_memory(&computed.shape) {
-            self.graph.remove(id);
-            let message = format!(
-                "{op_name} {}: the result {computed} is too large",
-                line.name
-            );
-            return Err(Diag::new(line.op_pos, message).into());
-        }
         if let Some((annotated, pos)) = &line.annotation
             && *annotated != computed
         {
