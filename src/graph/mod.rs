@@ -26,7 +26,7 @@ pub use crate::types::{DType, Shape, TensorType};
 pub use dropout::{Dropout, DropoutKind};
 pub use functions::{BinaryOp, ReduceOp, UnaryOp};
 pub use mode::Mode;
-pub use op::{Elementwise, Leaf, Op, OpClass};
+pub use op::{Effects, Elementwise, Leaf, Op, OpClass};
 
 use crate::error::{Error, Result};
 

@@ -134,18 +134,18 @@ impl Op {
 
     /// The op's class: what the scheduler, the memory plan and the phases need to know of it
     /// (see [`OpClass`]). The one place that sorts ops into classes.
-    pub fn class(&self) -> OpClass {
+    pub fn class(&self) -> OpClass<'_> {
         match self {
             Op::Input(_) => OpClass::Leaf(Leaf::Input),
             Op::Parameter(_) => OpClass::Leaf(Leaf::Parameter),
             Op::Constant(_) => OpClass::Leaf(Leaf::Constant),
             Op::Reshape { .. } => OpClass::View,
+            Op::Unary(op) => OpClass::ElementWise(Elementwise::Unary(*op)),
+            Op::Binary(op) => OpClass::ElementWise(Elementwise::Binary(*op)),
+            Op::Dropout(d) => OpClass::ElementWise(Elementwise::Dropout(d)),
+            Op::DropoutGrad(d) => OpClass::ElementWise(Elementwise::DropoutGrad(d)),
             // An expand reads its operand with broadcast strides, like a binary op does.
-            Op::Unary(_)
-            | Op::Binary(_)
-            | Op::Dropout(_)
-            | Op::DropoutGrad(_)
-            | Op::Expand { .. } => OpClass::ElementWise,
+            Op::Expand { .. } => OpClass::ElementWise(Elementwise::Expand),
             Op::Transpose { .. } => OpClass::Movement,
             Op::Reduce { .. } => OpClass::Reduction,
             Op::Softmax { axis } | Op::LogSoftmax { axis } => OpClass::Rows { axis: *axis },
@@ -155,6 +155,41 @@ impl Op {
             // The batch mean sums in one fixed order; a mask has the mask shape, not its
             // operand's, and reads no operand element.
             Op::CrossEntropy | Op::DropoutMask(_) => OpClass::Whole,
+        }
+    }
+
+    /// What running the op does besides computing its value from its operands (see
+    /// [`Effects`]). The one place that says which ops draw randomness, overwrite an operand or
+    /// can fail at run time.
+    pub fn effects(&self) -> Effects<'_> {
+        match self {
+            Op::Dropout(d) => Effects {
+                draws: Some(d),
+                overwrites: d.inplace.then_some(0),
+                checked_indices: None,
+            },
+            Op::DropoutGrad(d) | Op::DropoutMask(d) => Effects {
+                draws: Some(d),
+                ..Effects::NONE
+            },
+            Op::CrossEntropy => Effects {
+                checked_indices: Some(1),
+                ..Effects::NONE
+            },
+            Op::Input(_)
+            | Op::Parameter(_)
+            | Op::Constant(_)
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::MatMul
+            | Op::Linear { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Reduce { .. }
+            | Op::Softmax { .. }
+            | Op::LogSoftmax { .. }
+            | Op::Expand { .. }
+            | Op::CrossEntropyGrad => Effects::NONE,
         }
     }
 
@@ -185,105 +220,35 @@ impl Op {
     /// True for ops that map each output element from the matching (broadcast) input
     /// elements alone: the candidates for loop fusion.
     pub fn is_elementwise(&self) -> bool {
-        self.class() == OpClass::ElementWise
+        self.as_elementwise().is_some()
     }
 
     /// The op as an element-wise op, what a fused loop computes per element.
     pub fn as_elementwise(&self) -> Option<Elementwise<'_>> {
-        match self {
-            Op::Unary(op) => Some(Elementwise::Unary(*op)),
-            Op::Binary(op) => Some(Elementwise::Binary(*op)),
-            Op::Dropout(d) => Some(Elementwise::Dropout(d)),
-            Op::DropoutGrad(d) => Some(Elementwise::DropoutGrad(d)),
-            Op::Expand { .. } => Some(Elementwise::Expand),
-            Op::Input(_)
-            | Op::Parameter(_)
-            | Op::Constant(_)
-            | Op::MatMul
-            | Op::Linear { .. }
-            | Op::Reshape { .. }
-            | Op::Transpose { .. }
-            | Op::Reduce { .. }
-            | Op::Softmax { .. }
-            | Op::LogSoftmax { .. }
-            | Op::CrossEntropy
-            | Op::CrossEntropyGrad
-            | Op::DropoutMask(_) => None,
+        match self.class() {
+            OpClass::ElementWise(op) => Some(op),
+            _ => None,
         }
     }
 
     /// The operand whose buffer the op overwrites with its result, if it asks to run in place
-    /// (an `inplace` dropout: operand 0). Whether it may is [`crate::graph::inplace`]'s rule.
+    /// (an `inplace` dropout: operand 0). Whether it may is [`crate::graph::verify`]'s
+    /// invariant 9.
     pub fn reads_in_place(&self) -> Option<usize> {
-        match self {
-            Op::Dropout(d) => d.inplace.then_some(0),
-            Op::Input(_)
-            | Op::Parameter(_)
-            | Op::Constant(_)
-            | Op::Unary(_)
-            | Op::Binary(_)
-            | Op::MatMul
-            | Op::Linear { .. }
-            | Op::Reshape { .. }
-            | Op::Transpose { .. }
-            | Op::Reduce { .. }
-            | Op::Softmax { .. }
-            | Op::LogSoftmax { .. }
-            | Op::CrossEntropy
-            | Op::DropoutGrad(_)
-            | Op::Expand { .. }
-            | Op::CrossEntropyGrad
-            | Op::DropoutMask(_) => None,
-        }
+        self.effects().overwrites
     }
 
     /// The dropout attributes whose mask the op draws (a dropout, its gradient or its mask),
     /// if it draws randomness at all: such a node's value depends on the run's step.
     pub fn draws(&self) -> Option<&Dropout> {
-        match self {
-            Op::Dropout(d) | Op::DropoutGrad(d) | Op::DropoutMask(d) => Some(d),
-            Op::Input(_)
-            | Op::Parameter(_)
-            | Op::Constant(_)
-            | Op::Unary(_)
-            | Op::Binary(_)
-            | Op::MatMul
-            | Op::Linear { .. }
-            | Op::Reshape { .. }
-            | Op::Transpose { .. }
-            | Op::Reduce { .. }
-            | Op::Softmax { .. }
-            | Op::LogSoftmax { .. }
-            | Op::CrossEntropy
-            | Op::Expand { .. }
-            | Op::CrossEntropyGrad => None,
-        }
+        self.effects().draws
     }
 
     /// The operand holding class indices that generated code checks against their bound
     /// before the op computes (a phase of its own; an index out of range is a run-time
     /// error): `cross_entropy`'s targets.
     pub fn checked_indices(&self) -> Option<usize> {
-        match self {
-            Op::CrossEntropy => Some(1),
-            Op::Input(_)
-            | Op::Parameter(_)
-            | Op::Constant(_)
-            | Op::Unary(_)
-            | Op::Binary(_)
-            | Op::MatMul
-            | Op::Linear { .. }
-            | Op::Reshape { .. }
-            | Op::Transpose { .. }
-            | Op::Reduce { .. }
-            | Op::Softmax { .. }
-            | Op::LogSoftmax { .. }
-            | Op::Dropout(_)
-            | Op::DropoutGrad(_)
-            | Op::Expand { .. }
-            | Op::CrossEntropyGrad
-            | Op::DropoutMask(_) => None,
-        }
+        self.effects().checked_indices
     }
 
     /// True for every member of the dropout family (masks are not dropouts: see
@@ -318,15 +283,16 @@ impl Op {
 
 /// What the compiler needs to know of an op to schedule, fuse, plan memory for and cut the
 /// work of the kernel computing it, without naming the op ([`Op::class`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OpClass {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OpClass<'a> {
     /// No operands: the value comes from the caller, the parameter store or the op itself.
     Leaf(Leaf),
     /// The operand's buffer under another shape (`reshape`): computes nothing.
     View,
-    /// Each output element from the matching (broadcast) operand elements alone: fused into
-    /// one loop with its neighbours, the work cut into blocks of elements.
-    ElementWise,
+    /// Each output element from the matching (broadcast) operand elements alone, as the
+    /// element-wise op says: fused into one loop with its neighbours, the work cut into blocks
+    /// of elements.
+    ElementWise(Elementwise<'a>),
     /// Each output element is one operand element at permuted coordinates (`transpose`).
     Movement,
     /// Each output element folds the operand along axes (`sum`, `mean`, `amax`).
@@ -340,6 +306,28 @@ pub enum OpClass {
     /// One unit of work for the whole value (`cross_entropy`'s batch mean sums in one fixed
     /// order; a dropout mask draws all its groups in one call).
     Whole,
+}
+
+/// What running an op does besides computing its value from its operands ([`Op::effects`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Effects<'a> {
+    /// The dropout whose mask it draws: its value depends on the run's step, and passes must
+    /// neither merge nor hoist it as if it did not.
+    pub draws: Option<&'a Dropout>,
+    /// The operand whose buffer it asks to overwrite with its result.
+    pub overwrites: Option<usize>,
+    /// The operand holding indices that generated code checks before the op computes: the op
+    /// can fail at run time.
+    pub checked_indices: Option<usize>,
+}
+
+impl Effects<'_> {
+    /// No effect: a pure function of the operands.
+    pub const NONE: Effects<'static> = Effects {
+        draws: None,
+        overwrites: None,
+        checked_indices: None,
+    };
 }
 
 /// The three leaves.

@@ -119,7 +119,7 @@ pub(crate) fn group(graph: &Graph, index: &ScheduleIndex) -> Groups {
         let group = match node.op.class() {
             OpClass::View => groups.of(graph.operands(id)[0]),
             OpClass::Leaf(_) => Some(groups.fresh()),
-            OpClass::ElementWise
+            OpClass::ElementWise(_)
             | OpClass::Movement
             | OpClass::Reduction
             | OpClass::Rows { .. }

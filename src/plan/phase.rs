@@ -237,7 +237,7 @@ fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
         OpClass::Leaf(_) | OpClass::View => {
             panic!("invariant: leaves and views belong to no kernel")
         }
-        OpClass::ElementWise => {
+        OpClass::ElementWise(_) => {
             let cost = ELEMENT_BLOCK * kernel.nodes.len();
             Work::new(Unit::ElementBlock, blocks, cost)
         }
