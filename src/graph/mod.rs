@@ -5,6 +5,7 @@
 //! from its op and operands, operands precede their users (no cycles), and every output names a
 //! live node. A `StableGraph` keeps node ids valid when passes delete nodes.
 
+mod builder;
 pub mod dropout;
 pub mod infer;
 mod mask;
@@ -21,6 +22,7 @@ use petgraph::Direction;
 use petgraph::stable_graph::{NodeIndex, StableGraph};
 use petgraph::visit::EdgeRef;
 
+pub use builder::{Builder, Naming};
 pub use dropout::{Dropout, DropoutKind};
 pub use mode::Mode;
 pub use op::{BinaryOp, Op, ReduceOp, UnaryOp};
