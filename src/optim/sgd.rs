@@ -1,8 +1,8 @@
 //! [`Sgd`]: `torch.optim.SGD` as `_single_tensor_sgd` computes it.
 
-use super::{Builder, Optimizer, Parameters, UpdateNodes, check};
+use super::{Optimizer, Parameters, UpdateNodes, check};
 use crate::error::{Error, Result, python_float};
-use crate::graph::{Graph, NodeId};
+use crate::graph::{Builder, NodeId};
 
 /// Stochastic gradient descent with PyTorch's defaults (lr 1e-3, momentum 0, dampening 0,
 /// nesterov off, weight_decay 0) and formulas, per parameter `p` with gradient `g`:
@@ -147,35 +147,36 @@ impl Optimizer for Sgd {
         scalars
     }
 
-    fn add_update(&self, graph: &mut Graph, u: &UpdateNodes) -> Result<Vec<NodeId>> {
-        let mut b = Builder {
-            graph,
-            prefix: u.name.clone(),
-        };
+    fn add_update(&self, b: &mut Builder, u: &UpdateNodes) -> Result<Vec<NodeId>> {
+        let name = |what: &str| format!("{}.{what}", u.name);
         let mut grad = u.grad;
         if self.weight_decay != 0.0 {
             // grad.add(param, alpha=weight_decay)
-            let decay = b.mul(u.scalar("weight_decay"), u.param, "weight_decay")?;
-            grad = b.add(grad, decay, "decayed_grad")?;
+            let decay = b.mul(&name("weight_decay"), u.scalar("weight_decay"), u.param)?;
+            grad = b.add(&name("decayed_grad"), grad, decay)?;
         }
         let mut new_state = Vec::new();
         if self.momentum != 0.0 {
             // buf.mul_(momentum).add_(grad, alpha=1 - dampening)
-            let kept = b.mul(u.state[0], u.scalar("buffer_decay"), "momentum_buffer.kept")?;
-            let added = b.mul(u.scalar("grad_scale"), grad, "momentum_buffer.added")?;
-            let buf = b.add(kept, added, "momentum_buffer.next")?;
+            let kept = b.mul(
+                &name("momentum_buffer.kept"),
+                u.state[0],
+                u.scalar("buffer_decay"),
+            )?;
+            let added = b.mul(&name("momentum_buffer.added"), u.scalar("grad_scale"), grad)?;
+            let buf = b.add(&name("momentum_buffer.next"), kept, added)?;
             new_state.push(buf);
             grad = if self.nesterov {
                 // grad.add(buf, alpha=momentum)
-                let ahead = b.mul(u.scalar("momentum"), buf, "nesterov")?;
-                b.add(grad, ahead, "nesterov_grad")?
+                let ahead = b.mul(&name("nesterov"), u.scalar("momentum"), buf)?;
+                b.add(&name("nesterov_grad"), grad, ahead)?
             } else {
                 buf
             };
         }
         // param.add_(grad, alpha=-lr): p + (-lr) * g rounds like p - lr * g.
-        let delta = b.mul(u.scalar("lr"), grad, "delta")?;
-        let param = b.sub(u.param, delta, "next")?;
+        let delta = b.mul(&name("delta"), u.scalar("lr"), grad)?;
+        let param = b.sub(&name("next"), u.param, delta)?;
         Ok(std::iter::once(param).chain(new_state).collect())
     }
 
