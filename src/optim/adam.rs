@@ -1,7 +1,6 @@
 //! [`Adam`] and [`AdamW`]: `torch.optim.Adam`/`AdamW` as `_single_tensor_adam` computes them.
 
-use super::sgd::check_lr;
-use super::{Optimizer, Parameters, UpdateNodes, check};
+use super::{Optimizer, Parameters, Schedule, UpdateNodes, check};
 use crate::error::{Result, python_float};
 use crate::graph::{Builder, NodeId};
 
@@ -24,13 +23,12 @@ use crate::graph::{Builder, NodeId};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Adam {
     params: Vec<String>,
-    lr: f64,
+    schedule: Schedule,
     betas: (f64, f64),
     eps: f64,
     weight_decay: f64,
     amsgrad: bool,
     decoupled: bool,
-    steps: u64,
 }
 
 /// `torch.optim.AdamW`: [`Adam`] with decoupled weight decay, default 1e-2.
@@ -62,16 +60,14 @@ impl Adam {
     /// Adam over every parameter of `params` with learning rate `lr` (`Invalid learning
     /// rate` if negative or NaN) and the other settings at PyTorch's defaults.
     pub fn new<P: Parameters + ?Sized>(params: &P, lr: f64) -> Result<Adam> {
-        check_lr(lr)?;
         Ok(Adam {
             params: params.parameter_names(),
-            lr,
+            schedule: Schedule::new(lr)?,
             betas: (0.9, 0.999),
             eps: 1e-8,
             weight_decay: 0.0,
             amsgrad: false,
             decoupled: false,
-            steps: 0,
         })
     }
 
@@ -146,6 +142,19 @@ impl Optimizer for Adam {
         format!("{name}{small}{decay}{amsgrad}")
     }
 
+    fn describe(&self) -> String {
+        format!(
+            "{}(lr={}, betas=({}, {}), eps={}, weight_decay={}, amsgrad={})",
+            if self.decoupled { "AdamW" } else { "Adam" },
+            python_float(self.lr()),
+            python_float(self.betas.0),
+            python_float(self.betas.1),
+            python_float(self.eps),
+            python_float(self.weight_decay),
+            if self.amsgrad { "True" } else { "False" }
+        )
+    }
+
     fn state_names(&self) -> Vec<&'static str> {
         let mut names = vec!["exp_avg", "exp_avg_sq"];
         if self.amsgrad {
@@ -172,11 +181,11 @@ impl Optimizer for Adam {
             ("one_minus_beta2", (1.0 - beta2) as f32),
             ("bias_correction2_sqrt", bias_correction2.sqrt() as f32),
             ("eps", self.eps as f32),
-            ("step_size", (self.lr / bias_correction1) as f32),
+            ("step_size", (self.lr() / bias_correction1) as f32),
         ];
         if self.weight_decay != 0.0 {
             scalars.push(if self.decoupled {
-                ("decay_factor", (1.0 - self.lr * self.weight_decay) as f32)
+                ("decay_factor", (1.0 - self.lr() * self.weight_decay) as f32)
             } else {
                 ("weight_decay", self.weight_decay as f32)
             });
@@ -240,34 +249,11 @@ impl Optimizer for Adam {
         Ok(std::iter::once(param).chain(new_state).collect())
     }
 
-    fn steps(&self) -> u64 {
-        self.steps
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
     }
 
-    fn set_steps(&mut self, steps: u64) {
-        self.steps = steps;
-    }
-
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn set_lr(&mut self, lr: f64) -> Result<()> {
-        check_lr(lr)?;
-        self.lr = lr;
-        Ok(())
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{}(lr={}, betas=({}, {}), eps={}, weight_decay={}, amsgrad={})",
-            if self.decoupled { "AdamW" } else { "Adam" },
-            python_float(self.lr),
-            python_float(self.betas.0),
-            python_float(self.betas.1),
-            python_float(self.eps),
-            python_float(self.weight_decay),
-            if self.amsgrad { "True" } else { "False" }
-        )
+    fn schedule_mut(&mut self) -> &mut Schedule {
+        &mut self.schedule
     }
 }

@@ -67,6 +67,9 @@ pub trait Optimizer {
     /// part of a compiled step's cache key.
     fn structure(&self) -> String;
 
+    /// `SGD(lr=0.1, momentum=0.9, ...)`: the configuration, for messages and checkpoints.
+    fn describe(&self) -> String;
+
     /// The state entries kept per parameter, in order (`momentum_buffer`; `exp_avg`,
     /// `exp_avg_sq`[, `max_exp_avg_sq`]), each of its parameter's type, zeros at first.
     fn state_names(&self) -> Vec<&'static str>;
@@ -80,20 +83,51 @@ pub trait Optimizer {
     /// nodes are named after the parameter: `fc1.weight.delta`.
     fn add_update(&self, b: &mut Builder, update: &UpdateNodes) -> Result<Vec<NodeId>>;
 
+    /// The learning rate and the step count, which [`Optimizer::lr`], [`Optimizer::steps`]
+    /// and their setters read.
+    fn schedule(&self) -> &Schedule;
+
+    /// The learning rate and the step count, for the setters.
+    fn schedule_mut(&mut self) -> &mut Schedule;
+
     /// The steps taken so far (PyTorch's `state['step']`, one count for every parameter).
-    fn steps(&self) -> u64;
+    fn steps(&self) -> u64 {
+        self.schedule().steps
+    }
 
     /// Sets the step count (after loading a checkpoint).
-    fn set_steps(&mut self, steps: u64);
+    fn set_steps(&mut self, steps: u64) {
+        self.schedule_mut().steps = steps;
+    }
 
     /// The learning rate.
-    fn lr(&self) -> f64;
+    fn lr(&self) -> f64 {
+        self.schedule().lr
+    }
 
-    /// Changes the learning rate (an input of the compiled step: nothing recompiles).
-    fn set_lr(&mut self, lr: f64) -> Result<()>;
+    /// Changes the learning rate (an input of the compiled step: nothing recompiles);
+    /// `Invalid learning rate` if negative or NaN.
+    fn set_lr(&mut self, lr: f64) -> Result<()> {
+        check_lr(lr)?;
+        self.schedule_mut().lr = lr;
+        Ok(())
+    }
+}
 
-    /// `SGD(lr=0.1, momentum=0.9, ...)`: the configuration, for messages and checkpoints.
-    fn describe(&self) -> String;
+/// What changes between an optimizer's steps, the same for every optimizer: the learning
+/// rate and the step count (PyTorch's `group['lr']` and `state['step']`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schedule {
+    lr: f64,
+    steps: u64,
+}
+
+impl Schedule {
+    /// Learning rate `lr` (`Invalid learning rate` if negative or NaN), no step taken.
+    pub fn new(lr: f64) -> Result<Schedule> {
+        check_lr(lr)?;
+        Ok(Schedule { lr, steps: 0 })
+    }
 }
 
 /// The nodes one parameter's update reads.
@@ -205,6 +239,11 @@ pub fn init_state(optimizer: &dyn Optimizer, store: &mut ParameterStore) -> Resu
         }
     }
     Ok(())
+}
+
+/// `Invalid learning rate` for a negative or NaN `lr`.
+fn check_lr(lr: f64) -> Result<()> {
+    check(lr >= 0.0, "learning rate", lr)
 }
 
 /// [`Error::Hyperparameter`] unless `ok`.

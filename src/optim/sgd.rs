@@ -1,6 +1,6 @@
 //! [`Sgd`]: `torch.optim.SGD` as `_single_tensor_sgd` computes it.
 
-use super::{Optimizer, Parameters, UpdateNodes, check};
+use super::{Optimizer, Parameters, Schedule, UpdateNodes, check};
 use crate::error::{Error, Result, python_float};
 use crate::graph::{Builder, NodeId};
 
@@ -31,27 +31,24 @@ use crate::graph::{Builder, NodeId};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sgd {
     params: Vec<String>,
-    lr: f64,
+    schedule: Schedule,
     momentum: f64,
     dampening: f64,
     nesterov: bool,
     weight_decay: f64,
-    steps: u64,
 }
 
 impl Sgd {
     /// SGD over every parameter of `params` with learning rate `lr` (`Invalid learning rate`
     /// if negative or NaN) and the other settings at PyTorch's defaults.
     pub fn new<P: Parameters + ?Sized>(params: &P, lr: f64) -> Result<Sgd> {
-        check_lr(lr)?;
         Ok(Sgd {
             params: params.parameter_names(),
-            lr,
+            schedule: Schedule::new(lr)?,
             momentum: 0.0,
             dampening: 0.0,
             nesterov: false,
             weight_decay: 0.0,
-            steps: 0,
         })
     }
 
@@ -97,11 +94,6 @@ impl Sgd {
     }
 }
 
-/// `Invalid learning rate` for a negative or NaN `lr`.
-pub(crate) fn check_lr(lr: f64) -> Result<()> {
-    check(lr >= 0.0, "learning rate", lr)
-}
-
 impl Optimizer for Sgd {
     fn parameters(&self) -> &[String] {
         &self.params
@@ -121,6 +113,17 @@ impl Optimizer for Sgd {
         format!("sgd{set}")
     }
 
+    fn describe(&self) -> String {
+        format!(
+            "SGD(lr={}, momentum={}, dampening={}, weight_decay={}, nesterov={})",
+            python_float(self.lr()),
+            python_float(self.momentum),
+            python_float(self.dampening),
+            python_float(self.weight_decay),
+            if self.nesterov { "True" } else { "False" }
+        )
+    }
+
     fn state_names(&self) -> Vec<&'static str> {
         if self.momentum != 0.0 {
             vec!["momentum_buffer"]
@@ -130,7 +133,7 @@ impl Optimizer for Sgd {
     }
 
     fn scalars(&self, steps: u64) -> Vec<(&'static str, f32)> {
-        let mut scalars = vec![("lr", self.lr as f32)];
+        let mut scalars = vec![("lr", self.lr() as f32)];
         if self.weight_decay != 0.0 {
             scalars.push(("weight_decay", self.weight_decay as f32));
         }
@@ -180,32 +183,11 @@ impl Optimizer for Sgd {
         Ok(std::iter::once(param).chain(new_state).collect())
     }
 
-    fn steps(&self) -> u64 {
-        self.steps
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
     }
 
-    fn set_steps(&mut self, steps: u64) {
-        self.steps = steps;
-    }
-
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn set_lr(&mut self, lr: f64) -> Result<()> {
-        check_lr(lr)?;
-        self.lr = lr;
-        Ok(())
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "SGD(lr={}, momentum={}, dampening={}, weight_decay={}, nesterov={})",
-            python_float(self.lr),
-            python_float(self.momentum),
-            python_float(self.dampening),
-            python_float(self.weight_decay),
-            if self.nesterov { "True" } else { "False" }
-        )
+    fn schedule_mut(&mut self) -> &mut Schedule {
+        &mut self.schedule
     }
 }
