@@ -10,8 +10,9 @@
 //!     module's later calls).
 //!
 //!   A name is taken when a node or an output has it (they share one namespace).
-//! - **Typed helpers** (`b.add(name, x, y)`, `b.matmul(name, a, b)`, ...), one per op the
-//!   library builds, each the node's op written out once.
+//! - **Typed helpers** (`b.add(name, x, y)`, `b.matmul(name, a, b)`, ...) for the ops the
+//!   library builds, so a caller writes `b.mul(name, a, b)` rather than
+//!   `Op::Binary(BinaryOp::Mul)` and an operand slice; [`Builder::node`] adds any other op.
 //!
 //! The checks stay where they were, in [`Graph::add`]: the name has to be well formed and
 //! free, and the operands have to fit the op; every helper returns that typed error, naming
@@ -121,9 +122,9 @@ impl<'g> Builder<'g> {
         self.graph.add(name, op, operands)
     }
 
-    /// The type a node `name` computing `op` of `operands` would have, or the error
-    /// [`Builder::node`] would give; adds nothing (for a call that keeps its operand, such as
-    /// an eval-mode dropout).
+    /// The type a node computing `op` of `operands` would have, or the type error
+    /// [`Builder::node`] would give, naming `name`. Adds nothing and checks no name (for a
+    /// call that keeps its operand, such as an eval-mode dropout).
     pub fn check(&self, name: &str, op: &Op, operands: &[NodeId]) -> Result<TensorType> {
         let types: Vec<&TensorType> = operands.iter().map(|&o| &self.graph.node(o).ty).collect();
         infer::infer_type(op, &types).map_err(|detail| Error::Type {

@@ -107,7 +107,8 @@ impl Call<'_> {
             let Op::Dropout(dropout) = &self.op else {
                 panic!("invariant: only dropout calls have a mask");
             };
-            (b.dropout_with_mask("y", dropout.clone(), operands[0])).map(|(y, m)| (y, Some(m)))
+            let both = b.dropout_with_mask("y", dropout.clone(), operands[0]);
+            both.map(|(y, mask)| (y, Some(mask)))
         } else {
             b.node("y", self.op.clone(), &operands).map(|y| (y, None))
         };

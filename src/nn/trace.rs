@@ -68,10 +68,8 @@ impl TracedNode {
         add: impl FnOnce(&mut Builder, NodeId) -> Result<T>,
     ) -> Result<T> {
         let mut state = self.trace.borrow_mut();
-        add(
-            &mut Builder::new(&mut state.graph, Naming::CALLS),
-            self.node,
-        )
+        let mut b = Builder::new(&mut state.graph, Naming::CALLS);
+        add(&mut b, self.node)
     }
 
     /// Node `node` of this node's trace as a value.
