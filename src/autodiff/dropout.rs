@@ -4,21 +4,16 @@
 //! or the alpha coefficient `a` (alpha kinds). A `dropout_grad` is linear in its operand, so
 //! its own gradient is the same op again.
 
-use super::Cx;
-use crate::graph::{Dropout, NodeId, Op};
+use super::Site;
+use crate::error::Result;
+use crate::graph::{Builder, Dropout, NodeId, Op};
 
-/// The gradient of the dropout (or dropout gradient) with attributes `d` for `g`.
-pub(super) fn dropout(
-    cx: &mut Cx,
-    d: &Dropout,
-    g: NodeId,
-    names: &[Option<String>],
-) -> Option<NodeId> {
-    let name = names[0].as_deref()?;
+/// The gradient `name` of the dropout (or dropout gradient) with attributes `d`.
+pub(super) fn dropout(b: &mut Builder, d: &Dropout, at: Site, name: &str) -> Result<NodeId> {
     // The gradient has a buffer of its own: an in-place forward dropout says nothing about it.
     let grad = Dropout {
         inplace: false,
         ..d.clone()
     };
-    Some(cx.add(name, Op::DropoutGrad(grad), &[g]))
+    b.node(name, Op::DropoutGrad(grad), &[at.g])
 }

@@ -1,6 +1,6 @@
 //! Vector-Jacobian products of the element-wise ops. `g` has the node's (broadcast) shape; an
 //! operand that was broadcast gets `g`'s contribution summed back to its own shape
-//! ([`Cx::sum_to`]). PyTorch's formulas (derivatives.yaml), in its order of operations:
+//! ([`sum_to`]). PyTorch's formulas (derivatives.yaml), in its order of operations:
 //!
 //! ```text
 //! neg   -g                 relu  relu_grad(g, x)      selu  selu_grad(g, x)
@@ -14,60 +14,47 @@
 //! expand   g summed back to the operand's shape
 //! ```
 
-use super::{Cx, cannot};
+use super::{Gradients, Site, cannot};
 use crate::error::Result;
-use crate::graph::{BinaryOp, NodeId, Op, UnaryOp};
+use crate::graph::{BinaryOp, Builder, NodeId, Shape, UnaryOp};
 use crate::tensor::Tensor;
 
-/// The gradient of unary `op` (node `y` of operand `x`) for `g`.
-pub(super) fn unary(
-    cx: &mut Cx,
-    op: UnaryOp,
-    y: NodeId,
-    x: NodeId,
-    g: NodeId,
-    names: &[Option<String>],
-) -> Option<NodeId> {
-    let name = names[0].as_deref()?;
-    let node = match op {
-        UnaryOp::Neg => cx.add(name, Op::Unary(UnaryOp::Neg), &[g]),
-        UnaryOp::Relu => cx.add(name, Op::Binary(BinaryOp::ReluGrad), &[g, x]),
-        UnaryOp::Selu => cx.add(name, Op::Binary(BinaryOp::SeluGrad), &[g, x]),
-        UnaryOp::Exp => cx.add(name, Op::Binary(BinaryOp::Mul), &[g, y]),
-        UnaryOp::Log => cx.add(name, Op::Binary(BinaryOp::Div), &[g, x]),
+/// The gradient `name` of unary `op`.
+pub(super) fn unary(b: &mut Builder, op: UnaryOp, at: Site, name: &str) -> Result<NodeId> {
+    let Site { y, x, g } = at;
+    let x = x[0];
+    match op {
+        UnaryOp::Neg => b.neg(name, g),
+        UnaryOp::Relu => b.binary(name, BinaryOp::ReluGrad, g, x),
+        UnaryOp::Selu => b.binary(name, BinaryOp::SeluGrad, g, x),
+        UnaryOp::Exp => b.mul(name, g, y),
+        UnaryOp::Log => b.div(name, g, x),
         UnaryOp::Sqrt => {
-            let two = cx.constant(&format!("{name}.two"), Tensor::scalar(2.0));
-            let twice = cx.add(
-                &format!("{name}.twice"),
-                Op::Binary(BinaryOp::Mul),
-                &[two, y],
-            );
-            cx.add(name, Op::Binary(BinaryOp::Div), &[g, twice])
+            let two = b.constant(&format!("{name}.two"), Tensor::scalar(2.0))?;
+            let twice = b.mul(&format!("{name}.twice"), two, y)?;
+            b.div(name, g, twice)
         }
-    };
-    Some(node)
+    }
 }
 
-/// The gradients of binary `op` (node `y` of operands `x = [a, b]`) for `g`.
+/// The gradients of binary `op` (operands `x = [lhs, rhs]`).
 pub(super) fn binary(
-    cx: &mut Cx,
+    b: &mut Builder,
     op: BinaryOp,
-    y: NodeId,
-    x: &[NodeId],
-    g: NodeId,
+    at: Site,
     names: &[Option<String>],
-) -> Result<Vec<Option<NodeId>>> {
-    let (a, b) = (x[0], x[1]);
-    let mul = Op::Binary(BinaryOp::Mul);
+) -> Result<Gradients> {
+    let Site { y, x, g } = at;
+    let (lhs, rhs) = (x[0], x[1]);
     let mut out = vec![None, None];
     for side in 0..2 {
         let Some(name) = names[side].as_deref() else {
             continue;
         };
-        let own = cx.shape(x[side]);
+        let own = b.shape(x[side]);
         let part = |tag: &str| format!("{name}.{tag}");
         // The full-shape product is the gradient itself unless it is summed back.
-        let full_name = if own == cx.shape(y) {
+        let full_name = if own == b.shape(y) {
             name.to_string()
         } else {
             part("full")
@@ -77,49 +64,62 @@ pub(super) fn binary(
             (BinaryOp::Add, _) | (BinaryOp::Sub, 0) => Some(g),
             (BinaryOp::Sub, _) => {
                 // sum(-g) = -(sum g) exactly: negate after summing, on fewer elements.
-                let summed = cx.sum_to(&part("sum"), g, &own);
-                out[side] = Some(cx.add(name, Op::Unary(UnaryOp::Neg), &[summed]));
+                let summed = sum_to(b, &part("sum"), g, &own)?;
+                out[side] = Some(b.neg(name, summed)?);
                 continue;
             }
-            (BinaryOp::Mul, 0) => Some(cx.add(&full_name, mul.clone(), &[g, b])),
-            (BinaryOp::Mul, _) => Some(cx.add(&full_name, mul.clone(), &[g, a])),
-            (BinaryOp::Div, 0) => Some(cx.add(&full_name, Op::Binary(BinaryOp::Div), &[g, b])),
+            (BinaryOp::Mul, 0) => Some(b.mul(&full_name, g, rhs)?),
+            (BinaryOp::Mul, _) => Some(b.mul(&full_name, g, lhs)?),
+            (BinaryOp::Div, 0) => Some(b.div(&full_name, g, rhs)?),
             (BinaryOp::Div, _) => {
-                let neg = cx.add(&part("neg"), Op::Unary(UnaryOp::Neg), &[g]);
-                let ratio = cx.add(&part("ratio"), Op::Binary(BinaryOp::Div), &[y, b]);
-                Some(cx.add(&full_name, mul.clone(), &[neg, ratio]))
+                let neg = b.neg(&part("neg"), g)?;
+                let ratio = b.div(&part("ratio"), y, rhs)?;
+                Some(b.mul(&full_name, neg, ratio)?)
             }
             (BinaryOp::Max, _) => {
-                let (mine, other) = if side == 0 { (a, b) } else { (b, a) };
-                let weight = Op::Binary(BinaryOp::MaxWeight);
-                let w = cx.add(&part("weight"), weight, &[mine, other]);
-                Some(cx.add(&full_name, mul.clone(), &[g, w]))
+                let (mine, other) = if side == 0 { (lhs, rhs) } else { (rhs, lhs) };
+                let w = b.binary(&part("weight"), BinaryOp::MaxWeight, mine, other)?;
+                Some(b.mul(&full_name, g, w)?)
             }
-            (BinaryOp::ReluGrad, 0) => {
-                Some(cx.add(&full_name, Op::Binary(BinaryOp::ReluGrad), &[g, b]))
-            }
-            (BinaryOp::SeluGrad, 0) => {
-                Some(cx.add(&full_name, Op::Binary(BinaryOp::SeluGrad), &[g, b]))
-            }
+            (BinaryOp::ReluGrad | BinaryOp::SeluGrad, 0) => Some(b.binary(&full_name, op, g, rhs)?),
             (BinaryOp::SeluGrad, _) => {
                 let reason = "selu_grad has no derivative with respect to x (operand 1)";
-                return Err(cannot(cx.graph, y, reason.to_string()));
+                return Err(cannot(b.graph(), y, reason.to_string()));
             }
             (BinaryOp::ReluGrad, _) | (BinaryOp::Equal, _) | (BinaryOp::MaxWeight, _) => None,
         };
-        out[side] = full.map(|full| cx.sum_to(name, full, &own));
+        out[side] = full.map(|full| sum_to(b, name, full, &own)).transpose()?;
     }
     Ok(out)
 }
 
-/// The gradient of `expand` (of operand `x`) for `g`: `g` summed back to `x`'s shape.
-pub(super) fn expand(
-    cx: &mut Cx,
-    x: NodeId,
-    g: NodeId,
-    names: &[Option<String>],
-) -> Option<NodeId> {
-    let name = names[0].as_deref()?;
-    let shape = cx.shape(x);
-    Some(cx.sum_to(name, g, &shape))
+/// The gradient `name` of `expand`: `g` summed back to the operand's shape.
+pub(super) fn expand(b: &mut Builder, at: Site, name: &str) -> Result<NodeId> {
+    let shape = b.shape(at.x[0]);
+    sum_to(b, name, at.g, &shape)
+}
+
+/// `g` summed over the dimensions along which `shape` was broadcast to `g`'s shape, in
+/// `shape`: the gradient of a broadcast. `g` itself if nothing was broadcast.
+pub(super) fn sum_to(b: &mut Builder, name: &str, g: NodeId, shape: &Shape) -> Result<NodeId> {
+    let from = b.shape(g);
+    if from == *shape {
+        return Ok(g);
+    }
+    let lead = from.rank() - shape.rank();
+    let axes: Vec<i64> = (0..from.rank())
+        .filter(|&d| d < lead || (shape.dims()[d - lead] == 1 && from.dims()[d] != 1))
+        .map(|d| d as i64)
+        .collect();
+    let inner = axes.iter().any(|&d| d as usize >= lead);
+    // Leading axes only: dropping them gives `shape`. No leading axes: keeping the
+    // summed ones as 1 gives it. Both: keep, then view without the leading ones.
+    match (lead > 0, inner) {
+        (_, false) => b.sum(name, g, axes, false),
+        (false, true) => b.sum(name, g, axes, true),
+        (true, true) => {
+            let summed = b.sum(&format!("{name}.sum"), g, axes, true)?;
+            b.reshape(name, summed, shape)
+        }
+    }
 }

@@ -8,7 +8,7 @@
 //! visited), and the node's vector-Jacobian product sends one gradient to each operand on the
 //! path. One file per op family holds the products:
 //! - `elementwise`: unary and broadcasting binary ops, `expand` (broadcast gradients are
-//!   summed back over the broadcast dimensions, [`Cx::sum_to`]);
+//!   summed back over the broadcast dimensions, `sum_to`);
 //! - `linalg`: `matmul` (batched, broadcast batch dimensions) and `linear`;
 //! - `reduce`: `sum`, `mean`, `amax`, `reshape`, `transpose`, `softmax`, `log_softmax`,
 //!   `cross_entropy`;
@@ -18,7 +18,10 @@
 //! Names are deterministic: the gradient of node `x` is `x.grad` (a sum of several
 //! contributions, `x.grad.0`, `x.grad.1`, ..., is `x.grad`); a product's intermediate values
 //! extend the name of the contribution they feed (`fc1.weight.grad.gt`). A name already
-//! taken gets `_1`, `_2`, ... appended.
+//! taken gets `_1`, `_2`, ... appended ([`Naming::NUMBERED`]).
+//!
+//! Every node is added through a [`Builder`], so a product that does not type-check (a bug)
+//! is an error naming the node, not a panic.
 
 mod dropout;
 mod elementwise;
@@ -28,7 +31,7 @@ mod reduce;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
-use crate::graph::{BinaryOp, DType, Graph, NodeId, Op, ReduceOp, Shape};
+use crate::graph::{Builder, DType, Graph, Naming, NodeId, Op};
 use crate::tensor::Tensor;
 
 /// Adds to `graph` the nodes computing `d loss / d x` for every `x` in `wrt` (parameters,
@@ -72,7 +75,7 @@ pub fn gradients(graph: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<
         }
     }
     let existing = graph.node_ids().collect();
-    let mut cx = Cx { graph };
+    let mut b = Builder::new(graph, Naming::NUMBERED);
     let mut sweep = Sweep {
         existing,
         incoming,
@@ -81,36 +84,36 @@ pub fn gradients(graph: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<
         totals: BTreeMap::new(),
     };
     if active.contains(&loss) {
-        let name = format!("{}.grad", cx.graph.node(loss).name);
-        let one = cx.constant(&name, Tensor::scalar(1.0));
+        let name = format!("{}.grad", b.graph().node(loss).name);
+        let one = b.constant(&name, Tensor::scalar(1.0))?;
         sweep.received.insert(loss, vec![one]);
     }
     for &id in order.iter().rev() {
         if !active.contains(&id) {
             continue;
         }
-        let Some(g) = sweep.total(&mut cx, id) else {
+        let Some(g) = sweep.total(&mut b, id)? else {
             continue;
         };
-        if cx.graph.node(id).op.is_leaf() {
+        if b.graph().node(id).op.is_leaf() {
             continue;
         }
-        let operands = cx.graph.operands(id);
+        let operands = b.graph().operands(id);
         let names: Vec<Option<String>> = (operands.iter())
             .map(|o| {
                 active
                     .contains(o)
-                    .then(|| sweep.contribution_name(cx.graph, *o))
+                    .then(|| sweep.contribution_name(b.graph(), *o))
             })
             .collect();
-        let contributions = vjp(&mut cx, id, g, &names)?;
+        let contributions = vjp(&mut b, id, g, &names)?;
         for (operand, contribution) in operands.into_iter().zip(contributions) {
             if let Some(c) = contribution {
                 sweep.received.entry(operand).or_default().push(c);
             }
         }
     }
-    wrt.iter().map(|&x| Ok(sweep.result(&mut cx, x))).collect()
+    wrt.iter().map(|&x| sweep.result(&mut b, x)).collect()
 }
 
 /// The f32 nodes that depend on some `wrt` node and that the loss depends on.
@@ -161,9 +164,9 @@ impl Sweep {
     }
 
     /// The sum of the gradients `x` received, in the order received.
-    fn total(&mut self, cx: &mut Cx, x: NodeId) -> Option<NodeId> {
+    fn total(&mut self, b: &mut Builder, x: NodeId) -> Result<Option<NodeId>> {
         let parts = self.received.remove(&x).unwrap_or_default();
-        let name = format!("{}.grad", cx.graph.node(x).name);
+        let name = format!("{}.grad", b.graph().node(x).name);
         let mut sum = parts.first().copied();
         for (k, &part) in parts.iter().enumerate().skip(1) {
             let acc = sum.expect("invariant: the first part started the sum");
@@ -172,67 +175,79 @@ impl Sweep {
             } else {
                 format!("{name}.sum{k}")
             };
-            sum = Some(cx.add(&step, Op::Binary(BinaryOp::Add), &[acc, part]));
+            sum = Some(b.add(&step, acc, part)?);
         }
         self.totals.insert(x, sum);
-        sum
+        Ok(sum)
     }
 
     /// The gradient of `x` to return: its sum, under the name `x.grad` (or `x.grad_1`, ...
     /// if taken; an alias by `reshape` if the sum is another node's value), or a zero.
-    fn result(&mut self, cx: &mut Cx, x: NodeId) -> NodeId {
-        let name = format!("{}.grad", cx.graph.node(x).name);
-        let shape = cx.shape(x);
+    fn result(&mut self, b: &mut Builder, x: NodeId) -> Result<NodeId> {
+        let name = format!("{}.grad", b.graph().node(x).name);
+        let shape = b.shape(x);
         let is_own = |total: NodeId| {
-            !self.existing.contains(&total) && cx.graph.node(total).name.starts_with(&name)
+            !self.existing.contains(&total) && b.graph().node(total).name.starts_with(&name)
         };
-        match self.totals.get(&x).copied().flatten() {
-            Some(total) if is_own(total) => total,
-            Some(total) => {
-                let alias = cx.reshape(&name, total, &shape);
-                self.totals.insert(x, Some(alias));
-                alias
-            }
+        let result = match self.totals.get(&x).copied().flatten() {
+            Some(total) if is_own(total) => return Ok(total),
+            Some(total) => b.reshape(&name, total, &shape)?,
             None => {
-                let zero = cx.constant(&format!("{name}.zero"), Tensor::scalar(0.0));
-                let zeros = cx.expand(&name, zero, &shape);
-                self.totals.insert(x, Some(zeros));
-                zeros
+                let zero = b.constant(&format!("{name}.zero"), Tensor::scalar(0.0))?;
+                b.expand(&name, zero, &shape)?
             }
-        }
+        };
+        self.totals.insert(x, Some(result));
+        Ok(result)
     }
 }
 
+/// What a vector-Jacobian product reads: the node `y`, its operands `x` and its summed
+/// gradient `g` (derivatives.yaml's `result`, `self`/`other` and `grad`).
+#[derive(Clone, Copy)]
+struct Site<'a> {
+    y: NodeId,
+    x: &'a [NodeId],
+    g: NodeId,
+}
+
+/// One gradient per operand: `None` for an operand off the path or without a derivative.
+type Gradients = Vec<Option<NodeId>>;
+
 /// The vector-Jacobian product of node `id` for its gradient `g`: one gradient per operand,
 /// for the operands with a name in `names` (the name its final node takes).
-fn vjp(
-    cx: &mut Cx,
-    id: NodeId,
-    g: NodeId,
-    names: &[Option<String>],
-) -> Result<Vec<Option<NodeId>>> {
-    let op = cx.graph.node(id).op.clone();
-    let x = cx.graph.operands(id);
+fn vjp(b: &mut Builder, id: NodeId, g: NodeId, names: &[Option<String>]) -> Result<Gradients> {
+    let op = b.graph().node(id).op.clone();
+    let x = b.graph().operands(id);
+    let at = Site { y: id, x: &x, g };
     match &op {
         Op::Input(_) | Op::Parameter(_) | Op::Constant(_) => Ok(Vec::new()),
-        Op::Unary(unary) => Ok(vec![elementwise::unary(cx, *unary, id, x[0], g, names)]),
-        Op::Binary(binary) => elementwise::binary(cx, *binary, id, &x, g, names),
-        Op::Expand { .. } => Ok(vec![elementwise::expand(cx, x[0], g, names)]),
-        Op::MatMul => Ok(linalg::matmul(cx, &x, g, names)),
-        Op::Linear { .. } => Ok(linalg::linear(cx, &x, g, names)),
-        Op::Reshape { .. } => Ok(vec![reduce::reshape(cx, x[0], g, names)]),
-        Op::Transpose { perm } => Ok(vec![reduce::transpose(cx, perm, g, names)]),
-        Op::Reduce { op, axes, .. } => Ok(vec![reduce::reduce(cx, *op, axes, id, x[0], g, names)]),
-        Op::Softmax { axis } => Ok(vec![reduce::softmax(cx, *axis, id, g, names)]),
-        Op::LogSoftmax { axis } => Ok(vec![reduce::log_softmax(cx, *axis, id, g, names)]),
-        Op::CrossEntropy => Ok(reduce::cross_entropy(cx, &x, g, names)),
-        Op::Dropout(d) | Op::DropoutGrad(d) => Ok(vec![dropout::dropout(cx, d, g, names)]),
+        Op::Unary(unary) => first(names, |n| elementwise::unary(b, *unary, at, n)),
+        Op::Binary(binary) => elementwise::binary(b, *binary, at, names),
+        Op::Expand { .. } => first(names, |n| elementwise::expand(b, at, n)),
+        Op::MatMul => linalg::matmul(b, at, names),
+        Op::Linear { .. } => linalg::linear(b, at, names),
+        Op::Reshape { .. } => first(names, |n| reduce::reshape(b, at, n)),
+        Op::Transpose { perm } => first(names, |n| reduce::transpose(b, perm, at, n)),
+        Op::Reduce { op, axes, .. } => first(names, |n| reduce::reduce(b, *op, axes, at, n)),
+        Op::Softmax { axis } => first(names, |n| reduce::softmax(b, *axis, at, n)),
+        Op::LogSoftmax { axis } => first(names, |n| reduce::log_softmax(b, *axis, at, n)),
+        // The targets are i32, never on the path.
+        Op::CrossEntropy => first(names, |n| reduce::cross_entropy(b, at, n)),
+        Op::Dropout(d) | Op::DropoutGrad(d) => first(names, |n| dropout::dropout(b, d, at, n)),
         Op::CrossEntropyGrad | Op::DropoutMask(_) => Err(cannot(
-            cx.graph,
+            b.graph(),
             id,
             format!("{} has no derivative", op.name()),
         )),
     }
+}
+
+/// The gradients of an op whose first operand alone can have one: `vjp(name)` if that operand
+/// is on the path, `name` being its gradient's name.
+fn first(names: &[Option<String>], vjp: impl FnOnce(&str) -> Result<NodeId>) -> Result<Gradients> {
+    let gradient = names[0].as_deref().map(vjp).transpose()?;
+    Ok(vec![gradient])
 }
 
 fn cannot(graph: &Graph, id: NodeId, reason: String) -> Error {
@@ -241,87 +256,5 @@ fn cannot(graph: &Graph, id: NodeId, reason: String) -> Error {
         node: node.name.clone(),
         op: node.op.name(),
         reason,
-    }
-}
-
-/// The graph being extended, with the helpers every product builds from.
-pub(crate) struct Cx<'g> {
-    graph: &'g mut Graph,
-}
-
-impl Cx<'_> {
-    /// A free name: `base`, else `base_1`, `base_2`, ...
-    fn fresh(&self, base: &str) -> String {
-        let taken = |name: &str| {
-            self.graph.find(name).is_some() || self.graph.outputs().iter().any(|o| o.name == name)
-        };
-        if !taken(base) {
-            return base.to_string();
-        }
-        (1..)
-            .map(|k| format!("{base}_{k}"))
-            .find(|name| !taken(name))
-            .expect("invariant: some suffix is free")
-    }
-
-    /// Adds a node under a fresh name derived from `name`.
-    fn add(&mut self, name: &str, op: Op, operands: &[NodeId]) -> NodeId {
-        let name = self.fresh(name);
-        self.graph
-            .add(name, op, operands)
-            .expect("invariant: a vector-Jacobian product builds well-typed nodes")
-    }
-
-    /// The shape of `id`'s value.
-    fn shape(&self, id: NodeId) -> Shape {
-        self.graph.node(id).ty.shape.clone()
-    }
-
-    /// A constant.
-    fn constant(&mut self, name: &str, value: Tensor) -> NodeId {
-        self.add(name, Op::Constant(value), &[])
-    }
-
-    /// `g` viewed in `shape` (same element count): a `reshape`, which costs nothing (it
-    /// aliases `g`'s buffer) and which layout simplification removes when the shapes agree.
-    fn reshape(&mut self, name: &str, g: NodeId, shape: &Shape) -> NodeId {
-        let dims = shape.dims().iter().map(|&d| d as i64).collect();
-        self.add(name, Op::Reshape { shape: dims }, &[g])
-    }
-
-    /// `g` broadcast to `shape`.
-    fn expand(&mut self, name: &str, g: NodeId, shape: &Shape) -> NodeId {
-        let shape = shape.dims().to_vec();
-        self.add(name, Op::Expand { shape }, &[g])
-    }
-
-    /// `g` summed over the dimensions along which `shape` was broadcast to `g`'s shape, in
-    /// `shape`: the gradient of a broadcast. `g` itself if nothing was broadcast.
-    fn sum_to(&mut self, name: &str, g: NodeId, shape: &Shape) -> NodeId {
-        let from = self.shape(g);
-        if from == *shape {
-            return g;
-        }
-        let lead = from.rank() - shape.rank();
-        let axes: Vec<i64> = (0..from.rank())
-            .filter(|&d| d < lead || (shape.dims()[d - lead] == 1 && from.dims()[d] != 1))
-            .map(|d| d as i64)
-            .collect();
-        let inner = axes.iter().any(|&d| d as usize >= lead);
-        let sum = |keepdim| Op::Reduce {
-            op: ReduceOp::Sum,
-            axes: axes.clone(),
-            keepdim,
-        };
-        // Leading axes only: dropping them gives `shape`. No leading axes: keeping the
-        // summed ones as 1 gives it. Both: keep, then view without the leading ones.
-        match (lead > 0, inner) {
-            (_, false) => self.add(name, sum(false), &[g]),
-            (false, true) => self.add(name, sum(true), &[g]),
-            (true, true) => {
-                let summed = self.add(&format!("{name}.sum"), sum(true), &[g]);
-                self.reshape(name, summed, shape)
-            }
-        }
     }
 }

@@ -11,150 +11,92 @@
 //! ```
 //! (`gk`, `yk`: the gradient and the result with the reduced dimensions kept as 1, a view.)
 
-use super::Cx;
+use super::Site;
+use crate::error::Result;
 use crate::graph::infer::{reduce_shape, reduced_axes};
-use crate::graph::{BinaryOp, NodeId, Op, ReduceOp, UnaryOp};
+use crate::graph::{BinaryOp, Builder, NodeId, Op, ReduceOp, UnaryOp};
 use crate::tensor::Tensor;
 
-/// The gradient of `reshape` (of operand `x`) for `g`.
-pub(super) fn reshape(
-    cx: &mut Cx,
-    x: NodeId,
-    g: NodeId,
-    names: &[Option<String>],
-) -> Option<NodeId> {
-    let name = names[0].as_deref()?;
-    let shape = cx.shape(x);
-    Some(cx.reshape(name, g, &shape))
+/// The gradient `name` of `reshape`: `g` viewed in the operand's shape.
+pub(super) fn reshape(b: &mut Builder, at: Site, name: &str) -> Result<NodeId> {
+    let shape = b.shape(at.x[0]);
+    b.reshape(name, at.g, &shape)
 }
 
-/// The gradient of `transpose` by `perm` for `g`: the inverse permutation.
-pub(super) fn transpose(
-    cx: &mut Cx,
-    perm: &[usize],
-    g: NodeId,
-    names: &[Option<String>],
-) -> Option<NodeId> {
-    let name = names[0].as_deref()?;
+/// The gradient `name` of `transpose` by `perm`: `g` by the inverse permutation.
+pub(super) fn transpose(b: &mut Builder, perm: &[usize], at: Site, name: &str) -> Result<NodeId> {
     let mut inverse = vec![0; perm.len()];
     for (i, &p) in perm.iter().enumerate() {
         inverse[p] = i;
     }
-    Some(cx.add(name, Op::Transpose { perm: inverse }, &[g]))
+    b.transpose(name, at.g, inverse)
 }
 
-/// The gradient of reduction `op` over `axes` (node `y` of operand `x`) for `g`.
+/// The gradient `name` of reduction `op` over `axes`.
 pub(super) fn reduce(
-    cx: &mut Cx,
+    b: &mut Builder,
     op: ReduceOp,
     axes: &[i64],
-    y: NodeId,
-    x: NodeId,
-    g: NodeId,
-    names: &[Option<String>],
-) -> Option<NodeId> {
-    let name = names[0].as_deref()?;
-    let shape = cx.shape(x);
+    at: Site,
+    name: &str,
+) -> Result<NodeId> {
+    let Site { y, x, g } = at;
+    let x = x[0];
+    let shape = b.shape(x);
     let axes = reduced_axes(&shape, axes).expect("invariant: the axes were inferred");
     if axes.is_empty() {
         // Nothing was reduced: the node is the identity (a count of 1 for mean).
-        return Some(g);
+        return Ok(g);
     }
+    let part = |tag: &str| format!("{name}.{tag}");
     let kept = reduce_shape(&shape, &axes, true);
-    let kept_view = |cx: &mut Cx, of: NodeId, tag: &str| {
-        if cx.shape(of) == kept {
-            of
+    let kept_view = |b: &mut Builder, of: NodeId, tag: &str| {
+        if b.shape(of) == kept {
+            Ok(of)
         } else {
-            cx.reshape(&format!("{name}.{tag}"), of, &kept)
+            b.reshape(&part(tag), of, &kept)
         }
     };
-    let gk = kept_view(cx, g, "gk");
+    let gk = kept_view(b, g, "gk")?;
     let count: usize = axes.iter().map(|&a| shape.dims()[a]).product();
     let axes: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
-    let node = match op {
-        ReduceOp::Sum => cx.expand(name, gk, &shape),
+    match op {
+        ReduceOp::Sum => b.expand(name, gk, &shape),
         ReduceOp::Mean => {
-            let expanded = cx.expand(&format!("{name}.expand"), gk, &shape);
-            let n = cx.constant(&format!("{name}.count"), Tensor::scalar(count as f32));
-            cx.add(name, Op::Binary(BinaryOp::Div), &[expanded, n])
+            let expanded = b.expand(&part("expand"), gk, &shape)?;
+            let n = b.constant(&part("count"), Tensor::scalar(count as f32))?;
+            b.div(name, expanded, n)
         }
         ReduceOp::Max => {
-            let yk = kept_view(cx, y, "yk");
-            let mask = cx.add(
-                &format!("{name}.mask"),
-                Op::Binary(BinaryOp::Equal),
-                &[x, yk],
-            );
-            let sum = Op::Reduce {
-                op: ReduceOp::Sum,
-                axes,
-                keepdim: true,
-            };
-            let ties = cx.add(&format!("{name}.ties"), sum, &[mask]);
-            let share = cx.add(
-                &format!("{name}.share"),
-                Op::Binary(BinaryOp::Div),
-                &[gk, ties],
-            );
-            cx.add(name, Op::Binary(BinaryOp::Mul), &[share, mask])
+            let yk = kept_view(b, y, "yk")?;
+            let mask = b.binary(&part("mask"), BinaryOp::Equal, x, yk)?;
+            let ties = b.sum(&part("ties"), mask, axes, true)?;
+            let share = b.div(&part("share"), gk, ties)?;
+            b.mul(name, share, mask)
         }
-    };
-    Some(node)
+    }
 }
 
-/// The gradient of `softmax` along `axis` (node `y`) for `g`.
-pub(super) fn softmax(
-    cx: &mut Cx,
-    axis: i64,
-    y: NodeId,
-    g: NodeId,
-    names: &[Option<String>],
-) -> Option<NodeId> {
-    let name = names[0].as_deref()?;
-    let gy = cx.add(&format!("{name}.gy"), Op::Binary(BinaryOp::Mul), &[g, y]);
-    let sum = Op::Reduce {
-        op: ReduceOp::Sum,
-        axes: vec![axis],
-        keepdim: true,
-    };
-    let s = cx.add(&format!("{name}.dot"), sum, &[gy]);
-    let d = cx.add(
-        &format!("{name}.centered"),
-        Op::Binary(BinaryOp::Sub),
-        &[g, s],
-    );
-    Some(cx.add(name, Op::Binary(BinaryOp::Mul), &[y, d]))
+/// The gradient `name` of `softmax` along `axis`.
+pub(super) fn softmax(b: &mut Builder, axis: i64, at: Site, name: &str) -> Result<NodeId> {
+    let Site { y, g, .. } = at;
+    let gy = b.mul(&format!("{name}.gy"), g, y)?;
+    let dot = b.sum(&format!("{name}.dot"), gy, vec![axis], true)?;
+    let centered = b.sub(&format!("{name}.centered"), g, dot)?;
+    b.mul(name, y, centered)
 }
 
-/// The gradient of `log_softmax` along `axis` (node `y`) for `g`.
-pub(super) fn log_softmax(
-    cx: &mut Cx,
-    axis: i64,
-    y: NodeId,
-    g: NodeId,
-    names: &[Option<String>],
-) -> Option<NodeId> {
-    let name = names[0].as_deref()?;
-    let sum = Op::Reduce {
-        op: ReduceOp::Sum,
-        axes: vec![axis],
-        keepdim: true,
-    };
-    let s = cx.add(&format!("{name}.total"), sum, &[g]);
-    let p = cx.add(&format!("{name}.p"), Op::Unary(UnaryOp::Exp), &[y]);
-    let ps = cx.add(&format!("{name}.ps"), Op::Binary(BinaryOp::Mul), &[p, s]);
-    Some(cx.add(name, Op::Binary(BinaryOp::Sub), &[g, ps]))
+/// The gradient `name` of `log_softmax` along `axis`.
+pub(super) fn log_softmax(b: &mut Builder, axis: i64, at: Site, name: &str) -> Result<NodeId> {
+    let Site { y, g, .. } = at;
+    let total = b.sum(&format!("{name}.total"), g, vec![axis], true)?;
+    let p = b.unary(&format!("{name}.p"), UnaryOp::Exp, y)?;
+    let ps = b.mul(&format!("{name}.ps"), p, total)?;
+    b.sub(name, g, ps)
 }
 
-/// The gradients of `cross_entropy` (operands `x = [logits, targets]`) for `g`.
-pub(super) fn cross_entropy(
-    cx: &mut Cx,
-    x: &[NodeId],
-    g: NodeId,
-    names: &[Option<String>],
-) -> Vec<Option<NodeId>> {
-    let logits = names[0]
-        .as_deref()
-        .map(|name| cx.add(name, Op::CrossEntropyGrad, &[x[0], x[1], g]));
-    vec![logits, None]
+/// The gradient `name` of `cross_entropy` (operands `x = [logits, targets]`) with respect
+/// to the logits.
+pub(super) fn cross_entropy(b: &mut Builder, at: Site, name: &str) -> Result<NodeId> {
+    b.node(name, Op::CrossEntropyGrad, &[at.x[0], at.x[1], at.g])
 }

@@ -1,15 +1,41 @@
 //! Building a dropout together with its keep mask, the graph-level form of
 //! `dropout_with_mask`.
 
-use super::{Dropout, Graph, NodeId, Op};
+use super::{Builder, Dropout, Graph, Naming, NodeId, Op};
 use crate::error::Result;
 
+impl Builder<'_> {
+    /// Adds the dropout `name` (`dropout` applied to `x`) and its keep mask `<dropout>.mask`,
+    /// a `dropout_mask` with the same attributes and stream (`bool`, in the mask shape, `true` =
+    /// kept), and returns both; both names follow the builder's policy. The mask is never in
+    /// place; the dropout keeps `inplace` as given (an in-place dropout whose mask also reads
+    /// `x` does not compile: [`crate::Error::InplaceConflict`]). Fails like [`Builder::node`],
+    /// naming the dropout, and then adds neither.
+    pub fn dropout_with_mask(
+        &mut self,
+        name: &str,
+        dropout: Dropout,
+        x: NodeId,
+    ) -> Result<(NodeId, NodeId)> {
+        let mask = Dropout {
+            inplace: false,
+            ..dropout.clone()
+        };
+        let y = self.node(name, Op::Dropout(dropout), &[x])?;
+        let mask_name = format!("{}.mask", self.graph().node(y).name);
+        match self.node(&mask_name, Op::DropoutMask(mask), &[x]) {
+            Ok(mask) => Ok((y, mask)),
+            Err(error) => {
+                // Both or neither: the dropout goes again.
+                self.remove(y);
+                Err(error)
+            }
+        }
+    }
+}
+
 impl Graph {
-    /// Adds the dropout `name` (`dropout` applied to `x`) and its keep mask `name.mask`, a
-    /// `dropout_mask` with the same attributes and stream (`bool`, in the mask shape, `true` =
-    /// kept), and returns both. The mask is never in place; the dropout keeps `inplace` as
-    /// given (an in-place dropout whose mask also reads `x` does not compile:
-    /// [`crate::Error::InplaceConflict`]). Fails like [`Graph::add`], naming the dropout.
+    /// [`Builder::dropout_with_mask`] under exactly the names `name` and `name.mask`.
     ///
     /// ```
     /// # fn main() -> dropjit::Result<()> {
@@ -30,18 +56,6 @@ impl Graph {
         dropout: Dropout,
         x: NodeId,
     ) -> Result<(NodeId, NodeId)> {
-        let mask = Dropout {
-            inplace: false,
-            ..dropout.clone()
-        };
-        let y = self.add(name, Op::Dropout(dropout), &[x])?;
-        match self.add(format!("{name}.mask"), Op::DropoutMask(mask), &[x]) {
-            Ok(mask) => Ok((y, mask)),
-            Err(error) => {
-                // Both or neither: the dropout goes again.
-                self.remove(y);
-                Err(error)
-            }
-        }
+        Builder::new(self, Naming::Exact).dropout_with_mask(name, dropout, x)
     }
 }

@@ -5,6 +5,7 @@
 //! from its op and operands, operands precede their users (no cycles), and every output names a
 //! live node. A `StableGraph` keeps node ids valid when passes delete nodes.
 
+mod builder;
 pub mod dropout;
 mod functions;
 pub mod infer;
@@ -23,6 +24,7 @@ use petgraph::stable_graph::{NodeIndex, StableGraph};
 use petgraph::visit::EdgeRef;
 
 pub use crate::types::{DType, Shape, TensorType};
+pub use builder::{Builder, Naming};
 pub use dropout::{Dropout, DropoutKind};
 pub use functions::{BinaryOp, ReduceOp, UnaryOp};
 pub use mode::Mode;

@@ -288,11 +288,11 @@ impl DropoutCall<'_> {
         }
     }
 
-    /// The graph op, on `stream`.
-    pub(super) fn op(&self, inplace: bool, stream: u32) -> Op {
+    /// The graph op's attributes, on `stream`.
+    pub(super) fn attrs(&self, inplace: bool, stream: u32) -> DropoutAttrs {
         let mut attrs = DropoutAttrs::new(self.kind, self.p, stream);
         attrs.inplace = inplace;
-        Op::Dropout(attrs)
+        attrs
     }
 
     /// The eager one-node call: stream 0, in train mode only when training.
@@ -303,7 +303,7 @@ impl DropoutCall<'_> {
             Mode::Eval
         };
         Call {
-            op: self.op(false, 0),
+            op: Op::Dropout(self.attrs(false, 0)),
             mode,
             module: self.label,
             parameters: Vec::new(),
@@ -315,11 +315,11 @@ impl DropoutCall<'_> {
     fn traced(&self, node: &Rc<TracedNode>, inplace: bool) -> Result<Var> {
         let stream = node.claim_stream();
         let name = self.node_name(node);
-        let op = self.op(inplace, stream);
+        let op = Op::Dropout(self.attrs(inplace, stream));
         if self.training {
             node.apply(&name, op, &[])
         } else {
-            node.check(&name, &op)?;
+            node.build(|b, x| b.check(&name, &op, &[x]))?;
             Ok(Var::from_node(Rc::clone(node)))
         }
     }

@@ -19,7 +19,7 @@ use super::var::Var;
 use crate::compile::{CompileCache, Compiler};
 use crate::error::{Error, Result};
 use crate::graph::Mode;
-use crate::graph::{Graph, Op, Shape, TensorType};
+use crate::graph::{Builder, Graph, Naming, Op, Shape, TensorType};
 use crate::rng::Generator;
 use crate::runtime::ParameterStore;
 use crate::tensor::Tensor;
@@ -94,23 +94,36 @@ pub(crate) struct Call<'a> {
 }
 
 impl Call<'_> {
-    /// The one-node graph; an operand that does not fit becomes [`Error::Module`].
-    fn graph(&self, x: &TensorType) -> Result<Graph> {
+    /// The one-node graph, output `y`; `with_mask`, the dropout's keep mask too, output
+    /// `mask` (only dropout calls have one). An operand that does not fit becomes
+    /// [`Error::Module`].
+    fn graph(&self, x: &TensorType, with_mask: bool) -> Result<Graph> {
         let mut graph = Graph::new("eager");
-        let mut operands = vec![graph.add("x", Op::Input(x.clone()), &[])?];
+        let mut b = Builder::new(&mut graph, Naming::Exact);
+        let mut operands = vec![b.input("x", x.clone())?];
         for (name, ty) in &self.parameters {
-            operands.push(graph.add(*name, Op::Parameter(ty.clone()), &[])?);
+            operands.push(b.parameter(name, ty.clone())?);
         }
-        let y = graph
-            .add("y", self.op.clone(), &operands)
-            .map_err(|e| match e {
-                Error::Type { detail, .. } => Error::Module {
-                    module: self.module.to_string(),
-                    detail,
-                },
-                other => other,
-            })?;
-        graph.add_output("y", y)?;
+        let added = if with_mask {
+            let Op::Dropout(dropout) = &self.op else {
+                panic!("invariant: only dropout calls have a mask");
+            };
+            let both = b.dropout_with_mask("y", dropout.clone(), operands[0]);
+            both.map(|(y, mask)| (y, Some(mask)))
+        } else {
+            b.node("y", self.op.clone(), &operands).map(|y| (y, None))
+        };
+        let (y, mask) = added.map_err(|e| match e {
+            Error::Type { detail, .. } => Error::Module {
+                module: self.module.to_string(),
+                detail,
+            },
+            other => other,
+        })?;
+        b.output("y", y)?;
+        if let Some(mask) = mask {
+            b.output("mask", mask)?;
+        }
         Ok(graph)
     }
 
@@ -151,25 +164,15 @@ impl Call<'_> {
         Ok(())
     }
 
-    /// Runs a dropout call and returns its result and its keep mask: the one-node graph
-    /// with a second output `mask`, the dropout's `dropout_mask` (an all-true constant after
-    /// the eval-mode passes). `self.op` has to be a dropout.
+    /// Runs a dropout call and returns its result and its keep mask: the graph with a
+    /// second output `mask`, the dropout's `dropout_mask` (an all-true constant after the
+    /// eval-mode passes). `self.op` has to be a dropout.
     pub(crate) fn run_with_mask(
         &self,
         x: &Tensor,
         generator: Option<&mut Generator>,
     ) -> Result<(Tensor, Tensor)> {
-        let Op::Dropout(dropout) = &self.op else {
-            panic!("invariant: only dropout calls have a mask");
-        };
-        let mut graph = self.graph(&x.ty())?;
-        let input = graph.lookup("x")?;
-        let mask = crate::graph::Dropout {
-            inplace: false,
-            ..dropout.clone()
-        };
-        let mask = graph.add("mask", Op::DropoutMask(mask), &[input])?;
-        graph.add_output("mask", mask)?;
+        let graph = self.graph(&x.ty(), true)?;
         let inputs = BTreeMap::from([("x".to_string(), x.clone())]);
         let outputs = self.execute(&graph, &inputs, &ParameterStore::new(), generator)?;
         let [(_, y), (_, mask)] = <[_; 2]>::try_from(outputs)
@@ -184,7 +187,7 @@ impl Call<'_> {
         generator: Option<&mut Generator>,
     ) -> Result<Tensor> {
         let x = inputs.get("x").expect("invariant: x is bound");
-        let graph = self.graph(&x.ty())?;
+        let graph = self.graph(&x.ty(), false)?;
         let mut outputs = self.execute(&graph, inputs, params, generator)?;
         let (_, y) = outputs
             .pop()

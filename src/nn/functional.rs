@@ -30,32 +30,27 @@ pub fn selu(x: &Var) -> Result<Var> {
 /// the default generator like [`crate::nn::Dropout`]; traced calls take the trace's next
 /// stream and are named `<operand>.dropout`.
 pub fn dropout(x: &Var, p: f64, training: bool) -> Result<Var> {
-    check_probability(p).map_err(|_| Error::Probability { p })?;
-    let label = format!("dropout(p={p}, training={training})");
-    let call = DropoutCall {
-        kind: DropoutKind::Dropout,
-        p,
-        training,
-        module: None,
-        label: &label,
-    };
-    call.apply(x, None)
+    dropout_call(p, training, |call| call.apply(x, None))
 }
 
 /// `torch.native_dropout(x, p, train)`: element-wise dropout and its keep mask (`bool`, the
 /// input's shape, `true` = kept; all true when not training). Draws like [`dropout`]; the
 /// traced mask node is named `<operand>.dropout.mask`.
 pub fn dropout_with_mask(x: &Var, p: f64, training: bool) -> Result<(Var, Var)> {
+    dropout_call(p, training, |call| call.apply_with_mask(x, None))
+}
+
+/// Runs `f` on the call `F.dropout(_, p, training)`, once `p` is checked.
+fn dropout_call<T>(p: f64, training: bool, f: impl FnOnce(&DropoutCall) -> Result<T>) -> Result<T> {
     check_probability(p).map_err(|_| Error::Probability { p })?;
     let label = format!("dropout(p={p}, training={training})");
-    let call = DropoutCall {
+    f(&DropoutCall {
         kind: DropoutKind::Dropout,
         p,
         training,
         module: None,
         label: &label,
-    };
-    call.apply_with_mask(x, None)
+    })
 }
 
 fn unary(x: &Var, op: UnaryOp, label: &dyn fmt::Display) -> Result<Var> {

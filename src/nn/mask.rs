@@ -74,29 +74,17 @@ impl DropoutCall<'_> {
     fn traced_with_mask(&self, node: &Rc<TracedNode>) -> Result<(Var, Var)> {
         let stream = node.claim_stream();
         let name = self.node_name(node);
-        let op = self.op(false, stream);
-        let Op::Dropout(attrs) = &op else {
-            panic!("invariant: a dropout call's op is a dropout");
-        };
+        let attrs = self.attrs(false, stream);
         if self.training {
-            let mask = Op::DropoutMask(attrs.clone());
-            let y = node.apply(&name, op.clone(), &[])?;
-            let mask = node.apply(&format!("{}.mask", var_name(&y)), mask, &[])?;
-            Ok((y, mask))
+            let (y, mask) = node.build(|b, x| b.dropout_with_mask(&name, attrs, x))?;
+            Ok((node.value(y), node.value(mask)))
         } else {
-            node.check(&name, &op)?;
-            let shape = (attrs.mask_shape(&node.ty().shape))
+            let ty = node.build(|b, x| b.check(&name, &Op::Dropout(attrs.clone()), &[x]))?;
+            let shape = (attrs.mask_shape(&ty.shape))
                 .expect("invariant: the dropout was checked against this input");
-            let mask = node.constant(&format!("{name}.mask"), Tensor::full_bool(shape, true))?;
-            Ok((Var::from_node(Rc::clone(node)), mask))
+            let all_kept = Tensor::full_bool(shape, true);
+            let mask = node.build(|b, _| b.constant(&format!("{name}.mask"), all_kept))?;
+            Ok((Var::from_node(Rc::clone(node)), node.value(mask)))
         }
-    }
-}
-
-/// The node name of a traced value.
-fn var_name(var: &Var) -> String {
-    match &var.repr {
-        Repr::Traced(node) => node.name(),
-        Repr::Eager(_) => panic!("invariant: tracing returns traced values"),
     }
 }

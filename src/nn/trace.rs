@@ -5,9 +5,9 @@
 //! - The input node is `x`; the graph's one output is `y`.
 //! - A module call's node is named after the module's path among the children
 //!   ([`crate::nn::Module::children`]): `fc1`, `dropout1`, `0` inside a `Sequential`; a later
-//!   call of the same module gets `fc1.call2`, `fc1.call3`, ... . Parameters are
-//!   `fc1.weight` and `fc1.bias`, shared by every call. Functional ops are named after their
-//!   operand: `fc1.relu`.
+//!   call of the same module gets `fc1.call2`, `fc1.call3`, ... ([`Naming::CALLS`]).
+//!   Parameters are `fc1.weight` and `fc1.bias`, shared by every call. Functional ops are
+//!   named after their operand: `fc1.relu`.
 //! - Every dropout call (each call site, so a module used twice draws two masks) takes the
 //!   next stream, 0, 1, 2, ... in call order, whether or not its module is in train mode.
 //!
@@ -21,9 +21,7 @@ use std::rc::Rc;
 use super::module::Module;
 use super::var::{Repr, Var};
 use crate::error::{Error, Result};
-use crate::graph::infer::infer_type;
-use crate::graph::{Graph, NodeId, Op, TensorType, is_node_name};
-use crate::tensor::Tensor;
+use crate::graph::{Builder, Graph, Naming, NodeId, Op, TensorType, is_node_name};
 
 /// The graph being built and what tracing needs to name its nodes.
 pub(crate) struct TraceState {
@@ -63,70 +61,46 @@ impl TracedNode {
         stream
     }
 
-    /// Checks that `op` accepts this node as its only operand, with the error naming `name`
-    /// (for calls that add no node, such as eval-mode dropout).
-    pub(crate) fn check(&self, name: &str, op: &Op) -> Result<()> {
-        let ty = self.ty();
-        infer_type(op, &[&ty])
-            .map(|_| ())
-            .map_err(|detail| Error::Type {
-                node: name.to_string(),
-                op: op.name(),
-                detail,
-            })
+    /// Runs `add` with a builder over this node's trace (a taken name gets `.call2`,
+    /// `.call3`, ...: [`Naming::CALLS`]) and this node, and returns what it returns.
+    pub(crate) fn build<T>(
+        &self,
+        add: impl FnOnce(&mut Builder, NodeId) -> Result<T>,
+    ) -> Result<T> {
+        let mut state = self.trace.borrow_mut();
+        let mut b = Builder::new(&mut state.graph, Naming::CALLS);
+        add(&mut b, self.node)
+    }
+
+    /// Node `node` of this node's trace as a value.
+    pub(crate) fn value(&self, node: NodeId) -> Var {
+        Var::traced(TracedNode {
+            trace: Rc::clone(&self.trace),
+            node,
+        })
     }
 
     /// Adds `op` applied to this node and then to `parameters` (created on first use, shared
-    /// afterwards) under a fresh name derived from `base`, and returns the new value.
+    /// afterwards) under a name derived from `base`, and returns the new value.
     pub(crate) fn apply(
         &self,
         base: &str,
         op: Op,
         parameters: &[(String, TensorType)],
     ) -> Result<Var> {
-        let mut state = self.trace.borrow_mut();
-        let mut operands = vec![self.node];
-        for (name, ty) in parameters {
-            let id = match state.graph.find(name) {
-                Some(id) => id,
-                None => state.graph.add(name, Op::Parameter(ty.clone()), &[])?,
-            };
-            operands.push(id);
-        }
-        let name = fresh_name(&state.graph, base);
-        let node = state.graph.add(name, op, &operands)?;
-        Ok(Var::traced(TracedNode {
-            trace: Rc::clone(&self.trace),
-            node,
-        }))
+        let node = self.build(|b, x| {
+            let mut operands = vec![x];
+            for (name, ty) in parameters {
+                let id = match b.graph().find(name) {
+                    Some(id) => id,
+                    None => b.parameter(name, ty.clone())?,
+                };
+                operands.push(id);
+            }
+            b.node(base, op, &operands)
+        })?;
+        Ok(self.value(node))
     }
-}
-
-impl TracedNode {
-    /// Adds a constant holding `value` under a fresh name derived from `base` (an eval-mode
-    /// dropout's all-true mask), in this node's trace.
-    pub(crate) fn constant(&self, base: &str, value: Tensor) -> Result<Var> {
-        let mut state = self.trace.borrow_mut();
-        let name = fresh_name(&state.graph, base);
-        let node = state.graph.add(name, Op::Constant(value), &[])?;
-        Ok(Var::traced(TracedNode {
-            trace: Rc::clone(&self.trace),
-            node,
-        }))
-    }
-}
-
-/// `base` if no node or output has it, else `base.call2`, `base.call3`, ...
-fn fresh_name(graph: &Graph, base: &str) -> String {
-    let taken =
-        |name: &str| graph.find(name).is_some() || graph.outputs().iter().any(|o| o.name == name);
-    if !taken(base) {
-        return base.to_string();
-    }
-    (2..)
-        .map(|k| format!("{base}.call{k}"))
-        .find(|name| !taken(name))
-        .expect("invariant: some suffix is free")
 }
 
 /// The identity of a module during one trace: its address (the data pointer) and its type,
@@ -168,7 +142,7 @@ pub fn trace(model: &dyn Module, input: &TensorType) -> Result<Graph> {
             "model".to_string()
         };
     let mut graph = Graph::new(graph_name);
-    let input_node = graph.add("x", Op::Input(input.clone()), &[])?;
+    let input_node = Builder::new(&mut graph, Naming::CALLS).input("x", input.clone())?;
     let trace = Rc::new(RefCell::new(TraceState {
         graph,
         paths,
@@ -180,23 +154,20 @@ pub fn trace(model: &dyn Module, input: &TensorType) -> Result<Graph> {
     });
     let y = model.forward(&x)?;
     let mut graph = std::mem::take(&mut trace.borrow_mut().graph);
+    let mut b = Builder::new(&mut graph, Naming::CALLS);
     let output = match &y.repr {
         Repr::Traced(node) if Rc::ptr_eq(&node.trace, &trace) => node.node,
         Repr::Traced(_) => {
             return Err(Error::Invalid {
-                graph: graph.name().to_string(),
+                graph: b.graph().name().to_string(),
                 detail:
                     "the model returned a value of another trace (a Var kept from an earlier trace)"
                         .to_string(),
             });
         }
         // A model that ignores its input returns a constant.
-        Repr::Eager(t) => {
-            let name = fresh_name(&graph, "constant");
-            graph.add(name, Op::Constant((**t).clone()), &[])?
-        }
+        Repr::Eager(t) => b.constant("constant", (**t).clone())?,
     };
-    let output_name = fresh_name(&graph, "y");
-    graph.add_output(output_name, output)?;
+    b.output("y", output)?;
     Ok(graph)
 }

@@ -1,9 +1,8 @@
 //! [`Adam`] and [`AdamW`]: `torch.optim.Adam`/`AdamW` as `_single_tensor_adam` computes them.
 
-use super::sgd::check_lr;
-use super::{Builder, Optimizer, Parameters, UpdateNodes, check};
+use super::{Optimizer, Parameters, Schedule, UpdateNodes, check};
 use crate::error::{Result, python_float};
-use crate::graph::{Graph, NodeId};
+use crate::graph::{Builder, NodeId};
 
 /// Adam, or AdamW with decoupled weight decay, with PyTorch's defaults (lr 1e-3, betas
 /// (0.9, 0.999), eps 1e-8, weight_decay 0 for Adam and 1e-2 for AdamW, amsgrad off) and
@@ -24,13 +23,12 @@ use crate::graph::{Graph, NodeId};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Adam {
     params: Vec<String>,
-    lr: f64,
+    schedule: Schedule,
     betas: (f64, f64),
     eps: f64,
     weight_decay: f64,
     amsgrad: bool,
     decoupled: bool,
-    steps: u64,
 }
 
 /// `torch.optim.AdamW`: [`Adam`] with decoupled weight decay, default 1e-2.
@@ -62,16 +60,14 @@ impl Adam {
     /// Adam over every parameter of `params` with learning rate `lr` (`Invalid learning
     /// rate` if negative or NaN) and the other settings at PyTorch's defaults.
     pub fn new<P: Parameters + ?Sized>(params: &P, lr: f64) -> Result<Adam> {
-        check_lr(lr)?;
         Ok(Adam {
             params: params.parameter_names(),
-            lr,
+            schedule: Schedule::new(lr)?,
             betas: (0.9, 0.999),
             eps: 1e-8,
             weight_decay: 0.0,
             amsgrad: false,
             decoupled: false,
-            steps: 0,
         })
     }
 
@@ -146,6 +142,19 @@ impl Optimizer for Adam {
         format!("{name}{small}{decay}{amsgrad}")
     }
 
+    fn describe(&self) -> String {
+        format!(
+            "{}(lr={}, betas=({}, {}), eps={}, weight_decay={}, amsgrad={})",
+            if self.decoupled { "AdamW" } else { "Adam" },
+            python_float(self.lr()),
+            python_float(self.betas.0),
+            python_float(self.betas.1),
+            python_float(self.eps),
+            python_float(self.weight_decay),
+            if self.amsgrad { "True" } else { "False" }
+        )
+    }
+
     fn state_names(&self) -> Vec<&'static str> {
         let mut names = vec!["exp_avg", "exp_avg_sq"];
         if self.amsgrad {
@@ -172,11 +181,11 @@ impl Optimizer for Adam {
             ("one_minus_beta2", (1.0 - beta2) as f32),
             ("bias_correction2_sqrt", bias_correction2.sqrt() as f32),
             ("eps", self.eps as f32),
-            ("step_size", (self.lr / bias_correction1) as f32),
+            ("step_size", (self.lr() / bias_correction1) as f32),
         ];
         if self.weight_decay != 0.0 {
             scalars.push(if self.decoupled {
-                ("decay_factor", (1.0 - self.lr * self.weight_decay) as f32)
+                ("decay_factor", (1.0 - self.lr() * self.weight_decay) as f32)
             } else {
                 ("weight_decay", self.weight_decay as f32)
             });
@@ -184,85 +193,67 @@ impl Optimizer for Adam {
         scalars
     }
 
-    fn add_update(&self, graph: &mut Graph, u: &UpdateNodes) -> Result<Vec<NodeId>> {
-        let mut b = Builder {
-            graph,
-            prefix: u.name.clone(),
-        };
+    fn add_update(&self, b: &mut Builder, u: &UpdateNodes) -> Result<Vec<NodeId>> {
+        let name = |what: &str| format!("{}.{what}", u.name);
         let (mut param, mut grad) = (u.param, u.grad);
         let (exp_avg, exp_avg_sq) = (u.state[0], u.state[1]);
         if self.weight_decay != 0.0 {
             if self.decoupled {
                 // param.mul_(1 - lr * weight_decay)
-                param = b.mul(param, u.scalar("decay_factor"), "decayed")?;
+                param = b.mul(&name("decayed"), param, u.scalar("decay_factor"))?;
             } else {
                 // grad.add(param, alpha=weight_decay)
-                let decay = b.mul(u.scalar("weight_decay"), param, "weight_decay")?;
-                grad = b.add(grad, decay, "decayed_grad")?;
+                let decay = b.mul(&name("weight_decay"), u.scalar("weight_decay"), param)?;
+                grad = b.add(&name("decayed_grad"), grad, decay)?;
             }
         }
         // exp_avg.lerp_(grad, 1 - beta1)
-        let diff = b.sub(grad, exp_avg, "exp_avg.diff")?;
+        let diff = b.sub(&name("exp_avg.diff"), grad, exp_avg)?;
         let m = if self.lerp_weight().0.abs() < 0.5 {
-            let step = b.mul(u.scalar("lerp_weight"), diff, "exp_avg.step")?;
-            b.add(exp_avg, step, "exp_avg.next")?
+            let step = b.mul(&name("exp_avg.step"), u.scalar("lerp_weight"), diff)?;
+            b.add(&name("exp_avg.next"), exp_avg, step)?
         } else {
-            let back = b.mul(diff, u.scalar("lerp_weight_complement"), "exp_avg.back")?;
-            b.sub(grad, back, "exp_avg.next")?
+            let back = b.mul(
+                &name("exp_avg.back"),
+                diff,
+                u.scalar("lerp_weight_complement"),
+            )?;
+            b.sub(&name("exp_avg.next"), grad, back)?
         };
         // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        let kept = b.mul(exp_avg_sq, u.scalar("beta2"), "exp_avg_sq.kept")?;
-        let scaled = b.mul(u.scalar("one_minus_beta2"), grad, "exp_avg_sq.scaled")?;
-        let square = b.mul(scaled, grad, "exp_avg_sq.square")?;
-        let v = b.add(kept, square, "exp_avg_sq.next")?;
+        let kept = b.mul(&name("exp_avg_sq.kept"), exp_avg_sq, u.scalar("beta2"))?;
+        let scaled = b.mul(
+            &name("exp_avg_sq.scaled"),
+            u.scalar("one_minus_beta2"),
+            grad,
+        )?;
+        let square = b.mul(&name("exp_avg_sq.square"), scaled, grad)?;
+        let v = b.add(&name("exp_avg_sq.next"), kept, square)?;
         let mut new_state = vec![m, v];
         let second = if self.amsgrad {
             // torch.maximum(max_exp_avg_sqs[i], exp_avg_sq, out=max_exp_avg_sqs[i])
-            let v_max = b.maximum(u.state[2], v, "max_exp_avg_sq.next")?;
+            let v_max = b.maximum(&name("max_exp_avg_sq.next"), u.state[2], v)?;
             new_state.push(v_max);
             v_max
         } else {
             v
         };
         // denom = (second.sqrt() / bias_correction2_sqrt).add_(eps)
-        let root = b.sqrt(second, "root")?;
-        let corrected = b.div(root, u.scalar("bias_correction2_sqrt"), "corrected")?;
-        let denom = b.add(corrected, u.scalar("eps"), "denom")?;
+        let root = b.sqrt(&name("root"), second)?;
+        let corrected = b.div(&name("corrected"), root, u.scalar("bias_correction2_sqrt"))?;
+        let denom = b.add(&name("denom"), corrected, u.scalar("eps"))?;
         // param.addcdiv_(exp_avg, denom, value=-step_size): p + ((-s) * m) / d = p - (s * m) / d
-        let numerator = b.mul(u.scalar("step_size"), m, "numerator")?;
-        let delta = b.div(numerator, denom, "delta")?;
-        let param = b.sub(param, delta, "next")?;
+        let numerator = b.mul(&name("numerator"), u.scalar("step_size"), m)?;
+        let delta = b.div(&name("delta"), numerator, denom)?;
+        let param = b.sub(&name("next"), param, delta)?;
         Ok(std::iter::once(param).chain(new_state).collect())
     }
 
-    fn steps(&self) -> u64 {
-        self.steps
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
     }
 
-    fn set_steps(&mut self, steps: u64) {
-        self.steps = steps;
-    }
-
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn set_lr(&mut self, lr: f64) -> Result<()> {
-        check_lr(lr)?;
-        self.lr = lr;
-        Ok(())
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{}(lr={}, betas=({}, {}), eps={}, weight_decay={}, amsgrad={})",
-            if self.decoupled { "AdamW" } else { "Adam" },
-            python_float(self.lr),
-            python_float(self.betas.0),
-            python_float(self.betas.1),
-            python_float(self.eps),
-            python_float(self.weight_decay),
-            if self.amsgrad { "True" } else { "False" }
-        )
+    fn schedule_mut(&mut self) -> &mut Schedule {
+        &mut self.schedule
     }
 }

@@ -29,7 +29,7 @@ pub use sgd::Sgd;
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::graph::{BinaryOp, Graph, NodeId, Op, TensorType, UnaryOp};
+use crate::graph::{Builder, Graph, Naming, NodeId, TensorType};
 use crate::runtime::ParameterStore;
 use crate::tensor::Tensor;
 
@@ -67,6 +67,9 @@ pub trait Optimizer {
     /// part of a compiled step's cache key.
     fn structure(&self) -> String;
 
+    /// `SGD(lr=0.1, momentum=0.9, ...)`: the configuration, for messages and checkpoints.
+    fn describe(&self) -> String;
+
     /// The state entries kept per parameter, in order (`momentum_buffer`; `exp_avg`,
     /// `exp_avg_sq`[, `max_exp_avg_sq`]), each of its parameter's type, zeros at first.
     fn state_names(&self) -> Vec<&'static str>;
@@ -75,24 +78,56 @@ pub trait Optimizer {
     /// to `steps + 1`: `(name without the optim. prefix, value)`, rounded to f32 from f64.
     fn scalars(&self, steps: u64) -> Vec<(&'static str, f32)>;
 
-    /// Adds the update of one parameter to `graph` and returns the nodes of the parameter's
-    /// new value followed by its state's, in [`Optimizer::state_names`] order.
-    fn add_update(&self, graph: &mut Graph, update: &UpdateNodes) -> Result<Vec<NodeId>>;
+    /// Adds the update of one parameter with `b` and returns the nodes of the parameter's
+    /// new value followed by its state's, in [`Optimizer::state_names`] order. The update's
+    /// nodes are named after the parameter: `fc1.weight.delta`.
+    fn add_update(&self, b: &mut Builder, update: &UpdateNodes) -> Result<Vec<NodeId>>;
+
+    /// The learning rate and the step count, which [`Optimizer::lr`], [`Optimizer::steps`]
+    /// and their setters read.
+    fn schedule(&self) -> &Schedule;
+
+    /// The learning rate and the step count, for the setters.
+    fn schedule_mut(&mut self) -> &mut Schedule;
 
     /// The steps taken so far (PyTorch's `state['step']`, one count for every parameter).
-    fn steps(&self) -> u64;
+    fn steps(&self) -> u64 {
+        self.schedule().steps
+    }
 
     /// Sets the step count (after loading a checkpoint).
-    fn set_steps(&mut self, steps: u64);
+    fn set_steps(&mut self, steps: u64) {
+        self.schedule_mut().steps = steps;
+    }
 
     /// The learning rate.
-    fn lr(&self) -> f64;
+    fn lr(&self) -> f64 {
+        self.schedule().lr
+    }
 
-    /// Changes the learning rate (an input of the compiled step: nothing recompiles).
-    fn set_lr(&mut self, lr: f64) -> Result<()>;
+    /// Changes the learning rate (an input of the compiled step: nothing recompiles);
+    /// `Invalid learning rate` if negative or NaN.
+    fn set_lr(&mut self, lr: f64) -> Result<()> {
+        check_lr(lr)?;
+        self.schedule_mut().lr = lr;
+        Ok(())
+    }
+}
 
-    /// `SGD(lr=0.1, momentum=0.9, ...)`: the configuration, for messages and checkpoints.
-    fn describe(&self) -> String;
+/// What changes between an optimizer's steps, the same for every optimizer: the learning
+/// rate and the step count (PyTorch's `group['lr']` and `state['step']`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schedule {
+    lr: f64,
+    steps: u64,
+}
+
+impl Schedule {
+    /// Learning rate `lr` (`Invalid learning rate` if negative or NaN), no step taken.
+    pub fn new(lr: f64) -> Result<Schedule> {
+        check_lr(lr)?;
+        Ok(Schedule { lr, steps: 0 })
+    }
 }
 
 /// The nodes one parameter's update reads.
@@ -144,22 +179,20 @@ pub fn add_updates(
     optimizer: &dyn Optimizer,
     pairs: &[(NodeId, NodeId)],
 ) -> Result<Vec<Updated>> {
+    let mut b = Builder::new(graph, Naming::Exact);
     let mut scalars = BTreeMap::new();
     for (name, _) in optimizer.scalars(0) {
-        let input = Op::Input(TensorType::f32([]));
-        scalars.insert(
-            name,
-            graph.add(format!("{SCALAR_PREFIX}{name}"), input, &[])?,
-        );
+        let input = b.input(&format!("{SCALAR_PREFIX}{name}"), TensorType::f32([]))?;
+        scalars.insert(name, input);
     }
     let mut updated = Vec::new();
     for &(param, grad) in pairs {
-        let name = graph.node(param).name.clone();
-        let ty = graph.node(param).ty.clone();
+        let name = b.graph().node(param).name.clone();
+        let ty = b.graph().node(param).ty.clone();
         let state_names = optimizer.state_names();
         let mut state = Vec::new();
         for s in &state_names {
-            state.push(graph.add(state_name(&name, s), Op::Parameter(ty.clone()), &[])?);
+            state.push(b.parameter(&state_name(&name, s), ty.clone())?);
         }
         let nodes = UpdateNodes {
             name: name.clone(),
@@ -168,12 +201,12 @@ pub fn add_updates(
             state,
             scalars: scalars.clone(),
         };
-        let new_values = optimizer.add_update(graph, &nodes)?;
+        let new_values = optimizer.add_update(&mut b, &nodes)?;
         let entries =
             std::iter::once(name.clone()).chain(state_names.iter().map(|s| state_name(&name, s)));
         for (entry, node) in entries.zip(new_values) {
             let output = format!("{entry}.next");
-            graph.add_output(output.clone(), node)?;
+            b.output(&output, node)?;
             updated.push(Updated { entry, output });
         }
     }
@@ -208,48 +241,9 @@ pub fn init_state(optimizer: &dyn Optimizer, store: &mut ParameterStore) -> Resu
     Ok(())
 }
 
-/// Node-building shorthands for the updates: each adds one node named `<param>.<suffix>`.
-pub(crate) struct Builder<'g> {
-    pub(crate) graph: &'g mut Graph,
-    pub(crate) prefix: String,
-}
-
-impl Builder<'_> {
-    pub(crate) fn binary(
-        &mut self,
-        op: BinaryOp,
-        a: NodeId,
-        b: NodeId,
-        suffix: &str,
-    ) -> Result<NodeId> {
-        let name = format!("{}.{suffix}", self.prefix);
-        self.graph.add(name, Op::Binary(op), &[a, b])
-    }
-
-    pub(crate) fn add(&mut self, a: NodeId, b: NodeId, suffix: &str) -> Result<NodeId> {
-        self.binary(BinaryOp::Add, a, b, suffix)
-    }
-
-    pub(crate) fn sub(&mut self, a: NodeId, b: NodeId, suffix: &str) -> Result<NodeId> {
-        self.binary(BinaryOp::Sub, a, b, suffix)
-    }
-
-    pub(crate) fn mul(&mut self, a: NodeId, b: NodeId, suffix: &str) -> Result<NodeId> {
-        self.binary(BinaryOp::Mul, a, b, suffix)
-    }
-
-    pub(crate) fn div(&mut self, a: NodeId, b: NodeId, suffix: &str) -> Result<NodeId> {
-        self.binary(BinaryOp::Div, a, b, suffix)
-    }
-
-    pub(crate) fn maximum(&mut self, a: NodeId, b: NodeId, suffix: &str) -> Result<NodeId> {
-        self.binary(BinaryOp::Max, a, b, suffix)
-    }
-
-    pub(crate) fn sqrt(&mut self, a: NodeId, suffix: &str) -> Result<NodeId> {
-        let name = format!("{}.{suffix}", self.prefix);
-        self.graph.add(name, Op::Unary(UnaryOp::Sqrt), &[a])
-    }
+/// `Invalid learning rate` for a negative or NaN `lr`.
+fn check_lr(lr: f64) -> Result<()> {
+    check(lr >= 0.0, "learning rate", lr)
 }
 
 /// [`Error::Hyperparameter`] unless `ok`.

@@ -1,8 +1,8 @@
 //! [`Sgd`]: `torch.optim.SGD` as `_single_tensor_sgd` computes it.
 
-use super::{Builder, Optimizer, Parameters, UpdateNodes, check};
+use super::{Optimizer, Parameters, Schedule, UpdateNodes, check};
 use crate::error::{Error, Result, python_float};
-use crate::graph::{Graph, NodeId};
+use crate::graph::{Builder, NodeId};
 
 /// Stochastic gradient descent with PyTorch's defaults (lr 1e-3, momentum 0, dampening 0,
 /// nesterov off, weight_decay 0) and formulas, per parameter `p` with gradient `g`:
@@ -31,27 +31,24 @@ use crate::graph::{Graph, NodeId};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sgd {
     params: Vec<String>,
-    lr: f64,
+    schedule: Schedule,
     momentum: f64,
     dampening: f64,
     nesterov: bool,
     weight_decay: f64,
-    steps: u64,
 }
 
 impl Sgd {
     /// SGD over every parameter of `params` with learning rate `lr` (`Invalid learning rate`
     /// if negative or NaN) and the other settings at PyTorch's defaults.
     pub fn new<P: Parameters + ?Sized>(params: &P, lr: f64) -> Result<Sgd> {
-        check_lr(lr)?;
         Ok(Sgd {
             params: params.parameter_names(),
-            lr,
+            schedule: Schedule::new(lr)?,
             momentum: 0.0,
             dampening: 0.0,
             nesterov: false,
             weight_decay: 0.0,
-            steps: 0,
         })
     }
 
@@ -97,11 +94,6 @@ impl Sgd {
     }
 }
 
-/// `Invalid learning rate` for a negative or NaN `lr`.
-pub(crate) fn check_lr(lr: f64) -> Result<()> {
-    check(lr >= 0.0, "learning rate", lr)
-}
-
 impl Optimizer for Sgd {
     fn parameters(&self) -> &[String] {
         &self.params
@@ -121,6 +113,17 @@ impl Optimizer for Sgd {
         format!("sgd{set}")
     }
 
+    fn describe(&self) -> String {
+        format!(
+            "SGD(lr={}, momentum={}, dampening={}, weight_decay={}, nesterov={})",
+            python_float(self.lr()),
+            python_float(self.momentum),
+            python_float(self.dampening),
+            python_float(self.weight_decay),
+            if self.nesterov { "True" } else { "False" }
+        )
+    }
+
     fn state_names(&self) -> Vec<&'static str> {
         if self.momentum != 0.0 {
             vec!["momentum_buffer"]
@@ -130,7 +133,7 @@ impl Optimizer for Sgd {
     }
 
     fn scalars(&self, steps: u64) -> Vec<(&'static str, f32)> {
-        let mut scalars = vec![("lr", self.lr as f32)];
+        let mut scalars = vec![("lr", self.lr() as f32)];
         if self.weight_decay != 0.0 {
             scalars.push(("weight_decay", self.weight_decay as f32));
         }
@@ -147,64 +150,44 @@ impl Optimizer for Sgd {
         scalars
     }
 
-    fn add_update(&self, graph: &mut Graph, u: &UpdateNodes) -> Result<Vec<NodeId>> {
-        let mut b = Builder {
-            graph,
-            prefix: u.name.clone(),
-        };
+    fn add_update(&self, b: &mut Builder, u: &UpdateNodes) -> Result<Vec<NodeId>> {
+        let name = |what: &str| format!("{}.{what}", u.name);
         let mut grad = u.grad;
         if self.weight_decay != 0.0 {
             // grad.add(param, alpha=weight_decay)
-            let decay = b.mul(u.scalar("weight_decay"), u.param, "weight_decay")?;
-            grad = b.add(grad, decay, "decayed_grad")?;
+            let decay = b.mul(&name("weight_decay"), u.scalar("weight_decay"), u.param)?;
+            grad = b.add(&name("decayed_grad"), grad, decay)?;
         }
         let mut new_state = Vec::new();
         if self.momentum != 0.0 {
             // buf.mul_(momentum).add_(grad, alpha=1 - dampening)
-            let kept = b.mul(u.state[0], u.scalar("buffer_decay"), "momentum_buffer.kept")?;
-            let added = b.mul(u.scalar("grad_scale"), grad, "momentum_buffer.added")?;
-            let buf = b.add(kept, added, "momentum_buffer.next")?;
+            let kept = b.mul(
+                &name("momentum_buffer.kept"),
+                u.state[0],
+                u.scalar("buffer_decay"),
+            )?;
+            let added = b.mul(&name("momentum_buffer.added"), u.scalar("grad_scale"), grad)?;
+            let buf = b.add(&name("momentum_buffer.next"), kept, added)?;
             new_state.push(buf);
             grad = if self.nesterov {
                 // grad.add(buf, alpha=momentum)
-                let ahead = b.mul(u.scalar("momentum"), buf, "nesterov")?;
-                b.add(grad, ahead, "nesterov_grad")?
+                let ahead = b.mul(&name("nesterov"), u.scalar("momentum"), buf)?;
+                b.add(&name("nesterov_grad"), grad, ahead)?
             } else {
                 buf
             };
         }
         // param.add_(grad, alpha=-lr): p + (-lr) * g rounds like p - lr * g.
-        let delta = b.mul(u.scalar("lr"), grad, "delta")?;
-        let param = b.sub(u.param, delta, "next")?;
+        let delta = b.mul(&name("delta"), u.scalar("lr"), grad)?;
+        let param = b.sub(&name("next"), u.param, delta)?;
         Ok(std::iter::once(param).chain(new_state).collect())
     }
 
-    fn steps(&self) -> u64 {
-        self.steps
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
     }
 
-    fn set_steps(&mut self, steps: u64) {
-        self.steps = steps;
-    }
-
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn set_lr(&mut self, lr: f64) -> Result<()> {
-        check_lr(lr)?;
-        self.lr = lr;
-        Ok(())
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "SGD(lr={}, momentum={}, dampening={}, weight_decay={}, nesterov={})",
-            python_float(self.lr),
-            python_float(self.momentum),
-            python_float(self.dampening),
-            python_float(self.weight_decay),
-            if self.nesterov { "True" } else { "False" }
-        )
+    fn schedule_mut(&mut self) -> &mut Schedule {
+        &mut self.schedule
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::autodiff::gradients;
 use crate::error::{Error, Result};
-use crate::graph::{Graph, NodeId, Op, TensorType};
+use crate::graph::{Builder, Graph, Naming, NodeId, Op, TensorType};
 use crate::optim::{self, Optimizer, Updated};
 
 use super::Loss;
@@ -35,9 +35,10 @@ pub fn step_graph(
     optimizer: &dyn Optimizer,
 ) -> Result<StepGraph> {
     let mut graph = Graph::new(format!("{}_train_step", forward.name()));
-    let y = copy_nodes(forward, &mut graph)?;
-    let loss_node = loss.add(&mut graph, y, targets)?;
-    graph.add_output("loss", loss_node)?;
+    let mut b = Builder::new(&mut graph, Naming::Exact);
+    let y = copy_nodes(forward, &mut b)?;
+    let loss_node = loss.add(&mut b, y, targets)?;
+    b.output("loss", loss_node)?;
     let params: Vec<NodeId> = (optimizer.parameters().iter())
         .filter_map(|name| graph.find(name))
         .filter(|&id| matches!(graph.node(id).op, Op::Parameter(_)))
@@ -48,9 +49,9 @@ pub fn step_graph(
     Ok(StepGraph { graph, updated })
 }
 
-/// Copies every node of `forward` into `graph` (same names, ops and operands, no outputs)
-/// and returns the copy of the node behind `forward`'s first output.
-fn copy_nodes(forward: &Graph, graph: &mut Graph) -> Result<NodeId> {
+/// Copies every node of `forward` with `b` (same names, ops and operands, no outputs) and
+/// returns the copy of the node behind `forward`'s first output.
+fn copy_nodes(forward: &Graph, b: &mut Builder) -> Result<NodeId> {
     let Some(output) = forward.outputs().first() else {
         return Err(Error::Invalid {
             graph: forward.name().to_string(),
@@ -61,10 +62,8 @@ fn copy_nodes(forward: &Graph, graph: &mut Graph) -> Result<NodeId> {
     for id in forward.topo_order() {
         let node = forward.node(id);
         let operands: Vec<NodeId> = (forward.operands(id).iter()).map(|o| copies[o]).collect();
-        copies.insert(
-            id,
-            graph.add(node.name.clone(), node.op.clone(), &operands)?,
-        );
+        let copy = b.node(&node.name, node.op.clone(), &operands)?;
+        copies.insert(id, copy);
     }
     Ok(copies[&output.node])
 }

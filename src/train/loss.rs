@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::error::{Error, Result, TypeError};
-use crate::graph::{BinaryOp, Graph, NodeId, Op, ReduceOp, TensorType};
+use crate::graph::{Builder, NodeId, Op, TensorType};
 
 /// A loss over a model's output `y` and the targets, reduced by the mean as PyTorch's
 /// defaults do.
@@ -26,17 +26,18 @@ impl Loss {
         }
     }
 
-    /// Adds an input `targets` of type `targets` and the loss of `y` against it, named
-    /// `loss`. A target type that does not fit is a type error naming the node
+    /// Adds with `b` an input `targets` of type `targets` and the loss of `y` against it,
+    /// named `loss` (`loss.diff`, `loss.square` for its parts). A target type that does not
+    /// fit is a type error naming the node
     /// (`cross_entropy loss: operand 1 has to be i32, but is f32`).
-    pub fn add(self, graph: &mut Graph, y: NodeId, targets: &TensorType) -> Result<NodeId> {
-        let t = graph.add("targets", Op::Input(targets.clone()), &[])?;
+    pub fn add(self, b: &mut Builder, y: NodeId, targets: &TensorType) -> Result<NodeId> {
+        let t = b.input("targets", targets.clone())?;
         match self {
-            Loss::CrossEntropy => graph.add("loss", Op::CrossEntropy, &[y, t]),
+            Loss::CrossEntropy => b.node("loss", Op::CrossEntropy, &[y, t]),
             Loss::Mse => {
-                let diff = graph.add("loss.diff", Op::Binary(BinaryOp::Sub), &[y, t])?;
-                let y_ty = &graph.node(y).ty;
-                if graph.node(diff).ty != *y_ty {
+                let diff = b.sub("loss.diff", y, t)?;
+                let y_ty = &b.graph().node(y).ty;
+                if b.graph().node(diff).ty != *y_ty {
                     // Broadcasting would average over a larger tensor than y; PyTorch warns
                     // and broadcasts, we refuse.
                     return Err(Error::Type {
@@ -48,13 +49,8 @@ impl Loss {
                         },
                     });
                 }
-                let square = graph.add("loss.square", Op::Binary(BinaryOp::Mul), &[diff, diff])?;
-                let mean = Op::Reduce {
-                    op: ReduceOp::Mean,
-                    axes: Vec::new(),
-                    keepdim: false,
-                };
-                graph.add("loss", mean, &[square])
+                let square = b.mul("loss.square", diff, diff)?;
+                b.mean("loss", square, Vec::new(), false)
             }
         }
     }
