@@ -43,6 +43,15 @@ pub enum Error {
         /// `node` or `output`.
         what: &'static str,
     },
+    /// A node handle that names no live node of the graph it was given to: it belongs to
+    /// another graph, or its node was removed.
+    #[error("node {id} is not a node of graph {graph}: it belongs to another graph or was removed")]
+    ForeignNode {
+        /// The handle, printed `#3`.
+        id: String,
+        /// The graph's name.
+        graph: String,
+    },
     /// A name that no node has.
     #[error("no node is named {name}")]
     UnknownNode {

@@ -25,14 +25,14 @@ pub fn random_values(graph: &Graph, seed: u64) -> BTreeMap<String, Tensor> {
     let leaves = graph.inputs().into_iter().chain(graph.parameters());
     leaves
         .map(|id| {
-            let node = graph.node(id);
+            let node = &graph[id];
             (node.name.clone(), random_value(graph, id, seed))
         })
         .collect()
 }
 
 fn random_value(graph: &Graph, id: NodeId, seed: u64) -> Tensor {
-    let node = graph.node(id);
+    let node = &graph[id];
     let shape = node.ty.shape.clone();
     let mut stream = PhiloxStream::for_name(seed, &node.name);
     let result = match (node.ty.dtype, &node.op) {
@@ -78,23 +78,23 @@ fn random_value(graph: &Graph, id: NodeId, seed: u64) -> Tensor {
 
 /// The fan-in of a parameter: see the module docs.
 fn fan_in(graph: &Graph, id: NodeId) -> usize {
-    for user in graph.users(id) {
-        if let Op::Linear { .. } = graph.node(user).op {
-            let operands = graph.operands(user);
+    for user in graph.users_of(id) {
+        if let Op::Linear { .. } = graph[user].op {
+            let operands = graph.operands_of(user);
             if operands[1..].contains(&id) {
-                return graph.node(operands[1]).ty.shape.dims()[1];
+                return graph[operands[1]].ty.shape.dims()[1];
             }
         }
     }
-    graph.node(id).ty.shape.dims().last().copied().unwrap_or(1)
+    graph[id].ty.shape.dims().last().copied().unwrap_or(1)
 }
 
 /// The class count of the first `cross_entropy` that takes `id` as its targets.
 fn target_classes(graph: &Graph, id: NodeId) -> Option<i32> {
-    graph.users(id).into_iter().find_map(|user| {
-        let operands = graph.operands(user);
-        let is_targets = matches!(graph.node(user).op, Op::CrossEntropy) && operands[1] == id;
-        let logits = &graph.node(operands[0]).ty.shape;
+    graph.users_of(id).into_iter().find_map(|user| {
+        let operands = graph.operands_of(user);
+        let is_targets = matches!(graph[user].op, Op::CrossEntropy) && operands[1] == id;
+        let logits = &graph[operands[0]].ty.shape;
         is_targets.then(|| logits.dims().last().map_or(0, |&c| c as i32))
     })
 }

@@ -82,7 +82,7 @@ fn names_derive_from_the_forward_and_stay_unique() {
     assert_eq!(names, ["a.grad", "b.grad", "u.grad", "y.grad"]);
     // a and b receive y's gradient itself: each gets a view under its own name.
     assert!(matches!(
-        graph.node(graph.lookup("a.grad").unwrap()).op,
+        graph[graph.lookup("a.grad").unwrap()].op,
         Op::Reshape { .. }
     ));
     // u is not on the loss's path: a zero.
@@ -95,10 +95,7 @@ fn names_derive_from_the_forward_and_stay_unique() {
     let loss = graph.lookup("loss").unwrap();
     let wrt = ids(&graph, &["a", "y"]);
     let again = autodiff::gradients(&mut graph, loss, &wrt).unwrap();
-    let names: Vec<&str> = again
-        .iter()
-        .map(|&id| graph.node(id).name.as_str())
-        .collect();
+    let names: Vec<&str> = again.iter().map(|&id| graph[id].name.as_str()).collect();
     assert_eq!(names, ["a.grad_1", "y.grad_1"]);
     assert!(
         graph.find("y.grad_2").is_none(),
@@ -134,7 +131,7 @@ fn the_new_ops_round_trip_and_eval_mode_removes_dropout_gradients() {
         .graph;
     assert!(
         eval.node_ids()
-            .all(|id| eval.node(id).op.drawn_dropout().is_none()),
+            .all(|id| eval[id].op.drawn_dropout().is_none()),
         "{eval}"
     );
     // The eliminated graph computes what eval mode computes.

@@ -19,11 +19,11 @@ fn random_graph_gradients_compile_to_the_interpreters_bits() {
         let graph = without_inplace(&random_graph(seed));
         let Some(y) = (graph.outputs().iter())
             .map(|o| o.node)
-            .find(|&id| graph.node(id).ty.dtype == DType::F32)
+            .find(|&id| graph[id].ty.dtype == DType::F32)
         else {
             continue;
         };
-        let name = graph.node(y).name.clone();
+        let name = graph[y].name.clone();
         let mut graph = weighted_loss(graph, &name);
         let leaves = f32_leaves(&graph);
         let wrt: Vec<_> = leaves.iter().map(|n| graph.lookup(n).unwrap()).collect();
@@ -40,7 +40,7 @@ fn random_graph_gradients_compile_to_the_interpreters_bits() {
             }
         };
         for grad in grads {
-            let name = graph.node(grad).name.clone();
+            let name = graph[grad].name.clone();
             if graph.outputs().iter().all(|o| o.name != name) {
                 graph.add_output(name, grad).unwrap();
             }

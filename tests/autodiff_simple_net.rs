@@ -60,7 +60,7 @@ fn the_compiled_training_graph_saves_no_mask() {
         .unwrap();
     let graph = compiled.graph();
     for id in graph.node_ids() {
-        let node = graph.node(id);
+        let node = &graph[id];
         assert!(
             node.op.as_dropout_mask().is_none(),
             "mask node {}",
@@ -86,13 +86,7 @@ fn the_compiled_training_graph_saves_no_mask() {
     // their own vector kernel: no keep bytes at all (a scalar fallback's would be checked above).
     assert_eq!(keep_buffers, 0);
     let kinds: Vec<&str> = (graph.node_ids())
-        .filter_map(|id| {
-            graph
-                .node(id)
-                .op
-                .drawn_dropout()
-                .map(|_| graph.node(id).op.name())
-        })
+        .filter_map(|id| graph[id].op.drawn_dropout().map(|_| graph[id].op.name()))
         .collect();
     assert_eq!(kinds.len(), 4, "{kinds:?}");
 }

@@ -169,11 +169,11 @@ fn every_dropout_of_every_program_is_recomputed_bit_for_bit() {
             "--save-all",
         ]));
         for id in graph.topo_order() {
-            let node = graph.node(id);
+            let node = &graph[id];
             let Some(d) = node.op.as_dropout() else {
                 continue;
             };
-            let input = &graph.node(graph.operands(id)[0]).name;
+            let input = &graph[graph.operands(id).unwrap()[0]].name;
             let (x, y) = (
                 dir.join(format!("{input}.npy")),
                 dir.join(format!("{}.npy", node.name)),
@@ -281,7 +281,7 @@ fn jit_and_interpreter_print_the_same_lines() {
         // else, every dropout mask included, is bit-identical.
         let has_gemm = graph
             .node_ids()
-            .any(|id| matches!(graph.node(id).op, Op::MatMul | Op::Linear { .. }));
+            .any(|id| matches!(graph[id].op, Op::MatMul | Op::Linear { .. }));
         let path = path.to_str().expect("utf-8 path");
         for mode in ["train", "eval"] {
             let run = |engine| {

@@ -289,7 +289,7 @@ fn the_text_form_round_trips_masks_and_bool_constants() {
     )
     .unwrap();
     let m = inferred.lookup("m").unwrap();
-    assert_eq!(inferred.node(m).ty, TensorType::bool([2, 4]));
+    assert_eq!(inferred[m].ty, TensorType::bool([2, 4]));
     let errors = [
         (
             "  %d = dropout %x {p = 0.5}\n  %m = dropout_mask %x {p = 0.5}\n",

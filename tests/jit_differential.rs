@@ -405,7 +405,7 @@ fn fused_simple_net_runs_one_loop_per_relu_and_dropout() {
     let optimized = fused.graph();
     let triples: Vec<Vec<&str>> = (fused.schedule().kernels.iter())
         .filter(|k| k.nodes.len() > 1)
-        .map(|k| (k.nodes.iter().map(|&id| optimized.node(id).op.name())).collect())
+        .map(|k| (k.nodes.iter().map(|&id| optimized[id].op.name())).collect())
         .collect();
     // The hidden linears' biases are added in the loop of their relu and dropout.
     assert_eq!(

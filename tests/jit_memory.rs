@@ -293,7 +293,7 @@ fn with_conflicting_requests(source: &str) -> Graph {
             .next()
             .unwrap();
         let id = graph.lookup(name).unwrap();
-        if let Op::Dropout(d) = graph.op_mut(id) {
+        if let Op::Dropout(d) = graph.op_mut(id).unwrap() {
             d.inplace = true;
         }
     }

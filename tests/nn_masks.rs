@@ -165,7 +165,7 @@ fn traced_masks_are_nodes_on_the_dropouts_stream_and_match_eager_ones() {
     model = traced.into_model();
     model.eval();
     let graph = nn::trace(&model, &ty).unwrap();
-    assert!(graph.node_ids().all(|id| !graph.node(id).op.is_dropout()));
+    assert!(graph.node_ids().all(|id| !graph[id].op.is_dropout()));
     let traced = nn::Traced::new(model);
     let mut g = Generator::new(8);
     let mask = traced.forward_with(&x, &mut g).unwrap();

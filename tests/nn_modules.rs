@@ -189,14 +189,14 @@ fn traced_simple_net_is_one_graph_named_by_paths_with_a_stream_per_dropout() {
         .topo_order()
         .into_iter()
         .filter_map(|id| {
-            let d = graph.node(id).op.as_dropout()?;
-            let operand = graph.operands(id)[0];
-            let producer = graph.operands(operand)[0];
-            assert!(matches!(graph.node(operand).op, Op::Unary(_)));
+            let d = graph[id].op.as_dropout()?;
+            let operand = graph.operands(id).unwrap()[0];
+            let producer = graph.operands(operand).unwrap()[0];
+            assert!(matches!(graph[operand].op, Op::Unary(_)));
             Some((
-                graph.node(id).name.clone(),
+                graph[id].name.clone(),
                 d.stream,
-                graph.node(producer).name.clone(),
+                graph[producer].name.clone(),
             ))
         })
         .collect();
@@ -208,7 +208,7 @@ fn traced_simple_net_is_one_graph_named_by_paths_with_a_stream_per_dropout() {
         ]
     );
     let linears = (graph.node_ids())
-        .filter(|&id| matches!(graph.node(id).op, Op::Linear { .. }))
+        .filter(|&id| matches!(graph[id].op, Op::Linear { .. }))
         .count();
     assert_eq!(linears, 3);
     assert_eq!(graph.parameters().len(), 6);
@@ -279,12 +279,7 @@ fn a_module_called_twice_draws_two_masks() {
     let streams: Vec<(String, u32)> = graph
         .topo_order()
         .into_iter()
-        .filter_map(|id| {
-            Some((
-                graph.node(id).name.clone(),
-                graph.node(id).op.as_dropout()?.stream,
-            ))
-        })
+        .filter_map(|id| Some((graph[id].name.clone(), graph[id].op.as_dropout()?.stream)))
         .collect();
     assert_eq!(streams, [("d".to_string(), 0), ("d.call2".to_string(), 1)]);
     let all = graph.with_every_node_as_output();

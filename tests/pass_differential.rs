@@ -120,7 +120,7 @@ fn layout_chain(seed: u64) -> Graph {
         .add("x", Op::Input(TensorType::f32(dims)), &[])
         .expect("fresh input");
     for i in 0..2 + rng.below(4) {
-        let rank = graph.node(x).ty.shape.rank();
+        let rank = graph[x].ty.shape.rank();
         let op = if rng.chance(60) {
             Op::Transpose {
                 perm: rng.permutation(rank),
@@ -130,14 +130,7 @@ fn layout_chain(seed: u64) -> Graph {
                 shape: vec![numel as i64],
             }
         } else {
-            let mut shape: Vec<i64> = graph
-                .node(x)
-                .ty
-                .shape
-                .dims()
-                .iter()
-                .map(|&d| d as i64)
-                .collect();
+            let mut shape: Vec<i64> = graph[x].ty.shape.dims().iter().map(|&d| d as i64).collect();
             shape.reverse();
             shape[rng.below(rank)] = -1;
             Op::Reshape { shape }

@@ -27,8 +27,8 @@ fn optimized_ir_programs() {
                 let g = &optimized.graph;
                 let dropouts: Vec<&str> = g
                     .node_ids()
-                    .filter(|&id| g.node(id).op.is_dropout())
-                    .map(|id| g.node(id).name.as_str())
+                    .filter(|&id| g[id].op.is_dropout())
+                    .map(|id| g[id].name.as_str())
                     .collect();
                 assert!(
                     dropouts.is_empty(),

@@ -66,7 +66,7 @@ fn the_bias_add_fuses_with_relu_and_dropout_into_one_vector_kernel() {
         .expect("compiles");
     let g = compiled.graph();
     let names = |nodes: &[dropjit::NodeId]| -> Vec<String> {
-        nodes.iter().map(|&id| g.node(id).name.clone()).collect()
+        nodes.iter().map(|&id| g[id].name.clone()).collect()
     };
     let kernels: Vec<Vec<String>> = (compiled.schedule().kernels.iter())
         .map(|k| names(&k.nodes))

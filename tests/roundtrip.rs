@@ -81,7 +81,7 @@ fn random_graphs_cover_every_op() {
     for seed in 0..200 {
         let graph = common::random_graph(seed);
         for id in graph.node_ids() {
-            let node = graph.node(id);
+            let node = &graph[id];
             seen.insert(node.op.name());
             zero_size |= node.ty.shape.numel() == 0;
             scalar |= node.ty.shape.rank() == 0;

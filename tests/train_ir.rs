@@ -48,7 +48,7 @@ fn the_compiled_training_step_saves_no_mask() {
         .unwrap();
     let graph = compiled.graph();
     for id in graph.node_ids() {
-        let node = graph.node(id);
+        let node = &graph[id];
         assert!(
             node.op.as_dropout_mask().is_none(),
             "mask node {}",

@@ -85,7 +85,7 @@ fn jit_step_equals_the_interpreters_run_of_the_step_graph() {
                 // Optimizer state is zeros before the first step (a parameter node of the graph).
                 let node = built.graph.lookup(&update.entry).unwrap();
                 let value = (model.parameter(&update.entry).cloned())
-                    .unwrap_or_else(|| Tensor::zeros(&built.graph.node(node).ty));
+                    .unwrap_or_else(|| Tensor::zeros(&built.graph[node].ty));
                 values.insert(update.entry.clone(), value);
             }
             let mut g = Generator::new(9).with_step(step);

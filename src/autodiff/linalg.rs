@@ -77,7 +77,7 @@ pub(super) fn linear(b: &mut Builder, at: Site, names: &[Option<String>]) -> Res
     let g2 = if as_matrix || !needs_rows {
         g
     } else {
-        let g_name = format!("{}.rows", b.graph().node(g).name);
+        let g_name = format!("{}.rows", b.graph()[g].name);
         b.reshape(&g_name, g, &Shape::new([rows, outs]))?
     };
     if let Some(name) = names[0].as_deref() {

@@ -42,9 +42,13 @@ use crate::tensor::Tensor;
 ///
 /// Errors ([`Error::Gradient`], naming the node): a loss that is not an f32 scalar, a `wrt`
 /// node that is not f32, a node on the path whose op has no derivative (`selu_grad` with
-/// respect to `x`, `cross_entropy_grad`).
+/// respect to `x`, `cross_entropy_grad`); [`Error::ForeignNode`] for a handle that is not a
+/// node of `graph`.
 pub fn gradients(graph: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<NodeId>> {
-    let loss_node = graph.node(loss);
+    for &x in wrt {
+        graph.node(x)?;
+    }
+    let loss_node = graph.node(loss)?;
     if loss_node.ty.dtype != DType::F32 || loss_node.ty.shape.rank() != 0 {
         return Err(cannot(
             graph,
@@ -56,11 +60,8 @@ pub fn gradients(graph: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<
         ));
     }
     for &x in wrt {
-        if graph.node(x).ty.dtype != DType::F32 {
-            let reason = format!(
-                "only f32 values have gradients, but it is {}",
-                graph.node(x).ty
-            );
+        if graph[x].ty.dtype != DType::F32 {
+            let reason = format!("only f32 values have gradients, but it is {}", graph[x].ty);
             return Err(cannot(graph, x, reason));
         }
     }
@@ -68,7 +69,7 @@ pub fn gradients(graph: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<
     let active = on_path(graph, &order, loss, wrt);
     let mut incoming = BTreeMap::new();
     for &id in &order {
-        for operand in graph.operands(id) {
+        for operand in graph.operands_of(id) {
             if active.contains(&id) && active.contains(&operand) {
                 *incoming.entry(operand).or_insert(0usize) += 1;
             }
@@ -84,7 +85,7 @@ pub fn gradients(graph: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<
         totals: BTreeMap::new(),
     };
     if active.contains(&loss) {
-        let name = format!("{}.grad", b.graph().node(loss).name);
+        let name = format!("{}.grad", b.graph()[loss].name);
         let one = b.constant(&name, Tensor::scalar(1.0))?;
         sweep.received.insert(loss, vec![one]);
     }
@@ -95,10 +96,10 @@ pub fn gradients(graph: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<
         let Some(g) = sweep.total(&mut b, id)? else {
             continue;
         };
-        if b.graph().node(id).op.is_leaf() {
+        if b.graph()[id].op.is_leaf() {
             continue;
         }
-        let operands = b.graph().operands(id);
+        let operands = b.graph().operands_of(id);
         let names: Vec<Option<String>> = (operands.iter())
             .map(|o| {
                 active
@@ -120,18 +121,18 @@ pub fn gradients(graph: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<
 fn on_path(graph: &Graph, order: &[NodeId], loss: NodeId, wrt: &[NodeId]) -> BTreeSet<NodeId> {
     let mut from_wrt: BTreeSet<NodeId> = wrt.iter().copied().collect();
     for &id in order {
-        if graph.operands(id).iter().any(|o| from_wrt.contains(o)) {
+        if graph.operands_of(id).iter().any(|o| from_wrt.contains(o)) {
             from_wrt.insert(id);
         }
     }
     let mut to_loss = BTreeSet::from([loss]);
     for &id in order.iter().rev() {
         if to_loss.contains(&id) {
-            to_loss.extend(graph.operands(id));
+            to_loss.extend(graph.operands_of(id));
         }
     }
     (from_wrt.intersection(&to_loss).copied())
-        .filter(|&id| graph.node(id).ty.dtype == DType::F32)
+        .filter(|&id| graph[id].ty.dtype == DType::F32)
         .collect()
 }
 
@@ -153,7 +154,7 @@ impl Sweep {
     /// The name of the next gradient sent to `x`: `x.grad` for its only one, else `x.grad.k`.
     fn contribution_name(&mut self, graph: &Graph, x: NodeId) -> String {
         let k = self.sent.entry(x).or_insert(0);
-        let name = &graph.node(x).name;
+        let name = &graph[x].name;
         let name = if self.incoming.get(&x).copied().unwrap_or(0) <= 1 {
             format!("{name}.grad")
         } else {
@@ -166,7 +167,7 @@ impl Sweep {
     /// The sum of the gradients `x` received, in the order received.
     fn total(&mut self, b: &mut Builder, x: NodeId) -> Result<Option<NodeId>> {
         let parts = self.received.remove(&x).unwrap_or_default();
-        let name = format!("{}.grad", b.graph().node(x).name);
+        let name = format!("{}.grad", b.graph()[x].name);
         let mut sum = parts.first().copied();
         for (k, &part) in parts.iter().enumerate().skip(1) {
             let acc = sum.expect("invariant: the first part started the sum");
@@ -184,10 +185,10 @@ impl Sweep {
     /// The gradient of `x` to return: its sum, under the name `x.grad` (or `x.grad_1`, ...
     /// if taken; an alias by `reshape` if the sum is another node's value), or a zero.
     fn result(&mut self, b: &mut Builder, x: NodeId) -> Result<NodeId> {
-        let name = format!("{}.grad", b.graph().node(x).name);
+        let name = format!("{}.grad", b.graph()[x].name);
         let shape = b.shape(x);
         let is_own = |total: NodeId| {
-            !self.existing.contains(&total) && b.graph().node(total).name.starts_with(&name)
+            !self.existing.contains(&total) && b.graph()[total].name.starts_with(&name)
         };
         let result = match self.totals.get(&x).copied().flatten() {
             Some(total) if is_own(total) => return Ok(total),
@@ -217,8 +218,8 @@ type Gradients = Vec<Option<NodeId>>;
 /// The vector-Jacobian product of node `id` for its gradient `g`: one gradient per operand,
 /// for the operands with a name in `names` (the name its final node takes).
 fn vjp(b: &mut Builder, id: NodeId, g: NodeId, names: &[Option<String>]) -> Result<Gradients> {
-    let op = b.graph().node(id).op.clone();
-    let x = b.graph().operands(id);
+    let op = b.graph()[id].op.clone();
+    let x = b.graph().operands_of(id);
     let at = Site { y: id, x: &x, g };
     match &op {
         Op::Input(_) | Op::Parameter(_) | Op::Constant(_) => Ok(Vec::new()),
@@ -251,7 +252,7 @@ fn first(names: &[Option<String>], vjp: impl FnOnce(&str) -> Result<NodeId>) -> 
 }
 
 fn cannot(graph: &Graph, id: NodeId, reason: String) -> Error {
-    let node = graph.node(id);
+    let node = &graph[id];
     Error::Gradient {
         node: node.name.clone(),
         op: node.op.name(),

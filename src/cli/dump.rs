@@ -102,7 +102,7 @@ fn with_gradients(mut graph: Graph, loss: &str) -> anyhow::Result<Graph> {
     let parameters = graph.parameters();
     let grads = autodiff::gradients(&mut graph, loss, &parameters)?;
     for grad in grads {
-        let name = graph.node(grad).name.clone();
+        let name = graph[grad].name.clone();
         graph.add_output(name, grad)?;
     }
     Ok(graph)

@@ -56,7 +56,7 @@ impl Sources {
         };
         let mut values = BTreeMap::new();
         for id in graph.inputs().into_iter().chain(graph.parameters()) {
-            let name = &graph.node(id).name;
+            let name = &graph[id].name;
             let tensor = npy::read(&dir.join(format!("{name}.npy")))?;
             values.insert(name.clone(), tensor);
         }

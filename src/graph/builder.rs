@@ -31,7 +31,7 @@
 //! let two = b.constant("two", Tensor::scalar(2.0))?;
 //! let y = b.mul("y", xw, two)?;
 //! b.output("y", y)?;
-//! assert_eq!(b.shape(y).dims(), &[4, 2]);
+//! assert_eq!(b.graph().node(y)?.ty.shape.dims(), &[4, 2]);
 //! // Operands that do not fit are the graph's type error, naming the node.
 //! let err = b.matmul("bad", w, w).unwrap_err();
 //! let expected = "matmul bad: cannot multiply [3, 2] by [3, 2]: inner dimensions 2 and 3 differ";
@@ -40,18 +40,18 @@
 //! // Numbered names: a taken name gets the first free `_k`.
 //! let mut b = Builder::new(&mut graph, Naming::NUMBERED);
 //! let again = b.mul("y", xw, two)?;
-//! assert_eq!(b.graph().node(again).name, "y_1");
+//! assert_eq!(b.graph()[again].name, "y_1");
 //! # Ok(()) }
 //! ```
 
-use super::{BinaryOp, Graph, NodeId, Op, ReduceOp, Shape, TensorType, UnaryOp, infer};
-use crate::error::{Error, Result};
+use super::{BinaryOp, Graph, NodeId, Op, ReduceOp, Shape, TensorType, UnaryOp};
+use crate::error::Result;
 use crate::tensor::Tensor;
 
 /// How a [`Builder`] names what it adds when the name asked for is taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Naming {
-    /// The name as given; a taken name is [`Error::DuplicateName`].
+    /// The name as given; a taken name is [`crate::Error::DuplicateName`].
     Exact,
     /// The name as given if free, else `{name}{separator}{k}` for the first free `k` counting
     /// from `first`.
@@ -94,9 +94,10 @@ impl<'g> Builder<'g> {
         self.graph
     }
 
-    /// The shape of `id`'s value.
-    pub fn shape(&self, id: NodeId) -> Shape {
-        self.graph.node(id).ty.shape.clone()
+    /// The shape of `id`'s value, a node the builder added or was given by its own graph (an
+    /// invariant of the library's builders, which read shapes of nodes they hold).
+    pub(crate) fn shape(&self, id: NodeId) -> Shape {
+        self.graph[id].ty.shape.clone()
     }
 
     /// The name the policy gives to something asked to be called `name`.
@@ -126,12 +127,7 @@ impl<'g> Builder<'g> {
     /// [`Builder::node`] would give, naming `name`. Adds nothing and checks no name (for a
     /// call that keeps its operand, such as an eval-mode dropout).
     pub fn check(&self, name: &str, op: &Op, operands: &[NodeId]) -> Result<TensorType> {
-        let types: Vec<&TensorType> = operands.iter().map(|&o| &self.graph.node(o).ty).collect();
-        infer::infer_type(op, &types).map_err(|detail| Error::Type {
-            node: name.to_string(),
-            op: op.name(),
-            detail,
-        })
+        self.graph.infer(name, op, operands)
     }
 
     /// Makes `node` a graph output under a name given by the policy.

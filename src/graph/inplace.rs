@@ -43,8 +43,8 @@ pub(crate) fn conflicts(graph: &Graph) -> Vec<Conflict> {
     let mut buffer: Vec<usize> = (0..len).collect();
     let mut members: Vec<Vec<NodeId>> = vec![Vec::new(); len];
     for &id in &order {
-        if graph.node(id).op.class() == OpClass::View {
-            buffer[id.index()] = buffer[graph.operands(id)[0].index()];
+        if graph[id].op.class() == OpClass::View {
+            buffer[id.index()] = buffer[graph.operands_of(id)[0].index()];
         }
         members[buffer[id.index()]].push(id);
     }
@@ -52,18 +52,18 @@ pub(crate) fn conflicts(graph: &Graph) -> Vec<Conflict> {
     let mut reported: BTreeSet<usize> = BTreeSet::new();
     let mut found = Vec::new();
     for &id in &order {
-        let Some(position) = graph.node(id).op.reads_in_place() else {
+        let Some(position) = graph[id].op.reads_in_place() else {
             continue;
         };
         // A missing operand is invariant 1's error, reported already.
-        let Some(&input) = graph.operands(id).get(position) else {
+        let Some(&input) = graph.operands_of(id).get(position) else {
             continue;
         };
         let shared = buffer[input.index()];
         let reader = (members[shared].iter())
-            .flat_map(|&member| graph.users(member))
+            .flat_map(|&member| graph.users_of(member))
             .filter(|&user| user != id && !chain.contains(&user))
-            .filter(|&user| graph.node(user).op.class() != OpClass::View)
+            .filter(|&user| graph[user].op.class() != OpClass::View)
             .min_by_key(|user| rank[user.index()]);
         if let Some(reader) = reader
             && reported.insert(shared)

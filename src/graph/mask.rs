@@ -22,7 +22,7 @@ impl Builder<'_> {
             ..dropout.clone()
         };
         let y = self.node(name, Op::Dropout(dropout), &[x])?;
-        let mask_name = format!("{}.mask", self.graph().node(y).name);
+        let mask_name = format!("{}.mask", self.graph()[y].name);
         match self.node(&mask_name, Op::DropoutMask(mask), &[x]) {
             Ok(mask) => Ok((y, mask)),
             Err(error) => {
@@ -46,8 +46,8 @@ impl Graph {
     /// let (y, mask) = g.add_dropout_with_mask("d", d, x)?;
     /// g.add_output("y", y)?;
     /// g.add_output("mask", mask)?;
-    /// assert_eq!(g.node(mask).ty.to_string(), "bool[8, 3, 1, 1]");
-    /// assert_eq!(g.node(mask).name, "d.mask");
+    /// assert_eq!(g[mask].ty.to_string(), "bool[8, 3, 1, 1]");
+    /// assert_eq!(g[mask].name, "d.mask");
     /// # Ok(()) }
     /// ```
     pub fn add_dropout_with_mask(

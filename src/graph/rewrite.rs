@@ -10,61 +10,60 @@ use crate::tensor::Tensor;
 impl Graph {
     /// Makes `user` read `new` as its operand at `position` instead of what it read there.
     /// `new` must not depend on `user` (no cycles). The user's stored type is kept: a pass that
-    /// also rewrites the op through [`Graph::op_mut`] may pass through an inconsistent state,
-    /// and the verifier re-infers every type afterwards.
-    pub fn set_operand(&mut self, user: NodeId, position: usize, new: NodeId) {
-        assert!(
-            self.nodes.contains_node(new.0),
-            "invariant: the new operand {new} is a live node"
-        );
+    /// also rewrites the op may pass through an inconsistent state, and the verifier re-infers
+    /// every type afterwards.
+    pub(crate) fn set_operand(&mut self, user: NodeId, position: usize, new: NodeId) {
+        self.assert_live(new);
         let edge = self
             .nodes
-            .edges_directed(user.0, Direction::Incoming)
+            .edges_directed(user.index, Direction::Incoming)
             .find(|e| *e.weight() == position)
             .map(|e| e.id())
             .expect("invariant: the user has an operand at that position");
         self.nodes.remove_edge(edge);
-        self.nodes.add_edge(new.0, user.0, position);
+        self.nodes.add_edge(new.index, user.index, position);
     }
 
     /// Makes `id` compute `op` of `operands` (in position order) instead of what it computed,
     /// keeping its name, users and outputs. Its type must stay the same: the verifier re-infers
     /// every type and reports a difference. `operands` must not depend on `id` (no cycles).
-    pub fn rewrite(&mut self, id: NodeId, op: Op, operands: &[NodeId]) {
-        let edges: Vec<_> = (self.nodes)
-            .edges_directed(id.0, Direction::Incoming)
-            .map(|e| e.id())
-            .collect();
-        for edge in edges {
-            self.nodes.remove_edge(edge);
-        }
+    pub(crate) fn rewrite(&mut self, id: NodeId, op: Op, operands: &[NodeId]) {
+        self.clear_operands(id);
         for (position, &operand) in operands.iter().enumerate() {
-            assert!(
-                self.nodes.contains_node(operand.0),
-                "invariant: the new operand {operand} is a live node"
-            );
-            self.nodes.add_edge(operand.0, id.0, position);
+            self.assert_live(operand);
+            self.nodes.add_edge(operand.index, id.index, position);
         }
-        *self.op_mut(id) = op;
+        self.nodes[id.index].node.op = op;
     }
 
     /// Turns `id` into a constant holding `value`, which has to have `id`'s type: its operand
     /// edges go, its users, outputs and name stay (a mask that is all true in eval mode
     /// becomes that constant under its own name).
-    pub fn make_constant(&mut self, id: NodeId, value: Tensor) {
+    pub(crate) fn make_constant(&mut self, id: NodeId, value: Tensor) {
         assert_eq!(
             value.ty(),
-            self.node(id).ty,
+            self[id].ty,
             "invariant: a constant replacing a node has its type"
         );
+        self.clear_operands(id);
+        self.nodes[id.index].node.op = Op::Constant(value);
+    }
+
+    /// Removes every operand edge of `id`.
+    fn clear_operands(&mut self, id: NodeId) {
         let edges: Vec<_> = (self.nodes)
-            .edges_directed(id.0, Direction::Incoming)
+            .edges_directed(id.index, Direction::Incoming)
             .map(|e| e.id())
             .collect();
         for edge in edges {
             self.nodes.remove_edge(edge);
         }
-        *self.op_mut(id) = Op::Constant(value);
+    }
+
+    /// Panics unless `id` is a live node of this graph: a pass handing a rewrite a stale
+    /// handle is a compiler bug.
+    fn assert_live(&self, id: NodeId) {
+        let _ = &self[id];
     }
 }
 
@@ -81,8 +80,8 @@ mod tests {
         let s = g.add("s", Op::Binary(BinaryOp::Sub), &[a, b]).unwrap();
         g.add_output("s", s).unwrap();
         g.set_operand(s, 1, c);
-        assert_eq!(g.operands(s), vec![a, c]);
-        assert!(g.users(b).is_empty());
+        assert_eq!(g.operands_of(s), vec![a, c]);
+        assert!(g.users_of(b).is_empty());
         verify(&g).unwrap();
     }
 
@@ -95,10 +94,10 @@ mod tests {
         let n = g.add("n", Op::Unary(UnaryOp::Neg), &[s]).unwrap();
         g.add_output("n", n).unwrap();
         g.rewrite(s, Op::Unary(UnaryOp::Relu), &[b]);
-        assert_eq!(g.operands(s), vec![b]);
-        assert_eq!(g.node(s).name, "s");
-        assert_eq!(g.users(s), vec![n]);
-        assert!(g.users(a).is_empty());
+        assert_eq!(g.operands_of(s), vec![b]);
+        assert_eq!(g[s].name, "s");
+        assert_eq!(g.users_of(s), vec![n]);
+        assert!(g.users_of(a).is_empty());
         verify(&g).unwrap();
     }
 }

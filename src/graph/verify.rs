@@ -41,12 +41,12 @@ pub fn verify(graph: &Graph) -> Result<()> {
     let mut names = HashSet::new();
     let mut streams: BTreeMap<u32, NodeId> = BTreeMap::new();
     for id in graph.topo_order() {
-        let node = graph.node(id);
+        let node = &graph[id];
         if !names.insert(node.name.as_str()) {
             errors.push(invalid(graph, format!("two nodes are named {}", node.name)));
         }
-        let operands = graph.operands(id);
-        let operand_types: Vec<_> = operands.iter().map(|&o| &graph.node(o).ty).collect();
+        let operands = graph.operands_of(id);
+        let operand_types: Vec<_> = operands.iter().map(|&o| &graph[o].ty).collect();
         match infer_type(&node.op, &operand_types) {
             Ok(ty) if ty == node.ty => {}
             Ok(ty) => errors.push(invalid(
@@ -68,7 +68,7 @@ pub fn verify(graph: &Graph) -> Result<()> {
                     node: node.name.clone(),
                     op: node.op.name(),
                     stream: dropout.stream,
-                    other: graph.node(other).name.clone(),
+                    other: graph[other].name.clone(),
                 });
             } else {
                 streams.insert(dropout.stream, id);
@@ -77,12 +77,12 @@ pub fn verify(graph: &Graph) -> Result<()> {
     }
     let mut first_grads: BTreeMap<u32, NodeId> = BTreeMap::new();
     for id in graph.topo_order() {
-        if let Op::DropoutMask(mask) = &graph.node(id).op
+        if let Op::DropoutMask(mask) = &graph[id].op
             && let Err(error) = check_mask(graph, &streams, id, mask)
         {
             errors.push(error);
         }
-        if let Op::DropoutGrad(grad) = &graph.node(id).op {
+        if let Op::DropoutGrad(grad) = &graph[id].op {
             let reference = match streams.get(&grad.stream) {
                 Some(&dropout) => Some(dropout),
                 None => first_grads.get(&grad.stream).copied(),
@@ -104,9 +104,7 @@ pub fn verify(graph: &Graph) -> Result<()> {
                 graph,
                 format!(
                     "output {} returns {}, but another node is named {}",
-                    output.name,
-                    graph.node(output.node).name,
-                    output.name
+                    output.name, graph[output.node].name, output.name
                 ),
             ));
         }
@@ -115,12 +113,12 @@ pub fn verify(graph: &Graph) -> Result<()> {
         errors.push(invalid(graph, "the graph has no outputs".to_string()));
     }
     for conflict in inplace::conflicts(graph) {
-        let node = graph.node(conflict.node);
+        let node = &graph[conflict.node];
         errors.push(Error::InplaceConflict {
             node: node.name.clone(),
             op: node.op.name(),
-            input: graph.node(conflict.input).name.clone(),
-            reader: graph.node(conflict.reader).name.clone(),
+            input: graph[conflict.input].name.clone(),
+            reader: graph[conflict.reader].name.clone(),
         });
     }
     match Error::from_list(errors) {
@@ -137,7 +135,7 @@ fn check_mask(
     id: NodeId,
     mask: &Dropout,
 ) -> Result<()> {
-    let node = graph.node(id);
+    let node = &graph[id];
     let Some(&dropout_id) = streams.get(&mask.stream) else {
         return Err(Error::OrphanMask {
             node: node.name.clone(),
@@ -145,19 +143,19 @@ fn check_mask(
             stream: mask.stream,
         });
     };
-    let dropout = graph.node(dropout_id);
+    let dropout = &graph[dropout_id];
     let d = dropout
         .op
         .as_dropout()
         .expect("invariant: the stream map holds dropouts");
     let (Some(&mask_operand), Some(&dropout_operand)) = (
-        graph.operands(id).first(),
-        graph.operands(dropout_id).first(),
+        graph.operands_of(id).first(),
+        graph.operands_of(dropout_id).first(),
     ) else {
         // A missing operand is invariant 2's error, reported already.
         return Ok(());
     };
-    let name = |of: NodeId| format!("%{}", graph.node(of).name);
+    let name = |of: NodeId| format!("%{}", graph[of].name);
     let dims = |dims: &[usize]| format!("{dims:?}");
     // (what, equal, the mask's value, the dropout's value), compared as values, printed only
     // for the message.
@@ -198,15 +196,15 @@ fn check_mask(
 /// Invariant 8 for the dropout gradient `id` with attributes `grad` against `reference`, the
 /// dropout on its stream or the first gradient on it.
 fn check_grad(graph: &Graph, id: NodeId, grad: &Dropout, reference: NodeId) -> Result<()> {
-    let node = graph.node(id);
-    let other = graph.node(reference);
+    let node = &graph[id];
+    let other = &graph[reference];
     let d = other
         .op
         .drawn_dropout()
         .expect("invariant: the reference draws a mask");
     let input_shape = |of: NodeId| {
-        let operand = graph.operands(of).first().copied();
-        operand.map(|o| graph.node(o).ty.shape.clone())
+        let operand = graph.operands_of(of).first().copied();
+        operand.map(|o| graph[o].ty.shape.clone())
     };
     let (shape, other_shape) = (input_shape(id), input_shape(reference));
     let dims = |dims: &[usize]| format!("{dims:?}");
@@ -277,10 +275,10 @@ mod tests {
             )
             .unwrap();
         // A pass rewrites attributes badly: a shared stream and an invalid p.
-        if let Op::Dropout(d) = g.op_mut(d2) {
+        if let Op::Dropout(d) = g.op_mut(d2).unwrap() {
             d.stream = 0;
         }
-        if let Op::Dropout(d) = g.op_mut(d1) {
+        if let Op::Dropout(d) = g.op_mut(d1).unwrap() {
             d.p = 1.5;
         }
         let err = verify(&g).unwrap_err();

@@ -13,7 +13,7 @@ use super::value::Value;
 pub(crate) fn check<T>(graph: &Graph, values: &BTreeMap<String, Value<T>>) -> Result<()> {
     for name in values.keys() {
         let id = graph.lookup(name)?;
-        let op = &graph.node(id).op;
+        let op = &graph[id].op;
         if !op.is_bound() {
             return Err(Error::NotBindable {
                 name: name.clone(),
@@ -22,7 +22,7 @@ pub(crate) fn check<T>(graph: &Graph, values: &BTreeMap<String, Value<T>>) -> Re
         }
     }
     for id in graph.topo_order() {
-        let node = graph.node(id);
+        let node = &graph[id];
         let Some(what) = node.op.leaf().filter(|l| l.is_bound()).map(Leaf::name) else {
             continue;
         };

@@ -49,7 +49,7 @@ pub(crate) fn evaluate<T: Element>(
     let mut computed: Vec<Option<Value<T>>> = (0..slots).map(|_| None).collect();
     for id in order {
         let operands: Vec<&Value<T>> = graph
-            .operands(id)
+            .operands_of(id)
             .iter()
             .map(|o| {
                 computed[o.index()]
@@ -58,7 +58,7 @@ pub(crate) fn evaluate<T: Element>(
             })
             .collect();
         let cx = NodeCx {
-            node: graph.node(id),
+            node: &graph[id],
             operands: &operands,
             values,
             seed: generator.seed(),

@@ -78,7 +78,7 @@ pub fn run_traced(
         .node_ids()
         .map(|id| {
             let value = evaluation.value(id.index()).clone();
-            (graph.node(id).name.clone(), value.into_tensor())
+            (graph[id].name.clone(), value.into_tensor())
         })
         .collect();
     Ok(Trace {

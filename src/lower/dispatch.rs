@@ -50,7 +50,7 @@ fn lower_phase(cx: &mut LowerCx, program: &Program, phase: &Phase) {
 /// The comment line heading a phase's function in [`crate::CompiledGraph::clif`].
 fn phase_header(program: &Program, i: usize, phase: &Phase) -> String {
     let graph = &program.graph;
-    let name = |id: NodeId| format!("%{}", graph.node(id).name);
+    let name = |id: NodeId| format!("%{}", graph[id].name);
     let what = match phase.part {
         Part::Draw(id) => format!("keep bytes of {}", name(id)),
         Part::CheckTargets(id) => format!("targets of {}", name(id)),
@@ -74,9 +74,9 @@ fn node_buffers<'g>(
 ) -> (Buffer<'g>, Vec<Buffer<'g>>) {
     let mut buffer = |id: NodeId| Buffer {
         addr: cx.node_addr(id),
-        ty: &graph.node(id).ty,
+        ty: &graph[id].ty,
     };
-    let operands = graph.operands(id).into_iter().map(&mut buffer).collect();
+    let operands = graph.operands_of(id).into_iter().map(&mut buffer).collect();
     (buffer(id), operands)
 }
 
@@ -96,7 +96,7 @@ fn single<'g>(
 /// unit range, whose units are `unit`.
 fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
     let id = kernel.nodes[0];
-    match &graph.node(id).op {
+    match &graph[id].op {
         // The caller's data, the graph's data, or (reshape) the operand's buffer under
         // another shape: the buffer plan points the table there, nothing to compute.
         Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Reshape { .. } => {

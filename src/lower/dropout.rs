@@ -56,13 +56,13 @@ pub(crate) fn keep(cx: &mut LowerCx, id: NodeId, d: &Dropout, input: &Shape) -> 
 /// The draw phase of the dropout `id`: fills `keep[j] = U(j) < Q` for every mask element `j`
 /// of the unit range's groups (whole groups).
 pub(crate) fn draw_phase(cx: &mut LowerCx, graph: &Graph, id: NodeId) {
-    let d = (graph.node(id).op.drawn_dropout()).expect("invariant: a draw phase is a dropout's");
+    let d = (graph[id].op.drawn_dropout()).expect("invariant: a draw phase is a dropout's");
     assert!(
         d.is_random(),
         "invariant: only drawing dropouts have a draw phase"
     );
     let keep = cx.scratch_addr(id);
-    let input = &graph.node(graph.operands(id)[0]).ty.shape;
+    let input = &graph[graph.operands_of(id)[0]].ty.shape;
     let mask = d
         .mask_shape(input)
         .expect("invariant: the node's type was inferred, so its attributes fit its input");

@@ -29,14 +29,14 @@ use crate::plan::{ELEMENT_BLOCK, Kernel};
 
 /// Lowers the element-wise `kernel` of `graph` as one loop over the unit range's elements.
 pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
-    let shape = &graph.node(kernel.nodes[0]).ty.shape;
+    let shape = &graph[kernel.nodes[0]].ty.shape;
     assert!(
-        (kernel.nodes.iter()).all(|&id| graph.node(id).ty.shape == *shape),
+        (kernel.nodes.iter()).all(|&id| graph[id].ty.shape == *shape),
         "invariant: the members of a fused kernel share its loop shape"
     );
     let externals = &kernel.inputs;
     let keeps: Vec<Option<Keep>> = (kernel.nodes.iter())
-        .map(|&id| match graph.node(id).op.drawn_dropout() {
+        .map(|&id| match graph[id].op.drawn_dropout() {
             Some(d) => dropout::keep(cx, id, d, shape),
             None => None,
         })
@@ -44,7 +44,7 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
     // One offset per external operand, one per drawn mask, and one for the outputs (which
     // all have the loop's shape).
     let mut strides: Vec<Vec<usize>> = (externals.iter())
-        .map(|&id| broadcast_strides(&graph.node(id).ty.shape, shape))
+        .map(|&id| broadcast_strides(&graph[id].ty.shape, shape))
         .collect();
     strides.extend(keeps.iter().flatten().map(|keep| keep.strides.clone()));
     strides.push(shape.strides());
@@ -61,7 +61,7 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
         }
         let mut mask_at = mask_at.iter();
         for (&id, keep) in kernel.nodes.iter().zip(&keeps) {
-            let args: Vec<Value> = (graph.operands(id).iter())
+            let args: Vec<Value> = (graph.operands_of(id).iter())
                 .map(|operand| values[operand])
                 .collect();
             let kept = keep.as_ref().map(|keep| {
@@ -70,7 +70,7 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
                     .expect("invariant: one offset per drawn mask");
                 cx.load(types::I8, keep.addr, offset)
             });
-            let op = graph.node(id).op.as_elementwise();
+            let op = graph[id].op.as_elementwise();
             let op = op.expect("invariant: a fused kernel holds only element-wise nodes");
             let value = arith::element(cx, op, &args, kept);
             values.insert(id, value);

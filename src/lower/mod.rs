@@ -157,7 +157,7 @@ impl LowerCx<'_> {
 
     /// The address of `id`'s buffer, loaded from the table.
     pub(crate) fn node_addr(&mut self, id: NodeId) -> Value {
-        let slot = self.buffers.node(id);
+        let slot = self.buffers.slot(id);
         self.table_entry(slot)
     }
 

@@ -46,12 +46,12 @@ pub(crate) fn kernel(
     reads: &[Read],
     masks: &[Option<MaskForm>],
 ) {
-    let n = graph.node(kernel.nodes[0]).ty.shape.numel();
+    let n = graph[kernel.nodes[0]].ty.shape.numel();
     let sources: Vec<Option<Source>> = (kernel.nodes.iter().zip(masks))
         .map(|(&id, mask)| {
             Some(match (*mask)? {
                 MaskForm::InLoop => {
-                    let d = graph.node(id).op.drawn_dropout();
+                    let d = graph[id].op.drawn_dropout();
                     let d = d.expect("invariant: a member with a mask form draws one");
                     Source::Planes(Planes::start(cx, d))
                 }
@@ -129,7 +129,7 @@ struct Body<'a> {
 impl Body<'_> {
     /// Member `id`'s op.
     fn op(&self, id: NodeId) -> Elementwise<'_> {
-        let op = self.graph.node(id).op.as_elementwise();
+        let op = self.graph[id].op.as_elementwise();
         op.expect("invariant: a vector kernel holds only element-wise nodes")
     }
 
@@ -231,7 +231,7 @@ fn lookup(values: &[(NodeId, Value)], id: NodeId) -> Value {
 }
 
 fn operand_values(graph: &Graph, id: NodeId, values: &[(NodeId, Value)]) -> Vec<Value> {
-    (graph.operands(id).iter())
+    (graph.operands_of(id).iter())
         .map(|&o| lookup(values, o))
         .collect()
 }

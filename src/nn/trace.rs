@@ -40,12 +40,12 @@ pub(crate) struct TracedNode {
 impl TracedNode {
     /// The node's name.
     pub(crate) fn name(&self) -> String {
-        self.trace.borrow().graph.node(self.node).name.clone()
+        self.trace.borrow().graph[self.node].name.clone()
     }
 
     /// The node's type.
     pub(crate) fn ty(&self) -> TensorType {
-        self.trace.borrow().graph.node(self.node).ty.clone()
+        self.trace.borrow().graph[self.node].ty.clone()
     }
 
     /// The path of `module` among the traced model's children, if it is listed there.

@@ -140,7 +140,7 @@ impl<M: Module> Traced<M> {
             return Ok(compiled);
         }
         let graph = self.graph(input)?;
-        let has_dropout = graph.node_ids().any(|id| graph.node(id).op.is_dropout());
+        let has_dropout = graph.node_ids().any(|id| graph[id].op.is_dropout());
         let mode = if has_dropout { Mode::Train } else { Mode::Eval };
         let compiled = self.cache.get(&graph, mode)?;
         let entry = (input.clone(), training, Arc::clone(&compiled));

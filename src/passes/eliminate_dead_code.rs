@@ -22,21 +22,21 @@ use crate::graph::{Graph, NodeId};
 /// Removes every node that no output depends on, except inputs and parameters.
 pub fn eliminate_dead_code(graph: &mut Graph) -> Stats {
     let dropouts: BTreeMap<u32, NodeId> = (graph.node_ids())
-        .filter_map(|id| graph.node(id).op.as_dropout().map(|d| (d.stream, id)))
+        .filter_map(|id| graph[id].op.as_dropout().map(|d| (d.stream, id)))
         .collect();
     let mut live: BTreeSet<NodeId> = BTreeSet::new();
     let mut pending: Vec<NodeId> = graph.outputs().iter().map(|o| o.node).collect();
     while let Some(id) = pending.pop() {
         if live.insert(id) {
-            pending.extend(graph.operands(id));
-            let mask = graph.node(id).op.as_dropout_mask();
+            pending.extend(graph.operands_of(id));
+            let mask = graph[id].op.as_dropout_mask();
             pending.extend(mask.and_then(|m| dropouts.get(&m.stream)));
         }
     }
     let order = graph.topo_order();
     let dead: Vec<NodeId> = order
         .into_iter()
-        .filter(|&id| !live.contains(&id) && !graph.node(id).op.is_bound())
+        .filter(|&id| !live.contains(&id) && !graph[id].op.is_bound())
         .collect();
     // Users before their operands, so each node is unused when it goes.
     for &id in dead.iter().rev() {
@@ -76,7 +76,7 @@ mod tests {
 
         assert_eq!(eliminate_dead_code(&mut g).removed, 4);
         verify(&g).unwrap();
-        let mut names: Vec<&str> = g.node_ids().map(|id| g.node(id).name.as_str()).collect();
+        let mut names: Vec<&str> = g.node_ids().map(|id| g[id].name.as_str()).collect();
         names.sort();
         assert_eq!(names, ["unused_in", "w", "x", "y"]);
     }

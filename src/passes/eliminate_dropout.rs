@@ -20,19 +20,19 @@ pub fn eliminate_dropout(graph: &mut Graph, mode: Mode) -> Stats {
     let order = graph.topo_order();
     // Dropout gradients too: the gradient of the identity is the identity.
     let identities: Vec<_> = (order.iter().copied())
-        .filter(|&id| (graph.node(id).op.drawn_dropout()).is_some_and(is_identity))
+        .filter(|&id| (graph[id].op.drawn_dropout()).is_some_and(is_identity))
         .collect();
     let masks: Vec<_> = (order.iter().copied())
-        .filter(|&id| (graph.node(id).op.as_dropout_mask()).is_some_and(is_identity))
+        .filter(|&id| (graph[id].op.as_dropout_mask()).is_some_and(is_identity))
         .collect();
     for &id in &masks {
         // dropout_mask(x) -> constant true
-        let shape = graph.node(id).ty.shape.clone();
+        let shape = graph[id].ty.shape.clone();
         graph.make_constant(id, Tensor::full_bool(shape, true));
     }
     for &id in &identities {
         // dropout(x) -> x;  dropout_grad(g) -> g
-        let input = graph.operands(id)[0];
+        let input = graph.operands_of(id)[0];
         graph.replace_all_uses(id, input);
         graph.remove(id);
     }
@@ -68,10 +68,10 @@ mod tests {
         let mut g = chain(0.2);
         assert_eq!(eliminate_dropout(&mut g, Mode::Eval).removed, 2);
         verify(&g).unwrap();
-        assert!(g.node_ids().all(|id| !g.node(id).op.is_dropout()));
+        assert!(g.node_ids().all(|id| !g[id].op.is_dropout()));
         let r = g.lookup("r").unwrap();
         assert_eq!(g.outputs()[0].node, r);
-        assert_eq!(g.operands(r), vec![g.lookup("x").unwrap()]);
+        assert_eq!(g.operands_of(r), vec![g.lookup("x").unwrap()]);
     }
 
     #[test]
@@ -85,7 +85,7 @@ mod tests {
         g.add_output("y", b).unwrap();
         let mut train = g.clone();
         assert_eq!(eliminate_dropout(&mut train, Mode::Train).removed, 1);
-        assert_eq!(train.operands(train.lookup("b").unwrap()), vec![x]);
+        assert_eq!(train.operands_of(train.lookup("b").unwrap()), vec![x]);
         verify(&train).unwrap();
         assert_eq!(eliminate_dropout(&mut g, Mode::Eval).removed, 2);
         assert_eq!(g.outputs()[0].node, x);

@@ -230,7 +230,7 @@ mod tests {
     fn an_invalid_input_is_the_callers_error() {
         let mut g = net();
         let d = g.lookup("d").unwrap();
-        if let Op::Dropout(dropout) = g.op_mut(d) {
+        if let Op::Dropout(dropout) = g.op_mut(d).unwrap() {
             dropout.p = 2.0;
         }
         let err = optimize(&g, Mode::Eval).unwrap_err();
@@ -253,7 +253,7 @@ mod tests {
         let options = PipelineOptions::new(Mode::Eval);
         let mut pipeline = Pipeline::new(g, &options);
         pipeline.run("corrupt_softmax", |g| {
-            *g.op_mut(y) = Op::Softmax { axis: 5 };
+            *g.op_mut(y).unwrap() = Op::Softmax { axis: 5 };
             Stats::default()
         });
     }
@@ -271,7 +271,7 @@ mod tests {
         };
         let mut pipeline = Pipeline::new(g, &options);
         pipeline.run("corrupt_softmax", |g| {
-            *g.op_mut(y) = Op::Softmax { axis: 5 };
+            *g.op_mut(y).unwrap() = Op::Softmax { axis: 5 };
             Stats::default()
         });
         pipeline.finish();

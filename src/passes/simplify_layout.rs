@@ -21,11 +21,11 @@ use crate::graph::{Graph, NodeId, Op};
 pub fn simplify_layout(graph: &mut Graph) -> Stats {
     let mut stats = Stats::default();
     for id in graph.topo_order() {
-        let is_identity = match graph.node(id).op.clone() {
+        let is_identity = match graph[id].op.clone() {
             Op::Reshape { .. } => {
                 collapse_reshapes(graph, id, &mut stats);
-                let input = graph.operands(id)[0];
-                graph.node(input).ty == graph.node(id).ty
+                let input = graph.operands_of(id)[0];
+                graph[input].ty == graph[id].ty
             }
             Op::Transpose { perm } => {
                 let perm = collapse_transposes(graph, id, perm, &mut stats);
@@ -36,7 +36,7 @@ pub fn simplify_layout(graph: &mut Graph) -> Stats {
         };
         if is_identity {
             // reshape(x, shape of x) -> x;  transpose(x, identity) -> x
-            let input = graph.operands(id)[0];
+            let input = graph.operands_of(id)[0];
             graph.replace_all_uses(id, input);
             graph.remove(id);
             stats.removed += 1;
@@ -48,9 +48,9 @@ pub fn simplify_layout(graph: &mut Graph) -> Stats {
 /// `reshape(reshape(x, s1), s2) -> reshape(x, s2)`. The operand was visited first, so it is
 /// itself no longer a reshape of a reshape: one step collapses a whole chain.
 fn collapse_reshapes(graph: &mut Graph, id: NodeId, stats: &mut Stats) {
-    let inner = graph.operands(id)[0];
-    if let Op::Reshape { .. } = graph.node(inner).op {
-        let x = graph.operands(inner)[0];
+    let inner = graph.operands_of(id)[0];
+    if let Op::Reshape { .. } = graph[inner].op {
+        let x = graph.operands_of(inner)[0];
         graph.set_operand(id, 0, x);
         stats.rewired += 1;
     }
@@ -64,14 +64,13 @@ fn collapse_transposes(
     outer: Vec<usize>,
     stats: &mut Stats,
 ) -> Vec<usize> {
-    let inner = graph.operands(id)[0];
-    let Op::Transpose { perm: inner_perm } = &graph.node(inner).op else {
+    let inner = graph.operands_of(id)[0];
+    let Op::Transpose { perm: inner_perm } = &graph[inner].op else {
         return outer;
     };
     let perm: Vec<usize> = outer.iter().map(|&q| inner_perm[q]).collect();
-    let x = graph.operands(inner)[0];
-    *graph.op_mut(id) = Op::Transpose { perm: perm.clone() };
-    graph.set_operand(id, 0, x);
+    let x = graph.operands_of(inner)[0];
+    graph.rewrite(id, Op::Transpose { perm: perm.clone() }, &[x]);
     stats.rewired += 1;
     perm
 }
@@ -119,10 +118,10 @@ mod tests {
             }
         );
         verify(&g).unwrap();
-        assert_eq!(g.operands(c), vec![x]);
-        assert_eq!(g.operands(b), vec![x]);
+        assert_eq!(g.operands_of(c), vec![x]);
+        assert_eq!(g.operands_of(b), vec![x]);
         assert_eq!(
-            g.users(a),
+            g.users_of(a),
             vec![other],
             "the inner reshape keeps its other user"
         );
@@ -145,7 +144,7 @@ mod tests {
             }
         );
         verify(&g).unwrap();
-        assert_eq!(g.operands(y), vec![x]);
+        assert_eq!(g.operands_of(y), vec![x]);
         assert_eq!(g.outputs()[1].node, x);
         assert!(g.find("same").is_none() && g.find("id").is_none());
     }
@@ -169,12 +168,12 @@ mod tests {
         verify(&g).unwrap();
         // t2 reads x directly: its dimension i is x's p[q[i]] = [2, 0, 1][[0, 2, 1][i]].
         assert_eq!(
-            g.node(t2).op,
+            g[t2].op,
             Op::Transpose {
                 perm: vec![2, 1, 0]
             }
         );
-        assert_eq!(g.operands(t2), vec![x]);
+        assert_eq!(g.operands_of(t2), vec![x]);
         // back(t2(x)) composes to the identity and goes.
         assert_eq!(g.outputs()[1].node, x);
     }

@@ -43,12 +43,12 @@ pub fn split_linear_bias(graph: &mut Graph) -> Stats {
 /// True if `id` is a linear with a bias, one user, element-wise of its shape, no output, and a
 /// free name for its product.
 fn splits(graph: &Graph, id: NodeId) -> bool {
-    let node = graph.node(id);
+    let node = &graph[id];
     let fuses = |user: NodeId| {
-        let user = graph.node(user);
+        let user = &graph[user];
         user.op.is_elementwise() && user.ty.shape == node.ty.shape
     };
-    let one_fusing_user = matches!(graph.users(id)[..], [user] if fuses(user));
+    let one_fusing_user = matches!(graph.users_of(id)[..], [user] if fuses(user));
     let output = graph.outputs().iter().any(|o| o.node == id);
     matches!(node.op, Op::Linear { bias: true })
         && one_fusing_user
@@ -57,11 +57,11 @@ fn splits(graph: &Graph, id: NodeId) -> bool {
 }
 
 fn gemm_name(graph: &Graph, id: NodeId) -> String {
-    format!("{}.gemm", graph.node(id).name)
+    format!("{}.gemm", graph[id].name)
 }
 
 fn operands3(graph: &Graph, id: NodeId) -> [NodeId; 3] {
-    let operands = graph.operands(id);
+    let operands = graph.operands_of(id);
     [operands[0], operands[1], operands[2]]
 }
 

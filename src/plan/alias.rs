@@ -89,8 +89,8 @@ impl Groups {
     pub(crate) fn readers(&self, graph: &Graph, g: usize) -> Vec<NodeId> {
         let mut readers = Vec::new();
         for &member in &self.members[g] {
-            for user in graph.users(member) {
-                if graph.node(user).op.class() != OpClass::View {
+            for user in graph.users_of(member) {
+                if graph[user].op.class() != OpClass::View {
                     readers.push(user);
                 }
             }
@@ -115,9 +115,9 @@ pub(crate) fn group(graph: &Graph, index: &ScheduleIndex) -> Groups {
     };
     // Views: a reshape joins its operand's group (operands come first in topological order).
     for &id in &order {
-        let node = graph.node(id);
+        let node = &graph[id];
         let group = match node.op.class() {
-            OpClass::View => groups.of(graph.operands(id)[0]),
+            OpClass::View => groups.of(graph.operands_of(id)[0]),
             OpClass::Leaf(_) => Some(groups.fresh()),
             OpClass::ElementWise(_)
             | OpClass::Movement
@@ -132,7 +132,7 @@ pub(crate) fn group(graph: &Graph, index: &ScheduleIndex) -> Groups {
         }
     }
     let mut inplace: Vec<NodeId> = (order.iter().copied())
-        .filter(|&id| graph.node(id).op.reads_in_place().is_some())
+        .filter(|&id| graph[id].op.reads_in_place().is_some())
         .collect();
     inplace.sort_by_key(|&id| index.position(id));
     for dropout in inplace {
@@ -167,14 +167,14 @@ impl Groups {
 
 /// The group whose buffer `dropout` takes, if it may (see the module docs).
 fn shared_group(graph: &Graph, groups: &Groups, dropout: NodeId) -> Option<usize> {
-    let overwritten = (graph.node(dropout).op.reads_in_place())
+    let overwritten = (graph[dropout].op.reads_in_place())
         .expect("invariant: only ops that ask to run in place share a buffer");
-    let input = graph.operands(dropout)[overwritten];
+    let input = graph.operands_of(dropout)[overwritten];
     let (Some(g), Some(_)) = (groups.of(input), groups.of(dropout)) else {
         return None;
     };
     let outlives_run = groups.members(g).iter().any(|&id| {
-        let leaf = graph.node(id).op.leaf();
+        let leaf = graph[id].op.leaf();
         matches!(leaf, Some(Leaf::Parameter | Leaf::Constant))
             || graph.outputs().iter().any(|o| o.node == id)
     });

@@ -31,7 +31,7 @@ pub(super) fn fuse(graph: &Graph) -> Vec<Vec<NodeId>> {
         groups: Vec::new(),
     };
     for &id in &order {
-        let op = &graph.node(id).op;
+        let op = &graph[id].op;
         if op.is_leaf() {
             continue;
         }
@@ -39,7 +39,7 @@ pub(super) fn fuse(graph: &Graph) -> Vec<Vec<NodeId>> {
         if !op.is_elementwise() {
             continue;
         }
-        for operand in graph.operands(id) {
+        for operand in graph.operands_of(id) {
             if let Some(other) = fusion.fusable(id, operand)
                 && other != group
                 && !fusion.would_cycle(group, other)
@@ -50,7 +50,7 @@ pub(super) fn fuse(graph: &Graph) -> Vec<Vec<NodeId>> {
     }
     let position = positions(graph, &order);
     let mut groups = fusion.execution_order(&position);
-    groups.retain(|nodes| graph.node(nodes[0]).op.computes());
+    groups.retain(|nodes| graph[nodes[0]].op.computes());
     for nodes in &mut groups {
         nodes.sort_by_key(|id| position[id.index()]);
     }
@@ -94,8 +94,8 @@ impl Fusion<'_> {
     /// The group `operand` is in, if `id` may join it: an element-wise producer of `id`'s
     /// shape (rule 2).
     fn fusable(&self, id: NodeId, operand: NodeId) -> Option<usize> {
-        let producer = self.graph.node(operand);
-        let same_shape = producer.ty.shape == self.graph.node(id).ty.shape;
+        let producer = &self.graph[operand];
+        let same_shape = producer.ty.shape == self.graph[id].ty.shape;
         (producer.op.is_elementwise() && same_shape)
             .then(|| self.group(operand))
             .flatten()
@@ -105,7 +105,7 @@ impl Fusion<'_> {
     fn successors(&self, group: usize) -> BTreeSet<usize> {
         let users = self.groups[group]
             .iter()
-            .flat_map(|&id| self.graph.users(id));
+            .flat_map(|&id| self.graph.users_of(id));
         // Unvisited users have no group yet; they come later in topological order, so no
         // path between visited groups runs through them.
         users

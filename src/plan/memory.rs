@@ -92,7 +92,7 @@ impl BufferMap {
     }
 
     /// The slot of `id`'s buffer.
-    pub(crate) fn node(&self, id: NodeId) -> usize {
+    pub(crate) fn slot(&self, id: NodeId) -> usize {
         self.nodes
             .get(id.index())
             .copied()
@@ -154,7 +154,7 @@ impl MemoryPlan {
 
     /// The slot of `id`'s value.
     pub(crate) fn slot_of(&self, id: NodeId) -> usize {
-        self.buffers.node(id)
+        self.buffers.slot(id)
     }
 }
 
@@ -207,7 +207,7 @@ pub(crate) fn plan(graph: &Graph, schedule: &Schedule) -> Result<MemoryPlan> {
 fn written_inputs(graph: &Graph, groups: &Groups) -> Vec<InputWrite> {
     let mut written: Vec<InputWrite> = Vec::new();
     for id in graph.topo_order() {
-        if graph.node(id).op.leaf() != Some(Leaf::Input) {
+        if graph[id].op.leaf() != Some(Leaf::Input) {
             continue;
         }
         let first = (groups.shared.iter()).find(|&&d| {
@@ -226,7 +226,7 @@ fn written_inputs(graph: &Graph, groups: &Groups) -> Vec<InputWrite> {
 /// The slot of group `g`: at its leaf, in the first output it holds, or in the arena.
 fn group_slot(graph: &Graph, index: &ScheduleIndex, groups: &Groups, g: usize) -> Slot {
     let members = groups.members(g).to_vec();
-    let owner = graph.node(members[0]);
+    let owner = &graph[members[0]];
     let leaf = owner.op.leaf().map(|leaf| match leaf {
         Leaf::Input => Home::Input,
         Leaf::Parameter => Home::Parameter,
@@ -253,7 +253,7 @@ fn group_slot(graph: &Graph, index: &ScheduleIndex, groups: &Groups, g: usize) -
 /// values to the last that writes or reads one.
 fn live_range(graph: &Graph, index: &ScheduleIndex, groups: &Groups, g: usize) -> (usize, usize) {
     let writers = (groups.members(g).iter())
-        .filter(|&&id| graph.node(id).op.class() != OpClass::View)
+        .filter(|&&id| graph[id].op.class() != OpClass::View)
         .map(|&id| index.kernel(id));
     let first = writers
         .clone()
@@ -273,18 +273,14 @@ fn keep_bytes(
     index: &ScheduleIndex,
     id: NodeId,
 ) -> Option<usize> {
-    let d = graph
-        .node(id)
-        .op
-        .drawn_dropout()
-        .filter(|d| d.is_random())?;
+    let d = graph[id].op.drawn_dropout().filter(|d| d.is_random())?;
     let kernel = &schedule.kernels[index.kernel(id)];
     let member =
         (kernel.nodes.iter().position(|&n| n == id)).expect("invariant: a node's kernel holds it");
     if kernel.form.draws_in_loop(member) {
         return None;
     }
-    let input = &graph.node(graph.operands(id)[0]).ty.shape;
+    let input = &graph[graph.operands_of(id)[0]].ty.shape;
     let mask = d
         .mask_shape(input)
         .expect("invariant: the node's type was inferred");

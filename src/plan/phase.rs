@@ -143,8 +143,8 @@ pub(crate) fn phases(graph: &Graph, schedule: &Schedule, threads: usize) -> Vec<
             }
         }
         let first = kernel.nodes[0];
-        if let Some(operand) = graph.node(first).op.checked_indices() {
-            let rows = graph.node(graph.operands(first)[operand]).ty.shape.numel();
+        if let Some(operand) = graph[first].op.checked_indices() {
+            let rows = graph[graph.operands_of(first)[operand]].ty.shape.numel();
             let part = Part::CheckTargets(first);
             phases.push(phase(k, part, Unit::Row, rows, CHUNK_COST));
         }
@@ -172,12 +172,8 @@ fn chunk_for(cost: usize) -> usize {
 
 /// The mask groups the dropout `id` draws, if it draws.
 fn drawn_groups(graph: &Graph, id: NodeId) -> Option<usize> {
-    let d = graph
-        .node(id)
-        .op
-        .drawn_dropout()
-        .filter(|d| d.is_random())?;
-    let input = &graph.node(graph.operands(id)[0]).ty.shape;
+    let d = graph[id].op.drawn_dropout().filter(|d| d.is_random())?;
+    let input = &graph[graph.operands_of(id)[0]].ty.shape;
     let mask = d
         .mask_shape(input)
         .expect("invariant: the node's type was inferred, so its attributes fit its input");
@@ -230,7 +226,7 @@ impl Work {
 /// The work of the kernel's compute phase, from its first node's class.
 fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
     let id = kernel.nodes[0];
-    let node = graph.node(id);
+    let node = &graph[id];
     let out = &node.ty.shape;
     let blocks = out.numel().div_ceil(ELEMENT_BLOCK);
     match node.op.class() {
@@ -244,7 +240,7 @@ fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
         OpClass::Movement => Work::new(Unit::ElementBlock, blocks, ELEMENT_BLOCK),
         OpClass::Reduction => {
             let outputs = out.numel();
-            let input = graph.node(graph.operands(id)[0]).ty.shape.numel();
+            let input = graph[graph.operands_of(id)[0]].ty.shape.numel();
             let per_output = input.checked_div(outputs).unwrap_or(0);
             Work::new(Unit::OutputElement, outputs, per_output)
         }
@@ -260,7 +256,7 @@ fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
             let dims = out.dims();
             let n = dims[dims.len() - 1];
             let rows = out.numel().checked_div(n).unwrap_or(0);
-            let a = &graph.node(graph.operands(id)[0]).ty.shape;
+            let a = &graph[graph.operands_of(id)[0]].ty.shape;
             let k = *(a.dims().last()).expect("invariant: product operands have rank 1+");
             if by_columns && rows < n {
                 // Every GEMM call packs its whole right-hand matrix: a slice of columns packs
@@ -284,8 +280,8 @@ mod tests {
         let graph = parse(source).expect("a valid test graph");
         let schedule = Schedule::fused(&graph);
         let part = |part: Part| match part {
-            Part::Draw(id) => format!("draw %{}", graph.node(id).name),
-            Part::CheckTargets(id) => format!("check %{}", graph.node(id).name),
+            Part::Draw(id) => format!("draw %{}", graph[id].name),
+            Part::CheckTargets(id) => format!("check %{}", graph[id].name),
             Part::Compute => "compute".to_string(),
         };
         (phases(&graph, &schedule, 2).iter())

@@ -36,13 +36,13 @@ impl Kernel {
     fn new(graph: &Graph, nodes: Vec<NodeId>, outputs: Vec<NodeId>) -> Kernel {
         let mut inputs: Vec<NodeId> = Vec::new();
         for &id in &nodes {
-            for operand in graph.operands(id) {
+            for operand in graph.operands_of(id) {
                 if !nodes.contains(&operand) && !inputs.contains(&operand) {
                     inputs.push(operand);
                 }
             }
         }
-        let form = if graph.node(nodes[0]).op.is_elementwise() {
+        let form = if graph[nodes[0]].op.is_elementwise() {
             Form::of(graph, &nodes, &inputs)
         } else {
             Form::Scalar
@@ -70,7 +70,7 @@ impl Schedule {
         let kernels = graph
             .topo_order()
             .into_iter()
-            .filter(|&id| graph.node(id).op.computes())
+            .filter(|&id| graph[id].op.computes())
             .map(|id| Kernel::new(graph, vec![id], vec![id]))
             .collect();
         Schedule { kernels }
@@ -88,7 +88,7 @@ impl Schedule {
                 let outputs = (nodes.iter().copied())
                     .filter(|id| {
                         is_output.contains(id)
-                            || graph.users(*id).iter().any(|u| !members.contains(u))
+                            || graph.users_of(*id).iter().any(|u| !members.contains(u))
                     })
                     .collect();
                 Kernel::new(graph, nodes, outputs)
@@ -102,7 +102,7 @@ impl Schedule {
     pub fn materialized(&self, graph: &Graph) -> BTreeSet<NodeId> {
         let mut nodes: BTreeSet<NodeId> = graph
             .node_ids()
-            .filter(|&id| !graph.node(id).op.computes())
+            .filter(|&id| !graph[id].op.computes())
             .collect();
         for kernel in &self.kernels {
             nodes.extend(kernel.outputs.iter().copied());
@@ -131,7 +131,7 @@ impl fmt::Display for ScheduleDisplay<'_> {
         let names = |ids: &[NodeId]| {
             let names: Vec<String> = ids
                 .iter()
-                .map(|&id| format!("%{}", self.graph.node(id).name))
+                .map(|&id| format!("%{}", self.graph[id].name))
                 .collect();
             names.join(", ")
         };
@@ -295,7 +295,7 @@ mod tests {
             "# kernel 0: %a -> %a\n# kernel 1: %b -> %b\n"
         );
         let names: Vec<&str> = (schedule.materialized(&graph).iter())
-            .map(|&id| graph.node(id).name.as_str())
+            .map(|&id| graph[id].name.as_str())
             .collect();
         assert_eq!(names, ["x", "a", "r", "b"]);
     }

@@ -68,7 +68,7 @@ impl MemorySummary {
 impl Program {
     /// Its memory plan: buffers, arena size, reuse (`dump --stage optimized` prints it).
     pub fn memory(&self) -> MemorySummary {
-        let name = |id| self.graph.node(id).name.clone();
+        let name = |id| self.graph[id].name.clone();
         let buffers = (self.memory.slots.iter())
             .map(|slot| {
                 let owner = name(slot.owner());

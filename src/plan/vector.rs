@@ -66,10 +66,10 @@ impl Form {
     /// The loop form of an element-wise kernel of `graph` computing `nodes` (in order) and
     /// reading `inputs` from memory.
     pub(crate) fn of(graph: &Graph, nodes: &[NodeId], inputs: &[NodeId]) -> Form {
-        let shape = &graph.node(nodes[0]).ty.shape;
+        let shape = &graph[nodes[0]].ty.shape;
         let reads: Option<Vec<Read>> = (inputs.iter())
             .map(|&id| {
-                let ty = &graph.node(id).ty;
+                let ty = &graph[id].ty;
                 (ty.dtype == DType::F32)
                     .then(|| read(&ty.shape, shape))
                     .flatten()
@@ -96,14 +96,14 @@ impl Form {
 /// `Some(mask form)` for a member with a vector form (`None` inside if it draws no mask),
 /// `None` if the member keeps the kernel on the scalar loop.
 fn member_mask(graph: &Graph, id: NodeId) -> Option<Option<MaskForm>> {
-    let node = graph.node(id);
+    let node = &graph[id];
     let op = node.op.as_elementwise()?;
     if node.ty.dtype != DType::F32 || !op.has_vector_form() {
         return None;
     }
     match random_dropout(op) {
         Some(d) => {
-            let input = &graph.node(graph.operands(id)[0]).ty.shape;
+            let input = &graph[graph.operands_of(id)[0]].ty.shape;
             mask_form(d, input).map(Some)
         }
         None => Some(None),

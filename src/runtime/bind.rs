@@ -19,7 +19,7 @@ pub(crate) fn check_values(
     params: &ParameterStore,
 ) -> Result<()> {
     for name in inputs.keys() {
-        let op = &graph.node(graph.lookup(name)?).op;
+        let op = &graph[graph.lookup(name)?].op;
         if matches!(op, Op::Parameter(_)) {
             return Err(Error::ParameterAsInput { name: name.clone() });
         }
@@ -31,7 +31,7 @@ pub(crate) fn check_values(
         }
     }
     for id in graph.topo_order() {
-        let node = graph.node(id);
+        let node = &graph[id];
         let Some(what) = node.op.leaf().filter(|l| l.is_bound()).map(Leaf::name) else {
             continue;
         };
@@ -84,7 +84,7 @@ pub(crate) fn check_outputs(graph: &Graph, outputs: &[(String, Tensor)]) -> Resu
     for index in 0..expected.len().max(outputs.len()) {
         let want = expected
             .get(index)
-            .map(|o| format!("{}: {}", o.name, graph.node(o.node).ty));
+            .map(|o| format!("{}: {}", o.name, graph[o.node].ty));
         let have = outputs.get(index).map(|(n, t)| format!("{n}: {}", t.ty()));
         if want != have {
             return Err(Error::OutputMismatch {

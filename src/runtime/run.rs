@@ -107,7 +107,7 @@ impl CompiledGraph {
     /// order: graphs with any need [`CompiledGraph::run_mut`].
     pub fn overwritten_inputs(&self) -> Vec<&str> {
         (self.program.memory.written_inputs.iter())
-            .map(|w| self.program.graph.node(w.input).name.as_str())
+            .map(|w| self.program.graph[w.input].name.as_str())
             .collect()
     }
 
@@ -115,9 +115,9 @@ impl CompiledGraph {
         match self.program.memory.written_inputs.first() {
             None => Ok(()),
             Some(write) => {
-                let dropout = self.program.graph.node(write.dropout);
+                let dropout = &self.program.graph[write.dropout];
                 Err(Error::InputOverwritten {
-                    input: self.program.graph.node(write.input).name.clone(),
+                    input: self.program.graph[write.input].name.clone(),
                     node: dropout.name.clone(),
                     op: dropout.op.name(),
                 })
@@ -130,7 +130,7 @@ impl CompiledGraph {
             .map(|o| {
                 (
                     o.name.clone(),
-                    Tensor::zeros(&self.program.graph.node(o.node).ty),
+                    Tensor::zeros(&self.program.graph[o.node].ty),
                 )
             })
             .collect()
@@ -173,7 +173,7 @@ impl CompiledGraph {
         let table = &mut workspace.table;
         table.clear();
         for slot in &self.program.memory.slots {
-            let node = self.program.graph.node(slot.owner());
+            let node = &self.program.graph[slot.owner()];
             let address = match &slot.home {
                 Home::Input => inputs(node.name.as_str()),
                 Home::Parameter => read_only(
@@ -194,7 +194,7 @@ impl CompiledGraph {
     fn values_fit(&self, inputs: &BTreeMap<String, Tensor>, params: &ParameterStore) -> bool {
         let mut bound_inputs = 0;
         for id in self.source.node_ids() {
-            let node = self.source.node(id);
+            let node = &self.source[id];
             if !node.op.is_bound() {
                 continue;
             }
@@ -218,7 +218,7 @@ impl CompiledGraph {
         let expected = self.program.graph.outputs();
         expected.len() == outputs.len()
             && (expected.iter().zip(outputs)).all(|(o, (name, tensor))| {
-                let ty = &self.program.graph.node(o.node).ty;
+                let ty = &self.program.graph[o.node].ty;
                 *name == o.name && fits(tensor, ty.dtype, &ty.shape)
             })
     }
@@ -228,13 +228,13 @@ impl CompiledGraph {
         let index = usize::try_from(status.code - 1).expect("invariant: error codes start at 1");
         let id = self.jit.error_node(index);
         let graph = &self.program.graph;
-        let node = graph.node(id);
+        let node = &graph[id];
         assert!(
             node.op.checked_indices().is_some(),
             "invariant: only ops with checked indices fail at run time"
         );
         // The targets index the classes, the logits' last dimension.
-        let logits = &graph.node(graph.operands(id)[0]).ty.shape;
+        let logits = &graph[graph.operands_of(id)[0]].ty.shape;
         Error::TargetOutOfRange {
             node: node.name.clone(),
             target: status.details[1] as i32,
@@ -256,7 +256,7 @@ impl CompiledGraph {
     ) {
         for (i, output) in self.program.graph.outputs().iter().enumerate() {
             let slot = &self.program.memory.slots[self.program.memory.slot_of(output.node)];
-            let name = &self.program.graph.node(slot.owner()).name;
+            let name = &self.program.graph[slot.owner()].name;
             match &slot.home {
                 Home::Output(k) if *k == i => {}
                 Home::Output(k) => {
@@ -271,7 +271,7 @@ impl CompiledGraph {
                     copy_data(&mut outputs[i].1, value.data());
                 }
                 Home::Constant => {
-                    let data = constant(&self.program.graph.node(slot.owner()).op).data();
+                    let data = constant(&self.program.graph[slot.owner()].op).data();
                     copy_data(&mut outputs[i].1, data);
                 }
                 Home::Arena { .. } => {

@@ -28,7 +28,7 @@ impl ParameterStore {
         values: BTreeMap<String, Tensor>,
     ) -> (BTreeMap<String, Tensor>, ParameterStore) {
         let (params, inputs) = values.into_iter().partition(|(name, _)| {
-            (graph.find(name)).is_some_and(|id| graph.node(id).op.leaf() == Some(Leaf::Parameter))
+            (graph.find(name)).is_some_and(|id| graph[id].op.leaf() == Some(Leaf::Parameter))
         });
         (inputs, ParameterStore { values: params })
     }

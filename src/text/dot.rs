@@ -34,7 +34,7 @@ impl fmt::Display for Dot<'_> {
         writeln!(f, "  node [shape=box, fontname=\"monospace\"];")?;
         let order = graph.topo_order();
         for &id in &order {
-            let node = graph.node(id);
+            let node = &graph[id];
             let mut label = vec![node.name.clone(), node.op.name().to_string()];
             for (key, value) in attributes(&node.op) {
                 if let Some(value) = value {
@@ -56,7 +56,7 @@ impl fmt::Display for Dot<'_> {
             )?;
         }
         for &id in &order {
-            let operands = graph.operands(id);
+            let operands = graph.operands_of(id);
             for (position, operand) in operands.iter().enumerate() {
                 write!(f, "  n{} -> n{}", operand.index(), id.index())?;
                 if operands.len() > 1 {

@@ -304,7 +304,7 @@ impl Parser {
             .graph
             .add(line.name.clone(), op, &ids)
             .map_err(|error| Diag::new(line.op_pos, error.to_string()))?;
-        let node = self.graph.node(id);
+        let node = &self.graph[id];
         let computed = node.ty.clone();
         let op_name = node.op.name();
         if let Some((annotated, pos)) = &line.annotation

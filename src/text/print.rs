@@ -14,11 +14,11 @@ impl fmt::Display for Graph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "graph {} {{", self.name())?;
         for id in self.topo_order() {
-            let node = self.node(id);
+            let node = &self[id];
             write!(f, "  %{}: {} = {}", node.name, node.ty, node.op.name())?;
-            for (i, operand) in self.operands(id).into_iter().enumerate() {
+            for (i, operand) in self.operands_of(id).into_iter().enumerate() {
                 let separator = if i == 0 { " " } else { ", " };
-                write!(f, "{separator}%{}", self.node(operand).name)?;
+                write!(f, "{separator}%{}", self[operand].name)?;
             }
             if let Op::Constant(value) = &node.op {
                 write!(f, " {}", literal(value))?;
@@ -32,12 +32,7 @@ impl fmt::Display for Graph {
             writeln!(f)?;
         }
         for output in self.outputs() {
-            writeln!(
-                f,
-                "  output {} = %{}",
-                output.name,
-                self.node(output.node).name
-            )?;
+            writeln!(f, "  output {} = %{}", output.name, self[output.node].name)?;
         }
         writeln!(f, "}}")
     }

@@ -41,7 +41,7 @@ pub fn step_graph(
     b.output("loss", loss_node)?;
     let params: Vec<NodeId> = (optimizer.parameters().iter())
         .filter_map(|name| graph.find(name))
-        .filter(|&id| matches!(graph.node(id).op, Op::Parameter(_)))
+        .filter(|&id| matches!(graph[id].op, Op::Parameter(_)))
         .collect();
     let grads = gradients(&mut graph, loss_node, &params)?;
     let pairs: Vec<(NodeId, NodeId)> = params.into_iter().zip(grads).collect();
@@ -60,8 +60,10 @@ fn copy_nodes(forward: &Graph, b: &mut Builder) -> Result<NodeId> {
     };
     let mut copies = std::collections::BTreeMap::new();
     for id in forward.topo_order() {
-        let node = forward.node(id);
-        let operands: Vec<NodeId> = (forward.operands(id).iter()).map(|o| copies[o]).collect();
+        let node = &forward[id];
+        let operands: Vec<NodeId> = (forward.operands_of(id).iter())
+            .map(|o| copies[o])
+            .collect();
         let copy = b.node(&node.name, node.op.clone(), &operands)?;
         copies.insert(id, copy);
     }

@@ -36,8 +36,8 @@ impl Loss {
             Loss::CrossEntropy => b.node("loss", Op::CrossEntropy, &[y, t]),
             Loss::Mse => {
                 let diff = b.sub("loss.diff", y, t)?;
-                let y_ty = &b.graph().node(y).ty;
-                if b.graph().node(diff).ty != *y_ty {
+                let y_ty = &b.graph()[y].ty;
+                if b.graph()[diff].ty != *y_ty {
                     // Broadcasting would average over a larger tensor than y; PyTorch warns
                     // and broadcasts, we refuse.
                     return Err(Error::Type {

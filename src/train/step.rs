@@ -37,7 +37,7 @@ impl CompiledStep {
     pub fn new(compiled: Arc<CompiledGraph>, updated: Vec<Updated>) -> Result<CompiledStep> {
         let graph = compiled.graph();
         let outputs: Vec<(String, Tensor)> = (graph.outputs().iter())
-            .map(|o| (o.name.clone(), Tensor::zeros(&graph.node(o.node).ty)))
+            .map(|o| (o.name.clone(), Tensor::zeros(&graph[o.node].ty)))
             .collect();
         let first_update = outputs.len().saturating_sub(updated.len());
         for (k, update) in updated.iter().enumerate() {

@@ -20,7 +20,7 @@ pub const STEP: f64 = 1e-6;
 /// (random weights make every element of `y` count differently).
 pub fn weighted_loss(mut graph: Graph, y: &str) -> Graph {
     let y = graph.lookup(y).expect("the node to weigh");
-    let ty = graph.node(y).ty.clone();
+    let ty = graph[y].ty.clone();
     let w = graph
         .add("loss_w", Op::Input(ty), &[])
         .expect("a fresh input");
@@ -48,7 +48,7 @@ pub fn with_gradients(graph: &Graph, wrt: &[&str]) -> (Graph, Vec<String>) {
     let grads = autodiff::gradients(&mut graph, loss, &wrt).expect("the graph differentiates");
     let mut names = Vec::new();
     for grad in grads {
-        let name = graph.node(grad).name.clone();
+        let name = graph[grad].name.clone();
         if graph.outputs().iter().all(|o| o.name != name) {
             graph
                 .add_output(name.clone(), grad)
@@ -63,8 +63,8 @@ pub fn with_gradients(graph: &Graph, wrt: &[&str]) -> (Graph, Vec<String>) {
 pub fn f32_leaves(graph: &Graph) -> Vec<String> {
     let leaves = graph.inputs().into_iter().chain(graph.parameters());
     leaves
-        .filter(|&id| graph.node(id).ty == TensorType::f32(graph.node(id).ty.shape.clone()))
-        .map(|id| graph.node(id).name.clone())
+        .filter(|&id| graph[id].ty == TensorType::f32(graph[id].ty.shape.clone()))
+        .map(|id| graph[id].name.clone())
         .filter(|name| name != "loss_w")
         .collect()
 }

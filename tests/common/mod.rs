@@ -230,7 +230,7 @@ impl Builder {
             .graph
             .node_ids()
             .filter(|&id| {
-                let ty = &self.graph.node(id).ty;
+                let ty = &self.graph[id].ty;
                 ty.dtype == dtype && ranks.contains(&ty.shape.rank())
             })
             .collect();
@@ -256,7 +256,7 @@ impl Builder {
     }
 
     fn ty(&self, id: NodeId) -> TensorType {
-        self.graph.node(id).ty.clone()
+        self.graph[id].ty.clone()
     }
 
     fn try_add(&mut self, kind: Kind) -> Option<NodeId> {
@@ -430,7 +430,7 @@ pub fn without_conflicts(graph: &Graph) -> Graph {
                 let id = graph
                     .lookup(node)
                     .expect("the verifier names a node of the graph");
-                if let Op::Dropout(dropout) = graph.op_mut(id) {
+                if let Op::Dropout(dropout) = graph.op_mut(id).unwrap() {
                     changed |= std::mem::replace(&mut dropout.inplace, false);
                 }
             }
@@ -453,7 +453,7 @@ pub fn without_inplace(graph: &Graph) -> Graph {
     let mut graph = graph.clone();
     let ids: Vec<NodeId> = graph.node_ids().collect();
     for id in ids {
-        if let Op::Dropout(dropout) = graph.op_mut(id) {
+        if let Op::Dropout(dropout) = graph.op_mut(id).unwrap() {
             dropout.inplace = false;
         }
     }

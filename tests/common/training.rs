@@ -25,7 +25,7 @@ pub fn simple_net_grad() -> Graph {
     let grads =
         autodiff::gradients(&mut graph, loss, &parameters).expect("SimpleNet differentiates");
     for grad in grads {
-        let name = graph.node(grad).name.clone();
+        let name = graph[grad].name.clone();
         graph
             .add_output(name, grad)
             .expect("gradient names are free as outputs");

@@ -125,7 +125,7 @@ fn check(graph: &Graph, mode: Mode, setup: Setup, seed: u64) -> Result<(), Strin
 fn check_runs(graph: &Graph, mode: Mode, setup: Setup, seed: u64) -> Result<(), String> {
     let (graph, compiled) = compile(graph, mode, setup)?;
     for id in compiled.graph().node_ids() {
-        let node = compiled.graph().node(id);
+        let node = &compiled.graph()[id];
         if let Op::Constant(value) = &node.op {
             assert_guarded(&format!("constant {}", node.name), value);
         }
