@@ -134,8 +134,19 @@ pub enum Error {
     Invalid {
         /// The graph's name.
         graph: String,
-        /// The invariant and the node that breaks it.
+        /// The invariant broken.
+        rule: Rule,
+        /// How, naming the node that breaks it.
         detail: String,
+    },
+    /// A traced model returned a value that belongs to another trace (a `Var` kept from an
+    /// earlier trace), so its graph has no node for it.
+    #[error(
+        "graph {graph}: the model returned a value of another trace (a Var kept from an earlier trace)"
+    )]
+    ForeignTrace {
+        /// The graph being traced.
+        graph: String,
     },
     /// The textual IR could not be parsed.
     #[error("{line}:{col}: {message}")]
@@ -382,6 +393,53 @@ pub enum Error {
     },
 }
 
+/// The IR invariants the verifier checks, numbered as [`crate::graph::verify`] lists them: the
+/// rule a verifier error breaks, as data ([`Error::rule`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    /// 1. Every node has as many operands as its op takes.
+    Arity,
+    /// 2. Every node's type is what its op computes from its operands'.
+    Types,
+    /// 3. Node names are unique.
+    Names,
+    /// 4. The graph is acyclic.
+    Acyclic,
+    /// 5. Dropout streams are below 2^31 and no two dropouts share one.
+    Streams,
+    /// 6. The graph has outputs; output names are unique and name no other node.
+    Outputs,
+    /// 7. Every dropout mask describes a dropout of the graph.
+    Masks,
+    /// 8. Every dropout gradient recomputes one mask.
+    Gradients,
+    /// 9. No node reads a buffer an in-place op overwrites.
+    InPlace,
+}
+
+impl Rule {
+    /// The invariant's number in [`crate::graph::verify`]'s list.
+    pub fn number(self) -> u8 {
+        match self {
+            Rule::Arity => 1,
+            Rule::Types => 2,
+            Rule::Names => 3,
+            Rule::Acyclic => 4,
+            Rule::Streams => 5,
+            Rule::Outputs => 6,
+            Rule::Masks => 7,
+            Rule::Gradients => 8,
+            Rule::InPlace => 9,
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invariant {}", self.number())
+    }
+}
+
 fn join_lines(errors: &[Error]) -> String {
     errors
         .iter()
@@ -397,6 +455,25 @@ impl Error {
             0 => None,
             1 => errors.pop(),
             _ => Some(Error::Many(errors)),
+        }
+    }
+
+    /// The IR invariant this error reports broken, for the verifier's errors (and the type
+    /// errors of [`crate::Graph::add`], which keeps invariants 1 and 2 as nodes are added);
+    /// `None` for every other error, and for [`Error::Many`].
+    pub fn rule(&self) -> Option<Rule> {
+        match self {
+            Error::Type {
+                detail: TypeError::Arity { .. },
+                ..
+            } => Some(Rule::Arity),
+            Error::Type { .. } => Some(Rule::Types),
+            Error::Invalid { rule, .. } => Some(*rule),
+            Error::DuplicateStream { .. } => Some(Rule::Streams),
+            Error::OrphanMask { .. } | Error::MaskMismatch { .. } => Some(Rule::Masks),
+            Error::GradMismatch { .. } => Some(Rule::Gradients),
+            Error::InplaceConflict { .. } => Some(Rule::InPlace),
+            _ => None,
         }
     }
 

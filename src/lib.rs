@@ -61,7 +61,7 @@ pub mod train;
 pub mod types;
 
 pub use compile::{CompileCache, Compiler};
-pub use error::{Error, Result, TypeError};
+pub use error::{Error, Result, Rule, TypeError};
 pub use graph::{DType, Dropout, DropoutKind, Graph, Mode, NodeId, Op, Shape, TensorType};
 
 pub use lower::Gemm;

@@ -1,4 +1,5 @@
-//! The verifier: checks a whole graph and reports every broken invariant, not just the first.
+//! The verifier: checks a whole graph and reports every broken invariant, not just the first;
+//! each error names the invariant it reports as data ([`Error::rule`], a [`Rule`]).
 //!
 //! The IR invariants:
 //! 1. Every node has exactly as many operands as its op takes, at positions `0..arity`.
@@ -33,7 +34,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::infer::infer_type;
 use super::{Dropout, Graph, NodeId, Op, inplace};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Rule};
 
 /// Checks every invariant of `graph`; all failures come back together in one error.
 pub fn verify(graph: &Graph) -> Result<()> {
@@ -43,7 +44,8 @@ pub fn verify(graph: &Graph) -> Result<()> {
     for id in graph.topo_order() {
         let node = &graph[id];
         if !names.insert(node.name.as_str()) {
-            errors.push(invalid(graph, format!("two nodes are named {}", node.name)));
+            let detail = format!("two nodes are named {}", node.name);
+            errors.push(invalid(graph, Rule::Names, detail));
         }
         let operands = graph.operands_of(id);
         let operand_types: Vec<_> = operands.iter().map(|&o| &graph[o].ty).collect();
@@ -51,6 +53,7 @@ pub fn verify(graph: &Graph) -> Result<()> {
             Ok(ty) if ty == node.ty => {}
             Ok(ty) => errors.push(invalid(
                 graph,
+                Rule::Types,
                 format!(
                     "{} {} is typed {} but computes {}",
                     node.op, node.name, node.ty, ty
@@ -102,6 +105,7 @@ pub fn verify(graph: &Graph) -> Result<()> {
         {
             errors.push(invalid(
                 graph,
+                Rule::Outputs,
                 format!(
                     "output {} returns {}, but another node is named {}",
                     output.name, graph[output.node].name, output.name
@@ -110,7 +114,8 @@ pub fn verify(graph: &Graph) -> Result<()> {
         }
     }
     if graph.outputs().is_empty() {
-        errors.push(invalid(graph, "the graph has no outputs".to_string()));
+        let detail = "the graph has no outputs".to_string();
+        errors.push(invalid(graph, Rule::Outputs, detail));
     }
     for conflict in inplace::conflicts(graph) {
         let node = &graph[conflict.node];
@@ -244,9 +249,10 @@ fn check_grad(graph: &Graph, id: NodeId, grad: &Dropout, reference: NodeId) -> R
     }
 }
 
-fn invalid(graph: &Graph, detail: String) -> Error {
+fn invalid(graph: &Graph, rule: Rule, detail: String) -> Error {
     Error::Invalid {
         graph: graph.name().to_string(),
+        rule,
         detail,
     }
 }
@@ -291,6 +297,10 @@ mod tests {
                 "graph bad: the graph has no outputs",
             ]
         );
+        // Each names its invariant as data.
+        let rules: Vec<Option<Rule>> = err.flatten().iter().map(|e| e.rule()).collect();
+        let expected = [Rule::Types, Rule::Streams, Rule::Outputs].map(Some);
+        assert_eq!(rules, expected);
     }
 
     #[test]

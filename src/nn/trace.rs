@@ -158,11 +158,8 @@ pub fn trace(model: &dyn Module, input: &TensorType) -> Result<Graph> {
     let output = match &y.repr {
         Repr::Traced(node) if Rc::ptr_eq(&node.trace, &trace) => node.node,
         Repr::Traced(_) => {
-            return Err(Error::Invalid {
+            return Err(Error::ForeignTrace {
                 graph: b.graph().name().to_string(),
-                detail:
-                    "the model returned a value of another trace (a Var kept from an earlier trace)"
-                        .to_string(),
             });
         }
         // A model that ignores its input returns a constant.

@@ -3,7 +3,7 @@
 //! update ([`crate::optim::add_updates`]).
 
 use crate::autodiff::gradients;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Rule};
 use crate::graph::{Builder, Graph, Naming, NodeId, Op, TensorType};
 use crate::optim::{self, Optimizer, Updated};
 
@@ -55,6 +55,7 @@ fn copy_nodes(forward: &Graph, b: &mut Builder) -> Result<NodeId> {
     let Some(output) = forward.outputs().first() else {
         return Err(Error::Invalid {
             graph: forward.name().to_string(),
+            rule: Rule::Outputs,
             detail: "a forward graph needs an output for the loss to read".to_string(),
         });
     };
