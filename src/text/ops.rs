@@ -260,6 +260,15 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "{names:?}");
-        assert_eq!(names.len(), 3 + 6 + 9 + 4 + 3 + 5 + 6 + 6 + 6);
+        // Leaves, the functions, matmul/linear/reshape/transpose, the reductions, softmax,
+        // log_softmax and the three cross-entropy/expand ops, and three ops per dropout kind.
+        let functions = UnaryOp::ALL.len() + BinaryOp::ALL.len();
+        let count = 3 + functions + 4 + ReduceOp::ALL.len() + 5 + 3 * DropoutKind::ALL.len();
+        assert_eq!(names.len(), count);
+        // Every op sorts into a class consistent with its operands: exactly the leaves take
+        // none.
+        for op in op_templates() {
+            assert_eq!(op.is_leaf(), op.arity() == 0, "{op}");
+        }
     }
 }
