@@ -18,7 +18,10 @@
 use std::fmt::Write;
 use std::sync::Mutex;
 
-use cranelift_codegen::ir::{AbiParam, FuncRef, Function, Signature, UserFuncName, types};
+use cranelift_codegen::ir::{
+    AbiParam, ExtFuncData, ExternalName, FuncRef, Function, Signature, UserExternalName,
+    UserFuncName, types,
+};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::{Context, print_errors, verify_function};
@@ -32,9 +35,6 @@ use crate::math;
 /// The entry ABI of every phase (see the module docs).
 type EntryFn = unsafe extern "C" fn(*const *mut u8, u64, u32, *mut i64, usize, usize) -> i32;
 
-/// Name of the imported GEMM wrapper.
-const SGEMM_SYMBOL: &str = "dropjit_sgemm";
-
 /// What the generated code reports back: 0 for success, else a node's error code with its two
 /// details.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,21 +45,86 @@ pub(crate) struct Status {
     pub details: [i64; 2],
 }
 
-/// The Rust functions generated code calls, declared in the function being built.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Imports {
+/// A Rust function generated code calls: the element-wise functions both engines share
+/// ([`crate::math`]) and the GEMM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Import {
     /// [`crate::math::exp_f32`].
-    pub exp: FuncRef,
+    Exp,
     /// [`crate::math::log_f32`].
-    pub log: FuncRef,
+    Log,
     /// The `matrixmultiply::sgemm` wrapper (`C = A · B`, strided).
-    pub sgemm: FuncRef,
+    Sgemm,
+}
+
+impl Import {
+    /// Every import, in the order the module declares them.
+    const ALL: [Import; 3] = [Import::Exp, Import::Log, Import::Sgemm];
+
+    /// How many there are.
+    pub(crate) const COUNT: usize = Import::ALL.len();
+
+    /// The symbol it is declared and linked under.
+    fn symbol(self) -> &'static str {
+        match self {
+            Import::Exp => "dropjit_exp_f32",
+            Import::Log => "dropjit_log_f32",
+            Import::Sgemm => "dropjit_sgemm",
+        }
+    }
+
+    /// The function's address.
+    fn address(self) -> *const u8 {
+        match self {
+            Import::Exp => math::exp_f32 as *const u8,
+            Import::Log => math::log_f32 as *const u8,
+            Import::Sgemm => dropjit_sgemm as *const u8,
+        }
+    }
+
+    /// Its parameter and result types; `ptr` is the pointer type.
+    fn types(self, ptr: types::Type) -> (Vec<types::Type>, Vec<types::Type>) {
+        match self {
+            Import::Exp | Import::Log => (vec![types::F32], vec![types::F32]),
+            // m, k, n, then (pointer, row stride, column stride) for A, B and C.
+            Import::Sgemm => (vec![ptr; 12], Vec::new()),
+        }
+    }
+}
+
+/// The imports as the module declared them: what a function being built needs to call one
+/// (it declares in itself only the ones it calls, so its text shows just those).
+#[derive(Clone, Debug)]
+pub(crate) struct Imports {
+    /// By [`Import`], in [`Import::ALL`] order.
+    declared: Vec<(FuncId, Signature)>,
+}
+
+impl Imports {
+    /// The declaration of `import` for `func`, which has not declared it yet: its reference.
+    pub(crate) fn declare_in(&self, import: Import, func: &mut Function) -> FuncRef {
+        let (id, signature) = &self.declared[import as usize];
+        let signature = func.import_signature(signature.clone());
+        let name = func.declare_imported_user_function(UserExternalName {
+            namespace: 0,
+            index: id.as_u32(),
+        });
+        // The JIT links imports by absolute address (not colocated).
+        func.import_function(ExtFuncData {
+            name: ExternalName::user(name),
+            signature,
+            colocated: false,
+            patchable: false,
+        })
+    }
 }
 
 /// A module being filled with one graph's functions, one per phase.
 pub(crate) struct Codegen {
     module: JITModule,
     verify: bool,
+    /// The imports, declared once.
+    imports: Imports,
     /// The functions declared so far, in phase order.
     functions: Vec<FuncId>,
     /// Their Cranelift IR, each headed by its comment line.
@@ -124,11 +189,28 @@ impl Codegen {
     /// A fresh module for this host; [`Error::UnsupportedHost`] if the JIT cannot target it.
     pub(crate) fn new(verify: bool) -> Result<Codegen> {
         let mut builder = JITBuilder::with_isa(host_isa()?, default_libcall_names());
-        builder.symbols(math::jit_symbols());
-        builder.symbol(SGEMM_SYMBOL, dropjit_sgemm as *const u8);
+        builder.symbols(Import::ALL.map(|i| (i.symbol(), i.address())));
+        let mut module = JITModule::new(builder);
+        let ptr = module.target_config().pointer_type();
+        let declared = (Import::ALL.iter())
+            .map(|&import| {
+                let (params, returns) = import.types(ptr);
+                let mut signature = module.make_signature();
+                signature
+                    .params
+                    .extend(params.into_iter().map(AbiParam::new));
+                signature
+                    .returns
+                    .extend(returns.into_iter().map(AbiParam::new));
+                let id = (module.declare_function(import.symbol(), Linkage::Import, &signature))
+                    .expect("invariant: each import is declared once");
+                (id, signature)
+            })
+            .collect();
         Ok(Codegen {
-            module: JITModule::new(builder),
+            module,
             verify,
+            imports: Imports { declared },
             functions: Vec::new(),
             clif: String::new(),
         })
@@ -168,32 +250,9 @@ impl Codegen {
         self.module.target_config()
     }
 
-    /// Declares the imported Rust functions in `func`.
-    pub(crate) fn declare_imports(&mut self, func: &mut Function) -> Imports {
-        let ptr = self.module.target_config().pointer_type();
-        let unary = self.signature(&[types::F32], &[types::F32]);
-        let exp = self.import("dropjit_exp_f32", &unary, func);
-        let log = self.import("dropjit_log_f32", &unary, func);
-        // m, k, n, then (pointer, row stride, column stride) for A, B and C: all pointer-sized.
-        let gemm = self.signature(&[ptr; 12], &[]);
-        let sgemm = self.import(SGEMM_SYMBOL, &gemm, func);
-        Imports { exp, log, sgemm }
-    }
-
-    fn signature(&self, params: &[types::Type], returns: &[types::Type]) -> Signature {
-        let mut sig = self.module.make_signature();
-        sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
-        sig.returns
-            .extend(returns.iter().map(|&t| AbiParam::new(t)));
-        sig
-    }
-
-    fn import(&mut self, name: &str, sig: &Signature, func: &mut Function) -> FuncRef {
-        let id = self
-            .module
-            .declare_function(name, Linkage::Import, sig)
-            .expect("invariant: each import is declared with one signature");
-        self.module.declare_func_in_func(id, func)
+    /// The imports, for the functions being built.
+    pub(crate) fn imports(&self) -> &Imports {
+        &self.imports
     }
 
     /// Verifies (if asked) and compiles the function in `ctx`, the latest from

@@ -2,9 +2,9 @@
 //! `maximum(NaN, 1)` or a kept alpha-dropout element is.
 //!
 //! The interpreter maps these over tensors; the JIT must reproduce them bit for bit. The
-//! transcendental functions (`exp`, `log`, `sqrt`) are `extern "C"` so the JIT can import these
-//! very functions ([`jit_symbols`]) instead of a second implementation that might round
-//! differently. Everything else is a handful of IEEE operations the JIT emits inline, in the
+//! transcendental functions (`exp`, `log`) are `extern "C"` so the JIT can import these very
+//! functions (`crate::jit`'s imports) instead of a second implementation that might round
+//! differently; `sqrt` is one correctly rounded IEEE operation, an instruction on either side. Everything else is a handful of IEEE operations the JIT emits inline, in the
 //! order written here (no FMA: Rust never fuses `a * b + c` on its own).
 //!
 //! The definitions are generic over [`Element`] (`f32`, and `f64` for gradient checks) so both
@@ -51,15 +51,6 @@ pub extern "C" fn log_f64(x: f64) -> f64 {
 /// The square root in f64.
 pub extern "C" fn sqrt_f64(x: f64) -> f64 {
     x.sqrt()
-}
-
-/// The f32 functions the JIT imports, by the symbol names it declares them under.
-pub fn jit_symbols() -> [(&'static str, *const u8); 3] {
-    [
-        ("dropjit_exp_f32", exp_f32 as *const u8),
-        ("dropjit_log_f32", log_f32 as *const u8),
-        ("dropjit_sqrt_f32", sqrt_f32 as *const u8),
-    ]
 }
 
 /// A float type the element-wise definitions (and the interpreter's kernels) are written for:

@@ -15,6 +15,7 @@ use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 
 use super::LowerCx;
 use crate::graph::{BinaryOp, Dropout, Elementwise, UnaryOp};
+use crate::jit::Import;
 use crate::math::{SELU_ALPHA, SELU_SCALE};
 
 /// `if cond { yes } else { no }` on `f32` without a branch: `cond` (an i8 truth value) becomes
@@ -32,14 +33,17 @@ pub fn select(cx: &mut LowerCx, cond: Value, yes: Value, no: Value) -> Value {
 
 /// `e^x`: a call to [`crate::math::exp_f32`].
 pub fn exp(cx: &mut LowerCx, x: Value) -> Value {
-    let call = cx.b.ins().call(cx.imports.exp, &[x]);
-    cx.b.inst_results(call)[0]
+    call(cx, Import::Exp, x)
 }
 
 /// `ln x`: a call to [`crate::math::log_f32`].
 pub fn log(cx: &mut LowerCx, x: Value) -> Value {
-    let call = cx.b.ins().call(cx.imports.log, &[x]);
-    cx.b.inst_results(call)[0]
+    call(cx, Import::Log, x)
+}
+
+/// A call of the imported one-argument function `import`.
+fn call(cx: &mut LowerCx, import: Import, x: Value) -> Value {
+    (cx.call(import, &[x])).expect("invariant: an element-wise import returns its value")
 }
 
 /// [`crate::math::relu`]: `x > 0 || x is NaN ? x : +0.0` ("unordered or greater").

@@ -19,10 +19,10 @@ pub(crate) fn lower(program: &Program, gemm: Gemm, mut codegen: Codegen) -> Jit 
     let mut error_nodes = Vec::new();
     for (i, phase) in program.phases.iter().enumerate() {
         let mut ctx = codegen.entry_context();
-        let imports = codegen.declare_imports(&mut ctx.func);
         let mut fctx = FunctionBuilderContext::new();
         let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
         let buffers = &program.memory.buffers;
+        let imports = codegen.imports();
         let mut cx = LowerCx::new(b, target, buffers, imports, gemm, error_nodes);
         lower_phase(&mut cx, program, phase);
         let ok = cx.b.ins().iconst(types::I32, 0);

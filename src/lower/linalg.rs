@@ -8,6 +8,7 @@ use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use super::{Buffer, Gemm, LowerCx, broadcast_strides};
 use crate::graph::Shape;
+use crate::jit::Import;
 
 /// A matrix view: its first element's address and its strides in elements.
 #[derive(Clone, Copy)]
@@ -170,7 +171,7 @@ fn gemm(cx: &mut LowerCx, (m, k, n): (Value, usize, Value), a: Matrix, b: Matrix
                 args.push(cx.index(matrix.row_stride));
                 args.push(cx.index(matrix.col_stride));
             }
-            cx.b.ins().call(cx.imports.sgemm, &args);
+            cx.call(Import::Sgemm, &args);
         }
         Gemm::Reference => reference_gemm(cx, (m, k, n), a, b, c),
     }

@@ -35,7 +35,7 @@ mod softmax;
 mod vector_arith;
 
 use cranelift_codegen::ir::{
-    InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, types,
+    FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, types,
 };
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, Variable};
@@ -43,7 +43,7 @@ use cranelift_frontend::{FunctionBuilder, Variable};
 pub(crate) use dispatch::lower;
 
 use crate::graph::{NodeId, Shape, TensorType};
-use crate::jit::Imports;
+use crate::jit::{Import, Imports};
 use crate::plan::memory::BufferMap;
 
 /// How `matmul` and `linear` compute their dot products.
@@ -85,8 +85,10 @@ pub(crate) struct LowerCx<'a> {
     begin: Value,
     end: Value,
     buffers: &'a BufferMap,
-    /// The imported Rust functions.
-    pub imports: Imports,
+    /// The Rust functions generated code may call.
+    imports: &'a Imports,
+    /// The ones this function has declared so far, by [`Import`].
+    imported: [Option<FuncRef>; Import::COUNT],
     /// How `matmul` and `linear` are computed.
     pub gemm: Gemm,
     /// The nodes that can fail at run time; error code `i + 1` is `error_nodes[i]`.
@@ -107,7 +109,7 @@ impl<'a> LowerCx<'a> {
         mut b: FunctionBuilder<'a>,
         target: TargetFrontendConfig,
         buffers: &'a BufferMap,
-        imports: Imports,
+        imports: &'a Imports,
         gemm: Gemm,
         error_nodes: Vec<NodeId>,
     ) -> LowerCx<'a> {
@@ -130,6 +132,7 @@ impl<'a> LowerCx<'a> {
             end,
             buffers,
             imports,
+            imported: [None; Import::COUNT],
             gemm,
             error_nodes,
         }
@@ -144,6 +147,15 @@ impl<'a> LowerCx<'a> {
 }
 
 impl LowerCx<'_> {
+    /// Calls the imported function `import` on `args` (declaring it in this function on first
+    /// use); returns its result, if it has one.
+    pub(crate) fn call(&mut self, import: Import, args: &[Value]) -> Option<Value> {
+        let declared = &mut self.imported[import as usize];
+        let func = *declared.get_or_insert_with(|| self.imports.declare_in(import, self.b.func));
+        let call = self.b.ins().call(func, args);
+        self.b.inst_results(call).first().copied()
+    }
+
     /// An index (pointer-sized) constant.
     pub fn index(&mut self, n: usize) -> Value {
         let n = i64::try_from(n).expect("invariant: sizes fit in i64");
