@@ -125,8 +125,11 @@ pub(crate) struct Codegen {
     verify: bool,
     /// The imports, declared once.
     imports: Imports,
-    /// The functions declared so far, in phase order.
+    /// The phases' functions, declared up front (so their names do not depend on the
+    /// imports), in phase order.
     functions: Vec<FuncId>,
+    /// How many of them have been defined.
+    defined: usize,
     /// Their Cranelift IR, each headed by its comment line.
     clif: String,
 }
@@ -141,6 +144,22 @@ pub(crate) struct Jit {
     error_nodes: Vec<NodeId>,
     /// The Cranelift IR of the functions, before Cranelift's own optimizations.
     clif: String,
+}
+
+/// The entry ABI's signature (see the module docs).
+fn entry_signature(module: &JITModule) -> Signature {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    sig.params.extend([
+        AbiParam::new(ptr),
+        AbiParam::new(types::I64),
+        AbiParam::new(types::I32),
+        AbiParam::new(ptr),
+        AbiParam::new(ptr),
+        AbiParam::new(ptr),
+    ]);
+    sig.returns.push(AbiParam::new(types::I32));
+    sig
 }
 
 /// The ISA of this host, or why the JIT cannot target it. dropjit's code generation assumes
@@ -186,11 +205,20 @@ fn has_sse41() -> bool {
 }
 
 impl Codegen {
-    /// A fresh module for this host; [`Error::UnsupportedHost`] if the JIT cannot target it.
-    pub(crate) fn new(verify: bool) -> Result<Codegen> {
+    /// A fresh module for this host, for `phases` functions of the entry ABI;
+    /// [`Error::UnsupportedHost`] if the JIT cannot target it.
+    pub(crate) fn new(verify: bool, phases: usize) -> Result<Codegen> {
         let mut builder = JITBuilder::with_isa(host_isa()?, default_libcall_names());
         builder.symbols(Import::ALL.map(|i| (i.symbol(), i.address())));
         let mut module = JITModule::new(builder);
+        let entry = entry_signature(&module);
+        let functions = (0..phases)
+            .map(|i| {
+                let name = format!("phase{i}");
+                (module.declare_function(&name, Linkage::Local, &entry))
+                    .expect("invariant: each phase is declared once")
+            })
+            .collect();
         let ptr = module.target_config().pointer_type();
         let declared = (Import::ALL.iter())
             .map(|&import| {
@@ -211,38 +239,20 @@ impl Codegen {
             module,
             verify,
             imports: Imports { declared },
-            functions: Vec::new(),
+            functions,
+            defined: 0,
             clif: String::new(),
         })
     }
 
-    /// A context for the next phase's function: declared, named, its signature the entry ABI.
+    /// A context for the next phase's function: named, its signature the entry ABI.
     pub(crate) fn entry_context(&mut self) -> Context {
+        let id =
+            *(self.functions.get(self.defined)).expect("invariant: a context per declared phase");
         let mut ctx = self.module.make_context();
-        ctx.func.signature = self.entry_signature();
-        let name = format!("phase{}", self.functions.len());
-        let id = self
-            .module
-            .declare_function(&name, Linkage::Local, &ctx.func.signature)
-            .expect("invariant: each phase is declared once");
+        ctx.func.signature = entry_signature(&self.module);
         ctx.func.name = UserFuncName::user(0, id.as_u32());
-        self.functions.push(id);
         ctx
-    }
-
-    fn entry_signature(&self) -> Signature {
-        let ptr = self.module.target_config().pointer_type();
-        let mut sig = self.module.make_signature();
-        sig.params.extend([
-            AbiParam::new(ptr),
-            AbiParam::new(types::I64),
-            AbiParam::new(types::I32),
-            AbiParam::new(ptr),
-            AbiParam::new(ptr),
-            AbiParam::new(ptr),
-        ]);
-        sig.returns.push(AbiParam::new(types::I32));
-        sig
     }
 
     /// The target's frontend configuration (pointer type), for `FunctionBuilder::finalize`.
@@ -269,18 +279,21 @@ impl Codegen {
                 print_errors::pretty_verifier_error(&ctx.func, None, errors)
             );
         }
-        let id = *self
-            .functions
-            .last()
-            .expect("invariant: a context comes from entry_context");
+        let id = self.functions[self.defined];
         if let Err(e) = self.module.define_function(id, &mut ctx) {
             panic!("invariant: Cranelift compiles the lowered function: {e:?}");
         }
+        self.defined += 1;
     }
 
     /// Links the defined functions into executable code; `error_nodes` are the nodes their
     /// error codes name (code `i + 1` names the `i`-th).
     pub(crate) fn finish(mut self, error_nodes: Vec<NodeId>) -> Jit {
+        assert_eq!(
+            self.defined,
+            self.functions.len(),
+            "invariant: every declared phase is defined"
+        );
         self.module
             .finalize_definitions()
             .expect("invariant: linking the imports of a finished module succeeds");

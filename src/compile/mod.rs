@@ -124,7 +124,8 @@ impl Compiler {
             max_chunk_units: self.max_chunk_units,
         };
         let program = plan::plan(optimized, options)?;
-        let jit = lower::lower(&program, self.gemm, Codegen::new(self.verify)?);
+        let codegen = Codegen::new(self.verify, program.phases().len())?;
+        let jit = lower::lower(&program, self.gemm, codegen);
         Ok(CompiledGraph::new(
             graph.clone(),
             program,
