@@ -401,3 +401,16 @@ unsafe extern "C" fn dropjit_sgemm(
     // SAFETY: the caller's contract above is sgemm's; beta = 0 means C is only written.
     unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Import;
+
+    #[test]
+    fn imports_are_listed_in_declaration_order() {
+        // `Imports` finds a declaration at the import's discriminant.
+        for (i, import) in Import::ALL.iter().enumerate() {
+            assert_eq!(*import as usize, i, "{import:?}");
+        }
+    }
+}
