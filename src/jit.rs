@@ -55,11 +55,14 @@ pub(crate) enum Import {
     Log,
     /// The `matrixmultiply::sgemm` wrapper (`C = A · B`, strided).
     Sgemm,
+    /// [`crate::math::tanh_f32`].
+    Tanh,
 }
 
 impl Import {
-    /// Every import, in the order the module declares them.
-    const ALL: [Import; 3] = [Import::Exp, Import::Log, Import::Sgemm];
+    /// Every import, in the order the module declares them (new ones at the end, so the
+    /// names of the others stay).
+    const ALL: [Import; 4] = [Import::Exp, Import::Log, Import::Sgemm, Import::Tanh];
 
     /// How many there are.
     pub(crate) const COUNT: usize = Import::ALL.len();
@@ -69,6 +72,7 @@ impl Import {
         match self {
             Import::Exp => "dropjit_exp_f32",
             Import::Log => "dropjit_log_f32",
+            Import::Tanh => "dropjit_tanh_f32",
             Import::Sgemm => "dropjit_sgemm",
         }
     }
@@ -78,6 +82,7 @@ impl Import {
         match self {
             Import::Exp => math::exp_f32 as *const u8,
             Import::Log => math::log_f32 as *const u8,
+            Import::Tanh => math::tanh_f32 as *const u8,
             Import::Sgemm => dropjit_sgemm as *const u8,
         }
     }
@@ -85,7 +90,7 @@ impl Import {
     /// Its parameter and result types; `ptr` is the pointer type.
     fn types(self, ptr: types::Type) -> (Vec<types::Type>, Vec<types::Type>) {
         match self {
-            Import::Exp | Import::Log => (vec![types::F32], vec![types::F32]),
+            Import::Exp | Import::Log | Import::Tanh => (vec![types::F32], vec![types::F32]),
             // m, k, n, then (pointer, row stride, column stride) for A, B and C.
             Import::Sgemm => (vec![ptr; 12], Vec::new()),
         }

@@ -4,7 +4,8 @@
 //! The interpreter maps these over tensors; the JIT must reproduce them bit for bit. The
 //! transcendental functions (`exp`, `log`) are `extern "C"` so the JIT can import these very
 //! functions (`crate::jit`'s imports) instead of a second implementation that might round
-//! differently; `sqrt` is one correctly rounded IEEE operation, an instruction on either side. Everything else is a handful of IEEE operations the JIT emits inline, in the
+//! differently, and so is `tanh`; `sqrt` is one correctly rounded IEEE operation, an
+//! instruction on either side. Everything else is a handful of IEEE operations the JIT emits inline, in the
 //! order written here (no FMA: Rust never fuses `a * b + c` on its own).
 //!
 //! The definitions are generic over [`Element`] (`f32`, and `f64` for gradient checks) so both
@@ -38,6 +39,12 @@ pub extern "C" fn sqrt_f32(x: f32) -> f32 {
     x.sqrt()
 }
 
+/// The hyperbolic tangent in f32 (`tanh(±0) = ±0`, `tanh(±inf) = ±1`, NaN stays NaN): the
+/// platform's `tanhf`, which both engines call, so they agree bit for bit.
+pub extern "C" fn tanh_f32(x: f32) -> f32 {
+    x.tanh()
+}
+
 /// `e^x` in f64.
 pub extern "C" fn exp_f64(x: f64) -> f64 {
     x.exp()
@@ -51,6 +58,11 @@ pub extern "C" fn log_f64(x: f64) -> f64 {
 /// The square root in f64.
 pub extern "C" fn sqrt_f64(x: f64) -> f64 {
     x.sqrt()
+}
+
+/// The hyperbolic tangent in f64.
+pub extern "C" fn tanh_f64(x: f64) -> f64 {
+    x.tanh()
 }
 
 /// A float type the element-wise definitions (and the interpreter's kernels) are written for:
@@ -83,6 +95,8 @@ pub trait Element:
     fn ln(self) -> Self;
     /// The square root ([`sqrt_f32`] / [`sqrt_f64`]).
     fn sqrt(self) -> Self;
+    /// The hyperbolic tangent ([`tanh_f32`] / [`tanh_f64`]).
+    fn tanh(self) -> Self;
     /// True for NaN.
     fn is_nan(self) -> bool;
     /// An f32 value (a graph constant) in this type; exact.
@@ -114,6 +128,9 @@ impl Element for f32 {
     }
     fn sqrt(self) -> f32 {
         sqrt_f32(self)
+    }
+    fn tanh(self) -> f32 {
+        tanh_f32(self)
     }
     fn is_nan(self) -> bool {
         f32::is_nan(self)
@@ -150,6 +167,9 @@ impl Element for f64 {
     }
     fn sqrt(self) -> f64 {
         sqrt_f64(self)
+    }
+    fn tanh(self) -> f64 {
+        tanh_f64(self)
     }
     fn is_nan(self) -> bool {
         f64::is_nan(self)
@@ -259,6 +279,7 @@ pub fn unary<T: Element>(op: UnaryOp, x: T) -> T {
         UnaryOp::Exp => x.exp(),
         UnaryOp::Log => x.ln(),
         UnaryOp::Sqrt => x.sqrt(),
+        UnaryOp::Tanh => x.tanh(),
     }
 }
 

@@ -46,6 +46,10 @@ const CASES: &[Case] = &[
         body: "%x: f32[5] = input\n%e: f32[5] = exp %x\n%y: f32[5] = sqrt %e",
     },
     Case {
+        name: "tanh",
+        body: "%x: f32[3, 4] = input\n%y: f32[3, 4] = tanh %x",
+    },
+    Case {
         name: "add_broadcast",
         body: "%a: f32[2, 3, 4] = input\n%b: f32[3, 1] = input\n%y: f32[2, 3, 4] = add %a, %b",
     },

@@ -95,6 +95,36 @@ fn unary_ops_on_edge_values() {
     assert_exact(&run(UnaryOp::Sqrt), &[7], &sqrt);
 }
 
+#[test]
+fn tanh_keeps_signed_zeros_and_saturates() {
+    // tanh(-2) and tanh(1) to f32; tanh(20) rounds to 1; a subnormal passes unchanged.
+    let x = [-2.0, -0.0, 0.0, 1.0, NAN, INF, -INF, 20.0, -20.0, 1e-40];
+    let y = eval1(
+        &one_op(Op::Unary(UnaryOp::Tanh), &[10]),
+        vec![("x", t(&[10], &x))],
+    );
+    let want = [
+        -0.964_027_6,
+        -0.0,
+        0.0,
+        0.761_594_2,
+        NAN,
+        1.0,
+        -1.0,
+        1.0,
+        -1.0,
+        1e-40,
+    ];
+    assert_close(&y, &want, 1e-7);
+    let got = y.as_f32().unwrap();
+    assert_eq!(bits(&got[1..3]), bits(&[-0.0, 0.0]), "the sign of zero");
+    assert_eq!(
+        bits(&got[5..10]),
+        bits(&want[5..10]),
+        "saturated and subnormal exactly"
+    );
+}
+
 fn binary_graph(op: BinaryOp, a: &[usize], b: &[usize]) -> Graph {
     let mut g = Graph::new("binary");
     let x = input(&mut g, "a", a);

@@ -5,6 +5,7 @@
 //! ```text
 //! neg   -g                 relu  relu_grad(g, x)      selu  selu_grad(g, x)
 //! exp   g * y              log   g / x                sqrt  g / (2 * y)
+//! tanh  g * (1 - y * y)
 //! add   g, g               sub   g, -g                mul   g * b, g * a
 //! div   g / b, -g * (y / b)                           (y = a / b, the node itself)
 //! maximum  g * maximum_weight(a, b), g * maximum_weight(b, a)
@@ -33,6 +34,13 @@ pub(super) fn unary(b: &mut Builder, op: UnaryOp, at: Site, name: &str) -> Resul
             let two = b.constant(&format!("{name}.two"), Tensor::scalar(2.0))?;
             let twice = b.mul(&format!("{name}.twice"), two, y)?;
             b.div(name, g, twice)
+        }
+        UnaryOp::Tanh => {
+            // PyTorch's tanh_backward: a * (1 - b * b).
+            let square = b.mul(&format!("{name}.square"), y, y)?;
+            let one = b.constant(&format!("{name}.one"), Tensor::scalar(1.0))?;
+            let slope = b.sub(&format!("{name}.slope"), one, square)?;
+            b.mul(name, g, slope)
         }
     }
 }

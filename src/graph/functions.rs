@@ -17,6 +17,8 @@ pub enum UnaryOp {
     Log,
     /// The square root (`sqrt(-0.0) = -0.0`).
     Sqrt,
+    /// The hyperbolic tangent (`tanh(±0) = ±0`, `tanh(±inf) = ±1`).
+    Tanh,
 }
 
 /// Element-wise functions of two operands, broadcast.
@@ -55,13 +57,14 @@ pub enum ReduceOp {
 
 impl UnaryOp {
     /// Every unary op, for tests and the parser.
-    pub const ALL: [UnaryOp; 6] = [
+    pub const ALL: [UnaryOp; 7] = [
         UnaryOp::Neg,
         UnaryOp::Relu,
         UnaryOp::Selu,
         UnaryOp::Exp,
         UnaryOp::Log,
         UnaryOp::Sqrt,
+        UnaryOp::Tanh,
     ];
 
     /// The op's name in the textual IR.
@@ -73,6 +76,7 @@ impl UnaryOp {
             UnaryOp::Exp => "exp",
             UnaryOp::Log => "log",
             UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Tanh => "tanh",
         }
     }
 
@@ -80,7 +84,7 @@ impl UnaryOp {
     pub fn has_vector_form(self) -> bool {
         match self {
             UnaryOp::Neg | UnaryOp::Relu | UnaryOp::Sqrt => true,
-            UnaryOp::Selu | UnaryOp::Exp | UnaryOp::Log => false,
+            UnaryOp::Selu | UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh => false,
         }
     }
 }

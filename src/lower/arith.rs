@@ -5,8 +5,8 @@
 //! operations in the same order, no FMA (Cranelift fuses nothing on its own). Choices are
 //! branch-free: both sides are computed and a bit mask selects one (`select` on floats
 //! becomes a branch on x86-64).
-//! - `exp` and `log` call [`crate::math::exp_f32`] and [`crate::math::log_f32`] through imported
-//!   symbols, so both engines run the very same code.
+//! - `exp`, `log` and `tanh` call [`crate::math::exp_f32`], [`crate::math::log_f32`] and
+//!   [`crate::math::tanh_f32`] through imported symbols, so both engines run the very same code.
 //! - `sqrt` is Cranelift's `sqrt` instruction (`sqrtss`): IEEE square root is correctly rounded,
 //!   so it equals `f32::sqrt`, which is the same instruction on x86-64 (NaN bits included).
 
@@ -44,6 +44,11 @@ pub fn log(cx: &mut LowerCx, x: Value) -> Value {
 /// A call of the imported one-argument function `import`.
 fn call(cx: &mut LowerCx, import: Import, x: Value) -> Value {
     (cx.call(import, &[x])).expect("invariant: an element-wise import returns its value")
+}
+
+/// `tanh x`: a call to [`crate::math::tanh_f32`].
+fn tanh(cx: &mut LowerCx, x: Value) -> Value {
+    call(cx, Import::Tanh, x)
 }
 
 /// [`crate::math::relu`]: `x > 0 || x is NaN ? x : +0.0` ("unordered or greater").
@@ -143,6 +148,7 @@ pub fn unary(cx: &mut LowerCx, op: UnaryOp, x: Value) -> Value {
         UnaryOp::Exp => exp(cx, x),
         UnaryOp::Log => log(cx, x),
         UnaryOp::Sqrt => cx.b.ins().sqrt(x),
+        UnaryOp::Tanh => tanh(cx, x),
     }
 }
 
