@@ -437,3 +437,35 @@ fn f64_agrees_with_f32_on_a_small_mlp() {
         .count();
     assert!(dropped > 0 && dropped < 32, "dropped {dropped} of 32");
 }
+
+#[test]
+fn dead_nodes_compute_and_fail_nothing_as_in_compiled_code() {
+    // `bad` reads targets outside its classes, but no output depends on it: a run (like a
+    // compiled graph, whose passes remove it) returns `y`; a trace of every node fails on it.
+    let source = "graph g {
+  %x: f32[2, 3] = input
+  %t: i32[2] = constant [0, 7]
+  %bad: f32[] = cross_entropy %x, %t
+  %y: f32[2, 3] = relu %x
+  output y = %y
+}
+";
+    let graph = dropjit::text::parse(source).unwrap();
+    let x = t(&[2, 3], &[1.0, -1.0, 2.0, -2.0, 3.0, -3.0]);
+    let values = bind(vec![("x", x)]);
+    let run = interp::run(&graph, Mode::Eval, &mut Generator::new(1), &values).unwrap();
+    let compiled = dropjit::Compiler::new()
+        .mode(Mode::Eval)
+        .compile(&graph)
+        .unwrap();
+    let store = dropjit::ParameterStore::new();
+    let jit = compiled
+        .run(&mut Generator::new(1), &values, &store)
+        .unwrap();
+    assert_eq!(bits(&run[0].1), bits(&jit[0].1));
+    let err = interp::run_traced(&graph, Mode::Eval, &mut Generator::new(1), &values).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cross_entropy bad: target 7 at batch index 1 is outside 0..3"
+    );
+}

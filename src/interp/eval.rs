@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crate::error::Result;
 use crate::graph::infer::reduced_axes;
 use crate::graph::verify::verify;
-use crate::graph::{Graph, Mode, Node, Op, Shape};
+use crate::graph::{Graph, Mode, Node, NodeId, Op, Shape};
 use crate::math::Element;
 use crate::rng::Generator;
 use crate::rng::mask::MaskSource;
@@ -26,17 +26,29 @@ impl<T> Evaluation<T> {
     pub(crate) fn value(&self, index: usize) -> &Value<T> {
         self.values[index]
             .as_ref()
-            .expect("invariant: every live node was evaluated")
+            .expect("invariant: every node in the run's scope was evaluated")
     }
 }
 
-/// Verifies `graph`, checks `values`, claims a step in train mode, then evaluates every node.
-/// A run rejected before evaluation leaves the generator untouched.
+/// Which nodes a run evaluates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The nodes the outputs depend on. A dead node computes nothing, allocates nothing and
+    /// fails nothing, exactly as in compiled code, whose passes remove it.
+    Outputs,
+    /// Every node, for a trace of every value.
+    EveryNode,
+}
+
+/// Verifies `graph`, checks `values`, claims a step in train mode, then evaluates the nodes
+/// `scope` asks for, in topological order. A run rejected before evaluation leaves the
+/// generator untouched.
 pub(crate) fn evaluate<T: Element>(
     graph: &Graph,
     mode: Mode,
     generator: &mut Generator,
     values: &BTreeMap<String, Value<T>>,
+    scope: Scope,
 ) -> Result<Evaluation<T>> {
     verify(graph)?;
     bind::check(graph, values)?;
@@ -46,8 +58,12 @@ pub(crate) fn evaluate<T: Element>(
     };
     let order = graph.topo_order();
     let slots = order.iter().map(|id| id.index() + 1).max().unwrap_or(0);
+    let live = match scope {
+        Scope::Outputs => live_nodes(graph, slots),
+        Scope::EveryNode => vec![true; slots],
+    };
     let mut computed: Vec<Option<Value<T>>> = (0..slots).map(|_| None).collect();
-    for id in order {
+    for id in order.into_iter().filter(|id| live[id.index()]) {
         let operands: Vec<&Value<T>> = graph
             .operands_of(id)
             .iter()
@@ -71,6 +87,18 @@ pub(crate) fn evaluate<T: Element>(
         values: computed,
         step,
     })
+}
+
+/// By node index: whether some output depends on the node.
+fn live_nodes(graph: &Graph, slots: usize) -> Vec<bool> {
+    let mut live = vec![false; slots];
+    let mut pending: Vec<NodeId> = graph.outputs().iter().map(|o| o.node).collect();
+    while let Some(id) = pending.pop() {
+        if !std::mem::replace(&mut live[id.index()], true) {
+            pending.extend(graph.operands_of(id));
+        }
+    }
+    live
 }
 
 /// What evaluating one node needs.

@@ -3,7 +3,9 @@
 //!
 //! A run verifies the graph, checks the caller's values against its inputs and parameters,
 //! claims one generator step in train mode (even without a dropout node, so a step always
-//! means one execution), then evaluates every node in topological order. The order of
+//! means one execution), then evaluates, in topological order, every node the outputs depend
+//! on (a dead node computes and fails nothing, as in compiled code; [`run_traced`] evaluates
+//! them all). The order of
 //! floating-point operations of each op is part of its definition and is documented where it
 //! is implemented:
 //! - element-wise arithmetic: [`crate::math`];
@@ -35,6 +37,7 @@ use crate::error::Result;
 use crate::graph::{Graph, Mode};
 use crate::rng::Generator;
 use crate::tensor::Tensor;
+use eval::Scope;
 
 /// Every node's value from one run, for dumps (`--save-all`) and tests.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,8 +50,8 @@ pub struct Trace {
     pub step: Option<u32>,
 }
 
-/// Runs `graph` once and returns its outputs in declaration order. `values` binds every input
-/// and parameter by node name. Train mode claims one step from the generator
+/// Runs `graph` once and returns its outputs in declaration order, evaluating only the nodes
+/// they depend on. `values` binds every input and parameter by node name. Train mode claims one step from the generator
 /// (`generator.next_step()`) per execution, even with no dropout node; eval mode does not
 /// touch it. A run rejected before evaluation (invalid graph, bad bindings) claims no step.
 ///
@@ -61,18 +64,21 @@ pub fn run(
     generator: &mut Generator,
     values: &BTreeMap<String, Tensor>,
 ) -> Result<Vec<(String, Tensor)>> {
-    let evaluation = eval::evaluate(graph, mode, generator, &to_values(values))?;
+    let values = to_values(values);
+    let evaluation = eval::evaluate(graph, mode, generator, &values, Scope::Outputs)?;
     Ok(collect_outputs(graph, &evaluation))
 }
 
-/// Like [`run`], but keeps every node's value.
+/// Like [`run`], but evaluates and keeps every node's value, dead nodes included (the run of
+/// [`Graph::with_every_node_as_output`]).
 pub fn run_traced(
     graph: &Graph,
     mode: Mode,
     generator: &mut Generator,
     values: &BTreeMap<String, Tensor>,
 ) -> Result<Trace> {
-    let evaluation = eval::evaluate(graph, mode, generator, &to_values(values))?;
+    let values = to_values(values);
+    let evaluation = eval::evaluate(graph, mode, generator, &values, Scope::EveryNode)?;
     let outputs = collect_outputs(graph, &evaluation);
     let values = graph
         .node_ids()
@@ -97,7 +103,7 @@ pub fn run_f64(
     generator: &mut Generator,
     values: &BTreeMap<String, ValueF64>,
 ) -> Result<Vec<(String, ValueF64)>> {
-    let evaluation = eval::evaluate(graph, mode, generator, values)?;
+    let evaluation = eval::evaluate(graph, mode, generator, values, Scope::Outputs)?;
     Ok(graph
         .outputs()
         .iter()
