@@ -11,6 +11,10 @@
 //! in train mode or in eval mode alike. So the rule depends on the graph alone, never on the
 //! mode, the schedule or where values live.
 //!
+//! A pass that rewires uses can put an in-place op straight on a value others read (removing an
+//! identity `transpose`, a copy, does): it withdraws such requests ([`withdraw_conflicts`]).
+//! `inplace` only chooses where a result is written, so no value changes.
+//!
 //! Whether the compiler then really shares the buffer (it never overwrites a graph output, a
 //! parameter or a constant, which outlive the run) is the memory plan's business
 //! (`crate::plan::alias`); a program that breaks this rule never gets there.
@@ -83,4 +87,21 @@ pub(crate) fn conflicts(graph: &Graph) -> Vec<Conflict> {
         members[shared].extend(own);
     }
     found
+}
+
+/// Withdraws every in-place request of `graph` that conflicts (see the module docs), until
+/// none does; returns how many. For passes whose rewiring may create conflicts; no value
+/// changes.
+pub(crate) fn withdraw_conflicts(graph: &mut Graph) -> usize {
+    let mut withdrawn = 0;
+    loop {
+        let found = conflicts(graph);
+        if found.is_empty() {
+            return withdrawn;
+        }
+        for conflict in found {
+            graph.withdraw_inplace(conflict.node);
+            withdrawn += 1;
+        }
+    }
 }

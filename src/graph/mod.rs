@@ -9,7 +9,7 @@ mod builder;
 pub mod dropout;
 mod functions;
 pub mod infer;
-mod inplace;
+pub(crate) mod inplace;
 mod mask;
 mod mode;
 pub mod op;

@@ -49,6 +49,18 @@ impl Graph {
         self.nodes[id.index].node.op = Op::Constant(value);
     }
 
+    /// Makes the in-place op `id` write a buffer of its own (see
+    /// [`super::inplace::withdraw_conflicts`]).
+    pub(crate) fn withdraw_inplace(&mut self, id: NodeId) {
+        match &mut self.nodes[id.index].node.op {
+            Op::Dropout(d) => d.inplace = false,
+            other => panic!(
+                "invariant: only dropouts run in place, not {}",
+                other.name()
+            ),
+        }
+    }
+
     /// Removes every operand edge of `id`.
     fn clear_operands(&mut self, id: NodeId) {
         let edges: Vec<_> = (self.nodes)

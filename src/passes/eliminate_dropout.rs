@@ -10,8 +10,7 @@
 //! streams, so masks do not change.
 
 use super::Stats;
-use crate::graph::Mode;
-use crate::graph::{Dropout, Graph};
+use crate::graph::{Dropout, Graph, Mode, inplace};
 use crate::tensor::Tensor;
 
 /// Removes every dropout that is the identity in `mode` and makes its masks constants.
@@ -36,9 +35,12 @@ pub fn eliminate_dropout(graph: &mut Graph, mode: Mode) -> Stats {
         graph.replace_all_uses(id, input);
         graph.remove(id);
     }
+    // An in-place dropout that read a removed one's fresh buffer may now read `x`, which
+    // others read too: it writes a buffer of its own instead.
+    let withdrawn = inplace::withdraw_conflicts(graph);
     Stats {
         removed: identities.len(),
-        rewired: masks.len(),
+        rewired: masks.len() + withdrawn,
     }
 }
 
@@ -99,5 +101,28 @@ mod tests {
         assert!(g.find("d2").is_none());
         let mut g = chain(0.3);
         assert_eq!(eliminate_dropout(&mut g, Mode::Train).removed, 0);
+    }
+
+    #[test]
+    fn an_in_place_request_the_removal_makes_unsafe_is_withdrawn() {
+        // d2 overwrites d1's fresh buffer; with d1 (p = 0) gone, d2 would overwrite `x`,
+        // which `s` reads: it writes a buffer of its own instead.
+        let mut g = Graph::new("g");
+        let x = g.add("x", Op::Input(TensorType::f32([4])), &[]).unwrap();
+        let d1 = Op::Dropout(Dropout::new(DropoutKind::Dropout, 0.0, 0));
+        let d1 = g.add("d1", d1, &[x]).unwrap();
+        let mut d2 = Dropout::new(DropoutKind::Dropout, 0.5, 1);
+        d2.inplace = true;
+        let d2 = g.add("d2", Op::Dropout(d2), &[d1]).unwrap();
+        let s = g
+            .add("s", Op::Unary(crate::graph::UnaryOp::Neg), &[x])
+            .unwrap();
+        g.add_output("d2", d2).unwrap();
+        g.add_output("s", s).unwrap();
+        verify(&g).unwrap();
+        let stats = eliminate_dropout(&mut g, Mode::Train);
+        assert_eq!((stats.removed, stats.rewired), (1, 1));
+        assert_eq!(g[d2].op.reads_in_place(), None);
+        verify(&g).unwrap();
     }
 }

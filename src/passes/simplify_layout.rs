@@ -15,7 +15,7 @@
 //! keeps its name. The values are bit for bit the same: no arithmetic is involved.
 
 use super::Stats;
-use crate::graph::{Graph, NodeId, Op};
+use crate::graph::{Graph, NodeId, Op, inplace};
 
 /// Collapses reshape and transpose chains and removes identity reshapes and transposes.
 pub fn simplify_layout(graph: &mut Graph) -> Stats {
@@ -42,6 +42,9 @@ pub fn simplify_layout(graph: &mut Graph) -> Stats {
             stats.removed += 1;
         }
     }
+    // An in-place dropout that overwrote an identity transpose's copy now reads `x` itself,
+    // which others may read too: it writes a buffer of its own instead.
+    stats.rewired += inplace::withdraw_conflicts(graph);
     stats
 }
 
@@ -176,5 +179,26 @@ mod tests {
         assert_eq!(g.operands_of(t2), vec![x]);
         // back(t2(x)) composes to the identity and goes.
         assert_eq!(g.outputs()[1].node, x);
+    }
+
+    #[test]
+    fn an_in_place_request_the_removal_makes_unsafe_is_withdrawn() {
+        // `d` overwrites the identity transpose's copy; once that goes, `d` would overwrite
+        // `x`, which `s` reads: it writes a buffer of its own instead, values unchanged.
+        let mut g = Graph::new("g");
+        let x = input(&mut g, &[2, 3]);
+        let t = transpose(&mut g, "t", &[0, 1], x);
+        let mut dropout = crate::graph::Dropout::new(crate::graph::DropoutKind::Dropout, 0.5, 0);
+        dropout.inplace = true;
+        let d = g.add("d", Op::Dropout(dropout), &[t]).unwrap();
+        let s = g.add("s", Op::Unary(UnaryOp::Neg), &[x]).unwrap();
+        g.add_output("d", d).unwrap();
+        g.add_output("s", s).unwrap();
+        verify(&g).unwrap();
+        let stats = simplify_layout(&mut g);
+        assert_eq!((stats.removed, stats.rewired), (1, 1));
+        assert_eq!(g.operands_of(d), vec![x]);
+        assert_eq!(g[d].op.reads_in_place(), None);
+        verify(&g).unwrap();
     }
 }
