@@ -215,6 +215,13 @@ pub fn selu<T: Element>(x: T) -> T {
     }
 }
 
+/// The logistic function as PyTorch's CPU kernel computes it: `1 / (1 + exp(-x))`, three
+/// roundings and the shared `exp`. `exp(-x)` overflows for `x < -88.7`, so those give `+0.0`
+/// (`sigmoid(-inf) = 0`, `sigmoid(inf) = 1`, NaN stays NaN).
+pub fn sigmoid<T: Element>(x: T) -> T {
+    T::ONE / (T::ONE + (-x).exp())
+}
+
 /// `torch.maximum`: the first NaN operand if either is NaN; `+0.0` for `-0.0` against `+0.0`
 /// (either order); otherwise the larger.
 pub fn maximum<T: Element>(a: T, b: T) -> T {
@@ -280,6 +287,7 @@ pub fn unary<T: Element>(op: UnaryOp, x: T) -> T {
         UnaryOp::Log => x.ln(),
         UnaryOp::Sqrt => x.sqrt(),
         UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Sigmoid => sigmoid(x),
     }
 }
 

@@ -50,6 +50,10 @@ const CASES: &[Case] = &[
         body: "%x: f32[3, 4] = input\n%y: f32[3, 4] = tanh %x",
     },
     Case {
+        name: "sigmoid",
+        body: "%x: f32[3, 4] = input\n%y: f32[3, 4] = sigmoid %x",
+    },
+    Case {
         name: "add_broadcast",
         body: "%a: f32[2, 3, 4] = input\n%b: f32[3, 1] = input\n%y: f32[2, 3, 4] = add %a, %b",
     },

@@ -125,6 +125,49 @@ fn tanh_keeps_signed_zeros_and_saturates() {
     );
 }
 
+#[test]
+fn sigmoid_is_one_over_one_plus_exp_of_minus_x() {
+    // exp(88.8) overflows f32, so sigmoid(-88.8) is +0.0 exactly, as in PyTorch; sigmoid(-87)
+    // is tiny but still normal; sigmoid(20) rounds to 1.
+    let x = [
+        0.0, -0.0, 1.0, -2.0, NAN, INF, -INF, 20.0, -20.0, -87.0, -88.8,
+    ];
+    let y = eval1(
+        &one_op(Op::Unary(UnaryOp::Sigmoid), &[11]),
+        vec![("x", t(&[11], &x))],
+    );
+    let want = [
+        0.5,
+        0.5,
+        0.731_058_6,
+        0.119_202_92,
+        NAN,
+        1.0,
+        0.0,
+        1.0,
+        2.061_153_6e-9,
+        1.645_811_4e-38,
+        0.0,
+    ];
+    assert_close(&y, &want, 1e-7);
+    let got = y.as_f32().unwrap();
+    let exact = [0.5, 0.5, 1.0, 0.0, 1.0, 0.0];
+    let at = [0, 1, 5, 6, 7, 10];
+    assert_eq!(
+        bits(&at.map(|i| got[i])),
+        bits(&exact),
+        "exact where it saturates"
+    );
+    for i in [8, 9] {
+        assert!(
+            (got[i] / want[i] - 1.0).abs() < 1e-6,
+            "{} vs {}",
+            got[i],
+            want[i]
+        );
+    }
+}
+
 fn binary_graph(op: BinaryOp, a: &[usize], b: &[usize]) -> Graph {
     let mut g = Graph::new("binary");
     let x = input(&mut g, "a", a);

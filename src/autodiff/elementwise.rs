@@ -5,7 +5,7 @@
 //! ```text
 //! neg   -g                 relu  relu_grad(g, x)      selu  selu_grad(g, x)
 //! exp   g * y              log   g / x                sqrt  g / (2 * y)
-//! tanh  g * (1 - y * y)
+//! tanh  g * (1 - y * y)      sigmoid  (g * (1 - y)) * y
 //! add   g, g               sub   g, -g                mul   g * b, g * a
 //! div   g / b, -g * (y / b)                           (y = a / b, the node itself)
 //! maximum  g * maximum_weight(a, b), g * maximum_weight(b, a)
@@ -41,6 +41,13 @@ pub(super) fn unary(b: &mut Builder, op: UnaryOp, at: Site, name: &str) -> Resul
             let one = b.constant(&format!("{name}.one"), Tensor::scalar(1.0))?;
             let slope = b.sub(&format!("{name}.slope"), one, square)?;
             b.mul(name, g, slope)
+        }
+        UnaryOp::Sigmoid => {
+            // PyTorch's sigmoid_backward: a * (1 - b) * b, left to right.
+            let one = b.constant(&format!("{name}.one"), Tensor::scalar(1.0))?;
+            let complement = b.sub(&format!("{name}.complement"), one, y)?;
+            let scaled = b.mul(&format!("{name}.scaled"), g, complement)?;
+            b.mul(name, scaled, y)
         }
     }
 }

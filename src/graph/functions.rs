@@ -19,6 +19,8 @@ pub enum UnaryOp {
     Sqrt,
     /// The hyperbolic tangent (`tanh(±0) = ±0`, `tanh(±inf) = ±1`).
     Tanh,
+    /// The logistic function `1 / (1 + exp(-x))` (`sigmoid(-inf) = 0`, `sigmoid(inf) = 1`).
+    Sigmoid,
 }
 
 /// Element-wise functions of two operands, broadcast.
@@ -57,7 +59,7 @@ pub enum ReduceOp {
 
 impl UnaryOp {
     /// Every unary op, for tests and the parser.
-    pub const ALL: [UnaryOp; 7] = [
+    pub const ALL: [UnaryOp; 8] = [
         UnaryOp::Neg,
         UnaryOp::Relu,
         UnaryOp::Selu,
@@ -65,6 +67,7 @@ impl UnaryOp {
         UnaryOp::Log,
         UnaryOp::Sqrt,
         UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
     ];
 
     /// The op's name in the textual IR.
@@ -77,6 +80,7 @@ impl UnaryOp {
             UnaryOp::Log => "log",
             UnaryOp::Sqrt => "sqrt",
             UnaryOp::Tanh => "tanh",
+            UnaryOp::Sigmoid => "sigmoid",
         }
     }
 
@@ -84,7 +88,7 @@ impl UnaryOp {
     pub fn has_vector_form(self) -> bool {
         match self {
             UnaryOp::Neg | UnaryOp::Relu | UnaryOp::Sqrt => true,
-            UnaryOp::Selu | UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh => false,
+            UnaryOp::Selu | UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sigmoid => false,
         }
     }
 }

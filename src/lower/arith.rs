@@ -71,6 +71,15 @@ pub fn selu(cx: &mut LowerCx, x: Value) -> Value {
     select(cx, is_positive, positive, negative)
 }
 
+/// [`crate::math::sigmoid`]: `1 / (1 + exp(-x))`, in that order.
+fn sigmoid(cx: &mut LowerCx, x: Value) -> Value {
+    let one = cx.f32(1.0);
+    let negated = cx.b.ins().fneg(x);
+    let e = exp(cx, negated);
+    let denominator = cx.b.ins().fadd(one, e);
+    cx.b.ins().fdiv(one, denominator)
+}
+
 /// [`crate::math::maximum`]: the first NaN operand; `a + b` for two zeros (so `+0.0` unless
 /// both are `-0.0`); otherwise the larger.
 pub fn maximum(cx: &mut LowerCx, a: Value, b: Value) -> Value {
@@ -149,6 +158,7 @@ pub fn unary(cx: &mut LowerCx, op: UnaryOp, x: Value) -> Value {
         UnaryOp::Log => log(cx, x),
         UnaryOp::Sqrt => cx.b.ins().sqrt(x),
         UnaryOp::Tanh => tanh(cx, x),
+        UnaryOp::Sigmoid => sigmoid(cx, x),
     }
 }
 

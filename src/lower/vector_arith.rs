@@ -72,7 +72,7 @@ fn unary(cx: &mut LowerCx, op: UnaryOp, x: Value) -> Value {
         UnaryOp::Neg => cx.b.ins().fneg(x),
         UnaryOp::Relu => relu(cx, x),
         UnaryOp::Sqrt => cx.b.ins().sqrt(x),
-        UnaryOp::Selu | UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh => {
+        UnaryOp::Selu | UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sigmoid => {
             panic!("invariant: calls have no vector form (UnaryOp::has_vector_form)")
         }
     }
