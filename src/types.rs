@@ -99,6 +99,20 @@ impl Shape {
         strides
     }
 
+    /// The strides that read a value of this shape at the coordinates of the (NumPy broadcast)
+    /// shape `out`, which it has to broadcast to: trailing dimensions align, and a dimension
+    /// of size 1, or one this shape lacks, gets stride 0.
+    pub fn broadcast_strides(&self, out: &Shape) -> Vec<usize> {
+        let own = self.strides();
+        let shift = out.rank() - self.rank();
+        (0..out.rank())
+            .map(|d| match d.checked_sub(shift) {
+                Some(i) if self.0[i] != 1 => own[i],
+                Some(_) | None => 0,
+            })
+            .collect()
+    }
+
     /// Resolves a PyTorch-style axis (negative counts from the end) against this rank.
     pub fn normalize_axis(&self, axis: i64) -> Option<usize> {
         normalize_axis(axis, self.rank())

@@ -14,6 +14,7 @@ mod mask;
 mod mode;
 pub mod op;
 mod rewrite;
+pub(crate) mod signature;
 pub mod verify;
 
 use std::collections::{BTreeSet, HashMap};

@@ -63,23 +63,9 @@ impl Iterator for StridedOffsets {
 
 impl ExactSizeIterator for StridedOffsets {}
 
-/// The strides that read an operand of shape `operand` at the coordinates of a (NumPy
-/// broadcast) shape `out`: trailing dimensions align, and a dimension of size 1, or one the
-/// operand lacks, gets stride 0.
-pub(crate) fn broadcast_strides(operand: &Shape, out: &Shape) -> Vec<usize> {
-    let own = operand.strides();
-    let shift = out.rank() - operand.rank();
-    (0..out.rank())
-        .map(|d| match d.checked_sub(shift) {
-            Some(i) if operand.dims()[i] != 1 => own[i],
-            Some(_) | None => 0,
-        })
-        .collect()
-}
-
 /// The elements of `a` read at every coordinate of `out` (which `a` broadcasts to).
 pub(crate) fn broadcast_offsets(a: &Shape, out: &Shape) -> StridedOffsets {
-    StridedOffsets::new(out.dims(), &broadcast_strides(a, out))
+    StridedOffsets::new(out.dims(), &a.broadcast_strides(out))
 }
 
 /// `x` broadcast to `out` (NumPy rules): `torch.expand`.
@@ -135,9 +121,9 @@ mod tests {
     #[test]
     fn broadcast_strides_zero_the_stretched_dimensions() {
         let out = Shape::new([2, 3, 4]);
-        assert_eq!(broadcast_strides(&Shape::new([3, 1]), &out), [0, 1, 0]);
-        assert_eq!(broadcast_strides(&Shape::new([2, 3, 4]), &out), [12, 4, 1]);
-        assert_eq!(broadcast_strides(&Shape::scalar(), &out), [0, 0, 0]);
+        assert_eq!(Shape::new([3, 1]).broadcast_strides(&out), [0, 1, 0]);
+        assert_eq!(Shape::new([2, 3, 4]).broadcast_strides(&out), [12, 4, 1]);
+        assert_eq!(Shape::scalar().broadcast_strides(&out), [0, 0, 0]);
         let rows: Vec<usize> = broadcast_offsets(&Shape::new([3]), &Shape::new([2, 3])).collect();
         assert_eq!(rows, [0, 1, 2, 0, 1, 2]);
     }

@@ -42,7 +42,8 @@ pub(crate) fn matmul<T: Element>(a: &Array<T>, b: &Array<T>, out: &Shape) -> Arr
 /// `batch`, where one matrix holds `matrix` elements.
 fn batch_offsets(operand: &Shape, batch: &Shape, matrix: usize) -> StridedOffsets {
     let own = Shape::new(&operand.dims()[..operand.rank() - 2]);
-    let strides: Vec<usize> = super::layout::broadcast_strides(&own, batch)
+    let strides: Vec<usize> = own
+        .broadcast_strides(batch)
         .into_iter()
         .map(|s| s * matrix)
         .collect();

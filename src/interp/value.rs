@@ -82,6 +82,20 @@ impl<T: Element> Value<T> {
 }
 
 impl<T> Value<T> {
+    /// How many elements it holds (its shape says how many it should).
+    pub fn len(&self) -> usize {
+        match self {
+            Value::Float(a) => a.data.len(),
+            Value::Int(a) => a.data.len(),
+            Value::Bool(a) => a.data.len(),
+        }
+    }
+
+    /// True if it holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The shape.
     pub fn shape(&self) -> &Shape {
         match self {

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use cranelift_codegen::ir::{Value, types};
 
 use super::dropout::{self, Keep};
-use super::{LowerCx, arith, broadcast_strides};
+use super::{LowerCx, arith};
 use crate::graph::{Graph, NodeId};
 use crate::plan::{ELEMENT_BLOCK, Kernel};
 
@@ -44,7 +44,7 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
     // One offset per external operand, one per drawn mask, and one for the outputs (which
     // all have the loop's shape).
     let mut strides: Vec<Vec<usize>> = (externals.iter())
-        .map(|&id| broadcast_strides(&graph[id].ty.shape, shape))
+        .map(|&id| graph[id].ty.shape.broadcast_strides(shape))
         .collect();
     strides.extend(keeps.iter().flatten().map(|keep| keep.strides.clone()));
     strides.push(shape.strides());

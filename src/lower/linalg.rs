@@ -6,7 +6,7 @@
 
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::{Buffer, Gemm, LowerCx, broadcast_strides};
+use super::{Buffer, Gemm, LowerCx};
 use crate::graph::Shape;
 use crate::jit::Import;
 
@@ -30,7 +30,7 @@ pub(crate) fn matmul(cx: &mut LowerCx, a: &Buffer, b: &Buffer, out: &Buffer) {
     let batch = Shape::new(&dims[..rank - 2]);
     let batch_strides = |operand: &Shape, matrix: usize| -> Vec<usize> {
         let own = Shape::new(&operand.dims()[..operand.rank() - 2]);
-        let strides = broadcast_strides(&own, &batch);
+        let strides = own.broadcast_strides(&batch);
         strides.into_iter().map(|s| s * matrix).collect()
     };
     // Rows are the last dimension of the walk: A steps a row, B stays, C steps a row.

@@ -261,17 +261,3 @@ impl LowerCx<'_> {
         self.b.seal_block(go_on);
     }
 }
-
-/// The strides that read an operand of shape `operand` at the coordinates of the (NumPy
-/// broadcast) shape `out`: trailing dimensions align; a dimension of 1, or one the operand
-/// lacks, gets stride 0.
-pub(crate) fn broadcast_strides(operand: &Shape, out: &Shape) -> Vec<usize> {
-    let own = operand.strides();
-    let shift = out.rank() - operand.rank();
-    (0..out.rank())
-        .map(|d| match d.checked_sub(shift) {
-            Some(i) if operand.dims()[i] != 1 => own[i],
-            Some(_) | None => 0,
-        })
-        .collect()
-}

@@ -284,12 +284,7 @@ impl CompiledGraph {
 
 /// True if `value` has this element type and shape and holds that many elements.
 fn fits(value: &Tensor, dtype: DType, shape: &Shape) -> bool {
-    let len = match value.data() {
-        TensorData::F32(v) => v.len(),
-        TensorData::I32(v) => v.len(),
-        TensorData::Bool(v) => v.len(),
-    };
-    value.dtype() == dtype && value.shape() == shape && len == shape.numel()
+    value.dtype() == dtype && value.shape() == shape && bind::len(value) == shape.numel()
 }
 
 /// The data of a constant node.
