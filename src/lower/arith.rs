@@ -141,8 +141,8 @@ pub fn element(cx: &mut LowerCx, op: Elementwise, args: &[Value], kept: Option<V
     match op {
         Elementwise::Unary(op) => unary(cx, op, args[0]),
         Elementwise::Binary(op) => binary(cx, op, args[0], args[1]),
-        Elementwise::Dropout(d) => dropout(cx, d, args[0], kept),
-        Elementwise::DropoutGrad(d) => dropout_grad(cx, d, args[0], kept),
+        Elementwise::Dropout(d) => dropout(cx, d, args[0], kept, false),
+        Elementwise::DropoutGrad(d) => dropout(cx, d, args[0], kept, true),
         // The operand was loaded at its broadcast offset: that is the expansion.
         Elementwise::Expand => args[0],
     }
@@ -177,35 +177,26 @@ pub fn binary(cx: &mut LowerCx, op: BinaryOp, a: Value, b: Value) -> Value {
     }
 }
 
-/// `d` applied to one element `x`; `kept` is its keep byte, given iff `d` draws at random.
-fn dropout(cx: &mut LowerCx, d: &Dropout, x: Value, kept: Option<Value>) -> Value {
+/// `d` applied to one element `x`, or with `gradient` its vector-Jacobian product at the
+/// element `g = x`: `keep ? g * s : +0.0` with `s` = [`Dropout::grad_scale`] (PyTorch's alpha
+/// dropout backward is `g * a * noise` too). `kept` is the keep byte, given iff `d` draws at
+/// random; without one, `p = 1` drops everything (even NaN) to `+0.0` and `p = 0` keeps the
+/// input's bits.
+fn dropout(cx: &mut LowerCx, d: &Dropout, x: Value, kept: Option<Value>, gradient: bool) -> Value {
     let Some(kept) = kept else {
         assert!(
             !d.is_random(),
             "invariant: a drawing dropout reads its keep byte"
         );
-        // p = 1 drops everything (even NaN) to +0.0; p = 0 keeps the input's bits.
         return if d.p == 1.0 { cx.f32(0.0) } else { x };
     };
-    if d.kind.is_alpha() {
+    if gradient {
+        dropout_zeroing(cx, kept, x, d.grad_scale())
+    } else if d.kind.is_alpha() {
         dropout_alpha(cx, kept, x, d.alpha_coefficients())
     } else {
         dropout_zeroing(cx, kept, x, d.scale())
     }
-}
-
-/// The gradient of `d` at one element `g`: `keep ? g * s : +0.0` with the keep byte `kept`
-/// drawn exactly as `d`'s own (given iff `d` draws at random) and `s` =
-/// [`Dropout::grad_scale`].
-fn dropout_grad(cx: &mut LowerCx, d: &Dropout, g: Value, kept: Option<Value>) -> Value {
-    let Some(kept) = kept else {
-        assert!(
-            !d.is_random(),
-            "invariant: a drawing gradient reads its keep byte"
-        );
-        return if d.p == 1.0 { cx.f32(0.0) } else { g };
-    };
-    dropout_zeroing(cx, kept, g, d.grad_scale())
 }
 
 /// [`crate::math::dropout_zeroing`]: `keep ? x * scale : +0.0` (`keep` an i8 truth value).

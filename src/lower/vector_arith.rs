@@ -21,17 +21,18 @@ pub(super) fn element(
     match op {
         Elementwise::Unary(op) => unary(cx, op, args[0]),
         Elementwise::Binary(op) => binary(cx, op, args[0], args[1]),
-        Elementwise::Dropout(d) => dropout(cx, d, args[0], mask),
-        Elementwise::DropoutGrad(d) => dropout_grad(cx, d, args[0], mask),
+        Elementwise::Dropout(d) => dropout(cx, d, args[0], mask, false),
+        Elementwise::DropoutGrad(d) => dropout(cx, d, args[0], mask, true),
         Elementwise::Expand => {
             panic!("invariant: expand has no vector form (Elementwise::has_vector_form)")
         }
     }
 }
 
-/// `d` applied to four elements `x` (f32x4) with their lane mask, given iff `d` draws at
-/// random.
-fn dropout(cx: &mut LowerCx, d: &Dropout, x: Value, mask: Option<Value>) -> Value {
+/// `d` (or with `gradient` its vector-Jacobian product) applied to four elements `x`
+/// (f32x4) with their lane mask, given iff `d` draws at random: the lanes of
+/// `super::arith`'s dropout.
+fn dropout(cx: &mut LowerCx, d: &Dropout, x: Value, mask: Option<Value>, gradient: bool) -> Value {
     let Some(mask) = mask else {
         assert!(
             !d.is_random(),
@@ -39,31 +40,16 @@ fn dropout(cx: &mut LowerCx, d: &Dropout, x: Value, mask: Option<Value>) -> Valu
         );
         return if d.p == 1.0 { splat_f32(cx, 0.0) } else { x };
     };
-    if d.kind.is_alpha() {
+    if d.kind.is_alpha() && !gradient {
         let (a, b, c) = d.alpha_coefficients();
         let (a, b, c) = (splat_f32(cx, a), splat_f32(cx, b), splat_f32(cx, c));
         let product = cx.b.ins().fmul(x, a);
         let kept = cx.b.ins().fadd(product, b);
-        select(cx, mask, kept, c)
-    } else {
-        let scale = splat_f32(cx, d.scale());
-        let scaled = cx.b.ins().fmul(x, scale);
-        keep_or_zero(cx, mask, scaled)
+        return select(cx, mask, kept, c);
     }
-}
-
-/// The gradient of `d` at four elements `g` (f32x4): `keep ? g * s : +0.0` with the lane mask
-/// made exactly as `d`'s own (given iff `d` draws at random).
-fn dropout_grad(cx: &mut LowerCx, d: &Dropout, g: Value, mask: Option<Value>) -> Value {
-    let Some(mask) = mask else {
-        assert!(
-            !d.is_random(),
-            "invariant: a drawing gradient has a lane mask"
-        );
-        return if d.p == 1.0 { splat_f32(cx, 0.0) } else { g };
-    };
-    let scale = splat_f32(cx, d.grad_scale());
-    let scaled = cx.b.ins().fmul(g, scale);
+    let scale = if gradient { d.grad_scale() } else { d.scale() };
+    let scale = splat_f32(cx, scale);
+    let scaled = cx.b.ins().fmul(x, scale);
     keep_or_zero(cx, mask, scaled)
 }
 
