@@ -1,5 +1,10 @@
-//! Every failure a user can cause, as one typed enum whose messages name the node, the shapes
-//! or the values involved. Broken compiler invariants are bugs and panic instead.
+//! The library's failures: every failure a user can cause, as one typed enum whose messages
+//! name the node, the shapes or the values involved, with [`TypeError`] for why operands do not
+//! fit an op and [`Rule`] for the verifier's invariants. (The embedded data set reports its own,
+//! [`crate::data::DataError`]; the command line's configuration errors live with it.) Broken
+//! compiler invariants are bugs and panic instead.
+//!
+//! This is the crate's ground floor beside [`crate::types`]: it imports nothing else from it.
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! Compiling a graph to native code, the pipeline's driver: [`Compiler`] verifies a graph,
 //! runs the passes for a mode ([`crate::passes`]), plans the program ([`crate::plan`]: kernels,
-//! memory, phases), lowers each phase into one Cranelift function ([`crate::lower`]),
-//! JIT-compiles them ([`crate::jit`]) and returns a [`CompiledGraph`] ([`crate::runtime`]),
+//! memory, phases), lowers each phase into one Cranelift function (`crate::lower`),
+//! JIT-compiles them (`crate::jit`) and returns a [`CompiledGraph`] ([`crate::runtime`]),
 //! which runs on the caller's tensors as often as asked, on as many threads as compiled for,
 //! with the same bits for any count. [`CompileCache`] compiles each (graph, mode) once.
 //!

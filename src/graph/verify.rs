@@ -21,7 +21,7 @@
 //!    dropout's stream (that is the point: the same draw) and need not have the dropout in
 //!    the graph (dead-code elimination removes a forward dropout nothing reads; the mask is
 //!    a function of seed, stream, step and these attributes alone).
-//! 9. No node reads a buffer that an in-place op overwrites, besides that op ([`super::inplace`]:
+//! 9. No node reads a buffer that an in-place op overwrites, besides that op (`graph/inplace.rs`:
 //!    the operand it overwrites, views of it and earlier in-place results written over it);
 //!    one error per buffer.
 //!

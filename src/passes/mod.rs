@@ -3,11 +3,11 @@
 //! A compilation is for one [`Mode`]: the pipeline specialises the graph for it. Each pass is a
 //! named free function in its own file whose doc says what it changes and what it leaves alone;
 //! [`run_pipeline`] lists them in order as straight code:
-//! 1. [`eliminate_dropout`]: `dropout(x) -> x` where a dropout is the identity in the mode
+//! 1. [`eliminate_dropout()`]: `dropout(x) -> x` where a dropout is the identity in the mode
 //!    (its masks become all-true constants);
-//! 2. [`simplify_layout`]: identity reshapes and transposes go, chains collapse to one;
-//! 3. [`eliminate_dead_code`]: nodes no output depends on go (inputs and parameters stay);
-//! 4. [`split_linear_bias`]: `linear(x, W, b) -> add(linear(x, W), b)` where the add fuses
+//! 2. [`simplify_layout()`]: identity reshapes and transposes go, chains collapse to one;
+//! 3. [`eliminate_dead_code()`]: nodes no output depends on go (inputs and parameters stay);
+//! 4. [`split_linear_bias()`]: `linear(x, W, b) -> add(linear(x, W), b)` where the add fuses
 //!    into the element-wise kernel after the product.
 //!
 //! Every pass runs through one hook, so verification between passes, per-pass dumps

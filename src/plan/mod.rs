@@ -1,13 +1,13 @@
 //! Planning: every decision about how an optimized graph runs, made once and carried as data
 //! in a [`Program`] that lowering turns into code and the runtime executes.
 //!
-//! The decisions, in the order [`plan`] makes them:
-//! 1. the [`Schedule`]: which nodes share a kernel ([`fusion`]: maximal groups of element-wise
+//! The decisions, in the order the crate-private `plan` function makes them:
+//! 1. the [`Schedule`]: which nodes share a kernel (`fusion`: maximal groups of element-wise
 //!    nodes), in which order kernels run, which values live in memory between them, and
 //!    whether each element-wise kernel is a vector or a scalar loop ([`vector::Form`]);
-//! 2. the memory plan ([`memory`]): which values share a buffer ([`alias`]: views, in-place
+//! 2. the memory plan (`memory`): which values share a buffer (`alias`: views, in-place
 //!    dropouts) and where each buffer lives (the caller's tensors or a range of one arena,
-//!    reused by liveness, [`arena`]);
+//!    reused by liveness, `arena`);
 //! 3. the [`Phase`]s ([`phase`]): each kernel cut into functions of fixed work units that
 //!    threads share, the same units for any thread count.
 //!

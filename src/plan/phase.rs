@@ -1,5 +1,5 @@
 //! Phases: the schedule's kernels cut into the pieces that threads share. Each phase is one
-//! generated function of the entry ABI ([`crate::jit`]); a call computes the work units
+//! generated function of the entry ABI (`crate::jit`); a call computes the work units
 //! `[begin, end)` of its phase. Phases run in order, each finished before the next starts.
 //!
 //! The units of a phase depend only on the shapes, never on the thread count, and every unit

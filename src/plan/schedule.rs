@@ -5,7 +5,7 @@
 //! A kernel computes one or more nodes. Values a kernel produces and no later kernel (and no
 //! output) reads stay in registers inside its loop; the others are *materialized*: they get a
 //! buffer from the memory plan. Without fusion every node is its own kernel and every value is
-//! materialized; with it ([`Schedule::fused`], rules in [`super::fusion`]) each maximal group
+//! materialized; with it ([`Schedule::fused`], rules in `super::fusion`) each maximal group
 //! of element-wise nodes is one loop.
 
 use std::collections::BTreeSet;
@@ -76,7 +76,7 @@ impl Schedule {
         Schedule { kernels }
     }
 
-    /// Element-wise nodes fused into one kernel per maximal group (see [`super::fusion`]);
+    /// Element-wise nodes fused into one kernel per maximal group (see `super::fusion`);
     /// every other computing node its own kernel. A kernel's outputs are the members a later
     /// kernel, a reshape or a graph output reads.
     pub fn fused(graph: &Graph) -> Schedule {

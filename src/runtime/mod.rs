@@ -1,7 +1,7 @@
 //! Running compiled code: [`CompiledGraph`] holds a planned program ([`crate::plan::Program`])
-//! and its machine code ([`crate::jit`]), and runs it on the caller's tensors as often as
-//! asked: binding checks ([`bind`]), the reused workspace ([`workspace`]), the phases on one
-//! thread or several ([`threads`]), and parameters from a [`ParameterStore`] ([`store`]).
+//! and its machine code (`crate::jit`), and runs it on the caller's tensors as often as
+//! asked: binding checks (`bind`), the reused workspace (`workspace`), the phases on one
+//! thread or several (`threads`), and parameters from a [`ParameterStore`] (`store`).
 //!
 //! The runtime reads the plan as data and calls the compiled functions through the one entry
 //! ABI; it knows nothing of how they were generated.
@@ -37,7 +37,7 @@ pub struct CompiledGraph {
     thread_count: usize,
     /// One function per phase of the program.
     jit: Arc<Jit>,
-    /// The arena and table runs reuse ([`workspace`]).
+    /// The arena and table runs reuse (`workspace`).
     workspace: workspace::Cached,
 }
 

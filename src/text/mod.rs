@@ -37,8 +37,8 @@
 //! - `softmax`, `log_softmax`: `axis` (required); `reshape`: `shape` (required, one `-1`
 //!   allowed); `transpose`: `perm` (required).
 //!
-//! [`parse`] reads a program into a verified graph, `Display` on [`crate::Graph`] prints one
-//! ([`print`]), and [`Graph::dot`](crate::Graph::dot) renders Graphviz DOT ([`dot`]).
+//! [`parse()`] reads a program into a verified graph, `Display` on [`crate::Graph`] prints one
+//! ([`mod@print`]), and [`Graph::dot`](crate::Graph::dot) renders Graphviz DOT ([`dot`]).
 //! Printing then parsing is the identity; names are printed as they are, so a graph built
 //! through the API prints as valid text only if its names follow the grammar.
 

@@ -1,7 +1,7 @@
-//! The printer: `impl Display for Graph` writes the textual IR that [`super::parse`] reads back.
+//! The printer: `impl Display for Graph` writes the textual IR that [`super::parse()`] reads back.
 //!
 //! Nodes come in [`Graph::topo_order`], one per line with a two-space indent and every type
-//! annotation; attributes follow their op's fixed key order ([`super::ops::attributes`]) and
+//! annotation; attributes follow their op's fixed key order (`super::ops`) and
 //! are left out where they hold their default; `output` lines come last. Printing then parsing gives back an equal graph.
 
 use std::fmt;
