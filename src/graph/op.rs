@@ -1,4 +1,7 @@
-//! The operations a node can perform: one plain data enum, matched exhaustively everywhere.
+//! The operations a node can perform: one plain data enum. It is matched exhaustively only
+//! where an op's meaning lives (here: its name, arity, class and effects; type inference, the
+//! text table, the interpreter, lowering dispatch and autodiff); every other stage asks an op
+//! for its [`OpClass`] and its [`Effects`], so it never lists ops (see `ARCHITECTURE.md`).
 //!
 //! Semantics at the edges (the interpreter, `interp`, is the executable definition):
 //! - Arithmetic follows IEEE 754 in f32: `x / 0` is ±inf, `log(-1)` and `sqrt(-1)` are NaN,
