@@ -106,6 +106,27 @@ pub(crate) struct Imports {
 }
 
 impl Imports {
+    /// Declares every import in `module`, in [`Import::ALL`] order.
+    fn declare(module: &mut JITModule) -> Imports {
+        let ptr = module.target_config().pointer_type();
+        let declared = (Import::ALL.iter())
+            .map(|&import| {
+                let (params, returns) = import.types(ptr);
+                let mut signature = module.make_signature();
+                signature
+                    .params
+                    .extend(params.into_iter().map(AbiParam::new));
+                signature
+                    .returns
+                    .extend(returns.into_iter().map(AbiParam::new));
+                let id = (module.declare_function(import.symbol(), Linkage::Import, &signature))
+                    .expect("invariant: each import is declared once");
+                (id, signature)
+            })
+            .collect();
+        Imports { declared }
+    }
+
     /// The declaration of `import` for `func`, which has not declared it yet: its reference.
     pub(crate) fn declare_in(&self, import: Import, func: &mut Function) -> FuncRef {
         let (id, signature) = &self.declared[import as usize];
@@ -128,8 +149,8 @@ impl Imports {
 pub(crate) struct Codegen {
     module: JITModule,
     verify: bool,
-    /// The imports, declared once.
-    imports: Imports,
+    /// The imports, declared once, with the first phase.
+    imports: Option<Imports>,
     /// The phases' functions, declared up front (so their names do not depend on the
     /// imports), in phase order.
     functions: Vec<FuncId>,
@@ -224,36 +245,24 @@ impl Codegen {
                     .expect("invariant: each phase is declared once")
             })
             .collect();
-        let ptr = module.target_config().pointer_type();
-        let declared = (Import::ALL.iter())
-            .map(|&import| {
-                let (params, returns) = import.types(ptr);
-                let mut signature = module.make_signature();
-                signature
-                    .params
-                    .extend(params.into_iter().map(AbiParam::new));
-                signature
-                    .returns
-                    .extend(returns.into_iter().map(AbiParam::new));
-                let id = (module.declare_function(import.symbol(), Linkage::Import, &signature))
-                    .expect("invariant: each import is declared once");
-                (id, signature)
-            })
-            .collect();
         Ok(Codegen {
             module,
             verify,
-            imports: Imports { declared },
+            imports: None,
             functions,
             defined: 0,
             clif: String::new(),
         })
     }
 
-    /// A context for the next phase's function: named, its signature the entry ABI.
+    /// A context for the next phase's function: named, its signature the entry ABI. The first
+    /// one declares the imports (a graph without phases declares none).
     pub(crate) fn entry_context(&mut self) -> Context {
         let id =
             *(self.functions.get(self.defined)).expect("invariant: a context per declared phase");
+        if self.imports.is_none() {
+            self.imports = Some(Imports::declare(&mut self.module));
+        }
         let mut ctx = self.module.make_context();
         ctx.func.signature = entry_signature(&self.module);
         ctx.func.name = UserFuncName::user(0, id.as_u32());
@@ -265,9 +274,9 @@ impl Codegen {
         self.module.target_config()
     }
 
-    /// The imports, for the functions being built.
+    /// The imports, for the functions being built (after the first [`Codegen::entry_context`]).
     pub(crate) fn imports(&self) -> &Imports {
-        &self.imports
+        (self.imports.as_ref()).expect("invariant: the first phase's context declares the imports")
     }
 
     /// Verifies (if asked) and compiles the function in `ctx`, the latest from

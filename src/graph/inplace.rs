@@ -37,6 +37,13 @@ pub(crate) struct Conflict {
 /// Every conflict of `graph`, one per buffer (naming the buffer's first in-place op), in
 /// topological order.
 pub(crate) fn conflicts(graph: &Graph) -> Vec<Conflict> {
+    // Most graphs ask for nothing in place: nothing to order or to index.
+    let asks = graph
+        .node_ids()
+        .any(|id| graph[id].op.reads_in_place().is_some());
+    if !asks {
+        return Vec::new();
+    }
     let order = graph.topo_order();
     let len = order.iter().map(|id| id.index() + 1).max().unwrap_or(0);
     let mut rank = vec![0; len];

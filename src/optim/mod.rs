@@ -187,8 +187,8 @@ pub fn add_updates(
     }
     let mut updated = Vec::new();
     for &(param, grad) in pairs {
-        let name = b.graph()[param].name.clone();
-        let ty = b.graph()[param].ty.clone();
+        let node = b.graph().node(param)?;
+        let (name, ty) = (node.name.clone(), node.ty.clone());
         let state_names = optimizer.state_names();
         let mut state = Vec::new();
         for s in &state_names {
