@@ -173,7 +173,6 @@
 //! # Ok(()) }
 //! ```
 
-mod display;
 mod dropout;
 mod eager;
 pub mod functional;
@@ -185,7 +184,6 @@ mod trace;
 mod traced;
 mod var;
 
-pub use display::ModuleDisplay;
 pub use dropout::{
     AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d, DropoutLayer, FeatureAlphaDropout,
     Variant, variant,
@@ -195,7 +193,7 @@ pub use eager::{
 };
 pub use functional::{ReLU, SELU, relu, selu};
 pub use linear::Linear;
-pub use module::{Module, child, fmt_module};
+pub use module::{Module, ModuleDisplay, child, fmt_module};
 pub use sequential::Sequential;
 pub use trace::trace;
 pub use traced::Traced;
