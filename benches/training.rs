@@ -21,7 +21,7 @@ fn setup(batch: usize, threads: usize) -> (Traced<SimpleNet>, Generator, Tensor,
     let mut generator = Generator::new(0);
     let net = SimpleNet::mnist(&mut generator);
     let model = Traced::with_compiler(net, Compiler::new().threads(threads));
-    let x = generator.normal([batch, 784], 0.0, 1.0);
+    let x = generator.normal([batch, 784], 0.0, 1.0).unwrap();
     let y = generator
         .randint([batch], 0, 10)
         .expect("0..10 is not empty");

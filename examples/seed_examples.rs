@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
 fn basic() -> anyhow::Result<()> {
     println!("== Basic dropout in a fully connected network");
     let mut dropout = nn::Dropout::new(0.5)?;
-    let x = dropjit::randn([32, 256]); // Batch of 256-dim vectors
+    let x = dropjit::randn([32, 256])?; // Batch of 256-dim vectors
     // During training
     dropout.train();
     let train_out = dropout.forward(&x)?; // ~50% elements zeroed
@@ -45,7 +45,7 @@ fn simple_net() -> anyhow::Result<()> {
     println!("\n== Dropout in a deep network (SimpleNet)");
     let model = SimpleNet::mnist(&mut Generator::new(0));
     println!("{}", model.display());
-    let x = dropjit::randn([32, 784]);
+    let x = dropjit::randn([32, 784])?;
     let logits = model.forward(&x)?; // eager: one compiled kernel per layer call
     summary("eager train", logits.tensor()?);
 
@@ -86,7 +86,7 @@ fn light_and_heavy() -> anyhow::Result<()> {
     println!("\n== Light and heavy dropout");
     let light_dropout = nn::Dropout::new(0.2)?; // Only 20% dropout
     let heavy_dropout = nn::Dropout::new(0.7)?; // Aggressive 70% dropout
-    let x = dropjit::randn([32, 256]);
+    let x = dropjit::randn([32, 256])?;
     for (dropout, scale) in [(&light_dropout, 1.25), (&heavy_dropout, 1.0 / 0.3)] {
         let y = dropout.forward(&x)?;
         println!(
@@ -103,7 +103,7 @@ fn light_and_heavy() -> anyhow::Result<()> {
 fn ensemble() -> anyhow::Result<()> {
     println!("\n== Ensemble interpretation: a different sub-network per call");
     let mut dropout = nn::Dropout::new(0.5)?;
-    let x = dropjit::randn([1, 100]);
+    let x = dropjit::randn([1, 100])?;
     // Each forward pass with different mask ~ different sub-network
     dropout.train();
     let out1 = dropout.forward(&x)?; // Different random mask

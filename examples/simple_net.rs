@@ -30,7 +30,10 @@ impl Net {
         let weight_ty = TensorType::f32([outputs, inputs]);
         let bias_ty = TensorType::f32([outputs]);
         for (suffix, ty) in [("weight", &weight_ty), ("bias", &bias_ty)] {
-            let value = self.generator.uniform(ty.shape.clone(), -bound, bound);
+            let value = self
+                .generator
+                .uniform(ty.shape.clone(), -bound, bound)
+                .unwrap();
             self.values.insert(format!("{name}.{suffix}"), value);
         }
         let weight = self
@@ -82,7 +85,7 @@ fn main() -> anyhow::Result<()> {
         mut values,
         mut generator,
     } = net;
-    values.insert("x".into(), generator.normal([32, 784], 0.0, 1.0));
+    values.insert("x".into(), generator.normal([32, 784], 0.0, 1.0)?);
     for mode in [Mode::Train, Mode::Train, Mode::Eval, Mode::Eval] {
         let step = generator.step();
         let outputs = interp::run(&graph, mode, &mut generator, &values)?;

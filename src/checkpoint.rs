@@ -56,7 +56,7 @@ pub fn save(
     for name in entries {
         let tensor = match store.get(name) {
             Some(t) => Cow::Borrowed(t),
-            None => Cow::Owned(Tensor::zeros(&state_type(store, optimizer, name)?)),
+            None => Cow::Owned(Tensor::zeros(&state_type(store, optimizer, name)?)?),
         };
         tensors.push((name.clone(), Entry(tensor)));
     }

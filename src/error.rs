@@ -260,6 +260,17 @@ pub enum Error {
         /// The graph's name.
         graph: String,
     },
+    /// Memory the system would not give: the buffer for `what` could not be allocated.
+    #[error(
+        "cannot allocate {} bytes for {what}: the system would not give them",
+        count(bytes)
+    )]
+    OutOfMemory {
+        /// The buffer's size in bytes; `None` if it exceeds `usize::MAX`.
+        bytes: Option<usize>,
+        /// What the buffer was for (a node's value, the arena, a tensor's elements).
+        what: String,
+    },
     /// The JIT cannot generate code for this machine.
     #[error("cannot compile for this host: {reason}")]
     UnsupportedHost {
@@ -290,12 +301,15 @@ pub enum Error {
         high: i32,
     },
     /// A tensor was built from data whose length does not match its shape.
-    #[error("a tensor of shape {shape} needs {expected} values, but got {got}")]
+    #[error(
+        "a tensor of shape {shape} needs {} values, but got {got}",
+        count(expected)
+    )]
     DataLength {
         /// The shape.
         shape: Shape,
-        /// Its element count.
-        expected: usize,
+        /// Its element count; `None` if it exceeds `usize::MAX`.
+        expected: Option<usize>,
         /// The number of values given.
         got: usize,
     },
@@ -396,6 +410,14 @@ pub enum Error {
         /// The operating system's error.
         source: std::io::Error,
     },
+}
+
+/// A count of elements or bytes that may exceed `usize` (`None`), for messages.
+fn count(n: &Option<usize>) -> String {
+    match n {
+        Some(n) => n.to_string(),
+        None => format!("more than {}", usize::MAX),
+    }
 }
 
 /// The IR invariants the verifier checks, numbered as [`crate::graph::verify`] lists them: the

@@ -13,67 +13,55 @@
 
 use std::collections::BTreeMap;
 
-use crate::graph::{DType, Graph, NodeId, Op};
+use crate::error::Result;
+use crate::graph::{Graph, NodeId, Op};
 use crate::rng::PhiloxStream;
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, TensorData};
 
 /// The classes of i32 inputs that no `cross_entropy` uses.
 const DEFAULT_CLASSES: i32 = 10;
 
-/// Every input's and parameter's value, keyed by node name.
-pub fn random_values(graph: &Graph, seed: u64) -> BTreeMap<String, Tensor> {
+/// Every input's and parameter's value, keyed by node name; fails only if the memory for
+/// them cannot be had.
+pub fn random_values(graph: &Graph, seed: u64) -> Result<BTreeMap<String, Tensor>> {
     let leaves = graph.inputs().into_iter().chain(graph.parameters());
     leaves
         .map(|id| {
             let node = &graph[id];
-            (node.name.clone(), random_value(graph, id, seed))
+            Ok((node.name.clone(), random_value(graph, id, seed)?))
         })
         .collect()
 }
 
-fn random_value(graph: &Graph, id: NodeId, seed: u64) -> Tensor {
+fn random_value(graph: &Graph, id: NodeId, seed: u64) -> Result<Tensor> {
     let node = &graph[id];
-    let shape = node.ty.shape.clone();
+    // Allocated first, so a value too large for this machine is an error, then filled.
+    let mut value = Tensor::zeros(&node.ty)?;
     let mut stream = PhiloxStream::for_name(seed, &node.name);
-    let result = match (node.ty.dtype, &node.op) {
-        (DType::F32, Op::Parameter(_)) => {
+    match &mut value.data_mut() {
+        TensorData::F32(data) if matches!(node.op, Op::Parameter(_)) => {
             let fan_in = fan_in(graph, id);
             let bound = if fan_in == 0 {
                 0.0
             } else {
                 1.0 / (fan_in as f32).sqrt()
             };
-            let data = (0..shape.numel())
-                .map(|_| stream.uniform_range(-bound, bound))
-                .collect();
-            Tensor::from_f32(shape, data)
+            data.fill_with(|| stream.uniform_range(-bound, bound));
         }
-        (DType::F32, _) => {
-            let mut data = vec![0.0; shape.numel()];
-            stream.fill_normal(&mut data, 0.0, 1.0);
-            Tensor::from_f32(shape, data)
-        }
-        (DType::I32, _) => {
+        TensorData::F32(data) => stream.fill_normal(data, 0.0, 1.0),
+        TensorData::I32(data) => {
             let classes = target_classes(graph, id).unwrap_or(DEFAULT_CLASSES);
-            let data = (0..shape.numel())
-                .map(|_| {
-                    if classes > 0 {
-                        stream.randint(0, classes).unwrap_or(0)
-                    } else {
-                        0
-                    }
-                })
-                .collect();
-            Tensor::from_i32(shape, data)
+            data.fill_with(|| {
+                if classes > 0 {
+                    stream.randint(0, classes).unwrap_or(0)
+                } else {
+                    0
+                }
+            });
         }
-        (DType::Bool, _) => {
-            let data = (0..shape.numel())
-                .map(|_| stream.next_word() >> 31 == 1)
-                .collect();
-            Tensor::from_bool(shape, data)
-        }
-    };
-    result.expect("invariant: the data was drawn to fill the shape")
+        TensorData::Bool(data) => data.fill_with(|| stream.next_word() >> 31 == 1),
+    }
+    Ok(value)
 }
 
 /// The fan-in of a parameter: see the module docs.

@@ -36,6 +36,7 @@
 //! Debug output is a value: [`text::print`] and [`text::dot`] render a graph, the library never
 //! prints on its own.
 
+mod alloc;
 pub mod autodiff;
 pub mod checkpoint;
 pub mod compile;

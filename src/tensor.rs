@@ -4,7 +4,9 @@
 
 use std::fmt;
 
+use crate::alloc;
 use crate::error::{Error, Result};
+use crate::graph::signature::check_length;
 use crate::types::{DType, Shape, TensorType};
 
 /// The elements of a tensor.
@@ -44,14 +46,7 @@ impl Tensor {
 
     /// A tensor from its parts; fails if the data does not fill the shape.
     pub fn new(shape: Shape, data: TensorData) -> Result<Tensor> {
-        let got = data.len();
-        if got != shape.numel() {
-            return Err(Error::DataLength {
-                expected: shape.numel(),
-                shape,
-                got,
-            });
-        }
+        check_length(&shape, data.len())?;
         Ok(Tensor { shape, data })
     }
 
@@ -63,25 +58,36 @@ impl Tensor {
         }
     }
 
-    /// A tensor of this type filled with zeros.
-    pub fn zeros(ty: &TensorType) -> Tensor {
-        let n = ty.shape.numel();
+    /// A tensor of this type filled with zeros; fails if the memory cannot be had.
+    pub fn zeros(ty: &TensorType) -> Result<Tensor> {
+        let n = elements(&ty.shape, ty.dtype)?;
+        let what = || format!("a tensor of type {ty}");
         let data = match ty.dtype {
-            DType::F32 => TensorData::F32(vec![0.0; n]),
-            DType::I32 => TensorData::I32(vec![0; n]),
-            DType::Bool => TensorData::Bool(vec![false; n]),
+            DType::F32 => TensorData::F32(alloc::zeroed(n, what)?),
+            DType::I32 => TensorData::I32(alloc::zeroed(n, what)?),
+            DType::Bool => TensorData::Bool(alloc::zeroed(n, what)?),
         };
-        Tensor {
+        Ok(Tensor {
             shape: ty.shape.clone(),
             data,
-        }
+        })
     }
 
-    /// A `bool` tensor of `shape` with every element `value` (an all-true mask).
-    pub fn full_bool(shape: impl Into<Shape>, value: bool) -> Tensor {
+    /// A `bool` tensor of `shape` with every element `value` (an all-true mask); fails if the
+    /// memory cannot be had.
+    pub fn full_bool(shape: impl Into<Shape>, value: bool) -> Result<Tensor> {
         let shape = shape.into();
-        let data = TensorData::Bool(vec![value; shape.numel()]);
-        Tensor { shape, data }
+        let n = elements(&shape, DType::Bool)?;
+        let data = alloc::filled(n, value, || format!("a tensor of type bool{shape}"))?;
+        Ok(Tensor {
+            shape,
+            data: TensorData::Bool(data),
+        })
+    }
+
+    /// The elements, to fill in place (the shape, and so the length, stays).
+    pub(crate) fn data_mut(&mut self) -> &mut TensorData {
+        &mut self.data
     }
 
     /// The shape.
@@ -275,6 +281,21 @@ pub fn format_f32(x: f32) -> String {
     }
 }
 
+/// The element count of a tensor of `shape` and `dtype`, if one can exist:
+/// [`Error::OutOfMemory`] for a shape whose byte size no allocation can hold.
+pub(crate) fn elements(shape: &Shape, dtype: DType) -> Result<usize> {
+    let ty = TensorType::new(dtype, shape.clone());
+    match shape.checked_numel() {
+        Some(n) if ty.fits_in_memory() => Ok(n),
+        _ => Err(Error::OutOfMemory {
+            bytes: shape
+                .checked_numel()
+                .and_then(|n| n.checked_mul(dtype.size())),
+            what: format!("a tensor of type {ty}"),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,8 +333,11 @@ mod tests {
         assert_eq!(m.to_le_bytes(), [1, 0, 1, 1]);
         assert_eq!(m.fnv1a64(), fnv1a64(&[1, 0, 1, 1]));
         assert_eq!(m.to_string(), "bool[2, 2] [true, false, true, true]");
-        assert_eq!(Tensor::full_bool([2, 2], true).zero_share(), 0.0);
-        assert_ne!(m, Tensor::zeros(&m.ty()));
-        assert_eq!(Tensor::zeros(&m.ty()).as_bool().unwrap(), [false; 4]);
+        assert_eq!(Tensor::full_bool([2, 2], true).unwrap().zero_share(), 0.0);
+        assert_ne!(m, Tensor::zeros(&m.ty()).unwrap());
+        assert_eq!(
+            Tensor::zeros(&m.ty()).unwrap().as_bool().unwrap(),
+            [false; 4]
+        );
     }
 }

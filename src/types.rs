@@ -83,6 +83,15 @@ impl Shape {
         self.0.iter().product()
     }
 
+    /// The number of elements, or `None` if it overflows `usize` (a shape given by a caller,
+    /// before it is known to fit in memory).
+    pub fn checked_numel(&self) -> Option<usize> {
+        if self.0.contains(&0) {
+            return Some(0);
+        }
+        (self.0.iter()).try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    }
+
     /// The product of the dimensions, each taken as at least 1, or `None` if it overflows
     /// `usize`: the element count of the shape without its empty dimensions, which bounds
     /// every stride and offset into it.

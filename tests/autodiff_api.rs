@@ -86,7 +86,7 @@ fn names_derive_from_the_forward_and_stay_unique() {
         Op::Reshape { .. }
     ));
     // u is not on the loss's path: a zero.
-    let values = init::random_values(&graph, 1);
+    let values = init::random_values(&graph, 1).unwrap();
     let outputs = interp::run(&graph, Mode::Train, &mut Generator::new(1), &values).unwrap();
     let get = |name: &str| outputs.iter().find(|(n, _)| n == name).unwrap().1.clone();
     assert_eq!(get("u.grad").as_f32().unwrap(), [0.0; 4]);
@@ -135,7 +135,7 @@ fn the_new_ops_round_trip_and_eval_mode_removes_dropout_gradients() {
         "{eval}"
     );
     // The eliminated graph computes what eval mode computes.
-    let values = init::random_values(&graph, 3);
+    let values = init::random_values(&graph, 3).unwrap();
     let eval_run = interp::run(&graph, Mode::Eval, &mut Generator::new(3), &values).unwrap();
     let optimized_run = interp::run(&eval, Mode::Eval, &mut Generator::new(3), &values).unwrap();
     assert_eq!(eval_run, optimized_run);

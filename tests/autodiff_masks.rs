@@ -69,7 +69,7 @@ fn gradients_are_nonzero_exactly_where_the_forward_keeps() {
     for &(kind, shape, extra) in CASES {
         let graph = case_graph(kind, shape, extra);
         let seed = 17;
-        let values = init::random_values(&graph, seed);
+        let values = init::random_values(&graph, seed).unwrap();
         let interp = interp::run(
             &graph,
             Mode::Train,

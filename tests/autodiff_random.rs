@@ -45,7 +45,7 @@ fn random_graph_gradients_compile_to_the_interpreters_bits() {
                 graph.add_output(name, grad).unwrap();
             }
         }
-        let values = init::random_values(&graph, seed);
+        let values = init::random_values(&graph, seed).unwrap();
         if interp::run(&graph, Mode::Train, &mut Generator::new(seed), &values).is_err() {
             refused += 1;
             continue;

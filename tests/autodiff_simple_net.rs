@@ -99,7 +99,7 @@ fn two_threads_give_the_bits_of_one() {
 
     use dropjit::{Compiler, Generator, Mode, ParameterStore, Tensor, init};
     let graph = simple_net_grad();
-    let values = init::random_values(&graph, 9);
+    let values = init::random_values(&graph, 9).unwrap();
     let (inputs, params): (BTreeMap<String, Tensor>, ParameterStore) =
         ParameterStore::split(&graph, values);
     let run = |threads: usize| {

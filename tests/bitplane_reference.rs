@@ -36,7 +36,7 @@ fn fused_bitplane_reference_equals_the_interpreter() {
         0.999,
     ] {
         for n in [1, 127, 128, 300, 1000] {
-            let x = Generator::new(5).normal([n], 0.0, 1.0);
+            let x = Generator::new(5).normal([n], 0.0, 1.0).unwrap();
             let expected = interpreted(p, &x, n);
             let mut y = vec![f32::NAN; n];
             bitplane::dropout(source, p, 0, x.as_f32().expect("f32"), &mut y);

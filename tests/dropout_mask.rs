@@ -132,7 +132,7 @@ fn eval_mode_and_p_zero_give_all_true_and_p_one_all_false() {
             let g = graph(d.clone(), &shape);
             for outputs in both_engines(&g, mode, &x) {
                 let mask = &outputs[1].1;
-                let expected = Tensor::full_bool(d.mask_shape(&shape).unwrap(), value);
+                let expected = Tensor::full_bool(d.mask_shape(&shape).unwrap(), value).unwrap();
                 assert_eq!(mask, &expected, "{kind} {mode:?} p={p}");
             }
         }

@@ -55,7 +55,9 @@ fn apply(d: &Dropout, x: &Tensor, source: MaskSource) -> Tensor {
 /// An input with normal values and the awkward ones: NaN, ±0, ±inf, a subnormal, and a value
 /// whose scaled product overflows.
 fn input(shape: &Shape, seed: u64) -> Tensor {
-    let mut x = Generator::new(seed).normal(shape.clone(), 0.0, 2.0);
+    let mut x = Generator::new(seed)
+        .normal(shape.clone(), 0.0, 2.0)
+        .unwrap();
     let specials = [
         f32::NAN,
         -0.0,

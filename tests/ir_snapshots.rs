@@ -12,7 +12,7 @@ use std::fs;
 use dropjit::{Generator, Mode, init, interp, passes, text};
 
 fn summarize(graph: &dropjit::Graph, mode: Mode, step: u32) -> String {
-    let values = init::random_values(graph, 1);
+    let values = init::random_values(graph, 1).unwrap();
     let mut generator = Generator::new(7).with_step(step);
     let mut out = String::new();
     match interp::run(graph, mode, &mut generator, &values) {

@@ -138,7 +138,7 @@ fn check(
     } else {
         base
     };
-    let values = init::random_values(&traced, seed);
+    let values = init::random_values(&traced, seed).unwrap();
     let mut interp_rng = Generator::new(seed).with_step(5);
     let expected = interp::run(&traced, mode, &mut interp_rng, &values);
     let (inputs, params) = ParameterStore::split(&traced, values);

@@ -85,7 +85,7 @@ fn check(graph: &Graph, mode: Mode, seed: u64) -> Result<(), String> {
 fn check_with(graph: &Graph, mode: Mode, seed: u64, fuse: bool) -> Result<(), String> {
     let compiled = compile_with(graph, mode, fuse).map_err(|e| format!("compile: {e}"))?;
     assert_disjoint(&compiled.memory());
-    let values = init::random_values(graph, seed);
+    let values = init::random_values(graph, seed).unwrap();
     let expected = interp::run(graph, mode, &mut Generator::new(seed), &values);
     let (mut inputs, params) = ParameterStore::split(graph, values);
     let got = if compiled.overwritten_inputs().is_empty() {
@@ -233,7 +233,7 @@ fn memory_plans_of_ir_programs() {
 
 /// The values a run binds: `x` counting up from -10 in steps of 0.5, and the parameters.
 fn inputs(graph: &Graph) -> (BTreeMap<String, Tensor>, ParameterStore) {
-    let mut values = init::random_values(graph, 5);
+    let mut values = init::random_values(graph, 5).unwrap();
     let x: Vec<f32> = (0..64).map(|i| i as f32 * 0.5 - 10.0).collect();
     values.insert("x".into(), Tensor::from_f32([4, 16], x).unwrap());
     ParameterStore::split(graph, values)
@@ -322,7 +322,7 @@ fn an_inplace_dropout_whose_input_is_read_later_does_not_compile() {
         text::parse(later).unwrap_err().to_string(),
         format!("4:3: {message}")
     );
-    let values = init::random_values(&graph, 1);
+    let values = init::random_values(&graph, 1).unwrap();
     let run = interp::run(&graph, Mode::Eval, &mut Generator::new(1), &values);
     assert_eq!(run.unwrap_err().to_string(), message);
     assert_eq!(

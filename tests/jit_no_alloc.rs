@@ -73,7 +73,7 @@ fn check(source: &str, mode: Mode, inputs: BTreeMap<String, Tensor>) {
 
 #[test]
 fn dropout_calls_with_preallocated_outputs_allocate_nothing() {
-    let x = Generator::new(1).normal([4, 1024], 0.0, 1.0);
+    let x = Generator::new(1).normal([4, 1024], 0.0, 1.0).unwrap();
     let source = "graph g {
        %x: f32[4, 1024] = input
        %y: f32[4, 1024] = dropout %x {p = 0.5}
@@ -88,7 +88,7 @@ fn dropout_calls_with_preallocated_outputs_allocate_nothing() {
 
 #[test]
 fn a_channel_dropout_with_keep_bytes_allocates_nothing() {
-    let x = Generator::new(2).normal([2, 8, 3, 5], 0.0, 1.0);
+    let x = Generator::new(2).normal([2, 8, 3, 5], 0.0, 1.0).unwrap();
     let source = "graph g {
        %x: f32[2, 8, 3, 5] = input
        %y: f32[2, 8, 3, 5] = dropout2d %x {p = 0.3}

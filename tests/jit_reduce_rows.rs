@@ -55,7 +55,7 @@ fn leading_axis_sums_and_means_equal_the_interpreter_bit_for_bit() {
         let g = text::parse(&source).expect("a valid graph");
         let mut generator = Generator::new(7);
         // Wide-ranging magnitudes make the summation order visible in the bits.
-        let mut x = generator.normal(dims.to_vec(), 0.0, 1.0);
+        let mut x = generator.normal(dims.to_vec(), 0.0, 1.0).unwrap();
         for v in x.as_f32_mut().expect("f32") {
             *v *= v.exp2() * 1e3;
         }

@@ -22,7 +22,7 @@ const SIZES: [usize; 8] = [1, 3, 4, 127, 128, 129, 300, 1029];
 
 /// Normal values with NaN, infinities and both zeros mixed in.
 fn input(n: usize, seed: u64) -> Tensor {
-    let mut x = Generator::new(seed).normal([n], 0.0, 1.0);
+    let mut x = Generator::new(seed).normal([n], 0.0, 1.0).unwrap();
     let data = x.as_f32_mut().expect("f32");
     let special = [f32::NAN, -0.0, 0.0, f32::INFINITY, f32::NEG_INFINITY, -1.5];
     for (i, v) in data.iter_mut().enumerate().filter(|(i, _)| i % 7 == 3) {

@@ -22,7 +22,7 @@ fn eager_calls_compile_once_per_op_shape_and_mode() {
     let wide = Var::new(Tensor::from_f32([3, 6], vec![1.0; 18]).unwrap());
     dropout.forward(&wide).unwrap();
     assert_eq!(count(), 3, "so is another shape");
-    let linear = nn::Linear::new(5, 2, &mut Generator::new(0));
+    let linear = nn::Linear::new(5, 2, &mut Generator::new(0)).unwrap();
     linear.forward(&x).unwrap();
     linear.forward(&x).unwrap();
     nn::relu(&x).unwrap();

@@ -169,7 +169,7 @@ fn tracing_errors_say_what_to_do() {
          traced model to get values"
     );
     let hidden = Hidden {
-        fc: nn::Linear::new(3, 2, &mut Generator::new(0)),
+        fc: nn::Linear::new(3, 2, &mut Generator::new(0)).unwrap(),
     };
     let err = nn::trace(&hidden, &ty).unwrap_err();
     assert_eq!(

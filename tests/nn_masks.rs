@@ -118,7 +118,7 @@ fn eval_mode_returns_the_input_and_an_all_true_mask_without_a_step() {
     assert_eq!(y.tensor().unwrap(), x.tensor().unwrap());
     assert_eq!(
         mask.tensor().unwrap(),
-        &Tensor::full_bool([2, 3, 1, 1], true)
+        &Tensor::full_bool([2, 3, 1, 1], true).unwrap()
     );
     // p = 0 in train mode keeps everything too; p = 1 drops everything.
     let (_, all) = nn::Dropout::new(0.0)
@@ -169,7 +169,7 @@ fn traced_masks_are_nodes_on_the_dropouts_stream_and_match_eager_ones() {
     let traced = nn::Traced::new(model);
     let mut g = Generator::new(8);
     let mask = traced.forward_with(&x, &mut g).unwrap();
-    assert_eq!(mask, Tensor::full_bool([4, 6, 1, 1], true));
+    assert_eq!(mask, Tensor::full_bool([4, 6, 1, 1], true).unwrap());
     assert_eq!(g.step(), 0);
 }
 

@@ -11,7 +11,7 @@ use dropjit::{Generator, Mode, Op, Tensor, TensorType};
 use nn_support::Twice;
 
 fn x_784(batch: usize) -> Tensor {
-    Generator::new(11).normal([batch, 784], 0.0, 1.0)
+    Generator::new(11).normal([batch, 784], 0.0, 1.0).unwrap()
 }
 
 #[test]
@@ -28,7 +28,7 @@ fn display_is_pytorch_style_and_nested() {
     );
     let mut g = Generator::new(0);
     let seq = nn::Sequential::new(vec![])
-        .with(nn::Linear::new(4, 8, &mut g))
+        .with(nn::Linear::new(4, 8, &mut g).unwrap())
         .with(nn::ReLU)
         .with(nn::Sequential::new(vec![]).with(nn::Dropout2d::new(0.2).unwrap()))
         .with(nn::SELU);
@@ -89,7 +89,7 @@ fn train_eval_recurse_and_parameters_are_named_by_path() {
 #[test]
 fn eager_dropout_draws_one_step_per_train_call_and_none_in_eval() {
     let mut dropout = nn::Dropout::new(0.5).unwrap();
-    let x = Var::new(Generator::new(1).normal([64, 64], 0.0, 1.0));
+    let x = Var::new(Generator::new(1).normal([64, 64], 0.0, 1.0).unwrap());
     let mut g = Generator::new(9);
     let a = dropout.forward_with(&x, &mut g).unwrap();
     let b = dropout.forward_with(&x, &mut g).unwrap();
@@ -116,7 +116,7 @@ fn default_generator_is_thread_local_and_seeded() {
     let dropout = nn::Dropout::new(0.5).unwrap();
     let run = || {
         dropjit::manual_seed(21);
-        let x = dropjit::randn([8, 32]);
+        let x = dropjit::randn([8, 32]).unwrap();
         let y = dropout.forward(&x).unwrap();
         (x.into_tensor().unwrap(), y.into_tensor().unwrap())
     };
@@ -142,7 +142,7 @@ fn default_generator_is_thread_local_and_seeded() {
 #[test]
 fn in_place_calls_are_visible_in_types_and_refuse_shared_values() {
     let dropout = nn::Dropout::with_inplace(0.5, true).unwrap();
-    let data = Generator::new(2).normal([16, 16], 0.0, 1.0);
+    let data = Generator::new(2).normal([16, 16], 0.0, 1.0).unwrap();
     let mut x = Var::new(data.clone());
     dropout
         .forward_mut_with(&mut x, &mut Generator::new(3))
@@ -283,7 +283,7 @@ fn a_module_called_twice_draws_two_masks() {
         .collect();
     assert_eq!(streams, [("d".to_string(), 0), ("d.call2".to_string(), 1)]);
     let all = graph.with_every_node_as_output();
-    let x = Generator::new(3).normal([64, 64], 0.0, 1.0);
+    let x = Generator::new(3).normal([64, 64], 0.0, 1.0).unwrap();
     let values = BTreeMap::from([("x".to_string(), x)]);
     let out =
         dropjit::interp::run_traced(&all, Mode::Train, &mut Generator::new(8), &values).unwrap();
@@ -308,7 +308,7 @@ fn eager_and_traced_agree_as_documented() {
         ),
     ];
     for (module, shape) in cases {
-        let x = Generator::new(6).normal(shape, 0.0, 1.0);
+        let x = Generator::new(6).normal(shape, 0.0, 1.0).unwrap();
         let mut g = Generator::new(12).with_step(5);
         let eager = nn::with_generator(&mut g, || module.forward(&Var::new(x.clone()))).unwrap();
         let traced = nn::Traced::new(nn::Sequential::new(vec![module]));

@@ -11,7 +11,7 @@ use dropjit::{Generator, Tensor};
 fn forward_compiles_once_per_input_type_and_mode_and_switching_back_reuses_it() {
     let mut generator = Generator::new(3);
     let net = nn::Sequential::new(vec![
-        Box::new(nn::Linear::new(6, 8, &mut generator)),
+        Box::new(nn::Linear::new(6, 8, &mut generator).unwrap()),
         Box::new(nn::Dropout::new(0.5).expect("p = 0.5 is valid")),
     ]);
     let mut model = Traced::new(net);

@@ -176,7 +176,10 @@ fn interpreter_updates_match_the_torch_optim_formulas() {
             Tensor::from_f32([n], case.init.clone()).unwrap(),
         )]);
         for s in opt.state_names() {
-            values.insert(format!("w.{s}"), Tensor::zeros(&TensorType::f32([n])));
+            values.insert(
+                format!("w.{s}"),
+                Tensor::zeros(&TensorType::f32([n])).unwrap(),
+            );
         }
         for (k, grad) in case.grads.iter().enumerate() {
             values.insert(

@@ -33,7 +33,7 @@ impl Changes {
 fn check(graph: &Graph, mode: Mode, seed: u64) -> Option<Vec<usize>> {
     let optimized = run_pipeline(graph, &PipelineOptions::new(mode))
         .unwrap_or_else(|e| panic!("{}: {e}", graph.name()));
-    let values = init::random_values(graph, seed);
+    let values = init::random_values(graph, seed).unwrap();
     let run = |g: &Graph| {
         let mut generator = Generator::new(seed ^ 0x5eed).with_step(seed as u32 % 5);
         interp::run(g, mode, &mut generator, &values)

@@ -92,7 +92,7 @@ fn bits(outputs: &[(String, Tensor)]) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn values_are_the_unsplit_interpreters_bit_for_bit() {
     let graph = text::parse(NET).expect("a valid graph");
-    let values = init::random_values(&graph, 7);
+    let values = init::random_values(&graph, 7).unwrap();
     for mode in [Mode::Train, Mode::Eval] {
         let expected = interp::run(&graph, mode, &mut Generator::new(4), &values).expect("runs");
         let expected = bits(&expected);

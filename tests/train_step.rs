@@ -15,17 +15,17 @@ use dropjit::{Compiler, Error, Gemm, Generator, Mode, Tensor, interp};
 fn mlp(inputs: usize, hidden: usize, classes: usize, p: f64, seed: u64) -> nn::Sequential {
     let mut g = Generator::new(seed);
     nn::Sequential::new(vec![
-        Box::new(nn::Linear::new(inputs, hidden, &mut g)),
+        Box::new(nn::Linear::new(inputs, hidden, &mut g).unwrap()),
         Box::new(nn::ReLU),
         Box::new(nn::Dropout::new(p).expect("valid p")),
-        Box::new(nn::Linear::new(hidden, classes, &mut g)),
+        Box::new(nn::Linear::new(hidden, classes, &mut g).unwrap()),
     ])
 }
 
 /// `n` points in `classes` well separated blobs in 4-D, with their classes.
 fn blobs(n: usize, classes: usize, seed: u64) -> (Tensor, Tensor) {
     let mut g = Generator::new(seed);
-    let noise = g.normal([n, 4], 0.0, 0.5);
+    let noise = g.normal([n, 4], 0.0, 0.5).unwrap();
     let labels: Vec<i32> = (0..n).map(|i| (i % classes) as i32).collect();
     let mut x = noise.as_f32().unwrap().to_vec();
     for (i, &c) in labels.iter().enumerate() {
@@ -64,7 +64,10 @@ fn jit_step_equals_the_interpreters_run_of_the_step_graph() {
             .unwrap();
         let (x, targets) = {
             let mut g = Generator::new(2);
-            (g.normal([8, 12], 0.0, 1.0), g.randint([8], 0, 4).unwrap())
+            (
+                g.normal([8, 12], 0.0, 1.0).unwrap(),
+                g.randint([8], 0, 4).unwrap(),
+            )
         };
         // Two steps, so the second starts from nonzero optimizer state.
         for step in 0..2u32 {
@@ -85,7 +88,7 @@ fn jit_step_equals_the_interpreters_run_of_the_step_graph() {
                 // Optimizer state is zeros before the first step (a parameter node of the graph).
                 let node = built.graph.lookup(&update.entry).unwrap();
                 let value = (model.parameter(&update.entry).cloned())
-                    .unwrap_or_else(|| Tensor::zeros(&built.graph[node].ty));
+                    .unwrap_or_else(|| Tensor::zeros(&built.graph[node].ty).unwrap());
                 values.insert(update.entry.clone(), value);
             }
             let mut g = Generator::new(9).with_step(step);
@@ -122,7 +125,7 @@ fn jit_step_equals_the_interpreters_run_of_the_step_graph() {
 fn backward_drops_exactly_the_units_the_forward_dropped() {
     let mut model = nn::Traced::new(mlp(6, 64, 3, 0.5, 3));
     let mut opt = Sgd::new(&model, 0.1).unwrap();
-    let x = Generator::new(4).normal([1, 6], 0.0, 1.0);
+    let x = Generator::new(4).normal([1, 6], 0.0, 1.0).unwrap();
     let targets = Tensor::from_i32([1], vec![2]).unwrap();
     let before: BTreeMap<String, Tensor> = (model.named_parameters().into_iter())
         .map(|(n, t)| (n.to_string(), t.clone()))
@@ -218,7 +221,7 @@ fn losses_fall_on_a_separable_problem() {
 #[test]
 fn mse_regression_converges() {
     let mut g = Generator::new(10);
-    let x = g.normal([32, 4], 0.0, 1.0);
+    let x = g.normal([32, 4], 0.0, 1.0).unwrap();
     let w = [0.5f32, -1.0, 2.0, 0.25];
     let y: Vec<f32> = (0..32)
         .map(|i| {
@@ -229,9 +232,9 @@ fn mse_regression_converges() {
         })
         .collect();
     let y = Tensor::from_f32([32, 1], y).unwrap();
-    let mut model = nn::Traced::new(nn::Sequential::new(vec![Box::new(nn::Linear::new(
-        4, 1, &mut g,
-    ))]));
+    let mut model = nn::Traced::new(nn::Sequential::new(vec![Box::new(
+        nn::Linear::new(4, 1, &mut g).unwrap(),
+    )]));
     let mut opt = Adam::new(&model, 0.05).unwrap();
     let first = model
         .train_step_with(&x, &y, Loss::Mse, &mut opt, &mut g)
@@ -276,7 +279,7 @@ fn targets_that_do_not_fit_are_typed_errors_and_change_nothing() {
     let mut model = nn::Traced::new(mlp(4, 8, 3, 0.5, 14));
     let mut opt = Sgd::new(&model, 0.1).unwrap().momentum(0.5).unwrap();
     let mut g = Generator::new(15);
-    let x = g.normal([4, 4], 0.0, 1.0);
+    let x = g.normal([4, 4], 0.0, 1.0).unwrap();
     let before = model.parameter("0.weight").unwrap().clone();
 
     let float_targets = Tensor::from_f32([4], vec![0.0; 4]).unwrap();
@@ -307,7 +310,7 @@ fn targets_that_do_not_fit_are_typed_errors_and_change_nothing() {
         ),
         "{err:?}"
     );
-    let wrong_input = g.normal([4, 5], 0.0, 1.0);
+    let wrong_input = g.normal([4, 5], 0.0, 1.0).unwrap();
     let ok_targets = Tensor::from_i32([4], vec![0, 1, 2, 0]).unwrap();
     let err = model.train_step_with(
         &wrong_input,

@@ -52,7 +52,7 @@ impl Sources {
     /// Every input's and parameter's value by name.
     fn values(&self, graph: &Graph) -> anyhow::Result<BTreeMap<String, Tensor>> {
         let Some(dir) = &self.load else {
-            return Ok(init::random_values(graph, self.input_seed));
+            return Ok(init::random_values(graph, self.input_seed)?);
         };
         let mut values = BTreeMap::new();
         for id in graph.inputs().into_iter().chain(graph.parameters()) {

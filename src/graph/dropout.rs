@@ -263,6 +263,14 @@ impl Dropout {
         Ok(Shape(dims))
     }
 
+    /// How many keep bits a dropout or dropout gradient applied to an input of shape `input`
+    /// reads: the mask's elements, or none for an empty input, whose mask nobody reads (so a
+    /// run draws and stores none, however large the mask shape).
+    pub fn read_mask_len(&self, input: &Shape) -> Result<usize, TypeError> {
+        let mask = self.mask_shape(input)?;
+        Ok(if input.numel() == 0 { 0 } else { mask.numel() })
+    }
+
     /// True if the mask is random: `0 < p < 1`. With `p = 0` every element is kept and with
     /// `p = 1` every one dropped, so nothing is drawn.
     pub fn is_random(&self) -> bool {

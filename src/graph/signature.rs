@@ -50,12 +50,12 @@ impl Graph {
 
 /// [`Error::DataLength`] unless a buffer of `len` elements holds a value of `shape`.
 pub(crate) fn check_length(shape: &Shape, len: usize) -> Result<()> {
-    if len == shape.numel() {
+    if shape.checked_numel() == Some(len) {
         Ok(())
     } else {
         Err(Error::DataLength {
             shape: shape.clone(),
-            expected: shape.numel(),
+            expected: shape.checked_numel(),
             got: len,
         })
     }

@@ -27,9 +27,10 @@ pub(crate) fn dropout<T: Element>(
         // dropout(x) -> x in eval mode.
         return x.clone();
     };
-    if d.p == 0.0 {
+    if d.p == 0.0 || x.data.is_empty() {
         // Keeps everything with scale 1, but `x * 1` would quiet a signalling NaN and the alpha
-        // map `x * 1 + 0` turns -0.0 into +0.0: return the input bits instead.
+        // map `x * 1 + 0` turns -0.0 into +0.0: return the input bits instead. An empty input
+        // reads no keep bit, so none is drawn (its mask shape may still be huge).
         return x.clone();
     }
     if d.p == 1.0 {
@@ -66,7 +67,7 @@ pub(crate) fn dropout_grad<T: Element>(
     let Some(source) = source else {
         return g.clone();
     };
-    if d.p == 0.0 {
+    if d.p == 0.0 || g.data.is_empty() {
         return g.clone();
     }
     if d.p == 1.0 {

@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::alloc;
 use crate::error::Result;
 use crate::graph::infer::reduced_axes;
 use crate::graph::verify::verify;
-use crate::graph::{Graph, Mode, Node, NodeId, Op, Shape};
+use crate::graph::{DType, Graph, Mode, Node, NodeId, Op, Shape};
 use crate::math::Element;
 use crate::rng::Generator;
 use crate::rng::mask::MaskSource;
@@ -73,6 +74,8 @@ pub(crate) fn evaluate<T: Element>(
                     .expect("invariant: operands are evaluated before their users")
             })
             .collect();
+        let needed = bytes_needed::<T>(graph, id);
+        alloc::probe(needed, || format!("the value of %{}", graph[id].name))?;
         let cx = NodeCx {
             node: &graph[id],
             operands: &operands,
@@ -99,6 +102,30 @@ fn live_nodes(graph: &Graph, slots: usize) -> Vec<bool> {
         }
     }
     live
+}
+
+/// The most bytes evaluating `id` allocates at once: its value (in `T` for floats) and, for a
+/// node that draws, its mask's uniforms and keep bits (`None` past `usize::MAX`). The kernels allocate through plain
+/// collections, so the evaluation loop asks the system for this much first
+/// ([`alloc::probe`]): memory it refuses is an error, not an abort.
+fn bytes_needed<T>(graph: &Graph, id: NodeId) -> Option<usize> {
+    let ty = &graph[id].ty;
+    let element = match ty.dtype {
+        DType::F32 => size_of::<T>(),
+        DType::I32 | DType::Bool => ty.dtype.size(),
+    };
+    let value = ty.shape.checked_numel()?.checked_mul(element)?;
+    let op = &graph[id].op;
+    let input = || &graph[graph.operands_of(id)[0]].ty.shape;
+    let drawn = if let Some(d) = op.drawn_dropout() {
+        d.read_mask_len(input()).unwrap_or(0)
+    } else if let Some(d) = op.as_dropout_mask() {
+        d.mask_shape(input()).map_or(0, |mask| mask.numel())
+    } else {
+        0
+    };
+    let mask = drawn.checked_mul(size_of::<u32>() + size_of::<bool>())?;
+    value.checked_add(mask)
 }
 
 /// What evaluating one node needs.

@@ -4,7 +4,8 @@
 //! The graph's types say `f32`; an `f64` interpretation reads every `f32` as `f64`, so a
 //! [`Value::Float`] matches an `f32` type whatever its float type is.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::graph::signature::check_length;
 use crate::graph::{DType, Shape, TensorType};
 use crate::math::Element;
 use crate::tensor::{Tensor, TensorData};
@@ -25,13 +26,7 @@ impl<T> Array<T> {
     /// An array from its parts; fails if `data` does not fill `shape`.
     pub fn new(shape: impl Into<Shape>, data: Vec<T>) -> Result<Array<T>> {
         let shape = shape.into();
-        if data.len() != shape.numel() {
-            return Err(Error::DataLength {
-                expected: shape.numel(),
-                shape,
-                got: data.len(),
-            });
-        }
+        check_length(&shape, data.len())?;
         Ok(Array { shape, data })
     }
 

@@ -63,11 +63,11 @@ pub(crate) fn draw_phase(cx: &mut LowerCx, graph: &Graph, id: NodeId) {
     );
     let keep = cx.scratch_addr(id);
     let input = &graph[graph.operands_of(id)[0]].ty.shape;
-    let mask = d
-        .mask_shape(input)
+    let len = d
+        .read_mask_len(input)
         .expect("invariant: the node's type was inferred, so its attributes fit its input");
     let draw = Draw::start(cx, d);
-    let (begin, end) = cx.unit_positions(1, mask.numel().div_ceil(GROUP_SIZE));
+    let (begin, end) = cx.unit_positions(1, len.div_ceil(GROUP_SIZE));
     cx.range_loop(begin, end, &mut |cx, g| draw.group(cx, g, GROUP_SIZE, keep));
 }
 

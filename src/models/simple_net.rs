@@ -36,9 +36,9 @@ impl SimpleNet {
         p: f64,
         generator: &mut Generator,
     ) -> Result<SimpleNet> {
-        let fc1 = nn::Linear::new(inputs, hidden[0], generator);
-        let fc2 = nn::Linear::new(hidden[0], hidden[1], generator);
-        let fc3 = nn::Linear::new(hidden[1], classes, generator);
+        let fc1 = nn::Linear::new(inputs, hidden[0], generator)?;
+        let fc2 = nn::Linear::new(hidden[0], hidden[1], generator)?;
+        let fc3 = nn::Linear::new(hidden[1], classes, generator)?;
         Ok(SimpleNet {
             fc1,
             dropout1: nn::Dropout::new(p)?,

@@ -64,9 +64,11 @@ pub(crate) fn with_default_generator<R>(f: impl FnOnce(&mut Generator) -> R) -> 
 }
 
 /// A standard normal `f32` tensor from the default generator (`torch.randn`), drawn by
-/// [`Generator::normal`].
-pub fn randn(shape: impl Into<Shape>) -> Var {
-    Var::new(with_default_generator(|g| g.normal(shape, 0.0, 1.0)))
+/// [`Generator::normal`]; fails if the memory cannot be had.
+pub fn randn(shape: impl Into<Shape>) -> Result<Var> {
+    Ok(Var::new(with_default_generator(|g| {
+        g.normal(shape, 0.0, 1.0)
+    })?))
 }
 
 /// The process-wide cache of eager one-node graphs.

@@ -23,13 +23,17 @@ pub struct Linear {
 
 impl Linear {
     /// A layer with weight and bias uniform in `±1/sqrt(in_features)` (PyTorch's default),
-    /// weight drawn first, each from a fresh host stream of `generator`.
-    pub fn new(in_features: usize, out_features: usize, generator: &mut Generator) -> Linear {
+    /// weight drawn first, each from a fresh host stream of `generator`; fails if the memory
+    /// for them cannot be had.
+    pub fn new(
+        in_features: usize,
+        out_features: usize,
+        generator: &mut Generator,
+    ) -> Result<Linear> {
         let bound = 1.0 / (in_features as f32).sqrt();
-        let weight = generator.uniform([out_features, in_features], -bound, bound);
-        let bias = generator.uniform([out_features], -bound, bound);
+        let weight = generator.uniform([out_features, in_features], -bound, bound)?;
+        let bias = generator.uniform([out_features], -bound, bound)?;
         Linear::from_parameters(weight, bias)
-            .expect("invariant: drawn parameters have matching shapes")
     }
 
     /// A layer with the given weight `[out, in]` and bias `[out]`; [`Error::Module`] if the

@@ -37,7 +37,7 @@ impl<V: Variant> DropoutLayer<V> {
     /// # fn main() -> dropjit::Result<()> {
     /// use dropjit::nn;
     /// let dropout = nn::Dropout2d::new(0.5)?;
-    /// let x = dropjit::randn([8, 3, 5, 5]);
+    /// let x = dropjit::randn([8, 3, 5, 5])?;
     /// let (y, mask) = dropout.dropout_with_mask(&x)?;
     /// assert_eq!(mask.shape(), dropjit::Shape::new([8, 3, 1, 1])); // one value per channel
     /// assert_eq!(y.shape(), x.shape());
@@ -82,7 +82,7 @@ impl DropoutCall<'_> {
             let ty = node.build(|b, x| b.check(&name, &Op::Dropout(attrs.clone()), &[x]))?;
             let shape = (attrs.mask_shape(&ty.shape))
                 .expect("invariant: the dropout was checked against this input");
-            let all_kept = Tensor::full_bool(shape, true);
+            let all_kept = Tensor::full_bool(shape, true)?;
             let mask = node.build(|b, _| b.constant(&format!("{name}.mask"), all_kept))?;
             Ok((Var::from_node(Rc::clone(node)), node.value(mask)))
         }

@@ -61,13 +61,13 @@
 //! use dropjit::{Generator, optim, train::Loss};
 //! let mut generator = Generator::new(0);
 //! let mut model = nn::Traced::new(nn::Sequential::new(vec![
-//!     Box::new(nn::Linear::new(8, 16, &mut generator)),
+//!     Box::new(nn::Linear::new(8, 16, &mut generator)?),
 //!     Box::new(nn::ReLU),
 //!     Box::new(nn::Dropout::new(0.5)?),
-//!     Box::new(nn::Linear::new(16, 2, &mut generator)),
+//!     Box::new(nn::Linear::new(16, 2, &mut generator)?),
 //! ]));
 //! let mut opt = optim::Sgd::new(&model, 0.1)?.momentum(0.9)?;
-//! let (x, targets) = (generator.normal([4, 8], 0.0, 1.0), generator.randint([4], 0, 2)?);
+//! let (x, targets) = (generator.normal([4, 8], 0.0, 1.0)?, generator.randint([4], 0, 2)?);
 //! model.train();
 //! let loss: f32 = model.train_step(&x, &targets, Loss::CrossEntropy, &mut opt)?;
 //! model.eval();
@@ -83,7 +83,7 @@
 //! # fn main() -> dropjit::Result<()> {
 //! use dropjit::nn::{self, Module};
 //! let mut dropout = nn::Dropout::new(0.5)?;
-//! let x = dropjit::randn([32, 256]); // Batch of 256-dim vectors
+//! let x = dropjit::randn([32, 256])?; // Batch of 256-dim vectors
 //! // During training
 //! dropout.train();
 //! let train_out = dropout.forward(&x)?; // ~50% elements zeroed
@@ -112,11 +112,11 @@
 //! impl SimpleNet {
 //!     fn new(generator: &mut Generator) -> dropjit::Result<SimpleNet> {
 //!         Ok(SimpleNet {
-//!             fc1: nn::Linear::new(784, 256, generator),
+//!             fc1: nn::Linear::new(784, 256, generator)?,
 //!             dropout1: nn::Dropout::new(0.5)?,
-//!             fc2: nn::Linear::new(256, 128, generator),
+//!             fc2: nn::Linear::new(256, 128, generator)?,
 //!             dropout2: nn::Dropout::new(0.5)?,
-//!             fc3: nn::Linear::new(128, 10, generator),
+//!             fc3: nn::Linear::new(128, 10, generator)?,
 //!         })
 //!     }
 //! }
@@ -142,7 +142,7 @@
 //! }
 //!
 //! let model = SimpleNet::new(&mut Generator::new(0))?;
-//! let x = dropjit::randn([32, 784]);
+//! let x = dropjit::randn([32, 784])?;
 //! let eager = model.forward(&x)?;                 // one compiled kernel per call
 //! let model = nn::Traced::new(model);             // one graph, every dropout in it
 //! let traced = model.forward(x.tensor()?)?;
@@ -161,7 +161,7 @@
 //! assert_eq!(heavy_dropout.to_string(), "Dropout(p=0.7, inplace=false)");
 //!
 //! let mut dropout = nn::Dropout::new(0.5)?;
-//! let x = dropjit::randn([1, 100]);
+//! let x = dropjit::randn([1, 100])?;
 //! // Each forward pass with different mask ~ different sub-network
 //! dropout.train();
 //! let out1 = dropout.forward(&x)?; // Different random mask

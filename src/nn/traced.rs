@@ -45,14 +45,14 @@ use crate::train::{CompiledStep, Loss, StepGraph, step_graph};
 /// use dropjit::{Generator, Tensor};
 /// let mut generator = Generator::new(0);
 /// let net = nn::Sequential::new(vec![
-///     Box::new(nn::Linear::new(4, 8, &mut generator)),
+///     Box::new(nn::Linear::new(4, 8, &mut generator)?),
 ///     Box::new(nn::ReLU),
 ///     Box::new(nn::Dropout::new(0.2)?),
-///     Box::new(nn::Linear::new(8, 3, &mut generator)),
+///     Box::new(nn::Linear::new(8, 3, &mut generator)?),
 /// ]);
 /// let mut model = nn::Traced::new(net);
 /// let mut opt = optim::Sgd::new(&model, 0.1)?.momentum(0.9)?;
-/// let x = generator.normal([16, 4], 0.0, 1.0);
+/// let x = generator.normal([16, 4], 0.0, 1.0)?;
 /// let targets = generator.randint([16], 0, 3)?;
 /// model.train();
 /// let first = model.train_step_with(&x, &targets, Loss::CrossEntropy, &mut opt, &mut generator)?;

@@ -234,7 +234,7 @@ pub fn init_state(optimizer: &dyn Optimizer, store: &mut ParameterStore) -> Resu
         for s in optimizer.state_names() {
             let name = state_name(param, s);
             if store.get(&name).is_none() {
-                store.insert(name, Tensor::zeros(&ty));
+                store.insert(name, Tensor::zeros(&ty)?);
             }
         }
     }

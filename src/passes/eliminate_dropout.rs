@@ -10,11 +10,13 @@
 //! streams, so masks do not change.
 
 use super::Stats;
+use crate::error::Result;
 use crate::graph::{Dropout, Graph, Mode, inplace};
 use crate::tensor::Tensor;
 
-/// Removes every dropout that is the identity in `mode` and makes its masks constants.
-pub fn eliminate_dropout(graph: &mut Graph, mode: Mode) -> Stats {
+/// Removes every dropout that is the identity in `mode` and makes its masks constants; fails
+/// only if the memory for such a constant cannot be had.
+pub fn eliminate_dropout(graph: &mut Graph, mode: Mode) -> Result<Stats> {
     let is_identity = |d: &Dropout| mode == Mode::Eval || d.p == 0.0;
     let order = graph.topo_order();
     // Dropout gradients too: the gradient of the identity is the identity.
@@ -27,7 +29,7 @@ pub fn eliminate_dropout(graph: &mut Graph, mode: Mode) -> Stats {
     for &id in &masks {
         // dropout_mask(x) -> constant true
         let shape = graph[id].ty.shape.clone();
-        graph.make_constant(id, Tensor::full_bool(shape, true));
+        graph.make_constant(id, Tensor::full_bool(shape, true)?);
     }
     for &id in &identities {
         // dropout(x) -> x;  dropout_grad(g) -> g
@@ -38,10 +40,10 @@ pub fn eliminate_dropout(graph: &mut Graph, mode: Mode) -> Stats {
     // An in-place dropout that read a removed one's fresh buffer may now read `x`, which
     // others read too: it writes a buffer of its own instead.
     let withdrawn = inplace::withdraw_conflicts(graph);
-    Stats {
+    Ok(Stats {
         removed: identities.len(),
         rewired: masks.len() + withdrawn,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -68,7 +70,7 @@ mod tests {
     #[test]
     fn eval_removes_every_dropout_and_rewires_outputs() {
         let mut g = chain(0.2);
-        assert_eq!(eliminate_dropout(&mut g, Mode::Eval).removed, 2);
+        assert_eq!(eliminate_dropout(&mut g, Mode::Eval).unwrap().removed, 2);
         verify(&g).unwrap();
         assert!(g.node_ids().all(|id| !g[id].op.is_dropout()));
         let r = g.lookup("r").unwrap();
@@ -86,21 +88,24 @@ mod tests {
         let b = g.add("b", half, &[a]).unwrap();
         g.add_output("y", b).unwrap();
         let mut train = g.clone();
-        assert_eq!(eliminate_dropout(&mut train, Mode::Train).removed, 1);
+        assert_eq!(
+            eliminate_dropout(&mut train, Mode::Train).unwrap().removed,
+            1
+        );
         assert_eq!(train.operands_of(train.lookup("b").unwrap()), vec![x]);
         verify(&train).unwrap();
-        assert_eq!(eliminate_dropout(&mut g, Mode::Eval).removed, 2);
+        assert_eq!(eliminate_dropout(&mut g, Mode::Eval).unwrap().removed, 2);
         assert_eq!(g.outputs()[0].node, x);
     }
 
     #[test]
     fn train_removes_only_p_zero() {
         let mut g = chain(0.0);
-        assert_eq!(eliminate_dropout(&mut g, Mode::Train).removed, 1);
+        assert_eq!(eliminate_dropout(&mut g, Mode::Train).unwrap().removed, 1);
         assert!(g.find("d1").is_some());
         assert!(g.find("d2").is_none());
         let mut g = chain(0.3);
-        assert_eq!(eliminate_dropout(&mut g, Mode::Train).removed, 0);
+        assert_eq!(eliminate_dropout(&mut g, Mode::Train).unwrap().removed, 0);
     }
 
     #[test]
@@ -120,7 +125,7 @@ mod tests {
         g.add_output("d2", d2).unwrap();
         g.add_output("s", s).unwrap();
         verify(&g).unwrap();
-        let stats = eliminate_dropout(&mut g, Mode::Train);
+        let stats = eliminate_dropout(&mut g, Mode::Train).unwrap();
         assert_eq!((stats.removed, stats.rewired), (1, 1));
         assert_eq!(g[d2].op.reads_in_place(), None);
         verify(&g).unwrap();

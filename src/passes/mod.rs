@@ -94,12 +94,12 @@ pub fn optimize(graph: &Graph, mode: Mode) -> Result<Graph> {
 pub fn run_pipeline(graph: &Graph, options: &PipelineOptions) -> Result<Optimized> {
     verify(graph)?;
     let mut pipeline = Pipeline::new(graph.clone(), options);
-    pipeline.run("eliminate_dropout", |g| eliminate_dropout(g, options.mode));
-    pipeline.run("simplify_layout", simplify_layout);
+    pipeline.run("eliminate_dropout", |g| eliminate_dropout(g, options.mode))?;
+    pipeline.run("simplify_layout", |g| Ok(simplify_layout(g)))?;
     // After the passes that disconnect nodes, so it sweeps up what they left.
-    pipeline.run("eliminate_dead_code", eliminate_dead_code);
+    pipeline.run("eliminate_dead_code", |g| Ok(eliminate_dead_code(g)))?;
     // After the sweep, so a dead user does not keep a linear whole.
-    pipeline.run("split_linear_bias", split_linear_bias);
+    pipeline.run("split_linear_bias", |g| Ok(split_linear_bias(g)))?;
     Ok(pipeline.finish())
 }
 
@@ -121,10 +121,14 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Runs one pass with the hooks the options ask for: the timer around the pass alone, then
-    /// the verifier, then the dump.
-    fn run(&mut self, name: &'static str, pass: impl FnOnce(&mut Graph) -> Stats) {
+    /// the verifier, then the dump. A pass fails only for want of memory (a constant it makes).
+    fn run(
+        &mut self,
+        name: &'static str,
+        pass: impl FnOnce(&mut Graph) -> Result<Stats>,
+    ) -> Result<()> {
         let start = Instant::now();
-        let stats = pass(&mut self.graph);
+        let stats = pass(&mut self.graph)?;
         let elapsed = self.options.record_times.then(|| start.elapsed());
         if self.options.verify_each {
             self.check(&format!("pass {name}"));
@@ -136,6 +140,7 @@ impl<'a> Pipeline<'a> {
             elapsed,
             dump,
         });
+        Ok(())
     }
 
     fn check(&self, what: &str) {
@@ -252,10 +257,12 @@ mod tests {
         g.add_output("y", y).unwrap();
         let options = PipelineOptions::new(Mode::Eval);
         let mut pipeline = Pipeline::new(g, &options);
-        pipeline.run("corrupt_softmax", |g| {
-            *g.op_mut(y).unwrap() = Op::Softmax { axis: 5 };
-            Stats::default()
-        });
+        pipeline
+            .run("corrupt_softmax", |g| {
+                *g.op_mut(y).unwrap() = Op::Softmax { axis: 5 };
+                Ok(Stats::default())
+            })
+            .unwrap();
     }
 
     #[test]
@@ -270,10 +277,12 @@ mod tests {
             ..PipelineOptions::new(Mode::Eval)
         };
         let mut pipeline = Pipeline::new(g, &options);
-        pipeline.run("corrupt_softmax", |g| {
-            *g.op_mut(y).unwrap() = Op::Softmax { axis: 5 };
-            Stats::default()
-        });
+        pipeline
+            .run("corrupt_softmax", |g| {
+                *g.op_mut(y).unwrap() = Op::Softmax { axis: 5 };
+                Ok(Stats::default())
+            })
+            .unwrap();
         pipeline.finish();
     }
 }

@@ -21,7 +21,7 @@ use super::alias::{self, Groups, ScheduleIndex};
 use super::arena::{self, Request};
 use super::schedule::Schedule;
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Leaf, NodeId, OpClass, Shape};
+use crate::graph::{Graph, Leaf, NodeId, OpClass};
 use crate::rng::mask::GROUP_SIZE;
 
 /// Where a slot's buffer lives.
@@ -281,16 +281,16 @@ fn keep_bytes(
         return None;
     }
     let input = &graph[graph.operands_of(id)[0]].ty.shape;
-    let mask = d
-        .mask_shape(input)
+    let len = d
+        .read_mask_len(input)
         .expect("invariant: the node's type was inferred");
-    Some(keep_byte_count(&mask))
+    Some(keep_byte_count(len))
 }
 
-/// Bytes of keep mask the scratch buffer of a dropout with this mask shape needs: whole
-/// groups, so a draw phase always writes in bounds.
-pub(crate) fn keep_byte_count(mask: &Shape) -> usize {
-    mask.numel().div_ceil(GROUP_SIZE) * GROUP_SIZE
+/// Bytes the scratch buffer of a dropout reading `len` keep bits needs: whole groups, so a
+/// draw phase always writes in bounds.
+fn keep_byte_count(len: usize) -> usize {
+    len.div_ceil(GROUP_SIZE) * GROUP_SIZE
 }
 
 /// Gives every arena slot its offset; returns the arena size, or `None` if no allocation

@@ -174,10 +174,10 @@ fn chunk_for(cost: usize) -> usize {
 fn drawn_groups(graph: &Graph, id: NodeId) -> Option<usize> {
     let d = graph[id].op.drawn_dropout().filter(|d| d.is_random())?;
     let input = &graph[graph.operands_of(id)[0]].ty.shape;
-    let mask = d
-        .mask_shape(input)
+    let len = d
+        .read_mask_len(input)
         .expect("invariant: the node's type was inferred, so its attributes fit its input");
-    Some(mask.numel().div_ceil(GROUP_SIZE))
+    Some(len.div_ceil(GROUP_SIZE))
 }
 
 /// The work of a kernel's compute phase.

@@ -2,10 +2,11 @@
 //! of host streams handed out for filling tensors.
 
 use super::host::{PhiloxStream, int_range};
+use crate::alloc;
 use crate::error::{Error, Result};
 use crate::graph::dropout::FIRST_HOST_STREAM;
-use crate::tensor::Tensor;
-use crate::types::Shape;
+use crate::tensor::{Tensor, elements};
+use crate::types::{DType, Shape};
 
 /// A seed and a step counter, passed explicitly to every execution. Train-mode executions
 /// draw their masks at the current step and advance it by one; eval-mode ones do not.
@@ -84,22 +85,24 @@ impl Generator {
 
     /// An `f32` tensor uniform in `[low, high)` ([`PhiloxStream::uniform_range`] per element,
     /// row-major), from a fresh host stream: its values do not depend on earlier draws' sizes.
-    pub fn uniform(&mut self, shape: impl Into<Shape>, low: f32, high: f32) -> Tensor {
+    /// Fails, claiming no stream, if the memory cannot be had.
+    pub fn uniform(&mut self, shape: impl Into<Shape>, low: f32, high: f32) -> Result<Tensor> {
         let shape = shape.into();
+        let mut data = host_buffer(&shape, DType::F32)?;
         let mut stream = self.claim_host_stream();
-        let data = (0..shape.numel())
-            .map(|_| stream.uniform_range(low, high))
-            .collect();
-        Tensor::from_f32(shape, data).expect("invariant: one value per element")
+        data.extend((0..shape.numel()).map(|_| stream.uniform_range(low, high)));
+        Tensor::from_f32(shape, data)
     }
 
     /// An `f32` tensor of `mean + std * z`, `z` standard normal ([`PhiloxStream::fill_normal`]),
     /// from a fresh host stream.
-    pub fn normal(&mut self, shape: impl Into<Shape>, mean: f32, std: f32) -> Tensor {
+    /// Fails, claiming no stream, if the memory cannot be had.
+    pub fn normal(&mut self, shape: impl Into<Shape>, mean: f32, std: f32) -> Result<Tensor> {
         let shape = shape.into();
-        let mut data = vec![0.0; shape.numel()];
+        let mut data = host_buffer(&shape, DType::F32)?;
+        data.resize(shape.numel(), 0.0);
         self.claim_host_stream().fill_normal(&mut data, mean, std);
-        Tensor::from_f32(shape, data).expect("invariant: one value per element")
+        Tensor::from_f32(shape, data)
     }
 
     /// An `i32` tensor uniform in `low..high` ([`PhiloxStream::randint`] per element), from a
@@ -107,12 +110,17 @@ impl Generator {
     pub fn randint(&mut self, shape: impl Into<Shape>, low: i32, high: i32) -> Result<Tensor> {
         let shape = shape.into();
         let n = int_range(low, high)?;
+        let mut data = host_buffer(&shape, DType::I32)?;
         let mut stream = self.claim_host_stream();
-        let data = (0..shape.numel())
-            .map(|_| low.wrapping_add_unsigned(stream.below(n)))
-            .collect();
+        data.extend((0..shape.numel()).map(|_| low.wrapping_add_unsigned(stream.below(n))));
         Tensor::from_i32(shape, data)
     }
+}
+
+/// Room for the elements of a host tensor of `shape`, or [`Error::OutOfMemory`].
+fn host_buffer<T>(shape: &Shape, dtype: DType) -> Result<Vec<T>> {
+    let n = elements(shape, dtype)?;
+    alloc::with_capacity(n, || format!("a tensor of type {dtype}{shape}"))
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ impl CompiledGraph {
     ) -> Result<Vec<(String, Tensor)>> {
         bind::check_values(&self.source, inputs, params)?;
         self.refuse_input_writes()?;
-        let mut outputs = self.fresh_outputs();
+        let mut outputs = self.fresh_outputs()?;
         let addresses = |name: &str| read_only(&inputs[name]);
         self.execute(generator, &addresses, params, &mut outputs)?;
         self.copy_outputs(inputs, params, &mut outputs);
@@ -61,7 +61,7 @@ impl CompiledGraph {
         params: &ParameterStore,
     ) -> Result<Vec<(String, Tensor)>> {
         bind::check_values(&self.source, inputs, params)?;
-        let mut outputs = self.fresh_outputs();
+        let mut outputs = self.fresh_outputs()?;
         let written = self.overwritten_inputs();
         let addresses: BTreeMap<&str, *mut u8> = (inputs.iter_mut())
             .map(|(name, value)| {
@@ -125,13 +125,13 @@ impl CompiledGraph {
         }
     }
 
-    fn fresh_outputs(&self) -> Vec<(String, Tensor)> {
+    fn fresh_outputs(&self) -> Result<Vec<(String, Tensor)>> {
         (self.program.graph.outputs().iter())
             .map(|o| {
-                (
+                Ok((
                     o.name.clone(),
-                    Tensor::zeros(&self.program.graph[o.node].ty),
-                )
+                    Tensor::zeros(&self.program.graph[o.node].ty)?,
+                ))
             })
             .collect()
     }
@@ -144,11 +144,12 @@ impl CompiledGraph {
         params: &ParameterStore,
         outputs: &mut [(String, Tensor)],
     ) -> Result<()> {
+        // Memory first: a run refused for want of it claims no step.
+        let mut lent = self.workspace.lend()?;
         let step = match self.mode {
             Mode::Train => generator.next_step()?,
             Mode::Eval => 0,
         };
-        let mut lent = self.workspace.lend();
         let workspace = lent.get();
         self.fill_table(workspace, inputs, params, outputs);
         let (table, seed) = (&workspace.table, generator.seed());

@@ -37,8 +37,8 @@ impl CompiledStep {
     pub fn new(compiled: Arc<CompiledGraph>, updated: Vec<Updated>) -> Result<CompiledStep> {
         let graph = compiled.graph();
         let outputs: Vec<(String, Tensor)> = (graph.outputs().iter())
-            .map(|o| (o.name.clone(), Tensor::zeros(&graph[o.node].ty)))
-            .collect();
+            .map(|o| Ok((o.name.clone(), Tensor::zeros(&graph[o.node].ty)?)))
+            .collect::<Result<_>>()?;
         let first_update = outputs.len().saturating_sub(updated.len());
         for (k, update) in updated.iter().enumerate() {
             let index = first_update + k;

@@ -96,7 +96,7 @@ pub fn check_finite_differences(
     samples: usize,
     tolerance: f64,
 ) -> Result<(), String> {
-    let values = init::random_values(graph, seed);
+    let values = init::random_values(graph, seed).unwrap();
     let (grad_graph, names) = with_gradients(graph, wrt);
     let base = f64_values(&values);
     let outputs = interp::run_f64(&grad_graph, Mode::Train, &mut Generator::new(seed), &base)
@@ -133,7 +133,7 @@ pub fn check_finite_differences(
 /// Runs `graph` on the interpreter and compiled (train mode, the same seed and step), and
 /// compares every output with `agreement`.
 pub fn check_jit(graph: &Graph, seed: u64, gemm: Gemm, agreement: Agreement) -> Result<(), String> {
-    let values = init::random_values(graph, seed);
+    let values = init::random_values(graph, seed).unwrap();
     let expected = interp::run(graph, Mode::Train, &mut Generator::new(seed), &values)
         .map_err(|e| format!("interpreter: {e}"))?;
     let compiled = Compiler::new()

@@ -130,7 +130,7 @@ fn check_runs(graph: &Graph, mode: Mode, setup: Setup, seed: u64) -> Result<(), 
             assert_guarded(&format!("constant {}", node.name), value);
         }
     }
-    let values = init::random_values(&graph, seed);
+    let values = init::random_values(&graph, seed).unwrap();
     let mut interp_rng = Generator::new(seed).with_step(5);
     let expected = interp::run(&graph, mode, &mut interp_rng, &values);
     let (mut inputs, params) = ParameterStore::split(&graph, values.clone());
