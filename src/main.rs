@@ -20,6 +20,7 @@
 
 mod cli;
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -160,18 +161,39 @@ impl From<ModeArg> for Mode {
     }
 }
 
+/// The exit status of a process ended by SIGPIPE as shells report it (128 + 13), which
+/// dropjit returns when its reader goes away: what `yes | head -1` reports for `yes`.
+const BROKEN_PIPE_STATUS: u8 = 141;
+
 fn main() -> ExitCode {
     let command = Cli::parse()
         .command
         .unwrap_or_else(|| Command::Train(TrainArgs::default()));
-    let result = match command {
+    let mut out = io::stdout().lock();
+    let result = execute(command, &mut out).and_then(|()| Ok(out.flush()?));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // Like a Unix tool under the default SIGPIPE: the reader has what it wanted, so no
+        // message (stderr may be the same closed pipe).
+        Err(error) if cli::is_broken_pipe(&error) => ExitCode::from(BROKEN_PIPE_STATUS),
+        Err(error) => {
+            // Nothing more can be done if stderr is gone too; the status still says it failed.
+            let _ = writeln!(io::stderr(), "{}", cli::error_message(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `command`, printing its results to `out`.
+fn execute(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
+    match command {
         Command::Train(args) => {
             let mut bar = Bar::new(args.seeds > 1);
-            let result = cli::train::train(&args, &mut |seed, event| bar.update(seed, event));
+            let result = cli::train::train(&args, &mut |seed, event| bar.update(seed, event), out);
             bar.finish();
             result
         }
-        Command::Check { file } => cli::check(&file),
+        Command::Check { file } => cli::check(&file, out),
         Command::Dump {
             file,
             mode,
@@ -188,7 +210,7 @@ fn main() -> ExitCode {
                 time_passes,
                 grad,
             };
-            cli::dump::dump(&file, mode.into(), &options)
+            cli::dump::dump(&file, mode.into(), &options, out)
         }
         Command::Run {
             file,
@@ -211,7 +233,7 @@ fn main() -> ExitCode {
                 save,
                 save_all,
             };
-            cli::run::run(&options, generator, &values.sources())
+            cli::run::run(&options, generator, &values.sources(), out)
         }
         Command::Bench {
             file,
@@ -226,14 +248,7 @@ fn main() -> ExitCode {
                 threads,
                 iters,
             };
-            cli::run::bench(&options, values.seed, &values.sources())
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("{error:#}");
-            ExitCode::FAILURE
+            cli::run::bench(&options, values.seed, &values.sources(), out)
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod run;
 pub mod train;
 
 use std::fs;
+use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::Context;
@@ -30,15 +31,16 @@ pub fn load_graph(file: &Path) -> anyhow::Result<Graph> {
 }
 
 /// `dropjit check`: parse and verify.
-pub fn check(file: &Path) -> anyhow::Result<()> {
+pub fn check(file: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     let graph = load_graph(file)?;
-    println!(
+    writeln!(
+        out,
         "{}: graph {} is well formed ({} nodes, {} outputs)",
         file.display(),
         graph.name(),
         graph.len(),
         graph.outputs().len()
-    );
+    )?;
     Ok(())
 }
 
@@ -48,4 +50,32 @@ pub fn mode_name(mode: Mode) -> &'static str {
         Mode::Train => "train",
         Mode::Eval => "eval",
     }
+}
+
+/// The message of `error` and its causes, joined by `: `, each once: a cause whose message
+/// ends the text so far is left out. (`dropjit::Error::Io` prints its OS error and also has it
+/// as its source, so `{:#}` would print `x.npy: No such file or directory (os error 2): No
+/// such file or directory (os error 2)`.)
+pub fn error_message(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.ends_with(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
+/// Whether `error` comes from writing to a pipe whose reader has gone (`dropjit run F | head
+/// -1`). Rust ignores SIGPIPE, so the write fails with `BrokenPipe` instead of ending the
+/// process; `main` then ends quietly as the default SIGPIPE would have, whichever write it was.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    (error.chain())
+        .filter_map(|cause| cause.downcast_ref::<io::Error>())
+        .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }

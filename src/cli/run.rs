@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -75,12 +76,13 @@ pub struct RunOptions {
     pub save_all: bool,
 }
 
-/// Runs the graph once and prints a line per output: name, type, mean, share of exact zeros and
-/// the FNV-1a 64 of its bytes. Both engines print identical lines.
+/// Runs the graph once and prints to `out` a line per output: name, type, mean, share of exact
+/// zeros and the FNV-1a 64 of its bytes. Both engines print identical lines.
 pub fn run(
     options: &RunOptions,
     mut generator: Generator,
     sources: &Sources,
+    out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let graph = load_graph(&options.file)?;
     let values = sources.values(&graph)?;
@@ -104,24 +106,27 @@ pub fn run(
             compiled.run_mut(&mut generator, &mut inputs, &params)?
         }
     };
-    println!(
+    writeln!(
+        out,
         "# graph {}: mode {}, seed {}, step {step}, rng contract v{}",
         graph.name(),
         mode_name(options.mode),
         generator.seed(),
         rng::CONTRACT_VERSION
-    );
+    )?;
     for (name, tensor) in &outputs[..graph.outputs().len()] {
-        println!(
+        writeln!(
+            out,
             "{name} {} mean={:.6} zeros={:.4} fnv1a64={:016x}",
             tensor.ty(),
             tensor.mean(),
             tensor.zero_share(),
             tensor.fnv1a64()
-        );
+        )?;
     }
     if let Some(dir) = &options.save {
         save(dir, &values, &outputs)?;
+        writeln!(out, "# saved to {}", dir.display())?;
     }
     Ok(())
 }
@@ -140,7 +145,6 @@ fn save(
         }
         npy::write(&dir.join(format!("{name}.npy")), tensor)?;
     }
-    println!("# saved to {}", dir.display());
     Ok(())
 }
 
@@ -152,9 +156,14 @@ pub struct BenchOptions {
     pub iters: usize,
 }
 
-/// Compiles once, runs `iters` times into preallocated outputs, and prints the compile time,
-/// the median time per call and the elements per second of the largest output.
-pub fn bench(options: &BenchOptions, seed: u64, sources: &Sources) -> anyhow::Result<()> {
+/// Compiles once, runs `iters` times into preallocated outputs, and prints to `out` the compile
+/// time, the median time per call and the elements per second of the largest output.
+pub fn bench(
+    options: &BenchOptions,
+    seed: u64,
+    sources: &Sources,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let (file, mode, threads, iters) =
         (&options.file, options.mode, options.threads, options.iters);
     if iters == 0 {
@@ -176,18 +185,24 @@ pub fn bench(options: &BenchOptions, seed: u64, sources: &Sources) -> anyhow::Re
     times.sort();
     let median = times[times.len() / 2];
     let largest = outputs.iter().map(|(_, t)| t.numel()).max().unwrap_or(0);
-    println!(
+    writeln!(
+        out,
         "graph {} ({} mode), {iters} calls on {threads} thread{}",
         graph.name(),
         mode_name(mode),
         if threads == 1 { "" } else { "s" }
-    );
-    println!("compile      {:>12.3} ms", compile_time.as_secs_f64() * 1e3);
-    println!("median call  {:>12.3} us", median.as_secs_f64() * 1e6);
-    println!(
+    )?;
+    writeln!(
+        out,
+        "compile      {:>12.3} ms",
+        compile_time.as_secs_f64() * 1e3
+    )?;
+    writeln!(out, "median call  {:>12.3} us", median.as_secs_f64() * 1e6)?;
+    writeln!(
+        out,
         "throughput   {:>12.3} G elements/s (largest output, {largest} elements)",
         largest as f64 / median.as_secs_f64() / 1e9
-    );
+    )?;
     Ok(())
 }
 

@@ -2,7 +2,8 @@
 //! the results as tables and an SVG plot.
 
 use std::fs;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::ValueEnum;
@@ -138,9 +139,13 @@ impl TrainArgs {
 }
 
 /// Runs the experiment for every seed asked for, reporting progress to `progress`, then prints
-/// the per-epoch table, the summary and the plot's path (and with several seeds, the table
-/// over them).
-pub fn train(args: &TrainArgs, progress: &mut dyn FnMut(u64, Progress)) -> anyhow::Result<()> {
+/// to `out` the per-epoch table, the summary and the plot's path (and with several seeds, the
+/// table over them).
+pub fn train(
+    args: &TrainArgs,
+    progress: &mut dyn FnMut(u64, Progress),
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let mut reports = Vec::new();
     for seed in args.seed..args.seed + args.seeds {
         let config = args.config(seed);
@@ -154,11 +159,11 @@ pub fn train(args: &TrainArgs, progress: &mut dyn FnMut(u64, Progress)) -> anyho
             "learning_curves.svg".to_string()
         };
         let plot = write_plot(&report, &name)?;
-        print_report(&report, &plot);
+        print_report(out, &report, &plot)?;
         reports.push(report);
     }
     if reports.len() > 1 {
-        println!("\n{}", experiment::seed_table(&reports));
+        writeln!(out, "\n{}", experiment::seed_table(&reports))?;
     }
     Ok(())
 }
@@ -171,9 +176,10 @@ fn write_plot(report: &Report, name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn print_report(report: &Report, plot: &std::path::Path) {
+fn print_report(out: &mut dyn Write, report: &Report, plot: &Path) -> std::io::Result<()> {
     let config = &report.config;
-    println!(
+    writeln!(
+        out,
         "SimpleNet 64-{}-{}-10 on {} training digits ({} held out), {} lr {}, batch {}, seed {}",
         config.hidden[0],
         config.hidden[1],
@@ -183,11 +189,12 @@ fn print_report(report: &Report, plot: &std::path::Path) {
         config.lr(),
         config.batch_size,
         config.seed
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "\nper epoch (eval mode, whole splits):\n{}",
         report.epoch_table()
-    );
-    println!("after the last epoch:\n{}", report.table());
-    println!("plot: {}", plot.display());
+    )?;
+    writeln!(out, "after the last epoch:\n{}", report.table())?;
+    writeln!(out, "plot: {}", plot.display())
 }
