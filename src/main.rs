@@ -90,8 +90,8 @@ enum Command {
         /// How the JIT computes matrix products; `reference` matches the interpreter bit for bit.
         #[arg(long, value_enum, default_value_t = GemmArg::Blocked)]
         gemm: GemmArg,
-        /// JIT threads; results are bit-identical for any count.
-        #[arg(long, default_value_t = 1)]
+        /// JIT threads, at most 256; results are bit-identical for any count.
+        #[arg(long, default_value_t = 1, value_parser = cli::thread_count())]
         threads: usize,
         #[command(flatten)]
         values: ValueArgs,
@@ -112,11 +112,16 @@ enum Command {
         /// Train draws dropout masks; eval is the identity for every dropout.
         #[arg(long, value_enum, default_value_t = ModeArg::Train)]
         mode: ModeArg,
-        /// JIT threads; results are bit-identical for any count.
-        #[arg(long, default_value_t = 1)]
+        /// JIT threads, at most 256; results are bit-identical for any count.
+        #[arg(long, default_value_t = 1, value_parser = cli::thread_count())]
         threads: usize,
-        /// How many timed calls.
-        #[arg(long, default_value_t = 100)]
+        /// How many timed calls, at most a million.
+        #[arg(
+            long,
+            default_value_t = 100,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+                .range(1..=cli::run::MAX_ITERS)
+        )]
         iters: usize,
         #[command(flatten)]
         values: ValueArgs,

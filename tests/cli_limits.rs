@@ -4,8 +4,10 @@
 //! exit), and a failing command leaves every file as it was.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+const U64_MAX: &str = "18446744073709551615";
 
 fn dropjit(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dropjit"))
@@ -24,12 +26,145 @@ fn failure(output: &Output, status: i32) -> String {
     stderr
 }
 
+fn success(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "dropjit failed: {stderr}");
+    String::from_utf8(output.stdout.clone()).expect("utf-8")
+}
+
 /// A fresh directory under the system temp dir, unique to this test.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("dropjit-limits-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// `dropjit train` on the smallest configuration: 20 samples, widths 4 and 4, one batch per
+/// epoch, plus `extra`.
+fn train(out: &Path, extra: &[&str]) -> Output {
+    let out = out.to_str().expect("utf-8 path");
+    let mut args = vec![
+        "train",
+        "--out",
+        out,
+        "--train-size",
+        "20",
+        "--batch-size",
+        "20",
+    ];
+    for (flag, default) in [("--epochs", "1"), ("--hidden", "4,4")] {
+        if !extra.contains(&flag) {
+            args.extend([flag, default]);
+        }
+    }
+    args.extend(extra);
+    dropjit(&args)
+}
+
+#[test]
+fn epochs_past_the_limit_are_errors_even_after_a_resume() {
+    let dir = scratch("epochs");
+    let ckpt = dir.join("ckpt");
+    let ckpt = ckpt.to_str().unwrap();
+    success(&train(&dir, &["--p", "0", "--save", ckpt]));
+    // Was: a panic on arithmetic overflow (or, wrapped, no epoch at all and a panic later).
+    let stderr = failure(
+        &train(&dir, &["--p", "0", "--resume", ckpt, "--epochs", U64_MAX]),
+        1,
+    );
+    assert_eq!(
+        stderr.trim_end(),
+        format!("invalid epochs (at most 4294967295): {U64_MAX}")
+    );
+    // Within the bound alone, but not with the epoch the checkpoint has done.
+    let stderr = failure(
+        &train(
+            &dir,
+            &["--p", "0", "--resume", ckpt, "--epochs", "4294967295"],
+        ),
+        1,
+    );
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "invalid epochs (at most 4294967295 in all): 4294967295 more after the 1 of {}",
+            Path::new(ckpt).join("p0.safetensors").display()
+        )
+    );
+}
+
+#[test]
+fn a_seed_range_that_would_wrap_is_an_error_and_the_last_seed_works() {
+    let dir = scratch("seeds");
+    // Was: exit 0 with nothing printed (the range SEED..SEED+N wrapped to empty).
+    let stderr = failure(&train(&dir, &["--seed", U64_MAX, "--seeds", "2"]), 1);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "invalid seeds (the last, SEED + N - 1, at most {U64_MAX}): --seed {U64_MAX} --seeds 2"
+        )
+    );
+    let stderr = failure(&train(&dir, &["--seeds", "0"]), 1);
+    assert_eq!(
+        stderr.trim_end(),
+        "invalid seed count --seeds (at least 1): 0"
+    );
+    let stdout = success(&train(&dir, &["--p", "0", "--seed", U64_MAX]));
+    assert!(stdout.contains(&format!("seed {U64_MAX}\n")), "{stdout}");
+}
+
+#[test]
+fn hidden_widths_are_bounded() {
+    let dir = scratch("hidden");
+    // Was: a capacity-overflow panic.
+    let stderr = failure(&train(&dir, &["--hidden", "4611686018427387904,1"]), 1);
+    assert_eq!(
+        stderr.trim_end(),
+        "invalid hidden sizes (at most 65536): [4611686018427387904, 1]"
+    );
+    // Each width within the bound, but 4.3 billion parameters (16 GiB of f32) in all.
+    let stderr = failure(&train(&dir, &["--hidden", "65536,65536"]), 1);
+    assert_eq!(
+        stderr.trim_end(),
+        "invalid hidden sizes (at most 268435456 parameters): [65536, 65536] make 4299948042"
+    );
+}
+
+#[test]
+fn thread_counts_are_bounded_in_every_subcommand() {
+    // Was: 10,000 threads started per compilation (20-40 s for a tiny graph).
+    let dir = scratch("threads");
+    let dir = dir.to_str().unwrap();
+    let commands: [&[&str]; 3] = [
+        &["train", "--out", dir],
+        &["run", "ir/dropout.ir"],
+        &["bench", "ir/dropout.ir"],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.extend(["--threads", "10000"]);
+        let stderr = failure(&dropjit(&args), 2);
+        assert!(
+            stderr.contains(
+                "invalid value '10000' for '--threads <THREADS>': 10000 is not in 1..=256"
+            ),
+            "{command:?}: {stderr}"
+        );
+    }
+    success(&dropjit(&["run", "ir/dropout.ir", "--threads", "256"]));
+}
+
+#[test]
+fn bench_iterations_are_bounded() {
+    // Was: a timing kept per call until memory ran out.
+    let stderr = failure(&dropjit(&["bench", "ir/dropout.ir", "--iters", U64_MAX]), 2);
+    assert!(
+        stderr.contains(&format!("{U64_MAX} is not in 1..=1000000")),
+        "{stderr}"
+    );
+    let stderr = failure(&dropjit(&["bench", "ir/dropout.ir", "--iters", "0"]), 2);
+    assert!(stderr.contains("0 is not in 1..=1000000"), "{stderr}");
 }
 
 #[test]

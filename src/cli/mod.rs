@@ -14,7 +14,21 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::Context;
+use clap::builder::RangedU64ValueParser;
 use dropjit::{Graph, Mode, text};
+
+/// The most threads `--threads` accepts (train, run, bench). Results are the same bits for any
+/// count, so more threads than cores only add overhead, and every compilation builds its own
+/// pool: `--threads 10000` spent most of its time starting threads. A fixed bound (rather than
+/// a multiple of this machine's cores) keeps a command line valid on every machine; 256 is
+/// above the cores of the machines dropjit is meant for.
+pub const MAX_THREADS: u64 = 256;
+
+/// The parser of `--threads`: 1 to [`MAX_THREADS`], an error naming the value and the range
+/// otherwise.
+pub fn thread_count() -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(1..=MAX_THREADS)
+}
 
 /// Reads and parses `file`; errors come back as `FILE:line:col: message` lines.
 pub fn load_graph(file: &Path) -> anyhow::Result<Graph> {

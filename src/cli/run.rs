@@ -156,6 +156,11 @@ pub struct BenchOptions {
     pub iters: usize,
 }
 
+/// The most timed calls `--iters` accepts: every call's time is kept for the median (16 bytes
+/// each, 16 MB at the bound), and a median of a million calls is already far steadier than
+/// the timer.
+pub const MAX_ITERS: u64 = 1_000_000;
+
 /// Compiles once, runs `iters` times into preallocated outputs, and prints to `out` the compile
 /// time, the median time per call and the elements per second of the largest output.
 pub fn bench(
@@ -166,8 +171,8 @@ pub fn bench(
 ) -> anyhow::Result<()> {
     let (file, mode, threads, iters) =
         (&options.file, options.mode, options.threads, options.iters);
-    if iters == 0 {
-        bail!("--iters has to be at least 1");
+    if iters == 0 || iters as u64 > MAX_ITERS {
+        bail!("--iters {iters} is not in 1..={MAX_ITERS}");
     }
     let graph = load_graph(file)?;
     let (inputs, params) = ParameterStore::split(&graph, sources.values(&graph)?);

@@ -3,12 +3,13 @@
 
 use std::fs;
 use std::io::Write;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::ValueEnum;
 
-use super::experiment::{self, Config, OptimizerKind, Progress, Report};
+use super::experiment::{self, Config, ConfigError, OptimizerKind, Progress, Report};
 
 /// The flags of `dropjit train`; every default is [`Config::default`]'s.
 #[derive(clap::Args, Clone, Debug)]
@@ -40,8 +41,8 @@ pub struct TrainArgs {
     /// Run the experiment for seeds SEED, SEED+1, ... (N of them) and add a table over them.
     #[arg(long, default_value_t = 1, value_name = "N", conflicts_with_all = ["save", "resume"])]
     pub seeds: u64,
-    /// JIT threads (results are bit-identical for any count).
-    #[arg(long, default_value_t = Config::default().threads)]
+    /// JIT threads, at most 256 (results are bit-identical for any count).
+    #[arg(long, default_value_t = Config::default().threads, value_parser = super::thread_count())]
     pub threads: usize,
     /// Where the plot goes.
     #[arg(long, value_name = "DIR", default_value_os_t = Config::default().out_dir)]
@@ -116,6 +117,24 @@ pub enum OptimizerArg {
 }
 
 impl TrainArgs {
+    /// The seeds to run, `seed..=seed + seeds - 1`: an error if the last would pass
+    /// `u64::MAX` (the range would wrap), or for no seeds at all.
+    fn seed_range(&self) -> Result<RangeInclusive<u64>, ConfigError> {
+        let Some(more) = self.seeds.checked_sub(1) else {
+            return Err(ConfigError {
+                what: "seed count --seeds (at least 1)",
+                value: "0".to_string(),
+            });
+        };
+        match self.seed.checked_add(more) {
+            Some(last) => Ok(self.seed..=last),
+            None => Err(ConfigError {
+                what: "seeds (the last, SEED + N - 1, at most 18446744073709551615)",
+                value: format!("--seed {} --seeds {}", self.seed, self.seeds),
+            }),
+        }
+    }
+
     /// The experiment for `seed`.
     fn config(&self, seed: u64) -> Config {
         Config {
@@ -147,7 +166,7 @@ pub fn train(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let mut reports = Vec::new();
-    for seed in args.seed..args.seed + args.seeds {
+    for seed in args.seed_range()? {
         let config = args.config(seed);
         if let Some(dir) = &config.save {
             fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

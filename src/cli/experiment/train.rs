@@ -87,6 +87,18 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(Progress)) -> anyhow::Resul
     })
 }
 
+/// The most epochs a run may reach, counting those of the checkpoint it resumes: each
+/// epoch's shuffle is the stream of its number, a `u32` (`data::epoch_stream`).
+const MAX_EPOCHS: usize = u32::MAX as usize;
+
+/// The widest hidden layer [`Config::hidden`] may ask for. With both layers at most this wide,
+/// every size below is far from overflowing; [`MAX_PARAMETERS`] bounds the memory.
+const MAX_WIDTH: usize = 1 << 16;
+
+/// The most parameters SimpleNet may have: 2^28, 1 GiB of f32 per copy (the parameters, their
+/// gradients and the optimizer's state each hold one).
+const MAX_PARAMETERS: usize = 1 << 28;
+
 /// The config's own constraints (the data, the optimizers and the compiler check the rest).
 fn check(config: &Config) -> anyhow::Result<()> {
     let bad = |what: &'static str, value: String| Err(ConfigError { what, value }.into());
@@ -96,14 +108,36 @@ fn check(config: &Config) -> anyhow::Result<()> {
     if config.epochs == 0 {
         return bad("epochs (at least 1)", "0".to_string());
     }
+    if config.epochs > MAX_EPOCHS {
+        return bad("epochs (at most 4294967295)", config.epochs.to_string());
+    }
     if config.hidden.contains(&0) {
         return bad("hidden sizes (at least 1)", format!("{:?}", config.hidden));
+    }
+    if config.hidden.iter().any(|&h| h > MAX_WIDTH) {
+        return bad(
+            "hidden sizes (at most 65536)",
+            format!("{:?}", config.hidden),
+        );
+    }
+    let parameters = simple_net_parameters(config.hidden);
+    if parameters > MAX_PARAMETERS {
+        return bad(
+            "hidden sizes (at most 268435456 parameters)",
+            format!("{:?} make {parameters}", config.hidden),
+        );
     }
     if config.batch_size == 0 {
         // Checked here as well as by the batches, so that it fails before anything compiles.
         return Err(DataError::BatchSize.into());
     }
     Ok(())
+}
+
+/// SimpleNet's parameter count, weights and biases: FEATURES-H1-H2-CLASSES. Widths of at most
+/// [`MAX_WIDTH`] (2^16) keep it below 2^33, so plain arithmetic cannot overflow.
+fn simple_net_parameters([h1, h2]: [usize; 2]) -> usize {
+    (FEATURES + 1) * h1 + (h1 + 1) * h2 + (h2 + 1) * CLASSES
 }
 
 /// One training run.
@@ -126,14 +160,29 @@ impl Job<'_> {
         let compiler = Compiler::new().threads(config.threads);
         let mut model = Traced::with_compiler(net, compiler);
         let mut opt = optimizer(&model)?;
+        // At least one batch: the split has at least one training sample (Split checks).
         let batches = self.split.train.len().div_ceil(config.batch_size);
         let mut first_epoch = 0;
         if let Some(dir) = &config.resume {
             let path = Config::checkpoint_path(dir, p);
             generator = model.load_checkpoint(&path, &mut opt)?;
             first_epoch = usize::try_from(opt.steps()).unwrap_or(usize::MAX) / batches;
+            if first_epoch.saturating_add(config.epochs) > MAX_EPOCHS {
+                return Err(ConfigError {
+                    what: "epochs (at most 4294967295 in all)",
+                    value: format!(
+                        "{} more after the {first_epoch} of {}",
+                        config.epochs,
+                        path.display()
+                    ),
+                }
+                .into());
+            }
         }
-        let steps = config.epochs * batches;
+        let steps = (config.epochs.checked_mul(batches)).ok_or_else(|| ConfigError {
+            what: "epochs (at most usize::MAX training steps)",
+            value: format!("{} of {batches} batches", config.epochs),
+        })?;
         progress(Progress::Run {
             run: self.index,
             runs: config.ps.len(),
@@ -150,6 +199,7 @@ impl Job<'_> {
             step_seconds: 0.0,
         };
         let mut done = 0;
+        // check and the resume above keep the last epoch at most MAX_EPOCHS.
         for epoch in first_epoch..first_epoch + config.epochs {
             model.train();
             let shuffle = epoch_stream(config.seed, epoch_u32(epoch)?);
@@ -291,6 +341,27 @@ mod tests {
                     ..tiny()
                 },
                 "invalid hidden sizes (at least 1): [0, 8]",
+            ),
+            (
+                Config {
+                    epochs: MAX_EPOCHS + 1,
+                    ..tiny()
+                },
+                "invalid epochs (at most 4294967295): 4294967296",
+            ),
+            (
+                Config {
+                    hidden: [8, MAX_WIDTH + 1],
+                    ..tiny()
+                },
+                "invalid hidden sizes (at most 65536): [8, 65537]",
+            ),
+            (
+                Config {
+                    hidden: [MAX_WIDTH, 4097],
+                    ..tiny()
+                },
+                "invalid hidden sizes (at most 268435456 parameters): [65536, 4097] make 272805909",
             ),
             (
                 Config {
