@@ -17,6 +17,14 @@
 //!   `DIR/NAME.npy`) and print one line per output (the same lines for any thread count).
 //! - `dropjit bench FILE.ir [--mode] [--threads N] [--iters K]`: compile once, run K times,
 //!   print the compile time, the median time per call and the throughput.
+//!
+//! Numbers a user gives are bounded before anything runs: `--threads` 1 to 256
+//! ([`cli::MAX_THREADS`]), `--iters` 1 to a million, the training's epochs, widths and seeds
+//! ([`cli::experiment`] and `cli::train`); an out-of-range value is an error naming it and the
+//! bound. Errors print on stderr, each message once, with exit status 1 (2 for clap's usage
+//! errors). A reader that goes away (`dropjit run F | head -1`) ends the command quietly with
+//! status 141, as the default SIGPIPE would. Every file a command writes is written
+//! atomically ([`dropjit::fs_atomic`]), and only after everything it reads has been checked.
 
 mod cli;
 

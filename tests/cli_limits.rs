@@ -40,6 +40,15 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The names in `dir`, sorted (temporary files of the atomic writes would show here).
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = (fs::read_dir(dir).expect("read dir"))
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// `dropjit train` on the smallest configuration: 20 samples, widths 4 and 4, one batch per
 /// epoch, plus `extra`.
 fn train(out: &Path, extra: &[&str]) -> Output {
@@ -215,4 +224,65 @@ fn an_os_error_is_printed_once() {
             missing.display()
         )
     );
+}
+
+#[test]
+fn run_save_writes_whole_files_or_leaves_the_old_ones() {
+    let dir = scratch("save");
+    let dir_arg = dir.to_str().unwrap();
+    success(&dropjit(&["run", "ir/dropout.ir", "--save", dir_arg]));
+    success(&dropjit(&[
+        "run",
+        "ir/dropout.ir",
+        "--save",
+        dir_arg,
+        "--seed",
+        "1",
+    ]));
+    // Replaced by renames: no temporary file is left behind.
+    assert_eq!(names(&dir), ["x.npy", "y.npy"]);
+
+    // A directory where y.npy goes makes its write fail, deterministically (chmod does not
+    // stop root): an error naming the file, and what stood there is untouched.
+    let y = dir.join("y.npy");
+    fs::remove_file(&y).unwrap();
+    fs::create_dir(&y).unwrap();
+    fs::write(y.join("inside"), b"kept").unwrap();
+    let stderr = failure(&dropjit(&["run", "ir/dropout.ir", "--save", dir_arg]), 1);
+    assert!(
+        stderr.starts_with(&format!("{}: ", y.display())),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(y.join("inside")).unwrap(), b"kept");
+    assert_eq!(names(&dir), ["x.npy", "y.npy"]);
+}
+
+#[test]
+fn a_corrupt_checkpoint_fails_the_command_before_any_checkpoint_is_written() {
+    let dir = scratch("corrupt");
+    let ckpt = dir.join("ckpt");
+    let ckpt_arg = ckpt.to_str().unwrap();
+    success(&train(&dir, &["--p", "0,0.5", "--save", ckpt_arg]));
+    let p0 = ckpt.join("p0.safetensors");
+    let before = fs::read(&p0).unwrap();
+    let plot = dir.join("learning_curves.svg");
+    let plot_before = fs::read(&plot).unwrap();
+    let p05 = ckpt.join("p0.5.safetensors");
+    fs::write(&p05, b"not a checkpoint").unwrap();
+    // Was: p = 0 trained and overwrote p0.safetensors before p = 0.5 failed to load.
+    let stderr = failure(
+        &train(
+            &dir,
+            &["--p", "0,0.5", "--resume", ckpt_arg, "--save", ckpt_arg],
+        ),
+        1,
+    );
+    assert!(
+        stderr.starts_with(&format!("{}: ", p05.display())),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&p0).unwrap(), before);
+    assert_eq!(fs::read(&p05).unwrap(), b"not a checkpoint");
+    assert_eq!(fs::read(&plot).unwrap(), plot_before);
+    assert_eq!(names(&ckpt), ["p0.5.safetensors", "p0.safetensors"]);
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -78,6 +78,10 @@ pub struct RunOptions {
 
 /// Runs the graph once and prints to `out` a line per output: name, type, mean, share of exact
 /// zeros and the FNV-1a 64 of its bytes. Both engines print identical lines.
+///
+/// Everything is read (the graph, `--load`'s files) and computed, and every name checked,
+/// before `--save` writes anything; the lines are printed after the save, so a reader that
+/// stops early (`| head -1`) does not cut it short.
 pub fn run(
     options: &RunOptions,
     mut generator: Generator,
@@ -106,6 +110,9 @@ pub fn run(
             compiled.run_mut(&mut generator, &mut inputs, &params)?
         }
     };
+    if let Some(dir) = &options.save {
+        save(dir, &values, &outputs)?;
+    }
     writeln!(
         out,
         "# graph {}: mode {}, seed {}, step {step}, rng contract v{}",
@@ -114,6 +121,7 @@ pub fn run(
         generator.seed(),
         rng::CONTRACT_VERSION
     )?;
+    // The real outputs come first (--save-all appends every node after them).
     for (name, tensor) in &outputs[..graph.outputs().len()] {
         writeln!(
             out,
@@ -125,24 +133,26 @@ pub fn run(
         )?;
     }
     if let Some(dir) = &options.save {
-        save(dir, &values, &outputs)?;
         writeln!(out, "# saved to {}", dir.display())?;
     }
     Ok(())
 }
 
-/// Writes every value to `DIR/NAME.npy`.
+/// Writes every value to `DIR/NAME.npy`, each file atomically (`npy::write`); every name is
+/// checked before the first file is written.
 fn save(
-    dir: &PathBuf,
+    dir: &Path,
     values: &BTreeMap<String, Tensor>,
     outputs: &[(String, Tensor)],
 ) -> anyhow::Result<()> {
+    let files: Vec<(&String, &Tensor)> = (values.iter())
+        .chain(outputs.iter().map(|(n, t)| (n, t)))
+        .collect();
+    if let Some((name, _)) = files.iter().find(|(n, _)| n.contains(['/', '\\'])) {
+        bail!("cannot save {name}: the name contains a path separator");
+    }
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let files = values.iter().chain(outputs.iter().map(|(n, t)| (n, t)));
     for (name, tensor) in files {
-        if name.contains(['/', '\\']) {
-            bail!("cannot save {name}: the name contains a path separator");
-        }
         npy::write(&dir.join(format!("{name}.npy")), tensor)?;
     }
     Ok(())

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::ValueEnum;
+use dropjit::fs_atomic;
 
 use super::experiment::{self, Config, ConfigError, OptimizerKind, Progress, Report};
 
@@ -157,9 +158,12 @@ impl TrainArgs {
     }
 }
 
-/// Runs the experiment for every seed asked for, reporting progress to `progress`, then prints
-/// to `out` the per-epoch table, the summary and the plot's path (and with several seeds, the
-/// table over them).
+/// Runs the experiment for every seed asked for, reporting progress to `progress`, then writes
+/// the plots and prints to `out` the per-epoch table, the summary and the plot's path (and with
+/// several seeds, the table over them).
+///
+/// Nothing is written before every run has succeeded, so a failing command leaves every file
+/// as it was (the experiment saves its checkpoints after its last run, [`experiment::run`]).
 pub fn train(
     args: &TrainArgs,
     progress: &mut dyn FnMut(u64, Progress),
@@ -168,18 +172,21 @@ pub fn train(
     let mut reports = Vec::new();
     for seed in args.seed_range()? {
         let config = args.config(seed);
-        if let Some(dir) = &config.save {
-            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let report = experiment::run(&config, &mut |event| progress(seed, event))?;
+        reports.push(experiment::run(&config, &mut |event| {
+            progress(seed, event)
+        })?);
+    }
+    let mut plots = Vec::new();
+    for report in &reports {
         let name = if args.seeds > 1 {
-            format!("learning_curves_seed{seed}.svg")
+            format!("learning_curves_seed{}.svg", report.config.seed)
         } else {
             "learning_curves.svg".to_string()
         };
-        let plot = write_plot(&report, &name)?;
-        print_report(out, &report, &plot)?;
-        reports.push(report);
+        plots.push(write_plot(report, &name)?);
+    }
+    for (report, plot) in reports.iter().zip(&plots) {
+        print_report(out, report, plot)?;
     }
     if reports.len() > 1 {
         writeln!(out, "\n{}", experiment::seed_table(&reports))?;
@@ -191,7 +198,8 @@ fn write_plot(report: &Report, name: &str) -> anyhow::Result<PathBuf> {
     let dir = &report.config.out_dir;
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(name);
-    fs::write(&path, report.svg()).with_context(|| format!("cannot write {}", path.display()))?;
+    // Atomic, like every file dropjit saves: a failed write leaves the old plot whole.
+    fs_atomic::write(&path, report.svg().as_bytes())?;
     Ok(path)
 }
 
