@@ -14,6 +14,9 @@
 //! The optimizer's configuration is recorded for people and tools, not checked on load: a
 //! resumed run may change the learning rate.
 //!
+//! Saving is atomic ([`crate::fs_atomic`]): a save that fails (a full disk) leaves the
+//! checkpoint it would have replaced as it was, never a truncated file.
+//!
 //! Loading checks everything before changing anything: the file has to hold exactly the
 //! entries asked for, each of the type the store holds ([`Error::CheckpointMismatch`] names
 //! the first that does not fit).
@@ -25,6 +28,7 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, SafeTensors, View};
 
 use crate::error::{Error, Result};
+use crate::fs_atomic;
 use crate::graph::{DType, Shape, TensorType};
 use crate::optim::{Optimizer, state_name};
 use crate::rng::Generator;
@@ -73,10 +77,8 @@ pub fn save(
     ]);
     let bytes = safetensors::tensor::serialize(tensors, Some(metadata))
         .map_err(|e| format_error(path, e.to_string()))?;
-    std::fs::write(path, bytes).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    // Atomic: a failed save (a full disk) leaves the checkpoint it would replace intact.
+    fs_atomic::write(path, &bytes)
 }
 
 /// Reads `path` into `store` (exactly `entries`, each of the type `store` holds or, for

@@ -28,7 +28,8 @@
 //!
 //! Beside them: [`data`] embeds the digits data set (split and batches from the seed; its
 //! failures are a [`data::DataError`] of their own), [`models`] holds the models the demos,
-//! examples, benches and tests share (SimpleNet), and [`npy`] reads and writes `.npy` files.
+//! examples, benches and tests share (SimpleNet), [`npy`] reads and writes `.npy` files, and
+//! [`fs_atomic`] writes every file the library and the command line save whole or not at all.
 //! The main job (`cargo run --release`, which trains SimpleNet on the digits with and without
 //! dropout from the same weights), its tables, SVG plot and progress bar belong to the
 //! command line (`src/main.rs`, `src/cli/`), not to the library.
@@ -42,6 +43,7 @@ pub mod checkpoint;
 pub mod compile;
 pub mod data;
 pub mod error;
+pub mod fs_atomic;
 pub mod graph;
 pub mod init;
 pub mod interp;

@@ -17,9 +17,18 @@
 //!   `DIR/NAME.npy`) and print one line per output (the same lines for any thread count).
 //! - `dropjit bench FILE.ir [--mode] [--threads N] [--iters K]`: compile once, run K times,
 //!   print the compile time, the median time per call and the throughput.
+//!
+//! Numbers a user gives are bounded before anything runs: `--threads` 1 to 256
+//! ([`cli::MAX_THREADS`]), `--iters` 1 to a million, the training's epochs, widths and seeds
+//! ([`cli::experiment`] and `cli::train`); an out-of-range value is an error naming it and the
+//! bound. Errors print on stderr, each message once, with exit status 1 (2 for clap's usage
+//! errors). A reader that goes away (`dropjit run F | head -1`) ends the command quietly with
+//! status 141, as the default SIGPIPE would. Every file a command writes is written
+//! atomically ([`dropjit::fs_atomic`]), and only after everything it reads has been checked.
 
 mod cli;
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -89,8 +98,8 @@ enum Command {
         /// How the JIT computes matrix products; `reference` matches the interpreter bit for bit.
         #[arg(long, value_enum, default_value_t = GemmArg::Blocked)]
         gemm: GemmArg,
-        /// JIT threads; results are bit-identical for any count.
-        #[arg(long, default_value_t = 1)]
+        /// JIT threads, at most 256; results are bit-identical for any count.
+        #[arg(long, default_value_t = 1, value_parser = cli::thread_count())]
         threads: usize,
         #[command(flatten)]
         values: ValueArgs,
@@ -111,11 +120,16 @@ enum Command {
         /// Train draws dropout masks; eval is the identity for every dropout.
         #[arg(long, value_enum, default_value_t = ModeArg::Train)]
         mode: ModeArg,
-        /// JIT threads; results are bit-identical for any count.
-        #[arg(long, default_value_t = 1)]
+        /// JIT threads, at most 256; results are bit-identical for any count.
+        #[arg(long, default_value_t = 1, value_parser = cli::thread_count())]
         threads: usize,
-        /// How many timed calls.
-        #[arg(long, default_value_t = 100)]
+        /// How many timed calls, at most a million.
+        #[arg(
+            long,
+            default_value_t = 100,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+                .range(1..=cli::run::MAX_ITERS)
+        )]
         iters: usize,
         #[command(flatten)]
         values: ValueArgs,
@@ -160,18 +174,39 @@ impl From<ModeArg> for Mode {
     }
 }
 
+/// The exit status of a process ended by SIGPIPE as shells report it (128 + 13), which
+/// dropjit returns when its reader goes away: what `yes | head -1` reports for `yes`.
+const BROKEN_PIPE_STATUS: u8 = 141;
+
 fn main() -> ExitCode {
     let command = Cli::parse()
         .command
         .unwrap_or_else(|| Command::Train(TrainArgs::default()));
-    let result = match command {
+    let mut out = io::stdout().lock();
+    let result = execute(command, &mut out).and_then(|()| Ok(out.flush()?));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // Like a Unix tool under the default SIGPIPE: the reader has what it wanted, so no
+        // message (stderr may be the same closed pipe).
+        Err(error) if cli::is_broken_pipe(&error) => ExitCode::from(BROKEN_PIPE_STATUS),
+        Err(error) => {
+            // Nothing more can be done if stderr is gone too; the status still says it failed.
+            let _ = writeln!(io::stderr(), "{}", cli::error_message(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `command`, printing its results to `out`.
+fn execute(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
+    match command {
         Command::Train(args) => {
             let mut bar = Bar::new(args.seeds > 1);
-            let result = cli::train::train(&args, &mut |seed, event| bar.update(seed, event));
+            let result = cli::train::train(&args, &mut |seed, event| bar.update(seed, event), out);
             bar.finish();
             result
         }
-        Command::Check { file } => cli::check(&file),
+        Command::Check { file } => cli::check(&file, out),
         Command::Dump {
             file,
             mode,
@@ -188,7 +223,7 @@ fn main() -> ExitCode {
                 time_passes,
                 grad,
             };
-            cli::dump::dump(&file, mode.into(), &options)
+            cli::dump::dump(&file, mode.into(), &options, out)
         }
         Command::Run {
             file,
@@ -211,7 +246,7 @@ fn main() -> ExitCode {
                 save,
                 save_all,
             };
-            cli::run::run(&options, generator, &values.sources())
+            cli::run::run(&options, generator, &values.sources(), out)
         }
         Command::Bench {
             file,
@@ -226,14 +261,7 @@ fn main() -> ExitCode {
                 threads,
                 iters,
             };
-            cli::run::bench(&options, values.seed, &values.sources())
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("{error:#}");
-            ExitCode::FAILURE
+            cli::run::bench(&options, values.seed, &values.sources(), out)
         }
     }
 }

@@ -25,12 +25,10 @@ const ALIGN: usize = 64;
 /// numpy leaves room for this many digits in the first dimension (to append in place).
 const GROWTH_AXIS_MAX_DIGITS: usize = 21;
 
-/// Writes `tensor` to `path` as a version 1.0 `.npy` file.
+/// Writes `tensor` to `path` as a version 1.0 `.npy` file, atomically
+/// ([`crate::fs_atomic::write`]): on an error the file that was there is left as it was.
 pub fn write(path: &Path, tensor: &Tensor) -> Result<()> {
-    std::fs::write(path, encode(tensor)).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    crate::fs_atomic::write(path, &encode(tensor))
 }
 
 /// Reads the tensor stored in the `.npy` file at `path`.

@@ -172,3 +172,43 @@ fn checkpoints_that_do_not_fit_are_typed_errors_and_change_nothing() {
     std::fs::remove_file(&path).unwrap();
     std::fs::remove_file(&with_buffers).unwrap();
 }
+
+#[test]
+fn a_failed_save_leaves_the_previous_checkpoint_as_it_was() {
+    // Saves are atomic (dropjit::fs_atomic): the bytes go to a temporary file beside the
+    // checkpoint and replace it by a rename only once complete. A directory standing where
+    // the checkpoint goes makes the rename fail deterministically (chmod does not stop root).
+    let dir = std::env::temp_dir().join(format!("dropjit_{}_failed_save", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = mlp(4);
+    let opt = Sgd::new(&model, 0.1).unwrap();
+    let good = dir.join("good.safetensors");
+    model
+        .save_checkpoint(&good, &opt, &Generator::new(0))
+        .unwrap();
+    let before = std::fs::read(&good).unwrap();
+    // Saving again over it replaces it whole and leaves no temporary file behind.
+    model
+        .save_checkpoint(&good, &opt, &Generator::new(1))
+        .unwrap();
+    assert_ne!(std::fs::read(&good).unwrap(), before);
+
+    let blocked = dir.join("blocked.safetensors");
+    std::fs::create_dir(&blocked).unwrap();
+    std::fs::write(blocked.join("inside"), b"kept").unwrap();
+    let err = model
+        .save_checkpoint(&blocked, &opt, &Generator::new(0))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { path, .. } if path == &blocked),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(blocked.join("inside")).unwrap(), b"kept");
+    let mut names: Vec<String> = (std::fs::read_dir(&dir).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["blocked.safetensors", "good.safetensors"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

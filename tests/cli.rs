@@ -381,7 +381,7 @@ fn run_prints_the_same_lines_on_one_and_two_threads() {
         }
     }
     let zero = dropjit(&["run", "ir/dropout.ir", "--threads", "0"]);
-    assert_eq!(zero.status.code(), Some(1));
+    assert_eq!(zero.status.code(), Some(2), "a usage error");
     let stderr = String::from_utf8_lossy(&zero.stderr);
-    assert!(stderr.contains("cannot run on 0 threads"), "{stderr}");
+    assert!(stderr.contains("0 is not in 1..=256"), "{stderr}");
 }

@@ -2,6 +2,7 @@
 //! Cranelift IR it compiles to; with `--grad OUTPUT`, of the graph extended by the gradients
 //! of that output with respect to every parameter.
 
+use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -39,8 +40,14 @@ pub struct DumpOptions {
     pub grad: Option<String>,
 }
 
-/// Prints the requested stage of `file` compiled for `mode`.
-pub fn dump(file: &Path, mode: Mode, options: &DumpOptions) -> anyhow::Result<()> {
+/// Prints the requested stage of `file` compiled for `mode` to `out` (the pipeline's reports
+/// to stderr).
+pub fn dump(
+    file: &Path,
+    mode: Mode,
+    options: &DumpOptions,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let mut parsed = load_graph(file)?;
     if let Some(loss) = &options.grad {
         parsed = with_gradients(parsed, loss)?;
@@ -65,29 +72,29 @@ pub fn dump(file: &Path, mode: Mode, options: &DumpOptions) -> anyhow::Result<()
             let optimized = passes::run_pipeline(&parsed, &pipeline)?;
             // Like LLVM's flags: the extra reports go to stderr, stdout stays one graph.
             if options.print_after_all {
-                eprint!("{}", optimized.report.dumps());
+                write!(io::stderr(), "{}", optimized.report.dumps())?;
             }
             if options.time_passes {
-                eprint!("{}", optimized.report.times());
+                write!(io::stderr(), "{}", optimized.report.times())?;
             }
             optimized.graph
         }
         Stage::Clif => {
             let compiled = Compiler::new().mode(mode).compile(&parsed)?;
-            print!("{}", compiled.clif());
+            write!(out, "{}", compiled.clif())?;
             return Ok(());
         }
     };
     match options.format {
-        Format::Text => print!("{graph}"),
-        Format::Dot => print!("{}", graph.dot()),
+        Format::Text => write!(out, "{graph}")?,
+        Format::Dot => write!(out, "{}", graph.dot())?,
     }
     if options.stage == Stage::Optimized && options.format == Format::Text {
         // The kernels a compilation for this mode runs and its memory plan (planned bytes per
         // buffer), as comments: the dump still parses.
         let compiled = Compiler::new().mode(mode).compile(&parsed)?;
-        print!("{}", compiled.schedule().display(compiled.graph()));
-        print!("{}", compiled.memory());
+        write!(out, "{}", compiled.schedule().display(compiled.graph()))?;
+        write!(out, "{}", compiled.memory())?;
     }
     Ok(())
 }

@@ -10,10 +10,25 @@ pub mod run;
 pub mod train;
 
 use std::fs;
+use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::Context;
+use clap::builder::RangedU64ValueParser;
 use dropjit::{Graph, Mode, text};
+
+/// The most threads `--threads` accepts (train, run, bench). Results are the same bits for any
+/// count, so more threads than cores only add overhead, and every compilation builds its own
+/// pool: `--threads 10000` spent most of its time starting threads. A fixed bound (rather than
+/// a multiple of this machine's cores) keeps a command line valid on every machine; 256 is
+/// above the cores of the machines dropjit is meant for.
+pub const MAX_THREADS: u64 = 256;
+
+/// The parser of `--threads`: 1 to [`MAX_THREADS`], an error naming the value and the range
+/// otherwise.
+pub fn thread_count() -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(1..=MAX_THREADS)
+}
 
 /// Reads and parses `file`; errors come back as `FILE:line:col: message` lines.
 pub fn load_graph(file: &Path) -> anyhow::Result<Graph> {
@@ -30,15 +45,16 @@ pub fn load_graph(file: &Path) -> anyhow::Result<Graph> {
 }
 
 /// `dropjit check`: parse and verify.
-pub fn check(file: &Path) -> anyhow::Result<()> {
+pub fn check(file: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     let graph = load_graph(file)?;
-    println!(
+    writeln!(
+        out,
         "{}: graph {} is well formed ({} nodes, {} outputs)",
         file.display(),
         graph.name(),
         graph.len(),
         graph.outputs().len()
-    );
+    )?;
     Ok(())
 }
 
@@ -48,4 +64,32 @@ pub fn mode_name(mode: Mode) -> &'static str {
         Mode::Train => "train",
         Mode::Eval => "eval",
     }
+}
+
+/// The message of `error` and its causes, joined by `: `, each once: a cause whose message
+/// ends the text so far is left out. (`dropjit::Error::Io` prints its OS error and also has it
+/// as its source, so `{:#}` would print `x.npy: No such file or directory (os error 2): No
+/// such file or directory (os error 2)`.)
+pub fn error_message(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.ends_with(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
+/// Whether `error` comes from writing to a pipe whose reader has gone (`dropjit run F | head
+/// -1`). Rust ignores SIGPIPE, so the write fails with `BrokenPipe` instead of ending the
+/// process; `main` then ends quietly as the default SIGPIPE would have, whichever write it was.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    (error.chain())
+        .filter_map(|cause| cause.downcast_ref::<io::Error>())
+        .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }

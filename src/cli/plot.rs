@@ -284,6 +284,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn degenerate_ranges_give_a_few_ticks() {
+        // A loss can be infinite, and values can differ by a few subnormals (the step then
+        // underflows to 0); neither may ask for more than a handful of ticks.
+        for values in [
+            [0.0, f64::INFINITY],
+            [f64::NEG_INFINITY, 1.0],
+            [0.0, 5e-324],
+            [1e-320, 3e-320],
+            [-f64::MAX, f64::MAX],
+            [f64::NAN, 1.0],
+        ] {
+            let ticks = Axis::covering(&values).ticks();
+            assert!(ticks.len() <= 12, "{values:?}: {} ticks", ticks.len());
+        }
+    }
+
     // The whole document: well-formed (every tag closed in order), deterministic, and holding
     // one polyline per series with the series' points mapped inside the panel.
 

@@ -73,7 +73,9 @@ impl Bar {
                         self.finish();
                     }
                 } else {
-                    eprintln!(
+                    // Progress is a courtesy: a closed stderr must not stop the training.
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "{}p={} epoch {}: train loss {:.4} acc {:.1}%, test loss {:.4} acc {:.1}%",
                         self.seed_label(),
                         self.p,
@@ -128,7 +130,7 @@ impl Bar {
     /// Ends the bar on screen with its newline.
     pub fn finish(&mut self) {
         if self.drawn {
-            eprintln!();
+            let _ = writeln!(std::io::stderr());
             self.drawn = false;
         }
     }

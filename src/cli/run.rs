@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -75,12 +76,17 @@ pub struct RunOptions {
     pub save_all: bool,
 }
 
-/// Runs the graph once and prints a line per output: name, type, mean, share of exact zeros and
-/// the FNV-1a 64 of its bytes. Both engines print identical lines.
+/// Runs the graph once and prints to `out` a line per output: name, type, mean, share of exact
+/// zeros and the FNV-1a 64 of its bytes. Both engines print identical lines.
+///
+/// Everything is read (the graph, `--load`'s files) and computed, and every name checked,
+/// before `--save` writes anything; the lines are printed after the save, so a reader that
+/// stops early (`| head -1`) does not cut it short.
 pub fn run(
     options: &RunOptions,
     mut generator: Generator,
     sources: &Sources,
+    out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let graph = load_graph(&options.file)?;
     let values = sources.values(&graph)?;
@@ -104,43 +110,51 @@ pub fn run(
             compiled.run_mut(&mut generator, &mut inputs, &params)?
         }
     };
-    println!(
+    if let Some(dir) = &options.save {
+        save(dir, &values, &outputs)?;
+    }
+    writeln!(
+        out,
         "# graph {}: mode {}, seed {}, step {step}, rng contract v{}",
         graph.name(),
         mode_name(options.mode),
         generator.seed(),
         rng::CONTRACT_VERSION
-    );
+    )?;
+    // The real outputs come first (--save-all appends every node after them).
     for (name, tensor) in &outputs[..graph.outputs().len()] {
-        println!(
+        writeln!(
+            out,
             "{name} {} mean={:.6} zeros={:.4} fnv1a64={:016x}",
             tensor.ty(),
             tensor.mean(),
             tensor.zero_share(),
             tensor.fnv1a64()
-        );
+        )?;
     }
     if let Some(dir) = &options.save {
-        save(dir, &values, &outputs)?;
+        writeln!(out, "# saved to {}", dir.display())?;
     }
     Ok(())
 }
 
-/// Writes every value to `DIR/NAME.npy`.
+/// Writes every value to `DIR/NAME.npy`, each file atomically (`npy::write`); every name is
+/// checked before the first file is written.
 fn save(
-    dir: &PathBuf,
+    dir: &Path,
     values: &BTreeMap<String, Tensor>,
     outputs: &[(String, Tensor)],
 ) -> anyhow::Result<()> {
+    let files: Vec<(&String, &Tensor)> = (values.iter())
+        .chain(outputs.iter().map(|(n, t)| (n, t)))
+        .collect();
+    if let Some((name, _)) = files.iter().find(|(n, _)| n.contains(['/', '\\'])) {
+        bail!("cannot save {name}: the name contains a path separator");
+    }
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let files = values.iter().chain(outputs.iter().map(|(n, t)| (n, t)));
     for (name, tensor) in files {
-        if name.contains(['/', '\\']) {
-            bail!("cannot save {name}: the name contains a path separator");
-        }
         npy::write(&dir.join(format!("{name}.npy")), tensor)?;
     }
-    println!("# saved to {}", dir.display());
     Ok(())
 }
 
@@ -152,13 +166,23 @@ pub struct BenchOptions {
     pub iters: usize,
 }
 
-/// Compiles once, runs `iters` times into preallocated outputs, and prints the compile time,
-/// the median time per call and the elements per second of the largest output.
-pub fn bench(options: &BenchOptions, seed: u64, sources: &Sources) -> anyhow::Result<()> {
+/// The most timed calls `--iters` accepts: every call's time is kept for the median (16 bytes
+/// each, 16 MB at the bound), and a median of a million calls is already far steadier than
+/// the timer.
+pub const MAX_ITERS: u64 = 1_000_000;
+
+/// Compiles once, runs `iters` times into preallocated outputs, and prints to `out` the compile
+/// time, the median time per call and the elements per second of the largest output.
+pub fn bench(
+    options: &BenchOptions,
+    seed: u64,
+    sources: &Sources,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let (file, mode, threads, iters) =
         (&options.file, options.mode, options.threads, options.iters);
-    if iters == 0 {
-        bail!("--iters has to be at least 1");
+    if iters == 0 || iters as u64 > MAX_ITERS {
+        bail!("--iters {iters} is not in 1..={MAX_ITERS}");
     }
     let graph = load_graph(file)?;
     let (inputs, params) = ParameterStore::split(&graph, sources.values(&graph)?);
@@ -176,18 +200,24 @@ pub fn bench(options: &BenchOptions, seed: u64, sources: &Sources) -> anyhow::Re
     times.sort();
     let median = times[times.len() / 2];
     let largest = outputs.iter().map(|(_, t)| t.numel()).max().unwrap_or(0);
-    println!(
+    writeln!(
+        out,
         "graph {} ({} mode), {iters} calls on {threads} thread{}",
         graph.name(),
         mode_name(mode),
         if threads == 1 { "" } else { "s" }
-    );
-    println!("compile      {:>12.3} ms", compile_time.as_secs_f64() * 1e3);
-    println!("median call  {:>12.3} us", median.as_secs_f64() * 1e6);
-    println!(
+    )?;
+    writeln!(
+        out,
+        "compile      {:>12.3} ms",
+        compile_time.as_secs_f64() * 1e3
+    )?;
+    writeln!(out, "median call  {:>12.3} us", median.as_secs_f64() * 1e6)?;
+    writeln!(
+        out,
         "throughput   {:>12.3} G elements/s (largest output, {largest} elements)",
         largest as f64 / median.as_secs_f64() / 1e9
-    );
+    )?;
     Ok(())
 }
 

@@ -2,12 +2,15 @@
 //! the results as tables and an SVG plot.
 
 use std::fs;
-use std::path::PathBuf;
+use std::io::Write;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::ValueEnum;
+use dropjit::fs_atomic;
 
-use super::experiment::{self, Config, OptimizerKind, Progress, Report};
+use super::experiment::{self, Config, ConfigError, OptimizerKind, Progress, Report};
 
 /// The flags of `dropjit train`; every default is [`Config::default`]'s.
 #[derive(clap::Args, Clone, Debug)]
@@ -39,8 +42,8 @@ pub struct TrainArgs {
     /// Run the experiment for seeds SEED, SEED+1, ... (N of them) and add a table over them.
     #[arg(long, default_value_t = 1, value_name = "N", conflicts_with_all = ["save", "resume"])]
     pub seeds: u64,
-    /// JIT threads (results are bit-identical for any count).
-    #[arg(long, default_value_t = Config::default().threads)]
+    /// JIT threads, at most 256 (results are bit-identical for any count).
+    #[arg(long, default_value_t = Config::default().threads, value_parser = super::thread_count())]
     pub threads: usize,
     /// Where the plot goes.
     #[arg(long, value_name = "DIR", default_value_os_t = Config::default().out_dir)]
@@ -115,6 +118,24 @@ pub enum OptimizerArg {
 }
 
 impl TrainArgs {
+    /// The seeds to run, `seed..=seed + seeds - 1`: an error if the last would pass
+    /// `u64::MAX` (the range would wrap), or for no seeds at all.
+    fn seed_range(&self) -> Result<RangeInclusive<u64>, ConfigError> {
+        let Some(more) = self.seeds.checked_sub(1) else {
+            return Err(ConfigError {
+                what: "seed count --seeds (at least 1)",
+                value: "0".to_string(),
+            });
+        };
+        match self.seed.checked_add(more) {
+            Some(last) => Ok(self.seed..=last),
+            None => Err(ConfigError {
+                what: "seeds (the last, SEED + N - 1, at most 18446744073709551615)",
+                value: format!("--seed {} --seeds {}", self.seed, self.seeds),
+            }),
+        }
+    }
+
     /// The experiment for `seed`.
     fn config(&self, seed: u64) -> Config {
         Config {
@@ -137,28 +158,38 @@ impl TrainArgs {
     }
 }
 
-/// Runs the experiment for every seed asked for, reporting progress to `progress`, then prints
-/// the per-epoch table, the summary and the plot's path (and with several seeds, the table
-/// over them).
-pub fn train(args: &TrainArgs, progress: &mut dyn FnMut(u64, Progress)) -> anyhow::Result<()> {
+/// Runs the experiment for every seed asked for, reporting progress to `progress`, then writes
+/// the plots and prints to `out` the per-epoch table, the summary and the plot's path (and with
+/// several seeds, the table over them).
+///
+/// Nothing is written before every run has succeeded, so a failing command leaves every file
+/// as it was (the experiment saves its checkpoints after its last run, [`experiment::run`]).
+pub fn train(
+    args: &TrainArgs,
+    progress: &mut dyn FnMut(u64, Progress),
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let mut reports = Vec::new();
-    for seed in args.seed..args.seed + args.seeds {
+    for seed in args.seed_range()? {
         let config = args.config(seed);
-        if let Some(dir) = &config.save {
-            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let report = experiment::run(&config, &mut |event| progress(seed, event))?;
+        reports.push(experiment::run(&config, &mut |event| {
+            progress(seed, event)
+        })?);
+    }
+    let mut plots = Vec::new();
+    for report in &reports {
         let name = if args.seeds > 1 {
-            format!("learning_curves_seed{seed}.svg")
+            format!("learning_curves_seed{}.svg", report.config.seed)
         } else {
             "learning_curves.svg".to_string()
         };
-        let plot = write_plot(&report, &name)?;
-        print_report(&report, &plot);
-        reports.push(report);
+        plots.push(write_plot(report, &name)?);
+    }
+    for (report, plot) in reports.iter().zip(&plots) {
+        print_report(out, report, plot)?;
     }
     if reports.len() > 1 {
-        println!("\n{}", experiment::seed_table(&reports));
+        writeln!(out, "\n{}", experiment::seed_table(&reports))?;
     }
     Ok(())
 }
@@ -167,13 +198,15 @@ fn write_plot(report: &Report, name: &str) -> anyhow::Result<PathBuf> {
     let dir = &report.config.out_dir;
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(name);
-    fs::write(&path, report.svg()).with_context(|| format!("cannot write {}", path.display()))?;
+    // Atomic, like every file dropjit saves: a failed write leaves the old plot whole.
+    fs_atomic::write(&path, report.svg().as_bytes())?;
     Ok(path)
 }
 
-fn print_report(report: &Report, plot: &std::path::Path) {
+fn print_report(out: &mut dyn Write, report: &Report, plot: &Path) -> std::io::Result<()> {
     let config = &report.config;
-    println!(
+    writeln!(
+        out,
         "SimpleNet 64-{}-{}-10 on {} training digits ({} held out), {} lr {}, batch {}, seed {}",
         config.hidden[0],
         config.hidden[1],
@@ -183,11 +216,12 @@ fn print_report(report: &Report, plot: &std::path::Path) {
         config.lr(),
         config.batch_size,
         config.seed
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "\nper epoch (eval mode, whole splits):\n{}",
         report.epoch_table()
-    );
-    println!("after the last epoch:\n{}", report.table());
-    println!("plot: {}", plot.display());
+    )?;
+    writeln!(out, "after the last epoch:\n{}", report.table())?;
+    writeln!(out, "plot: {}", plot.display())
 }

@@ -1,7 +1,9 @@
 //! The training loop: one run per dropout rate, all from the same initial weights and batches.
 
+use std::fs;
 use std::time::Instant;
 
+use anyhow::Context;
 use dropjit::data::{self, Batches, CLASSES, DataError, FEATURES, Split, epoch_stream};
 use dropjit::models::SimpleNet;
 use dropjit::nn::Traced;
@@ -52,33 +54,32 @@ pub enum Progress {
 /// Runs the experiment: splits the embedded digits (seeded), then trains one SimpleNet per
 /// dropout rate of `config`, each from the same initial weights (the generator after the
 /// split, cloned) on the same batches, evaluating both splits after every epoch.
+///
+/// Every checkpoint to resume is read and checked before the first run trains, and none is
+/// saved before the last run has finished: a run that fails leaves every file as it was
+/// (`--p 0,0.5 --resume D --save D` with a corrupt `D/p0.5.safetensors` does not overwrite
+/// `D/p0.safetensors`).
 pub fn run(config: &Config, progress: &mut dyn FnMut(Progress)) -> anyhow::Result<Report> {
     check(config)?;
     let digits = data::digits()?;
     let mut generator = Generator::new(config.seed);
     let split = Split::stratified(&digits, config.train_size, &mut generator)?;
-    let mut runs = Vec::new();
-    for (index, &p) in config.ps.iter().enumerate() {
-        let job = Job {
+    let runs = match config.optimizer {
+        OptimizerKind::Sgd => train_all(
             config,
-            split: &split,
-            index,
-            p,
-        };
-        let result = match config.optimizer {
-            OptimizerKind::Sgd => job.train(
-                generator.clone(),
-                |m| optim::Sgd::new(m, config.lr())?.momentum(0.9),
-                progress,
-            )?,
-            OptimizerKind::AdamW => job.train(
-                generator.clone(),
-                |m| optim::AdamW::new(m, config.lr()),
-                progress,
-            )?,
-        };
-        runs.push(result);
-    }
+            &split,
+            &generator,
+            |m| optim::Sgd::new(m, config.lr())?.momentum(0.9),
+            progress,
+        )?,
+        OptimizerKind::AdamW => train_all(
+            config,
+            &split,
+            &generator,
+            |m| optim::AdamW::new(m, config.lr()),
+            progress,
+        )?,
+    };
     Ok(Report {
         config: config.clone(),
         train_size: split.train.len(),
@@ -86,6 +87,18 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(Progress)) -> anyhow::Resul
         runs,
     })
 }
+
+/// The most epochs a run may reach, counting those of the checkpoint it resumes: each
+/// epoch's shuffle is the stream of its number, a `u32` (`data::epoch_stream`).
+const MAX_EPOCHS: usize = u32::MAX as usize;
+
+/// The widest hidden layer [`Config::hidden`] may ask for. With both layers at most this wide,
+/// every size below is far from overflowing; [`MAX_PARAMETERS`] bounds the memory.
+const MAX_WIDTH: usize = 1 << 16;
+
+/// The most parameters SimpleNet may have: 2^28, 1 GiB of f32 per copy (the parameters, their
+/// gradients and the optimizer's state each hold one).
+const MAX_PARAMETERS: usize = 1 << 28;
 
 /// The config's own constraints (the data, the optimizers and the compiler check the rest).
 fn check(config: &Config) -> anyhow::Result<()> {
@@ -96,8 +109,24 @@ fn check(config: &Config) -> anyhow::Result<()> {
     if config.epochs == 0 {
         return bad("epochs (at least 1)", "0".to_string());
     }
+    if config.epochs > MAX_EPOCHS {
+        return bad("epochs (at most 4294967295)", config.epochs.to_string());
+    }
     if config.hidden.contains(&0) {
         return bad("hidden sizes (at least 1)", format!("{:?}", config.hidden));
+    }
+    if config.hidden.iter().any(|&h| h > MAX_WIDTH) {
+        return bad(
+            "hidden sizes (at most 65536)",
+            format!("{:?}", config.hidden),
+        );
+    }
+    let parameters = simple_net_parameters(config.hidden);
+    if parameters > MAX_PARAMETERS {
+        return bad(
+            "hidden sizes (at most 268435456 parameters)",
+            format!("{:?} make {parameters}", config.hidden),
+        );
     }
     if config.batch_size == 0 {
         // Checked here as well as by the batches, so that it fails before anything compiles.
@@ -106,34 +135,116 @@ fn check(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One training run.
-struct Job<'a> {
+/// SimpleNet's parameter count, weights and biases: FEATURES-H1-H2-CLASSES. Widths of at most
+/// [`MAX_WIDTH`] (2^16) keep it below 2^33, so plain arithmetic cannot overflow.
+fn simple_net_parameters([h1, h2]: [usize; 2]) -> usize {
+    (FEATURES + 1) * h1 + (h1 + 1) * h2 + (h2 + 1) * CLASSES
+}
+
+/// Trains one network per dropout rate: first every run is set up (a checkpoint to resume is
+/// read and checked then), then each trains, then each is saved.
+fn train_all<O: Optimizer>(
+    config: &Config,
+    split: &Split,
+    generator: &Generator,
+    optimizer: impl Fn(&Traced<SimpleNet>) -> dropjit::Result<O>,
+    progress: &mut dyn FnMut(Progress),
+) -> anyhow::Result<Vec<RunResult>> {
+    let mut jobs = Vec::new();
+    for (index, &p) in config.ps.iter().enumerate() {
+        jobs.push(Job::new(
+            config,
+            split,
+            index,
+            p,
+            generator.clone(),
+            &optimizer,
+        )?);
+    }
+    let mut results = Vec::new();
+    for job in &mut jobs {
+        results.push(job.train(progress)?);
+    }
+    if let Some(dir) = &config.save {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for job in &jobs {
+            let path = Config::checkpoint_path(dir, job.p);
+            job.model.save_checkpoint(&path, &job.opt, &job.generator)?;
+        }
+    }
+    Ok(results)
+}
+
+/// One training run, set up: its model and optimizer (resumed from a checkpoint, if asked)
+/// and the epochs it will train.
+struct Job<'a, O> {
     config: &'a Config,
     split: &'a Split,
     index: usize,
     p: f64,
+    model: Traced<SimpleNet>,
+    opt: O,
+    generator: Generator,
+    /// The first epoch to train, from 0 (a resumed run's epochs done so far).
+    first_epoch: usize,
+    /// The training steps it will take: `config.epochs` times the batches per epoch.
+    steps: usize,
 }
 
-impl Job<'_> {
-    fn train<O: Optimizer>(
-        &self,
+impl<'a, O: Optimizer> Job<'a, O> {
+    /// Builds the model for `p` from `generator` (every run starts from the same weights) and
+    /// its optimizer, and with `config.resume` loads its checkpoint.
+    fn new(
+        config: &'a Config,
+        split: &'a Split,
+        index: usize,
+        p: f64,
         mut generator: Generator,
-        optimizer: impl FnOnce(&Traced<SimpleNet>) -> dropjit::Result<O>,
-        progress: &mut dyn FnMut(Progress),
-    ) -> anyhow::Result<RunResult> {
-        let (config, p) = (self.config, self.p);
+        optimizer: &impl Fn(&Traced<SimpleNet>) -> dropjit::Result<O>,
+    ) -> anyhow::Result<Job<'a, O>> {
         let net = SimpleNet::new(FEATURES, config.hidden, CLASSES, p, &mut generator)?;
         let compiler = Compiler::new().threads(config.threads);
         let mut model = Traced::with_compiler(net, compiler);
         let mut opt = optimizer(&model)?;
-        let batches = self.split.train.len().div_ceil(config.batch_size);
+        // At least one batch: the split has at least one training sample (Split checks).
+        let batches = split.train.len().div_ceil(config.batch_size);
         let mut first_epoch = 0;
         if let Some(dir) = &config.resume {
             let path = Config::checkpoint_path(dir, p);
             generator = model.load_checkpoint(&path, &mut opt)?;
             first_epoch = usize::try_from(opt.steps()).unwrap_or(usize::MAX) / batches;
+            if first_epoch.saturating_add(config.epochs) > MAX_EPOCHS {
+                return Err(ConfigError {
+                    what: "epochs (at most 4294967295 in all)",
+                    value: format!(
+                        "{} more after the {first_epoch} of {}",
+                        config.epochs,
+                        path.display()
+                    ),
+                }
+                .into());
+            }
         }
-        let steps = config.epochs * batches;
+        let steps = (config.epochs.checked_mul(batches)).ok_or_else(|| ConfigError {
+            what: "epochs (at most usize::MAX training steps)",
+            value: format!("{} of {batches} batches", config.epochs),
+        })?;
+        Ok(Job {
+            config,
+            split,
+            index,
+            p,
+            model,
+            opt,
+            generator,
+            first_epoch,
+            steps,
+        })
+    }
+
+    fn train(&mut self, progress: &mut dyn FnMut(Progress)) -> anyhow::Result<RunResult> {
+        let (config, p, steps) = (self.config, self.p, self.steps);
+        let batches = self.split.train.len().div_ceil(config.batch_size);
         progress(Progress::Run {
             run: self.index,
             runs: config.ps.len(),
@@ -150,15 +261,22 @@ impl Job<'_> {
             step_seconds: 0.0,
         };
         let mut done = 0;
-        for epoch in first_epoch..first_epoch + config.epochs {
-            model.train();
+        // check and Job::new keep the last epoch at most MAX_EPOCHS.
+        for epoch in self.first_epoch..self.first_epoch + config.epochs {
+            self.model.train();
             let shuffle = epoch_stream(config.seed, epoch_u32(epoch)?);
             let mut loss_sum = 0.0;
             for (x, y) in Batches::shuffled(&self.split.train, config.batch_size, shuffle)? {
+                let model = &mut self.model;
                 let compilations = model.compilations();
                 let start = Instant::now();
-                let loss =
-                    model.train_step_with(&x, &y, Loss::CrossEntropy, &mut opt, &mut generator)?;
+                let loss = model.train_step_with(
+                    &x,
+                    &y,
+                    Loss::CrossEntropy,
+                    &mut self.opt,
+                    &mut self.generator,
+                )?;
                 let seconds = start.elapsed().as_secs_f64();
                 // A step that compiled first counts as compile time (its one run is noise).
                 if model.compilations() > compilations {
@@ -176,18 +294,12 @@ impl Job<'_> {
                     loss,
                 });
             }
-            model.eval();
+            self.model.eval();
             let stats = EpochStats {
                 epoch: epoch + 1,
                 step_loss: loss_sum / batches as f64,
-                train: metrics(
-                    &self.evaluate(&model, &train_x, &mut generator, &mut result)?,
-                    &train_y,
-                ),
-                test: metrics(
-                    &self.evaluate(&model, &test_x, &mut generator, &mut result)?,
-                    &test_y,
-                ),
+                train: metrics(&self.evaluate(&train_x, &mut result)?, &train_y),
+                test: metrics(&self.evaluate(&test_x, &mut result)?, &test_y),
             };
             result.curve.push(stats);
             progress(Progress::Epoch {
@@ -196,21 +308,12 @@ impl Job<'_> {
                 stats,
             });
         }
-        if let Some(dir) = &config.save {
-            let path = Config::checkpoint_path(dir, p);
-            model.save_checkpoint(&path, &opt, &generator)?;
-        }
         Ok(result)
     }
 
     /// The eval-mode logits of a whole split; compiling for a new shape counts as compile time.
-    fn evaluate(
-        &self,
-        model: &Traced<SimpleNet>,
-        x: &Tensor,
-        generator: &mut Generator,
-        result: &mut RunResult,
-    ) -> dropjit::Result<Tensor> {
+    fn evaluate(&mut self, x: &Tensor, result: &mut RunResult) -> dropjit::Result<Tensor> {
+        let (model, generator) = (&self.model, &mut self.generator);
         let start = Instant::now();
         let compilations = model.compilations();
         model.compile(&x.ty())?;
@@ -291,6 +394,27 @@ mod tests {
                     ..tiny()
                 },
                 "invalid hidden sizes (at least 1): [0, 8]",
+            ),
+            (
+                Config {
+                    epochs: MAX_EPOCHS + 1,
+                    ..tiny()
+                },
+                "invalid epochs (at most 4294967295): 4294967296",
+            ),
+            (
+                Config {
+                    hidden: [8, MAX_WIDTH + 1],
+                    ..tiny()
+                },
+                "invalid hidden sizes (at most 65536): [8, 65537]",
+            ),
+            (
+                Config {
+                    hidden: [MAX_WIDTH, 4097],
+                    ..tiny()
+                },
+                "invalid hidden sizes (at most 268435456 parameters): [65536, 4097] make 272805909",
             ),
             (
                 Config {
