@@ -6,7 +6,6 @@ use std::fmt;
 
 use crate::alloc;
 use crate::error::{Error, Result};
-use crate::graph::signature::check_length;
 use crate::types::{DType, Shape, TensorType};
 
 /// The elements of a tensor.
@@ -278,6 +277,19 @@ pub fn format_f32(x: f32) -> String {
         if x > 0.0 { "inf" } else { "-inf" }.to_string()
     } else {
         format!("{x}")
+    }
+}
+
+/// [`Error::DataLength`] unless a buffer of `len` elements holds a value of `shape`.
+pub(crate) fn check_length(shape: &Shape, len: usize) -> Result<()> {
+    if shape.checked_numel() == Some(len) {
+        Ok(())
+    } else {
+        Err(Error::DataLength {
+            shape: shape.clone(),
+            expected: shape.checked_numel(),
+            got: len,
+        })
     }
 }
 

@@ -3,7 +3,8 @@
 
 use super::{Graph, Leaf};
 use crate::error::{Error, Result};
-use crate::types::{Shape, TensorType};
+use crate::tensor::check_length;
+use crate::types::TensorType;
 
 /// What the check needs of a bound value: its type and how many elements it holds.
 pub(crate) struct Bound {
@@ -45,18 +46,5 @@ impl Graph {
             check_length(&value.ty.shape, value.len)?;
         }
         Ok(())
-    }
-}
-
-/// [`Error::DataLength`] unless a buffer of `len` elements holds a value of `shape`.
-pub(crate) fn check_length(shape: &Shape, len: usize) -> Result<()> {
-    if shape.checked_numel() == Some(len) {
-        Ok(())
-    } else {
-        Err(Error::DataLength {
-            shape: shape.clone(),
-            expected: shape.checked_numel(),
-            got: len,
-        })
     }
 }

@@ -5,10 +5,9 @@
 //! [`Value::Float`] matches an `f32` type whatever its float type is.
 
 use crate::error::Result;
-use crate::graph::signature::check_length;
 use crate::graph::{DType, Shape, TensorType};
 use crate::math::Element;
-use crate::tensor::{Tensor, TensorData};
+use crate::tensor::{Tensor, TensorData, check_length};
 
 /// A dense row-major array.
 #[derive(Clone, Debug)]

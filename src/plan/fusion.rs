@@ -25,26 +25,22 @@ use crate::graph::{Graph, NodeId};
 /// topological order. Leaves and reshapes belong to none.
 pub(super) fn fuse(graph: &Graph) -> Vec<Vec<NodeId>> {
     let order = graph.topo_order();
-    let mut fusion = Fusion {
-        graph,
-        group_of: Vec::new(),
-        groups: Vec::new(),
-    };
+    let mut fusion = Fusion::default();
     for &id in &order {
         let op = &graph[id].op;
         if op.is_leaf() {
             continue;
         }
-        let group = fusion.new_group(id);
+        let mut group = fusion.new_group(graph, id);
         if !op.is_elementwise() {
             continue;
         }
         for operand in graph.operands_of(id) {
-            if let Some(other) = fusion.fusable(id, operand)
+            if let Some(other) = fusion.fusable(graph, id, operand)
                 && other != group
                 && !fusion.would_cycle(group, other)
             {
-                fusion.merge(group, other);
+                group = fusion.merge(group, other);
             }
         }
     }
@@ -67,23 +63,39 @@ fn positions(graph: &Graph, order: &[NodeId]) -> Vec<usize> {
     position
 }
 
-/// The grouping in progress.
-struct Fusion<'g> {
-    graph: &'g Graph,
+/// The grouping in progress. The edges between groups are kept as sets, updated as nodes
+/// arrive and groups merge, so a merge costs the smaller group's size and a cycle check the
+/// groups it walks, never a scan of a group's members: compile time stays near-linear in the
+/// length of a fused chain.
+#[derive(Default)]
+struct Fusion {
     /// By node index: the group of a visited computing node or reshape.
     group_of: Vec<Option<usize>>,
     /// By group: its nodes (emptied when merged into another).
     groups: Vec<Vec<NodeId>>,
+    /// By group: the other groups that read one of its values.
+    successors: Vec<BTreeSet<usize>>,
+    /// By group: the other groups it reads a value of.
+    predecessors: Vec<BTreeSet<usize>>,
 }
 
-impl Fusion<'_> {
-    fn new_group(&mut self, id: NodeId) -> usize {
+impl Fusion {
+    /// A group of `id` alone, read by nothing yet (users come later in topological order).
+    fn new_group(&mut self, graph: &Graph, id: NodeId) -> usize {
         let group = self.groups.len();
         self.groups.push(vec![id]);
+        self.successors.push(BTreeSet::new());
+        self.predecessors.push(BTreeSet::new());
         if self.group_of.len() <= id.index() {
             self.group_of.resize(id.index() + 1, None);
         }
         self.group_of[id.index()] = Some(group);
+        for operand in graph.operands_of(id) {
+            if let Some(producer) = self.group(operand) {
+                self.successors[producer].insert(group);
+                self.predecessors[group].insert(producer);
+            }
+        }
         group
     }
 
@@ -93,52 +105,61 @@ impl Fusion<'_> {
 
     /// The group `operand` is in, if `id` may join it: an element-wise producer of `id`'s
     /// shape (rule 2).
-    fn fusable(&self, id: NodeId, operand: NodeId) -> Option<usize> {
-        let producer = &self.graph[operand];
-        let same_shape = producer.ty.shape == self.graph[id].ty.shape;
+    fn fusable(&self, graph: &Graph, id: NodeId, operand: NodeId) -> Option<usize> {
+        let producer = &graph[operand];
+        let same_shape = producer.ty.shape == graph[id].ty.shape;
         (producer.op.is_elementwise() && same_shape)
             .then(|| self.group(operand))
             .flatten()
-    }
-
-    /// The groups that read a value of `group`.
-    fn successors(&self, group: usize) -> BTreeSet<usize> {
-        let users = self.groups[group]
-            .iter()
-            .flat_map(|&id| self.graph.users_of(id));
-        // Unvisited users have no group yet; they come later in topological order, so no
-        // path between visited groups runs through them.
-        users
-            .filter_map(|user| self.group(user))
-            .filter(|&g| g != group)
-            .collect()
     }
 
     /// True if a path leads from `a` or `b` through another group back into `a` or `b`
     /// (rule 3), so merging them would make a kernel wait for itself.
     fn would_cycle(&self, a: usize, b: usize) -> bool {
         let mut seen = BTreeSet::new();
-        let mut pending: Vec<usize> = self.successors(a).into_iter().collect();
-        pending.extend(self.successors(b));
-        pending.retain(|&g| g != a && g != b);
+        let mut pending: Vec<usize> = (self.successors[a].iter())
+            .chain(&self.successors[b])
+            .copied()
+            .filter(|&g| g != a && g != b)
+            .collect();
         while let Some(group) = pending.pop() {
             if group == a || group == b {
                 return true;
             }
             if seen.insert(group) {
-                pending.extend(self.successors(group));
+                pending.extend(&self.successors[group]);
             }
         }
         false
     }
 
-    /// Moves `from`'s nodes into `into`.
-    fn merge(&mut self, into: usize, from: usize) {
+    /// Merges groups `a` and `b` into whichever is larger and returns it: every node and
+    /// edge of the smaller one moves, so a chain that grows one node at a time costs
+    /// linear time in all.
+    fn merge(&mut self, a: usize, b: usize) -> usize {
+        let size =
+            |g: usize| self.groups[g].len() + self.successors[g].len() + self.predecessors[g].len();
+        let (into, from) = if size(a) >= size(b) { (a, b) } else { (b, a) };
         let nodes = std::mem::take(&mut self.groups[from]);
         for &id in &nodes {
             self.group_of[id.index()] = Some(into);
         }
         self.groups[into].extend(nodes);
+        for successor in std::mem::take(&mut self.successors[from]) {
+            self.predecessors[successor].remove(&from);
+            if successor != into {
+                self.predecessors[successor].insert(into);
+                self.successors[into].insert(successor);
+            }
+        }
+        for predecessor in std::mem::take(&mut self.predecessors[from]) {
+            self.successors[predecessor].remove(&from);
+            if predecessor != into {
+                self.successors[predecessor].insert(into);
+                self.predecessors[into].insert(predecessor);
+            }
+        }
+        into
     }
 
     /// The nonempty groups, each after every group it reads from; among the groups ready to
@@ -152,8 +173,7 @@ impl Fusion<'_> {
             .filter(|&g| !self.groups[g].is_empty())
             .collect();
         let mut waiting_on = vec![0usize; self.groups.len()];
-        let successors: Vec<BTreeSet<usize>> =
-            (0..self.groups.len()).map(|g| self.successors(g)).collect();
+        let successors = &self.successors;
         for &g in &live {
             for &s in &successors[g] {
                 waiting_on[s] += 1;

@@ -34,10 +34,12 @@ impl Kernel {
     /// The kernel computing `nodes` and storing `outputs`: its inputs found, its loop form
     /// decided.
     fn new(graph: &Graph, nodes: Vec<NodeId>, outputs: Vec<NodeId>) -> Kernel {
+        let members: BTreeSet<NodeId> = nodes.iter().copied().collect();
+        let mut seen = BTreeSet::new();
         let mut inputs: Vec<NodeId> = Vec::new();
         for &id in &nodes {
             for operand in graph.operands_of(id) {
-                if !nodes.contains(&operand) && !inputs.contains(&operand) {
+                if !members.contains(&operand) && seen.insert(operand) {
                     inputs.push(operand);
                 }
             }

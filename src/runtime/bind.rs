@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use super::ParameterStore;
 use crate::error::{Error, Result};
-use crate::graph::signature::{Bound, check_length};
+use crate::graph::signature::Bound;
 use crate::graph::{Graph, Leaf};
+use crate::tensor::check_length;
 use crate::tensor::{Tensor, TensorData};
 
 /// Every key of `inputs` names an input; every input has a value in `inputs` and every
