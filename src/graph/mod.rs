@@ -17,14 +17,15 @@ mod rewrite;
 pub(crate) mod signature;
 pub mod verify;
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::fmt;
 use std::ops::Index;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use petgraph::Direction;
 use petgraph::stable_graph::{NodeIndex, StableGraph};
-use petgraph::visit::EdgeRef;
+use petgraph::visit::{EdgeRef, NodeIndexable};
 
 pub use crate::types::{DType, Shape, TensorType};
 pub use builder::{Builder, Naming};
@@ -290,29 +291,29 @@ impl Graph {
     /// Every node in a deterministic topological order: operands first, ties broken by id, so
     /// a graph built in order prints in the order it was written.
     pub fn topo_order(&self) -> Vec<NodeId> {
-        let mut pending: HashMap<NodeId, usize> = self
-            .node_ids()
-            .map(|id| {
-                let operands = self.nodes.edges_directed(id.index, Direction::Incoming);
-                (id, operands.count())
-            })
-            .collect();
-        let mut ready: BTreeSet<NodeId> = pending
-            .iter()
-            .filter(|&(_, &n)| n == 0)
-            .map(|(&id, _)| id)
-            .collect();
+        // Dense tables by storage index: this runs in every pass and plan step, so it has to
+        // stay linear-time on graphs of 100,000 nodes.
+        let slots = self.nodes.node_bound();
+        let mut pending = vec![0usize; slots];
+        let mut ready: BinaryHeap<Reverse<NodeIndex<u32>>> = BinaryHeap::new();
+        for index in self.nodes.node_indices() {
+            let operands = self
+                .nodes
+                .edges_directed(index, Direction::Incoming)
+                .count();
+            pending[index.index()] = operands;
+            if operands == 0 {
+                ready.push(Reverse(index));
+            }
+        }
         let mut order = Vec::with_capacity(self.len());
-        while let Some(id) = ready.pop_first() {
-            order.push(id);
-            for edge in self.nodes.edges_directed(id.index, Direction::Outgoing) {
-                let user = self.id_at(edge.target());
-                let count = pending
-                    .get_mut(&user)
-                    .expect("invariant: users are live nodes");
-                *count -= 1;
-                if *count == 0 {
-                    ready.insert(user);
+        while let Some(Reverse(index)) = ready.pop() {
+            order.push(self.id_at(index));
+            for edge in self.nodes.edges_directed(index, Direction::Outgoing) {
+                let user = edge.target();
+                pending[user.index()] -= 1;
+                if pending[user.index()] == 0 {
+                    ready.push(Reverse(user));
                 }
             }
         }

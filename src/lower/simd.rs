@@ -15,6 +15,8 @@
 //! group is an ordinary group whose lanes are computed one by one and only its own elements
 //! loaded and written. Each value is bit for bit the scalar loop's: the same IEEE operations.
 
+use std::collections::BTreeMap;
+
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 
@@ -157,9 +159,9 @@ impl Body<'_> {
             .collect();
         for v in 0..VECTORS {
             let offset = (v * 16) as i32;
-            let mut values: Vec<(NodeId, Value)> = Vec::new();
+            let mut values: BTreeMap<NodeId, Value> = BTreeMap::new();
             for (&id, cursor) in self.externals.iter().zip(&mut cursors) {
-                values.push((id, cursor.next_vector(cx, offset)));
+                values.insert(id, cursor.next_vector(cx, offset));
             }
             for (&id, keep) in self.kernel.nodes.iter().zip(&keeps) {
                 let args: Vec<Value> = operand_values(self.graph, id, &values);
@@ -172,7 +174,7 @@ impl Body<'_> {
                     }
                 });
                 let value = vector_arith::element(cx, self.op(id), &args, mask);
-                values.push((id, value));
+                values.insert(id, value);
             }
             for (id, &addr) in self.kernel.outputs.iter().zip(&outputs) {
                 let value = lookup(&values, *id);
@@ -200,10 +202,10 @@ impl Body<'_> {
         let first = cx.b.ins().imul_imm_u(g, GROUP_SIZE as i64);
         cx.counted_loop(lanes, &mut |cx, e| {
             let j = cx.b.ins().iadd(first, e);
-            let mut values: Vec<(NodeId, Value)> = Vec::new();
+            let mut values: BTreeMap<NodeId, Value> = BTreeMap::new();
             for (&id, read) in self.externals.iter().zip(self.reads) {
                 let x = read.lane(cx, j);
-                values.push((id, x));
+                values.insert(id, x);
             }
             for (&id, keep) in self.kernel.nodes.iter().zip(&keeps) {
                 let args: Vec<Value> = operand_values(self.graph, id, &values);
@@ -215,7 +217,7 @@ impl Body<'_> {
                     }
                 });
                 let value = arith::element(cx, self.op(id), &args, kept);
-                values.push((id, value));
+                values.insert(id, value);
             }
             for (id, &addr) in self.kernel.outputs.iter().zip(self.output_addrs) {
                 let value = lookup(&values, *id);
@@ -225,12 +227,11 @@ impl Body<'_> {
     }
 }
 
-fn lookup(values: &[(NodeId, Value)], id: NodeId) -> Value {
-    let found = values.iter().find(|(v, _)| *v == id);
-    found.expect("invariant: operands are computed first").1
+fn lookup(values: &BTreeMap<NodeId, Value>, id: NodeId) -> Value {
+    *(values.get(&id)).expect("invariant: operands are computed first")
 }
 
-fn operand_values(graph: &Graph, id: NodeId, values: &[(NodeId, Value)]) -> Vec<Value> {
+fn operand_values(graph: &Graph, id: NodeId, values: &BTreeMap<NodeId, Value>) -> Vec<Value> {
     (graph.operands_of(id).iter())
         .map(|&o| lookup(values, o))
         .collect()

@@ -13,6 +13,8 @@
 //!    `a` before the subtraction runs, so `a` and the `sub` are two kernels. The check is on
 //!    groups, not nodes: a path may enter a group at one member and leave it from another.
 //!
+//! 4. A kernel has at most [`MAX_KERNEL_NODES`] nodes.
+//!
 //! Nodes are visited in topological order and each joins its operands' groups greedily, in
 //! operand order, so the result is deterministic. Reshapes take part in the cycle check (a
 //! path may run through one) but form no kernel: they alias their operand's buffer.
@@ -20,6 +22,11 @@
 use std::collections::BTreeSet;
 
 use crate::graph::{Graph, NodeId};
+
+/// The most nodes one kernel fuses (rule 4): one kernel is one Cranelift function, whose
+/// compile time grows faster than its length, so a long chain compiles as a run of kernels
+/// of this size; each boundary costs one buffer round trip, nothing against 256 nodes' work.
+pub(crate) const MAX_KERNEL_NODES: usize = 256;
 
 /// The groups of `graph`'s computing nodes in an execution order, each one's nodes in
 /// topological order. Leaves and reshapes belong to none.
@@ -38,6 +45,7 @@ pub(super) fn fuse(graph: &Graph) -> Vec<Vec<NodeId>> {
         for operand in graph.operands_of(id) {
             if let Some(other) = fusion.fusable(graph, id, operand)
                 && other != group
+                && fusion.groups[group].len() + fusion.groups[other].len() <= MAX_KERNEL_NODES
                 && !fusion.would_cycle(group, other)
             {
                 group = fusion.merge(group, other);

@@ -173,6 +173,28 @@ mod tests {
     }
 
     #[test]
+    fn a_long_chain_is_cut_into_kernels_of_at_most_max_kernel_nodes() {
+        use crate::plan::fusion::MAX_KERNEL_NODES;
+        use crate::plan::vector::MAX_VECTOR_MEMBERS;
+        let n = 2 * MAX_KERNEL_NODES + 10;
+        let mut body = String::from("%x0: f32[256] = input\n");
+        for i in 1..=n {
+            body += &format!("%x{i}: f32[256] = relu %x{}\n", i - 1);
+        }
+        body += &format!("output y = %x{n}\n");
+        let graph = parse(&format!("graph g {{\n{body}}}\n")).expect("a valid chain");
+        let schedule = Schedule::fused(&graph);
+        let sizes: Vec<usize> = schedule.kernels.iter().map(|k| k.nodes.len()).collect();
+        assert_eq!(sizes, [MAX_KERNEL_NODES, MAX_KERNEL_NODES, 10]);
+        // Each kernel stores its end for the next; the long ones run the scalar loop.
+        for kernel in &schedule.kernels {
+            assert_eq!(kernel.outputs, [*kernel.nodes.last().unwrap()]);
+            let vector = matches!(kernel.form, Form::Vector { .. });
+            assert_eq!(vector, kernel.nodes.len() <= MAX_VECTOR_MEMBERS);
+        }
+    }
+
+    #[test]
     fn simple_net_fuses_each_relu_with_its_dropout() {
         let source = include_str!("../../ir/simple_net.ir");
         let graph = parse(source).expect("simple_net parses");

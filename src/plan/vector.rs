@@ -14,8 +14,15 @@
 //!
 //! Everything else (calls like `exp`, other broadcasts, narrow channel masks) takes the
 //! scalar loop, where every drawing dropout's keep bytes are drawn in a phase of their own.
+//! So does a kernel of more than [`MAX_VECTOR_MEMBERS`] members: the vector loop repeats its
+//! body for the 32 vectors of a group, so its code, and the time Cranelift takes to compile
+//! it, grow 32 times faster than the scalar loop's; a body that long gains little from lanes.
 
 use crate::graph::{DType, Dropout, Elementwise, Graph, NodeId, Shape};
+
+/// The most members a vector kernel has (real models fuse a few to a few dozen: an Adam
+/// update is about twenty).
+pub const MAX_VECTOR_MEMBERS: usize = 64;
 
 /// How an element-wise kernel's loop is generated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +73,9 @@ impl Form {
     /// The loop form of an element-wise kernel of `graph` computing `nodes` (in order) and
     /// reading `inputs` from memory.
     pub(crate) fn of(graph: &Graph, nodes: &[NodeId], inputs: &[NodeId]) -> Form {
+        if nodes.len() > MAX_VECTOR_MEMBERS {
+            return Form::Scalar;
+        }
         let shape = &graph[nodes[0]].ty.shape;
         let reads: Option<Vec<Read>> = (inputs.iter())
             .map(|&id| {
