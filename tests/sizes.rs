@@ -134,3 +134,47 @@ fn an_arena_no_allocation_can_hold_does_not_compile() {
          the most one allocation can hold"
     );
 }
+
+/// Issue 14's other routes to the wrap: an empty operand whose other dimensions are huge.
+/// Its extent (empty dimensions counted as 1) bounds every stride, so the type is refused;
+/// a reduction or product whose result would be huge is refused at that node; and a result
+/// that fits the type rule but not the machine is an allocation error at run time.
+#[test]
+fn empty_operands_with_huge_dimensions_are_refused_too() {
+    let reduce = "graph g {\n  %x: f32[0, 4611686018427387904] = input\n  \
+                  %s: f32[] = sum %x\n  output s = %s\n}\n";
+    assert_eq!(
+        text::parse(reduce).unwrap_err().to_string(),
+        "2:7: f32[0, 4611686018427387904] is too large: it needs more than 9223372036854775807 \
+         bytes, the most one allocation can hold"
+    );
+    let product = "graph g {\n  %a: f32[1099511627776, 0] = input\n  \
+                   %b: f32[0, 1099511627776] = input\n  %c = matmul %a, %b\n  output c = %c\n}\n";
+    assert_eq!(
+        text::parse(product).unwrap_err().to_string(),
+        "4:8: matmul c: f32[1099511627776, 1099511627776] is too large: it needs more than \
+         9223372036854775807 bytes, the most one allocation can hold"
+    );
+    // Summing away the empty axis leaves 2^61 - 1 zeros: a valid type, memory nobody has.
+    let zeros = "graph g {\n  %x: f32[0, 2305843009213693951] = input\n  \
+                 %s = sum %x {axes = [0]}\n  output s = %s\n}\n";
+    let graph = text::parse(zeros).unwrap();
+    let x = dropjit::Tensor::from_f32([0, 2305843009213693951], vec![]).unwrap();
+    let inputs = std::collections::BTreeMap::from([("x".to_string(), x)]);
+    let compiled = Compiler::new().compile(&graph).unwrap();
+    let err = (compiled.run(
+        &mut dropjit::Generator::new(0),
+        &inputs,
+        &Default::default(),
+    ))
+    .unwrap_err();
+    assert!(matches!(err, Error::OutOfMemory { .. }), "{err:?}");
+    let err = dropjit::interp::run(
+        &graph,
+        dropjit::Mode::Eval,
+        &mut dropjit::Generator::new(0),
+        &inputs,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::OutOfMemory { .. }), "{err:?}");
+}
