@@ -94,9 +94,20 @@ pub fn load(
         path: path.to_path_buf(),
         source,
     })?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| format_error(path, e.to_string()))?;
+    load_bytes(path, &bytes, store, entries, optimizer)
+}
+
+/// [`load`] from `bytes`, the contents of the checkpoint file `path` (which errors name).
+pub fn load_bytes(
+    path: &Path,
+    bytes: &[u8],
+    store: &mut ParameterStore,
+    entries: &[String],
+    optimizer: &mut dyn Optimizer,
+) -> Result<Generator> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| format_error(path, e.to_string()))?;
     let (_, header) =
-        SafeTensors::read_metadata(&bytes).map_err(|e| format_error(path, e.to_string()))?;
+        SafeTensors::read_metadata(bytes).map_err(|e| format_error(path, e.to_string()))?;
     let metadata = header.metadata().clone().unwrap_or_default();
     let number = |key: &str| -> Result<u64> {
         let value = metadata

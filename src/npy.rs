@@ -37,7 +37,13 @@ pub fn read(path: &Path) -> Result<Tensor> {
         path: path.to_path_buf(),
         source,
     })?;
-    decode(&bytes).map_err(|message| Error::Npy {
+    decode(path, &bytes)
+}
+
+/// The tensor in `bytes`, the contents of the `.npy` file `path` (which errors name): what
+/// [`read`] does once it has the bytes.
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<Tensor> {
+    tensor(bytes).map_err(|message| Error::Npy {
         path: path.to_path_buf(),
         message,
     })
@@ -109,7 +115,7 @@ fn shape_repr(shape: &Shape) -> String {
 }
 
 /// The tensor in `.npy` bytes, or what is wrong with them.
-fn decode(bytes: &[u8]) -> Result<Tensor, String> {
+fn tensor(bytes: &[u8]) -> Result<Tensor, String> {
     let (header, data) = split_header(bytes)?;
     let fields = parse_header(header)?;
     let dtype = match fields.descr.as_str() {

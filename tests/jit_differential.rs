@@ -18,13 +18,14 @@ mod common;
 
 use std::fs;
 use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
-use common::compare::{Agreement, compare};
+use common::compare::Agreement;
+use common::differential::{BIT_EXACT, ONE_TWO_THREE, Setup, Spread, check, compile, compiler};
 
-use dropjit::{
-    CompiledGraph, Compiler, Gemm, Generator, Graph, Mode, ParameterStore, Tensor, init, interp,
-    text,
-};
+use dropjit::{Compiler, Gemm, Generator, Graph, Mode, ParameterStore, Tensor, text};
 
 const SEED: u64 = 0x0d15_ea5e;
 
@@ -42,175 +43,6 @@ fn ir_files() -> Vec<PathBuf> {
 fn parse_file(path: &PathBuf) -> Graph {
     let source = fs::read_to_string(path).expect("readable ir file");
     text::parse(&source).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// How a graph is compiled and what is compared.
-#[derive(Clone, Copy, Debug)]
-struct Setup {
-    gemm: Gemm,
-    fuse: bool,
-    /// Every node an output, so every value is materialized and compared.
-    trace: bool,
-}
-
-/// Fused and unfused, traced and not, with the interpreter's summation order.
-const BIT_EXACT: [Setup; 4] = [
-    Setup {
-        gemm: Gemm::Reference,
-        fuse: true,
-        trace: true,
-    },
-    Setup {
-        gemm: Gemm::Reference,
-        fuse: true,
-        trace: false,
-    },
-    Setup {
-        gemm: Gemm::Reference,
-        fuse: false,
-        trace: true,
-    },
-    Setup {
-        gemm: Gemm::Reference,
-        fuse: false,
-        trace: false,
-    },
-];
-
-/// How a JIT run is spread over threads.
-#[derive(Clone, Copy, Debug)]
-struct Spread {
-    threads: usize,
-    /// Every phase split into chunks of one unit, rather than as compiled.
-    finest: bool,
-}
-
-/// One thread, then two and three threads splitting every phase into one-unit chunks.
-const ONE_TWO_THREE: [Spread; 3] = [
-    Spread {
-        threads: 1,
-        finest: false,
-    },
-    Spread {
-        threads: 2,
-        finest: true,
-    },
-    Spread {
-        threads: 3,
-        finest: true,
-    },
-];
-
-fn compiler(mode: Mode, setup: Setup, spread: Spread) -> Compiler {
-    let compiler = (Compiler::new().mode(mode).verify(true))
-        .gemm(setup.gemm)
-        .fuse(setup.fuse)
-        .threads(spread.threads);
-    if spread.finest {
-        compiler.max_chunk_units(1)
-    } else {
-        compiler
-    }
-}
-
-fn compile(graph: &Graph, compiler: Compiler) -> CompiledGraph {
-    compiler
-        .compile(graph)
-        .unwrap_or_else(|e| panic!("compiling {}: {e}\n{graph}", graph.name()))
-}
-
-/// Runs `graph` (with every node exposed if `setup.trace`) on the interpreter and, compiled
-/// spread each way of `spreads`, on the JIT, and compares everything: outputs, errors, and
-/// the generator's step afterwards. Later JIT runs must equal the first bit for bit.
-fn check(
-    graph: &Graph,
-    mode: Mode,
-    setup: Setup,
-    agreement: Agreement,
-    seed: u64,
-    spreads: &[Spread],
-) -> Result<(), String> {
-    // In-place requests change no value, but an in-place dropout whose input is read later
-    // does not compile; tests/jit_memory.rs covers in-place (and its conflicts).
-    let base = common::without_inplace(graph);
-    let traced = if setup.trace {
-        Graph::with_every_node_as_output(&base)
-    } else {
-        base
-    };
-    let values = init::random_values(&traced, seed).unwrap();
-    let mut interp_rng = Generator::new(seed).with_step(5);
-    let expected = interp::run(&traced, mode, &mut interp_rng, &values);
-    let (inputs, params) = ParameterStore::split(&traced, values);
-    let mut first: Option<dropjit::Result<Vec<(String, Tensor)>>> = None;
-    for &spread in spreads {
-        let n = spread.threads;
-        let compiled = compile(&traced, compiler(mode, setup, spread));
-        let mut jit_rng = Generator::new(seed).with_step(5);
-        let got = compiled.run(&mut jit_rng, &inputs, &params);
-        if interp_rng != jit_rng {
-            return Err(format!(
-                "{n} threads: generator steps {} vs {}",
-                interp_rng.step(),
-                jit_rng.step()
-            ));
-        }
-        agree(&expected, &got, setup, agreement).map_err(|m| format!("{n} threads: {m}"))?;
-        match &first {
-            None => first = Some(got),
-            Some(first) => same_bits(first, &got).map_err(|m| format!("{n} threads vs 1: {m}"))?,
-        }
-    }
-    Ok(())
-}
-
-/// The JIT's result against the interpreter's.
-fn agree(
-    expected: &dropjit::Result<Vec<(String, Tensor)>>,
-    got: &dropjit::Result<Vec<(String, Tensor)>>,
-    setup: Setup,
-    agreement: Agreement,
-) -> Result<(), String> {
-    match (expected, got) {
-        (Ok(expected), Ok(got)) => {
-            for ((name, e), (_, g)) in expected.iter().zip(got) {
-                compare(e, g, agreement).map_err(|m| format!("output {name}: {m}"))?;
-            }
-            Ok(())
-        }
-        (Err(e), Err(g)) if e.to_string() == g.to_string() => Ok(()),
-        // Untraced, a failing node no output needs is optimized away before compilation, so
-        // the JIT may succeed, or fail at a later node the interpreter never reached.
-        (Err(_), Ok(_) | Err(_)) if !setup.trace => Ok(()),
-        (e, g) => Err(format!(
-            "interpreter {:?} vs JIT {:?}",
-            e.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-            g.as_ref().map(|_| ()).map_err(|e| e.to_string())
-        )),
-    }
-}
-
-/// Two JIT results, equal to the bit (NaN payloads included: the same code computed them).
-fn same_bits(
-    a: &dropjit::Result<Vec<(String, Tensor)>>,
-    b: &dropjit::Result<Vec<(String, Tensor)>>,
-) -> Result<(), String> {
-    match (a, b) {
-        (Ok(a), Ok(b)) => {
-            for ((name, x), (_, y)) in a.iter().zip(b) {
-                if x.ty() != y.ty() || x.to_le_bytes() != y.to_le_bytes() {
-                    return Err(format!("output {name} differs"));
-                }
-            }
-            Ok(())
-        }
-        (Err(a), Err(b)) if a.to_string() == b.to_string() => Ok(()),
-        (a, b) => Err(format!(
-            "{:?} vs {:?}",
-            a.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-            b.as_ref().map(|_| ()).map_err(|e| e.to_string())
-        )),
-    }
 }
 
 #[test]
@@ -260,20 +92,105 @@ fn random_graph_spreads(seed: u64) -> &'static [Spread] {
     }
 }
 
+/// Seeds the default run checks in full; `DROPJIT_RANDOM_GRAPHS` raises the count.
+const FULL_SEEDS: u64 = 1000;
+
+/// A count from the environment variable `name`, or `default` if it is unset.
+fn env_count(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(text) => {
+            (text.trim().parse()).unwrap_or_else(|_| panic!("{name}={text:?} is not a count"))
+        }
+        Err(_) => default,
+    }
+}
+
+/// Checks random graph `seed`. Seeds below [`FULL_SEEDS`] run in both modes with each of the
+/// first three bit-exact setups, on the thread counts of [`random_graph_spreads`]. A
+/// campaign's later seeds compile twice, once per mode, which is where the time goes: Train
+/// with `BIT_EXACT[seed % 3]` and Eval with `BIT_EXACT[(seed + 1) % 3]` (fused traced, fused
+/// untraced, unfused traced, in turn), one mode on one thread and the other on two threads
+/// splitting every phase into one-unit chunks (Train on one thread for even seeds, Eval for
+/// odd ones). Every check compares with the interpreter bit for bit.
+fn check_random_graph(seed: u64) -> Result<(), String> {
+    let graph = common::random_graph(seed);
+    let mut checks = Vec::new();
+    for (m, mode) in [Mode::Train, Mode::Eval].into_iter().enumerate() {
+        if seed < FULL_SEEDS {
+            for setup in &BIT_EXACT[..3] {
+                checks.push((mode, *setup, random_graph_spreads(seed)));
+            }
+        } else {
+            let setup = BIT_EXACT[((seed + m as u64) % 3) as usize];
+            let two = (seed + m as u64) % 2 == 1;
+            let spread = if two {
+                &ONE_TWO_THREE[1..2]
+            } else {
+                &ONE_TWO_THREE[..1]
+            };
+            checks.push((mode, setup, spread));
+        }
+    }
+    for (mode, setup, spreads) in checks {
+        if let Err(message) = check(&graph, mode, setup, Agreement::Bits, seed, spreads) {
+            return Err(format!(
+                "random graph seed {seed} in {mode:?} mode, {setup:?}: {message}\n{graph}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Random graphs F..N, N = `DROPJIT_RANDOM_GRAPHS` (1000 by default) and
+/// F = `DROPJIT_RANDOM_GRAPHS_FROM` (0 by default, for a campaign resumed or cut in parts),
+/// spread over `DROPJIT_RANDOM_GRAPH_WORKERS` threads (1 by default); a campaign prints
+/// its progress.
 #[test]
 fn random_graphs_match_the_interpreter_bit_for_bit() {
-    for seed in 0..1000 {
-        let graph = common::random_graph(seed);
-        let threads = random_graph_spreads(seed);
-        for mode in [Mode::Train, Mode::Eval] {
-            for setup in &BIT_EXACT[..3] {
-                if let Err(message) = check(&graph, mode, *setup, Agreement::Bits, seed, threads) {
-                    panic!(
-                        "random graph seed {seed} in {mode:?} mode, {setup:?}: {message}\n{graph}"
-                    );
+    let count = env_count("DROPJIT_RANDOM_GRAPHS", FULL_SEEDS);
+    let workers = env_count("DROPJIT_RANDOM_GRAPH_WORKERS", 1).max(1);
+    let from = env_count("DROPJIT_RANDOM_GRAPHS_FROM", 0);
+    let campaign = (from, count) != (0, FULL_SEEDS);
+    let next = AtomicU64::new(from);
+    let failure: Mutex<Option<(u64, String)>> = Mutex::new(None);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= count || failure.lock().unwrap().is_some() {
+                        break;
+                    }
+                    if let Err(message) = check_random_graph(seed) {
+                        let mut first = failure.lock().unwrap();
+                        if first.as_ref().is_none_or(|(s, _)| seed < *s) {
+                            *first = Some((seed, message));
+                        }
+                        break;
+                    }
+                    let done = seed + 1 - from;
+                    if campaign && done % 10_000 == 0 {
+                        let seconds = start.elapsed().as_secs_f64();
+                        eprintln!(
+                            "seed {seed}: {done} graphs in {seconds:.0} s, {:.0} graphs/s",
+                            done as f64 / seconds
+                        );
+                    }
                 }
-            }
+            });
         }
+    });
+    if let Some((_, message)) = failure.into_inner().unwrap() {
+        panic!("{message}");
+    }
+    if campaign {
+        let (done, seconds) = (count.saturating_sub(from), start.elapsed().as_secs_f64());
+        eprintln!(
+            "random graphs {from}..{count} agree: {done} graphs, {workers} workers, \
+             {seconds:.0} s, {:.0} graphs/s",
+            done as f64 / seconds
+        );
     }
 }
 

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod differential;
 pub mod gradcheck;
 pub mod training;
 
@@ -15,11 +16,14 @@ use dropjit::graph::{BinaryOp, Dropout, DropoutKind, ReduceOp, UnaryOp};
 use dropjit::rng::philox4x32_10;
 use dropjit::{DType, Graph, NodeId, Op, Shape, Tensor, TensorType};
 
-/// A small deterministic random source: Philox4x32-10 over an incrementing counter.
+/// A small deterministic random source: Philox4x32-10 over an incrementing counter, after
+/// the words of a given input, if any (a fuzzer's bytes, which then steer every choice).
 pub struct Rng {
     key: [u32; 2],
     counter: u64,
     words: Vec<u32>,
+    /// Words still to be given out before the Philox stream, the last one first.
+    given: Vec<u32>,
 }
 
 impl Rng {
@@ -29,11 +33,30 @@ impl Rng {
             key: [seed as u32, (seed >> 32) as u32],
             counter: 0,
             words: Vec::new(),
+            given: Vec::new(),
         }
+    }
+
+    /// A source that gives out `bytes` as little-endian words (a last partial word padded
+    /// with zeros), then the Philox stream keyed by an FNV-1a hash of `bytes`: a fuzzer's
+    /// input decides the choices it reaches, and an input of any length yields a graph.
+    pub fn from_bytes(bytes: &[u8]) -> Rng {
+        let mut rng = Rng::new(fnv1a(bytes));
+        rng.given = (bytes.chunks(4).rev())
+            .map(|c| {
+                let mut word = [0; 4];
+                word[..c.len()].copy_from_slice(c);
+                u32::from_le_bytes(word)
+            })
+            .collect();
+        rng
     }
 
     /// The next 32 random bits.
     pub fn next_u32(&mut self) -> u32 {
+        if let Some(word) = self.given.pop() {
+            return word;
+        }
         if self.words.is_empty() {
             let c = self.counter;
             self.counter += 1;
@@ -102,11 +125,29 @@ fn kinds() -> Vec<Kind> {
     kinds
 }
 
+/// The 64-bit FNV-1a hash of `bytes`.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    (bytes.iter()).fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// A random well-typed, verifiable graph with at least one output.
 pub fn random_graph(seed: u64) -> Graph {
+    graph_from(format!("random_{seed}"), Rng::new(seed))
+}
+
+/// The graph the choices of `bytes` make (see [`Rng::from_bytes`]): well typed and
+/// verifiable like every random graph, for a fuzzer to steer.
+pub fn graph_from_bytes(bytes: &[u8]) -> Graph {
+    graph_from("fuzz".to_string(), Rng::from_bytes(bytes))
+}
+
+/// The graph named `name` whose every choice is drawn from `rng`.
+fn graph_from(name: String, rng: Rng) -> Graph {
     let mut b = Builder {
-        graph: Graph::new(format!("random_{seed}")),
-        rng: Rng::new(seed),
+        graph: Graph::new(name),
+        rng,
         names: 0,
         stream: 0,
     };

@@ -1,0 +1,12 @@
+//! The parser and verifier on arbitrary text: see `entries::parse`.
+
+#![no_main]
+
+#[allow(dead_code)]
+#[path = "../../common/mod.rs"]
+mod common;
+#[allow(dead_code)]
+#[path = "../entries.rs"]
+mod entries;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| entries::parse(data));
