@@ -170,7 +170,7 @@ fn random_graphs_match_the_interpreter_bit_for_bit() {
                         break;
                     }
                     let done = seed + 1 - from;
-                    if campaign && done % 10_000 == 0 {
+                    if campaign && done.is_multiple_of(10_000) {
                         let seconds = start.elapsed().as_secs_f64();
                         eprintln!(
                             "seed {seed}: {done} graphs in {seconds:.0} s, {:.0} graphs/s",
