@@ -6,7 +6,7 @@ use std::fmt;
 
 use crate::alloc;
 use crate::error::{Error, Result};
-use crate::types::{DType, Shape, TensorType};
+use crate::types::{DType, MAX_BYTES, Shape, TensorType};
 
 /// The elements of a tensor.
 #[derive(Clone, Debug)]
@@ -296,14 +296,15 @@ pub(crate) fn check_length(shape: &Shape, len: usize) -> Result<()> {
 /// The element count of a tensor of `shape` and `dtype`, if one can exist:
 /// [`Error::OutOfMemory`] for a shape whose byte size no allocation can hold.
 pub(crate) fn elements(shape: &Shape, dtype: DType) -> Result<usize> {
-    let ty = TensorType::new(dtype, shape.clone());
+    // TensorType::fits_in_memory's rule without building a type: this runs on every call.
+    let fits = (shape.extent())
+        .and_then(|n| n.checked_mul(dtype.size()))
+        .is_some_and(|bytes| bytes <= MAX_BYTES);
     match shape.checked_numel() {
-        Some(n) if ty.fits_in_memory() => Ok(n),
+        Some(n) if fits => Ok(n),
         _ => Err(Error::OutOfMemory {
-            bytes: shape
-                .checked_numel()
-                .and_then(|n| n.checked_mul(dtype.size())),
-            what: format!("a tensor of type {ty}"),
+            bytes: (shape.checked_numel()).and_then(|n| n.checked_mul(dtype.size())),
+            what: format!("a tensor of type {dtype}{shape}"),
         }),
     }
 }
