@@ -9,6 +9,7 @@ pub mod generator;
 pub mod host;
 pub mod mask;
 pub mod philox;
+pub mod planes;
 
 pub use generator::Generator;
 pub use host::PhiloxStream;
