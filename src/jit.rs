@@ -31,6 +31,8 @@ use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 use crate::error::{Error, Result};
 use crate::graph::NodeId;
 use crate::math;
+use crate::rng::MaskSource;
+use crate::rng::planes::{KeepWords, MaskKernel};
 
 /// The entry ABI of every phase (see the module docs).
 type EntryFn = unsafe extern "C" fn(*const *mut u8, u64, u32, *mut i64, usize, usize) -> i32;
@@ -57,12 +59,20 @@ pub(crate) enum Import {
     Sgemm,
     /// [`crate::math::tanh_f32`].
     Tanh,
+    /// The keep-bit generator ([`crate::rng::planes`]).
+    KeepBits,
 }
 
 impl Import {
     /// Every import, in the order the module declares them (new ones at the end, so the
     /// names of the others stay).
-    const ALL: [Import; 4] = [Import::Exp, Import::Log, Import::Sgemm, Import::Tanh];
+    const ALL: [Import; 5] = [
+        Import::Exp,
+        Import::Log,
+        Import::Sgemm,
+        Import::Tanh,
+        Import::KeepBits,
+    ];
 
     /// How many there are.
     pub(crate) const COUNT: usize = Import::ALL.len();
@@ -74,6 +84,7 @@ impl Import {
             Import::Log => "dropjit_log_f32",
             Import::Tanh => "dropjit_tanh_f32",
             Import::Sgemm => "dropjit_sgemm",
+            Import::KeepBits => "dropjit_keep_bits",
         }
     }
 
@@ -84,6 +95,7 @@ impl Import {
             Import::Log => math::log_f32 as *const u8,
             Import::Tanh => math::tanh_f32 as *const u8,
             Import::Sgemm => dropjit_sgemm as *const u8,
+            Import::KeepBits => dropjit_keep_bits as *const u8,
         }
     }
 
@@ -93,6 +105,12 @@ impl Import {
             Import::Exp | Import::Log | Import::Tanh => (vec![types::F32], vec![types::F32]),
             // m, k, n, then (pointer, row stride, column stride) for A, B and C.
             Import::Sgemm => (vec![ptr; 12], Vec::new()),
+            // out, count, then first, seed, stream, step, q and the kernel as 64-bit words.
+            Import::KeepBits => {
+                let mut params = vec![ptr; 2];
+                params.extend([types::I64; 6]);
+                (params, Vec::new())
+            }
         }
     }
 }
@@ -416,9 +434,48 @@ unsafe extern "C" fn dropjit_sgemm(
     unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
 }
 
+/// The keep bits of mask groups `first .. first + count` of one dropout (seed, stream, step,
+/// threshold `q`) into `out`, by the generator `kernel` (a [`MaskKernel`] discriminant):
+/// imported by the generated code's drawing loops ([`crate::rng::planes`]).
+///
+/// # Safety
+/// `out` points to `count` writable groups of four `u32` words (a stack buffer of the
+/// generated code), `kernel` names a kernel this host runs (the compiler checked) and the
+/// groups are below 2^59 (every mask's size is).
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn dropjit_keep_bits(
+    out: *mut KeepWords,
+    count: usize,
+    first: u64,
+    seed: u64,
+    stream: u64,
+    step: u64,
+    q: u64,
+    kernel: u64,
+) {
+    let kernel = MaskKernel::ALL[kernel as usize];
+    let source = MaskSource {
+        seed,
+        stream: stream as u32,
+        step: step as u32,
+    };
+    // SAFETY: the caller's contract above.
+    let out = unsafe { std::slice::from_raw_parts_mut(out, count) };
+    kernel.keep_bits(source, q, first, out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::Import;
+    use crate::rng::planes::MaskKernel;
+
+    #[test]
+    fn mask_kernels_are_listed_in_discriminant_order() {
+        // Generated code passes a kernel as its discriminant.
+        for (i, kernel) in MaskKernel::ALL.iter().enumerate() {
+            assert_eq!(*kernel as usize, i, "{kernel:?}");
+        }
+    }
 
     #[test]
     fn imports_are_listed_in_declaration_order() {

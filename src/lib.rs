@@ -70,6 +70,7 @@ pub use graph::{DType, Dropout, DropoutKind, Graph, Mode, NodeId, Op, Shape, Ten
 pub use lower::Gemm;
 pub use nn::{manual_seed, randn};
 pub use rng::Generator;
+pub use rng::planes::MaskKernel;
 pub use runtime::{CompiledGraph, ParameterStore};
 pub use tensor::{Tensor, TensorData};
 

@@ -2,11 +2,14 @@
 //! Kept apart from the IR snapshots so a Cranelift upgrade or a lowering change touches only
 //! these. Bless with `INSTA_UPDATE=always cargo test --release --test clif_snapshots`.
 
-use dropjit::{Compiler, Mode, text};
+use dropjit::{Compiler, MaskKernel, Mode, text};
 
+/// The CLIF of `source` compiled for `mode`. The mask kernel is fixed (the portable one, which
+/// every host runs), since generated code passes its number to the keep-bit generator.
 fn clif(source: &str, mode: Mode) -> String {
     let graph = text::parse(source).unwrap_or_else(|e| panic!("{e}\n{source}"));
-    let compiled = Compiler::new().mode(mode).verify(true).compile(&graph);
+    let compiler = Compiler::new().mode(mode).verify(true);
+    let compiled = (compiler.mask_kernel(MaskKernel::Portable)).compile(&graph);
     compiled
         .unwrap_or_else(|e| panic!("{e}\n{source}"))
         .clif()
@@ -33,8 +36,8 @@ const CHANNEL_DROPOUT: &str = "graph channel_dropout {
   output y = %y
 }";
 
-/// A channel-wise dropout in train mode: the keep-byte draw phase (inlined Philox) and the
-/// loop that applies it.
+/// A channel-wise dropout in train mode: the keep-byte draw phase (one call of the keep-bit
+/// generator per run of mask groups, each bit becoming a byte) and the loop that applies it.
 #[test]
 fn dropout2d_train() {
     insta::assert_snapshot!(clif(CHANNEL_DROPOUT, Mode::Train));

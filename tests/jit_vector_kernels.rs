@@ -1,13 +1,15 @@
-//! The vector element-wise kernels (`lower::simd`: f32x4 ops, masks made per group by the
-//! bit-plane early exit) against the interpreter, bit for bit: probabilities at the edges of
-//! the threshold (`2^-33` keeps all, `1 - 2^-24` has one significant bit of `Q` far down),
-//! sizes that are not multiples of 128 or 4, thread counts 1 to 3 with one unit per chunk,
-//! and fused kernels with element-wise ops before and after the dropout on special values.
+//! The vector element-wise kernels (`lower::simd`: f32x4 ops, keep bits from the generator
+//! per run of groups) against the interpreter, bit for bit: probabilities at the edges of the
+//! threshold (`2^-33` keeps all, `1 - 2^-24` has one significant bit of `Q` far down), sizes
+//! that are not multiples of 128 or 4, every mask kernel this host runs
+//! ([`MaskKernel::available`]: forced AVX2 and portable on an AVX-512 host) on 1 to 3 threads
+//! with one unit per chunk, and fused kernels with element-wise ops before and after the
+//! dropout on special values.
 
 use std::collections::BTreeMap;
 
 use dropjit::plan::Part;
-use dropjit::{Compiler, Generator, Mode, ParameterStore, Tensor, interp, text};
+use dropjit::{Compiler, Generator, MaskKernel, Mode, ParameterStore, Tensor, interp, text};
 
 const PROBABILITIES: [f64; 7] = [
     0.5,
@@ -18,7 +20,9 @@ const PROBABILITIES: [f64; 7] = [
     1.0 - 1.0 / 16777216.0,
     0.75,
 ];
-const SIZES: [usize; 8] = [1, 3, 4, 127, 128, 129, 300, 1029];
+/// Up to runs of the keep-bit generator and past them: 33 groups are two runs of 16 and one
+/// more, plus a partial group.
+const SIZES: [usize; 9] = [1, 3, 4, 127, 128, 129, 300, 1029, 33 * 128 + 77];
 
 /// Normal values with NaN, infinities and both zeros mixed in.
 fn input(n: usize, seed: u64) -> Tensor {
@@ -45,9 +49,11 @@ fn check_values(source: &str, values: &BTreeMap<String, Tensor>, what: &str, in_
     let graph = text::parse(source).expect("a valid graph");
     let n = values["x"].numel();
     let expected = interp::run(&graph, Mode::Train, &mut Generator::new(9), values).expect("runs");
-    for threads in [1, 2, 3] {
+    for (kernel, threads) in
+        (MaskKernel::available().into_iter()).flat_map(|k| [(k, 1), (k, 2), (k, 3)])
+    {
         let compiler = Compiler::new().mode(Mode::Train).verify(true);
-        let compiler = compiler.threads(threads).max_chunk_units(1);
+        let compiler = (compiler.threads(threads).max_chunk_units(1)).mask_kernel(kernel);
         let compiled = compiler.compile(&graph).expect("compiles");
         let vector = (compiled.phases().iter()).all(|p| !matches!(p.part, Part::Draw(_)));
         assert_eq!(vector, in_loop, "{what}: masks made in the loop?");
@@ -55,7 +61,10 @@ fn check_values(source: &str, values: &BTreeMap<String, Tensor>, what: &str, in_
         for ((name, e), (_, g)) in expected.iter().zip(&got.expect("runs")) {
             let bits = |t: &Tensor| t.to_le_bytes();
             let same = bits(e) == bits(g);
-            assert!(same, "{what}, n = {n}, {threads} threads: {name} differs");
+            assert!(
+                same,
+                "{what}, n = {n}, {threads} threads, {kernel:?}: {name} differs"
+            );
         }
     }
 }

@@ -22,13 +22,15 @@ mod cache;
 
 pub use cache::CompileCache;
 
+use crate::error::Error;
 use crate::error::Result;
 use crate::graph::verify::verify;
 use crate::graph::{Graph, Mode};
 use crate::jit::Codegen;
-use crate::lower::{self, Gemm};
+use crate::lower::{self, Choices, Gemm};
 use crate::passes;
 use crate::plan::{self, PlanOptions};
+use crate::rng::planes::MaskKernel;
 use crate::runtime::CompiledGraph;
 use crate::runtime::threads::Threads;
 
@@ -38,6 +40,7 @@ pub struct Compiler {
     mode: Mode,
     verify: bool,
     gemm: Gemm,
+    mask_kernel: MaskKernel,
     fuse: bool,
     threads: usize,
     max_chunk_units: usize,
@@ -57,6 +60,7 @@ impl Compiler {
             mode: Mode::Train,
             verify: cfg!(debug_assertions),
             gemm: Gemm::Blocked,
+            mask_kernel: MaskKernel::best(),
             fuse: true,
             threads: 1,
             max_chunk_units: usize::MAX,
@@ -79,6 +83,14 @@ impl Compiler {
     /// How `matmul` and `linear` compute their products.
     pub fn gemm(mut self, gemm: Gemm) -> Compiler {
         self.gemm = gemm;
+        self
+    }
+
+    /// Which generator computes dropout keep bits ([`crate::rng::planes`]): the host's widest
+    /// by default. Every kernel gives the same bits; tests force each one this host runs, and
+    /// `compile` fails with [`crate::Error::UnsupportedHost`] for one it cannot.
+    pub fn mask_kernel(mut self, kernel: MaskKernel) -> Compiler {
+        self.mask_kernel = kernel;
         self
     }
 
@@ -116,6 +128,14 @@ impl Compiler {
     /// JIT cannot target (anything but x86-64 with SSE4.1).
     pub fn compile(&self, graph: &Graph) -> Result<CompiledGraph> {
         verify(graph)?;
+        if !self.mask_kernel.is_available() {
+            return Err(Error::UnsupportedHost {
+                reason: format!(
+                    "the {} mask kernel needs a CPU feature this host lacks",
+                    self.mask_kernel.name()
+                ),
+            });
+        }
         let threads = Threads::new(self.threads)?;
         let optimized = passes::optimize(graph, self.mode)?;
         let options = PlanOptions {
@@ -125,7 +145,11 @@ impl Compiler {
         };
         let program = plan::plan(optimized, options)?;
         let codegen = Codegen::new(self.verify, program.phases().len())?;
-        let jit = lower::lower(&program, self.gemm, codegen);
+        let choices = Choices {
+            gemm: self.gemm,
+            mask_kernel: self.mask_kernel,
+        };
+        let jit = lower::lower(&program, choices, codegen);
         Ok(CompiledGraph::new(
             graph.clone(),
             program,

@@ -6,15 +6,15 @@
 use cranelift_codegen::ir::{InstBuilder, types};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
-use super::{Buffer, Gemm, LowerCx};
+use super::{Buffer, Choices, LowerCx};
 use super::{dropout, elementwise, layout, linalg, reduce, simd, softmax};
 use crate::graph::{Graph, NodeId, Op};
 use crate::jit::{Codegen, Jit};
 use crate::plan::{Form, Kernel, Part, Phase, Program, Unit};
 
 /// Lowers every phase of `program` into one function of `codegen`, in order, computing
-/// products as `gemm` says, and links them into machine code.
-pub(crate) fn lower(program: &Program, gemm: Gemm, mut codegen: Codegen) -> Jit {
+/// products and masks as `choices` says, and links them into machine code.
+pub(crate) fn lower(program: &Program, choices: Choices, mut codegen: Codegen) -> Jit {
     let target = codegen.target_config();
     let mut error_nodes = Vec::new();
     for (i, phase) in program.phases.iter().enumerate() {
@@ -23,7 +23,7 @@ pub(crate) fn lower(program: &Program, gemm: Gemm, mut codegen: Codegen) -> Jit 
         let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
         let buffers = &program.memory.buffers;
         let imports = codegen.imports();
-        let mut cx = LowerCx::new(b, target, buffers, imports, gemm, error_nodes);
+        let mut cx = LowerCx::new(b, target, buffers, imports, choices, error_nodes);
         lower_phase(&mut cx, program, phase);
         let ok = cx.b.ins().iconst(types::I32, 0);
         cx.b.ins().return_(&[ok]);

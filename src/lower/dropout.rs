@@ -5,13 +5,13 @@
 //!
 //! In a vector kernel ([`super::simd`]: element-wise kinds without broadcast dimensions,
 //! among ops with `f32x4` forms) the mask is made in the loop, 128 keep bits per group by the
-//! bit-plane early exit ([`super::bitplane`]). Everywhere else (channel-wise kinds, broadcast
+//! generator ([`super::bitplane`]). Everywhere else (channel-wise kinds, broadcast
 //! masks, kernels with calls) a dropout is lowered in two parts, so that it can sit inside a
 //! fused scalar loop ([`super::elementwise`]):
 //! 1. [`draw_phase`], a phase before the kernel's loop ([`crate::plan::phase`]): a loop over the
-//!    unit range's mask groups of 128 elements, where the Philox emitter ([`super::philox`])
-//!    writes the group's 128 uniforms `U` to a stack buffer and each becomes one keep byte
-//!    `U < Q` in the node's scratch buffer (rounded up to whole groups, so always in bounds);
+//!    unit range's mask groups of 128 elements, in runs whose keep bits come from one call of
+//!    the generator ([`super::bitplane`]), each bit becoming one keep byte in the node's
+//!    scratch buffer (rounded up to whole groups, so always in bounds);
 //! 2. in the loop's body ([`keep`] finds the bytes), the element reads the keep byte at its
 //!    mask index (row-major in the mask shape, broadcast coordinates set to 0, i.e. stride 0)
 //!    and becomes `keep ? x * scale : +0.0`, or `keep ? (x * a) + b : c` for the alpha kinds.
@@ -23,12 +23,12 @@
 //! into its `bool` output: whole groups, then the lanes of the last, partial group, so it
 //! writes exactly the mask's bytes.
 
-use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::{Buffer, LowerCx, philox};
+use super::bitplane::{self, Planes};
+use super::{Buffer, LowerCx};
 use crate::graph::{Dropout, Graph, NodeId, Shape};
-use crate::rng::mask::{GROUP_SIZE, keep_threshold};
+use crate::rng::mask::GROUP_SIZE;
 
 /// A drawn keep mask: the scratch buffer's address and the strides that map a coordinate of
 /// the dropout's input to its mask index.
@@ -66,9 +66,9 @@ pub(crate) fn draw_phase(cx: &mut LowerCx, graph: &Graph, id: NodeId) {
     let len = d
         .read_mask_len(input)
         .expect("invariant: the node's type was inferred, so its attributes fit its input");
-    let draw = Draw::start(cx, d);
+    let planes = Planes::start(cx, d);
     let (begin, end) = cx.unit_positions(1, len.div_ceil(GROUP_SIZE));
-    cx.range_loop(begin, end, &mut |cx, g| draw.group(cx, g, GROUP_SIZE, keep));
+    draw_groups(cx, &planes, begin, end, keep);
 }
 
 /// The keep mask of `d` applied to an input of shape `input`, as one byte (0 or 1) per mask
@@ -89,53 +89,34 @@ pub(crate) fn mask(cx: &mut LowerCx, d: &Dropout, input: &Shape, out: &Buffer) {
         cx.counted_loop(n, &mut |cx, j| cx.store(byte, out.addr, j));
         return;
     }
-    let draw = Draw::start(cx, d);
-    cx.counted_loop(n / GROUP_SIZE, &mut |cx, g| {
-        draw.group(cx, g, GROUP_SIZE, out.addr)
-    });
+    let planes = Planes::start(cx, d);
+    let (zero, full) = (cx.index(0), cx.index(n / GROUP_SIZE));
+    draw_groups(cx, &planes, zero, full, out.addr);
     if !n.is_multiple_of(GROUP_SIZE) {
-        let last = cx.index(n / GROUP_SIZE);
-        draw.group(cx, last, n % GROUP_SIZE, out.addr);
-    }
-}
-
-/// What drawing one dropout's groups needs, set up once before the loop over groups.
-struct Draw {
-    /// The keep threshold `Q`.
-    q: i64,
-    /// The stack buffer for one group's 128 uniforms.
-    uniforms: Value,
-    seed: Value,
-    step: Value,
-    stream: Value,
-}
-
-impl Draw {
-    fn start(cx: &mut LowerCx, d: &Dropout) -> Draw {
-        let q = i64::try_from(keep_threshold(d.p)).expect("invariant: Q <= 2^32");
-        let uniforms = cx.stack_buffer((GROUP_SIZE * 4) as u32);
-        let (seed, step) = cx.seed_and_step();
-        let stream = cx.b.ins().iconst(types::I32, i64::from(d.stream));
-        Draw {
-            q,
-            uniforms,
-            seed,
-            step,
-            stream,
-        }
-    }
-
-    /// Draws group `g` and stores its first `lanes` keep bytes at `keep[g * 128 + e]`.
-    fn group(&self, cx: &mut LowerCx, g: Value, lanes: usize, keep: Value) {
-        let (seed, step, stream, uniforms) = (self.seed, self.step, self.stream, self.uniforms);
-        philox::emit_group_uniforms(&mut cx.b, seed, stream, step, g, uniforms);
-        let first = cx.b.ins().imul_imm_s(g, GROUP_SIZE as i64);
-        cx.counted_loop(lanes, &mut |cx, e| {
-            let u = cx.load(types::I32, uniforms, e);
-            let u = cx.b.ins().uextend(types::I64, u);
-            let kept = cx.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, u, self.q);
-            let j = cx.b.ins().iadd(first, e);
-            cx.store(kept, keep, j);
+        // The partial group: only its own bytes.
+        let one = cx.index(1);
+        planes.fill(cx, full, one);
+        let base = cx.index(n / GROUP_SIZE * GROUP_SIZE);
+        cx.counted_loop(n % GROUP_SIZE, &mut |cx, l| {
+            let kept = planes.lane(cx, l);
+            let j = cx.b.ins().iadd(base, l);
+            cx.store(kept, out.addr, j);
         });
     }
+}
+
+/// Draws the keep bytes of mask groups `[start, stop)` (pointer-sized), whole groups:
+/// `keep[g * 128 + e]` for every lane `e` of each, one generator call per run of groups.
+fn draw_groups(cx: &mut LowerCx, planes: &Planes, start: Value, stop: Value, keep: Value) {
+    bitplane::for_each_run(cx, start, stop, &mut |cx, first, count| {
+        planes.fill(cx, first, count);
+        let base = cx.b.ins().imul_imm_u(first, GROUP_SIZE as i64);
+        let lanes = cx.b.ins().imul_imm_u(count, GROUP_SIZE as i64);
+        let zero = cx.index(0);
+        cx.range_loop(zero, lanes, &mut |cx, l| {
+            let kept = planes.lane(cx, l);
+            let j = cx.b.ins().iadd(base, l);
+            cx.store(kept, keep, j);
+        });
+    });
 }

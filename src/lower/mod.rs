@@ -28,7 +28,6 @@ mod elementwise;
 mod layout;
 mod linalg;
 mod loops;
-mod philox;
 mod reduce;
 mod simd;
 mod softmax;
@@ -45,6 +44,7 @@ pub(crate) use dispatch::lower;
 use crate::graph::{NodeId, Shape, TensorType};
 use crate::jit::{Import, Imports};
 use crate::plan::memory::BufferMap;
+use crate::rng::planes::MaskKernel;
 
 /// How `matmul` and `linear` compute their dot products.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -56,6 +56,15 @@ pub enum Gemm {
     /// Plain loops in the interpreter's order (from 0.0, k ascending, no FMA): bit-identical
     /// to the interpreter, and slow. For differential tests and reproducibility checks.
     Reference,
+}
+
+/// What lowering was asked to choose between: how products and dropout masks are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Choices {
+    /// How `matmul` and `linear` compute their dot products.
+    pub gemm: Gemm,
+    /// Which generator the dropout loops call for their keep bits (the host runs it).
+    pub mask_kernel: MaskKernel,
 }
 
 /// A node's buffer: its address (loaded from the table) and its type.
@@ -91,6 +100,8 @@ pub(crate) struct LowerCx<'a> {
     imported: [Option<FuncRef>; Import::COUNT],
     /// How `matmul` and `linear` are computed.
     pub gemm: Gemm,
+    /// Which generator makes keep bits ([`bitplane`]).
+    pub mask_kernel: MaskKernel,
     /// The nodes that can fail at run time; error code `i + 1` is `error_nodes[i]`.
     error_nodes: Vec<NodeId>,
 }
@@ -102,15 +113,15 @@ fn buffer_flags() -> MemFlagsData {
 
 impl<'a> LowerCx<'a> {
     /// The context for one phase's function, built by `b`, with its entry block started:
-    /// buffers in the table slots `buffers` says, imports declared, products computed as
-    /// `gemm` says, and `error_nodes` the failing nodes of the phases before (their error
+    /// buffers in the table slots `buffers` says, imports declared, products and masks
+    /// computed as `choices` says, and `error_nodes` the failing nodes of the phases before (their error
     /// codes stay).
     pub(crate) fn new(
         mut b: FunctionBuilder<'a>,
         target: TargetFrontendConfig,
         buffers: &'a BufferMap,
         imports: &'a Imports,
-        gemm: Gemm,
+        choices: Choices,
         error_nodes: Vec<NodeId>,
     ) -> LowerCx<'a> {
         let entry = b.create_block();
@@ -133,7 +144,8 @@ impl<'a> LowerCx<'a> {
             buffers,
             imports,
             imported: [None; Import::COUNT],
-            gemm,
+            gemm: choices.gemm,
+            mask_kernel: choices.mask_kernel,
             error_nodes,
         }
     }

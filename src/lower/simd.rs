@@ -8,7 +8,9 @@
 //! as keep bytes, one per vector). So the bias, the activation and the dropout after a matrix
 //! product are one vector pass ([`crate::passes::split_linear_bias`]).
 //!
-//! The loop runs over the unit range's mask groups (a unit is 128 elements, one group): per
+//! The loop runs over the unit range's mask groups (a unit is 128 elements, one group), in
+//! runs of up to [`crate::rng::planes::RUN_GROUPS`] groups when a member draws: per run, each
+//! drawing dropout's keep bits come from one call of the generator ([`super::bitplane`]); per
 //! group, each dropout's 128 keep bits are one i32x4 `K`; then 32 vectors `v` are loaded,
 //! computed and stored (unrolled), the dropout of vector `v` masking with
 //! `sshr(ishl(K, 31 - v), 31)` (bit `v` of each word, spread over its lane). The last, partial
@@ -24,7 +26,7 @@ mod operands;
 
 use operands::{Cursor, Operand};
 
-use super::bitplane::Planes;
+use super::bitplane::{self, Planes};
 use super::{LowerCx, arith, vector_arith};
 use crate::graph::{Elementwise, Graph, NodeId};
 use crate::plan::{Kernel, MaskForm, Read};
@@ -80,9 +82,22 @@ pub(crate) fn kernel(
     };
     let (begin, end) = cx.unit_range();
     let full = cx.index(n / GROUP_SIZE);
+    let draws = sources.iter().any(|s| matches!(s, Some(Source::Planes(_))));
     if n >= GROUP_SIZE {
         let stop = cx.b.ins().umin(end, full);
-        cx.range_loop(begin, stop, &mut |cx, g| body.group(cx, g));
+        if draws {
+            bitplane::for_each_run(cx, begin, stop, &mut |cx, first, count| {
+                body.fill(cx, first, count);
+                let zero = cx.index(0);
+                cx.range_loop(zero, count, &mut |cx, i| {
+                    let g = cx.b.ins().iadd(first, i);
+                    body.group(cx, g, i);
+                });
+            });
+        } else {
+            let zero = cx.index(0);
+            cx.range_loop(begin, stop, &mut |cx, g| body.group(cx, g, zero));
+        }
     }
     if !n.is_multiple_of(GROUP_SIZE) {
         // The partial group, if the range holds it.
@@ -92,6 +107,8 @@ pub(crate) fn kernel(
         cx.b.ins().brif(holds, tail, &[], done, &[]);
         cx.b.switch_to_block(tail);
         cx.b.seal_block(tail);
+        let one = cx.index(1);
+        body.fill(cx, full, one);
         body.partial(cx, full, n % GROUP_SIZE);
         cx.b.ins().jump(done, &[]);
         cx.b.switch_to_block(done);
@@ -102,7 +119,7 @@ pub(crate) fn kernel(
 /// Where a drawing member's keep bits come from.
 #[derive(Clone, Copy)]
 enum Source {
-    /// Made per group in the loop.
+    /// Made per run of groups in the loop.
     Planes(Planes),
     /// Keep bytes at `addr`, one per `inner` elements.
     Bytes { addr: Value, inner: usize },
@@ -135,21 +152,31 @@ impl Body<'_> {
         op.expect("invariant: a vector kernel holds only element-wise nodes")
     }
 
-    /// The keep bits of every drawing member for group `g`.
-    fn keeps(&self, cx: &mut LowerCx, g: Value) -> Vec<Option<Keep>> {
+    /// Makes every drawing member's keep bits for groups `first .. first + count`.
+    fn fill(&self, cx: &mut LowerCx, first: Value, count: Value) {
+        for source in self.sources.iter().flatten() {
+            if let Source::Planes(planes) = source {
+                planes.fill(cx, first, count);
+            }
+        }
+    }
+
+    /// The keep bits of every drawing member for group `i` of the run last filled.
+    fn keeps(&self, cx: &mut LowerCx, i: Value) -> Vec<Option<Keep>> {
         (self.sources.iter())
             .map(|source| {
                 source.map(|source| match source {
-                    Source::Planes(planes) => Keep::Bits(planes.keep(cx, g)),
+                    Source::Planes(planes) => Keep::Bits(planes.load(cx, i)),
                     Source::Bytes { addr, inner } => Keep::Bytes { addr, inner },
                 })
             })
             .collect()
     }
 
-    /// Group `g`, whole: 32 vectors of four elements.
-    fn group(&self, cx: &mut LowerCx, g: Value) {
-        let keeps = self.keeps(cx, g);
+    /// Group `g`, whole: 32 vectors of four elements; its keep bits are group `i` of the
+    /// run last filled.
+    fn group(&self, cx: &mut LowerCx, g: Value, i: Value) {
+        let keeps = self.keeps(cx, i);
         let bytes = cx.b.ins().imul_imm_u(g, (GROUP_SIZE * 4) as i64);
         let mut cursors: Vec<Cursor> = (self.reads.iter())
             .map(|&read| read.cursor(cx, g, bytes))
@@ -184,21 +211,8 @@ impl Body<'_> {
     }
 
     /// The first `lanes` elements of group `g`, one by one on the scalar ops of [`super::arith`]
-    /// (a loop: the keep bits go to the stack, so lane `e` reads bit `e / 4` of word `e % 4`).
+    /// (a loop); its keep bits are the first group of the run last filled, read lane by lane.
     fn partial(&self, cx: &mut LowerCx, g: Value, lanes: usize) {
-        // Keep bits go to the stack, to be read lane by lane.
-        let keeps: Vec<Option<Keep>> = (self.keeps(cx, g).into_iter())
-            .map(|keep| {
-                keep.map(|keep| match keep {
-                    Keep::Bits(k) => {
-                        let words = cx.stack_buffer(16);
-                        cx.b.ins().store(MemFlagsData::trusted(), k, words, 0);
-                        Keep::Bits(words)
-                    }
-                    Keep::Bytes { .. } => keep,
-                })
-            })
-            .collect();
         let first = cx.b.ins().imul_imm_u(g, GROUP_SIZE as i64);
         cx.counted_loop(lanes, &mut |cx, e| {
             let j = cx.b.ins().iadd(first, e);
@@ -207,11 +221,11 @@ impl Body<'_> {
                 let x = read.lane(cx, j);
                 values.insert(id, x);
             }
-            for (&id, keep) in self.kernel.nodes.iter().zip(&keeps) {
+            for (&id, source) in self.kernel.nodes.iter().zip(self.sources) {
                 let args: Vec<Value> = operand_values(self.graph, id, &values);
-                let kept = keep.map(|keep| match keep {
-                    Keep::Bits(words) => lane_bit(cx, words, e),
-                    Keep::Bytes { addr, inner } => {
+                let kept = source.map(|source| match source {
+                    Source::Planes(planes) => planes.lane(cx, e),
+                    Source::Bytes { addr, inner } => {
                         let index = cx.b.ins().udiv_imm_u(j, inner as i64);
                         cx.load(types::I8, addr, index)
                     }
@@ -241,18 +255,6 @@ fn operand_values(graph: &Graph, id: NodeId, values: &BTreeMap<NodeId, Value>) -
 fn lane_mask(cx: &mut LowerCx, keep: Value, v: usize) -> Value {
     let moved = cx.b.ins().ishl_imm_u(keep, (31 - v) as i64);
     cx.b.ins().sshr_imm_u(moved, 31)
-}
-
-/// The keep bit of lane `e` (pointer-sized) as an i8 truth value: bit `e / 4` of word
-/// `e % 4` of the keep bits stored at `words`.
-fn lane_bit(cx: &mut LowerCx, words: Value, e: Value) -> Value {
-    let w = cx.b.ins().band_imm_u(e, 3);
-    let word = cx.load(types::I32, words, w);
-    let v = cx.b.ins().ushr_imm_u(e, 2);
-    let v = cx.b.ins().ireduce(types::I32, v);
-    let moved = cx.b.ins().ushr(word, v);
-    let bit = cx.b.ins().band_imm_u(moved, 1);
-    cx.b.ins().ireduce(types::I8, bit)
 }
 
 /// The lane mask (i32x4) of the vector starting at element `j`, whose four elements share

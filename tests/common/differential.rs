@@ -4,7 +4,8 @@
 //! generator's step afterwards must agree.
 
 use dropjit::{
-    CompiledGraph, Compiler, Gemm, Generator, Graph, Mode, ParameterStore, Tensor, init, interp,
+    CompiledGraph, Compiler, Gemm, Generator, Graph, MaskKernel, Mode, ParameterStore, Tensor,
+    init, interp,
 };
 
 use super::compare::{Agreement, compare};
@@ -66,11 +67,20 @@ pub const ONE_TWO_THREE: [Spread; 3] = [
     },
 ];
 
+/// The mask kernel a spread compiles with: one thread the host's widest, two the next, three
+/// the next again (wrapping), so every kernel this host runs ([`MaskKernel::available`]) meets
+/// the interpreter, and the other spreads, in the same comparison.
+pub fn mask_kernel(spread: Spread) -> MaskKernel {
+    let kernels = MaskKernel::available();
+    kernels[kernels.len() - 1 - (spread.threads - 1) % kernels.len()]
+}
+
 pub fn compiler(mode: Mode, setup: Setup, spread: Spread) -> Compiler {
     let compiler = (Compiler::new().mode(mode).verify(true))
         .gemm(setup.gemm)
         .fuse(setup.fuse)
-        .threads(spread.threads);
+        .threads(spread.threads)
+        .mask_kernel(mask_kernel(spread));
     if spread.finest {
         compiler.max_chunk_units(1)
     } else {
@@ -109,21 +119,25 @@ pub fn check(
     let (inputs, params) = ParameterStore::split(&traced, values);
     let mut first: Option<dropjit::Result<Vec<(String, Tensor)>>> = None;
     for &spread in spreads {
-        let n = spread.threads;
+        let n = format!(
+            "{} threads, {} masks",
+            spread.threads,
+            mask_kernel(spread).name()
+        );
         let compiled = compile(&traced, compiler(mode, setup, spread));
         let mut jit_rng = Generator::new(seed).with_step(5);
         let got = compiled.run(&mut jit_rng, &inputs, &params);
         if interp_rng != jit_rng {
             return Err(format!(
-                "{n} threads: generator steps {} vs {}",
+                "{n}: generator steps {} vs {}",
                 interp_rng.step(),
                 jit_rng.step()
             ));
         }
-        agree(&expected, &got, setup, agreement).map_err(|m| format!("{n} threads: {m}"))?;
+        agree(&expected, &got, setup, agreement).map_err(|m| format!("{n}: {m}"))?;
         match &first {
             None => first = Some(got),
-            Some(first) => same_bits(first, &got).map_err(|m| format!("{n} threads vs 1: {m}"))?,
+            Some(first) => same_bits(first, &got).map_err(|m| format!("{n} vs the first: {m}"))?,
         }
     }
     Ok(())

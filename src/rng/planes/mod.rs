@@ -205,10 +205,20 @@ mod tests {
     };
 
     fn thresholds() -> Vec<u64> {
-        let mut qs: Vec<u64> = [0.0, 0.1, 0.2, 0.25, 0.5, 0.75, 0.9, 1.0 - 2f64.powi(-24), 1.0]
-            .into_iter()
-            .map(keep_threshold)
-            .collect();
+        let mut qs: Vec<u64> = [
+            0.0,
+            0.1,
+            0.2,
+            0.25,
+            0.5,
+            0.75,
+            0.9,
+            1.0 - 2f64.powi(-24),
+            1.0,
+        ]
+        .into_iter()
+        .map(keep_threshold)
+        .collect();
         // Q with its last 1 bit deep down (32 planes), and a single low bit.
         qs.extend([(1 << 32) - 1, 1, 0x8000_0001, 0x7fff_ffff]);
         qs

@@ -17,12 +17,7 @@ pub(super) fn avx2(source: MaskSource, threshold: Threshold, first: u64, out: &m
 }
 
 /// Runs the AVX-512F kernel.
-pub(super) fn avx512(
-    source: MaskSource,
-    threshold: Threshold,
-    first: u64,
-    out: &mut [KeepWords],
-) {
+pub(super) fn avx512(source: MaskSource, threshold: Threshold, first: u64, out: &mut [KeepWords]) {
     assert!(std::arch::is_x86_feature_detected!("avx512f"));
     // SAFETY: the CPU has AVX-512F, checked above.
     unsafe { wide16::keep_bits(source, threshold, first, out) }
