@@ -2,9 +2,11 @@
 //! (one function per phase, [`crate::plan::Phase`]), the symbols generated code imports, and
 //! the one entry ABI.
 //!
-//! This is the only file with `unsafe`: turning the finished code's address into a function
-//! pointer of the entry ABI, calling it, handing `matrixmultiply::sgemm` raw matrices, and
-//! freeing the code when the compiled graph is dropped. Every other module is safe Rust.
+//! The compiler's `unsafe` is here: turning the finished code's address into a function
+//! pointer of the entry ABI, calling it, handing `matrixmultiply::sgemm` raw matrices and the
+//! keep-bit generator its buffer, and freeing the code when the compiled graph is dropped.
+//! (The rest of the crate's `unsafe` is allocation, `alloc.rs`, and the SIMD kernels of
+//! `rng/planes/x86.rs`.)
 //!
 //! The entry ABI, fixed for every phase of every compiled graph:
 //! ```text
@@ -48,7 +50,7 @@ pub(crate) struct Status {
 }
 
 /// A Rust function generated code calls: the element-wise functions both engines share
-/// ([`crate::math`]) and the GEMM.
+/// ([`crate::math`]), the GEMM and the keep-bit generator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Import {
     /// [`crate::math::exp_f32`].

@@ -229,7 +229,13 @@ mod tests {
         for kernel in MaskKernel::available() {
             for q in thresholds() {
                 // Runs that start anywhere and end mid-vector; one crosses 2^32 groups.
-                for (first, len) in [(0u64, 37usize), (3, 16), ((1 << 32) - 5, 11), (77, 1)] {
+                for (first, len) in [
+                    (0u64, 37usize),
+                    (3, 16),
+                    ((1 << 32) - 5, 11),
+                    (77, 1),
+                    (5, 200),
+                ] {
                     let mut out = vec![[7u32; 4]; len];
                     kernel.keep_bits(SOURCE, q, first, &mut out);
                     for (i, words) in out.iter().enumerate() {

@@ -1,0 +1,148 @@
+//! Issue 17's figures: every drawing dropout kind at 64M elements beside the memory limit, as
+//! ratios measured in one run on one machine.
+//!
+//! The machines are shared, and their memory bandwidth drifts by a quarter within minutes, so
+//! a ratio of two figures taken minutes apart says little. Here every round times the scale
+//! loop `y = x * s` (the limit of an out-of-place op: read 4 bytes, write 4) and each case
+//! back to back, on 1 and 2 threads, and the figure is the median over rounds of the ratio
+//! (elements per second of the case / of the scale loop). Also p = 0.1 with each keep-bit
+//! kernel this host runs (forced through `Compiler::mask_kernel`).
+//!
+//! `cargo bench --bench memory_limit` (about a minute); `-- ROUNDS` sets the rounds (15).
+
+#[allow(dead_code)] // the bit-plane reference is for the other benches
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use dropjit::{Compiler, Generator, MaskKernel, Mode, ParameterStore, Tensor, text};
+use rayon::prelude::*;
+
+const N: usize = 67_108_864;
+
+/// One case: a compiled graph run into preallocated outputs.
+struct Case {
+    name: String,
+    threads: usize,
+    run: Box<dyn FnMut()>,
+}
+
+fn case(op: &str, p: f64, threads: usize, kernel: MaskKernel, x: &Tensor) -> Case {
+    let source = format!(
+        "graph g {{\n %x: f32[{N}] = input\n %y: f32[{N}] = {op} %x {{p = {p:?}}}\n output y = %y\n}}"
+    );
+    let graph = text::parse(&source).expect("a valid graph");
+    let compiler = Compiler::new().mode(Mode::Train).threads(threads);
+    let compiled = (compiler.mask_kernel(kernel).compile(&graph)).expect("compiles");
+    let inputs = BTreeMap::from([("x".to_string(), x.clone())]);
+    let params = ParameterStore::new();
+    let mut generator = Generator::new(1);
+    let mut outputs = (compiled.run(&mut generator, &inputs, &params)).expect("runs");
+    let suffix = if kernel == MaskKernel::best() {
+        String::new()
+    } else {
+        format!(" ({})", kernel.name())
+    };
+    Case {
+        name: format!("{op} p = {p}{suffix}"),
+        threads,
+        run: Box::new(move || {
+            (compiled.run_into(&mut generator, &inputs, &params, &mut outputs)).expect("runs")
+        }),
+    }
+}
+
+fn seconds(f: &mut dyn FnMut()) -> f64 {
+    let start = Instant::now();
+    f();
+    start.elapsed().as_secs_f64()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let rounds: usize = (std::env::args().skip(1))
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(15);
+    let kernels: Vec<&str> = MaskKernel::available().iter().map(|k| k.name()).collect();
+    println!(
+        "{} elements on {} (mask kernels: {}), {rounds} rounds, medians",
+        N,
+        support::cpu_model(),
+        kernels.join(", ")
+    );
+    let x_values: Vec<f32> = (0..N).map(|i| (i % 1000) as f32 * 0.01 - 5.0).collect();
+    let x = Tensor::from_f32([N], x_values.clone()).expect("a tensor");
+    let mut y = vec![0f32; N];
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a pool");
+    let best = MaskKernel::best();
+    let mut cases = Vec::new();
+    for (op, p) in [
+        ("dropout", 0.5),
+        ("dropout", 0.1),
+        ("dropout", 0.9),
+        ("alpha_dropout", 0.1),
+    ] {
+        for threads in [1, 2] {
+            cases.push(case(op, p, threads, best, &x));
+        }
+    }
+    for kernel in MaskKernel::available().into_iter().rev().skip(1) {
+        cases.push(case("dropout", 0.1, 1, kernel, &x));
+    }
+    let mut scale = |threads: usize| {
+        if threads == 1 {
+            seconds(&mut || y.iter_mut().zip(&x_values).for_each(|(y, x)| *y = x * 1.25))
+        } else {
+            seconds(&mut || {
+                pool.install(|| {
+                    (y.par_chunks_mut(1 << 16).zip(x_values.par_chunks(1 << 16)))
+                        .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, x)| *y = x * 1.25))
+                })
+            })
+        }
+    };
+    // Warm up every case once (page faults, pools).
+    for case in &mut cases {
+        (case.run)();
+    }
+    let mut ratios = vec![Vec::new(); cases.len()];
+    let mut times = vec![Vec::new(); cases.len()];
+    let mut limits = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (i, case) in cases.iter_mut().enumerate() {
+            let limit = scale(case.threads);
+            let time = seconds(&mut case.run);
+            limits[case.threads - 1].push(limit);
+            times[i].push(time);
+            ratios[i].push(limit / time);
+        }
+    }
+    let rate = |seconds: f64| N as f64 / seconds / 1e9;
+    for (threads, limit) in [1, 2].iter().zip(&limits) {
+        println!(
+            "scale loop, {threads} thread(s): {:.2} G elem/s",
+            rate(median(limit.clone()))
+        );
+    }
+    println!(
+        "{:<36} {:>8} {:>12} {:>14}",
+        "case", "threads", "G elem/s", "x scale loop"
+    );
+    for (i, case) in cases.iter().enumerate() {
+        println!(
+            "{:<36} {:>8} {:>12.2} {:>14.2}",
+            case.name,
+            case.threads,
+            rate(median(times[i].clone())),
+            median(ratios[i].clone())
+        );
+    }
+}
