@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::graph::NodeId;
 use crate::math;
 use crate::rng::MaskSource;
-use crate::rng::planes::{KeepWords, MaskKernel};
+use crate::rng::planes::{KeepWords, MaskKernel, RUN_GROUPS, Run};
 
 /// The entry ABI of every phase (see the module docs).
 type EntryFn = unsafe extern "C" fn(*const *mut u8, u64, u32, *mut i64, usize, usize) -> i32;
@@ -61,19 +61,25 @@ pub(crate) enum Import {
     Sgemm,
     /// [`crate::math::tanh_f32`].
     Tanh,
-    /// The keep-bit generator ([`crate::rng::planes`]).
-    KeepBits,
+    /// Starting a run of the keep-bit generator ([`crate::rng::planes::Run`]).
+    RunStart,
+    /// One step of a run.
+    RunStep,
+    /// Finishing a run: its keep bits.
+    RunFinish,
 }
 
 impl Import {
     /// Every import, in the order the module declares them (new ones at the end, so the
     /// names of the others stay).
-    const ALL: [Import; 5] = [
+    const ALL: [Import; 7] = [
         Import::Exp,
         Import::Log,
         Import::Sgemm,
         Import::Tanh,
-        Import::KeepBits,
+        Import::RunStart,
+        Import::RunStep,
+        Import::RunFinish,
     ];
 
     /// How many there are.
@@ -86,7 +92,9 @@ impl Import {
             Import::Log => "dropjit_log_f32",
             Import::Tanh => "dropjit_tanh_f32",
             Import::Sgemm => "dropjit_sgemm",
-            Import::KeepBits => "dropjit_keep_bits",
+            Import::RunStart => "dropjit_run_start",
+            Import::RunStep => "dropjit_run_step",
+            Import::RunFinish => "dropjit_run_finish",
         }
     }
 
@@ -97,7 +105,9 @@ impl Import {
             Import::Log => math::log_f32 as *const u8,
             Import::Tanh => math::tanh_f32 as *const u8,
             Import::Sgemm => dropjit_sgemm as *const u8,
-            Import::KeepBits => dropjit_keep_bits as *const u8,
+            Import::RunStart => dropjit_run_start as *const u8,
+            Import::RunStep => dropjit_run_step as *const u8,
+            Import::RunFinish => dropjit_run_finish as *const u8,
         }
     }
 
@@ -107,12 +117,16 @@ impl Import {
             Import::Exp | Import::Log | Import::Tanh => (vec![types::F32], vec![types::F32]),
             // m, k, n, then (pointer, row stride, column stride) for A, B and C.
             Import::Sgemm => (vec![ptr; 12], Vec::new()),
-            // out, count, then first, seed, stream, step, q and the kernel as 64-bit words.
-            Import::KeepBits => {
-                let mut params = vec![ptr; 2];
-                params.extend([types::I64; 6]);
+            // The run, then the kernel, seed, stream, step, q, first group and count as
+            // 64-bit words.
+            Import::RunStart => {
+                let mut params = vec![ptr];
+                params.extend([types::I64; 7]);
                 (params, Vec::new())
             }
+            Import::RunStep => (vec![ptr], Vec::new()),
+            // The run and where its keep bits go.
+            Import::RunFinish => (vec![ptr; 2], Vec::new()),
         }
     }
 }
@@ -436,24 +450,24 @@ unsafe extern "C" fn dropjit_sgemm(
     unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
 }
 
-/// The keep bits of mask groups `first .. first + count` of one dropout (seed, stream, step,
-/// threshold `q`) into `out`, by the generator `kernel` (a [`MaskKernel`] discriminant):
-/// imported by the generated code's drawing loops ([`crate::rng::planes`]).
+/// Starts a run of the keep-bit generator in the buffer `run` ([`Run::new`]): groups
+/// `first .. first + count` of one dropout's mask (seed, stream, step, threshold `q`), decided
+/// by `kernel` (a [`MaskKernel`] discriminant). Imported by the generated code's drawing loops.
 ///
 /// # Safety
-/// `out` points to `count` writable groups of four `u32` words (a stack buffer of the
-/// generated code), `kernel` names a kernel this host runs (the compiler checked) and the
-/// groups are below 2^59 (every mask's size is).
+/// `run` points to a writable buffer of `size_of::<Run>()` bytes aligned for it (a stack
+/// buffer of the generated code, not otherwise in use), `kernel` names a kernel this host
+/// runs (the compiler checked), `count` is at most a run and the groups are below 2^59.
 #[allow(clippy::too_many_arguments)]
-unsafe extern "C" fn dropjit_keep_bits(
-    out: *mut KeepWords,
-    count: usize,
-    first: u64,
+unsafe extern "C" fn dropjit_run_start(
+    run: *mut Run,
+    kernel: u64,
     seed: u64,
     stream: u64,
     step: u64,
     q: u64,
-    kernel: u64,
+    first: u64,
+    count: u64,
 ) {
     let kernel = MaskKernel::ALL[kernel as usize];
     let source = MaskSource {
@@ -461,9 +475,30 @@ unsafe extern "C" fn dropjit_keep_bits(
         stream: stream as u32,
         step: step as u32,
     };
+    let started = Run::new(kernel, source, q, first, count as usize);
+    // SAFETY: the caller's contract above; `write` reads nothing of the old contents.
+    unsafe { run.write(started) };
+}
+
+/// One step of the run in `run` ([`Run::step`]).
+///
+/// # Safety
+/// `run` points to a run [`dropjit_run_start`] started, used by no one else.
+unsafe extern "C" fn dropjit_run_step(run: *mut Run) {
     // SAFETY: the caller's contract above.
-    let out = unsafe { std::slice::from_raw_parts_mut(out, count) };
-    kernel.keep_bits(source, q, first, out);
+    unsafe { &mut *run }.step();
+}
+
+/// Finishes the run in `run` and writes its keep bits to `out` ([`Run::finish`]).
+///
+/// # Safety
+/// `run` points to a run [`dropjit_run_start`] started, used by no one else, and `out` to
+/// [`crate::rng::planes::RUN_GROUPS`] writable groups of four words.
+unsafe extern "C" fn dropjit_run_finish(run: *mut Run, out: *mut KeepWords) {
+    // SAFETY: the caller's contract above.
+    let out = unsafe { std::slice::from_raw_parts_mut(out, RUN_GROUPS) };
+    // SAFETY: the caller's contract above.
+    unsafe { &mut *run }.finish(out);
 }
 
 #[cfg(test)]

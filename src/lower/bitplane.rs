@@ -20,7 +20,7 @@ use super::LowerCx;
 use crate::graph::Dropout;
 use crate::jit::Import;
 use crate::rng::mask::keep_threshold;
-use crate::rng::planes::{RUN_BYTES, RUN_GROUPS};
+use crate::rng::planes::{RUN_BYTES, RUN_GROUPS, Run};
 
 /// One drawing dropout's keep bits in a loop over runs of groups.
 #[derive(Clone, Copy, Debug)]
@@ -30,16 +30,20 @@ pub(crate) struct Planes {
     stream: u32,
     /// The run's keep words, [`RUN_GROUPS`] groups of 16 bytes.
     buffer: Value,
+    /// The generator's state for the run being decided ([`Run`]).
+    run: Value,
 }
 
 impl Planes {
-    /// Sets up `d`'s keep bits (a stack buffer for one run).
-    pub(crate) fn start(cx: &mut LowerCx, d: &Dropout) -> Planes {
+    /// Sets up `d`'s keep bits (stack buffers for one run's bits and the generator's state).
+    pub(crate) fn new(cx: &mut LowerCx, d: &Dropout) -> Planes {
         let buffer = cx.stack_buffer(RUN_BYTES as u32);
+        let run = cx.stack_buffer(std::mem::size_of::<Run>() as u32);
         Planes {
             q: keep_threshold(d.p),
             stream: d.stream,
             buffer,
+            run,
         }
     }
 
@@ -53,8 +57,15 @@ impl Planes {
     }
 
     /// Fills the buffer with the keep bits of groups `first .. first + count` (pointer-sized;
-    /// `count` at most [`RUN_GROUPS`]).
+    /// `count` at most [`RUN_GROUPS`]) at once.
     pub(crate) fn fill(&self, cx: &mut LowerCx, first: Value, count: Value) {
+        self.start_run(cx, first, count);
+        self.finish(cx);
+    }
+
+    /// Starts deciding groups `first .. first + count` (`count` at most [`RUN_GROUPS`], 0
+    /// for nothing): no Philox yet.
+    pub(crate) fn start_run(&self, cx: &mut LowerCx, first: Value, count: Value) {
         if self.constant().is_some() {
             return;
         }
@@ -63,8 +74,22 @@ impl Planes {
         let stream = cx.b.ins().iconst(types::I64, i64::from(self.stream));
         let q = cx.b.ins().iconst(types::I64, self.q as i64);
         let kernel = cx.b.ins().iconst(types::I64, cx.mask_kernel as i64);
-        let args = [self.buffer, count, first, seed, stream, step, q, kernel];
-        cx.call(Import::KeepBits, &args);
+        let args = [self.run, kernel, seed, stream, step, q, first, count];
+        cx.call(Import::RunStart, &args);
+    }
+
+    /// Decides a few more planes of the run started last.
+    pub(crate) fn step(&self, cx: &mut LowerCx) {
+        if self.constant().is_none() {
+            cx.call(Import::RunStep, &[self.run]);
+        }
+    }
+
+    /// Decides the rest of the run started last and writes its keep bits to the buffer.
+    pub(crate) fn finish(&self, cx: &mut LowerCx) {
+        if self.constant().is_none() {
+            cx.call(Import::RunFinish, &[self.run, self.buffer]);
+        }
     }
 
     /// The keep bits (i32x4) of group `i` (pointer-sized) of the run last filled.

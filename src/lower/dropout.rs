@@ -66,7 +66,7 @@ pub(crate) fn draw_phase(cx: &mut LowerCx, graph: &Graph, id: NodeId) {
     let len = d
         .read_mask_len(input)
         .expect("invariant: the node's type was inferred, so its attributes fit its input");
-    let planes = Planes::start(cx, d);
+    let planes = Planes::new(cx, d);
     let (begin, end) = cx.unit_positions(1, len.div_ceil(GROUP_SIZE));
     draw_groups(cx, &planes, begin, end, keep);
 }
@@ -89,7 +89,7 @@ pub(crate) fn mask(cx: &mut LowerCx, d: &Dropout, input: &Shape, out: &Buffer) {
         cx.counted_loop(n, &mut |cx, j| cx.store(byte, out.addr, j));
         return;
     }
-    let planes = Planes::start(cx, d);
+    let planes = Planes::new(cx, d);
     let (zero, full) = (cx.index(0), cx.index(n / GROUP_SIZE));
     draw_groups(cx, &planes, zero, full, out.addr);
     if !n.is_multiple_of(GROUP_SIZE) {

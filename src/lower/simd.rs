@@ -31,6 +31,11 @@ use super::{LowerCx, arith, vector_arith};
 use crate::graph::{Elementwise, Graph, NodeId};
 use crate::plan::{Kernel, MaskForm, Read};
 use crate::rng::mask::GROUP_SIZE;
+use crate::rng::planes::RUN_GROUPS;
+
+/// Groups computed between two steps of the next run's generator: a run of 16 groups takes
+/// four steps, about what p = 0.1 needs (three planes a step on AVX-512).
+const STEP_EVERY: usize = 4;
 
 /// Vectors of four lanes in one group.
 const VECTORS: usize = GROUP_SIZE / 4;
@@ -57,7 +62,7 @@ pub(crate) fn kernel(
                 MaskForm::InLoop => {
                     let d = graph[id].op.drawn_dropout();
                     let d = d.expect("invariant: a member with a mask form draws one");
-                    Source::Planes(Planes::start(cx, d))
+                    Source::Planes(Planes::new(cx, d))
                 }
                 MaskForm::Bytes { inner } => Source::Bytes {
                     addr: cx.scratch_addr(id),
@@ -86,13 +91,27 @@ pub(crate) fn kernel(
     if n >= GROUP_SIZE {
         let stop = cx.b.ins().umin(end, full);
         if draws {
+            // Software pipelining: the first run's keep bits at once, then each later run's
+            // decided a step every STEP_EVERY groups of the run before, so the Philox work
+            // is spread over the memory traffic instead of stalling it in bursts.
+            let run = cx.index(RUN_GROUPS);
+            let stop = cx.b.ins().umax(stop, begin);
+            let span = cx.b.ins().isub(stop, begin);
+            let count = cx.b.ins().umin(span, run);
+            body.start_runs(cx, begin, count);
+            body.finish_runs(cx);
             bitplane::for_each_run(cx, begin, stop, &mut |cx, first, count| {
-                body.fill(cx, first, count);
+                let next = cx.b.ins().iadd(first, count);
+                let left = cx.b.ins().isub(stop, next);
+                let next_count = cx.b.ins().umin(left, run);
+                body.start_runs(cx, next, next_count);
                 let zero = cx.index(0);
                 cx.range_loop(zero, count, &mut |cx, i| {
                     let g = cx.b.ins().iadd(first, i);
                     body.group(cx, g, i);
+                    body.step_runs_every(cx, i);
                 });
+                body.finish_runs(cx);
             });
         } else {
             let zero = cx.index(0);
@@ -152,12 +171,48 @@ impl Body<'_> {
         op.expect("invariant: a vector kernel holds only element-wise nodes")
     }
 
-    /// Makes every drawing member's keep bits for groups `first .. first + count`.
+    /// The drawing members' generators.
+    fn planes(&self) -> impl Iterator<Item = &Planes> {
+        (self.sources.iter().flatten()).filter_map(|source| match source {
+            Source::Planes(planes) => Some(planes),
+            Source::Bytes { .. } => None,
+        })
+    }
+
+    /// Makes every drawing member's keep bits for groups `first .. first + count` at once.
     fn fill(&self, cx: &mut LowerCx, first: Value, count: Value) {
-        for source in self.sources.iter().flatten() {
-            if let Source::Planes(planes) = source {
-                planes.fill(cx, first, count);
-            }
+        self.start_runs(cx, first, count);
+        self.finish_runs(cx);
+    }
+
+    /// Starts every drawing member's run of groups `first .. first + count`.
+    fn start_runs(&self, cx: &mut LowerCx, first: Value, count: Value) {
+        for planes in self.planes() {
+            planes.start_run(cx, first, count);
+        }
+    }
+
+    /// Steps every drawing member's run after every [`STEP_EVERY`]-th group (`i` counts them).
+    fn step_runs_every(&self, cx: &mut LowerCx, i: Value) {
+        let step = cx.b.create_block();
+        let done = cx.b.create_block();
+        let phase = cx.b.ins().band_imm_u(i, (STEP_EVERY - 1) as i64);
+        let last = (cx.b.ins()).icmp_imm_u(IntCC::Equal, phase, (STEP_EVERY - 1) as i64);
+        cx.b.ins().brif(last, step, &[], done, &[]);
+        cx.b.switch_to_block(step);
+        cx.b.seal_block(step);
+        for planes in self.planes() {
+            planes.step(cx);
+        }
+        cx.b.ins().jump(done, &[]);
+        cx.b.switch_to_block(done);
+        cx.b.seal_block(done);
+    }
+
+    /// Finishes every drawing member's run: its keep bits to its buffer.
+    fn finish_runs(&self, cx: &mut LowerCx) {
+        for planes in self.planes() {
+            planes.finish(cx);
         }
     }
 

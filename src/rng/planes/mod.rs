@@ -24,8 +24,7 @@ mod x86;
 /// One group's keep bits: bit `v` of word `w` keeps mask lane `4v + w`.
 pub type KeepWords = [u32; 4];
 
-/// Groups per call of the JIT's loops: the run of groups whose keep bits the loop asks for at
-/// once (a multiple of every kernel's lane count; 4 KiB of elements per run of f32).
+/// Groups per [`Run`]: one AVX-512 vector of groups, two AVX2 vectors (8 KiB of f32 elements).
 pub const RUN_GROUPS: usize = 16;
 
 /// Bytes of keep bits per run.
@@ -87,38 +86,160 @@ impl MaskKernel {
 
     /// The keep bits of groups `first, first + 1, ...`, one per element of `out`, for keep
     /// threshold `q` (`0 ..= 2^32`, [`super::mask::keep_threshold`]): bit for bit
-    /// [`super::mask::group_uniforms`] compared with `q`.
+    /// [`super::mask::group_uniforms`] compared with `q`. Runs of [`RUN_GROUPS`], each
+    /// started and finished at once.
     ///
     /// # Panics
     /// If this host cannot run the kernel, or a group reaches 2^59 (the contract's limit).
     pub fn keep_bits(self, source: MaskSource, q: u64, first: u64, out: &mut [KeepWords]) {
-        let last = first.checked_add(out.len() as u64);
-        assert!(
-            last.is_some_and(|last| last <= 1 << 59),
-            "invariant: mask groups {first}.. (+{}) are below 2^59",
-            out.len()
-        );
-        let Some(threshold) = Threshold::new(q) else {
-            let all = if q == 0 { 0 } else { u32::MAX };
-            out.fill([all; 4]);
-            return;
+        for (i, chunk) in out.chunks_mut(RUN_GROUPS).enumerate() {
+            let g = first + (i * RUN_GROUPS) as u64;
+            Run::new(self, source, q, g, chunk.len()).finish(chunk);
+        }
+    }
+}
+
+/// A run of up to [`RUN_GROUPS`] mask groups whose keep bits are decided a step at a time:
+/// [`Run::new`] sets it up, each [`Run::step`] decides a few more planes of every group,
+/// [`Run::finish`] takes the rest and writes the bits. The JIT's loops keep one in a stack
+/// buffer and step it between groups of the run before, so the Philox work of one run is
+/// spread over the memory traffic of the other instead of stalling it in one burst.
+///
+/// The state is plain data (`repr(C)`, every bit pattern valid): lane `i` of each array is
+/// group `first + i`, its open and keep words by word index.
+#[repr(C)]
+#[derive(Clone, Debug)]
+pub struct Run {
+    seed: u64,
+    stream: u32,
+    step: u32,
+    /// `Q`, 0 when the run is constant (see `constant`).
+    q: u32,
+    /// The planes `Q` needs (0: the run is constant).
+    planes: u32,
+    /// The next plane to decide.
+    next: u32,
+    /// Groups in the run.
+    count: u32,
+    /// The [`MaskKernel`] (its discriminant).
+    kernel: u32,
+    /// Every group's keep words when no plane is needed (`Q = 0`: 0, `Q = 2^32`: all ones).
+    constant: u32,
+    /// 0 once no lane of any group is open (kept by the steps).
+    open_lanes: u32,
+    low: [u32; RUN_GROUPS],
+    high: [u32; RUN_GROUPS],
+    open: [[u32; RUN_GROUPS]; 4],
+    keep: [[u32; RUN_GROUPS]; 4],
+}
+
+impl Run {
+    /// Starts the run of groups `first .. first + count` (`count` at most [`RUN_GROUPS`]) of
+    /// the mask of `source` with threshold `q`, decided by `kernel`. Cheap: no Philox yet.
+    ///
+    /// # Panics
+    /// If this host cannot run the kernel, `count` exceeds a run, or a group reaches 2^59
+    /// (the contract's limit).
+    pub fn new(kernel: MaskKernel, source: MaskSource, q: u64, first: u64, count: usize) -> Run {
+        let mut run = Run {
+            seed: 0,
+            stream: 0,
+            step: 0,
+            q: 0,
+            planes: 0,
+            next: 0,
+            count: 0,
+            kernel: 0,
+            constant: 0,
+            open_lanes: 0,
+            low: [0; RUN_GROUPS],
+            high: [0; RUN_GROUPS],
+            open: [[0; RUN_GROUPS]; 4],
+            keep: [[0; RUN_GROUPS]; 4],
         };
-        match self {
-            MaskKernel::Portable => portable(source, threshold, first, out),
-            #[cfg(target_arch = "x86_64")]
-            MaskKernel::Avx2 => {
-                assert!(self.is_available(), "invariant: the host runs AVX2");
-                x86::avx2(source, threshold, first, out);
+        run.start(kernel, source, q, first, count);
+        run
+    }
+
+    fn start(&mut self, kernel: MaskKernel, source: MaskSource, q: u64, first: u64, count: usize) {
+        assert!(kernel.is_available(), "invariant: the host runs {}", kernel.name());
+        assert!(count <= RUN_GROUPS, "invariant: a run holds {count} <= {RUN_GROUPS} groups");
+        assert!(
+            (first.checked_add(count as u64)).is_some_and(|last| last <= 1 << 59),
+            "invariant: mask groups {first}.. (+{count}) are below 2^59"
+        );
+        (self.seed, self.stream, self.step) = (source.seed, source.stream, source.step);
+        (self.kernel, self.count, self.next) = (kernel as u32, count as u32, 0);
+        match Threshold::new(q) {
+            Some(threshold) => (self.q, self.planes) = (threshold.q, threshold.planes),
+            None => {
+                (self.q, self.planes) = (0, 0);
+                self.constant = if q == 0 { 0 } else { u32::MAX };
             }
+        }
+        for (i, (low, high)) in self.low.iter_mut().zip(&mut self.high).enumerate() {
+            let g = first + i as u64;
+            (*low, *high) = (g as u32, (g >> 32) as u32);
+        }
+        for (open, keep) in self.open.iter_mut().zip(&mut self.keep) {
+            // Lanes past the run's end start decided, so they never hold a vector's loop.
+            open[..count].fill(u32::MAX);
+            open[count..].fill(0);
+            keep.fill(0);
+        }
+        self.open_lanes = u32::from(count > 0);
+    }
+
+    /// True once every group is decided.
+    pub fn is_done(&self) -> bool {
+        self.next >= self.planes || self.open_lanes == 0
+    }
+
+    /// Decides the next few planes of every group still open (one Philox vector call per
+    /// chain of planes); returns [`Run::is_done`].
+    pub fn step(&mut self) -> bool {
+        if self.is_done() {
+            return true;
+        }
+        let threshold = Threshold {
+            q: self.q,
+            planes: self.planes,
+        };
+        match MaskKernel::ALL[self.kernel as usize] {
+            MaskKernel::Portable => portable_step(self, threshold),
             #[cfg(target_arch = "x86_64")]
-            MaskKernel::Avx512 => {
-                assert!(self.is_available(), "invariant: the host runs AVX-512F");
-                x86::avx512(source, threshold, first, out);
-            }
+            MaskKernel::Avx2 => x86::avx2(self, threshold),
+            #[cfg(target_arch = "x86_64")]
+            MaskKernel::Avx512 => x86::avx512(self, threshold),
             #[cfg(not(target_arch = "x86_64"))]
             MaskKernel::Avx2 | MaskKernel::Avx512 => {
-                panic!("invariant: {} runs on x86-64 only", self.name())
+                panic!("invariant: only x86-64 starts these kernels")
             }
+        }
+        self.is_done()
+    }
+
+    /// Steps until every group is decided, then writes the run's keep bits to `out` (its
+    /// first `count` groups; `out` holds at least that many).
+    pub fn finish(&mut self, out: &mut [KeepWords]) {
+        let count = self.count as usize;
+        if self.planes == 0 {
+            out[..count].fill([self.constant; 4]);
+            return;
+        }
+        while !self.step() {}
+        let [k0, k1, k2, k3] = &self.keep;
+        for (i, words) in out[..count].iter_mut().enumerate() {
+            *words = [k0[i], k1[i], k2[i], k3[i]];
+        }
+    }
+
+    /// The source of the run's masks.
+    fn source(&self) -> MaskSource {
+        MaskSource {
+            seed: self.seed,
+            stream: self.stream,
+            step: self.step,
         }
     }
 }
@@ -157,28 +278,30 @@ fn counter(source: MaskSource, g: u64, k: u32) -> [u32; 4] {
     ]
 }
 
-/// One group at a time: planes until no lane is open.
-fn portable(source: MaskSource, threshold: Threshold, first: u64, out: &mut [KeepWords]) {
+/// One plane of every group still open.
+fn portable_step(run: &mut Run, threshold: Threshold) {
+    let source = run.source();
     let key = seed_key(source.seed);
-    for (g, keep) in (first..).zip(out.iter_mut()) {
-        let mut open = [u32::MAX; 4];
-        *keep = [0; 4];
-        for k in 0..threshold.planes {
-            let bits = philox4x32_10(counter(source, g, k), key);
-            let one = threshold.bit(k);
-            for w in 0..4 {
-                if one {
-                    keep[w] |= open[w] & !bits[w];
-                    open[w] &= bits[w];
-                } else {
-                    open[w] &= !bits[w];
-                }
-            }
-            if open == [0; 4] {
-                break;
+    let k = run.next;
+    let one = threshold.bit(k);
+    for i in 0..run.count as usize {
+        if (0..4).all(|w| run.open[w][i] == 0) {
+            continue;
+        }
+        let g = u64::from(run.low[i]) | (u64::from(run.high[i]) << 32);
+        let bits = philox4x32_10(counter(source, g, k), key);
+        for (w, &bits) in bits.iter().enumerate() {
+            let (open, keep) = (&mut run.open[w][i], &mut run.keep[w][i]);
+            if one {
+                *keep |= *open & !bits;
+                *open &= bits;
+            } else {
+                *open &= !bits;
             }
         }
     }
+    run.next += 1;
+    run.open_lanes = u32::from(run.open.iter().flatten().any(|&w| w != 0));
 }
 
 #[cfg(test)]
@@ -266,5 +389,29 @@ mod tests {
     fn groups_past_the_contract_are_refused() {
         let mut out = [[0u32; 4]; 2];
         MaskKernel::Portable.keep_bits(SOURCE, 1 << 31, (1 << 59) - 1, &mut out);
+    }
+
+    #[test]
+    fn runs_stepped_between_other_work_give_the_same_bits() {
+        // Two runs interleaved step by step, as the JIT's loops drive them.
+        for kernel in MaskKernel::available() {
+            let q = keep_threshold(0.1);
+            let mut a = Run::new(kernel, SOURCE, q, 32, 16);
+            let mut b = Run::new(kernel, SOURCE, q, 48, 5);
+            for _ in 0..3 {
+                a.step();
+                b.step();
+            }
+            let (mut out_a, mut out_b) = ([[0u32; 4]; 16], [[9u32; 4]; 16]);
+            a.finish(&mut out_a);
+            b.finish(&mut out_b);
+            for (i, words) in out_a.iter().enumerate() {
+                assert_eq!(*words, reference(SOURCE, q, 32 + i as u64), "{kernel:?}");
+            }
+            for (i, words) in out_b.iter().enumerate() {
+                let expected = if i < 5 { reference(SOURCE, q, 48 + i as u64) } else { [9; 4] };
+                assert_eq!(*words, expected, "{kernel:?}: only the run's groups are written");
+            }
+        }
     }
 }

@@ -5,22 +5,21 @@
 //! CPU has the feature, and the unaligned vector loads and stores of arrays of exactly one
 //! vector's bytes.
 
-use super::{KeepWords, Threshold};
-use crate::rng::mask::MaskSource;
+use super::{RUN_GROUPS, Run, Threshold};
 use crate::rng::philox::{M0, M1, W0, W1, seed_key};
 
-/// Runs the AVX2 kernel.
-pub(super) fn avx2(source: MaskSource, threshold: Threshold, first: u64, out: &mut [KeepWords]) {
+/// One step of `run` by the AVX2 kernel.
+pub(super) fn avx2(run: &mut Run, threshold: Threshold) {
     assert!(std::arch::is_x86_feature_detected!("avx2"));
     // SAFETY: the CPU has AVX2, checked above.
-    unsafe { wide8::keep_bits(source, threshold, first, out) }
+    unsafe { wide8::step(run, threshold) }
 }
 
-/// Runs the AVX-512F kernel.
-pub(super) fn avx512(source: MaskSource, threshold: Threshold, first: u64, out: &mut [KeepWords]) {
+/// One step of `run` by the AVX-512F kernel.
+pub(super) fn avx512(run: &mut Run, threshold: Threshold) {
     assert!(std::arch::is_x86_feature_detected!("avx512f"));
     // SAFETY: the CPU has AVX-512F, checked above.
-    unsafe { wide16::keep_bits(source, threshold, first, out) }
+    unsafe { wide16::step(run, threshold) }
 }
 
 /// The kernel, over a module's vector type `V` of `LANES` u32 lanes and its operations
@@ -28,33 +27,23 @@ pub(super) fn avx512(source: MaskSource, threshold: Threshold, first: u64, out: 
 /// compiled for `$feature`.
 macro_rules! lockstep {
     ($feature:literal) => {
-        /// The keep bits of `out.len()` groups from `first`: [`lockstep`] with `CHAINS`
-        /// planes per step, or one where fewer planes can decide (`p = 0.5` needs one).
+        /// Planes `next .. next + CHAINS` of the run's groups (one where fewer planes can
+        /// decide: `p = 0.5` needs one), `LANES` groups per vector.
         #[target_feature(enable = $feature)]
-        pub(super) fn keep_bits(
-            source: MaskSource,
-            threshold: Threshold,
-            first: u64,
-            out: &mut [KeepWords],
-        ) {
+        pub(super) fn step(run: &mut Run, threshold: Threshold) {
             if threshold.planes < CHAINS as u32 {
-                lockstep::<1>(source, threshold, first, out)
+                step_chains::<1>(run, threshold)
             } else {
-                lockstep::<CHAINS>(source, threshold, first, out)
+                step_chains::<CHAINS>(run, threshold)
             }
         }
 
-        /// `LANES` groups at a time: lane `i` runs group `g0 + i`, and planes `k .. k + C` of
-        /// all of them are `C` independent Philox calls (so the multipliers are never idle
-        /// waiting for one chain of rounds).
+        /// Lane `i` runs group `first + i`, and planes `k .. k + C` of all of them are `C`
+        /// independent Philox calls (so the multipliers are never idle waiting for one chain
+        /// of rounds).
         #[target_feature(enable = $feature)]
-        fn lockstep<const C: usize>(
-            source: MaskSource,
-            threshold: Threshold,
-            first: u64,
-            out: &mut [KeepWords],
-        ) {
-            let key = seed_key(source.seed);
+        fn step_chains<const C: usize>(run: &mut Run, threshold: Threshold) {
+            let key = seed_key(run.seed);
             let mut round_keys = [(splat(0), splat(0)); 10];
             for (r, round_key) in (0u32..).zip(round_keys.iter_mut()) {
                 *round_key = (
@@ -62,55 +51,62 @@ macro_rules! lockstep {
                     splat(key[1].wrapping_add(W1.wrapping_mul(r))),
                 );
             }
-            let (stream, step) = (splat(source.stream), splat(source.step));
-            for (run, chunk) in out.chunks_mut(LANES).enumerate() {
-                let g0 = first + (run * LANES) as u64;
-                let (mut low, mut high, mut live) = ([0u32; LANES], [0u32; LANES], [0u32; LANES]);
-                for i in 0..LANES {
-                    let g = g0 + i as u64;
-                    low[i] = g as u32;
-                    high[i] = (g >> 32) as u32;
-                    // Lanes past the run's end start decided, so they never hold the loop.
-                    live[i] = if i < chunk.len() { u32::MAX } else { 0 };
+            let (stream, step) = (splat(run.stream), splat(run.step));
+            let k = run.next;
+            let mut open_lanes = 0;
+            for part in 0..RUN_GROUPS / LANES {
+                let mut open = [splat(0); 4];
+                for w in 0..4 {
+                    open[w] = load(lanes(&run.open[w], part));
                 }
-                let (c0, high) = (load(&low), load(&high));
-                let mut open = [load(&live); 4];
+                if is_zero(or(or(open[0], open[1]), or(open[2], open[3]))) {
+                    continue;
+                }
                 let mut keep = [splat(0); 4];
-                let mut k = 0;
-                while k < threshold.planes {
-                    let mut c1 = [splat(0); C];
-                    for (c, c1) in (0u32..).zip(c1.iter_mut()) {
-                        *c1 = or(high, splat((k + c) << 27));
-                    }
-                    let planes = philox(c0, c1, stream, step, &round_keys);
-                    for (c, bits) in (0u32..).zip(&planes) {
-                        if k + c >= threshold.planes {
-                            break;
-                        }
-                        if threshold.bit(k + c) {
-                            for w in 0..4 {
-                                keep[w] = or(keep[w], and_not(bits[w], open[w]));
-                                open[w] = and(open[w], bits[w]);
-                            }
-                        } else {
-                            for w in 0..4 {
-                                open[w] = and_not(bits[w], open[w]);
-                            }
-                        }
-                    }
-                    if is_zero(or(or(open[0], open[1]), or(open[2], open[3]))) {
+                for w in 0..4 {
+                    keep[w] = load(lanes(&run.keep[w], part));
+                }
+                let (c0, high) = (load(lanes(&run.low, part)), load(lanes(&run.high, part)));
+                let mut c1 = [splat(0); C];
+                for (c, c1) in (0u32..).zip(c1.iter_mut()) {
+                    *c1 = or(high, splat((k + c) << 27));
+                }
+                let planes = philox(c0, c1, stream, step, &round_keys);
+                for (c, bits) in (0u32..).zip(&planes) {
+                    if k + c >= threshold.planes {
                         break;
                     }
-                    k += C as u32;
+                    if threshold.bit(k + c) {
+                        for w in 0..4 {
+                            keep[w] = or(keep[w], and_not(bits[w], open[w]));
+                            open[w] = and(open[w], bits[w]);
+                        }
+                    } else {
+                        for w in 0..4 {
+                            open[w] = and_not(bits[w], open[w]);
+                        }
+                    }
                 }
-                let mut words = [[0u32; LANES]; 4];
                 for w in 0..4 {
-                    store(&mut words[w], keep[w]);
+                    store(lanes_mut(&mut run.open[w], part), open[w]);
+                    store(lanes_mut(&mut run.keep[w], part), keep[w]);
                 }
-                for (i, keep) in chunk.iter_mut().enumerate() {
-                    *keep = [words[0][i], words[1][i], words[2][i], words[3][i]];
-                }
+                let any = or(or(open[0], open[1]), or(open[2], open[3]));
+                open_lanes |= u32::from(!is_zero(any));
             }
+            run.next = k + C as u32;
+            run.open_lanes = open_lanes;
+        }
+
+        /// Vector `part`'s lanes of a run's words.
+        fn lanes(words: &[u32; RUN_GROUPS], part: usize) -> &[u32; LANES] {
+            let lanes = &words[part * LANES..(part + 1) * LANES];
+            lanes.try_into().expect("invariant: LANES divides RUN_GROUPS")
+        }
+
+        fn lanes_mut(words: &mut [u32; RUN_GROUPS], part: usize) -> &mut [u32; LANES] {
+            let lanes = &mut words[part * LANES..(part + 1) * LANES];
+            lanes.try_into().expect("invariant: LANES divides RUN_GROUPS")
         }
 
         /// Philox4x32-10 of `C` x `LANES` counters that differ only in word 1 (word `w` of
@@ -271,7 +267,9 @@ mod wide16 {
         // 2i + 1 of `odd` (index 16 + 2i + 1).
         let index = _mm512_set_epi32(31, 15, 29, 13, 27, 11, 25, 9, 23, 7, 21, 5, 19, 3, 17, 1);
         let hi = _mm512_permutex2var_epi32(even, index, odd);
-        let lo = _mm512_mullo_epi32(a, m);
+        // Lane 2i takes word 2i of `even`, lane 2i + 1 word 2i of `odd` (index 16 + 2i).
+        let index = _mm512_set_epi32(30, 14, 28, 12, 26, 10, 24, 8, 22, 6, 20, 4, 18, 2, 16, 0);
+        let lo = _mm512_permutex2var_epi32(even, index, odd);
         (hi, lo)
     }
 
