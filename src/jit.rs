@@ -455,9 +455,10 @@ unsafe extern "C" fn dropjit_sgemm(
 /// by `kernel` (a [`MaskKernel`] discriminant). Imported by the generated code's drawing loops.
 ///
 /// # Safety
-/// `run` points to a writable buffer of `size_of::<Run>()` bytes aligned for it (a stack
-/// buffer of the generated code, not otherwise in use), `kernel` names a kernel this host
-/// runs (the compiler checked), `count` is at most a run and the groups are below 2^59.
+/// `run` points to a [`Run`] (a stack buffer of the generated code, aligned for it and zeroed
+/// before first use: every bit pattern is a valid `Run`) no one else uses, `kernel` names a
+/// kernel this host runs (the compiler checked), `count` is at most a run and the groups are
+/// below 2^59.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C" fn dropjit_run_start(
     run: *mut Run,
@@ -475,9 +476,8 @@ unsafe extern "C" fn dropjit_run_start(
         stream: stream as u32,
         step: step as u32,
     };
-    let started = Run::new(kernel, source, q, first, count as usize);
-    // SAFETY: the caller's contract above; `write` reads nothing of the old contents.
-    unsafe { run.write(started) };
+    // SAFETY: the caller's contract above.
+    unsafe { &mut *run }.start(kernel, source, q, first, count as usize);
 }
 
 /// One step of the run in `run` ([`Run::step`]).

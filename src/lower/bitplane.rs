@@ -38,7 +38,17 @@ impl Planes {
     /// Sets up `d`'s keep bits (stack buffers for one run's bits and the generator's state).
     pub(crate) fn new(cx: &mut LowerCx, d: &Dropout) -> Planes {
         let buffer = cx.stack_buffer(RUN_BYTES as u32);
-        let run = cx.stack_buffer(std::mem::size_of::<Run>() as u32);
+        // The state, aligned to its cache lines (a stack slot is only 16-aligned) and zeroed
+        // (a valid `Run`, before the first start).
+        let bytes = std::mem::size_of::<Run>();
+        let align = std::mem::align_of::<Run>();
+        let slot = cx.stack_buffer((bytes + align) as u32);
+        let up = cx.b.ins().iadd_imm_u(slot, (align - 1) as i64);
+        let run = cx.b.ins().band_imm_u(up, -(align as i64));
+        let zero = splat_i32(cx, 0);
+        for offset in (0..bytes).step_by(16) {
+            cx.b.ins().store(MemFlagsData::trusted(), zero, run, offset as i32);
+        }
         Planes {
             q: keep_threshold(d.p),
             stream: d.stream,
@@ -95,8 +105,7 @@ impl Planes {
     /// The keep bits (i32x4) of group `i` (pointer-sized) of the run last filled.
     pub(crate) fn load(&self, cx: &mut LowerCx, i: Value) -> Value {
         if let Some(bits) = self.constant() {
-            let lane = cx.b.ins().iconst(types::I32, bits);
-            return cx.b.ins().splat(types::I32X4, lane);
+            return splat_i32(cx, bits);
         }
         let offset = cx.b.ins().imul_imm_u(i, 16);
         let addr = cx.b.ins().iadd(self.buffer, offset);
@@ -147,4 +156,10 @@ pub(crate) fn for_each_run(
         let count = cx.b.ins().umin(left, run);
         body(cx, first, count);
     });
+}
+
+/// An i32x4 with every lane `value`.
+fn splat_i32(cx: &mut LowerCx, value: i64) -> Value {
+    let lane = cx.b.ins().iconst(types::I32, value);
+    cx.b.ins().splat(types::I32X4, lane)
 }

@@ -16,7 +16,7 @@
 //! 8 or 16 blocks. [`MaskKernel::Portable`] is one group at a time, with the same answers.
 
 use super::mask::MaskSource;
-use super::philox::{philox4x32_10, seed_key};
+use super::philox::{W0, W1, philox4x32_10, seed_key};
 
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -107,9 +107,17 @@ impl MaskKernel {
 ///
 /// The state is plain data (`repr(C)`, every bit pattern valid): lane `i` of each array is
 /// group `first + i`, its open and keep words by word index.
-#[repr(C)]
-#[derive(Clone, Debug)]
+#[repr(C, align(64))]
+#[derive(Clone, Debug, Default)]
 pub struct Run {
+    // The vectors first, each a whole number of cache lines (unaligned or line-splitting
+    // vector stores cost a fifth of a step).
+    low: [u32; RUN_GROUPS],
+    high: [u32; RUN_GROUPS],
+    open: [[u32; RUN_GROUPS]; 4],
+    keep: [[u32; RUN_GROUPS]; 4],
+    /// The key of each of Philox's ten rounds.
+    round_keys: [[u32; 2]; 10],
     seed: u64,
     stream: u32,
     step: u32,
@@ -127,41 +135,24 @@ pub struct Run {
     constant: u32,
     /// 0 once no lane of any group is open (kept by the steps).
     open_lanes: u32,
-    low: [u32; RUN_GROUPS],
-    high: [u32; RUN_GROUPS],
-    open: [[u32; RUN_GROUPS]; 4],
-    keep: [[u32; RUN_GROUPS]; 4],
 }
 
 impl Run {
-    /// Starts the run of groups `first .. first + count` (`count` at most [`RUN_GROUPS`]) of
-    /// the mask of `source` with threshold `q`, decided by `kernel`. Cheap: no Philox yet.
-    ///
-    /// # Panics
-    /// If this host cannot run the kernel, `count` exceeds a run, or a group reaches 2^59
-    /// (the contract's limit).
+    /// A run of groups `first .. first + count`: [`Run::start`] on a fresh state.
     pub fn new(kernel: MaskKernel, source: MaskSource, q: u64, first: u64, count: usize) -> Run {
-        let mut run = Run {
-            seed: 0,
-            stream: 0,
-            step: 0,
-            q: 0,
-            planes: 0,
-            next: 0,
-            count: 0,
-            kernel: 0,
-            constant: 0,
-            open_lanes: 0,
-            low: [0; RUN_GROUPS],
-            high: [0; RUN_GROUPS],
-            open: [[0; RUN_GROUPS]; 4],
-            keep: [[0; RUN_GROUPS]; 4],
-        };
+        let mut run = Run::default();
         run.start(kernel, source, q, first, count);
         run
     }
 
-    fn start(&mut self, kernel: MaskKernel, source: MaskSource, q: u64, first: u64, count: usize) {
+    /// Starts the run of groups `first .. first + count` (`count` at most [`RUN_GROUPS`]) of
+    /// the mask of `source` with threshold `q`, decided by `kernel`, in place of whatever run
+    /// this was. Cheap: no Philox yet.
+    ///
+    /// # Panics
+    /// If this host cannot run the kernel, `count` exceeds a run, or a group reaches 2^59
+    /// (the contract's limit).
+    pub fn start(&mut self, kernel: MaskKernel, source: MaskSource, q: u64, first: u64, count: usize) {
         assert!(kernel.is_available(), "invariant: the host runs {}", kernel.name());
         assert!(count <= RUN_GROUPS, "invariant: a run holds {count} <= {RUN_GROUPS} groups");
         assert!(
@@ -169,6 +160,13 @@ impl Run {
             "invariant: mask groups {first}.. (+{count}) are below 2^59"
         );
         (self.seed, self.stream, self.step) = (source.seed, source.stream, source.step);
+        let key = seed_key(source.seed);
+        for (r, round_key) in (0u32..).zip(&mut self.round_keys) {
+            *round_key = [
+                key[0].wrapping_add(W0.wrapping_mul(r)),
+                key[1].wrapping_add(W1.wrapping_mul(r)),
+            ];
+        }
         (self.kernel, self.count, self.next) = (kernel as u32, count as u32, 0);
         match Threshold::new(q) {
             Some(threshold) => (self.q, self.planes) = (threshold.q, threshold.planes),

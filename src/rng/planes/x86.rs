@@ -6,7 +6,7 @@
 //! vector's bytes.
 
 use super::{RUN_GROUPS, Run, Threshold};
-use crate::rng::philox::{M0, M1, W0, W1, seed_key};
+use crate::rng::philox::{M0, M1};
 
 /// One step of `run` by the AVX2 kernel.
 pub(super) fn avx2(run: &mut Run, threshold: Threshold) {
@@ -43,13 +43,9 @@ macro_rules! lockstep {
         /// of rounds).
         #[target_feature(enable = $feature)]
         fn step_chains<const C: usize>(run: &mut Run, threshold: Threshold) {
-            let key = seed_key(run.seed);
             let mut round_keys = [(splat(0), splat(0)); 10];
-            for (r, round_key) in (0u32..).zip(round_keys.iter_mut()) {
-                *round_key = (
-                    splat(key[0].wrapping_add(W0.wrapping_mul(r))),
-                    splat(key[1].wrapping_add(W1.wrapping_mul(r))),
-                );
+            for (round_key, &[k0, k1]) in round_keys.iter_mut().zip(&run.round_keys) {
+                *round_key = (splat(k0), splat(k1));
             }
             let (stream, step) = (splat(run.stream), splat(run.step));
             let k = run.next;
