@@ -1,5 +1,5 @@
 //! Writing a file whole or not at all: every file dropjit saves (checkpoints, `.npy` files,
-//! the command line's plot) goes through [`write`], so a failure (a full disk, a killed
+//! the command line's plot) goes through [`write`](fn@write), so a failure (a full disk, a killed
 //! process) leaves the file that was there before exactly as it was, never a truncated one.
 //!
 //! The bytes go to a new temporary file in the same directory (so the rename below stays on
@@ -22,7 +22,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     write_with(path, |file| file.write_all(bytes))
 }
 
-/// [`write`] with the bytes written by `fill` (tests make `fill` fail halfway).
+/// [`write`](fn@write) with the bytes written by `fill` (tests make `fill` fail halfway).
 fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -> Result<()> {
     let io_error = |source| Error::Io {
         path: path.to_path_buf(),

@@ -1,18 +1,25 @@
 //! The keep bits of a dropout's mask groups under RNG contract v1 ([`crate::rng::mask`]), as
-//! generated code gets them: one call of the rustc-compiled generator
-//! ([`crate::rng::planes`], `Import::KeepBits`) per run of up to
-//! [`RUN_GROUPS`] groups, into a stack buffer the loop then reads group by group.
+//! generated code gets them: from the rustc-compiled generator ([`crate::rng::planes`]), a
+//! run of up to [`RUN_GROUPS`] groups at a time, into a stack buffer the loop then reads group
+//! by group. The generator's state ([`Run`]) lives in a second stack buffer (aligned to its
+//! cache lines, zeroed once); generated code starts a run (`Import::RunStart`), steps it
+//! (`RunStep`: a few more planes of every group) and finishes it (`RunFinish`: the rest, and
+//! the bits into the buffer). The vector loop ([`super::simd`]) steps run `r + 1` between the
+//! groups of run `r` (software pipelining); draw phases and mask kernels fill a run at once.
 //!
 //! A group's keep bits are one `i32x4` (bit `v` of lane `w` keeps mask lane `4v + w`), so a
 //! vector loop masks vector `v` of a group with two shifts ([`super::simd`]); the draw phases
 //! and mask kernels ([`super::dropout`]) turn them into one byte per element.
 //!
-//! Why a call rather than Philox in Cranelift IR: `p = 0.5` needs one plane per group, but a
+//! Why calls rather than Philox in Cranelift IR: `p = 0.5` needs one plane per group, but a
 //! general `p` about 8 (0.065 Philox blocks per element), and Cranelift's four 32-bit lanes
-//! could not make them as fast as memory delivers the data (p = 0.1 ran at 0.42x the scale
-//! loop). The generator runs 8 or 16 groups per instruction with AVX2 or AVX-512F and several
-//! independent Philox chains in flight; which kernel is the compile option
-//! [`crate::Compiler::mask_kernel`] (the host's best by default).
+//! could not make them as fast as memory delivers the data (p = 0.1 ran at 0.37x the scale
+//! loop on a Zen 4). The generator runs 8 or 16 groups per instruction with AVX2 or AVX-512F
+//! and several independent Philox chains in flight; which kernel is the compile option
+//! [`crate::Compiler::mask_kernel`] (the host's best by default). Why steps: a run decided
+//! whole between two runs of groups is a burst of arithmetic with no memory access, during
+//! which the memory stream stalls (p = 0.5 fell from 1.0x to 0.88x the scale loop, p = 0.1
+//! stayed at 0.62x); stepped between groups, the two overlap (0.99x and 0.8x).
 
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 
@@ -47,7 +54,8 @@ impl Planes {
         let run = cx.b.ins().band_imm_u(up, -(align as i64));
         let zero = splat_i32(cx, 0);
         for offset in (0..bytes).step_by(16) {
-            cx.b.ins().store(MemFlagsData::trusted(), zero, run, offset as i32);
+            cx.b.ins()
+                .store(MemFlagsData::trusted(), zero, run, offset as i32);
         }
         Planes {
             q: keep_threshold(d.p),

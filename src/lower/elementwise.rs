@@ -7,7 +7,7 @@
 //!
 //! Before the scalar loop, every drawing dropout of the group has written its keep bytes in its own
 //! phase ([`dropout::draw_phase`]). The loop covers the unit range's blocks of 128 elements
-//! ([`super::phase`]); its body, per element:
+//! ([`crate::plan::phase`]); its body, per element:
 //! 1. loads each operand from outside the group once, at its broadcast offset (NumPy rules:
 //!    stride 0 on broadcast dimensions);
 //! 2. evaluates the members in order on SSA values, with the scalar arithmetic of

@@ -6,12 +6,14 @@
 //! element splatted, or a row of the trailing dimensions, element `e` reading its element
 //! `e % C` with `C % 4 == 0`, so a vector never crosses a row; masks made in the loop or read
 //! as keep bytes, one per vector). So the bias, the activation and the dropout after a matrix
-//! product are one vector pass ([`crate::passes::split_linear_bias`]).
+//! product are one vector pass ([`crate::passes::split_linear_bias()`]).
 //!
 //! The loop runs over the unit range's mask groups (a unit is 128 elements, one group), in
-//! runs of up to [`crate::rng::planes::RUN_GROUPS`] groups when a member draws: per run, each
-//! drawing dropout's keep bits come from one call of the generator ([`super::bitplane`]); per
-//! group, each dropout's 128 keep bits are one i32x4 `K`; then 32 vectors `v` are loaded,
+//! runs of up to [`crate::rng::planes::RUN_GROUPS`] groups when a member draws: each drawing
+//! dropout's keep bits of run `r + 1` are decided by the generator ([`super::bitplane`]) a
+//! step after every [`STEP_EVERY`] groups of run `r` and finished after its last (the first
+//! run at once, before the loop); per group, each dropout's 128 keep bits are one i32x4 `K`
+//! from the run's buffer; then 32 vectors `v` are loaded,
 //! computed and stored (unrolled), the dropout of vector `v` masking with
 //! `sshr(ishl(K, 31 - v), 31)` (bit `v` of each word, spread over its lane). The last, partial
 //! group is an ordinary group whose lanes are computed one by one and only its own elements

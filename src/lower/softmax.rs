@@ -5,7 +5,7 @@
 //! softmax y_i = e_i / s      log_softmax y_i = (x_i - m) - log(s)
 //! cross_entropy loss = -(0.0 + logp[0][t_0] + logp[1][t_1] + ...) / (N as f32)
 //! ```
-//! `softmax` and `log_softmax` compute the unit range's rows ([`super::phase`]);
+//! `softmax` and `log_softmax` compute the unit range's rows ([`crate::plan::phase`]);
 //! `cross_entropy` is one unit, since its mean sums in one fixed order. A phase before it
 //! checks the targets (by rows, [`check_targets`]) against `0..C` and returns an error code
 //! naming the node, the batch index and the target from the first one outside: the logits

@@ -26,7 +26,7 @@ use crate::train::{CompiledStep, Loss, StepGraph, step_graph};
 /// The model's parameters are collected into one [`ParameterStore`] when the `Traced` is
 /// made (the one copy); every compilation, train or eval, runs on that store. A train-mode
 /// run claims one generator step and every dropout call site draws its own stream at that
-/// step (see [`crate::nn::trace`]).
+/// step (see [`crate::nn::trace()`]).
 ///
 /// # Training
 /// [`Traced::train_step`] runs forward, loss, backward and the optimizer's update as one

@@ -1,19 +1,23 @@
 //! Keep bits of many mask groups at once, compiled by rustc for the host's vector width: the
 //! fast way to evaluate RNG contract v1 ([`super::mask`]), which the JIT's dropout loops call
-//! once per run of groups.
+//! while they work.
 //!
 //! A group's 128 keep bits are four words, bit `v` of word `w` keeping lane `4v + w` (how a
 //! Philox block lays out one plane). They are decided plane by plane from the most
 //! significant bit of `U`, with the early exit of the contract's docs: at plane `k` an open
 //! lane (its bits so far equal `Q`'s) whose bit is 0 where `Q`'s is 1 is kept, one whose bit
-//! differs otherwise is dropped, and the loop ends when no lane is open or after `Q`'s last 1
-//! bit (the lanes still open then have `U >= Q`).
+//! differs otherwise is dropped, and a group is done when no lane is open or after `Q`'s
+//! last 1 bit (the lanes still open then have `U >= Q`).
 //!
-//! The vector kernels give each Philox lane its own group: 16 groups (AVX-512) or 8 (AVX2)
-//! run plane `k` in lockstep, so the open and keep words are already per group and nothing is
-//! transposed; the lockstep runs until the last of those groups is decided (about 12 planes
-//! at p = 0.1, against 8.3 for a group alone), and in exchange every Philox instruction does
-//! 8 or 16 blocks. [`MaskKernel::Portable`] is one group at a time, with the same answers.
+//! The unit of work is a [`Run`] of 16 groups, decided a step at a time so that generated
+//! code can interleave the steps with its own memory traffic. The vector kernels give each
+//! Philox lane its own group: 16 groups (AVX-512F) or 8 (AVX2) run plane `k` in lockstep, so
+//! the open and keep words are already per group and nothing is transposed, and a step runs
+//! three (AVX-512F) or two (AVX2) planes as independent Philox chains so the multipliers never
+//! wait on one chain's latency. The lockstep costs work: a vector runs until its last lane is
+//! decided (about 12.3 planes at p = 0.1, against 8.3 for a group alone), paid back by 8 or 16
+//! blocks per instruction. [`MaskKernel::Portable`] steps one plane of each open group in
+//! plain Rust; every kernel gives the same bits.
 
 use super::mask::MaskSource;
 use super::philox::{W0, W1, philox4x32_10, seed_key};
@@ -152,9 +156,23 @@ impl Run {
     /// # Panics
     /// If this host cannot run the kernel, `count` exceeds a run, or a group reaches 2^59
     /// (the contract's limit).
-    pub fn start(&mut self, kernel: MaskKernel, source: MaskSource, q: u64, first: u64, count: usize) {
-        assert!(kernel.is_available(), "invariant: the host runs {}", kernel.name());
-        assert!(count <= RUN_GROUPS, "invariant: a run holds {count} <= {RUN_GROUPS} groups");
+    pub fn start(
+        &mut self,
+        kernel: MaskKernel,
+        source: MaskSource,
+        q: u64,
+        first: u64,
+        count: usize,
+    ) {
+        assert!(
+            kernel.is_available(),
+            "invariant: the host runs {}",
+            kernel.name()
+        );
+        assert!(
+            count <= RUN_GROUPS,
+            "invariant: a run holds {count} <= {RUN_GROUPS} groups"
+        );
         assert!(
             (first.checked_add(count as u64)).is_some_and(|last| last <= 1 << 59),
             "invariant: mask groups {first}.. (+{count}) are below 2^59"
@@ -407,8 +425,15 @@ mod tests {
                 assert_eq!(*words, reference(SOURCE, q, 32 + i as u64), "{kernel:?}");
             }
             for (i, words) in out_b.iter().enumerate() {
-                let expected = if i < 5 { reference(SOURCE, q, 48 + i as u64) } else { [9; 4] };
-                assert_eq!(*words, expected, "{kernel:?}: only the run's groups are written");
+                let expected = if i < 5 {
+                    reference(SOURCE, q, 48 + i as u64)
+                } else {
+                    [9; 4]
+                };
+                assert_eq!(
+                    *words, expected,
+                    "{kernel:?}: only the run's groups are written"
+                );
             }
         }
     }

@@ -1,5 +1,5 @@
 //! The lockstep kernels of [`super`] for x86-64: one Philox4x32-10 block per vector lane, one
-//! mask group per lane, written once ([`lockstep!`]) for AVX2 (8 lanes) and AVX-512F (16).
+//! mask group per lane, written once (the `lockstep!` macro) for AVX2 (8 lanes) and AVX-512F (16).
 //!
 //! The only `unsafe` here: entering a `#[target_feature]` function after checking that the
 //! CPU has the feature, and the unaligned vector loads and stores of arrays of exactly one
@@ -47,7 +47,7 @@ macro_rules! lockstep {
             for (round_key, &[k0, k1]) in round_keys.iter_mut().zip(&run.round_keys) {
                 *round_key = (splat(k0), splat(k1));
             }
-            let (stream, step) = (splat(run.stream), splat(run.step));
+            let step = splat(run.step);
             let k = run.next;
             let mut open_lanes = 0;
             for part in 0..RUN_GROUPS / LANES {
@@ -67,7 +67,7 @@ macro_rules! lockstep {
                 for (c, c1) in (0u32..).zip(c1.iter_mut()) {
                     *c1 = or(high, splat((k + c) << 27));
                 }
-                let planes = philox(c0, c1, stream, step, &round_keys);
+                let planes = philox(c0, c1, run.stream, step, &round_keys);
                 for (c, bits) in (0u32..).zip(&planes) {
                     if k + c >= threshold.planes {
                         break;
@@ -97,30 +97,41 @@ macro_rules! lockstep {
         /// Vector `part`'s lanes of a run's words.
         fn lanes(words: &[u32; RUN_GROUPS], part: usize) -> &[u32; LANES] {
             let lanes = &words[part * LANES..(part + 1) * LANES];
-            lanes.try_into().expect("invariant: LANES divides RUN_GROUPS")
+            lanes
+                .try_into()
+                .expect("invariant: LANES divides RUN_GROUPS")
         }
 
         fn lanes_mut(words: &mut [u32; RUN_GROUPS], part: usize) -> &mut [u32; LANES] {
             let lanes = &mut words[part * LANES..(part + 1) * LANES];
-            lanes.try_into().expect("invariant: LANES divides RUN_GROUPS")
+            lanes
+                .try_into()
+                .expect("invariant: LANES divides RUN_GROUPS")
         }
 
         /// Philox4x32-10 of `C` x `LANES` counters that differ only in word 1 (word `w` of
-        /// lane `i` of chain `c` in `c_w`, `c1[c]`), under the round keys.
+        /// lane `i` of chain `c` in `c0`, `c1[c]`, and the run's uniform `stream` and
+        /// `step`), under the round keys. The first round multiplies only words 0 and 2,
+        /// which every chain shares (and word 2 every lane): it is done once, not `2C` times.
         #[target_feature(enable = $feature)]
         fn philox<const C: usize>(
             c0: V,
             c1: [V; C],
-            c2: V,
-            c3: V,
+            stream: u32,
+            step: V,
             round_keys: &[(V, V); 10],
         ) -> [[V; 4]; C] {
             let (m0, m1) = (splat(M0), splat(M1));
-            let mut state = [[c0, c0, c2, c3]; C];
+            let (k0, k1) = round_keys[0];
+            let (hi0, lo0) = mul_hi_lo(c0, m0);
+            let product = u64::from(M1) * u64::from(stream);
+            let (hi1, lo1) = (splat((product >> 32) as u32), splat(product as u32));
+            let word2 = xor(xor(hi0, step), k1);
+            let mut state = [[hi1, lo1, word2, lo0]; C];
             for (s, c1) in state.iter_mut().zip(c1) {
-                s[1] = c1;
+                s[0] = xor(xor(hi1, c1), k0);
             }
-            for &(k0, k1) in round_keys {
+            for &(k0, k1) in &round_keys[1..] {
                 for s in state.iter_mut() {
                     let [c0, c1, c2, c3] = *s;
                     let (hi0, lo0) = mul_hi_lo(c0, m0);
