@@ -308,10 +308,10 @@ fn operand_values(graph: &Graph, id: NodeId, values: &BTreeMap<NodeId, Value>) -
         .collect()
 }
 
-/// All ones in the lanes of vector `v` whose keep bit is set: `sshr(ishl(K, 31 - v), 31)`.
+/// The lane mask of vector `v`: bit `v` of each keep word moved to the top, `ishl(K, 31 - v)`
+/// (the dropout selects by the top bit alone, [`vector_arith`]).
 fn lane_mask(cx: &mut LowerCx, keep: Value, v: usize) -> Value {
-    let moved = cx.b.ins().ishl_imm_u(keep, (31 - v) as i64);
-    cx.b.ins().sshr_imm_u(moved, 31)
+    cx.b.ins().ishl_imm_u(keep, (31 - v) as i64)
 }
 
 /// The lane mask (i32x4) of the vector starting at element `j`, whose four elements share

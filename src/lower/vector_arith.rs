@@ -10,8 +10,8 @@ use super::LowerCx;
 use crate::graph::{BinaryOp, Dropout, Elementwise, UnaryOp};
 
 /// One element-wise op on four lanes, from its operands' vectors `args`; `mask` is a drawing
-/// dropout's lane mask (i32x4, all ones = kept), given iff it draws at random. The lanes of
-/// [`super::arith::element`].
+/// dropout's lane mask (i32x4, the top bit of a lane set = kept; the other bits do not
+/// matter), given iff it draws at random. The lanes of [`super::arith::element`].
 pub(super) fn element(
     cx: &mut LowerCx,
     op: Elementwise,
@@ -45,12 +45,21 @@ fn dropout(cx: &mut LowerCx, d: &Dropout, x: Value, mask: Option<Value>, gradien
         let (a, b, c) = (splat_f32(cx, a), splat_f32(cx, b), splat_f32(cx, c));
         let product = cx.b.ins().fmul(x, a);
         let kept = cx.b.ins().fadd(product, b);
-        return select(cx, mask, kept, c);
+        return select_by_sign(cx, mask, kept, c);
     }
     let scale = if gradient { d.grad_scale() } else { d.scale() };
     let scale = splat_f32(cx, scale);
     let scaled = cx.b.ins().fmul(x, scale);
-    keep_or_zero(cx, mask, scaled)
+    let zero = splat_f32(cx, 0.0);
+    select_by_sign(cx, mask, scaled, zero)
+}
+
+/// Lane by lane `yes` where the top bit of `mask` (i32x4) is set, else `no` (f32x4 values):
+/// one `blendvps`, so a dropout's mask needs no shift to spread its bit over the lane.
+fn select_by_sign(cx: &mut LowerCx, mask: Value, yes: Value, no: Value) -> Value {
+    let (yes, no) = (bits(cx, yes), bits(cx, no));
+    let chosen = cx.b.ins().blendv(mask, yes, no);
+    float(cx, chosen)
 }
 
 fn unary(cx: &mut LowerCx, op: UnaryOp, x: Value) -> Value {
