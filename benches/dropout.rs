@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group};
 use dropjit::{CompiledGraph, Compiler, Generator, Mode, ParameterStore, Tensor, text};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -276,4 +276,9 @@ criterion_group!(
     simple_net_forward,
     compile_times
 );
-criterion_main!(benches);
+/// `criterion_main!`, after the line naming the machine.
+fn main() {
+    println!("{}", support::machine());
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

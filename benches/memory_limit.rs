@@ -70,10 +70,9 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(21);
     let kernels: Vec<&str> = MaskKernel::available().iter().map(|k| k.name()).collect();
+    println!("{}", support::machine());
     println!(
-        "{} elements on {} (mask kernels: {}), {rounds} rounds, medians",
-        N,
-        support::cpu_model(),
+        "{N} elements (mask kernels: {}), {rounds} rounds, medians",
         kernels.join(", ")
     );
     let x_values: Vec<f32> = (0..N).map(|i| (i % 1000) as f32 * 0.01 - 5.0).collect();
