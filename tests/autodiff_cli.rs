@@ -1,15 +1,9 @@
 //! `dropjit dump --grad OUTPUT` and `dump --stage optimized` of the training program: the
 //! fused backward kernels and the planned bytes, with no mask buffer.
 
-use std::process::{Command, Output};
+mod common;
 
-fn dropjit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dropjit"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs")
-}
+use common::cli::dropjit;
 
 #[test]
 fn dump_grad_differentiates_a_forward_program() {

@@ -1,18 +1,14 @@
 //! The command line as a new user meets it: check, dump and run on the shipped programs.
 
+mod common;
+
+use common::cli::{dropjit, scratch};
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use dropjit::Op;
-
-fn dropjit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dropjit"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the dropjit binary runs")
-}
 
 fn stdout(output: &Output) -> String {
     assert!(
@@ -21,14 +17,6 @@ fn stdout(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout.clone()).expect("utf-8 output")
-}
-
-/// A fresh directory under the system temp dir, unique to this test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dropjit-cli-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 #[test]

@@ -3,19 +3,15 @@
 //! damaged file; each is now a typed error naming the values (or, for a closed pipe, a quiet
 //! exit), and a failing command leaves every file as it was.
 
+mod common;
+
+use common::cli::{dropjit, names, scratch};
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const U64_MAX: &str = "18446744073709551615";
-
-fn dropjit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dropjit"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the dropjit binary runs")
-}
 
 /// The stderr of a command that failed with `status` (1 for dropjit's errors, 2 for clap's
 /// usage errors); never a panic.
@@ -30,23 +26,6 @@ fn success(output: &Output) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "dropjit failed: {stderr}");
     String::from_utf8(output.stdout.clone()).expect("utf-8")
-}
-
-/// A fresh directory under the system temp dir, unique to this test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dropjit-limits-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-/// The names in `dir`, sorted (temporary files of the atomic writes would show here).
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = (fs::read_dir(dir).expect("read dir"))
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// `dropjit train` on the smallest configuration: 20 samples, widths 4 and 4, one batch per

@@ -1,17 +1,13 @@
 //! `dropjit train` on a tiny configuration (seconds): the tables, the plot file, plain progress
 //! lines when stderr is not a terminal, reproducibility, and save/resume.
 
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn dropjit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dropjit"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the dropjit binary runs")
-}
+use common::cli::{dropjit, scratch};
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
 
 fn success(output: &Output) -> (String, String) {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -20,14 +16,6 @@ fn success(output: &Output) -> (String, String) {
         String::from_utf8(output.stdout.clone()).expect("utf-8"),
         stderr,
     )
-}
-
-/// A fresh directory under the system temp dir, unique to this test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dropjit-train-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 const TINY: [&str; 6] = [
