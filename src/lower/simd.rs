@@ -14,8 +14,8 @@
 //! step after every [`STEP_EVERY`] groups of run `r` and finished after its last (the first
 //! run at once, before the loop); per group, each dropout's 128 keep bits are one i32x4 `K`
 //! from the run's buffer; then 32 vectors `v` are loaded,
-//! computed and stored (unrolled), the dropout of vector `v` masking with
-//! `sshr(ishl(K, 31 - v), 31)` (bit `v` of each word, spread over its lane). The last, partial
+//! computed and stored (unrolled), the dropout of vector `v` selecting by `ishl(K, 31 - v)`
+//! (bit `v` of each word in its lane's top bit; `blendvps` reads that bit alone). The last, partial
 //! group is an ordinary group whose lanes are computed one by one and only its own elements
 //! loaded and written. Each value is bit for bit the scalar loop's: the same IEEE operations.
 
