@@ -8,8 +8,8 @@
 //! groups of run `r` (software pipelining); draw phases and mask kernels fill a run at once.
 //!
 //! A group's keep bits are one `i32x4` (bit `v` of lane `w` keeps mask lane `4v + w`), so a
-//! vector loop masks vector `v` of a group with two shifts ([`super::simd`]); the draw phases
-//! and mask kernels ([`super::dropout`]) turn them into one byte per element.
+//! vector loop masks vector `v` of a group with one shift and a blend ([`super::simd`]); the
+//! draw phases and mask kernels ([`super::dropout`]) turn them into one byte per element.
 //!
 //! Why calls rather than Philox in Cranelift IR: `p = 0.5` needs one plane per group, but a
 //! general `p` about 8 (0.065 Philox blocks per element), and Cranelift's four 32-bit lanes
