@@ -21,18 +21,10 @@ use dropjit::{
 use super::alloc::{is_guarded, unguarded_count};
 use crate::common;
 use crate::common::compare::{Agreement, compare};
+use crate::common::differential::Setup;
 
-/// How a graph is compiled and what is compared.
-#[derive(Clone, Copy, Debug)]
-struct Setup {
-    gemm: Gemm,
-    fuse: bool,
-    /// Every node an output, so every value lives in a guarded output buffer; untraced,
-    /// intermediates live in the arena (or in registers, fused).
-    trace: bool,
-}
-
-/// Fused and unfused, traced and not, with both GEMMs.
+/// Fused and unfused, traced and not, with both GEMMs. Traced, every value lives in a guarded
+/// output buffer; untraced, intermediates live in the arena (or in registers, fused).
 const SETUPS: [Setup; 5] = [
     Setup {
         gemm: Gemm::Reference,
