@@ -21,26 +21,14 @@ use dropjit::{
 use super::alloc::{is_guarded, unguarded_count};
 use crate::common;
 use crate::common::compare::{Agreement, compare};
-use crate::common::differential::Setup;
+use crate::common::differential::{BIT_EXACT, Setup};
 
 /// Fused and unfused, traced and not, with both GEMMs. Traced, every value lives in a guarded
 /// output buffer; untraced, intermediates live in the arena (or in registers, fused).
 const SETUPS: [Setup; 5] = [
-    Setup {
-        gemm: Gemm::Reference,
-        fuse: true,
-        trace: true,
-    },
-    Setup {
-        gemm: Gemm::Reference,
-        fuse: true,
-        trace: false,
-    },
-    Setup {
-        gemm: Gemm::Reference,
-        fuse: false,
-        trace: false,
-    },
+    BIT_EXACT[0], // fused, traced
+    BIT_EXACT[1], // fused, untraced
+    BIT_EXACT[3], // unfused, untraced
     Setup {
         gemm: Gemm::Blocked,
         fuse: true,
