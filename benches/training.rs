@@ -19,6 +19,10 @@ use dropjit::optim::Sgd;
 use dropjit::train::Loss;
 use dropjit::{Compiler, Generator, Tensor};
 
+/// The settings (batch, threads), as `../shared/peers/bench_jax.py --parts mlp` times
+/// them.
+const SETTINGS: [(usize, usize); 4] = [(32, 1), (256, 1), (32, 2), (256, 2)];
+
 /// SimpleNet from seed 0, traced and compiled for `threads`, with a batch of inputs and targets.
 fn setup(batch: usize, threads: usize) -> (Traced<SimpleNet>, Generator, Tensor, Tensor) {
     let mut generator = Generator::new(0);
@@ -44,14 +48,21 @@ fn step(c: &mut Criterion, batch: usize, threads: usize) {
 }
 
 fn steps(c: &mut Criterion) {
-    step(c, 32, 1);
-    step(c, 256, 2);
+    for (batch, threads) in SETTINGS {
+        step(c, batch, threads);
+    }
 }
 
-fn forward_eval(c: &mut Criterion) {
-    let (mut model, mut generator, x, _) = setup(32, 1);
+fn forwards_eval(c: &mut Criterion) {
+    for (batch, threads) in SETTINGS {
+        forward_eval(c, batch, threads);
+    }
+}
+
+fn forward_eval(c: &mut Criterion, batch: usize, threads: usize) {
+    let (mut model, mut generator, x, _) = setup(batch, threads);
     model.eval();
-    c.bench_function("forward_eval/b32/1t", |b| {
+    c.bench_function(&format!("forward_eval/b{batch}/{threads}t"), |b| {
         b.iter(|| {
             model
                 .forward_with(&x, &mut generator)
@@ -78,7 +89,7 @@ fn compile_step(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(5)).sample_size(50);
-    targets = steps, forward_eval, compile_step
+    targets = steps, forwards_eval, compile_step
 }
 /// `criterion_main!`, after the line naming the machine.
 fn main() {
