@@ -7,7 +7,7 @@
 //! between two runs of the scale loop `y = x * s` (the limit of an out-of-place op: read 4
 //! bytes, write 4), on 1 and 2 threads, and the figure is the median over rounds of the ratio
 //! (elements per second of the case / of the mean of the two scale loops). Also p = 0.1 with
-//! each keep-bit kernel this host runs (forced through `Compiler::mask_kernel`).
+//! each keep-bit kernel this host runs (forced through `Compiler::isa`).
 //!
 //! `cargo bench --bench memory_limit` (about a minute); `-- ROUNDS` sets the rounds (21).
 
@@ -17,7 +17,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use dropjit::{Compiler, Generator, MaskKernel, Mode, ParameterStore, Tensor, text};
+use dropjit::{Compiler, Generator, Isa, Mode, ParameterStore, Tensor, text};
 use rayon::prelude::*;
 
 const N: usize = 67_108_864;
@@ -29,18 +29,18 @@ struct Case {
     run: Box<dyn FnMut()>,
 }
 
-fn case(op: &str, p: f64, threads: usize, kernel: MaskKernel, x: &Tensor) -> Case {
+fn case(op: &str, p: f64, threads: usize, kernel: Isa, x: &Tensor) -> Case {
     let source = format!(
         "graph g {{\n %x: f32[{N}] = input\n %y: f32[{N}] = {op} %x {{p = {p:?}, stream = 0}}\n output y = %y\n}}"
     );
     let graph = text::parse(&source).expect("a valid graph");
     let compiler = Compiler::new().mode(Mode::Train).threads(threads);
-    let compiled = (compiler.mask_kernel(kernel).compile(&graph)).expect("compiles");
+    let compiled = (compiler.isa(kernel).compile(&graph)).expect("compiles");
     let inputs = BTreeMap::from([("x".to_string(), x.clone())]);
     let params = ParameterStore::new();
     let mut generator = Generator::new(1);
     let mut outputs = (compiled.run(&mut generator, &inputs, &params)).expect("runs");
-    let suffix = if kernel == MaskKernel::best() {
+    let suffix = if kernel == Isa::best() {
         String::new()
     } else {
         format!(" ({})", kernel.name())
@@ -69,7 +69,7 @@ fn main() {
     let rounds: usize = (std::env::args().skip(1))
         .find_map(|a| a.parse().ok())
         .unwrap_or(21);
-    let kernels: Vec<&str> = MaskKernel::available().iter().map(|k| k.name()).collect();
+    let kernels: Vec<&str> = Isa::available().iter().map(|k| k.name()).collect();
     println!("{}", support::machine());
     println!(
         "{N} elements (mask kernels: {}), {rounds} rounds, medians",
@@ -82,7 +82,7 @@ fn main() {
         .num_threads(2)
         .build()
         .expect("a pool");
-    let best = MaskKernel::best();
+    let best = Isa::best();
     let mut cases = Vec::new();
     for (op, p) in [
         ("dropout", 0.5),
@@ -95,7 +95,7 @@ fn main() {
             cases.push(case(op, p, threads, best, &x));
         }
     }
-    for kernel in MaskKernel::available().into_iter().rev().skip(1) {
+    for kernel in Isa::available().into_iter().rev().skip(1) {
         cases.push(case("dropout", 0.1, 1, kernel, &x));
     }
     let mut scale = |threads: usize| {

@@ -3,7 +3,7 @@
 //! the one entry ABI.
 //!
 //! The compiler's `unsafe` is here: turning the finished code's address into a function
-//! pointer of the entry ABI, calling it, handing `matrixmultiply::sgemm` raw matrices and the
+//! pointer of the entry ABI, calling it, handing the blocked GEMM raw matrices and the
 //! keep-bit generator its buffer, and freeing the code when the compiled graph is dropped.
 //! (The rest of the crate's `unsafe` is allocation, `alloc.rs`, and the SIMD kernels of
 //! `rng/planes/x86.rs`.)
@@ -31,10 +31,12 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 
 use crate::error::{Error, Result};
+use crate::gemm;
 use crate::graph::NodeId;
+use crate::isa::Isa;
 use crate::math;
 use crate::rng::MaskSource;
-use crate::rng::planes::{KeepWords, MaskKernel, RUN_GROUPS, Run};
+use crate::rng::planes::{KeepWords, RUN_GROUPS, Run};
 
 /// The entry ABI of every phase (see the module docs).
 type EntryFn = unsafe extern "C" fn(*const *mut u8, u64, u32, *mut i64, usize, usize) -> i32;
@@ -57,7 +59,7 @@ pub(crate) enum Import {
     Exp,
     /// [`crate::math::log_f32`].
     Log,
-    /// The `matrixmultiply::sgemm` wrapper (`C = A · B`, strided).
+    /// The blocked GEMM ([`gemm::sgemm`]: `C = A · B`, strided).
     Sgemm,
     /// [`crate::math::tanh_f32`].
     Tanh,
@@ -116,7 +118,7 @@ impl Import {
         match self {
             Import::Exp | Import::Log | Import::Tanh => (vec![types::F32], vec![types::F32]),
             // m, k, n, then (pointer, row stride, column stride) for A, B and C.
-            Import::Sgemm => (vec![ptr; 12], Vec::new()),
+            Import::Sgemm => (vec![ptr; 13], Vec::new()),
             // The run, then the kernel, seed, stream, step, q, first group and count as
             // 64-bit words.
             Import::RunStart => {
@@ -425,14 +427,17 @@ impl Drop for Jit {
     }
 }
 
-/// `C = A · B` for row-major-or-strided `f32` matrices (`A: m × k`, `B: k × n`), imported by
-/// generated code for `matmul` and `linear`.
+/// `C = A · B` for strided `f32` matrices (`A: m × k`, `B: k × n`) computed with `isa` (an
+/// [`Isa`] discriminant) by [`gemm::sgemm`]; imported by generated code for `matmul` and
+/// `linear`.
 ///
 /// # Safety
 /// The generated code passes pointers to buffers that hold every element the dimensions and
-/// strides address, and a `c` that aliases neither operand.
+/// strides address, a `c` that overlaps neither operand, and an `isa` this host runs (the
+/// compiler checked).
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C" fn dropjit_sgemm(
+    isa: u64,
     m: usize,
     k: usize,
     n: usize,
@@ -446,23 +451,24 @@ unsafe extern "C" fn dropjit_sgemm(
     rsc: isize,
     csc: isize,
 ) {
-    // SAFETY: the caller's contract above is sgemm's; beta = 0 means C is only written.
-    unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
+    let isa = Isa::from_index(isa).expect("invariant: generated code passes an Isa");
+    // SAFETY: the caller's contract above is sgemm's.
+    unsafe { gemm::sgemm(isa, (m, k, n), (a, rsa, csa), (b, rsb, csb), (c, rsc, csc)) }
 }
 
 /// Starts a run of the keep-bit generator in the buffer `run` ([`Run::new`]): groups
 /// `first .. first + count` of one dropout's mask (seed, stream, step, threshold `q`), decided
-/// by `kernel` (a [`MaskKernel`] discriminant). Imported by the generated code's drawing loops.
+/// with `isa` (an [`Isa`] discriminant). Imported by the generated code's drawing loops.
 ///
 /// # Safety
 /// `run` points to a [`Run`] (a stack buffer of the generated code, aligned for it and zeroed
-/// before first use: every bit pattern is a valid `Run`) no one else uses, `kernel` names a
-/// kernel this host runs (the compiler checked), `count` is at most a run and the groups are
+/// before first use: every bit pattern is a valid `Run`) no one else uses, `isa` names an
+/// instruction set this host runs (the compiler checked), `count` is at most a run and the groups are
 /// below 2^59.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C" fn dropjit_run_start(
     run: *mut Run,
-    kernel: u64,
+    isa: u64,
     seed: u64,
     stream: u64,
     step: u64,
@@ -470,14 +476,14 @@ unsafe extern "C" fn dropjit_run_start(
     first: u64,
     count: u64,
 ) {
-    let kernel = MaskKernel::ALL[kernel as usize];
+    let isa = Isa::from_index(isa).expect("invariant: generated code passes an Isa");
     let source = MaskSource {
         seed,
         stream: stream as u32,
         step: step as u32,
     };
     // SAFETY: the caller's contract above.
-    unsafe { &mut *run }.start(kernel, source, q, first, count as usize);
+    unsafe { &mut *run }.start(isa, source, q, first, count as usize);
 }
 
 /// One step of the run in `run` ([`Run::step`]).
@@ -504,15 +510,6 @@ unsafe extern "C" fn dropjit_run_finish(run: *mut Run, out: *mut KeepWords) {
 #[cfg(test)]
 mod tests {
     use super::Import;
-    use crate::rng::planes::MaskKernel;
-
-    #[test]
-    fn mask_kernels_are_listed_in_discriminant_order() {
-        // Generated code passes a kernel as its discriminant.
-        for (i, kernel) in MaskKernel::ALL.iter().enumerate() {
-            assert_eq!(*kernel as usize, i, "{kernel:?}");
-        }
-    }
 
     #[test]
     fn imports_are_listed_in_declaration_order() {

@@ -44,9 +44,11 @@ pub mod compile;
 pub mod data;
 pub mod error;
 pub mod fs_atomic;
+pub mod gemm;
 pub mod graph;
 pub mod init;
 pub mod interp;
+pub mod isa;
 mod jit;
 mod lower;
 pub mod math;
@@ -67,10 +69,10 @@ pub use compile::{CompileCache, Compiler};
 pub use error::{Error, Result, Rule, TypeError};
 pub use graph::{DType, Dropout, DropoutKind, Graph, Mode, NodeId, Op, Shape, TensorType};
 
+pub use isa::Isa;
 pub use lower::Gemm;
 pub use nn::{manual_seed, randn};
 pub use rng::Generator;
-pub use rng::planes::MaskKernel;
 pub use runtime::{CompiledGraph, ParameterStore};
 pub use tensor::{Tensor, TensorData};
 

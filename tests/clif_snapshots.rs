@@ -2,14 +2,14 @@
 //! Kept apart from the IR snapshots so a Cranelift upgrade or a lowering change touches only
 //! these. Bless with `INSTA_UPDATE=always cargo test --release --test clif_snapshots`.
 
-use dropjit::{Compiler, MaskKernel, Mode, text};
+use dropjit::{Compiler, Isa, Mode, text};
 
 /// The CLIF of `source` compiled for `mode`. The mask kernel is fixed (the portable one, which
 /// every host runs), since generated code passes its number to the keep-bit generator.
 fn clif(source: &str, mode: Mode) -> String {
     let graph = text::parse(source).unwrap_or_else(|e| panic!("{e}\n{source}"));
     let compiler = Compiler::new().mode(mode).verify(true);
-    let compiled = (compiler.mask_kernel(MaskKernel::Portable)).compile(&graph);
+    let compiled = (compiler.isa(Isa::Portable)).compile(&graph);
     compiled
         .unwrap_or_else(|e| panic!("{e}\n{source}"))
         .clif()

@@ -2,14 +2,14 @@
 //! per run of groups) against the interpreter, bit for bit: probabilities at the edges of the
 //! threshold (`2^-33` keeps all, `1 - 2^-24` has one significant bit of `Q` far down), sizes
 //! that are not multiples of 128 or 4, every mask kernel this host runs
-//! ([`MaskKernel::available`]: forced AVX2 and portable on an AVX-512 host) on 1 to 3 threads
+//! ([`Isa::available`]: forced AVX2 and portable on an AVX-512 host) on 1 to 3 threads
 //! with one unit per chunk, and fused kernels with element-wise ops before and after the
 //! dropout on special values.
 
 use std::collections::BTreeMap;
 
 use dropjit::plan::Part;
-use dropjit::{Compiler, Generator, MaskKernel, Mode, ParameterStore, Tensor, interp, text};
+use dropjit::{Compiler, Generator, Isa, Mode, ParameterStore, Tensor, interp, text};
 
 const PROBABILITIES: [f64; 7] = [
     0.5,
@@ -49,11 +49,9 @@ fn check_values(source: &str, values: &BTreeMap<String, Tensor>, what: &str, in_
     let graph = text::parse(source).expect("a valid graph");
     let n = values["x"].numel();
     let expected = interp::run(&graph, Mode::Train, &mut Generator::new(9), values).expect("runs");
-    for (kernel, threads) in
-        (MaskKernel::available().into_iter()).flat_map(|k| [(k, 1), (k, 2), (k, 3)])
-    {
+    for (kernel, threads) in (Isa::available().into_iter()).flat_map(|k| [(k, 1), (k, 2), (k, 3)]) {
         let compiler = Compiler::new().mode(Mode::Train).verify(true);
-        let compiler = (compiler.threads(threads).max_chunk_units(1)).mask_kernel(kernel);
+        let compiler = (compiler.threads(threads).max_chunk_units(1)).isa(kernel);
         let compiled = compiler.compile(&graph).expect("compiles");
         let vector = (compiled.phases().iter()).all(|p| !matches!(p.part, Part::Draw(_)));
         assert_eq!(vector, in_loop, "{what}: masks made in the loop?");

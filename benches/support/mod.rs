@@ -27,7 +27,7 @@ pub fn machine() -> String {
         cpu_model(),
         std::env::consts::ARCH,
         extensions.join(", "),
-        dropjit::MaskKernel::best().name()
+        dropjit::Isa::best().name()
     )
 }
 

@@ -26,11 +26,11 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::graph::verify::verify;
 use crate::graph::{Graph, Mode};
+use crate::isa::Isa;
 use crate::jit::Codegen;
 use crate::lower::{self, Choices, Gemm};
 use crate::passes;
 use crate::plan::{self, PlanOptions};
-use crate::rng::planes::MaskKernel;
 use crate::runtime::CompiledGraph;
 use crate::runtime::threads::Threads;
 
@@ -40,7 +40,7 @@ pub struct Compiler {
     mode: Mode,
     verify: bool,
     gemm: Gemm,
-    mask_kernel: MaskKernel,
+    isa: Isa,
     fuse: bool,
     threads: usize,
     max_chunk_units: usize,
@@ -60,7 +60,7 @@ impl Compiler {
             mode: Mode::Train,
             verify: cfg!(debug_assertions),
             gemm: Gemm::Blocked,
-            mask_kernel: MaskKernel::best(),
+            isa: Isa::best(),
             fuse: true,
             threads: 1,
             max_chunk_units: usize::MAX,
@@ -86,11 +86,12 @@ impl Compiler {
         self
     }
 
-    /// Which generator computes dropout keep bits ([`crate::rng::planes`]): the host's widest
-    /// by default. Every kernel gives the same bits; tests force each one this host runs, and
+    /// The instruction set of the Rust helpers generated code calls, the keep-bit generator
+    /// ([`crate::rng::planes`]) and the blocked GEMM ([`crate::gemm`]): the host's widest by
+    /// default. Every one gives the same bits; tests force each one this host runs, and
     /// `compile` fails with [`crate::Error::UnsupportedHost`] for one it cannot.
-    pub fn mask_kernel(mut self, kernel: MaskKernel) -> Compiler {
-        self.mask_kernel = kernel;
+    pub fn isa(mut self, isa: Isa) -> Compiler {
+        self.isa = isa;
         self
     }
 
@@ -128,11 +129,11 @@ impl Compiler {
     /// JIT cannot target (anything but x86-64 with SSE4.1).
     pub fn compile(&self, graph: &Graph) -> Result<CompiledGraph> {
         verify(graph)?;
-        if !self.mask_kernel.is_available() {
+        if !self.isa.is_available() {
             return Err(Error::UnsupportedHost {
                 reason: format!(
-                    "the {} mask kernel needs a CPU feature this host lacks",
-                    self.mask_kernel.name()
+                    "the {} instruction set needs a CPU feature this host lacks",
+                    self.isa.name()
                 ),
             });
         }
@@ -147,7 +148,7 @@ impl Compiler {
         let codegen = Codegen::new(self.verify, program.phases().len())?;
         let choices = Choices {
             gemm: self.gemm,
-            mask_kernel: self.mask_kernel,
+            isa: self.isa,
         };
         let jit = lower::lower(&program, choices, codegen);
         Ok(CompiledGraph::new(

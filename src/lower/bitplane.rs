@@ -16,7 +16,7 @@
 //! could not make them as fast as memory delivers the data (p = 0.1 ran at 0.37x the scale
 //! loop on a Zen 4). The generator runs 8 or 16 groups per instruction with AVX2 or AVX-512F
 //! and several independent Philox chains in flight; which kernel is the compile option
-//! [`crate::Compiler::mask_kernel`] (the host's best by default). Why steps: a run decided
+//! [`crate::Compiler::isa`] (the host's best by default). Why steps: a run decided
 //! whole between two runs of groups is a burst of arithmetic with no memory access, during
 //! which the memory stream stalls (p = 0.5 fell from 1.0x to 0.88x the scale loop, p = 0.1
 //! stayed at 0.62x); stepped between groups, the two overlap (0.99x and 0.8x).
@@ -91,7 +91,7 @@ impl Planes {
         let step = cx.b.ins().uextend(types::I64, step);
         let stream = cx.b.ins().iconst(types::I64, i64::from(self.stream));
         let q = cx.b.ins().iconst(types::I64, self.q as i64);
-        let kernel = cx.b.ins().iconst(types::I64, cx.mask_kernel as i64);
+        let kernel = cx.b.ins().iconst(types::I64, cx.isa as i64);
         let args = [self.run, kernel, seed, stream, step, q, first, count];
         cx.call(Import::RunStart, &args);
     }

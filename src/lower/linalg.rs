@@ -1,5 +1,5 @@
 //! `matmul` and `linear`, for a phase's output rows: matrix products through one GEMM helper,
-//! either a call to `matrixmultiply::sgemm` (the default) or plain loops in the interpreter's
+//! either a call to the blocked GEMM ([`crate::gemm`], the default) or plain loops in the interpreter's
 //! order ([`Gemm::Reference`]). A call covers a run of rows; each output element sums in
 //! the same order whichever run it falls in. The bias of `linear` is added afterwards, in its own loop, so each
 //! output is `dot + b[o]` with one rounding for the addition, as in the interpreter.
@@ -165,7 +165,8 @@ fn matrix(
 fn gemm(cx: &mut LowerCx, (m, k, n): (Value, usize, Value), a: Matrix, b: Matrix, c: Matrix) {
     match cx.gemm {
         Gemm::Blocked => {
-            let mut args = vec![m, cx.index(k), n];
+            let isa = cx.b.ins().iconst(types::I64, cx.isa as i64);
+            let mut args = vec![isa, m, cx.index(k), n];
             for matrix in [a, b, c] {
                 args.push(matrix.addr);
                 args.push(cx.index(matrix.row_stride));

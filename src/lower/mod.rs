@@ -42,15 +42,16 @@ use cranelift_frontend::{FunctionBuilder, Variable};
 pub(crate) use dispatch::lower;
 
 use crate::graph::{NodeId, Shape, TensorType};
+use crate::isa::Isa;
 use crate::jit::{Import, Imports};
 use crate::plan::memory::BufferMap;
-use crate::rng::planes::MaskKernel;
 
 /// How `matmul` and `linear` compute their dot products.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Gemm {
-    /// `matrixmultiply::sgemm`: blocked and vectorised; sums in its own order, so results
-    /// differ from the interpreter's in the last bits.
+    /// [`crate::gemm`]: blocked and vectorised, each element one chain of fused multiply-adds
+    /// (the same bits on every instruction set and thread count), so results differ from the
+    /// interpreter's (no FMA) in the last bits.
     #[default]
     Blocked,
     /// Plain loops in the interpreter's order (from 0.0, k ascending, no FMA): bit-identical
@@ -63,8 +64,9 @@ pub enum Gemm {
 pub(crate) struct Choices {
     /// How `matmul` and `linear` compute their dot products.
     pub gemm: Gemm,
-    /// Which generator the dropout loops call for their keep bits (the host runs it).
-    pub mask_kernel: MaskKernel,
+    /// The instruction set of the Rust helpers generated code calls (the keep-bit generator,
+    /// the blocked GEMM); the host runs it.
+    pub isa: Isa,
 }
 
 /// A node's buffer: its address (loaded from the table) and its type.
@@ -100,8 +102,8 @@ pub(crate) struct LowerCx<'a> {
     imported: [Option<FuncRef>; Import::COUNT],
     /// How `matmul` and `linear` are computed.
     pub gemm: Gemm,
-    /// Which generator makes keep bits ([`bitplane`]).
-    pub mask_kernel: MaskKernel,
+    /// The instruction set of the helpers it calls ([`bitplane`]'s generator, the GEMM).
+    pub isa: Isa,
     /// The nodes that can fail at run time; error code `i + 1` is `error_nodes[i]`.
     error_nodes: Vec<NodeId>,
 }
@@ -145,7 +147,7 @@ impl<'a> LowerCx<'a> {
             imports,
             imported: [None; Import::COUNT],
             gemm: choices.gemm,
-            mask_kernel: choices.mask_kernel,
+            isa: choices.isa,
             error_nodes,
         }
     }

@@ -4,8 +4,8 @@
 //! generator's step afterwards must agree.
 
 use dropjit::{
-    CompiledGraph, Compiler, Gemm, Generator, Graph, MaskKernel, Mode, ParameterStore, Tensor,
-    init, interp,
+    CompiledGraph, Compiler, Gemm, Generator, Graph, Isa, Mode, ParameterStore, Tensor, init,
+    interp,
 };
 
 use super::compare::{Agreement, compare};
@@ -67,12 +67,13 @@ pub const ONE_TWO_THREE: [Spread; 3] = [
     },
 ];
 
-/// The mask kernel a spread compiles with: one thread the host's widest, two the next, three
-/// the next again (wrapping), so every kernel this host runs ([`MaskKernel::available`]) meets
-/// the interpreter, and the other spreads, in the same comparison.
-pub fn mask_kernel(spread: Spread) -> MaskKernel {
-    let kernels = MaskKernel::available();
-    kernels[kernels.len() - 1 - (spread.threads - 1) % kernels.len()]
+/// The instruction set of the helpers (keep bits, GEMM) a spread compiles with: one thread
+/// the host's widest, two the next, three the next again (wrapping), so every instruction
+/// set this host runs ([`Isa::available`]) meets the interpreter, and the other spreads, in
+/// the same comparison.
+pub fn isa(spread: Spread) -> Isa {
+    let available = Isa::available();
+    available[available.len() - 1 - (spread.threads - 1) % available.len()]
 }
 
 pub fn compiler(mode: Mode, setup: Setup, spread: Spread) -> Compiler {
@@ -80,7 +81,7 @@ pub fn compiler(mode: Mode, setup: Setup, spread: Spread) -> Compiler {
         .gemm(setup.gemm)
         .fuse(setup.fuse)
         .threads(spread.threads)
-        .mask_kernel(mask_kernel(spread));
+        .isa(isa(spread));
     if spread.finest {
         compiler.max_chunk_units(1)
     } else {
@@ -119,11 +120,7 @@ pub fn check(
     let (inputs, params) = ParameterStore::split(&traced, values);
     let mut first: Option<dropjit::Result<Vec<(String, Tensor)>>> = None;
     for &spread in spreads {
-        let n = format!(
-            "{} threads, {} masks",
-            spread.threads,
-            mask_kernel(spread).name()
-        );
+        let n = format!("{} threads, {} helpers", spread.threads, isa(spread).name());
         let compiled = compile(&traced, compiler(mode, setup, spread));
         let mut jit_rng = Generator::new(seed).with_step(5);
         let got = compiled.run(&mut jit_rng, &inputs, &params);

@@ -16,11 +16,12 @@
 //! three (AVX-512F) or two (AVX2) planes as independent Philox chains so the multipliers never
 //! wait on one chain's latency. The lockstep costs work: a vector runs until its last lane is
 //! decided (about 12.3 planes at p = 0.1, against 8.3 for a group alone), paid back by 8 or 16
-//! blocks per instruction. [`MaskKernel::Portable`] steps one plane of each open group in
+//! blocks per instruction. [`Isa::Portable`] steps one plane of each open group in
 //! plain Rust; every kernel gives the same bits.
 
 use super::mask::MaskSource;
 use super::philox::{W0, W1, philox4x32_10, seed_key};
+use crate::isa::Isa;
 
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -34,75 +35,19 @@ pub const RUN_GROUPS: usize = 16;
 /// Bytes of keep bits per run.
 pub const RUN_BYTES: usize = RUN_GROUPS * std::mem::size_of::<KeepWords>();
 
-/// An instruction set the keep bits can be computed with. Every kernel gives the same bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum MaskKernel {
-    /// One group at a time in plain Rust: any host.
-    Portable,
-    /// Eight groups per Philox instruction (x86-64 with AVX2).
-    Avx2,
-    /// Sixteen groups per Philox instruction (x86-64 with AVX-512F).
-    Avx512,
-}
-
-impl MaskKernel {
-    /// Every kernel, slowest first.
-    pub const ALL: [MaskKernel; 3] = [MaskKernel::Portable, MaskKernel::Avx2, MaskKernel::Avx512];
-
-    /// Its name, as options and figures print it.
-    pub fn name(self) -> &'static str {
-        match self {
-            MaskKernel::Portable => "portable",
-            MaskKernel::Avx2 => "avx2",
-            MaskKernel::Avx512 => "avx512",
-        }
-    }
-
-    /// The kernel named `name`, if any.
-    pub fn from_name(name: &str) -> Option<MaskKernel> {
-        MaskKernel::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    /// True if this host's CPU runs it.
-    pub fn is_available(self) -> bool {
-        match self {
-            MaskKernel::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            MaskKernel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
-            #[cfg(target_arch = "x86_64")]
-            MaskKernel::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
-            #[cfg(not(target_arch = "x86_64"))]
-            MaskKernel::Avx2 | MaskKernel::Avx512 => false,
-        }
-    }
-
-    /// The kernels this host runs, slowest first.
-    pub fn available() -> Vec<MaskKernel> {
-        (MaskKernel::ALL.into_iter())
-            .filter(|k| k.is_available())
-            .collect()
-    }
-
-    /// The widest kernel this host runs.
-    pub fn best() -> MaskKernel {
-        *(MaskKernel::available().last()).expect("invariant: the portable kernel runs anywhere")
-    }
-
-    /// The keep bits of groups `first, first + 1, ...`, one per element of `out`, for keep
-    /// threshold `q` (`0 ..= 2^32`, [`super::mask::keep_threshold`]): bit for bit
-    /// [`super::mask::group_uniforms`] compared with `q`. Runs of [`RUN_GROUPS`], each
-    /// started and finished at once.
-    ///
-    /// # Panics
-    /// If this host cannot run the kernel, or a group reaches 2^59 (the contract's limit).
-    pub fn keep_bits(self, source: MaskSource, q: u64, first: u64, out: &mut [KeepWords]) {
-        for (i, chunk) in out.chunks_mut(RUN_GROUPS).enumerate() {
-            let g = first + (i * RUN_GROUPS) as u64;
-            Run::new(self, source, q, g, chunk.len()).finish(chunk);
-        }
+/// The keep bits of groups `first, first + 1, ...`, one per element of `out`, for keep
+/// threshold `q` (`0 ..= 2^32`, [`super::mask::keep_threshold`]), computed with `isa`: bit for
+/// bit [`super::mask::group_uniforms`] compared with `q`. Runs of [`RUN_GROUPS`], each started
+/// and finished at once.
+///
+/// # Panics
+/// If this host cannot run `isa`, or a group reaches 2^59 (the contract's limit).
+pub fn keep_bits(isa: Isa, source: MaskSource, q: u64, first: u64, out: &mut [KeepWords]) {
+    for (i, chunk) in out.chunks_mut(RUN_GROUPS).enumerate() {
+        let g = first + (i * RUN_GROUPS) as u64;
+        Run::new(isa, source, q, g, chunk.len()).finish(chunk);
     }
 }
-
 /// A run of up to [`RUN_GROUPS`] mask groups whose keep bits are decided a step at a time:
 /// [`Run::new`] sets it up, each [`Run::step`] decides a few more planes of every group,
 /// [`Run::finish`] takes the rest and writes the bits. The JIT's loops keep one in a stack
@@ -133,8 +78,8 @@ pub struct Run {
     next: u32,
     /// Groups in the run.
     count: u32,
-    /// The [`MaskKernel`] (its discriminant).
-    kernel: u32,
+    /// The [`Isa`] (its discriminant).
+    isa: u32,
     /// Every group's keep words when no plane is needed (`Q = 0`: 0, `Q = 2^32`: all ones).
     constant: u32,
     /// 0 once no lane of any group is open (kept by the steps).
@@ -143,31 +88,24 @@ pub struct Run {
 
 impl Run {
     /// A run of groups `first .. first + count`: [`Run::start`] on a fresh state.
-    pub fn new(kernel: MaskKernel, source: MaskSource, q: u64, first: u64, count: usize) -> Run {
+    pub fn new(isa: Isa, source: MaskSource, q: u64, first: u64, count: usize) -> Run {
         let mut run = Run::default();
-        run.start(kernel, source, q, first, count);
+        run.start(isa, source, q, first, count);
         run
     }
 
     /// Starts the run of groups `first .. first + count` (`count` at most [`RUN_GROUPS`]) of
-    /// the mask of `source` with threshold `q`, decided by `kernel`, in place of whatever run
+    /// the mask of `source` with threshold `q`, decided with `isa`, in place of whatever run
     /// this was. Cheap: no Philox yet.
     ///
     /// # Panics
-    /// If this host cannot run the kernel, `count` exceeds a run, or a group reaches 2^59
+    /// If this host cannot run `isa`, `count` exceeds a run, or a group reaches 2^59
     /// (the contract's limit).
-    pub fn start(
-        &mut self,
-        kernel: MaskKernel,
-        source: MaskSource,
-        q: u64,
-        first: u64,
-        count: usize,
-    ) {
+    pub fn start(&mut self, isa: Isa, source: MaskSource, q: u64, first: u64, count: usize) {
         assert!(
-            kernel.is_available(),
+            isa.is_available(),
             "invariant: the host runs {}",
-            kernel.name()
+            isa.name()
         );
         assert!(
             count <= RUN_GROUPS,
@@ -185,7 +123,7 @@ impl Run {
                 key[1].wrapping_add(W1.wrapping_mul(r)),
             ];
         }
-        (self.kernel, self.count, self.next) = (kernel as u32, count as u32, 0);
+        (self.isa, self.count, self.next) = (isa as u32, count as u32, 0);
         match Threshold::new(q) {
             Some(threshold) => (self.q, self.planes) = (threshold.q, threshold.planes),
             None => {
@@ -221,14 +159,14 @@ impl Run {
             q: self.q,
             planes: self.planes,
         };
-        match MaskKernel::ALL[self.kernel as usize] {
-            MaskKernel::Portable => portable_step(self, threshold),
+        match Isa::ALL[self.isa as usize] {
+            Isa::Portable => portable_step(self, threshold),
             #[cfg(target_arch = "x86_64")]
-            MaskKernel::Avx2 => x86::avx2(self, threshold),
+            Isa::Avx2 => x86::avx2(self, threshold),
             #[cfg(target_arch = "x86_64")]
-            MaskKernel::Avx512 => x86::avx512(self, threshold),
+            Isa::Avx512 => x86::avx512(self, threshold),
             #[cfg(not(target_arch = "x86_64"))]
-            MaskKernel::Avx2 | MaskKernel::Avx512 => {
+            Isa::Avx2 | Isa::Avx512 => {
                 panic!("invariant: only x86-64 starts these kernels")
             }
         }
@@ -365,7 +303,7 @@ mod tests {
 
     #[test]
     fn every_available_kernel_matches_the_definition() {
-        for kernel in MaskKernel::available() {
+        for isa in Isa::available() {
             for q in thresholds() {
                 // Runs that start anywhere and end mid-vector; one crosses 2^32 groups.
                 for (first, len) in [
@@ -376,13 +314,13 @@ mod tests {
                     (5, 200),
                 ] {
                     let mut out = vec![[7u32; 4]; len];
-                    kernel.keep_bits(SOURCE, q, first, &mut out);
+                    keep_bits(isa, SOURCE, q, first, &mut out);
                     for (i, words) in out.iter().enumerate() {
                         let g = first + i as u64;
                         assert_eq!(
                             *words,
                             reference(SOURCE, q, g),
-                            "{kernel:?}, q = {q:#x}, group {g}"
+                            "{isa:?}, q = {q:#x}, group {g}"
                         );
                     }
                 }
@@ -391,29 +329,19 @@ mod tests {
     }
 
     #[test]
-    fn names_round_trip_and_the_portable_kernel_is_always_there() {
-        for kernel in MaskKernel::ALL {
-            assert_eq!(MaskKernel::from_name(kernel.name()), Some(kernel));
-        }
-        assert_eq!(MaskKernel::from_name("sse"), None);
-        assert!(MaskKernel::Portable.is_available());
-        assert!(MaskKernel::available().contains(&MaskKernel::best()));
-    }
-
-    #[test]
     #[should_panic(expected = "below 2^59")]
     fn groups_past_the_contract_are_refused() {
         let mut out = [[0u32; 4]; 2];
-        MaskKernel::Portable.keep_bits(SOURCE, 1 << 31, (1 << 59) - 1, &mut out);
+        keep_bits(Isa::Portable, SOURCE, 1 << 31, (1 << 59) - 1, &mut out);
     }
 
     #[test]
     fn runs_stepped_between_other_work_give_the_same_bits() {
         // Two runs interleaved step by step, as the JIT's loops drive them.
-        for kernel in MaskKernel::available() {
+        for isa in Isa::available() {
             let q = keep_threshold(0.1);
-            let mut a = Run::new(kernel, SOURCE, q, 32, 16);
-            let mut b = Run::new(kernel, SOURCE, q, 48, 5);
+            let mut a = Run::new(isa, SOURCE, q, 32, 16);
+            let mut b = Run::new(isa, SOURCE, q, 48, 5);
             for _ in 0..3 {
                 a.step();
                 b.step();
@@ -422,7 +350,7 @@ mod tests {
             a.finish(&mut out_a);
             b.finish(&mut out_b);
             for (i, words) in out_a.iter().enumerate() {
-                assert_eq!(*words, reference(SOURCE, q, 32 + i as u64), "{kernel:?}");
+                assert_eq!(*words, reference(SOURCE, q, 32 + i as u64), "{isa:?}");
             }
             for (i, words) in out_b.iter().enumerate() {
                 let expected = if i < 5 {
@@ -432,7 +360,7 @@ mod tests {
                 };
                 assert_eq!(
                     *words, expected,
-                    "{kernel:?}: only the run's groups are written"
+                    "{isa:?}: only the run's groups are written"
                 );
             }
         }
