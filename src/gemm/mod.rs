@@ -183,6 +183,43 @@ trait Microkernel {
         rsc: isize,
         first: bool,
     );
+
+    /// Packs `nr <= NR` columns of `B` whose steps are contiguous (column `j`'s value at step
+    /// `p` at `src + j * cs + p`) into `dst`, step `p`'s values at `p * NR`, zero past `nr`:
+    /// the transposing pack of `x · Wᵀ`.
+    ///
+    /// # Safety
+    /// Those `kc` steps of the `nr` columns are readable, and `dst` holds `kc * NR` values.
+    unsafe fn pack_columns(dst: &mut [f32], src: *const f32, cs: isize, kc: usize, nr: usize) {
+        // SAFETY: the caller's contract.
+        unsafe { pack_columns_scalar(dst, Self::NR, src, cs, (0, kc), (0, nr)) };
+    }
+}
+
+/// [`Microkernel::pack_columns`] for steps `p0 .. p1` of columns `j0 .. NR` (`nr` of which
+/// are in `B`), one value at a time.
+///
+/// # Safety
+/// As [`Microkernel::pack_columns`]'s.
+unsafe fn pack_columns_scalar(
+    dst: &mut [f32],
+    nr_stride: usize,
+    src: *const f32,
+    cs: isize,
+    (p0, p1): (usize, usize),
+    (j0, nr): (usize, usize),
+) {
+    for j in j0..nr_stride {
+        let column = src.wrapping_offset(j as isize * cs);
+        for p in p0..p1 {
+            dst[p * nr_stride + j] = if j < nr {
+                // SAFETY: step `p` of column `j < nr` is readable (the caller's contract).
+                unsafe { *column.add(p) }
+            } else {
+                0.0
+            };
+        }
+    }
 }
 
 /// Plain Rust, any host: `f32::mul_add` is fused on every target.
@@ -271,18 +308,23 @@ unsafe fn drive<K: Microkernel>(m: usize, k: usize, n: usize, a: View, b: View, 
         }
         return;
     }
-    // Of `C = A · B` and `Cᵀ = Bᵀ · Aᵀ`, take the one with less work, in multiply-adds: the
-    // tiles' padding, packing (a transposing pack costs more than a copy), and a `C` whose
-    // columns are not contiguous (its tiles go through a buffer, once per block of `k`).
+    // Of `C = A · B` and `Cᵀ = Bᵀ · Aᵀ`, take the one with less work, in sixteenths of a
+    // cycle (one lane of a multiply-add, measured roughly on Zen 4): the tiles with their
+    // padding, packing `B` (a copy, a transposing pack, or one value at a time), and storing
+    // a `C` whose columns are not contiguous (through a buffer, once per block of `k`).
     let cost = |m: usize, n: usize, b: View, c: View| {
         let padded = m.next_multiple_of(K::MR) * n.next_multiple_of(K::NR) * k;
-        let packing = k * n * if b.cs == 1 { 2 } else { 8 };
+        let per_packed = match (b.cs, b.rs) {
+            (1, _) => 4,
+            (_, 1) => 8,
+            _ => 32,
+        };
         let scattered = if c.cs == 1 {
             0
         } else {
-            m * n * 4 * k.div_ceil(depth::<K>(c))
+            48 * k.div_ceil(depth::<K>(c))
         };
-        padded + packing + scattered
+        padded + k * n * per_packed + m * n * scattered
     };
     let (m, n, a, b, c) = if cost(n, m, a.t(), c.t()) < cost(m, n, b, c) {
         (n, m, b.t(), a.t(), c.t())
@@ -311,12 +353,11 @@ unsafe fn drive<K: Microkernel>(m: usize, k: usize, n: usize, a: View, b: View, 
                 for (panel_index, jr) in (0..nc).step_by(K::NR).enumerate() {
                     let nr = K::NR.min(nc - jr);
                     let b_panel = packed[panel_index * panel..].as_ptr();
+                    set_rows(&mut a_rows, K::MR, a.rs);
                     for ir in (0..m).step_by(K::MR) {
                         let mr = K::MR.min(m - ir);
-                        // Rows past the matrix's end read its last row again: their results
-                        // are dropped, and no address leaves `A`.
-                        for (i, row) in a_rows[..K::MR].iter_mut().enumerate() {
-                            *row = i.min(mr - 1) as isize * a.rs;
+                        if mr < K::MR {
+                            set_rows(&mut a_rows, mr, a.rs);
                         }
                         let a_at = a.at(ir, pc);
                         let c_at = c.at(ir, jc + jr).cast_mut();
@@ -356,6 +397,15 @@ unsafe fn drive<K: Microkernel>(m: usize, k: usize, n: usize, a: View, b: View, 
     });
 }
 
+/// The offsets of a tile's rows of `A` (`rs` apart), for a tile of `rows` rows: rows past
+/// the matrix's end read its last row again, so no address leaves `A` (their results are
+/// dropped).
+fn set_rows(a_rows: &mut [isize; MAX_MR], rows: usize, rs: isize) {
+    for (i, row) in a_rows.iter_mut().enumerate() {
+        *row = i.min(rows - 1) as isize * rs;
+    }
+}
+
 /// Packs rows `pc .. pc + kc` and columns `jc .. jc + nc` of `B` into panels of `NR` columns:
 /// panel `q` holds step `p`'s values at `q * panel + p * NR`, zero past column `nc`.
 ///
@@ -371,13 +421,24 @@ unsafe fn pack_b<K: Microkernel>(
     for (q, jr) in (0..nc).step_by(K::NR).enumerate() {
         let nr = K::NR.min(nc - jr);
         let dst = &mut packed[q * panel..q * panel + kc * K::NR];
-        if b.cs == 1 {
+        if b.cs == 1 && nr == K::NR {
+            for (p, row) in dst.chunks_exact_mut(K::NR).enumerate() {
+                // SAFETY: columns `jc + jr ..` of row `pc + p` are readable and contiguous.
+                let src = unsafe { std::slice::from_raw_parts(b.at(pc + p, jc + jr), K::NR) };
+                // A copy of a constant length: vector moves, where one of `nr` values would
+                // call `memcpy` for every row.
+                row.copy_from_slice(src);
+            }
+        } else if b.cs == 1 {
             for (p, row) in dst.chunks_exact_mut(K::NR).enumerate() {
                 // SAFETY: columns `jc + jr ..` of row `pc + p` are readable and contiguous.
                 let src = unsafe { std::slice::from_raw_parts(b.at(pc + p, jc + jr), nr) };
                 row[..nr].copy_from_slice(src);
                 row[nr..].fill(0.0);
             }
+        } else if b.rs == 1 {
+            // SAFETY: the panel's columns are readable for `kc` contiguous steps.
+            unsafe { K::pack_columns(dst, b.at(pc, jc + jr), b.cs, kc, nr) };
         } else {
             for j in 0..K::NR {
                 if j >= nr {

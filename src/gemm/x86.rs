@@ -83,8 +83,80 @@ macro_rules! microkernel {
                 // host that has its instruction set (`Isa::is_available`).
                 unsafe { tile(kc, a, a_rows, a_step, b, c, rsc, first) }
             }
+
+            unsafe fn pack_columns(
+                dst: &mut [f32],
+                src: *const f32,
+                cs: isize,
+                kc: usize,
+                nr: usize,
+            ) {
+                // SAFETY: the caller's contract; AVX2 is part of both kernels' sets.
+                unsafe { pack_columns::<{ NV * LANES }>(dst, src, cs, kc, nr) }
+            }
         }
     };
+}
+
+/// [`Microkernel::pack_columns`] for `NR`-column panels: blocks of 8 columns by 8 steps go
+/// through an 8 x 8 transpose in registers, the rest one value at a time.
+///
+/// # Safety
+/// As [`Microkernel::pack_columns`]'s, on a host with AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn pack_columns<const NR: usize>(
+    dst: &mut [f32],
+    src: *const f32,
+    cs: isize,
+    kc: usize,
+    nr: usize,
+) {
+    use std::arch::x86_64::*;
+    assert!(dst.len() >= kc * NR, "invariant: the panel holds kc steps");
+    let (full_columns, full_steps) = (nr / 8 * 8, kc / 8 * 8);
+    for j0 in (0..full_columns).step_by(8) {
+        for p0 in (0..full_steps).step_by(8) {
+            // SAFETY: steps `p0 .. p0 + 8` of columns `j0 .. j0 + 8 <= nr` are readable.
+            let rows: [__m256; 8] = std::array::from_fn(|j| unsafe {
+                _mm256_loadu_ps(src.wrapping_offset((j0 + j) as isize * cs).add(p0))
+            });
+            let t: [__m256; 8] = std::array::from_fn(|i| {
+                let (x, y) = (rows[i / 2 * 2], rows[i / 2 * 2 + 1]);
+                if i % 2 == 0 {
+                    _mm256_unpacklo_ps(x, y)
+                } else {
+                    _mm256_unpackhi_ps(x, y)
+                }
+            });
+            let u: [__m256; 8] = std::array::from_fn(|i| {
+                let (x, y) = (t[i / 4 * 4 + i % 2], t[i / 4 * 4 + i % 2 + 2]);
+                if i / 2 % 2 == 0 {
+                    _mm256_shuffle_ps::<0x44>(x, y)
+                } else {
+                    _mm256_shuffle_ps::<0xEE>(x, y)
+                }
+            });
+            for p in 0..8 {
+                // Step `p` is lane `p % 4` of the 128-bit half `p / 4`, from the first four
+                // columns (`u[..4]`) and the last four (`u[4..]`).
+                let order = [0, 2, 1, 3];
+                let (low, high) = (u[order[p % 4]], u[4 + order[p % 4]]);
+                let out = if p < 4 {
+                    _mm256_permute2f128_ps::<0x20>(low, high)
+                } else {
+                    _mm256_permute2f128_ps::<0x31>(low, high)
+                };
+                let at = &mut dst[(p0 + p) * NR + j0..(p0 + p) * NR + j0 + 8];
+                // SAFETY: `at` holds eight values.
+                unsafe { _mm256_storeu_ps(at.as_mut_ptr(), out) };
+            }
+        }
+    }
+    // SAFETY: the caller's contract.
+    unsafe {
+        super::pack_columns_scalar(dst, NR, src, cs, (full_steps, kc), (0, nr));
+        super::pack_columns_scalar(dst, NR, src, cs, (0, full_steps), (full_columns, nr));
+    }
 }
 
 pub(super) use avx2::Avx2;
