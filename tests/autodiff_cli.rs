@@ -43,9 +43,17 @@ fn the_optimized_training_step_plans_no_mask_buffer() {
     let text = String::from_utf8(output.stdout).unwrap();
     // The dropout gradient fuses with the relu gradient after it.
     assert!(
-        text.contains("# kernel 11: %h2.grad, %fc2.grad -> %fc2.grad\n"),
+        text.contains("# kernel 10: %h2.grad, %fc2.grad -> %fc2.grad\n"),
         "{text}"
     );
+    // The weight gradients read the transposed gradient in place: no transpose runs.
+    assert!(
+        text.contains(
+            "%fc1.weight.grad: f32[256, 784] = matmul %fc1.grad, %x {transpose_a = true}"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("transpose %"), "{text}");
     assert!(text.contains("# memory: "), "{text}");
     assert!(!text.contains("bool"), "{text}");
     assert!(!text.contains("_mask"), "{text}");

@@ -90,6 +90,18 @@ const CASES: &[Case] = &[
         body: "%a: f32[2, 1, 3, 4] = input\n%b: f32[5, 4, 2] = input\n%y: f32[2, 5, 3, 2] = matmul %a, %b",
     },
     Case {
+        name: "matmul_transposed_operands",
+        body: "%a: f32[4, 3] = input\n%b: f32[5, 4] = input\n%y: f32[3, 5] = matmul %a, %b {transpose_a = true, transpose_b = true}",
+    },
+    Case {
+        name: "matmul_transposed_batched_broadcast",
+        body: "%a: f32[2, 1, 4, 3] = input\n%b: f32[5, 4, 2] = input\n%y: f32[2, 5, 3, 2] = matmul %a, %b {transpose_a = true}",
+    },
+    Case {
+        name: "matmul_transposed_right",
+        body: "%a: f32[3, 4] = input\n%b: f32[2, 5, 4] = input\n%y: f32[2, 3, 5] = matmul %a, %b {transpose_b = true}",
+    },
+    Case {
         name: "linear",
         body: "%x: f32[2, 3, 4] = input\n%w: f32[5, 4] = parameter\n%b: f32[5] = parameter\n%y: f32[2, 3, 5] = linear %x, %w, %b",
     },

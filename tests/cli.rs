@@ -269,7 +269,7 @@ fn jit_and_interpreter_print_the_same_lines() {
         // else, every dropout mask included, is bit-identical.
         let has_gemm = graph
             .node_ids()
-            .any(|id| matches!(graph[id].op, Op::MatMul | Op::Linear { .. }));
+            .any(|id| matches!(graph[id].op, Op::MatMul { .. } | Op::Linear { .. }));
         let path = path.to_str().expect("utf-8 path");
         for mode in ["train", "eval"] {
             let run = |engine| {

@@ -53,6 +53,7 @@ fn print_after_all_heads_each_pass_on_stderr_and_keeps_stdout_one_graph() {
         [
             "# after eliminate_dropout",
             "# after simplify_layout",
+            "# after fold_transpose",
             "# after eliminate_dead_code",
             "# after split_linear_bias"
         ]
@@ -77,7 +78,7 @@ fn time_passes_prints_a_table_on_stderr() {
     assert!(text(&output.stdout).starts_with("digraph"));
     let stderr = text(&output.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 6, "{stderr}");
+    assert_eq!(lines.len(), 7, "{stderr}");
     assert!(
         lines[0].contains("time (ms)") && lines[0].contains("pass"),
         "{stderr}"
@@ -88,8 +89,8 @@ fn time_passes_prints_a_table_on_stderr() {
         ["eliminate_dropout", "removed", "0,", "rewired", "0"]
     );
     assert!(row[0].parse::<f64>().is_ok(), "{stderr}");
-    assert!(lines[4].contains("split_linear_bias"), "{stderr}");
-    assert!(lines[5].ends_with("total"), "{stderr}");
+    assert!(lines[5].contains("split_linear_bias"), "{stderr}");
+    assert!(lines[6].ends_with("total"), "{stderr}");
 }
 
 #[test]

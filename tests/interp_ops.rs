@@ -234,7 +234,7 @@ fn matmul_graph(a: &[usize], b: &[usize]) -> Graph {
     let mut g = Graph::new("mm");
     let x = input(&mut g, "a", a);
     let y = input(&mut g, "b", b);
-    let z = g.add("z", Op::MatMul, &[x, y]).unwrap();
+    let z = g.add("z", Op::MATMUL, &[x, y]).unwrap();
     g.add_output("z", z).unwrap();
     g
 }
@@ -283,6 +283,34 @@ fn matmul_sums_from_zero_in_k_order() {
     let b = t(&[2, 1], &[1.0, 0.0]);
     let got = eval1(&matmul_graph(&[1, 2], &[2, 1]), vec![("a", a), ("b", b)]);
     assert_eq!(bits(got.as_f32().unwrap()), bits(&[0.0]));
+}
+
+#[test]
+fn matmul_flags_read_operands_transposed_with_the_sums_of_explicit_transposes() {
+    // aᵀ @ bᵀ by flags against transpose nodes, batched and broadcast: the same bits.
+    let text = |flags: &str, a_t: &str, b_t: &str| {
+        format!(
+            "graph g {{\n %a: f32[2, 1, 5, 3] = input\n %b: f32[4, 2, 5] = input\n{a_t}{b_t} %z: f32[2, 4, 3, 2] = matmul {flags}\n output z = %z\n}}"
+        )
+    };
+    let flagged = text("%a, %b {transpose_a = true, transpose_b = true}", "", "");
+    let explicit = text(
+        "%at, %bt",
+        " %at: f32[2, 1, 3, 5] = transpose %a {perm = [0, 1, 3, 2]}\n",
+        " %bt: f32[4, 5, 2] = transpose %b {perm = [0, 2, 1]}\n",
+    );
+    let a: Vec<f32> = (0..30).map(|i| (i as f32 * 0.37).sin() * 1e3).collect();
+    let b: Vec<f32> = (0..40).map(|i| (i as f32 * 0.11).cos() / 7.0).collect();
+    let run = |source: &str| {
+        let g = dropjit::text::parse(source).unwrap();
+        let values = vec![("a", t(&[2, 1, 5, 3], &a)), ("b", t(&[4, 2, 5], &b))];
+        eval1(&g, values)
+    };
+    let (flagged, explicit) = (run(&flagged), run(&explicit));
+    assert_eq!(
+        bits(flagged.as_f32().unwrap()),
+        bits(explicit.as_f32().unwrap())
+    );
 }
 
 fn linear_graph(x: &[usize], out: usize, bias: bool) -> Graph {

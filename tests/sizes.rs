@@ -96,7 +96,7 @@ fn empty_operands_with_huge_dimensions_cannot_hide_an_overflow() {
     let b = g
         .add("b", Op::Input(TensorType::f32([0, 1 << 31])), &[])
         .unwrap();
-    let err = g.add("c", Op::MatMul, &[a, b]).unwrap_err();
+    let err = g.add("c", Op::MATMUL, &[a, b]).unwrap_err();
     assert_eq!(
         err.to_string(),
         "matmul c: f32[2147483648, 2147483648] is too large: it needs more than \

@@ -5,30 +5,26 @@
 //! linear  y = x · Wᵀ + b:    dx = g @ W,  dW = gᵀ @ x,  db = sum of g over all but the last dim
 //! ```
 //! (`ᵀ` swaps the last two dimensions; `linear` views `x` and `g` as matrices `[R, in]` and
-//! `[R, out]`, views that cost nothing.) The transposes are materialized `transpose` nodes, on
-//! the smaller side where there is a choice: for `linear`, only `g` (`[R, out]`) is transposed,
-//! never `x` or `W`; for SimpleNet at batch 32 that is at most 32 × 256 floats, microseconds
-//! against the products' millions of multiply-adds, so the GEMM keeps its plain row-major
-//! operands rather than growing transpose attributes. (Measured with `perf` on SimpleNet's
-//! training step: the three `.gt` transposes take about 1% of the step at batch 32 on one
-//! thread and about 2% at batch 256 on two. A transpose attribute on `matmul`, lowered as
-//! `sgemm` strides, would remove them; it needs the GEMM lowering to read strided operands.)
+//! `[R, out]`, views that cost nothing.) No transpose is materialized: every `ᵀ` is a flag of
+//! the gradient's `matmul` (`transpose_a`, `transpose_b`), which the GEMM reads as strides, and
+//! the gradients of a `matmul` that has flags itself follow from the same formulas (for
+//! `y = aᵀ @ b`, `da = (g @ bᵀ)ᵀ = b @ gᵀ`).
 
 use super::elementwise::sum_to;
 use super::{Gradients, Site};
 use crate::error::Result;
-use crate::graph::{Builder, NodeId, Shape};
+use crate::graph::{Builder, Shape};
 
-/// `[..., m, n] -> [..., n, m]`.
-fn swap_last_two(b: &mut Builder, name: &str, x: NodeId) -> Result<NodeId> {
-    let rank = b.shape(x).rank();
-    let mut perm: Vec<usize> = (0..rank).collect();
-    perm.swap(rank - 2, rank - 1);
-    b.transpose(name, x, perm)
-}
-
-/// The gradients of `matmul`.
-pub(super) fn matmul(b: &mut Builder, at: Site, names: &[Option<String>]) -> Result<Gradients> {
+/// The gradients of `matmul`, `C = op_a(A) · op_b(B)` with `op` a swap of the last two
+/// dimensions where the op's flag says: each is a product of the incoming gradient and the
+/// other operand, with the flags that read both in place (no transposed copies), summed over
+/// the batch dimensions the operand was broadcast along.
+pub(super) fn matmul(
+    b: &mut Builder,
+    at: Site,
+    names: &[Option<String>],
+    (transpose_a, transpose_b): (bool, bool),
+) -> Result<Gradients> {
     let Site { x, g, .. } = at;
     let out_shape = b.shape(g);
     let mut out = vec![None, None];
@@ -37,7 +33,6 @@ pub(super) fn matmul(b: &mut Builder, at: Site, names: &[Option<String>]) -> Res
             continue;
         };
         let own = b.shape(x[side]);
-        let t = swap_last_two(b, &format!("{name}.t"), x[1 - side])?;
         // The product has the broadcast batch dimensions; it is the gradient itself when
         // the operand was not broadcast.
         let full_rank = out_shape.rank() == own.rank();
@@ -48,11 +43,15 @@ pub(super) fn matmul(b: &mut Builder, at: Site, names: &[Option<String>]) -> Res
         } else {
             format!("{name}.full")
         };
-        let full = if side == 0 {
-            b.matmul(&full_name, g, t)?
-        } else {
-            b.matmul(&full_name, t, g)?
+        // dA = dC · op_b(B)ᵀ, or its transpose op_b(B) · dCᵀ when A is read transposed;
+        // dB = op_a(A)ᵀ · dC, or dCᵀ · op_a(A).
+        let (operands, flags) = match (side, transpose_a, transpose_b) {
+            (0, false, tb) => ((g, x[1]), (false, !tb)),
+            (0, true, tb) => ((x[1], g), (tb, true)),
+            (_, ta, false) => ((x[0], g), (!ta, false)),
+            (_, ta, true) => ((g, x[0]), (true, ta)),
         };
+        let full = b.matmul_transposed(&full_name, operands, flags)?;
         out[side] = Some(sum_to(b, name, full, &own)?);
     }
     Ok(out)
@@ -94,13 +93,13 @@ pub(super) fn linear(b: &mut Builder, at: Site, names: &[Option<String>]) -> Res
         });
     }
     if let Some(name) = names[1].as_deref() {
-        let gt = b.transpose(&format!("{name}.gt"), g2, vec![1, 0])?;
         let x2 = if as_matrix {
             input
         } else {
             b.reshape(&format!("{name}.x"), input, &Shape::new([rows, ins]))?
         };
-        out[1] = Some(b.matmul(name, gt, x2)?);
+        // gᵀ · x, reading g transposed in place.
+        out[1] = Some(b.matmul_transposed(name, (g2, x2), (true, false))?);
     }
     if let Some(name) = names.get(2).and_then(|n| n.as_deref()) {
         out[2] = Some(if g_shape.rank() == 1 {

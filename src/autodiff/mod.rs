@@ -226,7 +226,10 @@ fn vjp(b: &mut Builder, id: NodeId, g: NodeId, names: &[Option<String>]) -> Resu
         Op::Unary(unary) => first(names, |n| elementwise::unary(b, *unary, at, n)),
         Op::Binary(binary) => elementwise::binary(b, *binary, at, names),
         Op::Expand { .. } => first(names, |n| elementwise::expand(b, at, n)),
-        Op::MatMul => linalg::matmul(b, at, names),
+        Op::MatMul {
+            transpose_a,
+            transpose_b,
+        } => linalg::matmul(b, at, names, (*transpose_a, *transpose_b)),
         Op::Linear { .. } => linalg::linear(b, at, names),
         Op::Reshape { .. } => first(names, |n| reduce::reshape(b, at, n)),
         Op::Transpose { perm } => first(names, |n| reduce::transpose(b, perm, at, n)),

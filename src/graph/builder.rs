@@ -198,7 +198,22 @@ impl<'g> Builder<'g> {
 
     /// The matrix product `a @ b` (batched, broadcasting batch dimensions).
     pub fn matmul(&mut self, name: &str, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.node(name, Op::MatMul, &[a, b])
+        self.node(name, Op::MATMUL, &[a, b])
+    }
+
+    /// The matrix product with either operand's last two dimensions swapped first
+    /// (`transposed = (a, b)`), read in place.
+    pub fn matmul_transposed(
+        &mut self,
+        name: &str,
+        (a, b): (NodeId, NodeId),
+        (transpose_a, transpose_b): (bool, bool),
+    ) -> Result<NodeId> {
+        let op = Op::MatMul {
+            transpose_a,
+            transpose_b,
+        };
+        self.node(name, op, &[a, b])
     }
 
     /// `x` with its dimensions permuted: result dimension `i` is `x`'s dimension `perm[i]`.

@@ -44,9 +44,13 @@ fn result_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeErro
             })?;
             Ok(TensorType::f32(shape))
         }
-        Op::MatMul => {
+        Op::MatMul {
+            transpose_a,
+            transpose_b,
+        } => {
             expect_f32(operands, &[0, 1])?;
-            matmul_shape(&operands[0].shape, &operands[1].shape).map(TensorType::f32)
+            let (lhs, rhs) = (&operands[0].shape, &operands[1].shape);
+            matmul_shape(lhs, rhs, (*transpose_a, *transpose_b)).map(TensorType::f32)
         }
         Op::Linear { bias } => {
             expect_f32(operands, if *bias { &[0, 1, 2] } else { &[0, 1] })?;
@@ -148,8 +152,13 @@ fn expect_dtype(operands: &[&TensorType], i: usize, dtype: DType) -> Result<(), 
     }
 }
 
-/// `torch.matmul` for rank >= 2: `[..., m, k] @ [..., k, n] -> [broadcast(...), m, n]`.
-pub fn matmul_shape(lhs: &Shape, rhs: &Shape) -> Result<Shape, TypeError> {
+/// `torch.matmul` for rank >= 2: `[..., m, k] @ [..., k, n] -> [broadcast(...), m, n]`, each
+/// operand's last two dimensions swapped first where `transposed` says (`(a, b)`).
+pub fn matmul_shape(
+    lhs: &Shape,
+    rhs: &Shape,
+    transposed: (bool, bool),
+) -> Result<Shape, TypeError> {
     for shape in [lhs, rhs] {
         if shape.rank() < 2 {
             return Err(TypeError::Rank {
@@ -160,8 +169,12 @@ pub fn matmul_shape(lhs: &Shape, rhs: &Shape) -> Result<Shape, TypeError> {
         }
     }
     let (l, r) = (lhs.dims(), rhs.dims());
-    let (m, k_lhs) = (l[l.len() - 2], l[l.len() - 1]);
-    let (k_rhs, n) = (r[r.len() - 2], r[r.len() - 1]);
+    let last_two = |d: &[usize], swap: bool| {
+        let (x, y) = (d[d.len() - 2], d[d.len() - 1]);
+        if swap { (y, x) } else { (x, y) }
+    };
+    let (m, k_lhs) = last_two(l, transposed.0);
+    let (k_rhs, n) = last_two(r, transposed.1);
     if k_lhs != k_rhs {
         return Err(TypeError::MatMulInner {
             lhs: lhs.clone(),

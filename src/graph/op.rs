@@ -39,8 +39,14 @@ pub enum Op {
     /// Two operands, element-wise with NumPy broadcasting.
     Binary(BinaryOp),
     /// `a @ b` on operands of rank >= 2: the last two dimensions multiply as matrices, the
-    /// leading (batch) dimensions broadcast, as in `torch.matmul`.
-    MatMul,
+    /// leading (batch) dimensions broadcast, as in `torch.matmul`. With `transpose_a`
+    /// (`transpose_b`) an operand's last two dimensions are swapped first, as in `tf.matmul`:
+    /// the product reads the operand in place, with no transposed copy
+    /// (`passes::fold_transpose` folds a `transpose` into them).
+    MatMul {
+        transpose_a: bool,
+        transpose_b: bool,
+    },
     /// `y = x · Wᵀ + b` with `x: [..., in]`, weight `W: [out, in]` and, if `bias`, `b: [out]`
     /// (`torch.nn.functional.linear`). Operands: x, weight[, bias].
     Linear { bias: bool },
@@ -91,6 +97,12 @@ pub enum Op {
 }
 
 impl Op {
+    /// `a @ b` with neither operand transposed: `torch.matmul`.
+    pub const MATMUL: Op = Op::MatMul {
+        transpose_a: false,
+        transpose_b: false,
+    };
+
     /// The op's name in the textual IR and in messages (`linear`, `dropout2d`, ...).
     pub fn name(&self) -> &'static str {
         match self {
@@ -99,7 +111,7 @@ impl Op {
             Op::Constant(_) => "constant",
             Op::Unary(op) => op.name(),
             Op::Binary(op) => op.name(),
-            Op::MatMul => "matmul",
+            Op::MatMul { .. } => "matmul",
             Op::Linear { .. } => "linear",
             Op::Reshape { .. } => "reshape",
             Op::Transpose { .. } => "transpose",
@@ -129,7 +141,7 @@ impl Op {
             | Op::DropoutGrad(_)
             | Op::Expand { .. }
             | Op::DropoutMask(_) => 1,
-            Op::Binary(_) | Op::MatMul | Op::CrossEntropy => 2,
+            Op::Binary(_) | Op::MatMul { .. } | Op::CrossEntropy => 2,
             Op::CrossEntropyGrad => 3,
             Op::Linear { bias } => 2 + usize::from(*bias),
         }
@@ -153,7 +165,7 @@ impl Op {
             Op::Reduce { .. } => OpClass::Reduction,
             Op::Softmax { axis } | Op::LogSoftmax { axis } => OpClass::Rows { axis: *axis },
             Op::CrossEntropyGrad => OpClass::Rows { axis: -1 },
-            Op::MatMul => OpClass::Product { by_columns: false },
+            Op::MatMul { .. } => OpClass::Product { by_columns: false },
             Op::Linear { .. } => OpClass::Product { by_columns: true },
             // The batch mean sums in one fixed order; a mask has the mask shape, not its
             // operand's, and reads no operand element.
@@ -184,7 +196,7 @@ impl Op {
             | Op::Constant(_)
             | Op::Unary(_)
             | Op::Binary(_)
-            | Op::MatMul
+            | Op::MatMul { .. }
             | Op::Linear { .. }
             | Op::Reshape { .. }
             | Op::Transpose { .. }

@@ -155,7 +155,14 @@ impl<T: Element> NodeCx<'_, T> {
             Op::Binary(op) => {
                 Value::Float(elementwise::binary(*op, self.float(0), self.float(1), out))
             }
-            Op::MatMul => Value::Float(linalg::matmul(self.float(0), self.float(1), out)),
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            } => Value::Float(linalg::matmul(
+                (self.float(0), *transpose_a),
+                (self.float(1), *transpose_b),
+                out,
+            )),
             Op::Linear { bias } => {
                 let b = bias.then(|| self.float(2));
                 Value::Float(linalg::linear(self.float(0), self.float(1), b, out))

@@ -10,12 +10,20 @@ use crate::math::Element;
 use super::layout::StridedOffsets;
 use super::value::Array;
 
-/// `torch.matmul` for rank >= 2 operands; `out` is the node's inferred shape
-/// `[broadcast batch..., m, n]`.
-pub(crate) fn matmul<T: Element>(a: &Array<T>, b: &Array<T>, out: &Shape) -> Array<T> {
+/// `torch.matmul` for rank >= 2 operands, each given with whether its last two dimensions
+/// are swapped first; `out` is the node's inferred shape `[broadcast batch..., m, n]`.
+pub(crate) fn matmul<T: Element>(
+    (a, transpose_a): (&Array<T>, bool),
+    (b, transpose_b): (&Array<T>, bool),
+    out: &Shape,
+) -> Array<T> {
     let rank = out.rank();
     let (m, n) = (out.dims()[rank - 2], out.dims()[rank - 1]);
-    let k = a.shape.dims()[a.shape.rank() - 1];
+    let a_dims = a.shape.dims();
+    let k = a_dims[a_dims.len() - if transpose_a { 2 } else { 1 }];
+    // Element (i, kk) of a's matrix, and (kk, j) of b's, as offsets from the matrix's start.
+    let (a_row, a_col) = if transpose_a { (1, m) } else { (k, 1) };
+    let (b_row, b_col) = if transpose_b { (1, k) } else { (n, 1) };
     let batch = Shape::new(&out.dims()[..rank - 2]);
     let a_batches = batch_offsets(&a.shape, &batch, m * k);
     let b_batches = batch_offsets(&b.shape, &batch, k * n);
@@ -28,9 +36,15 @@ pub(crate) fn matmul<T: Element>(a: &Array<T>, b: &Array<T>, out: &Shape) -> Arr
             // chain 0.0 + a[i][0] b[0][j] + a[i][1] b[1][j] + ..., read row-wise for the cache.
             let row = &mut c[i * n..(i + 1) * n];
             for kk in 0..k {
-                let aik = a[i * k + kk];
-                for (acc, &bkj) in row.iter_mut().zip(&b[kk * n..(kk + 1) * n]) {
-                    *acc = *acc + aik * bkj;
+                let aik = a[i * a_row + kk * a_col];
+                if b_col == 1 {
+                    for (acc, &bkj) in row.iter_mut().zip(&b[kk * b_row..kk * b_row + n]) {
+                        *acc = *acc + aik * bkj;
+                    }
+                } else {
+                    for (j, acc) in row.iter_mut().enumerate() {
+                        *acc = *acc + aik * b[kk * b_row + j * b_col];
+                    }
                 }
             }
         }

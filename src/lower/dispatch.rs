@@ -108,9 +108,13 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
                 Form::Scalar => elementwise::kernel(cx, graph, kernel),
             }
         }
-        Op::MatMul => {
+        Op::MatMul {
+            transpose_a,
+            transpose_b,
+        } => {
             let (out, args) = single(cx, graph, kernel);
-            linalg::matmul(cx, &args[0], &args[1], &out);
+            let (a, b) = ((&args[0], *transpose_a), (&args[1], *transpose_b));
+            linalg::matmul(cx, a, b, &out);
         }
         Op::Linear { .. } => {
             let (out, args) = single(cx, graph, kernel);

@@ -18,15 +18,24 @@ struct Matrix {
     col_stride: usize,
 }
 
-/// `torch.matmul` on rank >= 2 operands, for the unit range's output rows (batch entries
-/// row-major, then rows): one product per batch entry's run of rows, batch dimensions
+/// `torch.matmul` on rank >= 2 operands, each with whether its last two dimensions are
+/// swapped (read in place, through its strides), for the unit range's output rows (batch
+/// entries row-major, then rows): one product per batch entry's run of rows, batch dimensions
 /// broadcast (stride 0 along a dimension an operand broadcasts).
-pub(crate) fn matmul(cx: &mut LowerCx, a: &Buffer, b: &Buffer, out: &Buffer) {
+pub(crate) fn matmul(
+    cx: &mut LowerCx,
+    (a, transpose_a): (&Buffer, bool),
+    (b, transpose_b): (&Buffer, bool),
+    out: &Buffer,
+) {
     let dims = out.shape().dims();
     let rank = dims.len();
     let (m, n) = (dims[rank - 2], dims[rank - 1]);
     let a_dims = a.shape().dims();
-    let k = a_dims[a_dims.len() - 1];
+    let k = a_dims[a_dims.len() - if transpose_a { 2 } else { 1 }];
+    // Element (i, kk) of a's matrix and (kk, j) of b's, as (row, column) strides.
+    let a_strides = if transpose_a { (1, m) } else { (k, 1) };
+    let b_strides = if transpose_b { (1, k) } else { (n, 1) };
     let batch = Shape::new(&dims[..rank - 2]);
     let batch_strides = |operand: &Shape, matrix: usize| -> Vec<usize> {
         let own = Shape::new(&operand.dims()[..operand.rank() - 2]);
@@ -39,7 +48,7 @@ pub(crate) fn matmul(cx: &mut LowerCx, a: &Buffer, b: &Buffer, out: &Buffer) {
         strides
     };
     let strides = [
-        with_rows(batch_strides(a.shape(), m * k), k),
+        with_rows(batch_strides(a.shape(), m * k), a_strides.0),
         with_rows(batch_strides(b.shape(), k * n), 0),
         with_rows(batch.strides().into_iter().map(|s| s * m * n).collect(), n),
     ];
@@ -48,8 +57,8 @@ pub(crate) fn matmul(cx: &mut LowerCx, a: &Buffer, b: &Buffer, out: &Buffer) {
     let range = cx.unit_positions(1, batch.numel() * m);
     let (a, b, c) = (a.addr, b.addr, out.addr);
     cx.strided_segments(&rows, &strides, range, &mut |cx, at, count| {
-        let a = matrix(cx, a, at[0], k, 1);
-        let b = matrix(cx, b, at[1], n, 1);
+        let a = matrix(cx, a, at[0], a_strides.0, a_strides.1);
+        let b = matrix(cx, b, at[1], b_strides.0, b_strides.1);
         let c = matrix(cx, c, at[2], n, 1);
         let n = cx.index(n);
         gemm(cx, (count, k, n), a, b, c);

@@ -6,8 +6,10 @@
 //! 1. [`eliminate_dropout()`]: `dropout(x) -> x` where a dropout is the identity in the mode
 //!    (its masks become all-true constants);
 //! 2. [`simplify_layout()`]: identity reshapes and transposes go, chains collapse to one;
-//! 3. [`eliminate_dead_code()`]: nodes no output depends on go (inputs and parameters stay);
-//! 4. [`split_linear_bias()`]: `linear(x, W, b) -> add(linear(x, W), b)` where the add fuses
+//! 3. [`fold_transpose()`]: `matmul(transpose(x), y) -> matmul(x, y) {transpose_a = true}`
+//!    where the transpose swaps the last two dimensions, so the GEMM reads `x` in place;
+//! 4. [`eliminate_dead_code()`]: nodes no output depends on go (inputs and parameters stay);
+//! 5. [`split_linear_bias()`]: `linear(x, W, b) -> add(linear(x, W), b)` where the add fuses
 //!    into the element-wise kernel after the product.
 //!
 //! Every pass runs through one hook, so verification between passes, per-pass dumps
@@ -16,6 +18,7 @@
 
 pub mod eliminate_dead_code;
 pub mod eliminate_dropout;
+pub mod fold_transpose;
 pub mod report;
 pub mod simplify_layout;
 pub mod split_linear_bias;
@@ -25,6 +28,7 @@ use std::time::Instant;
 
 pub use eliminate_dead_code::eliminate_dead_code;
 pub use eliminate_dropout::eliminate_dropout;
+pub use fold_transpose::fold_transpose;
 pub use report::{PassRecord, PassReport};
 pub use simplify_layout::simplify_layout;
 pub use split_linear_bias::split_linear_bias;
@@ -96,6 +100,8 @@ pub fn run_pipeline(graph: &Graph, options: &PipelineOptions) -> Result<Optimize
     let mut pipeline = Pipeline::new(graph.clone(), options);
     pipeline.run("eliminate_dropout", |g| eliminate_dropout(g, options.mode))?;
     pipeline.run("simplify_layout", |g| Ok(simplify_layout(g)))?;
+    // After the chains collapsed, so a transpose of a transpose folds as one.
+    pipeline.run("fold_transpose", |g| Ok(fold_transpose(g)))?;
     // After the passes that disconnect nodes, so it sweeps up what they left.
     pipeline.run("eliminate_dead_code", |g| Ok(eliminate_dead_code(g)))?;
     // After the sweep, so a dead user does not keep a linear whole.
@@ -195,6 +201,7 @@ mod tests {
             [
                 "eliminate_dropout",
                 "simplify_layout",
+                "fold_transpose",
                 "eliminate_dead_code",
                 "split_linear_bias"
             ]
@@ -205,6 +212,7 @@ mod tests {
             [
                 "removed 1, rewired 0",
                 "removed 0, rewired 1",
+                "removed 0, rewired 0",
                 "removed 2, rewired 0",
                 "removed 0, rewired 0"
             ]

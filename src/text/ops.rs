@@ -46,7 +46,7 @@ pub(super) fn op_templates() -> Vec<Op> {
     ops.extend(UnaryOp::ALL.map(Op::Unary));
     ops.extend(BinaryOp::ALL.map(Op::Binary));
     ops.extend([
-        Op::MatMul,
+        Op::MATMUL,
         Op::Linear { bias: false },
         Op::Reshape { shape: Vec::new() },
         Op::Transpose { perm: Vec::new() },
@@ -98,12 +98,18 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, Option<String>)> {
         Op::Reshape { shape } => vec![("shape", Some(list(shape)))],
         Op::Expand { shape } => vec![("shape", Some(list(shape)))],
         Op::Transpose { perm } => vec![("perm", Some(list(perm)))],
+        Op::MatMul {
+            transpose_a,
+            transpose_b,
+        } => vec![
+            ("transpose_a", flag(*transpose_a)),
+            ("transpose_b", flag(*transpose_b)),
+        ],
         Op::Input(_)
         | Op::Parameter(_)
         | Op::Constant(_)
         | Op::Unary(_)
         | Op::Binary(_)
-        | Op::MatMul
         | Op::Linear { .. }
         | Op::CrossEntropy
         | Op::CrossEntropyGrad => Vec::new(),
@@ -131,7 +137,10 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
         Op::Constant(_) => Op::Constant(constant(line)?),
         Op::Unary(op) => Op::Unary(*op),
         Op::Binary(op) => Op::Binary(*op),
-        Op::MatMul => Op::MatMul,
+        Op::MatMul { .. } => Op::MatMul {
+            transpose_a: attrs.bool("transpose_a")?.unwrap_or(false),
+            transpose_b: attrs.bool("transpose_b")?.unwrap_or(false),
+        },
         // The operand count picks the form; a wrong count is an arity error from inference.
         Op::Linear { .. } => Op::Linear {
             bias: line.operands.len() > 2,

@@ -329,13 +329,34 @@ impl Builder {
                 self.add(Op::Binary(op), &operands)
             }
             Kind::MatMul => {
+                // Either operand may be read transposed (a flag), and the right one may be an
+                // explicit transpose of its last two dimensions, which fold_transpose folds.
                 let a = self.operand(DType::F32, &[2, 3, 4]);
                 let dims = self.ty(a).shape.0;
-                let (batch, k) = (&dims[..dims.len() - 2], dims[dims.len() - 1]);
-                let mut rhs = self.broadcast_partner(batch).0;
-                rhs.extend([k, self.dim()]);
-                let b = self.leaf(TensorType::f32(rhs));
-                self.add(Op::MatMul, &[a, b])
+                let rank = dims.len();
+                let transpose_a = self.rng.chance(25);
+                let k = dims[rank - if transpose_a { 2 } else { 1 }];
+                let mut rhs = self.broadcast_partner(&dims[..rank - 2]).0;
+                let (n, transpose_b) = (self.dim(), self.rng.chance(25));
+                let explicit = self.rng.chance(30);
+                // The leaf's layout: [k, n], or [n, k] if read transposed (by flag or node).
+                rhs.extend(if transpose_b != explicit {
+                    [n, k]
+                } else {
+                    [k, n]
+                });
+                let mut b = self.leaf(TensorType::f32(rhs));
+                if explicit {
+                    let mut perm: Vec<usize> = (0..self.ty(b).shape.rank()).collect();
+                    let r = perm.len();
+                    perm.swap(r - 2, r - 1);
+                    b = self.add(Op::Transpose { perm }, &[b])?;
+                }
+                let op = Op::MatMul {
+                    transpose_a,
+                    transpose_b,
+                };
+                self.add(op, &[a, b])
             }
             Kind::Linear => {
                 let x = self.operand(DType::F32, &[1, 2, 3]);
