@@ -224,7 +224,7 @@ mod avx512 {
     const LANES: usize = 16;
     const NV: usize = 2;
     const MR: usize = 8;
-    const KC: usize = 128;
+    const KC: usize = 256;
 
     #[target_feature(enable = "avx512f,fma")]
     fn zero() -> V {
