@@ -51,6 +51,7 @@ pub mod interp;
 pub mod isa;
 mod jit;
 mod lower;
+pub mod machine;
 pub mod math;
 pub mod models;
 pub mod nn;

@@ -15,8 +15,10 @@
 //!   [--threads N] [--seed S] [--step T] [--input-seed K] [--load DIR] [--save DIR]
 //!   [--save-all]`: run on inputs and parameters filled by name from seed K (or read from
 //!   `DIR/NAME.npy`) and print one line per output (the same lines for any thread count).
-//! - `dropjit bench FILE.ir [--mode] [--threads N] [--iters K]`: compile once, run K times,
-//!   print the compile time, the median time per call and the throughput.
+//! - `dropjit bench [FILE.ir] [--peak] [--mode] [--threads N] [--iters K]`: print the machine;
+//!   with `--peak` the f32 FMA peak of each instruction set on 1 thread and all cores; for a
+//!   file, compile once, run K times, print the compile time, the median time per call, the
+//!   throughput and the products' GFLOP/s (with `--peak`, as a share of the peak).
 //!
 //! Numbers a user gives are bounded before anything runs: `--threads` 1 to 256
 //! ([`cli::MAX_THREADS`]), `--iters` 1 to a million, the training's epochs, widths and seeds
@@ -113,10 +115,16 @@ enum Command {
         #[arg(long, requires = "save")]
         save_all: bool,
     },
-    /// Compile a graph once, run it many times, and print compile time and time per call.
+    /// Compile a graph once, run it many times, and print compile time and time per call;
+    /// with --peak, also the host's f32 FMA peak (alone: only the peak).
     Bench {
         /// The `.ir` file.
-        file: PathBuf,
+        #[arg(required_unless_present = "peak")]
+        file: Option<PathBuf>,
+        /// Measure the f32 FMA peak of every instruction set on 1 thread and on all cores
+        /// (with a file: state its products' rate as a share of the peak on its threads).
+        #[arg(long)]
+        peak: bool,
         /// Train draws dropout masks; eval is the identity for every dropout.
         #[arg(long, value_enum, default_value_t = ModeArg::Train)]
         mode: ModeArg,
@@ -250,6 +258,7 @@ fn execute(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         Command::Bench {
             file,
+            peak,
             mode,
             threads,
             iters,
@@ -257,6 +266,7 @@ fn execute(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
         } => {
             let options = BenchOptions {
                 file,
+                peak,
                 mode: mode.into(),
                 threads,
                 iters,

@@ -337,10 +337,33 @@ fn dump_clif_and_bench() {
             "--threads",
             threads,
         ]));
-        for figure in ["compile", "median call", "throughput"] {
+        for figure in ["machine: ", "compile", "median call", "throughput"] {
             assert!(bench.contains(figure), "{bench}");
         }
     }
+}
+
+#[test]
+fn bench_states_the_fma_peak_and_a_graphs_products_as_a_share_of_it() {
+    let peak = stdout(&dropjit(&["bench", "--peak"]));
+    assert!(peak.starts_with("machine: "), "{peak}");
+    assert!(peak.contains("FMA peak portable"), "{peak}");
+    assert!(!peak.contains("median call"), "{peak}");
+    let bench = stdout(&dropjit(&[
+        "bench",
+        "ir/simple_net.ir",
+        "--iters",
+        "3",
+        "--peak",
+    ]));
+    // 32 x (784 x 256 + 256 x 128 + 128 x 10) multiply-adds.
+    assert!(
+        bench.contains("(7512064 multiply-adds per call, "),
+        "{bench}"
+    );
+    assert!(bench.contains("% of the FMA peak)"), "{bench}");
+    let missing = dropjit(&["bench"]);
+    assert!(!missing.status.success(), "a file or --peak is required");
 }
 
 #[test]

@@ -158,9 +158,11 @@ fn save(
     Ok(())
 }
 
-/// What `bench` measures: the graph, its mode, the thread count and how many calls.
+/// What `bench` measures: the graph (if any), whether to measure the FMA peak, the mode, the
+/// thread count and how many calls.
 pub struct BenchOptions {
-    pub file: PathBuf,
+    pub file: Option<PathBuf>,
+    pub peak: bool,
     pub mode: Mode,
     pub threads: usize,
     pub iters: usize,
@@ -171,19 +173,30 @@ pub struct BenchOptions {
 /// the timer.
 pub const MAX_ITERS: u64 = 1_000_000;
 
-/// Compiles once, runs `iters` times into preallocated outputs, and prints to `out` the compile
-/// time, the median time per call and the elements per second of the largest output.
+/// Prints the machine, then with `--peak` the FMA peak of every instruction set on one thread
+/// and on all cores, then for a graph: compiles it once, runs it `iters` times into
+/// preallocated outputs, and prints the compile time, the median time per call, the elements
+/// per second of the largest output, and its products' multiply-adds and rate (as a share of
+/// the peak on its thread count, with `--peak`).
 pub fn bench(
     options: &BenchOptions,
     seed: u64,
     sources: &Sources,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let (file, mode, threads, iters) =
-        (&options.file, options.mode, options.threads, options.iters);
+    let (mode, threads, iters) = (options.mode, options.threads, options.iters);
     if iters == 0 || iters as u64 > MAX_ITERS {
         bail!("--iters {iters} is not in 1..={MAX_ITERS}");
     }
+    writeln!(out, "{}", dropjit::machine::describe())?;
+    let peak = if options.peak {
+        Some(print_peaks(threads, out)?)
+    } else {
+        None
+    };
+    let Some(file) = &options.file else {
+        return Ok(());
+    };
     let graph = load_graph(file)?;
     let (inputs, params) = ParameterStore::split(&graph, sources.values(&graph)?);
     let started = Instant::now();
@@ -218,7 +231,37 @@ pub fn bench(
         "throughput   {:>12.3} G elements/s (largest output, {largest} elements)",
         largest as f64 / median.as_secs_f64() / 1e9
     )?;
+    let multiply_adds = graph.multiply_adds();
+    if multiply_adds > 0 {
+        let gflops = 2.0 * multiply_adds as f64 / median.as_secs_f64() / 1e9;
+        let share = match peak {
+            Some(peak) => format!(", {:.0}% of the FMA peak", 100.0 * gflops / peak),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "products     {gflops:>12.1} GFLOP/s ({multiply_adds} multiply-adds per call{share})"
+        )?;
+    }
     Ok(())
+}
+
+/// Prints the f32 FMA peak of every instruction set this host runs, on one thread and on all
+/// cores; returns the widest one's on `threads` threads.
+fn print_peaks(threads: usize, out: &mut dyn Write) -> anyhow::Result<f64> {
+    use dropjit::gemm::peak::fma_peak;
+    use dropjit::isa::Isa;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for isa in Isa::available().into_iter().rev() {
+        let one = fma_peak(isa, 1, 3);
+        let all = fma_peak(isa, cores, 3);
+        writeln!(
+            out,
+            "FMA peak {:<8} {one:>8.1} GFLOP/s on 1 thread, {all:>8.1} on {cores}",
+            isa.name()
+        )?;
+    }
+    Ok(fma_peak(Isa::best(), threads, 3))
 }
 
 fn time_call(

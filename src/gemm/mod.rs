@@ -16,6 +16,7 @@
 //! (a `linear` on a small batch: `x · Wᵀ` packs all of `Wᵀ`), the driver computes `Cᵀ = Bᵀ · Aᵀ`
 //! instead, which packs the small one; the chains are the same, so the bits are.
 
+pub mod peak;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -160,6 +161,8 @@ pub unsafe fn sgemm(
 /// A microkernel: the tile of `MR x NR` elements of `C` it keeps in registers, the depth of
 /// `k` a packed block of `B` holds, and the tile itself.
 trait Microkernel {
+    /// f32 lanes per vector.
+    const LANES: usize;
     const MR: usize;
     const NR: usize;
     const KC: usize;
@@ -183,6 +186,14 @@ trait Microkernel {
         rsc: isize,
         first: bool,
     );
+
+    /// `steps` rounds of fused multiply-adds on independent accumulator vectors, enough to
+    /// keep every FMA unit busy: the peak this kernel is measured against
+    /// ([`peak::fma_peak`]). Returns their sum, so the work is not optimized away.
+    ///
+    /// # Safety
+    /// The kernel's instruction set runs on this host.
+    unsafe fn fma_chains(steps: u64) -> f32;
 
     /// Packs `nr <= NR` columns of `B` whose steps are contiguous (column `j`'s value at step
     /// `p` at `src + j * cs + p`) into `dst`, step `p`'s values at `p * NR`, zero past `nr`:
@@ -226,6 +237,7 @@ unsafe fn pack_columns_scalar(
 struct Portable;
 
 impl Microkernel for Portable {
+    const LANES: usize = 1;
     const MR: usize = 4;
     const NR: usize = 4;
     const KC: usize = 256;
@@ -267,6 +279,23 @@ impl Microkernel for Portable {
                 unsafe { *c.offset(i as isize * rsc).add(j) = value };
             }
         }
+    }
+
+    unsafe fn fma_chains(steps: u64) -> f32 {
+        Portable::chains(steps)
+    }
+}
+
+impl Portable {
+    /// Twelve scalar chains, the portable kernel's yardstick.
+    fn chains(steps: u64) -> f32 {
+        let mut acc = [0.0f32; 12];
+        for _ in 0..steps {
+            for acc in acc.iter_mut() {
+                *acc = acc.mul_add(0.999_999, 1e-7);
+            }
+        }
+        acc.iter().sum()
     }
 }
 

@@ -8,6 +8,10 @@
 
 use super::Microkernel;
 
+/// Independent accumulators of the FMA-peak loop: more than an FMA's latency times the
+/// FMAs a core issues per cycle (4 x 2 on the hosts measured).
+pub(super) const PEAK_CHAINS: usize = 12;
+
 /// The kernel over a module's vector type `V` of `LANES` f32 lanes, `NV` vectors per tile
 /// row and `MR` rows, with its operations (`zero`, `load`, `store`, `splat`, `fma`) compiled
 /// for `$feature`.
@@ -64,7 +68,25 @@ macro_rules! microkernel {
             }
         }
 
+        /// See [`Microkernel::fma_chains`].
+        #[target_feature(enable = $feature)]
+        fn fma_chains(steps: u64) -> f32 {
+            let mut acc = [zero(); super::PEAK_CHAINS];
+            let (a, b) = (splat(0.999_999), splat(1e-7));
+            for _ in 0..steps {
+                for acc in acc.iter_mut() {
+                    *acc = fma(*acc, a, b);
+                }
+            }
+            let mut out = [0.0f32; LANES];
+            let sum = acc.iter().fold(zero(), |s, &a| fma(a, splat(1.0), s));
+            // SAFETY: `out` holds one vector.
+            unsafe { store(out.as_mut_ptr(), sum) };
+            out.iter().sum()
+        }
+
         impl Microkernel for $kernel {
+            const LANES: usize = LANES;
             const MR: usize = MR;
             const NR: usize = NV * LANES;
             const KC: usize = KC;
@@ -82,6 +104,11 @@ macro_rules! microkernel {
                 // SAFETY: the caller's contract, and the driver runs this kernel only on a
                 // host that has its instruction set (`Isa::is_available`).
                 unsafe { tile(kc, a, a_rows, a_step, b, c, rsc, first) }
+            }
+
+            unsafe fn fma_chains(steps: u64) -> f32 {
+                // SAFETY: the driver calls this only on a host with the instruction set.
+                unsafe { fma_chains(steps) }
             }
 
             unsafe fn pack_columns(

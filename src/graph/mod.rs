@@ -273,6 +273,27 @@ impl Graph {
         &self.outputs
     }
 
+    /// The multiply-adds of the graph's matrix products (`matmul`, `linear`) in one run: the
+    /// work GEMM-bound figures are stated in (two flops each).
+    pub fn multiply_adds(&self) -> u64 {
+        let mut total: u64 = 0;
+        for id in self.node_ids() {
+            let node = &self[id];
+            let depth = match &node.op {
+                Op::MatMul { transpose_a, .. } => {
+                    let a = self.operands_of(id)[0];
+                    let dims = self[a].ty.shape.dims();
+                    dims[dims.len() - if *transpose_a { 2 } else { 1 }]
+                }
+                Op::Linear { .. } => self[self.operands_of(id)[1]].ty.shape.dims()[1],
+                _ => continue,
+            };
+            let product = (node.ty.shape.numel() as u64).saturating_mul(depth as u64);
+            total = total.saturating_add(product);
+        }
+        total
+    }
+
     /// The number of live nodes.
     pub fn len(&self) -> usize {
         self.nodes.node_count()
