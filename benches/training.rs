@@ -1,11 +1,11 @@
-//! SimpleNet training, measured (issue 7): one training step of the seed's SimpleNet
-//! (784-256-128-10, two Dropout(0.5), cross-entropy, plain SGD at lr 0.01) at batch 32 on one
-//! thread and batch 256 on two, the eval-mode forward at batch 32, and compiling the training
-//! step (tracing, autodiff, the optimizer's update, the passes and Cranelift).
+//! SimpleNet training, measured: one training step of the seed's SimpleNet (784-256-128-10,
+//! two Dropout(0.5), cross-entropy, plain SGD at lr 0.01) and the eval-mode forward, at batch
+//! 32 and 256 on 1 and 2 threads (the settings `../shared/peers/bench_jax.py --parts mlp`
+//! times), and compiling the training step (tracing, autodiff, the optimizer's update, the
+//! passes and Cranelift).
 //!
 //! `cargo bench --bench training` runs all; `cargo bench --bench training -- step/b32` one.
-//! The issue's peers on this machine: PyTorch eager 1.24 ms and JAX jit 0.93 ms per step at
-//! batch 32 (1 thread); 6.3 ms and 3.6 ms at batch 256 (2 threads).
+//! Compare with the peers only in the same session on the same machine (the README's table).
 
 #[allow(dead_code)] // the bit-plane reference is for the dropout bench
 mod support;
