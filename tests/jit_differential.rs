@@ -23,7 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use common::compare::Agreement;
-use common::differential::{BIT_EXACT, ONE_TWO_THREE, Setup, Spread, check, compile, compiler};
+use common::differential::{
+    BIT_EXACT, ONE_TWO_THREE, Setup, Spread, check, compile, compiler, same_bits,
+};
 
 use dropjit::{Compiler, Gemm, Generator, Graph, Mode, ParameterStore, Tensor, text};
 
@@ -80,6 +82,56 @@ fn ir_programs_match_within_tolerance_with_sgemm() {
             }
         }
     }
+}
+
+/// The blocked GEMM's promise on random graphs (products of every shape the generator makes,
+/// transposed operands and broadcast batches included): one thread on the widest instruction
+/// set, two threads on the next and three on the next again, each splitting every phase into
+/// one-unit chunks (one-row products), give the same bits. The interpreter (no FMA) is not
+/// the reference here; `ir_programs_match_within_tolerance_with_sgemm` compares with it.
+#[test]
+fn random_graphs_with_the_blocked_gemm_give_one_set_of_bits_for_every_isa_and_thread_count() {
+    let mut products = 0;
+    for seed in 0..300 {
+        let graph = common::without_inplace(&common::random_graph(seed));
+        let has_product = graph.node_ids().any(|id| {
+            matches!(
+                graph[id].op,
+                dropjit::Op::MatMul { .. } | dropjit::Op::Linear { .. }
+            )
+        });
+        if !has_product {
+            continue;
+        }
+        products += 1;
+        let values = dropjit::init::random_values(&graph, seed).unwrap();
+        let (inputs, params) = ParameterStore::split(&graph, values);
+        let setup = Setup {
+            gemm: Gemm::Blocked,
+            fuse: true,
+            trace: false,
+        };
+        let mode = if seed % 2 == 0 {
+            Mode::Train
+        } else {
+            Mode::Eval
+        };
+        let runs: Vec<_> = (ONE_TWO_THREE.iter())
+            .map(|&spread| {
+                let compiled = compile(&graph, compiler(mode, setup, spread));
+                compiled.run(&mut Generator::new(seed).with_step(5), &inputs, &params)
+            })
+            .collect();
+        for (spread, run) in ONE_TWO_THREE.iter().zip(&runs).skip(1) {
+            if let Err(message) = same_bits(&runs[0], run) {
+                panic!("random graph seed {seed}, {spread:?}: {message}\n{graph}");
+            }
+        }
+    }
+    assert!(
+        products >= 50,
+        "only {products} random graphs had a product"
+    );
 }
 
 /// The thread counts random graph `seed` runs on: every graph on one thread, every fourth
