@@ -167,25 +167,12 @@ trait Microkernel {
     const NR: usize;
     const KC: usize;
 
-    /// Continues the chains of the `MR x NR` tile at `c` (row stride `rsc`, columns
-    /// contiguous) for `kc` steps of `k`: row `i`'s value of `A` at step `p` is at
-    /// `a + a_rows[i] + p * a_step`, the `NR` values of `B` at step `p` at `b + p * NR`.
-    /// With `first` the chains start from +0.0 instead of `C`'s values.
+    /// Continues the chains of the `MR x NR` tile `t` describes.
     ///
     /// # Safety
-    /// Every address above is valid for `p < kc`, the tile's elements are writable, and the
-    /// kernel's instruction set runs on this host.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile(
-        kc: usize,
-        a: *const f32,
-        a_rows: &[isize],
-        a_step: isize,
-        b: *const f32,
-        c: *mut f32,
-        rsc: isize,
-        first: bool,
-    );
+    /// Every address `t` describes is valid for its `kc` steps, the tile's elements are
+    /// writable, and the kernel's instruction set runs on this host.
+    unsafe fn tile(t: &Tile);
 
     /// `steps` rounds of fused multiply-adds on independent accumulator vectors, enough to
     /// keep every FMA unit busy: the peak this kernel is measured against
@@ -233,6 +220,22 @@ unsafe fn pack_columns_scalar(
     }
 }
 
+/// One tile's work: the chains of the `MR x NR` tile at `c` (row stride `rsc`, columns
+/// contiguous) continued for `kc` steps of `k`. Row `i`'s value of `A` at step `p` is at
+/// `a + a_rows[i] + p * a_step`; the `NR` values of `B` at step `p` at `b + p * NR` (a packed
+/// panel). With `first` the chains start from +0.0 instead of `C`'s values.
+#[derive(Clone, Copy)]
+struct Tile<'r> {
+    kc: usize,
+    a: *const f32,
+    a_rows: &'r [isize; MAX_MR],
+    a_step: isize,
+    b: *const f32,
+    c: *mut f32,
+    rsc: isize,
+    first: bool,
+}
+
 /// Plain Rust, any host: `f32::mul_add` is fused on every target.
 struct Portable;
 
@@ -242,16 +245,17 @@ impl Microkernel for Portable {
     const NR: usize = 4;
     const KC: usize = 256;
 
-    unsafe fn tile(
-        kc: usize,
-        a: *const f32,
-        a_rows: &[isize],
-        a_step: isize,
-        b: *const f32,
-        c: *mut f32,
-        rsc: isize,
-        first: bool,
-    ) {
+    unsafe fn tile(t: &Tile) {
+        let Tile {
+            kc,
+            a,
+            a_rows,
+            a_step,
+            b,
+            c,
+            rsc,
+            first,
+        } = *t;
         let mut acc = [[0.0f32; 4]; 4];
         for (i, row) in acc.iter_mut().enumerate() {
             for (j, value) in row.iter_mut().enumerate() {
@@ -281,14 +285,8 @@ impl Microkernel for Portable {
         }
     }
 
+    /// Twelve scalar chains.
     unsafe fn fma_chains(steps: u64) -> f32 {
-        Portable::chains(steps)
-    }
-}
-
-impl Portable {
-    /// Twelve scalar chains, the portable kernel's yardstick.
-    fn chains(steps: u64) -> f32 {
         let mut acc = [0.0f32; 12];
         for _ in 0..steps {
             for acc in acc.iter_mut() {
@@ -388,12 +386,21 @@ unsafe fn drive<K: Microkernel>(m: usize, k: usize, n: usize, a: View, b: View, 
                         if mr < K::MR {
                             set_rows(&mut a_rows, mr, a.rs);
                         }
-                        let a_at = a.at(ir, pc);
                         let c_at = c.at(ir, jc + jr).cast_mut();
+                        let work = Tile {
+                            kc,
+                            a: a.at(ir, pc),
+                            a_rows: &a_rows,
+                            a_step: a.cs,
+                            b: b_panel,
+                            c: c_at,
+                            rsc: c.rs,
+                            first,
+                        };
                         if mr == K::MR && nr == K::NR && c.cs == 1 {
                             // SAFETY: the tile lies inside `C`; `A`'s rows and steps are
                             // valid; the panel holds `kc` steps.
-                            unsafe { K::tile(kc, a_at, &a_rows, a.cs, b_panel, c_at, c.rs, first) };
+                            unsafe { K::tile(&work) };
                         } else {
                             let tile = &mut tile[..K::MR * K::NR];
                             if !first {
@@ -404,11 +411,13 @@ unsafe fn drive<K: Microkernel>(m: usize, k: usize, n: usize, a: View, b: View, 
                                     }
                                 }
                             }
-                            let t = tile.as_mut_ptr();
-                            // SAFETY: as above, with the tile in a local buffer.
-                            unsafe {
-                                K::tile(kc, a_at, &a_rows, a.cs, b_panel, t, K::NR as isize, first)
+                            let buffered = Tile {
+                                c: tile.as_mut_ptr(),
+                                rsc: K::NR as isize,
+                                ..work
                             };
+                            // SAFETY: as above, with the tile in a local buffer.
+                            unsafe { K::tile(&buffered) };
                             for i in 0..mr {
                                 for j in 0..nr {
                                     // SAFETY: element (i, j) of the tile is in `C`.

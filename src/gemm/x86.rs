@@ -6,7 +6,7 @@
 //! The only `unsafe` here: the raw addresses the driver hands over (valid by its contract),
 //! and entering a `#[target_feature]` function on a host the driver checked.
 
-use super::Microkernel;
+use super::{Microkernel, Tile};
 
 /// Independent accumulators of the FMA-peak loop: more than an FMA's latency times the
 /// FMAs a core issues per cycle (4 x 2 on the hosts measured).
@@ -22,17 +22,17 @@ macro_rules! microkernel {
         /// # Safety
         /// As [`Microkernel::tile`]'s.
         #[target_feature(enable = $feature)]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn tile(
-            kc: usize,
-            a: *const f32,
-            a_rows: &[isize],
-            a_step: isize,
-            b: *const f32,
-            c: *mut f32,
-            rsc: isize,
-            first: bool,
-        ) {
+        unsafe fn tile(t: &Tile) {
+            let Tile {
+                kc,
+                a,
+                a_rows,
+                a_step,
+                b,
+                c,
+                rsc,
+                first,
+            } = *t;
             let rows: [isize; MR] = std::array::from_fn(|i| a_rows[i]);
             let mut acc = [[zero(); NV]; MR];
             if !first {
@@ -91,19 +91,10 @@ macro_rules! microkernel {
             const NR: usize = NV * LANES;
             const KC: usize = KC;
 
-            unsafe fn tile(
-                kc: usize,
-                a: *const f32,
-                a_rows: &[isize],
-                a_step: isize,
-                b: *const f32,
-                c: *mut f32,
-                rsc: isize,
-                first: bool,
-            ) {
+            unsafe fn tile(t: &Tile) {
                 // SAFETY: the caller's contract, and the driver runs this kernel only on a
                 // host that has its instruction set (`Isa::is_available`).
-                unsafe { tile(kc, a, a_rows, a_step, b, c, rsc, first) }
+                unsafe { tile(t) }
             }
 
             unsafe fn fma_chains(steps: u64) -> f32 {

@@ -68,14 +68,18 @@ mod tests {
     use crate::graph::{TensorType, verify::verify};
     use crate::passes::eliminate_dead_code;
 
-    fn product(transposes: [Option<Vec<usize>>; 2], flags: (bool, bool)) -> Graph {
+    /// `c = matmul(a, b)` with inputs of these shapes, each read through a transpose where
+    /// one is given.
+    fn product(
+        shapes: [&[usize]; 2],
+        transposes: [Option<Vec<usize>>; 2],
+        flags: (bool, bool),
+    ) -> Graph {
         let mut g = Graph::new("g");
-        let a = g
-            .add("a", Op::Input(TensorType::f32([2, 3, 4])), &[])
-            .unwrap();
-        let b = g
-            .add("b", Op::Input(TensorType::f32([2, 3, 5])), &[])
-            .unwrap();
+        let [a, b] = [("a", shapes[0]), ("b", shapes[1])].map(|(name, dims)| {
+            g.add(name, Op::Input(TensorType::f32(dims.to_vec())), &[])
+                .unwrap()
+        });
         let mut operands = [a, b];
         for (i, (operand, perm)) in operands.iter_mut().zip(transposes).enumerate() {
             if let Some(perm) = perm {
@@ -102,7 +106,8 @@ mod tests {
     #[test]
     fn a_transposed_operand_is_read_in_place() {
         // aᵀ @ b with a: [2, 3, 4] -> [2, 4, 5], the transpose gone.
-        let (g, stats) = folded(product([Some(vec![0, 2, 1]), None], (false, false)));
+        let shapes: [&[usize]; 2] = [&[2, 3, 4], &[2, 3, 5]];
+        let (g, stats) = folded(product(shapes, [Some(vec![0, 2, 1]), None], (false, false)));
         assert_eq!(stats.rewired, 1);
         let text = g.to_string();
         assert!(
@@ -116,7 +121,8 @@ mod tests {
     fn a_transpose_and_a_flag_cancel() {
         // b is [2, 3, 5]; transposed twice it is b again: a @ ... needs a: [2, 3, 4] as
         // [2, 4, 3] on the left, so transpose a by flag and b by both.
-        let (g, _) = folded(product([None, Some(vec![0, 2, 1])], (true, true)));
+        let shapes: [&[usize]; 2] = [&[2, 3, 4], &[2, 3, 5]];
+        let (g, _) = folded(product(shapes, [None, Some(vec![0, 2, 1])], (true, true)));
         let text = g.to_string();
         assert!(
             text.contains("matmul %a, %b {transpose_a = true}"),
@@ -126,21 +132,10 @@ mod tests {
 
     #[test]
     fn transposes_of_batch_dimensions_stay() {
-        let mut g = Graph::new("g");
-        let a = g
-            .add("a", Op::Input(TensorType::f32([3, 2, 4])), &[])
-            .unwrap();
-        let b = g
-            .add("b", Op::Input(TensorType::f32([2, 4, 5])), &[])
-            .unwrap();
-        let t = Op::Transpose {
-            perm: vec![1, 0, 2],
-        };
-        let t = g.add("t", t, &[a]).unwrap();
-        let c = g.add("c", Op::MATMUL, &[t, b]).unwrap();
-        g.add_output("c", c).unwrap();
+        let shapes: [&[usize]; 2] = [&[3, 2, 4], &[2, 4, 5]];
+        let g = product(shapes, [Some(vec![1, 0, 2]), None], (false, false));
         let (g, stats) = folded(g);
         assert_eq!(stats, Stats::default());
-        assert!(g.to_string().contains("transpose %a"));
+        assert!(g.to_string().contains("transpose %a"), "{g}");
     }
 }
