@@ -76,7 +76,8 @@ pub fn reference(
 }
 
 /// `C = A · B` on slices, with non-negative strides `(slice, row stride, column stride)`,
-/// computed by `isa`: the checked form of [`sgemm`], for tests and benches.
+/// computed by `isa`: the checked form of the `sgemm` that generated code calls, for tests
+/// and benches.
 ///
 /// # Panics
 /// If a matrix's strides address an element outside its slice, or the host cannot run `isa`.
@@ -126,7 +127,7 @@ fn check_bounds(rows: usize, cols: usize, len: usize, rs: usize, cs: usize) {
 /// # Safety
 /// Every element the dimensions and strides address is readable (`A`, `B`) or writable (`C`),
 /// `C` overlaps neither operand, and `isa` runs on this host.
-pub unsafe fn sgemm(
+pub(crate) unsafe fn sgemm(
     isa: Isa,
     (m, k, n): (usize, usize, usize),
     a: (*const f32, isize, isize),
