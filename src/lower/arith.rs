@@ -81,11 +81,14 @@ fn sigmoid(cx: &mut LowerCx, x: Value) -> Value {
 }
 
 /// [`crate::math::maximum`]: the first NaN operand; `a + b` for two zeros (so `+0.0` unless
-/// both are `-0.0`); otherwise the larger.
+/// both are `-0.0`); otherwise the larger. The common case is one `maxss` (Cranelift lowers
+/// `b > a ? b : a` to it); the rare ones (zeros, NaN) are `select`s that stay in vector
+/// registers, since a row's maximum is a chain of them (bit masks through the integer
+/// registers made softmax rows several times slower).
 pub fn maximum(cx: &mut LowerCx, a: Value, b: Value) -> Value {
     let zero = cx.f32(0.0);
     let ins = &mut cx.b;
-    let b_greater = ins.ins().fcmp(FloatCC::GreaterThan, b, a);
+    let a_less = ins.ins().fcmp(FloatCC::LessThan, a, b);
     let equal = ins.ins().fcmp(FloatCC::Equal, a, b);
     let a_zero = ins.ins().fcmp(FloatCC::Equal, a, zero);
     let both_zero = ins.ins().band(equal, a_zero);
@@ -93,10 +96,10 @@ pub fn maximum(cx: &mut LowerCx, a: Value, b: Value) -> Value {
     let b_nan = ins.ins().fcmp(FloatCC::Unordered, b, b);
     let a_nan = ins.ins().fcmp(FloatCC::Unordered, a, a);
     // Applied from the last rule of `math::maximum` to the first, so earlier rules win.
-    let larger = select(cx, b_greater, b, a);
-    let zeros = select(cx, both_zero, sum, larger);
-    let with_b_nan = select(cx, b_nan, b, zeros);
-    select(cx, a_nan, a, with_b_nan)
+    let larger = ins.ins().select(a_less, b, a);
+    let zeros = ins.ins().select(both_zero, sum, larger);
+    let with_b_nan = ins.ins().select(b_nan, b, zeros);
+    ins.ins().select(a_nan, a, with_b_nan)
 }
 
 /// [`crate::math::relu_grad`]: `x <= 0 ? +0.0 : g`.
