@@ -61,9 +61,7 @@ pub fn reference(
     b: (&[f32], usize, usize),
     c: (&mut [f32], usize, usize),
 ) {
-    check_bounds(m, k, a.0.len(), a.1, a.2);
-    check_bounds(k, n, b.0.len(), b.1, b.2);
-    check_bounds(m, n, c.0.len(), c.1, c.2);
+    check_operands((m, k, n), &a, &b, &c);
     for i in 0..m {
         for j in 0..n {
             let mut sum = 0.0f32;
@@ -88,9 +86,7 @@ pub fn product(
     b: (&[f32], usize, usize),
     c: (&mut [f32], usize, usize),
 ) {
-    check_bounds(m, k, a.0.len(), a.1, a.2);
-    check_bounds(k, n, b.0.len(), b.1, b.2);
-    check_bounds(m, n, c.0.len(), c.1, c.2);
+    check_operands((m, k, n), &a, &b, &c);
     let stride = |s: usize| isize::try_from(s).expect("a stride within a slice fits isize");
     // SAFETY: every element the dimensions and strides address is inside its slice (checked
     // above); `c` is borrowed mutably, so it overlaps neither operand.
@@ -103,6 +99,18 @@ pub fn product(
             (c.0.as_mut_ptr(), stride(c.1), stride(c.2)),
         )
     }
+}
+
+/// Panics unless each operand's strides keep its matrix inside its slice.
+fn check_operands(
+    (m, k, n): (usize, usize, usize),
+    a: &(&[f32], usize, usize),
+    b: &(&[f32], usize, usize),
+    c: &(&mut [f32], usize, usize),
+) {
+    check_bounds(m, k, a.0.len(), a.1, a.2);
+    check_bounds(k, n, b.0.len(), b.1, b.2);
+    check_bounds(m, n, c.0.len(), c.1, c.2);
 }
 
 /// Panics unless a `rows x cols` matrix with these strides fits in `len` elements.
@@ -247,31 +255,22 @@ impl Microkernel for Portable {
     const KC: usize = 256;
 
     unsafe fn tile(t: &Tile) {
-        let Tile {
-            kc,
-            a,
-            a_rows,
-            a_step,
-            b,
-            c,
-            rsc,
-            first,
-        } = *t;
+        let (a, b, c, rsc) = (t.a, t.b, t.c, t.rsc);
         let mut acc = [[0.0f32; 4]; 4];
         for (i, row) in acc.iter_mut().enumerate() {
             for (j, value) in row.iter_mut().enumerate() {
-                if !first {
+                if !t.first {
                     // SAFETY: the tile's elements are valid (the caller's contract).
                     *value = unsafe { *c.offset(i as isize * rsc).add(j) };
                 }
             }
         }
-        for p in 0..kc {
+        for p in 0..t.kc {
             // SAFETY: step `p < kc` of `A` and `B` is valid (the caller's contract).
-            let (b_row, a_at) = unsafe { (b.add(p * 4), a.offset(p as isize * a_step)) };
+            let (b_row, a_at) = unsafe { (b.add(p * 4), a.offset(p as isize * t.a_step)) };
             for (i, row) in acc.iter_mut().enumerate() {
                 // SAFETY: as above.
-                let a = unsafe { *a_at.offset(a_rows[i]) };
+                let a = unsafe { *a_at.offset(t.a_rows[i]) };
                 for (j, value) in row.iter_mut().enumerate() {
                     // SAFETY: as above.
                     *value = a.mul_add(unsafe { *b_row.add(j) }, *value);
