@@ -285,9 +285,8 @@ impl Microkernel for Portable {
         }
     }
 
-    /// Twelve scalar chains.
     unsafe fn fma_chains(steps: u64) -> f32 {
-        let mut acc = [0.0f32; 12];
+        let mut acc = [0.0f32; peak::CHAINS];
         for _ in 0..steps {
             for acc in acc.iter_mut() {
                 *acc = acc.mul_add(0.999_999, 1e-7);

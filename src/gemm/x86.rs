@@ -8,10 +8,6 @@
 
 use super::{Microkernel, Tile};
 
-/// Independent accumulators of the FMA-peak loop: more than an FMA's latency times the
-/// FMAs a core issues per cycle (4 x 2 on the hosts measured).
-pub(super) const PEAK_CHAINS: usize = 12;
-
 /// The kernel over a module's vector type `V` of `LANES` f32 lanes, `NV` vectors per tile
 /// row and `MR` rows, with its operations (`zero`, `load`, `store`, `splat`, `fma`) compiled
 /// for `$feature`.
@@ -71,7 +67,7 @@ macro_rules! microkernel {
         /// See [`Microkernel::fma_chains`].
         #[target_feature(enable = $feature)]
         fn fma_chains(steps: u64) -> f32 {
-            let mut acc = [zero(); super::PEAK_CHAINS];
+            let mut acc = [zero(); crate::gemm::peak::CHAINS];
             let (a, b) = (splat(0.999_999), splat(1e-7));
             for _ in 0..steps {
                 for acc in acc.iter_mut() {
