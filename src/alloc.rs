@@ -54,6 +54,13 @@ pub(crate) fn filled<T: Clone>(
     Ok(data)
 }
 
+/// A copy of `values`, or an error naming `what` if the memory cannot be had.
+pub(crate) fn copied<T: Copy>(values: &[T], what: impl FnOnce() -> String) -> Result<Vec<T>> {
+    let mut data = with_capacity(values.len(), what)?;
+    data.extend_from_slice(values);
+    Ok(data)
+}
+
 /// An empty vector with room for `len` elements, or an error naming `what` if the memory
 /// cannot be had.
 pub(crate) fn with_capacity<T>(len: usize, what: impl FnOnce() -> String) -> Result<Vec<T>> {

@@ -1,8 +1,15 @@
 //! Host tensors: a shape and a row-major buffer of `f32`, `i32` or `bool`. Inputs, parameters,
 //! constants and results all travel as [`Tensor`]. A `bool` element is one byte, 0 or 1, in
 //! memory, in `.npy` files (`|b1`) and in hashes.
+//!
+//! Tensors are values whose buffers are shared until written (copy on write): a clone costs
+//! a reference count, and a run whose output is an input, a parameter or a constant (an eval
+//! forward whose dropouts were removed, a view of a leaf) hands that buffer out instead of
+//! copying it, as PyTorch's eval-mode dropout returns its input. Writing through a shared
+//! tensor (`as_f32_mut` and the like) first gives it a buffer of its own.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::alloc;
 use crate::error::{Error, Result};
@@ -24,7 +31,8 @@ pub enum TensorData {
 #[derive(Clone, Debug)]
 pub struct Tensor {
     shape: Shape,
-    data: TensorData,
+    /// Shared by clones and by outputs that are a leaf's buffer; unique before any write.
+    data: Arc<TensorData>,
 }
 
 impl Tensor {
@@ -44,16 +52,68 @@ impl Tensor {
     }
 
     /// A tensor from its parts; fails if the data does not fill the shape.
-    pub fn new(shape: Shape, data: TensorData) -> Result<Tensor> {
+    pub fn new(shape: Shape, mut data: TensorData) -> Result<Tensor> {
         check_length(&shape, data.len())?;
-        Ok(Tensor { shape, data })
+        // A buffer holds exactly its elements (nothing spare past the end for generated code
+        // to read unnoticed; the guard-page tests check it).
+        data.shrink_to_fit();
+        Ok(Tensor {
+            shape,
+            data: Arc::new(data),
+        })
+    }
+
+    /// A tensor of `shape` over `source`'s buffer, shared (no copy): a view of it, as a run
+    /// returns an output that is a leaf's buffer. `shape` holds as many elements.
+    pub(crate) fn sharing(shape: &Shape, source: &Tensor) -> Tensor {
+        debug_assert_eq!(
+            shape.numel(),
+            source.numel(),
+            "invariant: a view keeps the size"
+        );
+        Tensor {
+            shape: shape.clone(),
+            data: Arc::clone(&source.data),
+        }
+    }
+
+    /// Gives the tensor a buffer of its own if it shares one, before generated code writes
+    /// it: a copy of the values if `keep_values`, else zeros (the run overwrites them).
+    /// Fails, leaving it shared, if the memory cannot be had.
+    pub(crate) fn unshare(&mut self, keep_values: bool) -> Result<()> {
+        if Arc::get_mut(&mut self.data).is_some() {
+            return Ok(());
+        }
+        let own = if keep_values {
+            let what = || format!("a copy of a tensor of type {}", self.ty());
+            match &*self.data {
+                TensorData::F32(v) => TensorData::F32(alloc::copied(v, what)?),
+                TensorData::I32(v) => TensorData::I32(alloc::copied(v, what)?),
+                TensorData::Bool(v) => TensorData::Bool(alloc::copied(v, what)?),
+            }
+        } else {
+            Tensor::zeros(&self.ty())?.into_data()
+        };
+        self.data = Arc::new(own);
+        Ok(())
+    }
+
+    /// The elements, moved out (copied if the buffer is shared).
+    fn into_data(self) -> TensorData {
+        Arc::unwrap_or_clone(self.data)
+    }
+
+    /// True if the two tensors share one buffer (a clone not written since, or a run's
+    /// output handed out from a leaf).
+    pub fn shares_buffer(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.data, &other.data)
     }
 
     /// A 0-d `f32` tensor.
     pub fn scalar(value: f32) -> Tensor {
         Tensor {
             shape: Shape::scalar(),
-            data: TensorData::F32(vec![value]),
+            data: Arc::new(TensorData::F32(vec![value])),
         }
     }
 
@@ -68,7 +128,7 @@ impl Tensor {
         };
         Ok(Tensor {
             shape: ty.shape.clone(),
-            data,
+            data: Arc::new(data),
         })
     }
 
@@ -80,13 +140,14 @@ impl Tensor {
         let data = alloc::filled(n, value, || format!("a tensor of type bool{shape}"))?;
         Ok(Tensor {
             shape,
-            data: TensorData::Bool(data),
+            data: Arc::new(TensorData::Bool(data)),
         })
     }
 
-    /// The elements, to fill in place (the shape, and so the length, stays).
+    /// The elements, to fill in place (the shape, and so the length, stays): a buffer of
+    /// this tensor's own, copied first if it was shared.
     pub(crate) fn data_mut(&mut self) -> &mut TensorData {
-        &mut self.data
+        Arc::make_mut(&mut self.data)
     }
 
     /// The shape.
@@ -96,7 +157,7 @@ impl Tensor {
 
     /// The element type.
     pub fn dtype(&self) -> DType {
-        match self.data {
+        match *self.data {
             TensorData::F32(_) => DType::F32,
             TensorData::I32(_) => DType::I32,
             TensorData::Bool(_) => DType::Bool,
@@ -120,7 +181,7 @@ impl Tensor {
 
     /// The `f32` elements, or `None` for another element type.
     pub fn as_f32(&self) -> Option<&[f32]> {
-        match &self.data {
+        match &*self.data {
             TensorData::F32(v) => Some(v),
             TensorData::I32(_) | TensorData::Bool(_) => None,
         }
@@ -128,7 +189,7 @@ impl Tensor {
 
     /// The `i32` elements, or `None` for another element type.
     pub fn as_i32(&self) -> Option<&[i32]> {
-        match &self.data {
+        match &*self.data {
             TensorData::I32(v) => Some(v),
             TensorData::F32(_) | TensorData::Bool(_) => None,
         }
@@ -136,15 +197,16 @@ impl Tensor {
 
     /// The `bool` elements, or `None` for another element type.
     pub fn as_bool(&self) -> Option<&[bool]> {
-        match &self.data {
+        match &*self.data {
             TensorData::Bool(v) => Some(v),
             TensorData::F32(_) | TensorData::I32(_) => None,
         }
     }
 
-    /// Mutable `f32` elements, or `None` for another element type.
+    /// Mutable `f32` elements, or `None` for another element type (a shared buffer is copied
+    /// first, so other tensors keep their values).
     pub fn as_f32_mut(&mut self) -> Option<&mut [f32]> {
-        match &mut self.data {
+        match self.data_mut() {
             TensorData::F32(v) => Some(v),
             TensorData::I32(_) | TensorData::Bool(_) => None,
         }
@@ -152,7 +214,7 @@ impl Tensor {
 
     /// Mutable `i32` elements, or `None` for another element type.
     pub fn as_i32_mut(&mut self) -> Option<&mut [i32]> {
-        match &mut self.data {
+        match self.data_mut() {
             TensorData::I32(v) => Some(v),
             TensorData::F32(_) | TensorData::Bool(_) => None,
         }
@@ -160,7 +222,7 @@ impl Tensor {
 
     /// Mutable `bool` elements, or `None` for another element type.
     pub fn as_bool_mut(&mut self) -> Option<&mut [bool]> {
-        match &mut self.data {
+        match self.data_mut() {
             TensorData::Bool(v) => Some(v),
             TensorData::F32(_) | TensorData::I32(_) => None,
         }
@@ -169,7 +231,7 @@ impl Tensor {
     /// The elements as little-endian bytes (what `.npy` files and hashes hold); a `bool` is
     /// one byte, 0 or 1.
     pub fn to_le_bytes(&self) -> Vec<u8> {
-        match &self.data {
+        match &*self.data {
             TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             TensorData::Bool(v) => v.iter().map(|&x| u8::from(x)).collect(),
@@ -182,7 +244,7 @@ impl Tensor {
     /// The mean of the elements, accumulated in f64 in row-major order (NaN when empty); a
     /// `bool` counts as 0 or 1, so a mask's mean is its keep share.
     pub fn mean(&self) -> f64 {
-        let sum: f64 = match &self.data {
+        let sum: f64 = match &*self.data {
             TensorData::F32(v) => v.iter().map(|&x| f64::from(x)).sum(),
             TensorData::I32(v) => v.iter().map(|&x| f64::from(x)).sum(),
             TensorData::Bool(v) => v.iter().map(|&x| f64::from(u8::from(x))).sum(),
@@ -193,7 +255,7 @@ impl Tensor {
     /// The share of elements that are exactly zero (`+0.0` and `-0.0` both count; `false` for
     /// a mask, so its drop share).
     pub fn zero_share(&self) -> f64 {
-        let zeros = match &self.data {
+        let zeros = match &*self.data {
             TensorData::F32(v) => v.iter().filter(|&&x| x == 0.0).count(),
             TensorData::I32(v) => v.iter().filter(|&&x| x == 0).count(),
             TensorData::Bool(v) => v.iter().filter(|&&x| !x).count(),
@@ -217,16 +279,18 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 impl PartialEq for Tensor {
     fn eq(&self, other: &Tensor) -> bool {
         self.shape == other.shape
-            && match (&self.data, &other.data) {
-                (TensorData::F32(a), TensorData::F32(b)) => {
-                    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
-                }
-                (TensorData::I32(a), TensorData::I32(b)) => a == b,
-                (TensorData::Bool(a), TensorData::Bool(b)) => a == b,
-                (TensorData::F32(_), TensorData::I32(_) | TensorData::Bool(_))
-                | (TensorData::I32(_), TensorData::F32(_) | TensorData::Bool(_))
-                | (TensorData::Bool(_), TensorData::F32(_) | TensorData::I32(_)) => false,
-            }
+            && (Arc::ptr_eq(&self.data, &other.data)
+                || match (&*self.data, &*other.data) {
+                    (TensorData::F32(a), TensorData::F32(b)) => {
+                        a.len() == b.len()
+                            && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+                    }
+                    (TensorData::I32(a), TensorData::I32(b)) => a == b,
+                    (TensorData::Bool(a), TensorData::Bool(b)) => a == b,
+                    (TensorData::F32(_), TensorData::I32(_) | TensorData::Bool(_))
+                    | (TensorData::I32(_), TensorData::F32(_) | TensorData::Bool(_))
+                    | (TensorData::Bool(_), TensorData::F32(_) | TensorData::I32(_)) => false,
+                })
     }
 }
 
@@ -234,7 +298,7 @@ impl fmt::Display for Tensor {
     /// `f32[2, 2] [1, 2, 3, 4]`: the type, then every element, shortest round-trip decimal.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} [", self.ty())?;
-        match &self.data {
+        match &*self.data {
             TensorData::F32(v) => write_list(f, v.iter().map(|x| format_f32(*x)))?,
             TensorData::I32(v) => write_list(f, v.iter().map(|x| x.to_string()))?,
             TensorData::Bool(v) => write_list(f, v.iter().map(|x| x.to_string()))?,
@@ -256,6 +320,14 @@ impl TensorData {
     /// True if there are no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            TensorData::F32(v) => v.shrink_to_fit(),
+            TensorData::I32(v) => v.shrink_to_fit(),
+            TensorData::Bool(v) => v.shrink_to_fit(),
+        }
     }
 }
 

@@ -408,6 +408,54 @@ fn outputs_parameters_and_constants_are_never_overwritten() {
     check(&graph, Mode::Train, 2).unwrap();
 }
 
+#[test]
+fn outputs_that_are_leaves_share_their_buffer_until_written() {
+    // In eval mode both dropouts are gone: y is x itself, z a view of it, and w the parameter.
+    let source = "graph views {
+  %x: f32[4, 16] = input
+  %w: f32[8] = parameter
+  %y: f32[4, 16] = dropout %x {p = 0.5}
+  %z: f32[64] = reshape %y {shape = [64]}
+  %v: f32[8] = dropout %w {p = 0.5, stream = 1}
+  output y = %y
+  output z = %z
+  output v = %v
+}
+";
+    let graph = parse(source);
+    let compiled = compile(&graph, Mode::Eval).unwrap();
+    let (inputs, params) = inputs(&graph);
+    let mut outputs = (compiled.run(&mut Generator::new(1), &inputs, &params)).unwrap();
+    let x = &inputs["x"];
+    assert!(outputs[0].1.shares_buffer(x) && outputs[1].1.shares_buffer(x));
+    assert_eq!(outputs[1].1.shape().dims(), [64]);
+    assert!(outputs[2].1.shares_buffer(params.get("w").unwrap()));
+    // Writing an output gives it a buffer of its own; the input keeps its values.
+    let before = x.clone();
+    outputs[0].1.as_f32_mut().unwrap()[0] = 1e9;
+    assert!(!outputs[0].1.shares_buffer(x));
+    assert_eq!(x, &before);
+    assert_eq!(
+        outputs[1].1.as_f32().unwrap()[0],
+        before.as_f32().unwrap()[0]
+    );
+    // run_into hands the buffers out again, whatever the outputs held.
+    (compiled.run_into(&mut Generator::new(1), &inputs, &params, &mut outputs)).unwrap();
+    assert!(outputs[0].1.shares_buffer(x) && outputs[2].1.shares_buffer(params.get("w").unwrap()));
+    // In train mode the same outputs are written by generated code: a buffer shared with the
+    // input is replaced by one of the output's own before the run writes it.
+    let train = compile(&graph, Mode::Train).unwrap();
+    (train.run_into(&mut Generator::new(1), &inputs, &params, &mut outputs)).unwrap();
+    assert!(!outputs[0].1.shares_buffer(x));
+    assert_eq!(x, &before);
+    let expected = interp::run(&graph, Mode::Train, &mut Generator::new(1), &{
+        let mut values = inputs.clone();
+        values.extend(params.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        values
+    });
+    assert_eq!(outputs, expected.unwrap());
+}
+
 const WRITES_INPUT: &str = "graph writes_input {
   %x: f32[4, 16] = input
   %d: f32[4, 16] = dropout %x {p = 0.5, inplace = true}

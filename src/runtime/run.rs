@@ -1,6 +1,7 @@
 //! Running a compiled graph: check the values, claim a step, fill the address table, run the
 //! generated phases (on one thread or several, [`super::threads`]), turn their status into a
-//! typed error, and copy the outputs that were not written in place.
+//! typed error, and fill the outputs that were not written in place (a leaf's buffer is
+//! shared, not copied).
 //!
 //! The hot path allocates nothing: the arena and the table live in a reused
 //! [`super::workspace`], and values that fit are checked without allocating (the checks that
@@ -63,6 +64,13 @@ impl CompiledGraph {
         bind::check_values(&self.source, inputs, params)?;
         let mut outputs = self.fresh_outputs()?;
         let written = self.overwritten_inputs();
+        // The caller's other tensors that share an overwritten input's buffer keep their values.
+        for name in &written {
+            let value = inputs.get_mut(*name);
+            value
+                .expect("invariant: the values were checked")
+                .unshare(true)?;
+        }
         let addresses: BTreeMap<&str, *mut u8> = (inputs.iter_mut())
             .map(|(name, value)| {
                 let address = if written.contains(&name.as_str()) {
@@ -146,6 +154,13 @@ impl CompiledGraph {
     ) -> Result<()> {
         // Memory first: a run refused for want of it claims no step.
         let mut lent = self.workspace.lend()?;
+        // Generated code writes these outputs whole: one that shares its buffer (a clone,
+        // or a leaf handed out by a run) gets a fresh one, so no other tensor sees the writes.
+        for slot in &self.program.memory.slots {
+            if let Home::Output(k) = slot.home {
+                outputs[k].1.unshare(false)?;
+            }
+        }
         let step = match self.mode {
             Mode::Train => generator.next_step()?,
             Mode::Eval => 0,
@@ -247,8 +262,10 @@ impl CompiledGraph {
         }
     }
 
-    /// Fills the outputs that the generated code did not write in place: leaves and their
-    /// views, values in an overwritten input, and further outputs of one buffer.
+    /// Fills the outputs that the generated code did not write in place. Leaves and their
+    /// views are handed out as the leaf's buffer, shared (no copy: an eval forward whose
+    /// dropouts are gone returns its input, as PyTorch's does); a further output of one
+    /// buffer is copied, so that the next run does not find the first output's buffer shared.
     fn copy_outputs(
         &self,
         inputs: &BTreeMap<String, Tensor>,
@@ -258,22 +275,23 @@ impl CompiledGraph {
         for (i, output) in self.program.graph.outputs().iter().enumerate() {
             let slot = &self.program.memory.slots[self.program.memory.slot_of(output.node)];
             let name = &self.program.graph[slot.owner()].name;
+            let shape = &self.program.graph[output.node].ty.shape;
             match &slot.home {
                 Home::Output(k) if *k == i => {}
                 Home::Output(k) => {
-                    let data = outputs[*k].1.data().clone();
-                    copy_data(&mut outputs[i].1, &data);
+                    let first = outputs[*k].1.clone();
+                    copy_data(&mut outputs[i].1, first.data());
                 }
-                Home::Input => copy_data(&mut outputs[i].1, inputs[name].data()),
+                Home::Input => outputs[i].1 = Tensor::sharing(shape, &inputs[name]),
                 Home::Parameter => {
                     let value = params
                         .get(name)
                         .expect("invariant: parameters were checked");
-                    copy_data(&mut outputs[i].1, value.data());
+                    outputs[i].1 = Tensor::sharing(shape, value);
                 }
                 Home::Constant => {
-                    let data = constant(&self.program.graph[slot.owner()].op).data();
-                    copy_data(&mut outputs[i].1, data);
+                    let value = constant(&self.program.graph[slot.owner()].op);
+                    outputs[i].1 = Tensor::sharing(shape, value);
                 }
                 Home::Arena { .. } => {
                     panic!("invariant: a buffer holding an output lives in an output")

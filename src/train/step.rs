@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::optim::{Optimizer, SCALAR_PREFIX, Updated};
 use crate::rng::Generator;
 use crate::runtime::{CompiledGraph, ParameterStore};
-use crate::tensor::{Tensor, TensorData};
+use crate::tensor::Tensor;
 
 /// A compiled graph whose outputs are some results (a loss) followed by new values of store
 /// entries ([`crate::optim::add_updates`]), with the buffers its runs reuse.
@@ -104,30 +104,14 @@ impl CompiledStep {
         Ok(&self.outputs[..self.first_update])
     }
 
-    /// Binds an input: copies into the tensor bound before if it has the type, else keeps a
-    /// copy (a wrong type is then reported by the run, naming the input).
+    /// Binds an input: shares `value`'s buffer (a reference count, no copy; a wrong type is
+    /// reported by the run, naming the input).
     fn bind(&mut self, name: &str, value: &Tensor) {
         match self.inputs.get_mut(name) {
-            Some(bound) if bound.ty() == value.ty() => copy_into(bound, value),
             Some(bound) => *bound = value.clone(),
             None => {
                 self.inputs.insert(name.to_string(), value.clone());
             }
         }
-    }
-}
-
-/// Copies `source`'s elements into `destination`, of the same type.
-fn copy_into(destination: &mut Tensor, source: &Tensor) {
-    match source.data() {
-        TensorData::F32(v) => (destination.as_f32_mut())
-            .expect("invariant: the types were compared")
-            .copy_from_slice(v),
-        TensorData::I32(v) => (destination.as_i32_mut())
-            .expect("invariant: the types were compared")
-            .copy_from_slice(v),
-        TensorData::Bool(v) => (destination.as_bool_mut())
-            .expect("invariant: the types were compared")
-            .copy_from_slice(v),
     }
 }
