@@ -196,6 +196,13 @@ fn small_call(c: &mut Criterion) {
     configure(&mut group, 4096);
     group.measurement_time(Duration::from_secs(2));
     let x = Tensor::from_f32([4, 1024], input(4096)).expect("a tensor");
+    // The memory limit of a call that reads 16 KiB and writes 16 KiB: a copy of the bytes
+    // between two buffers made the way the call's input and output are.
+    let source = x.as_f32().expect("f32").to_vec();
+    let mut copy = vec![0f32; 4096];
+    group.bench_function("copy/4096", |b| {
+        b.iter(|| copy.copy_from_slice(std::hint::black_box(&source)))
+    });
     for (mode, name) in [(Mode::Eval, "eval"), (Mode::Train, "train")] {
         let jit = compiled("dropout", &[4, 1024], 0.5, mode, 1);
         bench_jit(

@@ -135,12 +135,10 @@ impl Run {
             let g = first + i as u64;
             (*low, *high) = (g as u32, (g >> 32) as u32);
         }
-        for (open, keep) in self.open.iter_mut().zip(&mut self.keep) {
-            // Lanes past the run's end start decided, so they never hold a vector's loop.
-            open[..count].fill(u32::MAX);
-            open[count..].fill(0);
-            keep.fill(0);
-        }
+        // Lanes past the run's end start decided, so they never hold a vector's loop. (Whole
+        // arrays, not slice fills: those are eight calls of memset.)
+        let open: [u32; RUN_GROUPS] = std::array::from_fn(|i| if i < count { u32::MAX } else { 0 });
+        (self.open, self.keep) = ([open; 4], [[0; RUN_GROUPS]; 4]);
         self.open_lanes = u32::from(count > 0);
     }
 
