@@ -286,6 +286,12 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// A Monte Carlo prediction was asked for no samples (or more than 2^32).
+    #[error("Monte Carlo dropout needs between 1 and 2^32 samples, but got {samples}")]
+    McSamples {
+        /// The sample count asked for.
+        samples: usize,
+    },
     /// The generator's step counter reached 2^32: reseed rather than reuse masks.
     #[error("the generator with seed {seed} has used all 2^32 steps; reseed it")]
     StepsExhausted {

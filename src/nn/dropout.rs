@@ -310,13 +310,13 @@ impl DropoutCall<'_> {
         }
     }
 
-    /// The traced call: a dropout node on the next stream, or (eval mode) `x` itself after
-    /// checking that the node would fit.
+    /// The traced call: a dropout node on the next stream (in train mode, or in a Monte Carlo
+    /// trace), or (eval mode) `x` itself after checking that the node would fit.
     fn traced(&self, node: &Rc<TracedNode>, inplace: bool) -> Result<Var> {
         let stream = node.claim_stream();
         let name = self.node_name(node);
         let op = Op::Dropout(self.attrs(inplace, stream));
-        if self.training {
+        if self.training || node.dropout_always_draws() {
             node.apply(&name, op, &[])
         } else {
             node.build(|b, x| b.check(&name, &op, &[x]))?;

@@ -178,6 +178,7 @@ mod eager;
 pub mod functional;
 mod linear;
 mod mask;
+mod mc;
 mod module;
 mod sequential;
 mod trace;
@@ -193,8 +194,9 @@ pub use eager::{
 };
 pub use functional::{ReLU, SELU, relu, selu};
 pub use linear::Linear;
+pub use mc::McPrediction;
 pub use module::{Module, ModuleDisplay, child, fmt_module};
 pub use sequential::Sequential;
-pub use trace::trace;
+pub use trace::{trace, trace_mc};
 pub use traced::Traced;
 pub use var::Var;

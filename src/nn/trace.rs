@@ -10,6 +10,9 @@
 //!   named after their operand: `fc1.relu`.
 //! - Every dropout call (each call site, so a module used twice draws two masks) takes the
 //!   next stream, 0, 1, 2, ... in call order, whether or not its module is in train mode.
+//! - A Monte Carlo trace ([`trace_mc`]) makes every dropout call a drawing node, whatever
+//!   its module's mode, and leaves every other module in its own mode (MC dropout: dropout
+//!   sampling at inference, the rest of the model in eval mode).
 //!
 //! Modules are recognised by address and type name, collected from `children()` before
 //! `forward` runs, so a model never has to pass names around.
@@ -29,6 +32,8 @@ pub(crate) struct TraceState {
     /// (module address, type name) -> dotted path among the children.
     paths: HashMap<(usize, &'static str), String>,
     next_stream: u32,
+    /// Every dropout call draws (a Monte Carlo trace).
+    dropout_always_draws: bool,
 }
 
 /// One node of a trace: what a traced [`Var`] holds.
@@ -51,6 +56,11 @@ impl TracedNode {
     /// The path of `module` among the traced model's children, if it is listed there.
     pub(crate) fn module_path(&self, module: &dyn Module) -> Option<String> {
         self.trace.borrow().paths.get(&module_key(module)).cloned()
+    }
+
+    /// True in a Monte Carlo trace: dropout calls draw even in eval mode.
+    pub(crate) fn dropout_always_draws(&self) -> bool {
+        self.trace.borrow().dropout_always_draws
     }
 
     /// Claims the next dropout stream of the trace.
@@ -132,6 +142,18 @@ fn collect_paths(
 /// docs). Errors are the graph's, naming the node (the module path) whose input does not fit,
 /// e.g. `linear fc2: input has 100 features but weight expects 256`.
 pub fn trace(model: &dyn Module, input: &TensorType) -> Result<Graph> {
+    trace_with(model, input, false)
+}
+
+/// Like [`trace`], with every dropout call drawing whatever its module's mode and every other
+/// module in its own: the forward that Monte Carlo dropout samples
+/// ([`crate::nn::Traced::mc_predict`]). Streams are numbered as in [`trace`], so a dropout
+/// draws the same mask in both traces.
+pub fn trace_mc(model: &dyn Module, input: &TensorType) -> Result<Graph> {
+    trace_with(model, input, true)
+}
+
+fn trace_with(model: &dyn Module, input: &TensorType, mc: bool) -> Result<Graph> {
     let mut paths = HashMap::new();
     collect_paths(model, "", &mut paths);
     let graph_name = model.name();
@@ -147,6 +169,7 @@ pub fn trace(model: &dyn Module, input: &TensorType) -> Result<Graph> {
         graph,
         paths,
         next_stream: 0,
+        dropout_always_draws: mc,
     }));
     let x = Var::traced(TracedNode {
         trace: Rc::clone(&trace),

@@ -7,11 +7,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::eager::with_default_generator;
+use super::mc::McPrediction;
 use super::module::{Module, fmt_module};
-use super::trace::trace;
+use super::trace::{trace, trace_mc};
 use crate::checkpoint;
 use crate::compile::{CompileCache, Compiler};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::Mode;
 use crate::graph::{Graph, TensorType};
 use crate::optim::{self, Optimizer, Parameters};
@@ -74,11 +75,21 @@ pub struct Traced<M> {
     /// optimizer state).
     param_names: Vec<String>,
     cache: CompileCache,
-    /// The forward compilations by (input type, train mode), so a call finds its graph
-    /// without tracing the model and printing the graph for the cache's key (few entries).
-    forwards: Mutex<Vec<(TensorType, bool, Arc<CompiledGraph>)>>,
+    /// The forward compilations by input type and how dropouts trace, so a call finds its
+    /// graph without tracing the model and printing the graph for the cache's key (few
+    /// entries).
+    forwards: Mutex<Vec<(TensorType, Dropouts, Arc<CompiledGraph>)>>,
     /// The compiled training steps so far (few: one per batch size and configuration).
     steps: Vec<(StepKey, CompiledStep)>,
+}
+
+/// How a forward traces its dropout calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dropouts {
+    /// As their modules' modes say (the model in train mode, or in eval mode).
+    AsModules { training: bool },
+    /// Every one draws, every other module in its own mode: Monte Carlo dropout.
+    AllDraw,
 }
 
 /// What fixes a training step's graph besides the model.
@@ -130,27 +141,38 @@ impl<M: Module> Traced<M> {
     /// mode), so later requests for the same pair return the compilation without tracing.
     pub fn compile(&self, input: &TensorType) -> Result<Arc<CompiledGraph>> {
         let training = self.is_training();
-        let found = self
-            .lock_forwards()
-            .iter()
-            .find_map(|(ty, train, compiled)| {
-                (*train == training && ty == input).then(|| Arc::clone(compiled))
-            });
+        self.compile_forward(input, Dropouts::AsModules { training })
+    }
+
+    /// The forward traced with `dropouts`, compiled on first request.
+    fn compile_forward(
+        &self,
+        input: &TensorType,
+        dropouts: Dropouts,
+    ) -> Result<Arc<CompiledGraph>> {
+        let found = (self.lock_forwards().iter()).find_map(|(ty, d, compiled)| {
+            (*d == dropouts && ty == input).then(|| Arc::clone(compiled))
+        });
         if let Some(compiled) = found {
             return Ok(compiled);
         }
-        let graph = self.graph(input)?;
+        let graph = match dropouts {
+            Dropouts::AsModules { .. } => self.graph(input)?,
+            Dropouts::AllDraw => trace_mc(&self.model, input)?,
+        };
         let has_dropout = graph.node_ids().any(|id| graph[id].op.is_dropout());
+        // The dropouts are the only ops whose meaning depends on the mode so far, so the
+        // Monte Carlo forward compiles in train mode.
         let mode = if has_dropout { Mode::Train } else { Mode::Eval };
         let compiled = self.cache.get(&graph, mode)?;
-        let entry = (input.clone(), training, Arc::clone(&compiled));
+        let entry = (input.clone(), dropouts, Arc::clone(&compiled));
         self.lock_forwards().push(entry);
         Ok(compiled)
     }
 
     fn lock_forwards(
         &self,
-    ) -> std::sync::MutexGuard<'_, Vec<(TensorType, bool, Arc<CompiledGraph>)>> {
+    ) -> std::sync::MutexGuard<'_, Vec<(TensorType, Dropouts, Arc<CompiledGraph>)>> {
         // Pushes are single operations: a panic elsewhere cannot leave the list half-updated.
         self.forwards.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -180,6 +202,42 @@ impl<M: Module> Traced<M> {
             .pop()
             .expect("invariant: a traced graph has one output");
         Ok(y)
+    }
+
+    /// Monte Carlo dropout: `samples` forward passes of `x` with every dropout drawing and
+    /// every other module in its own mode ([`crate::nn::trace_mc`]; the model's train/eval
+    /// flags are not touched), their outputs and summaries ([`McPrediction`]). Claims
+    /// `samples` steps of `generator` at once; sample `s` of a call at step `t` draws at step
+    /// `t + s`, so it equals one Monte Carlo forward run at that step, bit for bit.
+    ///
+    /// Errors: [`Error::McSamples`] for 0 samples (or more than 2^32), and
+    /// [`Error::StepsExhausted`] if the steps would pass 2^32 (nothing claimed), besides the
+    /// forward's own.
+    pub fn mc_predict(
+        &self,
+        x: &Tensor,
+        samples: usize,
+        generator: &mut Generator,
+    ) -> Result<McPrediction> {
+        let count = u32::try_from(samples)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or(Error::McSamples { samples })?;
+        let compiled = self.compile_forward(&x.ty(), Dropouts::AllDraw)?;
+        let first = generator.claim_steps(count)?;
+        let mut outputs = Vec::with_capacity(samples);
+        for s in 0..count {
+            let mut at_step = Generator::new(generator.seed()).with_step(first + s);
+            outputs.push(self.run(&compiled, x, &mut at_step)?);
+        }
+        let mut dims = vec![samples];
+        dims.extend(outputs[0].shape().dims());
+        let values = (outputs.iter())
+            .flat_map(|y| y.as_f32().expect("invariant: a forward's output is f32"))
+            .copied()
+            .collect();
+        let stacked = Tensor::from_f32(dims, values)?;
+        Ok(McPrediction::of_samples(stacked, first))
     }
 
     /// Switches the model to train mode.

@@ -66,6 +66,20 @@ impl Generator {
         Ok(step)
     }
 
+    /// Claims `count` consecutive steps for as many train-mode executions (the samples of one
+    /// Monte Carlo call) and returns the first, all or nothing: past 2^32 it is the error of
+    /// [`Generator::next_step`] and nothing is claimed.
+    pub fn claim_steps(&mut self, count: u32) -> Result<u32> {
+        let first =
+            u32::try_from(self.step).map_err(|_| Error::StepsExhausted { seed: self.seed })?;
+        let end = self.step + u64::from(count);
+        if end > 1 << 32 {
+            return Err(Error::StepsExhausted { seed: self.seed });
+        }
+        self.step = end;
+        Ok(first)
+    }
+
     /// Claims the next host stream: the `n`-th claim (from 0) is Philox stream
     /// `2^31 + n mod 2^31` at step `n / 2^31`. The step word keeps claims distinct past 2^31
     /// tensors, so no user can run out; the count would wrap only after 2^63 claims.
