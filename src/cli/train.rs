@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::ValueEnum;
 use dropjit::fs_atomic;
 
-use super::experiment::{self, Config, ConfigError, OptimizerKind, Progress, Report};
+use super::experiment::{self, Config, ConfigError, MC_SAMPLES, OptimizerKind, Progress, Report};
 
 /// The flags of `dropjit train`; every default is [`Config::default`]'s.
 #[derive(clap::Args, Clone, Debug)]
@@ -223,5 +223,12 @@ fn print_report(out: &mut dyn Write, report: &Report, plot: &Path) -> std::io::R
         report.epoch_table()
     )?;
     writeln!(out, "after the last epoch:\n{}", report.table())?;
+    writeln!(
+        out,
+        "uncertainty on the test split: predictive entropy H (nats) of right and wrong \
+         predictions, and its AUROC as a detector of errors; eval forward against Monte Carlo \
+         dropout ({MC_SAMPLES} samples, Traced::mc_predict):\n{}",
+        report.uncertainty_table()
+    )?;
     writeln!(out, "plot: {}", plot.display())
 }

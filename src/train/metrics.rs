@@ -1,5 +1,6 @@
 //! Loss and accuracy of logits against labels, computed on the host in f64: what a training
-//! loop reports when it evaluates a split (`dropjit train` after every epoch).
+//! loop reports when it evaluates a split (`dropjit train` after every epoch); and the AUROC
+//! of a score as a detector (how well an uncertainty flags errors).
 
 use crate::tensor::Tensor;
 
@@ -39,9 +40,55 @@ pub fn metrics(logits: &Tensor, labels: &Tensor) -> Metrics {
     }
 }
 
+/// The area under the ROC curve of `scores` as a detector of `positives` (higher score =
+/// more likely positive): the probability that a random positive scores above a random
+/// negative, ties counting one half (the Mann-Whitney statistic). `None` unless there is at
+/// least one positive and one negative. NaN scores are an error of the caller and panic.
+pub fn auroc(scores: &[f64], positives: &[bool]) -> Option<f64> {
+    assert_eq!(
+        scores.len(),
+        positives.len(),
+        "invariant: one label per score"
+    );
+    assert!(
+        scores.iter().all(|s| !s.is_nan()),
+        "invariant: scores are numbers"
+    );
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    // Ranks from 1, tied scores sharing their mean rank.
+    let mut rank_sum = 0.0;
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && scores[order[end]] == scores[order[start]] {
+            end += 1;
+        }
+        let mean_rank = (start + 1 + end) as f64 / 2.0;
+        let tied_positives = order[start..end].iter().filter(|&&i| positives[i]).count();
+        rank_sum += mean_rank * tied_positives as f64;
+        start = end;
+    }
+    let p = positives.iter().filter(|&&x| x).count() as f64;
+    let n = positives.len() as f64 - p;
+    (p > 0.0 && n > 0.0).then(|| (rank_sum - p * (p + 1.0) / 2.0) / (p * n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auroc_counts_pairs_and_ties_one_half() {
+        // Perfect, reversed, and all tied.
+        assert_eq!(auroc(&[0.1, 0.2, 0.9], &[false, false, true]), Some(1.0));
+        assert_eq!(auroc(&[0.9, 0.2, 0.1], &[false, false, true]), Some(0.0));
+        assert_eq!(auroc(&[0.5; 4], &[true, false, true, false]), Some(0.5));
+        // Pairs (positive, negative): (3, 1) wins, (3, 3) ties, (2, 1) wins, (2, 3) loses.
+        let got = auroc(&[3.0, 1.0, 2.0, 3.0], &[true, false, true, false]).unwrap();
+        assert!((got - 2.5 / 4.0).abs() < 1e-12);
+        assert_eq!(auroc(&[1.0, 2.0], &[true, true]), None);
+    }
 
     #[test]
     fn uniform_logits_cost_log_classes_and_ties_pick_the_first() {

@@ -34,7 +34,7 @@ mod train;
 
 use std::path::PathBuf;
 
-pub use report::{EpochStats, Report, seed_table};
+pub use report::{EpochStats, MC_SAMPLES, Report, seed_table};
 pub use train::{Progress, run};
 
 /// Which optimizer trains the networks.

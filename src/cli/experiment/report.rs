@@ -4,7 +4,8 @@
 
 use std::fmt::Write;
 
-use dropjit::train::Metrics;
+use dropjit::nn::McPrediction;
+use dropjit::train::{Metrics, auroc};
 
 use super::Config;
 use crate::cli::plot::{self, Chart, Series};
@@ -38,6 +39,72 @@ pub struct RunResult {
     pub steps: usize,
     /// Wall time spent in training steps once compiled, in seconds.
     pub step_seconds: f64,
+    /// How well the trained network's uncertainty flags its errors on the test split.
+    pub uncertainty: Uncertainty,
+}
+
+/// The test split's predictive entropy as a detector of the network's errors: for the
+/// deterministic eval forward and for Monte Carlo dropout.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Uncertainty {
+    /// The eval forward: the softmax of its logits.
+    pub eval: Detection,
+    /// Monte Carlo dropout: the mean softmax of [`MC_SAMPLES`] samples.
+    pub mc: Detection,
+    /// Wall time of the Monte Carlo call, in seconds.
+    pub mc_seconds: f64,
+}
+
+/// Monte Carlo samples per test input in the uncertainty report.
+pub const MC_SAMPLES: usize = 30;
+
+/// One predictor's errors and the entropy of its predictive distribution.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Detection {
+    /// The share of test samples whose most probable class is their label.
+    pub accuracy: f64,
+    /// Mean predictive entropy (nats) of the correctly classified samples.
+    pub entropy_correct: f64,
+    /// Mean predictive entropy (nats) of the misclassified samples.
+    pub entropy_wrong: f64,
+    /// The AUROC of the entropy as a detector of errors (errors positive, ties one half);
+    /// `None` if every sample is right or every one wrong.
+    pub auroc: Option<f64>,
+}
+
+impl Detection {
+    /// The detection of a predictive distribution `mc` (its mean softmax and entropy) against
+    /// `labels`.
+    pub fn of(mc: &McPrediction, labels: &[i32]) -> Detection {
+        let probabilities = mc.mean_probabilities();
+        let p = probabilities
+            .as_f32()
+            .expect("invariant: f32 probabilities");
+        let classes = p.len() / labels.len();
+        let entropy = mc.predictive_entropy();
+        let entropy: Vec<f64> = (entropy.as_f32().expect("invariant: f32 entropies").iter())
+            .map(|&h| f64::from(h))
+            .collect();
+        let wrong: Vec<bool> = (p.chunks_exact(classes).zip(labels))
+            .map(|(row, &label)| {
+                let argmax = (0..classes).fold(0, |b, c| if row[c] > row[b] { c } else { b });
+                argmax != label as usize
+            })
+            .collect();
+        let mean_where = |flag: bool| {
+            let chosen: Vec<f64> = (entropy.iter().zip(&wrong))
+                .filter(|&(_, &w)| w == flag)
+                .map(|(&h, _)| h)
+                .collect();
+            chosen.iter().sum::<f64>() / chosen.len() as f64
+        };
+        Detection {
+            accuracy: wrong.iter().filter(|&&w| !w).count() as f64 / labels.len() as f64,
+            entropy_correct: mean_where(false),
+            entropy_wrong: mean_where(true),
+            auroc: auroc(&entropy, &wrong),
+        }
+    }
 }
 
 impl RunResult {
@@ -96,6 +163,36 @@ impl Report {
                 1e3 * run.compile_seconds,
                 run.steps_per_second()
             );
+        }
+        out
+    }
+
+    /// The uncertainty report: per run, the test split's predictive entropy of correct and
+    /// wrong predictions and its AUROC as an error detector, eval forward against Monte Carlo
+    /// dropout.
+    pub fn uncertainty_table(&self) -> String {
+        let mut out = format!(
+            "{:>5}  {:>8}  {:>9}  {:>8}  {:>7}  {:>9}  {:>9}\n",
+            "p", "forward", "test acc", "H right", "H wrong", "AUROC", "time"
+        );
+        for run in &self.runs {
+            let u = &run.uncertainty;
+            let rows = [("eval", &u.eval, None), ("mc", &u.mc, Some(u.mc_seconds))];
+            for (name, d, seconds) in rows {
+                let auroc = d.auroc.map_or("-".to_string(), |a| format!("{a:.3}"));
+                let time = seconds.map_or(String::new(), |s| format!("{:.1} ms", 1e3 * s));
+                let _ = writeln!(
+                    out,
+                    "{:>5}  {:>8}  {:>9}  {:>8.3}  {:>7.3}  {:>9}  {:>9}",
+                    run.p,
+                    name,
+                    percent(d.accuracy),
+                    d.entropy_correct,
+                    d.entropy_wrong,
+                    auroc,
+                    time
+                );
+            }
         }
         out
     }

@@ -6,12 +6,12 @@ use std::time::Instant;
 use anyhow::Context;
 use dropjit::data::{self, Batches, CLASSES, DataError, FEATURES, Split, epoch_stream};
 use dropjit::models::SimpleNet;
-use dropjit::nn::Traced;
+use dropjit::nn::{McPrediction, Traced};
 use dropjit::optim::{self, Optimizer};
 use dropjit::train::{Loss, metrics};
 use dropjit::{Compiler, Generator, Tensor};
 
-use super::report::{EpochStats, Report, RunResult};
+use super::report::{Detection, EpochStats, MC_SAMPLES, Report, RunResult, Uncertainty};
 use super::{Config, ConfigError, OptimizerKind};
 
 /// What [`run`] reports while it works, in order: a `Run` before each run's first step, a
@@ -253,13 +253,8 @@ impl<'a, O: Optimizer> Job<'a, O> {
         });
         let (train_x, train_y) = self.split.train.tensors();
         let (test_x, test_y) = self.split.test.tensors();
-        let mut result = RunResult {
-            p,
-            curve: Vec::new(),
-            compile_seconds: 0.0,
-            steps: 0,
-            step_seconds: 0.0,
-        };
+        let mut timing = Timing::default();
+        let mut curve = Vec::new();
         let mut done = 0;
         // check and Job::new keep the last epoch at most MAX_EPOCHS.
         for epoch in self.first_epoch..self.first_epoch + config.epochs {
@@ -280,10 +275,10 @@ impl<'a, O: Optimizer> Job<'a, O> {
                 let seconds = start.elapsed().as_secs_f64();
                 // A step that compiled first counts as compile time (its one run is noise).
                 if model.compilations() > compilations {
-                    result.compile_seconds += seconds;
+                    timing.compile_seconds += seconds;
                 } else {
-                    result.step_seconds += seconds;
-                    result.steps += 1;
+                    timing.step_seconds += seconds;
+                    timing.steps += 1;
                 }
                 loss_sum += f64::from(loss);
                 done += 1;
@@ -298,30 +293,68 @@ impl<'a, O: Optimizer> Job<'a, O> {
             let stats = EpochStats {
                 epoch: epoch + 1,
                 step_loss: loss_sum / batches as f64,
-                train: metrics(&self.evaluate(&train_x, &mut result)?, &train_y),
-                test: metrics(&self.evaluate(&test_x, &mut result)?, &test_y),
+                train: metrics(&self.evaluate(&train_x, &mut timing)?, &train_y),
+                test: metrics(&self.evaluate(&test_x, &mut timing)?, &test_y),
             };
-            result.curve.push(stats);
+            curve.push(stats);
             progress(Progress::Epoch {
                 run: self.index,
                 p,
                 stats,
             });
         }
-        Ok(result)
+        let uncertainty = self.uncertainty(&test_x, &test_y)?;
+        Ok(RunResult {
+            p,
+            curve,
+            compile_seconds: timing.compile_seconds,
+            steps: timing.steps,
+            step_seconds: timing.step_seconds,
+            uncertainty,
+        })
     }
 
     /// The eval-mode logits of a whole split; compiling for a new shape counts as compile time.
-    fn evaluate(&mut self, x: &Tensor, result: &mut RunResult) -> dropjit::Result<Tensor> {
+    fn evaluate(&mut self, x: &Tensor, timing: &mut Timing) -> dropjit::Result<Tensor> {
         let (model, generator) = (&self.model, &mut self.generator);
         let start = Instant::now();
         let compilations = model.compilations();
         model.compile(&x.ty())?;
         if model.compilations() > compilations {
-            result.compile_seconds += start.elapsed().as_secs_f64();
+            timing.compile_seconds += start.elapsed().as_secs_f64();
         }
         model.forward_with(x, generator)
     }
+
+    /// The trained network's uncertainty on the test split: the eval forward's softmax (one
+    /// sample of a Monte Carlo prediction with no dropout) and [`MC_SAMPLES`] samples of
+    /// Monte Carlo dropout, drawn from a copy of the run's generator (so a checkpoint, and a
+    /// run resumed from it, are as without the report).
+    fn uncertainty(&mut self, x: &Tensor, labels: &Tensor) -> dropjit::Result<Uncertainty> {
+        let labels = labels.as_i32().expect("invariant: labels are i32");
+        let logits = self.model.forward_with(x, &mut self.generator)?;
+        let mut dims = vec![1];
+        dims.extend(logits.shape().dims());
+        let eval = Tensor::from_f32(dims, logits.as_f32().expect("f32 logits").to_vec())?;
+        let eval = Detection::of(&McPrediction::of_samples(eval, 0), labels);
+        let mut generator = self.generator.clone();
+        let start = Instant::now();
+        let mc = self.model.mc_predict(x, MC_SAMPLES, &mut generator)?;
+        let mc_seconds = start.elapsed().as_secs_f64();
+        Ok(Uncertainty {
+            eval,
+            mc: Detection::of(&mc, labels),
+            mc_seconds,
+        })
+    }
+}
+
+/// Where a run's wall time went.
+#[derive(Default)]
+struct Timing {
+    compile_seconds: f64,
+    steps: usize,
+    step_seconds: f64,
 }
 
 fn epoch_u32(epoch: usize) -> Result<u32, ConfigError> {
