@@ -87,7 +87,7 @@ fn with_p_zero_every_sample_is_the_eval_forward() {
             .all(|&v| v == 0.0)
     );
     assert_eq!(prediction.mean, eval);
-    let mi = prediction.mutual_information();
+    let mi = prediction.classification().mutual_information;
     assert!(mi.as_f32().unwrap().iter().all(|v| v.abs() < 1e-6));
 }
 

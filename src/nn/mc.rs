@@ -68,28 +68,25 @@ impl McPrediction {
         self.samples.shape().dims()[0]
     }
 
-    /// For a classifier, whose output's last dimension holds class logits: per row, the mean
-    /// over the samples of their softmax, `[output dims without the last]` rows of classes
-    /// (the predictive distribution; its argmax is the MC prediction).
-    pub fn mean_probabilities(&self) -> Tensor {
+    /// For a classifier, whose output's last dimension holds class logits: the predictive
+    /// distribution and its uncertainties, in one pass over the samples ([`Classification`]).
+    pub fn classification(&self) -> Classification {
         let summary = self.classifier_summary();
-        let values = (summary.iter())
+        let dims = self.mean.shape().dims();
+        let rows = Shape::new(dims[..dims.len() - 1].to_vec());
+        let per_row = |value: &dyn Fn(&RowSummary) -> f64| {
+            let values = summary.iter().map(|r| value(r) as f32).collect();
+            Tensor::from_f32(rows.clone(), values).expect("invariant: one value per row")
+        };
+        let probabilities = (summary.iter())
             .flat_map(|row| row.mean.iter().map(|&p| p as f32))
             .collect();
-        Tensor::from_f32(self.mean.shape().clone(), values).expect("invariant: one per element")
-    }
-
-    /// For a classifier: per row, the predictive entropy `H = -sum p ln p` (nats) of the mean
-    /// softmax `p` ([`McPrediction::mean_probabilities`]); `0 ln 0` counts as 0.
-    pub fn predictive_entropy(&self) -> Tensor {
-        self.per_row(|row| row.entropy)
-    }
-
-    /// For a classifier: per row, the mutual information between the prediction and the
-    /// masks (BALD): the predictive entropy minus the mean over samples of each sample's own
-    /// softmax entropy (nats, >= 0 up to rounding).
-    pub fn mutual_information(&self) -> Tensor {
-        self.per_row(|row| row.entropy - row.mean_sample_entropy)
+        Classification {
+            mean_probabilities: Tensor::from_f32(self.mean.shape().clone(), probabilities)
+                .expect("invariant: one value per element"),
+            predictive_entropy: per_row(&|row| row.entropy),
+            mutual_information: per_row(&|row| row.entropy - row.mean_sample_entropy),
+        }
     }
 
     /// Classes (the last dimension) and rows (the rest) of the output.
@@ -99,17 +96,6 @@ impl McPrediction {
             .last()
             .expect("invariant: a classifier's output has a class axis");
         (classes, self.mean.numel() / classes.max(1))
-    }
-
-    fn per_row(&self, value: impl Fn(&RowSummary) -> f64) -> Tensor {
-        let dims = self.mean.shape().dims();
-        let shape = Shape::new(dims[..dims.len() - 1].to_vec());
-        let values = self
-            .classifier_summary()
-            .iter()
-            .map(|r| value(r) as f32)
-            .collect();
-        Tensor::from_f32(shape, values).expect("invariant: one value per row")
     }
 
     /// Each row's mean softmax, its entropy, and the mean of the samples' own entropies.
@@ -140,6 +126,21 @@ impl McPrediction {
         }
         summary
     }
+}
+
+/// What N samples of a classifier say, per row of the output without its class axis.
+#[derive(Clone, Debug)]
+pub struct Classification {
+    /// The mean over the samples of their softmax (the predictive distribution; its argmax is
+    /// the Monte Carlo prediction), of the output's shape.
+    pub mean_probabilities: Tensor,
+    /// The predictive entropy `H = -sum p ln p` (nats) of the mean softmax `p`; `0 ln 0`
+    /// counts as 0.
+    pub predictive_entropy: Tensor,
+    /// The mutual information between the prediction and the masks (BALD): the predictive
+    /// entropy minus the mean over samples of each sample's own softmax entropy (nats, >= 0
+    /// up to rounding).
+    pub mutual_information: Tensor,
 }
 
 #[derive(Clone)]
@@ -196,11 +197,11 @@ mod tests {
             values.extend([0.0; 4]);
         }
         let p = prediction(2, 2, values);
-        let h = p.predictive_entropy();
+        let h = p.classification().predictive_entropy;
         let h = h.as_f32().unwrap();
         assert!(h[0] < 1e-9);
         assert!((f64::from(h[1]) - 4f64.ln()).abs() < 1e-6);
-        let mi = p.mutual_information();
+        let mi = p.classification().mutual_information;
         assert!(mi.as_f32().unwrap().iter().all(|v| v.abs() < 1e-6));
     }
 
@@ -208,10 +209,10 @@ mod tests {
     fn disagreeing_confident_samples_are_all_mutual_information() {
         // Each sample is sure, of a different class: H(mean) = ln 2, each sample's H = 0.
         let p = prediction(2, 1, vec![40.0, 0.0, 0.0, 40.0]);
-        let h = f64::from(p.predictive_entropy().as_f32().unwrap()[0]);
-        let mi = f64::from(p.mutual_information().as_f32().unwrap()[0]);
+        let h = f64::from(p.classification().predictive_entropy.as_f32().unwrap()[0]);
+        let mi = f64::from(p.classification().mutual_information.as_f32().unwrap()[0]);
         assert!((h - 2f64.ln()).abs() < 1e-6 && (mi - 2f64.ln()).abs() < 1e-6);
-        let mean = p.mean_probabilities();
+        let mean = p.classification().mean_probabilities;
         assert!((mean.as_f32().unwrap()[0] - 0.5).abs() < 1e-6);
     }
 }

@@ -194,7 +194,7 @@ pub use eager::{
 };
 pub use functional::{ReLU, SELU, relu, selu};
 pub use linear::Linear;
-pub use mc::McPrediction;
+pub use mc::{Classification, McPrediction};
 pub use module::{Module, ModuleDisplay, child, fmt_module};
 pub use sequential::Sequential;
 pub use trace::{trace, trace_mc};

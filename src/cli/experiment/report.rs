@@ -76,12 +76,10 @@ impl Detection {
     /// The detection of a predictive distribution `mc` (its mean softmax and entropy) against
     /// `labels`.
     pub fn of(mc: &McPrediction, labels: &[i32]) -> Detection {
-        let probabilities = mc.mean_probabilities();
-        let p = probabilities
-            .as_f32()
-            .expect("invariant: f32 probabilities");
+        let classification = mc.classification();
+        let p = (classification.mean_probabilities.as_f32()).expect("invariant: f32 values");
         let classes = p.len() / labels.len();
-        let entropy = mc.predictive_entropy();
+        let entropy = &classification.predictive_entropy;
         let entropy: Vec<f64> = (entropy.as_f32().expect("invariant: f32 entropies").iter())
             .map(|&h| f64::from(h))
             .collect();
