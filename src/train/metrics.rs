@@ -31,13 +31,18 @@ pub fn metrics(logits: &Tensor, labels: &Tensor) -> Metrics {
             .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
         let sum: f64 = row.iter().map(|&v| (f64::from(v) - max).exp()).sum();
         loss += max + sum.ln() - f64::from(row[label as usize]);
-        let argmax = (0..classes).fold(0, |best, c| if row[c] > row[best] { c } else { best });
-        correct += usize::from(argmax == label as usize);
+        correct += usize::from(argmax(row) == label as usize);
     }
     Metrics {
         loss: loss / n as f64,
         accuracy: correct as f64 / n as f64,
     }
+}
+
+/// The index of the largest value of `row` (the first on ties; NaN never wins): a
+/// classifier's prediction from its logits or probabilities.
+pub fn argmax(row: &[f32]) -> usize {
+    (0..row.len()).fold(0, |best, c| if row[c] > row[best] { c } else { best })
 }
 
 /// The area under the ROC curve of `scores` as a detector of `positives` (higher score =

@@ -9,5 +9,5 @@ mod step;
 
 pub use graph::{StepGraph, step_graph};
 pub use loss::Loss;
-pub use metrics::{Metrics, auroc, metrics};
+pub use metrics::{Metrics, argmax, auroc, metrics};
 pub use step::CompiledStep;

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use dropjit::nn::McPrediction;
-use dropjit::train::{Metrics, auroc};
+use dropjit::train::{Metrics, argmax, auroc};
 
 use super::Config;
 use crate::cli::plot::{self, Chart, Series};
@@ -84,10 +84,7 @@ impl Detection {
             .map(|&h| f64::from(h))
             .collect();
         let wrong: Vec<bool> = (p.chunks_exact(classes).zip(labels))
-            .map(|(row, &label)| {
-                let argmax = (0..classes).fold(0, |b, c| if row[c] > row[b] { c } else { b });
-                argmax != label as usize
-            })
+            .map(|(row, &label)| argmax(row) != label as usize)
             .collect();
         let mean_where = |flag: bool| {
             let chosen: Vec<f64> = (entropy.iter().zip(&wrong))

@@ -255,6 +255,8 @@ impl<'a, O: Optimizer> Job<'a, O> {
         let (test_x, test_y) = self.split.test.tensors();
         let mut timing = Timing::default();
         let mut curve = Vec::new();
+        // The last epoch's eval logits of the test split, which the uncertainty report scores.
+        let mut test_logits = None;
         let mut done = 0;
         // check and Job::new keep the last epoch at most MAX_EPOCHS.
         for epoch in self.first_epoch..self.first_epoch + config.epochs {
@@ -290,12 +292,14 @@ impl<'a, O: Optimizer> Job<'a, O> {
                 });
             }
             self.model.eval();
+            let logits = self.evaluate(&test_x, &mut timing)?;
             let stats = EpochStats {
                 epoch: epoch + 1,
                 step_loss: loss_sum / batches as f64,
                 train: metrics(&self.evaluate(&train_x, &mut timing)?, &train_y),
-                test: metrics(&self.evaluate(&test_x, &mut timing)?, &test_y),
+                test: metrics(&logits, &test_y),
             };
+            test_logits = Some(logits);
             curve.push(stats);
             progress(Progress::Epoch {
                 run: self.index,
@@ -303,7 +307,8 @@ impl<'a, O: Optimizer> Job<'a, O> {
                 stats,
             });
         }
-        let uncertainty = self.uncertainty(&test_x, &test_y)?;
+        let test_logits = test_logits.expect("invariant: a run trains at least one epoch");
+        let uncertainty = self.uncertainty(&test_x, test_logits, &test_y)?;
         Ok(RunResult {
             p,
             curve,
@@ -326,13 +331,17 @@ impl<'a, O: Optimizer> Job<'a, O> {
         model.forward_with(x, generator)
     }
 
-    /// The trained network's uncertainty on the test split: the eval forward's softmax (one
-    /// sample of a Monte Carlo prediction with no dropout) and [`MC_SAMPLES`] samples of
-    /// Monte Carlo dropout, drawn from a copy of the run's generator (so a checkpoint, and a
-    /// run resumed from it, are as without the report).
-    fn uncertainty(&mut self, x: &Tensor, labels: &Tensor) -> dropjit::Result<Uncertainty> {
+    /// The trained network's uncertainty on the test split `x`: the softmax of its eval
+    /// `logits` (one sample of a Monte Carlo prediction with no dropout) and [`MC_SAMPLES`]
+    /// samples of Monte Carlo dropout, drawn from a copy of the run's generator (so a
+    /// checkpoint, and a run resumed from it, are as without the report).
+    fn uncertainty(
+        &mut self,
+        x: &Tensor,
+        logits: Tensor,
+        labels: &Tensor,
+    ) -> dropjit::Result<Uncertainty> {
         let labels = labels.as_i32().expect("invariant: labels are i32");
-        let logits = self.model.forward_with(x, &mut self.generator)?;
         let mut dims = vec![1];
         dims.extend(logits.shape().dims());
         let eval = Tensor::from_f32(dims, logits.as_f32().expect("f32 logits").to_vec())?;
