@@ -16,6 +16,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What went wrong, for a user to read.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A node a Monte Carlo sample dimension cannot pass through
+    /// ([`crate::passes::batch_samples`]).
+    #[error("cannot batch Monte Carlo samples through %{node} ({op}): {reason}")]
+    SampleBatch {
+        node: String,
+        op: &'static str,
+        reason: &'static str,
+    },
     /// A node's operands or attributes do not fit its op (shape inference, verification).
     #[error("{op} {node}: {detail}")]
     Type {
@@ -100,7 +108,7 @@ pub enum Error {
         dropout: String,
         /// The shared stream.
         stream: u32,
-        /// Which attribute differs: `kind`, `p`, `broadcast_dims` or `operand`.
+        /// Which attribute differs: `kind`, `p`, `broadcast_dims`, `sample_steps` or `operand`.
         what: &'static str,
         /// The mask's value and the dropout's, printed `0.25 vs 0.5`.
         values: String,
@@ -117,7 +125,7 @@ pub enum Error {
         other: String,
         /// The shared stream.
         stream: u32,
-        /// Which attribute differs: `kind`, `p`, `broadcast_dims` or `shape`.
+        /// Which attribute differs: `kind`, `p`, `broadcast_dims`, `sample_steps` or `shape`.
         what: &'static str,
         /// The gradient's value and the other's, printed `0.25 vs 0.5`.
         values: String,
@@ -286,8 +294,8 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
-    /// A Monte Carlo prediction was asked for no samples (or more than 2^32).
-    #[error("Monte Carlo dropout needs between 1 and 2^32 samples, but got {samples}")]
+    /// A Monte Carlo prediction was asked for no samples.
+    #[error("Monte Carlo dropout needs at least 1 sample, but got {samples}")]
     McSamples {
         /// The sample count asked for.
         samples: usize,
@@ -612,6 +620,12 @@ pub enum TypeError {
         rank: usize,
         /// Which op fits instead (`use dropout3d`).
         advice: String,
+    },
+    /// A dropout with `sample_steps` on a scalar: it has no sample dimension.
+    #[error("{kind} with sample_steps needs a dimension of samples, but got a scalar input")]
+    SampleStepsScalar {
+        /// The dropout kind's name.
+        kind: &'static str,
     },
     /// A dropout mask marked in place: a mask is a value of its own, only its dropout may
     /// write in place.

@@ -70,6 +70,10 @@ enum Command {
         /// Train keeps dropout; eval removes it as the identity.
         #[arg(long, value_enum, default_value_t = ModeArg::Train)]
         mode: ModeArg,
+        /// With --mode mc: N Monte Carlo samples in one compiled graph, each output [N, ...]
+        /// (the part before the first dropout runs once; sample s draws at step + s).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        samples: Option<u64>,
         /// Which stage of the compilation to print.
         #[arg(long, value_enum, default_value_t = Stage::Optimized)]
         stage: Stage,
@@ -94,6 +98,10 @@ enum Command {
         /// Train draws dropout masks; eval is the identity for every dropout.
         #[arg(long, value_enum, default_value_t = ModeArg::Train)]
         mode: ModeArg,
+        /// With --mode mc: N Monte Carlo samples in one compiled graph, each output [N, ...]
+        /// (the part before the first dropout runs once; sample s draws at step + s).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        samples: Option<u64>,
         /// The Cranelift JIT or the reference interpreter.
         #[arg(long, value_enum, default_value_t = Engine::Jit)]
         engine: Engine,
@@ -128,6 +136,10 @@ enum Command {
         /// Train draws dropout masks; eval is the identity for every dropout.
         #[arg(long, value_enum, default_value_t = ModeArg::Train)]
         mode: ModeArg,
+        /// With --mode mc: N Monte Carlo samples in one compiled graph, each output [N, ...]
+        /// (the part before the first dropout runs once; sample s draws at step + s).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        samples: Option<u64>,
         /// JIT threads, at most 256; results are bit-identical for any count.
         #[arg(long, default_value_t = 1, value_parser = cli::thread_count())]
         threads: usize,
@@ -169,8 +181,12 @@ impl ValueArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ModeArg {
+    /// Dropout draws masks.
     Train,
+    /// Every dropout is the identity.
     Eval,
+    /// Monte Carlo dropout: dropout draws masks, every other op as in eval.
+    Mc,
 }
 
 impl From<ModeArg> for Mode {
@@ -178,6 +194,7 @@ impl From<ModeArg> for Mode {
         match mode {
             ModeArg::Train => Mode::Train,
             ModeArg::Eval => Mode::Eval,
+            ModeArg::Mc => Mode::Mc,
         }
     }
 }
@@ -218,6 +235,7 @@ fn execute(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Dump {
             file,
             mode,
+            samples,
             stage,
             format,
             print_after_all,
@@ -225,6 +243,7 @@ fn execute(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
             grad,
         } => {
             let options = DumpOptions {
+                samples: cli::samples(mode.into(), samples)?,
                 stage,
                 format,
                 print_after_all,
@@ -236,6 +255,7 @@ fn execute(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Run {
             file,
             mode,
+            samples,
             engine,
             gemm,
             threads,
@@ -248,6 +268,7 @@ fn execute(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
             let options = RunOptions {
                 file,
                 mode: mode.into(),
+                samples: cli::samples(mode.into(), samples)?,
                 engine,
                 gemm: gemm.into(),
                 threads,
@@ -260,6 +281,7 @@ fn execute(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
             file,
             peak,
             mode,
+            samples,
             threads,
             iters,
             values,
@@ -268,6 +290,7 @@ fn execute(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
                 file,
                 peak,
                 mode: mode.into(),
+                samples: cli::samples(mode.into(), samples)?,
                 threads,
                 iters,
             };

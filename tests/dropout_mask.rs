@@ -257,7 +257,7 @@ fn masks_are_never_in_place_and_block_an_in_place_dropout() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "4:34: dropout_mask has no attribute 'inplace'; it takes p, broadcast_dims, stream"
+        "4:34: dropout_mask has no attribute 'inplace'; it takes p, broadcast_dims, sample_steps, stream"
     );
 }
 

@@ -38,6 +38,11 @@ fn each_sample_is_the_monte_carlo_forward_at_its_step() {
     for (s, sample) in samples.chunks_exact(60).enumerate() {
         let expected = reference(&model, &x, 11, 40 + s as u32);
         assert_eq!(sample, expected.as_f32().unwrap(), "sample {s}");
+        // And the compiled single-sample call at that step.
+        let mut at_step = Generator::new(11).with_step(40 + s as u32);
+        let single = model.mc_forward(&x, &mut at_step).unwrap();
+        assert_eq!(sample, single.as_f32().unwrap(), "sample {s}");
+        assert_eq!(at_step.step(), 41 + s as u64);
     }
     assert_ne!(
         samples[..60],
@@ -98,8 +103,13 @@ fn bad_sample_counts_and_exhausted_generators_are_typed_errors() {
     assert!(matches!(err, Error::McSamples { samples: 0 }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "Monte Carlo dropout needs between 1 and 2^32 samples, but got 0"
+        "Monte Carlo dropout needs at least 1 sample, but got 0"
     );
+    // 2^32 samples from step 1 would pass the last step: refused before anything is
+    // compiled (or allocated).
+    let mut generator = Generator::new(1).with_step(1);
+    let err = (model.mc_predict(&x, 1 << 32, &mut generator)).unwrap_err();
+    assert!(matches!(err, Error::StepsExhausted { seed: 1 }), "{err:?}");
     let mut generator = Generator::new(1).with_step(u32::MAX - 1);
     let err = model.mc_predict(&x, 3, &mut generator).unwrap_err();
     assert!(matches!(err, Error::StepsExhausted { seed: 1 }), "{err:?}");

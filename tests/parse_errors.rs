@@ -85,7 +85,7 @@ fn attributes_missing_unknown_duplicate_and_of_the_wrong_kind() {
     );
     assert_eq!(
         error_in("  %d = dropout %x {p = 0.5, q = 1}\n  output y = %d"),
-        "3:29: dropout has no attribute 'q'; it takes p, inplace, broadcast_dims, stream"
+        "3:29: dropout has no attribute 'q'; it takes p, inplace, broadcast_dims, sample_steps, stream"
     );
     assert_eq!(
         error_in("  %r = relu %x {axis = 1}\n  output y = %r"),

@@ -38,6 +38,8 @@ pub struct DumpOptions {
     pub time_passes: bool,
     /// Differentiate this output with respect to every parameter first.
     pub grad: Option<String>,
+    /// Monte Carlo samples in one graph (`--samples`, mc mode).
+    pub samples: Option<usize>,
 }
 
 /// Prints the requested stage of `file` compiled for `mode` to `out` (the pipeline's reports
@@ -67,6 +69,7 @@ pub fn dump(
             let pipeline = passes::PipelineOptions {
                 record_dumps: options.print_after_all,
                 record_times: options.time_passes,
+                samples: options.samples,
                 ..passes::PipelineOptions::new(mode)
             };
             let optimized = passes::run_pipeline(&parsed, &pipeline)?;
@@ -80,7 +83,10 @@ pub fn dump(
             optimized.graph
         }
         Stage::Clif => {
-            let compiled = Compiler::new().mode(mode).compile(&parsed)?;
+            let compiled = Compiler::new()
+                .mode(mode)
+                .samples(options.samples)
+                .compile(&parsed)?;
             write!(out, "{}", compiled.clif())?;
             return Ok(());
         }
@@ -92,8 +98,14 @@ pub fn dump(
     if options.stage == Stage::Optimized && options.format == Format::Text {
         // The kernels a compilation for this mode runs and its memory plan (planned bytes per
         // buffer), as comments: the dump still parses.
-        let compiled = Compiler::new().mode(mode).compile(&parsed)?;
+        let compiled = Compiler::new()
+            .mode(mode)
+            .samples(options.samples)
+            .compile(&parsed)?;
         write!(out, "{}", compiled.schedule().display(compiled.graph()))?;
+        if let Some(tiling) = compiled.tiling() {
+            writeln!(out, "{tiling}")?;
+        }
         write!(out, "{}", compiled.memory())?;
     }
     Ok(())

@@ -58,12 +58,28 @@ pub fn check(file: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--samples N` checked against the mode: Monte Carlo samples are drawn in mc mode only.
+pub fn samples(mode: Mode, samples: Option<u64>) -> anyhow::Result<Option<usize>> {
+    match samples {
+        Some(n) if mode != Mode::Mc => {
+            anyhow::bail!("--samples {n} draws Monte Carlo samples: it needs --mode mc")
+        }
+        Some(n) => Ok(Some(usize::try_from(n)?)),
+        None => Ok(None),
+    }
+}
+
+/// `graph` as one graph of `samples` Monte Carlo samples, if asked for.
+pub fn with_samples(graph: Graph, samples: Option<usize>) -> anyhow::Result<Graph> {
+    Ok(match samples {
+        Some(n) => dropjit::passes::batch_samples(&graph, n)?.graph,
+        None => graph,
+    })
+}
+
 /// The mode's name as the command line spells it.
 pub fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Train => "train",
-        Mode::Eval => "eval",
-    }
+    mode.name()
 }
 
 /// The message of `error` and its causes, joined by `: `, each once: a cause whose message

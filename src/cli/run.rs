@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
+use dropjit::nn::McPrediction;
 use dropjit::{
     CompiledGraph, Compiler, Gemm, Generator, Graph, Mode, ParameterStore, Tensor, init, interp,
     npy, rng,
 };
 
-use super::{load_graph, mode_name};
+use super::{load_graph, mode_name, with_samples};
 
 /// Which engine executes the graph.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,6 +70,8 @@ impl Sources {
 pub struct RunOptions {
     pub file: PathBuf,
     pub mode: Mode,
+    /// Monte Carlo samples in one graph (`--samples`, mc mode).
+    pub samples: Option<usize>,
     pub engine: Engine,
     pub gemm: Gemm,
     pub threads: usize,
@@ -90,6 +93,7 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let graph = load_graph(&options.file)?;
     let values = sources.values(&graph)?;
+    let graph = with_samples(graph, options.samples)?;
     // --save-all makes every node an output, named after itself, after the real outputs.
     let executed = if options.save_all {
         graph.with_every_node_as_output()
@@ -131,10 +135,41 @@ pub fn run(
             tensor.zero_share(),
             tensor.fnv1a64()
         )?;
+        if options.samples.is_some() {
+            print_uncertainty(tensor, step, out)?;
+        }
     }
     if let Some(dir) = &options.save {
         writeln!(out, "# saved to {}", dir.display())?;
     }
+    Ok(())
+}
+
+/// The Monte Carlo summaries of an f32 output of samples `[N, ...]`: the mean variance over
+/// the samples and, read as class logits along its last dimension (rank 2 or more after the
+/// samples), the mean predictive entropy and mutual information in nats.
+fn print_uncertainty(samples: &Tensor, step: u64, out: &mut dyn Write) -> anyhow::Result<()> {
+    if samples.as_f32().is_none() || samples.shape().rank() < 2 {
+        return Ok(());
+    }
+    let first = u32::try_from(step)?;
+    let prediction = McPrediction::of_samples(samples.clone(), first);
+    write!(
+        out,
+        "  {} samples from step {first}: variance mean={:.6}",
+        prediction.count(),
+        prediction.variance.mean()
+    )?;
+    if samples.shape().rank() >= 3 {
+        let classes = prediction.classification();
+        write!(
+            out,
+            " entropy mean={:.6} mutual_information mean={:.6} (nats)",
+            classes.predictive_entropy.mean(),
+            classes.mutual_information.mean()
+        )?;
+    }
+    writeln!(out)?;
     Ok(())
 }
 
@@ -164,6 +199,8 @@ pub struct BenchOptions {
     pub file: Option<PathBuf>,
     pub peak: bool,
     pub mode: Mode,
+    /// Monte Carlo samples in one graph (`--samples`, mc mode).
+    pub samples: Option<usize>,
     pub threads: usize,
     pub iters: usize,
 }
@@ -198,7 +235,9 @@ pub fn bench(
         return Ok(());
     };
     let graph = load_graph(file)?;
-    let (inputs, params) = ParameterStore::split(&graph, sources.values(&graph)?);
+    let values = sources.values(&graph)?;
+    let graph = with_samples(graph, options.samples)?;
+    let (inputs, params) = ParameterStore::split(&graph, values);
     let started = Instant::now();
     let compiled = Compiler::new()
         .mode(mode)

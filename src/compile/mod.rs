@@ -44,6 +44,7 @@ pub struct Compiler {
     fuse: bool,
     threads: usize,
     max_chunk_units: usize,
+    samples: Option<usize>,
 }
 
 impl Default for Compiler {
@@ -64,6 +65,7 @@ impl Compiler {
             fuse: true,
             threads: 1,
             max_chunk_units: usize::MAX,
+            samples: None,
         }
     }
 
@@ -122,7 +124,17 @@ impl Compiler {
         self
     }
 
-    /// Verifies `graph`, runs `passes::optimize` for the mode, and compiles the result.
+    /// Compiles one graph of `samples` Monte Carlo forward passes
+    /// ([`crate::passes::batch_samples`]): every output gains a leading dimension of samples,
+    /// the part of the graph before the first dropout runs once, and a run claims a step per
+    /// sample (sample `s` of a run at step `t` is a run of the graph at step `t + s`). Meant
+    /// for [`Mode::Mc`]; `None` (the default) compiles the graph as it is.
+    pub fn samples(mut self, samples: Option<usize>) -> Compiler {
+        self.samples = samples;
+        self
+    }
+
+    /// Verifies `graph`, runs the passes for the mode (and samples), and compiles the result.
     /// Fails with the verifier's errors, [`crate::Error::InplaceConflict`] for an in-place
     /// dropout whose input is read after it, [`crate::Error::Threads`] for 0 threads (or a
     /// pool the system cannot start), or [`crate::Error::UnsupportedHost`] on a machine the
@@ -138,13 +150,19 @@ impl Compiler {
             });
         }
         let threads = Threads::new(self.threads)?;
-        let optimized = passes::optimize(graph, self.mode)?;
+        let pipeline = passes::PipelineOptions {
+            samples: self.samples,
+            ..passes::PipelineOptions::new(self.mode)
+        };
+        let optimized = passes::run_pipeline(graph, &pipeline)?;
+        let steps_per_run = optimized.steps_per_run;
         let options = PlanOptions {
             fuse: self.fuse,
             threads: self.threads,
             max_chunk_units: self.max_chunk_units,
         };
-        let program = plan::plan(optimized, options)?;
+        let mut program = plan::plan(optimized.graph, options)?;
+        program.steps_per_run = steps_per_run;
         let codegen = Codegen::new(self.verify, program.phases().len())?;
         let choices = Choices {
             gemm: self.gemm,

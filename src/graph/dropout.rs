@@ -197,6 +197,12 @@ pub struct Dropout {
     pub broadcast_dims: Vec<usize>,
     /// The RNG stream of this node: below 2^31, one per dropout of the forward graph.
     pub stream: u32,
+    /// Dimension 0 counts Monte Carlo samples, each drawn at a step of its own: slice `x[s]`
+    /// is dropped exactly as this dropout without `sample_steps` drops an input of the
+    /// slice's shape at step `step + s` (the kind and `broadcast_dims` describe the slice). So
+    /// a run of N samples equals N runs at consecutive steps, and claims N steps
+    /// ([`crate::graph::steps_per_run`]). [`crate::passes::batch_samples`] sets it.
+    pub sample_steps: bool,
 }
 
 /// The first stream reserved for host-side randomness; graph streams are below it.
@@ -211,12 +217,21 @@ impl Dropout {
             inplace: false,
             broadcast_dims: Vec::new(),
             stream,
+            sample_steps: false,
         }
     }
 
-    /// Checks `p` (NaN included), the stream and `broadcast_dims` against an input rank.
+    /// Checks `p` (NaN included), the stream and `broadcast_dims` against an input rank (a
+    /// sample's rank, one less, with `sample_steps`).
     pub fn validate(&self, rank: usize) -> Result<(), TypeError> {
         check_probability(self.p)?;
+        let rank = if self.sample_steps {
+            rank.checked_sub(1).ok_or(TypeError::SampleStepsScalar {
+                kind: self.kind.name(),
+            })?
+        } else {
+            rank
+        };
         if self.stream >= FIRST_HOST_STREAM {
             return Err(TypeError::ReservedStream {
                 stream: self.stream,
@@ -246,12 +261,35 @@ impl Dropout {
         self.kind.implied_broadcast_dims(rank).map(|_| ())
     }
 
-    /// The dimensions that share one draw: the kind's implied ones or `broadcast_dims`.
+    /// The dimensions of the input that share one draw: the kind's implied ones or
+    /// `broadcast_dims` (those of a sample, one further, with `sample_steps`).
     pub fn effective_broadcast_dims(&self, rank: usize) -> Result<Vec<usize>, TypeError> {
         self.validate(rank)?;
-        let mut dims = self.kind.implied_broadcast_dims(rank)?;
+        let sample_rank = rank - usize::from(self.sample_steps);
+        let mut dims = self.kind.implied_broadcast_dims(sample_rank)?;
         dims.extend_from_slice(&self.broadcast_dims);
+        if self.sample_steps {
+            dims.iter_mut().for_each(|d| *d += 1);
+        }
         Ok(dims)
+    }
+
+    /// The input's samples (dimension 0 with `sample_steps`, else one) and each sample's mask
+    /// elements: mask element `s * per_sample + j` is element `j` of sample `s`'s mask, drawn
+    /// at step `step + s`.
+    pub fn mask_samples(&self, input: &Shape) -> Result<MaskSamples, TypeError> {
+        let mask = self.mask_shape(input)?;
+        Ok(if self.sample_steps {
+            MaskSamples {
+                samples: mask.dims()[0],
+                per_sample: mask.dims()[1..].iter().product(),
+            }
+        } else {
+            MaskSamples {
+                samples: 1,
+                per_sample: mask.numel(),
+            }
+        })
     }
 
     /// The mask's shape: the input's with every broadcast dimension set to 1.
@@ -321,6 +359,15 @@ impl Dropout {
         let c = a * ALPHA_PRIME + b;
         (a, b, c)
     }
+}
+
+/// How a mask divides into samples drawn at steps of their own ([`Dropout::mask_samples`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaskSamples {
+    /// Samples, at steps `step .. step + samples`.
+    pub samples: usize,
+    /// Mask elements of one sample.
+    pub per_sample: usize,
 }
 
 /// `p` has to lie in `[0, 1]`; NaN is rejected too.

@@ -14,6 +14,7 @@ mod mask;
 mod mode;
 pub mod op;
 mod rewrite;
+pub mod samples;
 pub(crate) mod signature;
 pub mod verify;
 
@@ -29,9 +30,9 @@ use petgraph::visit::{EdgeRef, NodeIndexable};
 
 pub use crate::types::{DType, Shape, TensorType};
 pub use builder::{Builder, Naming};
-pub use dropout::{Dropout, DropoutKind};
+pub use dropout::{Dropout, DropoutKind, MaskSamples};
 pub use functions::{BinaryOp, ReduceOp, UnaryOp};
-pub use mode::Mode;
+pub use mode::{Mode, steps_per_run};
 pub use op::{Effects, Elementwise, Leaf, Op, OpClass};
 
 use crate::error::{Error, Result};

@@ -402,13 +402,14 @@ impl<'a> Elementwise<'a> {
 
     /// True if four lanes of it compute exactly what four scalar elements do, so a fused loop
     /// of such ops may run on `f32x4` vectors. Calls (`exp`, `log` and what uses them) have no
-    /// vector form, nor has `expand`, whose operand is read at another shape's strides.
+    /// vector form; `expand` has one where the loop reads its operand in broadcast form.
     pub fn has_vector_form(self) -> bool {
         match self {
             Elementwise::Unary(op) => op.has_vector_form(),
             Elementwise::Binary(op) => op.has_vector_form(),
-            Elementwise::Dropout(_) | Elementwise::DropoutGrad(_) => true,
-            Elementwise::Expand => false,
+            // An expand is its operand read in broadcast form: the plan gives the vector
+            // form only where the loop can read it so (`plan::vector`).
+            Elementwise::Dropout(_) | Elementwise::DropoutGrad(_) | Elementwise::Expand => true,
         }
     }
 }

@@ -11,16 +11,16 @@
 //! 6. The graph has at least one output; output names are unique, and an output's name is
 //!    no other node's.
 //! 7. Every dropout mask describes a dropout of the graph: some dropout node draws the mask's
-//!    stream (by 5 there is at most one), with the same kind, `p`, `broadcast_dims` and
-//!    operand. This is the RNG contract's "a node that recomputes a mask carries the stream of
-//!    the node it copies". Several masks may describe one dropout.
+//!    stream (by 5 there is at most one), with the same kind, `p`, `broadcast_dims`,
+//!    `sample_steps` and operand. This is the RNG contract's "a node that recomputes a mask
+//!    carries the stream of the node it copies". Several masks may describe one dropout.
 //! 8. Every dropout gradient recomputes one mask: its stream is below 2^31 and, if a dropout
-//!    draws that stream, the gradient has its kind, `p`, `broadcast_dims` and input shape (its
-//!    operand, the gradient, has the dropout's input shape); otherwise it agrees with the
-//!    first dropout gradient on the stream in the same way. A gradient may share its
-//!    dropout's stream (that is the point: the same draw) and need not have the dropout in
-//!    the graph (dead-code elimination removes a forward dropout nothing reads; the mask is
-//!    a function of seed, stream, step and these attributes alone).
+//!    draws that stream, the gradient has its kind, `p`, `broadcast_dims`, `sample_steps`
+//!    and input shape (its operand, the gradient, has the dropout's input shape); otherwise
+//!    it agrees with the first dropout gradient on the stream in the same way. A gradient
+//!    may share its dropout's stream (that is the point: the same draw) and need not have the
+//!    dropout in the graph (dead-code elimination removes a forward dropout nothing reads;
+//!    the mask is a function of seed, stream, step and these attributes alone).
 //! 9. No node reads a buffer that an in-place op overwrites, besides that op (`graph/inplace.rs`:
 //!    the operand it overwrites, views of it and earlier in-place results written over it);
 //!    one error per buffer.
@@ -179,6 +179,12 @@ fn check_mask(
             dims(&d.broadcast_dims),
         ),
         (
+            "sample_steps",
+            mask.sample_steps == d.sample_steps,
+            mask.sample_steps.to_string(),
+            d.sample_steps.to_string(),
+        ),
+        (
             "operand",
             mask_operand == dropout_operand,
             name(mask_operand),
@@ -228,6 +234,12 @@ fn check_grad(graph: &Graph, id: NodeId, grad: &Dropout, reference: NodeId) -> R
             grad.broadcast_dims == d.broadcast_dims,
             dims(&grad.broadcast_dims),
             dims(&d.broadcast_dims),
+        ),
+        (
+            "sample_steps",
+            grad.sample_steps == d.sample_steps,
+            grad.sample_steps.to_string(),
+            d.sample_steps.to_string(),
         ),
         (
             "shape",

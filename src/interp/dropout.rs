@@ -39,7 +39,7 @@ pub(crate) fn dropout<T: Element>(
     let mask_shape = d
         .mask_shape(&x.shape)
         .expect("invariant: the node's type was inferred, so its attributes fit its input");
-    let kept = keep_bits(d, &mask_shape, source);
+    let kept = keep_bits(d, &x.shape, source);
     let keep = broadcast_offsets(&mask_shape, &x.shape).map(|j| kept[j]);
     let data = if d.kind.is_alpha() {
         let coefficients = T::alpha_coefficients(d);
@@ -76,7 +76,7 @@ pub(crate) fn dropout_grad<T: Element>(
     let mask_shape = d
         .mask_shape(&g.shape)
         .expect("invariant: the node's type was inferred, so its attributes fit its input");
-    let kept = keep_bits(d, &mask_shape, source);
+    let kept = keep_bits(d, &g.shape, source);
     let scale = T::dropout_grad_scale(d);
     let data = broadcast_offsets(&mask_shape, &g.shape)
         .zip(&g.data)
@@ -93,17 +93,27 @@ pub(crate) fn mask(d: &Dropout, input: &Shape, source: Option<MaskSource>) -> Ar
         .mask_shape(input)
         .expect("invariant: the node's type was inferred, so its attributes fit its input");
     let data = match source {
-        Some(source) if d.p > 0.0 && d.p < 1.0 => keep_bits(d, &mask_shape, source),
+        Some(source) if d.p > 0.0 && d.p < 1.0 => keep_bits(d, input, source),
         Some(_) => vec![d.p == 0.0; mask_shape.numel()],
         None => vec![true; mask_shape.numel()],
     };
     Array::filled(mask_shape, data)
 }
 
-/// `U(j) < Q` for every element `j` of the mask shape.
-fn keep_bits(d: &Dropout, mask_shape: &Shape, source: MaskSource) -> Vec<bool> {
-    let mut uniforms = vec![0u32; mask_shape.numel()];
-    fill_uniforms(source, &mut uniforms);
+/// `U(j) < Q` for every element `j` of the mask of `d` applied to an input of shape `input`:
+/// sample `s`'s elements (all of them without `sample_steps`) drawn at step `step + s`.
+fn keep_bits(d: &Dropout, input: &Shape, source: MaskSource) -> Vec<bool> {
+    let samples = d
+        .mask_samples(input)
+        .expect("invariant: the node's type was inferred, so its attributes fit its input");
+    let mut uniforms = vec![0u32; samples.samples * samples.per_sample];
+    for (s, sample) in uniforms.chunks_mut(samples.per_sample.max(1)).enumerate() {
+        let step = u32::try_from(s)
+            .ok()
+            .and_then(|s| source.step.checked_add(s))
+            .expect("invariant: the run claimed a step for every sample");
+        fill_uniforms(MaskSource { step, ..source }, sample);
+    }
     let q = keep_threshold(d.p);
     uniforms.iter().map(|&u| is_kept(u, q)).collect()
 }

@@ -6,7 +6,7 @@ use crate::alloc;
 use crate::error::Result;
 use crate::graph::infer::reduced_axes;
 use crate::graph::verify::verify;
-use crate::graph::{DType, Graph, Mode, Node, NodeId, Op, Shape};
+use crate::graph::{DType, Graph, Mode, Node, NodeId, Op, Shape, steps_per_run};
 use crate::math::Element;
 use crate::rng::Generator;
 use crate::rng::mask::MaskSource;
@@ -18,7 +18,7 @@ use super::{bind, dropout, elementwise, layout, linalg, reduce, softmax};
 pub(crate) struct Evaluation<T> {
     /// `Some` for every live node.
     pub(crate) values: Vec<Option<Value<T>>>,
-    /// The step a train-mode run claimed.
+    /// The (first) step a drawing run claimed.
     pub(crate) step: Option<u32>,
 }
 
@@ -41,7 +41,7 @@ pub(crate) enum Scope {
     EveryNode,
 }
 
-/// Verifies `graph`, checks `values`, claims a step in train mode, then evaluates the nodes
+/// Verifies `graph`, checks `values`, claims its steps in a drawing mode, then evaluates the nodes
 /// `scope` asks for, in topological order. A run rejected before evaluation leaves the
 /// generator untouched.
 pub(crate) fn evaluate<T: Element>(
@@ -54,7 +54,7 @@ pub(crate) fn evaluate<T: Element>(
     verify(graph)?;
     bind::check(graph, values)?;
     let step = match mode {
-        Mode::Train => Some(generator.next_step()?),
+        Mode::Train | Mode::Mc => Some(generator.claim_run(steps_per_run(graph))?),
         Mode::Eval => None,
     };
     let order = graph.topo_order();

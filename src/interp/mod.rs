@@ -2,8 +2,9 @@
 //! JIT must reproduce (bit for bit for dropout masks and values).
 //!
 //! A run verifies the graph, checks the caller's values against its inputs and parameters,
-//! claims one generator step in train mode (even without a dropout node, so a step always
-//! means one execution), then evaluates, in topological order, every node the outputs depend
+//! claims one generator step in train and mc mode (even without a dropout node, so a step
+//! always means one execution; one per sample for a graph of samples, see
+//! [`crate::graph::steps_per_run`]), then evaluates, in topological order, every node the outputs depend
 //! on (a dead node computes and fails nothing, as in compiled code; [`run_traced`] evaluates
 //! them all). The order of
 //! floating-point operations of each op is part of its definition and is documented where it

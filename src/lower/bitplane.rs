@@ -39,6 +39,10 @@ pub(crate) struct Planes {
     buffer: Value,
     /// The generator's state for the run being decided ([`Run`]).
     run: Value,
+    /// For a dropout with `sample_steps`: the sample `s` (pointer-sized), drawn at step
+    /// `step + s`, and the group numbers' offset `base` (group `g` is group `g - base` of
+    /// the sample's mask).
+    sample: Option<(Value, Value)>,
 }
 
 impl Planes {
@@ -62,6 +66,17 @@ impl Planes {
             stream: d.stream,
             buffer,
             run,
+            sample: None,
+        }
+    }
+
+    /// The keep bits of sample `s` (pointer-sized) of a dropout with `sample_steps`, drawn
+    /// at step `step + s` (which the run claimed: it cannot wrap), whose group `g - base` is
+    /// asked for as group `g`.
+    pub(crate) fn for_sample(&self, s: Value, base: Value) -> Planes {
+        Planes {
+            sample: Some((s, base)),
+            ..*self
         }
     }
 
@@ -88,7 +103,12 @@ impl Planes {
             return;
         }
         let (seed, step) = cx.seed_and_step();
-        let step = cx.b.ins().uextend(types::I64, step);
+        let mut step = cx.b.ins().uextend(types::I64, step);
+        let mut first = first;
+        if let Some((sample, base)) = self.sample {
+            step = cx.b.ins().iadd(step, sample);
+            first = cx.b.ins().isub(first, base);
+        }
         let stream = cx.b.ins().iconst(types::I64, i64::from(self.stream));
         let q = cx.b.ins().iconst(types::I64, self.q as i64);
         let kernel = cx.b.ins().iconst(types::I64, cx.isa as i64);

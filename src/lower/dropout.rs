@@ -19,6 +19,10 @@
 //! `p = 1` is `+0.0` everywhere without drawing. `p = 0` and eval mode are removed by
 //! `passes::eliminate_dropout`; should one reach lowering, it is the identity it is.
 //!
+//! A dropout with `sample_steps` draws sample after sample, each at its own step
+//! ([`Planes::for_sample`]), and each sample's keep bytes start a group of their own in the
+//! scratch buffer (its dimension-0 stride is the sample's whole groups).
+//!
 //! A dropout mask ([`mask`]) is a kernel of its own that draws the same keep bytes straight
 //! into its `bool` output: whole groups, then the lanes of the last, partial group, so it
 //! writes exactly the mask's bytes.
@@ -28,7 +32,7 @@ use cranelift_codegen::ir::{InstBuilder, Value, types};
 use super::bitplane::{self, Planes};
 use super::{Buffer, LowerCx};
 use crate::graph::{Dropout, Graph, NodeId, Shape};
-use crate::rng::mask::GROUP_SIZE;
+use crate::rng::mask::{GROUP_SIZE, drawn_groups, groups_per_sample};
 
 /// A drawn keep mask: the scratch buffer's address and the strides that map a coordinate of
 /// the dropout's input to its mask index.
@@ -47,9 +51,15 @@ pub(crate) fn keep(cx: &mut LowerCx, id: NodeId, d: &Dropout, input: &Shape) -> 
         .mask_shape(input)
         .expect("invariant: the node's type was inferred, so its attributes fit its input");
     let addr = cx.scratch_addr(id);
-    let strides = (mask.dims().iter().zip(mask.strides()))
+    let mut strides: Vec<usize> = (mask.dims().iter().zip(mask.strides()))
         .map(|(&dim, stride)| if dim == 1 { 0 } else { stride })
         .collect();
+    if d.sample_steps && mask.dims()[0] > 1 {
+        // Each sample's keep bytes start a group of their own (see `draw_phase`).
+        let samples = (d.mask_samples(input))
+            .expect("invariant: the node's type was inferred, so its attributes fit its input");
+        strides[0] = groups_per_sample(samples) * GROUP_SIZE;
+    }
     Some(Keep { addr, strides })
 }
 
@@ -63,12 +73,31 @@ pub(crate) fn draw_phase(cx: &mut LowerCx, graph: &Graph, id: NodeId) {
     );
     let keep = cx.scratch_addr(id);
     let input = &graph[graph.operands_of(id)[0]].ty.shape;
-    let len = d
-        .read_mask_len(input)
-        .expect("invariant: the node's type was inferred, so its attributes fit its input");
     let planes = Planes::new(cx, d);
-    let (begin, end) = cx.unit_positions(1, len.div_ceil(GROUP_SIZE));
-    draw_groups(cx, &planes, begin, end, keep);
+    let (begin, end) = cx.unit_positions(1, drawn_groups(d, input));
+    if !d.sample_steps {
+        draw_groups(cx, &planes, begin, end, keep);
+        return;
+    }
+    // Units are the groups of every sample, each sample's starting at `s * per_sample`
+    // groups: the unit range's part of each sample it meets, at that sample's step.
+    let samples = (d.mask_samples(input))
+        .expect("invariant: the node's type was inferred, so its attributes fit its input");
+    let per_sample = groups_per_sample(samples);
+    let first = cx.b.ins().udiv_imm_u(begin, per_sample as i64);
+    let last = cx.b.ins().iadd_imm_u(end, (per_sample - 1) as i64);
+    let stop = cx.b.ins().udiv_imm_u(last, per_sample as i64);
+    cx.range_loop(first, stop, &mut |cx, s| {
+        let base = cx.b.ins().imul_imm_u(s, per_sample as i64);
+        let next = cx.b.ins().iadd_imm_u(base, per_sample as i64);
+        let lo = cx.b.ins().umax(begin, base);
+        let hi = cx.b.ins().umin(end, next);
+        let (lo, hi) = (cx.b.ins().isub(lo, base), cx.b.ins().isub(hi, base));
+        let bytes = cx.b.ins().imul_imm_u(base, GROUP_SIZE as i64);
+        let sample_keep = cx.b.ins().iadd(keep, bytes);
+        let zero = cx.index(0);
+        draw_groups(cx, &planes.for_sample(s, zero), lo, hi, sample_keep);
+    });
 }
 
 /// The keep mask of `d` applied to an input of shape `input`, as one byte (0 or 1) per mask
@@ -90,8 +119,31 @@ pub(crate) fn mask(cx: &mut LowerCx, d: &Dropout, input: &Shape, out: &Buffer) {
         return;
     }
     let planes = Planes::new(cx, d);
+    if !d.sample_steps {
+        draw_mask(cx, &planes, n, out.addr);
+        return;
+    }
+    // Sample after sample, each at its own step, packed as the mask shape is.
+    let samples = (d.mask_samples(input))
+        .expect("invariant: the node's type was inferred, so its attributes fit its input");
+    cx.counted_loop(samples.samples, &mut |cx, s| {
+        let offset = cx.b.ins().imul_imm_u(s, samples.per_sample as i64);
+        let sample_out = cx.b.ins().iadd(out.addr, offset);
+        let zero = cx.index(0);
+        draw_mask(
+            cx,
+            &planes.for_sample(s, zero),
+            samples.per_sample,
+            sample_out,
+        );
+    });
+}
+
+/// Draws the `n` keep bytes of one mask (or one sample's) into `out`, exactly those bytes:
+/// whole groups, then the lanes of the last, partial group.
+fn draw_mask(cx: &mut LowerCx, planes: &Planes, n: usize, out: Value) {
     let (zero, full) = (cx.index(0), cx.index(n / GROUP_SIZE));
-    draw_groups(cx, &planes, zero, full, out.addr);
+    draw_groups(cx, planes, zero, full, out);
     if !n.is_multiple_of(GROUP_SIZE) {
         // The partial group: only its own bytes.
         let one = cx.index(1);
@@ -100,7 +152,7 @@ pub(crate) fn mask(cx: &mut LowerCx, d: &Dropout, input: &Shape, out: &Buffer) {
         cx.counted_loop(n % GROUP_SIZE, &mut |cx, l| {
             let kept = planes.lane(cx, l);
             let j = cx.b.ins().iadd(base, l);
-            cx.store(kept, out.addr, j);
+            cx.store(kept, out, j);
         });
     }
 }

@@ -64,7 +64,7 @@ pub(crate) fn kernel(
                 MaskForm::InLoop => {
                     let d = graph[id].op.drawn_dropout();
                     let d = d.expect("invariant: a member with a mask form draws one");
-                    Source::Planes(Planes::new(cx, d))
+                    Source::Planes(Planes::new(cx, d), d.sample_steps)
                 }
                 MaskForm::Bytes { inner } => Source::Bytes {
                     addr: cx.scratch_addr(id),
@@ -89,32 +89,32 @@ pub(crate) fn kernel(
     };
     let (begin, end) = cx.unit_range();
     let full = cx.index(n / GROUP_SIZE);
-    let draws = sources.iter().any(|s| matches!(s, Some(Source::Planes(_))));
+    let draws = sources
+        .iter()
+        .any(|s| matches!(s, Some(Source::Planes(..))));
     if n >= GROUP_SIZE {
         let stop = cx.b.ins().umin(end, full);
-        if draws {
-            // Software pipelining: the first run's keep bits at once, then each later run's
-            // decided a step every STEP_EVERY groups of the run before, so the Philox work
-            // is spread over the memory traffic instead of stalling it in bursts.
-            let run = cx.index(RUN_GROUPS);
+        if let Some(per_sample) = sample_groups(graph, kernel, masks) {
+            // Sample after sample, each part of the range drawn at its sample's step.
             let stop = cx.b.ins().umax(stop, begin);
-            let span = cx.b.ins().isub(stop, begin);
-            let count = cx.b.ins().umin(span, run);
-            body.start_runs(cx, begin, count);
-            body.finish_runs(cx);
-            bitplane::for_each_run(cx, begin, stop, &mut |cx, first, count| {
-                let next = cx.b.ins().iadd(first, count);
-                let left = cx.b.ins().isub(stop, next);
-                let next_count = cx.b.ins().umin(left, run);
-                body.start_runs(cx, next, next_count);
-                let zero = cx.index(0);
-                cx.range_loop(zero, count, &mut |cx, i| {
-                    let g = cx.b.ins().iadd(first, i);
-                    body.group(cx, g, i);
-                    body.step_runs_every(cx, i);
-                });
-                body.finish_runs(cx);
+            let first = cx.b.ins().udiv_imm_u(begin, per_sample as i64);
+            let last = cx.b.ins().iadd_imm_u(stop, (per_sample - 1) as i64);
+            let samples_stop = cx.b.ins().udiv_imm_u(last, per_sample as i64);
+            cx.range_loop(first, samples_stop, &mut |cx, s| {
+                let base = cx.b.ins().imul_imm_u(s, per_sample as i64);
+                let next = cx.b.ins().iadd_imm_u(base, per_sample as i64);
+                let (lo, hi) = (cx.b.ins().umax(begin, base), cx.b.ins().umin(stop, next));
+                let sources: Vec<Option<Source>> = (sources.iter())
+                    .map(|source| source.map(|source| source.for_sample(s, base)))
+                    .collect();
+                let body = Body {
+                    sources: &sources,
+                    ..body
+                };
+                body.pipelined_groups(cx, lo, hi);
             });
+        } else if draws {
+            body.pipelined_groups(cx, begin, stop);
         } else {
             let zero = cx.index(0);
             cx.range_loop(begin, stop, &mut |cx, g| body.group(cx, g, zero));
@@ -137,13 +137,40 @@ pub(crate) fn kernel(
     }
 }
 
+/// Mask groups per sample if a member draws samples at steps of their own (`sample_steps`):
+/// the plan gives such a kernel the vector form only if every sample is whole groups.
+fn sample_groups(graph: &Graph, kernel: &Kernel, masks: &[Option<MaskForm>]) -> Option<usize> {
+    (kernel.nodes.iter().zip(masks)).find_map(|(&id, mask)| {
+        let d = graph[id].op.drawn_dropout()?;
+        if *mask != Some(MaskForm::InLoop) || !d.sample_steps {
+            return None;
+        }
+        let input = &graph[graph.operands_of(id)[0]].ty.shape;
+        let samples = (d.mask_samples(input))
+            .expect("invariant: the node's type was inferred, so its attributes fit its input");
+        Some(samples.per_sample / GROUP_SIZE)
+    })
+}
+
 /// Where a drawing member's keep bits come from.
 #[derive(Clone, Copy)]
 enum Source {
-    /// Made per run of groups in the loop.
-    Planes(Planes),
+    /// Made per run of groups in the loop; `true` if the dropout draws each sample at a step
+    /// of its own (`sample_steps`).
+    Planes(Planes, bool),
     /// Keep bytes at `addr`, one per `inner` elements.
     Bytes { addr: Value, inner: usize },
+}
+
+impl Source {
+    /// The source for sample `s` (pointer-sized) of a loop whose sample starts at group
+    /// `base`: a dropout with `sample_steps` draws at its own step, anything else as before.
+    fn for_sample(self, s: Value, base: Value) -> Source {
+        match self {
+            Source::Planes(planes, true) => Source::Planes(planes.for_sample(s, base), true),
+            other => other,
+        }
+    }
 }
 
 /// A drawing member's keep bits for one group.
@@ -176,9 +203,35 @@ impl Body<'_> {
     /// The drawing members' generators.
     fn planes(&self) -> impl Iterator<Item = &Planes> {
         (self.sources.iter().flatten()).filter_map(|source| match source {
-            Source::Planes(planes) => Some(planes),
+            Source::Planes(planes, _) => Some(planes),
             Source::Bytes { .. } => None,
         })
+    }
+
+    /// Groups `begin .. stop`, whole, with every drawing member's keep bits made in the loop.
+    /// Software pipelining: the first run's keep bits at once, then each later run's decided
+    /// a step every [`STEP_EVERY`] groups of the run before, so the Philox work is spread
+    /// over the memory traffic instead of stalling it in bursts.
+    fn pipelined_groups(&self, cx: &mut LowerCx, begin: Value, stop: Value) {
+        let run = cx.index(RUN_GROUPS);
+        let stop = cx.b.ins().umax(stop, begin);
+        let span = cx.b.ins().isub(stop, begin);
+        let count = cx.b.ins().umin(span, run);
+        self.start_runs(cx, begin, count);
+        self.finish_runs(cx);
+        bitplane::for_each_run(cx, begin, stop, &mut |cx, first, count| {
+            let next = cx.b.ins().iadd(first, count);
+            let left = cx.b.ins().isub(stop, next);
+            let next_count = cx.b.ins().umin(left, run);
+            self.start_runs(cx, next, next_count);
+            let zero = cx.index(0);
+            cx.range_loop(zero, count, &mut |cx, i| {
+                let g = cx.b.ins().iadd(first, i);
+                self.group(cx, g, i);
+                self.step_runs_every(cx, i);
+            });
+            self.finish_runs(cx);
+        });
     }
 
     /// Makes every drawing member's keep bits for groups `first .. first + count` at once.
@@ -223,7 +276,7 @@ impl Body<'_> {
         (self.sources.iter())
             .map(|source| {
                 source.map(|source| match source {
-                    Source::Planes(planes) => Keep::Bits(planes.load(cx, i)),
+                    Source::Planes(planes, _) => Keep::Bits(planes.load(cx, i)),
                     Source::Bytes { addr, inner } => Keep::Bytes { addr, inner },
                 })
             })
@@ -281,7 +334,7 @@ impl Body<'_> {
             for (&id, source) in self.kernel.nodes.iter().zip(self.sources) {
                 let args: Vec<Value> = operand_values(self.graph, id, &values);
                 let kept = source.map(|source| match source {
-                    Source::Planes(planes) => planes.lane(cx, e),
+                    Source::Planes(planes, _) => planes.lane(cx, e),
                     Source::Bytes { addr, inner } => {
                         let index = cx.b.ins().udiv_imm_u(j, inner as i64);
                         cx.load(types::I8, addr, index)

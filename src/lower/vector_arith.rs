@@ -23,9 +23,9 @@ pub(super) fn element(
         Elementwise::Binary(op) => binary(cx, op, args[0], args[1]),
         Elementwise::Dropout(d) => dropout(cx, d, args[0], mask, false),
         Elementwise::DropoutGrad(d) => dropout(cx, d, args[0], mask, true),
-        Elementwise::Expand => {
-            panic!("invariant: expand has no vector form (Elementwise::has_vector_form)")
-        }
+        // The loop read the operand in its broadcast form (a row of the trailing dimensions,
+        // or one element splatted): that is the expansion.
+        Elementwise::Expand => args[0],
     }
 }
 

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::graph::Mode;
 use crate::graph::{Graph, TensorType};
 use crate::optim::{self, Optimizer, Parameters};
+use crate::passes;
 use crate::rng::Generator;
 use crate::runtime::{CompiledGraph, ParameterStore};
 use crate::tensor::Tensor;
@@ -90,6 +91,8 @@ enum Dropouts {
     AsModules { training: bool },
     /// Every one draws, every other module in its own mode: Monte Carlo dropout.
     AllDraw,
+    /// `AllDraw` for this many samples in one graph ([`crate::passes::batch_samples`]).
+    Samples(usize),
 }
 
 /// What fixes a training step's graph besides the model.
@@ -156,14 +159,17 @@ impl<M: Module> Traced<M> {
         if let Some(compiled) = found {
             return Ok(compiled);
         }
-        let graph = match dropouts {
-            Dropouts::AsModules { .. } => self.graph(input)?,
-            Dropouts::AllDraw => trace_mc(&self.model, input)?,
+        let (graph, drawing) = match dropouts {
+            Dropouts::AsModules { .. } => (self.graph(input)?, Mode::Train),
+            Dropouts::AllDraw => (trace_mc(&self.model, input)?, Mode::Mc),
+            Dropouts::Samples(n) => {
+                let batched = passes::batch_samples(&trace_mc(&self.model, input)?, n)?;
+                (batched.graph, Mode::Mc)
+            }
         };
+        // A graph without dropout draws nothing: eval mode, so its runs claim no step.
         let has_dropout = graph.node_ids().any(|id| graph[id].op.is_dropout());
-        // The dropouts are the only ops whose meaning depends on the mode so far, so the
-        // Monte Carlo forward compiles in train mode.
-        let mode = if has_dropout { Mode::Train } else { Mode::Eval };
+        let mode = if has_dropout { drawing } else { Mode::Eval };
         let compiled = self.cache.get(&graph, mode)?;
         let entry = (input.clone(), dropouts, Arc::clone(&compiled));
         self.lock_forwards().push(entry);
@@ -206,38 +212,45 @@ impl<M: Module> Traced<M> {
 
     /// Monte Carlo dropout: `samples` forward passes of `x` with every dropout drawing and
     /// every other module in its own mode ([`crate::nn::trace_mc`]; the model's train/eval
-    /// flags are not touched), their outputs and summaries ([`McPrediction`]). Claims
-    /// `samples` steps of `generator` at once; sample `s` of a call at step `t` draws at step
-    /// `t + s`, so it equals one Monte Carlo forward run at that step, bit for bit.
+    /// flags are not touched), their outputs and summaries ([`McPrediction`]).
     ///
-    /// Errors: [`Error::McSamples`] for 0 samples (or more than 2^32), and
-    /// [`Error::StepsExhausted`] if the steps would pass 2^32 (nothing claimed), besides the
-    /// forward's own.
+    /// One compiled call computes every sample ([`crate::passes::batch_samples`]): the part of
+    /// the model before its first dropout runs once, the rest on all samples at once. The call
+    /// claims `samples` steps of `generator`; sample `s` of a call at step `t` draws at step
+    /// `t + s`, so it equals [`Traced::mc_forward`] at that step, bit for bit with
+    /// [`crate::Gemm::Reference`] (within rounding with the blocked GEMM, whose blocking
+    /// depends on the rows, with the same masks).
+    ///
+    /// Errors: [`Error::McSamples`] for 0 samples, and [`Error::StepsExhausted`] if the steps
+    /// would pass 2^32 (nothing claimed), besides the forward's own.
     pub fn mc_predict(
         &self,
         x: &Tensor,
         samples: usize,
         generator: &mut Generator,
     ) -> Result<McPrediction> {
-        let count = u32::try_from(samples)
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or(Error::McSamples { samples })?;
-        let compiled = self.compile_forward(&x.ty(), Dropouts::AllDraw)?;
-        let first = generator.claim_steps(count)?;
-        let mut outputs = Vec::with_capacity(samples);
-        for s in 0..count {
-            let mut at_step = Generator::new(generator.seed()).with_step(first + s);
-            outputs.push(self.run(&compiled, x, &mut at_step)?);
+        if samples == 0 {
+            return Err(Error::McSamples { samples });
         }
-        let mut dims = vec![samples];
-        dims.extend(outputs[0].shape().dims());
-        let values = (outputs.iter())
-            .flat_map(|y| y.as_f32().expect("invariant: a forward's output is f32"))
-            .copied()
-            .collect();
-        let stacked = Tensor::from_f32(dims, values)?;
+        // The steps are checked before compiling a graph of that many samples; the run
+        // claims them from here, or fails claiming none.
+        let first = u32::try_from(generator.step())
+            .ok()
+            .filter(|&t| u64::from(t) + samples as u64 <= 1 << 32)
+            .ok_or(Error::StepsExhausted {
+                seed: generator.seed(),
+            })?;
+        let compiled = self.compile_forward(&x.ty(), Dropouts::Samples(samples))?;
+        let stacked = self.run(&compiled, x, generator)?;
         Ok(McPrediction::of_samples(stacked, first))
+    }
+
+    /// One Monte Carlo forward of `x`: every dropout draws, every other module in its own
+    /// mode ([`crate::nn::trace_mc`]); claims one step of `generator`. Sample `s` of
+    /// [`Traced::mc_predict`] at step `t` is this at step `t + s`.
+    pub fn mc_forward(&self, x: &Tensor, generator: &mut Generator) -> Result<Tensor> {
+        let compiled = self.compile_forward(&x.ty(), Dropouts::AllDraw)?;
+        self.run(&compiled, x, generator)
     }
 
     /// Switches the model to train mode.

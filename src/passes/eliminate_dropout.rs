@@ -17,7 +17,7 @@ use crate::tensor::Tensor;
 /// Removes every dropout that is the identity in `mode` and makes its masks constants; fails
 /// only if the memory for such a constant cannot be had.
 pub fn eliminate_dropout(graph: &mut Graph, mode: Mode) -> Result<Stats> {
-    let is_identity = |d: &Dropout| mode == Mode::Eval || d.p == 0.0;
+    let is_identity = |d: &Dropout| !mode.draws() || d.p == 0.0;
     let order = graph.topo_order();
     // Dropout gradients too: the gradient of the identity is the identity.
     let identities: Vec<_> = (order.iter().copied())

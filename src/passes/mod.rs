@@ -3,6 +3,8 @@
 //! A compilation is for one [`Mode`]: the pipeline specialises the graph for it. Each pass is a
 //! named free function in its own file whose doc says what it changes and what it leaves alone;
 //! [`run_pipeline`] lists them in order as straight code:
+//! 0. if the options ask for samples, [`batch_samples()`]: one graph of `n` Monte Carlo
+//!    forward passes, the sample-independent prefix computed once;
 //! 1. [`eliminate_dropout()`]: `dropout(x) -> x` where a dropout is the identity in the mode
 //!    (its masks become all-true constants);
 //! 2. [`simplify_layout()`]: identity reshapes and transposes go, chains collapse to one;
@@ -16,6 +18,7 @@
 //! (`--print-after-all`) and timings (`--time-passes`) come with it; the results are values in a
 //! [`PassReport`], and the library never prints them itself.
 
+pub mod batch_samples;
 pub mod eliminate_dead_code;
 pub mod eliminate_dropout;
 pub mod fold_transpose;
@@ -26,6 +29,7 @@ pub mod split_linear_bias;
 use std::fmt;
 use std::time::Instant;
 
+pub use batch_samples::{Batched, batch_samples};
 pub use eliminate_dead_code::eliminate_dead_code;
 pub use eliminate_dropout::eliminate_dropout;
 pub use fold_transpose::fold_transpose;
@@ -35,7 +39,7 @@ pub use split_linear_bias::split_linear_bias;
 
 use crate::error::Result;
 use crate::graph::Mode;
-use crate::graph::{Graph, verify::verify};
+use crate::graph::{Graph, steps_per_run, verify::verify};
 
 /// What one pass did, for reports and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -63,6 +67,9 @@ pub struct PipelineOptions {
     pub record_dumps: bool,
     /// Measure every pass (`--time-passes`).
     pub record_times: bool,
+    /// Batch this many Monte Carlo samples into one graph ([`batch_samples()`]), for
+    /// [`Mode::Mc`]: every output gains a leading dimension of samples.
+    pub samples: Option<usize>,
 }
 
 impl PipelineOptions {
@@ -74,6 +81,7 @@ impl PipelineOptions {
             verify_each: true,
             record_dumps: false,
             record_times: false,
+            samples: None,
         }
     }
 }
@@ -85,6 +93,10 @@ pub struct Optimized {
     pub graph: Graph,
     /// Per pass, in order: its name, stats and, if recorded, time and dump.
     pub report: PassReport,
+    /// The generator steps a drawing run claims ([`crate::graph::steps_per_run`]), counted
+    /// before any pass removes a node, so that a compiled run claims what the interpreter's
+    /// run of the same graph (of samples) claims.
+    pub steps_per_run: usize,
 }
 
 /// Specialises `graph` for `mode` and runs every pass; see [`run_pipeline`].
@@ -98,6 +110,17 @@ pub fn optimize(graph: &Graph, mode: Mode) -> Result<Graph> {
 pub fn run_pipeline(graph: &Graph, options: &PipelineOptions) -> Result<Optimized> {
     verify(graph)?;
     let mut pipeline = Pipeline::new(graph.clone(), options);
+    if let Some(samples) = options.samples {
+        // First, so the graph of samples is what the interpreter would run; before the
+        // layout passes, so the reshapes it adds collapse with the graph's.
+        pipeline.run("batch_samples", |g| {
+            let batched = batch_samples(g, samples)?;
+            let stats = batched.stats();
+            *g = batched.graph;
+            Ok(stats)
+        })?;
+    }
+    let steps = steps_per_run(&pipeline.graph);
     pipeline.run("eliminate_dropout", |g| eliminate_dropout(g, options.mode))?;
     pipeline.run("simplify_layout", |g| Ok(simplify_layout(g)))?;
     // After the chains collapsed, so a transpose of a transpose folds as one.
@@ -106,7 +129,7 @@ pub fn run_pipeline(graph: &Graph, options: &PipelineOptions) -> Result<Optimize
     pipeline.run("eliminate_dead_code", |g| Ok(eliminate_dead_code(g)))?;
     // After the sweep, so a dead user does not keep a linear whole.
     pipeline.run("split_linear_bias", |g| Ok(split_linear_bias(g)))?;
-    Ok(pipeline.finish())
+    Ok(pipeline.finish(steps))
 }
 
 /// The graph being compiled and the report so far; [`Pipeline::run`] is the one hook every
@@ -127,7 +150,8 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Runs one pass with the hooks the options ask for: the timer around the pass alone, then
-    /// the verifier, then the dump. A pass fails only for want of memory (a constant it makes).
+    /// the verifier, then the dump. A pass fails only for want of memory (a constant it makes) or, batching samples, for
+    /// a node the samples cannot pass.
     fn run(
         &mut self,
         name: &'static str,
@@ -155,13 +179,14 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    fn finish(self) -> Optimized {
+    fn finish(self, steps_per_run: usize) -> Optimized {
         if !self.options.verify_each {
             self.check("the pipeline");
         }
         Optimized {
             graph: self.graph,
             report: self.report,
+            steps_per_run,
         }
     }
 }
@@ -291,6 +316,6 @@ mod tests {
                 Ok(Stats::default())
             })
             .unwrap();
-        pipeline.finish();
+        pipeline.finish(1);
     }
 }

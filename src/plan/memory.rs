@@ -22,7 +22,7 @@ use super::arena::{self, Request};
 use super::schedule::Schedule;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Leaf, NodeId, OpClass};
-use crate::rng::mask::GROUP_SIZE;
+use crate::rng::mask::{GROUP_SIZE, drawn_groups};
 
 /// Where a slot's buffer lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,9 +158,15 @@ impl MemoryPlan {
     }
 }
 
-/// Plans `graph`'s buffers for running `schedule`. Fails with [`Error::ArenaTooLarge`] if the
-/// values live at once need more memory than one allocation can hold.
-pub(crate) fn plan(graph: &Graph, schedule: &Schedule) -> Result<MemoryPlan> {
+/// Plans `graph`'s buffers for running `schedule`, whose kernels from `loop_from` on (if
+/// given) run again for each chunk of samples ([`super::samples`]): every buffer live in
+/// that loop stays live to its end. Fails with [`Error::ArenaTooLarge`] if the values live
+/// at once need more memory than one allocation can hold.
+pub(crate) fn plan(
+    graph: &Graph,
+    schedule: &Schedule,
+    loop_from: Option<usize>,
+) -> Result<MemoryPlan> {
     let index = ScheduleIndex::new(graph, schedule);
     let groups = alias::group(graph, &index);
     let mut slots: Vec<Slot> = Vec::new();
@@ -190,6 +196,14 @@ pub(crate) fn plan(graph: &Graph, schedule: &Schedule) -> Result<MemoryPlan> {
             groups.of(output.node).is_some(),
             "invariant: the schedule materializes every output"
         );
+    }
+    if let Some(first) = loop_from {
+        let last = schedule.kernels.len().saturating_sub(1);
+        for live in slots.iter_mut().filter_map(|slot| slot.live.as_mut()) {
+            if live.1 >= first {
+                *live = (live.0.min(first), last);
+            }
+        }
     }
     let arena_bytes = place_arena(&mut slots).ok_or_else(|| Error::ArenaTooLarge {
         graph: graph.name().to_string(),
@@ -280,17 +294,10 @@ fn keep_bytes(
     if kernel.form.draws_in_loop(member) {
         return None;
     }
+    // Whole groups, so a draw phase always writes in bounds. With a sample per group the
+    // bytes may pass any arena: saturated, the arena's checked placement refuses them.
     let input = &graph[graph.operands_of(id)[0]].ty.shape;
-    let len = d
-        .read_mask_len(input)
-        .expect("invariant: the node's type was inferred");
-    Some(keep_byte_count(len))
-}
-
-/// Bytes the scratch buffer of a dropout reading `len` keep bits needs: whole groups, so a
-/// draw phase always writes in bounds.
-fn keep_byte_count(len: usize) -> usize {
-    len.div_ceil(GROUP_SIZE) * GROUP_SIZE
+    Some(drawn_groups(d, input).saturating_mul(GROUP_SIZE))
 }
 
 /// Gives every arena slot its offset; returns the arena size, or `None` if no allocation

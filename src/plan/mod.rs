@@ -9,7 +9,10 @@
 //!    dropouts) and where each buffer lives (the caller's tensors or a range of one arena,
 //!    reused by liveness, `arena`);
 //! 3. the [`Phase`]s ([`phase`]): each kernel cut into functions of fixed work units that
-//!    threads share, the same units for any thread count.
+//!    threads share, the same units for any thread count;
+//! 4. for a graph of Monte Carlo samples, the [`SampleTiling`] ([`samples`]): the shared
+//!    kernels first, then the per-sample ones a chunk of samples at a time, as the list of
+//!    [`PhaseCall`]s a run makes.
 //!
 //! Nothing here generates code or touches a value: the plan depends on the graph's shapes and
 //! the options alone, so it can be printed ([`Schedule::display`], [`Program::memory`]) and
@@ -20,11 +23,13 @@ mod arena;
 mod fusion;
 pub(crate) mod memory;
 pub mod phase;
+pub mod samples;
 pub mod schedule;
 mod summary;
 pub mod vector;
 
 pub use phase::{ELEMENT_BLOCK, Part, Phase, Unit};
+pub use samples::{PhaseCall, SampleTiling};
 pub use schedule::{Kernel, Schedule};
 pub use summary::{BufferHome, BufferSummary, MemorySummary};
 pub use vector::{Form, MaskForm, Read};
@@ -57,6 +62,13 @@ pub struct Program {
     pub(crate) memory: MemoryPlan,
     /// The kernels' phases in execution order; phase `i` is generated function `i`.
     pub(crate) phases: Vec<Phase>,
+    /// How a graph of samples runs its per-sample kernels, if it is tiled.
+    pub(crate) tiling: Option<SampleTiling>,
+    /// The phase calls a run makes, in order.
+    pub(crate) calls: Vec<PhaseCall>,
+    /// Generator steps one drawing run claims ([`crate::graph::steps_per_run`] of the graph
+    /// before the passes, which may remove a dropout; the compiler sets it).
+    pub(crate) steps_per_run: usize,
 }
 
 impl Program {
@@ -74,6 +86,11 @@ impl Program {
     pub fn phases(&self) -> &[Phase] {
         &self.phases
     }
+
+    /// How a graph of Monte Carlo samples runs its per-sample kernels, if it is tiled.
+    pub fn tiling(&self) -> Option<&SampleTiling> {
+        self.tiling.as_ref()
+    }
 }
 
 /// Plans `graph` (a graph after `passes::optimize`). Fails with
@@ -85,12 +102,25 @@ pub(crate) fn plan(graph: Graph, options: PlanOptions) -> Result<Program> {
     } else {
         Schedule::unfused(&graph)
     };
-    let memory = memory::plan(&graph, &schedule)?;
+    let (schedule, sampled) = samples::order(&graph, schedule);
     let mut phases = phase::phases(&graph, &schedule, options.threads);
     for phase in &mut phases {
         phase.chunk_units = phase.chunk_units.min(options.max_chunk_units);
     }
+    let tiling = sampled.and_then(|s| samples::tiling(&graph, &schedule, &phases, s));
+    if let Some(t) = &tiling {
+        samples::rechunk(&graph, &schedule, &mut phases, t, options.threads);
+        for phase in &mut phases {
+            phase.chunk_units = phase.chunk_units.min(options.max_chunk_units);
+        }
+    }
+    let loop_from = tiling.as_ref().map(|t| t.first_kernel);
+    let memory = memory::plan(&graph, &schedule, loop_from)?;
+    let calls = samples::calls(&graph, &schedule, &phases, tiling.as_ref());
     Ok(Program {
+        tiling,
+        calls,
+        steps_per_run: crate::graph::steps_per_run(&graph),
         graph,
         schedule,
         memory,

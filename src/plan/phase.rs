@@ -32,7 +32,7 @@ use std::fmt;
 
 use super::schedule::{Kernel, Schedule};
 use crate::graph::{Graph, NodeId, OpClass};
-use crate::rng::mask::GROUP_SIZE;
+use crate::rng::mask::{self, GROUP_SIZE};
 
 /// Elements in one work unit of an element-wise loop or a transpose: a mask group, so that
 /// a (non-broadcast) dropout's groups never straddle two units.
@@ -155,6 +155,23 @@ pub(crate) fn phases(graph: &Graph, schedule: &Schedule, threads: usize) -> Vec<
     phases
 }
 
+/// Re-chunks the compute phase of `kernel` (of `graph`) for calls of `units` units each on
+/// `threads` threads: a per-sample phase of a tiled graph ([`super::samples`]) runs a chunk
+/// of samples per call, and a matrix product's split is sized by the rows of one call.
+pub(crate) fn rechunk(
+    graph: &Graph,
+    kernel: &Kernel,
+    phase: &mut Phase,
+    units: usize,
+    threads: usize,
+) {
+    let work = compute_work(graph, kernel);
+    if phase.part == Part::Compute && work.gemm {
+        let call = Work { units, ..work };
+        phase.chunk_units = call.chunk_units(threads).max(1);
+    }
+}
+
 fn phase(kernel: usize, part: Part, unit: Unit, units: usize, chunk_units: usize) -> Phase {
     Phase {
         kernel,
@@ -174,10 +191,7 @@ fn chunk_for(cost: usize) -> usize {
 fn drawn_groups(graph: &Graph, id: NodeId) -> Option<usize> {
     let d = graph[id].op.drawn_dropout().filter(|d| d.is_random())?;
     let input = &graph[graph.operands_of(id)[0]].ty.shape;
-    let len = d
-        .read_mask_len(input)
-        .expect("invariant: the node's type was inferred, so its attributes fit its input");
-    Some(len.div_ceil(GROUP_SIZE))
+    Some(mask::drawn_groups(d, input))
 }
 
 /// The work of a kernel's compute phase.

@@ -19,6 +19,7 @@
 //! it, grow 32 times faster than the scalar loop's; a body that long gains little from lanes.
 
 use crate::graph::{DType, Dropout, Elementwise, Graph, NodeId, Shape};
+use crate::rng::mask::GROUP_SIZE;
 
 /// The most members a vector kernel has (real models fuse a few to a few dozen: an Adam
 /// update is about twenty).
@@ -144,6 +145,14 @@ fn read(shape: &Shape, loop_shape: &Shape) -> Option<Read> {
 /// How a vector loop reads the mask of `d` applied to an input of shape `input`, if it can.
 fn mask_form(d: &Dropout, input: &Shape) -> Option<MaskForm> {
     let mask = d.mask_shape(input).ok()?;
+    if d.sample_steps {
+        // Samples draw at steps of their own: in the loop, sample after sample, if every
+        // sample is whole groups (else groups would straddle two samples' steps); otherwise
+        // the scalar loop's draw phase starts each sample's groups anew.
+        let samples = d.mask_samples(input).ok()?;
+        let whole = samples.per_sample > 0 && samples.per_sample.is_multiple_of(GROUP_SIZE);
+        return (mask == *input && whole).then_some(MaskForm::InLoop);
+    }
     if mask == *input {
         return Some(MaskForm::InLoop);
     }

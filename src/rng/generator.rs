@@ -80,6 +80,13 @@ impl Generator {
         Ok(first)
     }
 
+    /// Claims the steps of one drawing run of a graph that draws `count` samples
+    /// ([`crate::graph::steps_per_run`]), all or nothing, as [`Generator::claim_steps`].
+    pub(crate) fn claim_run(&mut self, count: usize) -> Result<u32> {
+        let count = u32::try_from(count).map_err(|_| Error::StepsExhausted { seed: self.seed })?;
+        self.claim_steps(count)
+    }
+
     /// Claims the next host stream: the `n`-th claim (from 0) is Philox stream
     /// `2^31 + n mod 2^31` at step `n / 2^31`. The step word keeps claims distinct past 2^31
     /// tensors, so no user can run out; the count would wrap only after 2^63 claims.

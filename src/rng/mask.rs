@@ -26,6 +26,7 @@
 //! it computes all 32 planes, 0.25 Philox blocks per element.
 
 use super::philox::{philox4x32_10, seed_key};
+use crate::graph::{Dropout, MaskSamples, Shape};
 
 /// The version of the contract above; compiled graphs record it.
 pub const CONTRACT_VERSION: u32 = 1;
@@ -46,6 +47,26 @@ pub struct MaskSource {
     pub stream: u32,
     /// The execution's step.
     pub step: u32,
+}
+
+/// Whole groups of one sample's mask: every sample of a dropout with `sample_steps` starts a
+/// group of its own (its masks are those of a run at its own step).
+pub fn groups_per_sample(samples: MaskSamples) -> usize {
+    samples.per_sample.div_ceil(GROUP_SIZE)
+}
+
+/// The groups a draw of the whole mask of `d` applied to an input of shape `input` fills:
+/// every sample's whole groups, none for an empty input (nobody reads its mask). Compiled
+/// code draws keep bytes sample after sample, each sample's starting a group.
+pub fn drawn_groups(d: &Dropout, input: &Shape) -> usize {
+    let samples = d
+        .mask_samples(input)
+        .expect("invariant: the node's type was inferred, so its attributes fit its input");
+    if input.numel() == 0 {
+        0
+    } else {
+        samples.samples * groups_per_sample(samples)
+    }
 }
 
 /// `Q = 2^32 - round_ties_even(p * 2^32)`: element `j` is kept iff `U(j) < Q`.

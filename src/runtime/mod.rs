@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::graph::{Graph, Mode};
 use crate::jit::Jit;
-use crate::plan::{MemorySummary, Phase, Program, Schedule};
+use crate::plan::{MemorySummary, Phase, Program, SampleTiling, Schedule};
 use crate::rng::CONTRACT_VERSION;
 use threads::Threads;
 
@@ -94,6 +94,12 @@ impl CompiledGraph {
     /// The phases it runs, in order: what each computes and how its work is cut.
     pub fn phases(&self) -> &[Phase] {
         self.program.phases()
+    }
+
+    /// For a graph of Monte Carlo samples: how its per-sample kernels run, a chunk of samples
+    /// at a time after the shared ones (`dump --stage optimized` prints it), if tiled.
+    pub fn tiling(&self) -> Option<&SampleTiling> {
+        self.program.tiling()
     }
 
     /// Its memory plan: buffers, arena size, reuse (`dump --stage optimized` prints it).

@@ -26,8 +26,9 @@ use crate::tensor::{Tensor, TensorData};
 
 impl CompiledGraph {
     /// Runs the graph once and returns its outputs in declaration order. `inputs` binds every
-    /// input by node name, `params` every parameter (it may hold more). A train-mode graph
-    /// claims one step from `generator` per run, exactly like the interpreter
+    /// input by node name, `params` every parameter (it may hold more). A train- or mc-mode
+    /// graph claims one step from `generator` per run (one per sample for a graph of
+    /// [`crate::passes::batch_samples`]), exactly like the interpreter
     /// ([`crate::interp::run`]); an eval-mode one does not touch it. A run rejected before
     /// execution claims no step.
     ///
@@ -162,14 +163,14 @@ impl CompiledGraph {
             }
         }
         let step = match self.mode {
-            Mode::Train => generator.next_step()?,
+            Mode::Train | Mode::Mc => generator.claim_run(self.program.steps_per_run)?,
             Mode::Eval => 0,
         };
         let workspace = lent.get();
         self.fill_table(workspace, inputs, params, outputs);
         let (table, seed) = (&workspace.table, generator.seed());
-        let phases = &self.program.phases;
-        let status = (self.threads).run(&self.jit, phases, table, seed, step);
+        let work = (&self.program.phases[..], &self.program.calls[..]);
+        let status = (self.threads).run(&self.jit, work, table, seed, step);
         if status.code != 0 {
             return Err(self.runtime_error(status));
         }

@@ -32,7 +32,7 @@ use rayon::ThreadPool;
 
 use crate::error::{Error, Result};
 use crate::jit::{Jit, Status};
-use crate::plan::Phase;
+use crate::plan::{Phase, PhaseCall};
 
 /// The process-wide pools, by the thread count of the compilations using them (a pool holds
 /// one thread fewer: the caller is the last).
@@ -82,12 +82,13 @@ impl Threads {
         }
     }
 
-    /// Runs every phase of `jit` over `table` in order; stops at the first failing phase
-    /// and returns its status (code 0 if none failed).
+    /// Makes every call of `calls` (a phase of `jit` over a range of its units) over `table`
+    /// in order; stops at the first failing call and returns its status (code 0 if none
+    /// failed).
     pub(crate) fn run(
         &self,
         jit: &Arc<Jit>,
-        phases: &[Phase],
+        (phases, calls): (&[Phase], &[PhaseCall]),
         table: &[usize],
         seed: u64,
         step: u32,
@@ -97,11 +98,11 @@ impl Threads {
             phases.len(),
             "invariant: one function per phase"
         );
-        let active = phases.iter().enumerate().filter(|(_, p)| p.units > 0);
+        let active = calls.iter().filter(|c| c.end > c.begin);
         match self {
             Threads::Caller => {
-                for (i, phase) in active {
-                    let status = jit.call(i, table, seed, step, (0, phase.units));
+                for call in active {
+                    let status = jit.call(call.phase, table, seed, step, (call.begin, call.end));
                     if status.code != 0 {
                         return status;
                     }
@@ -110,13 +111,14 @@ impl Threads {
             Threads::Pool(pool) => {
                 // Helpers own what they use, so the table is shared from the first split on.
                 let mut shared: Option<Arc<[usize]>> = None;
-                for (i, phase) in active {
-                    let status = if phase.chunks() > 1 {
+                for call in active {
+                    let phase = &phases[call.phase];
+                    let status = if call.end - call.begin > phase.chunk_units {
                         let table = shared.get_or_insert_with(|| table.into());
                         let args = (Arc::clone(jit), Arc::clone(table), seed, step);
-                        Split::new(args, i, phase).run(pool)
+                        Split::new(args, call, phase).run(pool)
                     } else {
-                        jit.call(i, table, seed, step, (0, phase.units))
+                        jit.call(call.phase, table, seed, step, (call.begin, call.end))
                     };
                     if status.code != 0 {
                         return status;
@@ -134,9 +136,10 @@ struct Split {
     table: Arc<[usize]>,
     seed: u64,
     step: u32,
-    /// The phase's index, unit count and units per chunk.
+    /// The phase's index, the units of the call (`begin .. end`) and units per chunk.
     phase: usize,
-    units: usize,
+    begin: usize,
+    end: usize,
     chunk_units: usize,
     chunks: usize,
     /// The next chunk to claim (past `chunks` once all are claimed).
@@ -150,7 +153,7 @@ struct Split {
 impl Split {
     fn new(
         (jit, table, seed, step): (Arc<Jit>, Arc<[usize]>, u64, u32),
-        i: usize,
+        call: &PhaseCall,
         phase: &Phase,
     ) -> Arc<Split> {
         Arc::new(Split {
@@ -158,10 +161,11 @@ impl Split {
             table,
             seed,
             step,
-            phase: i,
-            units: phase.units,
+            phase: call.phase,
+            begin: call.begin,
+            end: call.end,
             chunk_units: phase.chunk_units,
-            chunks: phase.chunks(),
+            chunks: (call.end - call.begin).div_ceil(phase.chunk_units),
             next: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
             first_failure: Mutex::new(None),
@@ -201,8 +205,8 @@ impl Split {
             if chunk >= self.chunks {
                 return;
             }
-            let begin = chunk * self.chunk_units;
-            let end = (begin + self.chunk_units).min(self.units);
+            let begin = self.begin + chunk * self.chunk_units;
+            let end = (begin + self.chunk_units).min(self.end);
             let status =
                 (self.jit).call(self.phase, &self.table, self.seed, self.step, (begin, end));
             if status.code != 0 {

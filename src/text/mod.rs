@@ -28,10 +28,11 @@
 //! `parameter` and `constant` (it is their type) and checked against the inferred type
 //! elsewhere. Numbers include `nan`, `inf`, `-inf` and `-0`. Attributes per op, in printing
 //! order, defaults omitted when printed:
-//! - dropout family: `p` (required), `inplace` (false), `broadcast_dims` (`[]`), `stream`
-//!   (the number of dropout-family nodes before it in the file; always printed);
+//! - dropout family: `p` (required), `inplace` (false), `broadcast_dims` (`[]`),
+//!   `sample_steps` (false), `stream` (the number of dropout-family nodes before it in the
+//!   file; always printed);
 //! - dropout masks (`dropout_mask`, `dropout2d_mask`, ... one per kind): `p` (required),
-//!   `broadcast_dims` (`[]`), `stream` (required: the stream of the dropout it describes; masks
+//!   `broadcast_dims` (`[]`), `sample_steps` (false), `stream` (required: the stream of the dropout it describes; masks
 //!   do not count as dropout-family nodes for the default stream);
 //! - `sum`, `mean`, `amax`: `axes` (`[]`, every axis), `keepdim` (false);
 //! - `softmax`, `log_softmax`: `axis` (required); `reshape`: `shape` (required, one `-1`

@@ -81,6 +81,7 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, Option<String>)> {
             ("p", Some(d.p.to_string())),
             ("inplace", flag(d.inplace)),
             ("broadcast_dims", dims(&d.broadcast_dims)),
+            ("sample_steps", flag(d.sample_steps)),
             ("stream", Some(d.stream.to_string())),
         ],
         // Masks and gradients are never in place (type inference rejects it), so `inplace`
@@ -88,6 +89,7 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, Option<String>)> {
         Op::DropoutMask(d) | Op::DropoutGrad(d) => vec![
             ("p", Some(d.p.to_string())),
             ("broadcast_dims", dims(&d.broadcast_dims)),
+            ("sample_steps", flag(d.sample_steps)),
             ("stream", Some(d.stream.to_string())),
         ],
         Op::Reduce { axes, keepdim, .. } => vec![
@@ -173,6 +175,7 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
             p: attrs.required_f64("p")?,
             inplace: false,
             broadcast_dims: attrs.usize_list("broadcast_dims")?.unwrap_or_default(),
+            sample_steps: attrs.bool("sample_steps")?.unwrap_or(false),
             stream: attrs.required_u32("stream")?,
         }),
         Op::Dropout(template) => Op::Dropout(Dropout {
@@ -180,6 +183,7 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
             p: attrs.required_f64("p")?,
             inplace: attrs.bool("inplace")?.unwrap_or(false),
             broadcast_dims: attrs.usize_list("broadcast_dims")?.unwrap_or_default(),
+            sample_steps: attrs.bool("sample_steps")?.unwrap_or(false),
             stream: attrs.u32("stream")?.unwrap_or(line.default_stream),
         }),
         // The stream is required: it names the dropout the mask describes.
@@ -188,6 +192,7 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
             p: attrs.required_f64("p")?,
             inplace: false,
             broadcast_dims: attrs.usize_list("broadcast_dims")?.unwrap_or_default(),
+            sample_steps: attrs.bool("sample_steps")?.unwrap_or(false),
             stream: attrs.required_u32("stream")?,
         }),
     };
