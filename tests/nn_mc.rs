@@ -79,7 +79,9 @@ fn with_p_zero_every_sample_is_the_eval_forward() {
     let (mut model, x) = model(0.0, Compiler::new());
     model.eval();
     let eval = model.forward_with(&x, &mut Generator::new(0)).unwrap();
-    let prediction = model.mc_predict(&x, 3, &mut Generator::new(9)).unwrap();
+    let mut generator = Generator::new(9);
+    let prediction = model.mc_predict(&x, 3, &mut generator).unwrap();
+    assert_eq!(generator.step(), 3, "one step per sample, drawn or not");
     for sample in prediction.samples.as_f32().unwrap().chunks_exact(60) {
         assert_eq!(sample, eval.as_f32().unwrap());
     }

@@ -186,6 +186,39 @@ pub(crate) fn for_each_run(
     });
 }
 
+/// The part of a range of groups inside one sample of a dropout with `sample_steps`.
+#[derive(Clone, Copy)]
+pub(crate) struct SamplePart {
+    /// The sample (pointer-sized).
+    pub s: Value,
+    /// Its first group, `s * per_sample` (global group numbers).
+    pub base: Value,
+    /// The range's groups inside it, `lo .. hi` (global group numbers).
+    pub lo: Value,
+    pub hi: Value,
+}
+
+/// `body` for each sample of `per_sample` groups that groups `begin .. stop` (pointer-sized)
+/// meet: the loop every drawing kernel of a dropout with `sample_steps` takes its samples
+/// from.
+pub(crate) fn for_each_sample(
+    cx: &mut LowerCx,
+    (begin, stop): (Value, Value),
+    per_sample: usize,
+    body: &mut dyn FnMut(&mut LowerCx, SamplePart),
+) {
+    let stop = cx.b.ins().umax(stop, begin);
+    let first = cx.b.ins().udiv_imm_u(begin, per_sample as i64);
+    let last = cx.b.ins().iadd_imm_u(stop, (per_sample - 1) as i64);
+    let samples_stop = cx.b.ins().udiv_imm_u(last, per_sample as i64);
+    cx.range_loop(first, samples_stop, &mut |cx, s| {
+        let base = cx.b.ins().imul_imm_u(s, per_sample as i64);
+        let next = cx.b.ins().iadd_imm_u(base, per_sample as i64);
+        let (lo, hi) = (cx.b.ins().umax(begin, base), cx.b.ins().umin(stop, next));
+        body(cx, SamplePart { s, base, lo, hi });
+    });
+}
+
 /// An i32x4 with every lane `value`.
 fn splat_i32(cx: &mut LowerCx, value: i64) -> Value {
     let lane = cx.b.ins().iconst(types::I32, value);

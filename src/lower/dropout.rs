@@ -84,19 +84,14 @@ pub(crate) fn draw_phase(cx: &mut LowerCx, graph: &Graph, id: NodeId) {
     let samples = (d.mask_samples(input))
         .expect("invariant: the node's type was inferred, so its attributes fit its input");
     let per_sample = groups_per_sample(samples);
-    let first = cx.b.ins().udiv_imm_u(begin, per_sample as i64);
-    let last = cx.b.ins().iadd_imm_u(end, (per_sample - 1) as i64);
-    let stop = cx.b.ins().udiv_imm_u(last, per_sample as i64);
-    cx.range_loop(first, stop, &mut |cx, s| {
-        let base = cx.b.ins().imul_imm_u(s, per_sample as i64);
-        let next = cx.b.ins().iadd_imm_u(base, per_sample as i64);
-        let lo = cx.b.ins().umax(begin, base);
-        let hi = cx.b.ins().umin(end, next);
-        let (lo, hi) = (cx.b.ins().isub(lo, base), cx.b.ins().isub(hi, base));
-        let bytes = cx.b.ins().imul_imm_u(base, GROUP_SIZE as i64);
+    bitplane::for_each_sample(cx, (begin, end), per_sample, &mut |cx, part| {
+        // The sample's own group numbers, and its keep bytes.
+        let lo = cx.b.ins().isub(part.lo, part.base);
+        let hi = cx.b.ins().isub(part.hi, part.base);
+        let bytes = cx.b.ins().imul_imm_u(part.base, GROUP_SIZE as i64);
         let sample_keep = cx.b.ins().iadd(keep, bytes);
         let zero = cx.index(0);
-        draw_groups(cx, &planes.for_sample(s, zero), lo, hi, sample_keep);
+        draw_groups(cx, &planes.for_sample(part.s, zero), lo, hi, sample_keep);
     });
 }
 

@@ -96,22 +96,16 @@ pub(crate) fn kernel(
         let stop = cx.b.ins().umin(end, full);
         if let Some(per_sample) = sample_groups(graph, kernel, masks) {
             // Sample after sample, each part of the range drawn at its sample's step.
-            let stop = cx.b.ins().umax(stop, begin);
-            let first = cx.b.ins().udiv_imm_u(begin, per_sample as i64);
-            let last = cx.b.ins().iadd_imm_u(stop, (per_sample - 1) as i64);
-            let samples_stop = cx.b.ins().udiv_imm_u(last, per_sample as i64);
-            cx.range_loop(first, samples_stop, &mut |cx, s| {
-                let base = cx.b.ins().imul_imm_u(s, per_sample as i64);
-                let next = cx.b.ins().iadd_imm_u(base, per_sample as i64);
-                let (lo, hi) = (cx.b.ins().umax(begin, base), cx.b.ins().umin(stop, next));
+            let range = (begin, stop);
+            bitplane::for_each_sample(cx, range, per_sample, &mut |cx, part| {
                 let sources: Vec<Option<Source>> = (sources.iter())
-                    .map(|source| source.map(|source| source.for_sample(s, base)))
+                    .map(|source| source.map(|source| source.for_sample(part.s, part.base)))
                     .collect();
                 let body = Body {
                     sources: &sources,
                     ..body
                 };
-                body.pipelined_groups(cx, lo, hi);
+                body.pipelined_groups(cx, part.lo, part.hi);
             });
         } else if draws {
             body.pipelined_groups(cx, begin, stop);

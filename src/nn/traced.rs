@@ -242,6 +242,14 @@ impl<M: Module> Traced<M> {
             })?;
         let compiled = self.compile_forward(&x.ty(), Dropouts::Samples(samples))?;
         let stacked = self.run(&compiled, x, generator)?;
+        // A graph that draws nothing (no dropout, or p = 0 everywhere) claims fewer steps:
+        // the call still moves the generator by one step per sample, as it says.
+        let claimed = generator.step() - u64::from(first);
+        if let Ok(rest) = u32::try_from(samples as u64 - claimed)
+            && rest > 0
+        {
+            generator.claim_steps(rest)?;
+        }
         Ok(McPrediction::of_samples(stacked, first))
     }
 
