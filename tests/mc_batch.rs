@@ -309,3 +309,67 @@ fn the_blocked_gemm_gives_each_sample_its_single_call_bits() {
         }
     }
 }
+
+#[test]
+fn sample_steps_on_edge_shapes_agree_on_both_engines() {
+    // Empty samples, no samples, one sample, samples that straddle mask groups, channel-wise
+    // and broadcast masks: the interpreter is the definition, the JIT has to agree.
+    let source = "
+graph edges {
+  %a: f32[3, 0] = input
+  %b: f32[0, 5] = input
+  %c: f32[1, 130] = input
+  %d: f32[4, 33] = input
+  %e: f32[3, 2, 4, 5, 5] = input
+  %f: f32[5, 7, 6] = input
+  %da: f32[3, 0] = dropout %a {p = 0.5, sample_steps = true}
+  %db: f32[0, 5] = dropout %b {p = 0.5, sample_steps = true}
+  %dc: f32[1, 130] = dropout %c {p = 0.3, sample_steps = true}
+  %dd: f32[4, 33] = alpha_dropout %d {p = 0.6, sample_steps = true}
+  %de: f32[3, 2, 4, 5, 5] = dropout2d %e {p = 0.5, sample_steps = true}
+  %df: f32[5, 7, 6] = dropout %f {p = 0.5, broadcast_dims = [0], sample_steps = true}
+  %mf: bool[5, 1, 6] = dropout_mask %f {p = 0.5, broadcast_dims = [0], sample_steps = true, stream = 5}
+  output da = %da
+  output db = %db
+  output dc = %dc
+  output dd = %dd
+  output de = %de
+  output df = %df
+  output mf = %mf
+}";
+    let graph = text::parse(source).unwrap();
+    for setup in BIT_EXACT {
+        let result =
+            differential::check(&graph, Mode::Mc, setup, Agreement::Bits, 2, &ONE_TWO_THREE);
+        assert_eq!(result, Ok(()), "{setup:?}");
+    }
+    // Sample s of each is the dropout on that slice at step t + s.
+    let values = init::random_values(&graph, 2).unwrap();
+    let mut generator = Generator::new(2).with_step(10);
+    let together = interp::run(&graph, Mode::Mc, &mut generator, &values).unwrap();
+    assert_eq!(generator.step(), 15, "the most samples (5) are claimed");
+    let (x, y) = (&values["d"], &together[3].1);
+    let x = x.as_f32().unwrap();
+    for s in 0..4 {
+        let slice = Tensor::from_f32([33], x[s * 33..(s + 1) * 33].to_vec()).unwrap();
+        let single = text::parse(
+            "graph one {\n  %x: f32[33] = input\n  %y: f32[33] = alpha_dropout %x {p = 0.6, stream = 3}\n  output y = %y\n}",
+        )
+        .unwrap();
+        let inputs = std::collections::BTreeMap::from([("x".to_string(), slice)]);
+        let mut at_step = Generator::new(2).with_step(10 + s as u32);
+        let one = interp::run(&single, Mode::Mc, &mut at_step, &inputs).unwrap();
+        assert_eq!(one[0].1, sample(y, s, 4), "sample {s}");
+    }
+    // A scalar has no dimension of samples.
+    let err = text::parse(
+        "graph g {\n  %x: f32[] = input\n  %y: f32[] = dropout %x {p = 0.5, sample_steps = true}\n  output y = %y\n}",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "dropout with sample_steps needs a dimension of samples, but got a scalar input"
+        ),
+        "{err}"
+    );
+}

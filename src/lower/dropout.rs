@@ -84,6 +84,10 @@ pub(crate) fn draw_phase(cx: &mut LowerCx, graph: &Graph, id: NodeId) {
     let samples = (d.mask_samples(input))
         .expect("invariant: the node's type was inferred, so its attributes fit its input");
     let per_sample = groups_per_sample(samples);
+    if per_sample == 0 {
+        // Empty samples: nothing to draw (and no unit to run).
+        return;
+    }
     bitplane::for_each_sample(cx, (begin, end), per_sample, &mut |cx, part| {
         // The sample's own group numbers, and its keep bytes.
         let lo = cx.b.ins().isub(part.lo, part.base);
