@@ -621,6 +621,15 @@ pub enum TypeError {
         /// Which op fits instead (`use dropout3d`).
         advice: String,
     },
+    /// A convolution whose operands or attributes do not fit (see [`crate::graph::Conv`]);
+    /// [`Error::Type`] names the node and the op.
+    #[error("{reason}")]
+    Conv {
+        /// `conv1d`, `conv2d` or `conv3d`.
+        op: &'static str,
+        /// What does not fit, with the shapes and values involved.
+        reason: String,
+    },
     /// A dropout with `sample_steps` on a scalar: it has no sample dimension.
     #[error("{kind} with sample_steps needs a dimension of samples, but got a scalar input")]
     SampleStepsScalar {

@@ -89,6 +89,9 @@ fn random_graphs_cover_every_op() {
     }
     let mut all: BTreeSet<&str> = ["input", "parameter", "constant", "matmul", "linear"].into();
     all.extend([
+        "conv1d",
+        "conv2d",
+        "conv3d",
         "reshape",
         "transpose",
         "softmax",

@@ -56,6 +56,22 @@ fn result_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeErro
             expect_f32(operands, if *bias { &[0, 1, 2] } else { &[0, 1] })?;
             linear_shape(operands).map(TensorType::f32)
         }
+        Op::Conv(conv) => {
+            expect_f32(operands, if conv.bias { &[0, 1, 2] } else { &[0, 1] })?;
+            let (x, w) = (&operands[0].shape, &operands[1].shape);
+            let out = conv.output_shape(x, w)?;
+            if conv.bias && operands[2].shape.dims() != [w.dims()[0]] {
+                return Err(TypeError::Conv {
+                    op: conv.name(),
+                    reason: format!(
+                        "the bias has to be [{}], one per output channel, but is {}",
+                        w.dims()[0],
+                        operands[2].shape
+                    ),
+                });
+            }
+            Ok(TensorType::f32(out))
+        }
         Op::Reshape { shape } => {
             reshape_shape(&operands[0].shape, shape).map(|s| TensorType::new(operands[0].dtype, s))
         }

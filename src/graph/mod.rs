@@ -6,6 +6,7 @@
 //! live node. A `StableGraph` keeps node ids valid when passes delete nodes.
 
 mod builder;
+pub mod conv;
 pub mod dropout;
 mod functions;
 pub mod infer;
@@ -30,6 +31,7 @@ use petgraph::visit::{EdgeRef, NodeIndexable};
 
 pub use crate::types::{DType, Shape, TensorType};
 pub use builder::{Builder, Naming};
+pub use conv::Conv;
 pub use dropout::{Dropout, DropoutKind, MaskSamples};
 pub use functions::{BinaryOp, ReduceOp, UnaryOp};
 pub use mode::{Mode, steps_per_run};

@@ -20,6 +20,7 @@
 
 use std::fmt;
 
+use super::conv::Conv;
 use super::dropout::Dropout;
 use super::functions::{BinaryOp, ReduceOp, UnaryOp};
 use crate::tensor::Tensor;
@@ -69,6 +70,9 @@ pub enum Op {
     /// `[C]`) and i32 targets `[N]` (or `[]`) in `0..C`; the result is a scalar. A target
     /// outside `0..C` is a run-time error (PyTorch's `ignore_index` is not supported).
     CrossEntropy,
+    /// `torch.nn.functional.conv1d/2d/3d` with zero padding; see [`Conv`] (the definition,
+    /// its order of operations and its shape rule). Operands: input, weight[, bias].
+    Conv(Conv),
     /// Any member of the dropout family; see [`Dropout`].
     Dropout(Dropout),
     /// The vector-Jacobian product of a dropout with these attributes, applied to the
@@ -119,6 +123,7 @@ impl Op {
             Op::Softmax { .. } => "softmax",
             Op::LogSoftmax { .. } => "log_softmax",
             Op::CrossEntropy => "cross_entropy",
+            Op::Conv(c) => c.name(),
             Op::Dropout(d) => d.kind.name(),
             Op::DropoutGrad(d) => d.kind.grad_name(),
             Op::Expand { .. } => "expand",
@@ -144,6 +149,7 @@ impl Op {
             Op::Binary(_) | Op::MatMul { .. } | Op::CrossEntropy => 2,
             Op::CrossEntropyGrad => 3,
             Op::Linear { bias } => 2 + usize::from(*bias),
+            Op::Conv(c) => 2 + usize::from(c.bias),
         }
     }
 
@@ -167,6 +173,7 @@ impl Op {
             Op::CrossEntropyGrad => OpClass::Rows { axis: -1 },
             Op::MatMul { .. } => OpClass::Product { by_columns: false },
             Op::Linear { .. } => OpClass::Product { by_columns: true },
+            Op::Conv(_) => OpClass::Window,
             // The batch mean sums in one fixed order; a mask has the mask shape, not its
             // operand's, and reads no operand element.
             Op::CrossEntropy | Op::DropoutMask(_) => OpClass::Whole,
@@ -198,6 +205,7 @@ impl Op {
             | Op::Binary(_)
             | Op::MatMul { .. }
             | Op::Linear { .. }
+            | Op::Conv(_)
             | Op::Reshape { .. }
             | Op::Transpose { .. }
             | Op::Reduce { .. }
@@ -312,6 +320,9 @@ pub enum OpClass<'a> {
     Movement,
     /// Each output element folds the operand along axes (`sum`, `mean`, `amax`).
     Reduction,
+    /// Each output element folds a window of its operand (`conv`): the output elements are
+    /// the work units.
+    Window,
     /// Every row along `axis` computed as a whole (`softmax`, `log_softmax`,
     /// `cross_entropy_grad` along the classes): the rows are the work units.
     Rows { axis: i64 },

@@ -71,6 +71,10 @@ pub fn batched(op: &Op, samples: usize, rank: usize) -> Result<(Op, Operands), &
         Op::LogSoftmax { axis } => (Op::LogSoftmax { axis: shift(*axis) }, Operands::Single),
         Op::Dropout(d) => (Op::Dropout(sampled(d)?), Operands::Single),
         Op::DropoutMask(d) => (Op::DropoutMask(sampled(d)?), Operands::Single),
+        Op::Conv(_) => {
+            return Err("a convolution takes at most one batch dimension; \
+                        samples are not batched through it yet");
+        }
         Op::CrossEntropy => {
             return Err(
                 "a loss takes logits of rank 2 at most; batch the forward graph without it",
@@ -107,6 +111,8 @@ pub fn separable(op: &Op, rank: usize) -> Option<Operands> {
             Some(Operands::Broadcast)
         }
         Op::Linear { .. } => Some(Operands::FirstOnly),
+        // Batched (N, C, ...): image n from image n alone; unbatched, dimension 0 is channels.
+        Op::Conv(c) => (rank == c.spatial() + 2).then_some(Operands::FirstOnly),
         Op::Dropout(_) | Op::DropoutGrad(_) | Op::DropoutMask(_) | Op::Reshape { .. } => {
             Some(Operands::Single)
         }

@@ -12,6 +12,8 @@
 //! - element-wise arithmetic: [`crate::math`];
 //! - broadcasting and data movement: `layout`;
 //! - `matmul`, `linear`: `linalg` (sums from 0.0, k ascending, no FMA, bias added last);
+//! - `conv1d/2d/3d`: `conv` (sums from 0.0 over channels and taps in the weight's order,
+//!   padding read as 0.0, no FMA, bias added last);
 //! - `sum`, `mean`, `amax`: `reduce` (row-major order of the reduced elements);
 //! - `softmax`, `log_softmax`, `cross_entropy`: `softmax`;
 //! - the dropout family and its gradients: `dropout` (RNG contract v1, [`crate::rng::mask`]);
@@ -21,6 +23,7 @@
 //! same graph in `f64` (for gradient checks) with the same masks.
 
 mod bind;
+mod conv;
 mod dropout;
 mod elementwise;
 mod eval;

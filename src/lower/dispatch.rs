@@ -7,7 +7,7 @@ use cranelift_codegen::ir::{InstBuilder, types};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::{Buffer, Choices, LowerCx};
-use super::{dropout, elementwise, layout, linalg, reduce, simd, softmax};
+use super::{conv, dropout, elementwise, layout, linalg, reduce, simd, softmax};
 use crate::graph::{Graph, NodeId, Op};
 use crate::jit::{Codegen, Jit};
 use crate::plan::{Form, Kernel, Part, Phase, Program, Unit};
@@ -120,6 +120,10 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
             let (out, args) = single(cx, graph, kernel);
             let by_columns = unit == Unit::Column;
             linalg::linear(cx, &args[0], &args[1], args.get(2), &out, by_columns);
+        }
+        Op::Conv(c) => {
+            let (out, args) = single(cx, graph, kernel);
+            conv::conv(cx, c, (&args[0], &args[1], args.get(2)), &out);
         }
         Op::Transpose { perm } => {
             let (out, args) = single(cx, graph, kernel);

@@ -22,6 +22,7 @@
 
 mod arith;
 mod bitplane;
+mod conv;
 mod dispatch;
 mod dropout;
 mod elementwise;

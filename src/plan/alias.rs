@@ -122,6 +122,7 @@ pub(crate) fn group(graph: &Graph, index: &ScheduleIndex) -> Groups {
             OpClass::ElementWise(_)
             | OpClass::Movement
             | OpClass::Reduction
+            | OpClass::Window
             | OpClass::Rows { .. }
             | OpClass::Product { .. }
             | OpClass::Whole => index.materialized[id.index()].then(|| groups.fresh()),

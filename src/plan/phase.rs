@@ -258,6 +258,13 @@ fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
             let per_output = input.checked_div(outputs).unwrap_or(0);
             Work::new(Unit::OutputElement, outputs, per_output)
         }
+        OpClass::Window => {
+            // A convolution's output element folds in_channels / groups times the kernel's
+            // taps: the weight's elements per output channel.
+            let w = &graph[graph.operands_of(id)[1]].ty.shape;
+            let taps = w.numel().checked_div(w.dims()[0]).unwrap_or(0);
+            Work::new(Unit::OutputElement, out.numel(), 2 * taps)
+        }
         OpClass::Rows { axis } => {
             let (outer, len, inner) = (out.around_axis(axis))
                 .expect("invariant: the node's type was inferred, so its axis fits");

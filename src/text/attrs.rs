@@ -117,6 +117,14 @@ impl Attrs {
             .transpose()
     }
 
+    /// An optional non-negative integer.
+    pub fn usize(&self, key: &str) -> Result<Option<usize>, Diag> {
+        let what = "a non-negative integer";
+        self.get(key)
+            .map(|lit| atom(lit, key, what, parse_int::<usize>))
+            .transpose()
+    }
+
     /// A required unsigned 32-bit integer.
     pub fn required_u32(&self, key: &str) -> Result<u32, Diag> {
         self.u32(key)?.ok_or_else(|| self.missing(key))
@@ -146,6 +154,23 @@ impl Attrs {
         self.get(key)
             .map(|lit| list(lit, key, what, parse_int::<usize>))
             .transpose()
+    }
+
+    /// An optional list of exactly `len` non-negative integers (one per spatial dimension).
+    pub fn usize_list_of(&self, key: &str, len: usize) -> Result<Option<Vec<usize>>, Diag> {
+        let Some(values) = self.usize_list(key)? else {
+            return Ok(None);
+        };
+        if values.len() == len {
+            return Ok(Some(values));
+        }
+        let lit = self.get(key).expect("invariant: the list was just read");
+        let message = format!(
+            "attribute '{key}' has to be a list of {len} non-negative integers (one per spatial \
+             dimension), found {} of them",
+            values.len()
+        );
+        Err(Diag::new(lit.pos(), message))
     }
 
     /// A required list of non-negative integers.

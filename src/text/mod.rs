@@ -32,8 +32,12 @@
 //!   `sample_steps` (false), `stream` (the number of dropout-family nodes before it in the
 //!   file; always printed);
 //! - dropout masks (`dropout_mask`, `dropout2d_mask`, ... one per kind): `p` (required),
-//!   `broadcast_dims` (`[]`), `sample_steps` (false), `stream` (required: the stream of the dropout it describes; masks
-//!   do not count as dropout-family nodes for the default stream);
+//!   `broadcast_dims` (`[]`), `sample_steps` (false), `stream` (required: the stream of the
+//!   dropout it describes; masks do not count as dropout-family nodes for the default
+//!   stream);
+//! - `conv1d`, `conv2d`, `conv3d` (operands input, weight[, bias]): one value per spatial
+//!   dimension in `stride` (all 1), `padding` (all 0), `padding_end` (`padding`), `dilation`
+//!   (all 1); `groups` (1);
 //! - `sum`, `mean`, `amax`: `axes` (`[]`, every axis), `keepdim` (false);
 //! - `softmax`, `log_softmax`: `axis` (required); `reshape`: `shape` (required, one `-1`
 //!   allowed); `transpose`: `perm` (required).

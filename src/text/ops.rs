@@ -15,7 +15,7 @@ use super::attrs::{Attr, Attrs, Lit, parse_bool, parse_float, parse_int};
 use super::lex::{Diag, Pos, Token};
 use crate::error::{Error, TypeError};
 use crate::graph::{
-    BinaryOp, DType, Dropout, DropoutKind, Op, ReduceOp, Shape, TensorType, UnaryOp,
+    BinaryOp, Conv, DType, Dropout, DropoutKind, Op, ReduceOp, Shape, TensorType, UnaryOp,
 };
 use crate::tensor::{Tensor, TensorData};
 
@@ -48,6 +48,9 @@ pub(super) fn op_templates() -> Vec<Op> {
     ops.extend([
         Op::MATMUL,
         Op::Linear { bias: false },
+        Op::Conv(Conv::new(1, false)),
+        Op::Conv(Conv::new(2, false)),
+        Op::Conv(Conv::new(3, false)),
         Op::Reshape { shape: Vec::new() },
         Op::Transpose { perm: Vec::new() },
     ]);
@@ -100,6 +103,21 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, Option<String>)> {
         Op::Reshape { shape } => vec![("shape", Some(list(shape)))],
         Op::Expand { shape } => vec![("shape", Some(list(shape)))],
         Op::Transpose { perm } => vec![("perm", Some(list(perm)))],
+        Op::Conv(c) => {
+            let unless = |values: &[usize], default: usize| {
+                (!values.iter().all(|&v| v == default)).then(|| list(values))
+            };
+            vec![
+                ("stride", unless(&c.stride, 1)),
+                ("padding", unless(&c.padding, 0)),
+                (
+                    "padding_end",
+                    (c.padding_end != c.padding).then(|| list(&c.padding_end)),
+                ),
+                ("dilation", unless(&c.dilation, 1)),
+                ("groups", (c.groups != 1).then(|| c.groups.to_string())),
+            ]
+        }
         Op::MatMul {
             transpose_a,
             transpose_b,
@@ -147,6 +165,21 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
         Op::Linear { .. } => Op::Linear {
             bias: line.operands.len() > 2,
         },
+        Op::Conv(template) => {
+            // One value per spatial dimension of the op's name.
+            let n = template.spatial();
+            let padding = attrs.usize_list_of("padding", n)?.unwrap_or(vec![0; n]);
+            Op::Conv(Conv {
+                stride: attrs.usize_list_of("stride", n)?.unwrap_or(vec![1; n]),
+                padding_end: attrs
+                    .usize_list_of("padding_end", n)?
+                    .unwrap_or(padding.clone()),
+                padding,
+                dilation: attrs.usize_list_of("dilation", n)?.unwrap_or(vec![1; n]),
+                groups: attrs.usize("groups")?.unwrap_or(1),
+                bias: line.operands.len() > 2,
+            })
+        }
         Op::Reshape { .. } => Op::Reshape {
             shape: attrs.required_i64_list("shape")?,
         },
@@ -274,10 +307,12 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "{names:?}");
-        // Leaves, the functions, matmul/linear/reshape/transpose, the reductions, softmax,
-        // log_softmax and the three cross-entropy/expand ops, and three ops per dropout kind.
+        // Leaves, the functions, matmul/linear/reshape/transpose, conv1d/2d/3d, the
+        // reductions, softmax, log_softmax and the three cross-entropy/expand ops, and three
+        // ops per dropout kind.
         let functions = UnaryOp::ALL.len() + BinaryOp::ALL.len();
-        let count = 3 + functions + 4 + ReduceOp::ALL.len() + 5 + 3 * DropoutKind::ALL.len();
+        let count =
+            3 + functions + 4 + 3 + ReduceOp::ALL.len() + 5 + 3 * DropoutKind::ALL.len();
         assert_eq!(names.len(), count);
         // Every op sorts into a class consistent with its operands: exactly the leaves take
         // none.

@@ -13,7 +13,7 @@ pub mod differential;
 pub mod gradcheck;
 pub mod training;
 
-use dropjit::graph::{BinaryOp, Dropout, DropoutKind, ReduceOp, UnaryOp};
+use dropjit::graph::{BinaryOp, Conv, Dropout, DropoutKind, ReduceOp, UnaryOp};
 use dropjit::rng::philox4x32_10;
 use dropjit::{DType, Graph, NodeId, Op, Shape, Tensor, TensorType};
 
@@ -99,6 +99,7 @@ enum Kind {
     Binary(BinaryOp),
     MatMul,
     Linear,
+    Conv,
     Reshape,
     Transpose,
     Reduce(ReduceOp),
@@ -113,6 +114,7 @@ fn kinds() -> Vec<Kind> {
         Kind::Leaf,
         Kind::MatMul,
         Kind::Linear,
+        Kind::Conv,
         Kind::Reshape,
         Kind::Transpose,
     ];
@@ -368,6 +370,47 @@ impl Builder {
                     self.add(Op::Linear { bias: true }, &[x, w, bias])
                 } else {
                     self.add(Op::Linear { bias: false }, &[x, w])
+                }
+            }
+            Kind::Conv => {
+                let x = self.operand(DType::F32, &[2, 3, 4, 5]);
+                let dims = self.ty(x).shape.dims().to_vec();
+                // Batched (N, C, ...) when there is room for a spatial dimension after (N, C),
+                // and always at rank 5 (three spatial dimensions at most).
+                let batched = dims.len() == 5 || (dims.len() >= 3 && self.rng.chance(70));
+                let channel = usize::from(batched);
+                let spatial = dims.len() - channel - 1;
+                let channels = dims[channel];
+                let groups = if channels > 1 && self.rng.chance(30) {
+                    channels
+                } else {
+                    1
+                };
+                let out = groups * (1 + self.rng.below(2));
+                let mut conv = Conv::new(spatial, self.rng.chance(50));
+                conv.groups = groups;
+                let mut w = vec![out, channels / groups];
+                for i in 0..spatial {
+                    let size = dims[channel + 1 + i];
+                    conv.padding[i] = self.rng.below(2);
+                    conv.padding_end[i] = self.rng.below(2);
+                    conv.stride[i] = 1 + self.rng.below(2);
+                    let room = size + conv.padding[i] + conv.padding_end[i];
+                    conv.dilation[i] = if room >= 3 && self.rng.chance(30) {
+                        2
+                    } else {
+                        1
+                    };
+                    // The dilated kernel fits the padded input: d * (k - 1) + 1 <= room.
+                    let most = ((room.max(1) - 1) / conv.dilation[i] + 1).min(3);
+                    w.push(1 + self.rng.below(most.max(1)));
+                }
+                let w = self.leaf(TensorType::f32(w));
+                if conv.bias {
+                    let bias = self.leaf(TensorType::f32([out]));
+                    self.add(Op::Conv(conv), &[x, w, bias])
+                } else {
+                    self.add(Op::Conv(conv), &[x, w])
                 }
             }
             Kind::Reshape => {
