@@ -630,6 +630,15 @@ pub enum TypeError {
         /// What does not fit, with the shapes and values involved.
         reason: String,
     },
+    /// A pool whose input or attributes do not fit (see [`crate::graph::pool`]);
+    /// [`Error::Type`] names the node and the op.
+    #[error("{reason}")]
+    Pool {
+        /// `max_pool2d`, `adaptive_avg_pool1d`, ...
+        op: &'static str,
+        /// What does not fit, with the shapes and values involved.
+        reason: String,
+    },
     /// A dropout with `sample_steps` on a scalar: it has no sample dimension.
     #[error("{kind} with sample_steps needs a dimension of samples, but got a scalar input")]
     SampleStepsScalar {

@@ -239,9 +239,9 @@ fn vjp(b: &mut Builder, id: NodeId, g: NodeId, names: &[Option<String>]) -> Resu
         // The targets are i32, never on the path.
         Op::CrossEntropy => first(names, |n| reduce::cross_entropy(b, at, n)),
         Op::Dropout(d) | Op::DropoutGrad(d) => first(names, |n| dropout::dropout(b, d, at, n)),
-        // Its gradients (a transposed convolution and a correlation) are the CNN work's
-        // gradient step; until then a graph through a convolution is refused by name.
-        Op::Conv(_) => Err(cannot(
+        // Their gradients (a transposed convolution and a correlation, the pools' scatters)
+        // are the CNN work's gradient step; until then a graph through one is refused by name.
+        Op::Conv(_) | Op::Pool(_) | Op::AdaptiveAvgPool { .. } => Err(cannot(
             b.graph(),
             id,
             format!("{} has no gradient yet", op.name()),

@@ -5,6 +5,7 @@
 
 use super::functions::ReduceOp;
 use super::op::Op;
+use super::pool::adaptive_output_shape;
 use crate::error::TypeError;
 use crate::types::{DType, Shape, TensorType, normalize_axis};
 
@@ -71,6 +72,14 @@ fn result_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeErro
                 });
             }
             Ok(TensorType::f32(out))
+        }
+        Op::Pool(pool) => {
+            expect_f32(operands, &[0])?;
+            pool.output_shape(&operands[0].shape).map(TensorType::f32)
+        }
+        Op::AdaptiveAvgPool { output } => {
+            expect_f32(operands, &[0])?;
+            adaptive_output_shape(output, &operands[0].shape).map(TensorType::f32)
         }
         Op::Reshape { shape } => {
             reshape_shape(&operands[0].shape, shape).map(|s| TensorType::new(operands[0].dtype, s))

@@ -14,6 +14,7 @@ pub(crate) mod inplace;
 mod mask;
 mod mode;
 pub mod op;
+pub mod pool;
 mod rewrite;
 pub mod samples;
 pub(crate) mod signature;
@@ -36,6 +37,7 @@ pub use dropout::{Dropout, DropoutKind, MaskSamples};
 pub use functions::{BinaryOp, ReduceOp, UnaryOp};
 pub use mode::{Mode, steps_per_run};
 pub use op::{Effects, Elementwise, Leaf, Op, OpClass};
+pub use pool::{Pool, PoolKind};
 
 use crate::error::{Error, Result};
 

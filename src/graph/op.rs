@@ -23,6 +23,7 @@ use std::fmt;
 use super::conv::Conv;
 use super::dropout::Dropout;
 use super::functions::{BinaryOp, ReduceOp, UnaryOp};
+use super::pool::{Pool, adaptive_name};
 use crate::tensor::Tensor;
 use crate::types::TensorType;
 
@@ -73,6 +74,11 @@ pub enum Op {
     /// `torch.nn.functional.conv1d/2d/3d` with zero padding; see [`Conv`] (the definition,
     /// its order of operations and its shape rule). Operands: input, weight[, bias].
     Conv(Conv),
+    /// `max_pool1d/2d/3d` and `avg_pool1d/2d/3d`; see [`Pool`] (the definition, NaN and
+    /// padding included, and the shape rule).
+    Pool(Pool),
+    /// `adaptive_avg_pool1d/2d/3d` to these output sizes; see [`crate::graph::pool`].
+    AdaptiveAvgPool { output: Vec<usize> },
     /// Any member of the dropout family; see [`Dropout`].
     Dropout(Dropout),
     /// The vector-Jacobian product of a dropout with these attributes, applied to the
@@ -124,6 +130,8 @@ impl Op {
             Op::LogSoftmax { .. } => "log_softmax",
             Op::CrossEntropy => "cross_entropy",
             Op::Conv(c) => c.name(),
+            Op::Pool(p) => p.name(),
+            Op::AdaptiveAvgPool { output } => adaptive_name(output.len()),
             Op::Dropout(d) => d.kind.name(),
             Op::DropoutGrad(d) => d.kind.grad_name(),
             Op::Expand { .. } => "expand",
@@ -145,6 +153,8 @@ impl Op {
             | Op::Dropout(_)
             | Op::DropoutGrad(_)
             | Op::Expand { .. }
+            | Op::Pool(_)
+            | Op::AdaptiveAvgPool { .. }
             | Op::DropoutMask(_) => 1,
             Op::Binary(_) | Op::MatMul { .. } | Op::CrossEntropy => 2,
             Op::CrossEntropyGrad => 3,
@@ -173,7 +183,7 @@ impl Op {
             Op::CrossEntropyGrad => OpClass::Rows { axis: -1 },
             Op::MatMul { .. } => OpClass::Product { by_columns: false },
             Op::Linear { .. } => OpClass::Product { by_columns: true },
-            Op::Conv(_) => OpClass::Window,
+            Op::Conv(_) | Op::Pool(_) | Op::AdaptiveAvgPool { .. } => OpClass::Window,
             // The batch mean sums in one fixed order; a mask has the mask shape, not its
             // operand's, and reads no operand element.
             Op::CrossEntropy | Op::DropoutMask(_) => OpClass::Whole,
@@ -206,6 +216,8 @@ impl Op {
             | Op::MatMul { .. }
             | Op::Linear { .. }
             | Op::Conv(_)
+            | Op::Pool(_)
+            | Op::AdaptiveAvgPool { .. }
             | Op::Reshape { .. }
             | Op::Transpose { .. }
             | Op::Reduce { .. }
@@ -320,8 +332,8 @@ pub enum OpClass<'a> {
     Movement,
     /// Each output element folds the operand along axes (`sum`, `mean`, `amax`).
     Reduction,
-    /// Each output element folds a window of its operand (`conv`): the output elements are
-    /// the work units.
+    /// Each output element folds a window of its operand (`conv`, the pools): the output
+    /// elements are the work units.
     Window,
     /// Every row along `axis` computed as a whole (`softmax`, `log_softmax`,
     /// `cross_entropy_grad` along the classes): the rows are the work units.

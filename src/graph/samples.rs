@@ -71,9 +71,15 @@ pub fn batched(op: &Op, samples: usize, rank: usize) -> Result<(Op, Operands), &
         Op::LogSoftmax { axis } => (Op::LogSoftmax { axis: shift(*axis) }, Operands::Single),
         Op::Dropout(d) => (Op::Dropout(sampled(d)?), Operands::Single),
         Op::DropoutMask(d) => (Op::DropoutMask(sampled(d)?), Operands::Single),
-        Op::Conv(_) => {
-            return Err("a convolution takes at most one batch dimension; \
-                        samples are not batched through it yet");
+        // Unbatched, (C, ...) with the samples in front is a batch of images; batched, a
+        // second batch dimension does not fit.
+        Op::Conv(c) if rank == c.spatial() + 1 => (op.clone(), Operands::FirstOnly),
+        Op::Pool(p) if rank == p.spatial() + 1 => (op.clone(), Operands::Single),
+        Op::AdaptiveAvgPool { output } if rank == output.len() + 1 => {
+            (op.clone(), Operands::Single)
+        }
+        Op::Conv(_) | Op::Pool(_) | Op::AdaptiveAvgPool { .. } => {
+            return Err("a batched (N, C, ...) input has no room for a dimension of samples");
         }
         Op::CrossEntropy => {
             return Err(
@@ -111,8 +117,10 @@ pub fn separable(op: &Op, rank: usize) -> Option<Operands> {
             Some(Operands::Broadcast)
         }
         Op::Linear { .. } => Some(Operands::FirstOnly),
-        // Batched (N, C, ...): image n from image n alone; unbatched, dimension 0 is channels.
+        // Batched (N, C, ...): image n from image n alone; unbatched, dimension 0 is the
+        // channels, which a convolution mixes and a pool does not.
         Op::Conv(c) => (rank == c.spatial() + 2).then_some(Operands::FirstOnly),
+        Op::Pool(_) | Op::AdaptiveAvgPool { .. } => Some(Operands::Single),
         Op::Dropout(_) | Op::DropoutGrad(_) | Op::DropoutMask(_) | Op::Reshape { .. } => {
             Some(Operands::Single)
         }

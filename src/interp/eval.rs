@@ -12,7 +12,7 @@ use crate::rng::Generator;
 use crate::rng::mask::MaskSource;
 
 use super::value::{Array, Value};
-use super::{bind, conv, dropout, elementwise, layout, linalg, reduce, softmax};
+use super::{bind, conv, dropout, elementwise, layout, linalg, pool, reduce, softmax};
 
 /// Every node's value after one run, indexed by [`crate::graph::NodeId::index`].
 pub(crate) struct Evaluation<T> {
@@ -170,6 +170,10 @@ impl<T: Element> NodeCx<'_, T> {
             Op::Conv(c) => {
                 let b = c.bias.then(|| self.float(2));
                 Value::Float(conv::conv(c, self.float(0), self.float(1), b, out))
+            }
+            Op::Pool(p) => Value::Float(pool::pool(p, self.float(0), out)),
+            Op::AdaptiveAvgPool { output } => {
+                Value::Float(pool::adaptive_avg_pool(self.float(0), out, output.len()))
             }
             Op::Reshape { .. } => layout::reshape(self.operands[0], out),
             Op::Transpose { perm } => layout::transpose(self.operands[0], perm),

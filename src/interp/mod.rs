@@ -14,6 +14,8 @@
 //! - `matmul`, `linear`: `linalg` (sums from 0.0, k ascending, no FMA, bias added last);
 //! - `conv1d/2d/3d`: `conv` (sums from 0.0 over channels and taps in the weight's order,
 //!   padding read as 0.0, no FMA, bias added last);
+//! - the pools: `pool` (max: a tap replaces the maximum if greater or NaN; average: the sum
+//!   from 0.0 of the taps inside the input, one division);
 //! - `sum`, `mean`, `amax`: `reduce` (row-major order of the reduced elements);
 //! - `softmax`, `log_softmax`, `cross_entropy`: `softmax`;
 //! - the dropout family and its gradients: `dropout` (RNG contract v1, [`crate::rng::mask`]);
@@ -29,6 +31,7 @@ mod elementwise;
 mod eval;
 mod layout;
 mod linalg;
+mod pool;
 mod reduce;
 mod softmax;
 mod value;

@@ -7,7 +7,7 @@ use cranelift_codegen::ir::{InstBuilder, types};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::{Buffer, Choices, LowerCx};
-use super::{conv, dropout, elementwise, layout, linalg, reduce, simd, softmax};
+use super::{conv, dropout, elementwise, layout, linalg, pool, reduce, simd, softmax};
 use crate::graph::{Graph, NodeId, Op};
 use crate::jit::{Codegen, Jit};
 use crate::plan::{Form, Kernel, Part, Phase, Program, Unit};
@@ -124,6 +124,14 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
         Op::Conv(c) => {
             let (out, args) = single(cx, graph, kernel);
             conv::conv(cx, c, (&args[0], &args[1], args.get(2)), &out);
+        }
+        Op::Pool(p) => {
+            let (out, args) = single(cx, graph, kernel);
+            pool::pool(cx, p, &args[0], &out);
+        }
+        Op::AdaptiveAvgPool { output } => {
+            let (out, args) = single(cx, graph, kernel);
+            pool::adaptive_avg_pool(cx, output.len(), &args[0], &out);
         }
         Op::Transpose { perm } => {
             let (out, args) = single(cx, graph, kernel);

@@ -29,6 +29,7 @@ mod elementwise;
 mod layout;
 mod linalg;
 mod loops;
+mod pool;
 mod reduce;
 mod simd;
 mod softmax;

@@ -259,11 +259,20 @@ fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
             Work::new(Unit::OutputElement, outputs, per_output)
         }
         OpClass::Window => {
-            // A convolution's output element folds in_channels / groups times the kernel's
-            // taps: the weight's elements per output channel.
-            let w = &graph[graph.operands_of(id)[1]].ty.shape;
-            let taps = w.numel().checked_div(w.dims()[0]).unwrap_or(0);
-            Work::new(Unit::OutputElement, out.numel(), 2 * taps)
+            // Rough taps per output element: a convolution's weight elements per output
+            // channel; a pool's input elements per output (exact for non-overlapping
+            // windows).
+            let operands = graph.operands_of(id);
+            let shape = |i: usize| &graph[operands[i]].ty.shape;
+            let taps = if operands.len() >= 2 {
+                shape(1)
+                    .numel()
+                    .checked_div(shape(1).dims()[0])
+                    .unwrap_or(0)
+            } else {
+                shape(0).numel().checked_div(out.numel()).unwrap_or(0)
+            };
+            Work::new(Unit::OutputElement, out.numel(), 2 * taps.max(1))
         }
         OpClass::Rows { axis } => {
             let (outer, len, inner) = (out.around_axis(axis))

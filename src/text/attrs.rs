@@ -85,7 +85,7 @@ impl Attrs {
         self.items.iter().find(|a| a.key == key).map(|a| &a.value)
     }
 
-    fn missing(&self, key: &str) -> Diag {
+    pub fn missing(&self, key: &str) -> Diag {
         let message = format!("{} {} needs attribute '{key}'", self.op, self.node);
         Diag::new(self.head, message)
     }

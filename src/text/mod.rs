@@ -38,6 +38,10 @@
 //! - `conv1d`, `conv2d`, `conv3d` (operands input, weight[, bias]): one value per spatial
 //!   dimension in `stride` (all 1), `padding` (all 0), `padding_end` (`padding`), `dilation`
 //!   (all 1); `groups` (1);
+//! - `max_pool1d/2d/3d`: `kernel` (required), `stride` (the kernel), `padding` (all 0),
+//!   `dilation` (all 1), `ceil_mode` (false); `avg_pool1d/2d/3d`: `kernel`, `stride`,
+//!   `padding`, `ceil_mode`, `count_include_pad` (true); `adaptive_avg_pool1d/2d/3d`:
+//!   `output` (required), one value per spatial dimension each;
 //! - `sum`, `mean`, `amax`: `axes` (`[]`, every axis), `keepdim` (false);
 //! - `softmax`, `log_softmax`: `axis` (required); `reshape`: `shape` (required, one `-1`
 //!   allowed); `transpose`: `perm` (required).

@@ -15,7 +15,8 @@ use super::attrs::{Attr, Attrs, Lit, parse_bool, parse_float, parse_int};
 use super::lex::{Diag, Pos, Token};
 use crate::error::{Error, TypeError};
 use crate::graph::{
-    BinaryOp, Conv, DType, Dropout, DropoutKind, Op, ReduceOp, Shape, TensorType, UnaryOp,
+    BinaryOp, Conv, DType, Dropout, DropoutKind, Op, Pool, PoolKind, ReduceOp, Shape, TensorType,
+    UnaryOp,
 };
 use crate::tensor::{Tensor, TensorData};
 
@@ -51,6 +52,17 @@ pub(super) fn op_templates() -> Vec<Op> {
         Op::Conv(Conv::new(1, false)),
         Op::Conv(Conv::new(2, false)),
         Op::Conv(Conv::new(3, false)),
+        Op::Pool(Pool::new(PoolKind::Max, &[1])),
+        Op::Pool(Pool::new(PoolKind::Max, &[1, 1])),
+        Op::Pool(Pool::new(PoolKind::Max, &[1, 1, 1])),
+        Op::Pool(Pool::new(PoolKind::Avg, &[1])),
+        Op::Pool(Pool::new(PoolKind::Avg, &[1, 1])),
+        Op::Pool(Pool::new(PoolKind::Avg, &[1, 1, 1])),
+        Op::AdaptiveAvgPool { output: vec![1] },
+        Op::AdaptiveAvgPool { output: vec![1, 1] },
+        Op::AdaptiveAvgPool {
+            output: vec![1, 1, 1],
+        },
         Op::Reshape { shape: Vec::new() },
         Op::Transpose { perm: Vec::new() },
     ]);
@@ -118,6 +130,31 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, Option<String>)> {
                 ("groups", (c.groups != 1).then(|| c.groups.to_string())),
             ]
         }
+        Op::Pool(p) => {
+            let unless = |values: &[usize], default: usize| {
+                (!values.iter().all(|&v| v == default)).then(|| list(values))
+            };
+            let mut attrs = vec![
+                ("kernel", Some(list(&p.kernel))),
+                ("stride", (p.stride != p.kernel).then(|| list(&p.stride))),
+                ("padding", unless(&p.padding, 0)),
+            ];
+            match p.kind {
+                PoolKind::Max => {
+                    attrs.push(("dilation", unless(&p.dilation, 1)));
+                    attrs.push(("ceil_mode", flag(p.ceil_mode)));
+                }
+                PoolKind::Avg => {
+                    attrs.push(("ceil_mode", flag(p.ceil_mode)));
+                    attrs.push((
+                        "count_include_pad",
+                        (!p.count_include_pad).then(|| "false".to_string()),
+                    ));
+                }
+            }
+            attrs
+        }
+        Op::AdaptiveAvgPool { output } => vec![("output", Some(list(output)))],
         Op::MatMul {
             transpose_a,
             transpose_b,
@@ -180,6 +217,29 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
                 bias: line.operands.len() > 2,
             })
         }
+        Op::Pool(template) => {
+            let n = template.spatial();
+            let kernel =
+                (attrs.usize_list_of("kernel", n)?).ok_or_else(|| attrs.missing("kernel"))?;
+            let avg = template.kind == PoolKind::Avg;
+            Op::Pool(Pool {
+                kind: template.kind,
+                stride: attrs.usize_list_of("stride", n)?.unwrap_or(kernel.clone()),
+                kernel,
+                padding: attrs.usize_list_of("padding", n)?.unwrap_or(vec![0; n]),
+                dilation: if avg {
+                    vec![1; n]
+                } else {
+                    attrs.usize_list_of("dilation", n)?.unwrap_or(vec![1; n])
+                },
+                ceil_mode: attrs.bool("ceil_mode")?.unwrap_or(false),
+                count_include_pad: !avg || attrs.bool("count_include_pad")?.unwrap_or(true),
+            })
+        }
+        Op::AdaptiveAvgPool { output } => Op::AdaptiveAvgPool {
+            output: (attrs.usize_list_of("output", output.len())?)
+                .ok_or_else(|| attrs.missing("output"))?,
+        },
         Op::Reshape { .. } => Op::Reshape {
             shape: attrs.required_i64_list("shape")?,
         },
@@ -307,12 +367,12 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "{names:?}");
-        // Leaves, the functions, matmul/linear/reshape/transpose, conv1d/2d/3d, the
-        // reductions, softmax, log_softmax and the three cross-entropy/expand ops, and three
+        // Leaves, the functions, matmul/linear/reshape/transpose, conv1d/2d/3d, the nine
+        // pools, the reductions, softmax, log_softmax and the three cross-entropy/expand ops, and three
         // ops per dropout kind.
         let functions = UnaryOp::ALL.len() + BinaryOp::ALL.len();
         let count =
-            3 + functions + 4 + 3 + ReduceOp::ALL.len() + 5 + 3 * DropoutKind::ALL.len();
+            3 + functions + 4 + 3 + 9 + ReduceOp::ALL.len() + 5 + 3 * DropoutKind::ALL.len();
         assert_eq!(names.len(), count);
         // Every op sorts into a class consistent with its operands: exactly the leaves take
         // none.

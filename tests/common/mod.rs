@@ -13,7 +13,7 @@ pub mod differential;
 pub mod gradcheck;
 pub mod training;
 
-use dropjit::graph::{BinaryOp, Conv, Dropout, DropoutKind, ReduceOp, UnaryOp};
+use dropjit::graph::{BinaryOp, Conv, Dropout, DropoutKind, Pool, PoolKind, ReduceOp, UnaryOp};
 use dropjit::rng::philox4x32_10;
 use dropjit::{DType, Graph, NodeId, Op, Shape, Tensor, TensorType};
 
@@ -100,6 +100,7 @@ enum Kind {
     MatMul,
     Linear,
     Conv,
+    Pool,
     Reshape,
     Transpose,
     Reduce(ReduceOp),
@@ -115,6 +116,7 @@ fn kinds() -> Vec<Kind> {
         Kind::MatMul,
         Kind::Linear,
         Kind::Conv,
+        Kind::Pool,
         Kind::Reshape,
         Kind::Transpose,
     ];
@@ -125,6 +127,8 @@ fn kinds() -> Vec<Kind> {
     kinds.extend(DropoutKind::ALL.map(Kind::Dropout));
     // Dropout is the headline op: weight the family up.
     kinds.extend(DropoutKind::ALL.map(Kind::Dropout));
+    // Nine pools share one kind: weight it up so that each appears.
+    kinds.extend([Kind::Pool, Kind::Pool]);
     kinds
 }
 
@@ -412,6 +416,37 @@ impl Builder {
                 } else {
                     self.add(Op::Conv(conv), &[x, w])
                 }
+            }
+            Kind::Pool => {
+                let x = self.operand(DType::F32, &[2, 3, 4, 5]);
+                let dims = self.ty(x).shape.dims().to_vec();
+                let batched = dims.len() == 5 || (dims.len() >= 3 && self.rng.chance(70));
+                let spatial = dims.len() - usize::from(batched) - 1;
+                let size = &dims[dims.len() - spatial..];
+                if self.rng.chance(25) {
+                    let output = (size.iter())
+                        .map(|&l| if l == 0 { 0 } else { 1 + self.rng.below(l + 1) })
+                        .collect();
+                    return self.add(Op::AdaptiveAvgPool { output }, &[x]);
+                }
+                let kind = if self.rng.chance(50) {
+                    PoolKind::Max
+                } else {
+                    PoolKind::Avg
+                };
+                let kernel: Vec<usize> = (0..spatial).map(|_| 1 + self.rng.below(3)).collect();
+                let mut pool = Pool::new(kind, &kernel);
+                for i in 0..spatial {
+                    pool.stride[i] = 1 + self.rng.below(3);
+                    pool.padding[i] = self.rng.below(kernel[i] / 2 + 1);
+                    if kind == PoolKind::Max && self.rng.chance(30) {
+                        pool.dilation[i] = 2;
+                    }
+                }
+                pool.ceil_mode = self.rng.chance(40);
+                pool.count_include_pad = kind == PoolKind::Max || self.rng.chance(60);
+                // A window past the padded input is refused by inference: no node then.
+                self.add(Op::Pool(pool), &[x])
             }
             Kind::Reshape => {
                 let dtype = if self.rng.chance(20) {

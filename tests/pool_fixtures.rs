@@ -1,0 +1,250 @@
+//! Pooling against real PyTorch: `tests/fixtures/pool/forward.txt` holds
+//! `torch.nn.functional` max, average and adaptive average pooling values (torch 2.15.0,
+//! generated once by `make_fixtures.py` beside it; these tests never need torch), NaN, -inf
+//! and ties included. Every case goes through the textual IR, the interpreter (bit for bit
+//! PyTorch's maxima, averages within relative 1e-6) and the JIT (bit for bit the
+//! interpreter's, on 1 and 2 threads); then the shape rules' errors, and random pools on both
+//! engines.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::compare::{Agreement, compare};
+use common::differential::{self, BIT_EXACT, ONE_TWO_THREE};
+use dropjit::{Compiler, Generator, Mode, ParameterStore, Tensor, interp, text};
+
+struct Case {
+    name: String,
+    op: String,
+    attrs: Vec<(String, String)>,
+    x: Option<Tensor>,
+    y: Option<Tensor>,
+}
+
+fn cases() -> Vec<Case> {
+    let mut cases: Vec<Case> = Vec::new();
+    for line in include_str!("fixtures/pool/forward.txt").lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words[0] {
+            "case" => cases.push(Case {
+                name: words[1].to_string(),
+                op: words[2].to_string(),
+                attrs: (words[3..].iter())
+                    .map(|kv| {
+                        let (k, v) = kv.split_once('=').expect("key=value");
+                        (k.to_string(), v.to_string())
+                    })
+                    .collect(),
+                x: None,
+                y: None,
+            }),
+            "tensor" => {
+                let dims: Vec<usize> = (words[2].split('x')).map(|d| d.parse().unwrap()).collect();
+                let values = (words[3..].iter())
+                    .map(|w| f32::from_bits(u32::from_str_radix(w, 16).unwrap()))
+                    .collect();
+                let tensor = Some(Tensor::from_f32(dims, values).unwrap());
+                let case = cases.last_mut().expect("a case first");
+                match words[1] {
+                    "x" => case.x = tensor,
+                    _ => case.y = tensor,
+                }
+            }
+            other => panic!("unknown fixture line {other}"),
+        }
+    }
+    cases
+}
+
+fn program(case: &Case) -> String {
+    let x = case.x.as_ref().unwrap().ty();
+    let y = case.y.as_ref().unwrap().ty();
+    let attrs: Vec<String> = (case.attrs.iter())
+        .map(|(k, v)| {
+            if v == "true" || v == "false" {
+                format!("{k} = {v}")
+            } else {
+                format!("{k} = [{}]", v.replace(',', ", "))
+            }
+        })
+        .collect();
+    format!(
+        "graph {} {{\n  %x: {x} = input\n  %y: {y} = {} %x {{{}}}\n  output y = %y\n}}",
+        case.name,
+        case.op,
+        attrs.join(", ")
+    )
+}
+
+#[test]
+fn every_case_matches_pytorch_on_both_engines() {
+    let cases = cases();
+    assert_eq!(cases.len(), 13);
+    for case in &cases {
+        let graph = text::parse(&program(case)).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        assert_eq!(
+            text::parse(&graph.to_string()).unwrap().to_string(),
+            graph.to_string()
+        );
+        let values = BTreeMap::from([("x".to_string(), case.x.clone().unwrap())]);
+        let got = interp::run(&graph, Mode::Eval, &mut Generator::new(0), &values).unwrap();
+        let agreement = if case.op.starts_with("max") {
+            Agreement::Bits
+        } else {
+            Agreement::Within(1e-6)
+        };
+        compare(case.y.as_ref().unwrap(), &got[0].1, agreement)
+            .unwrap_or_else(|m| panic!("{} (interpreter against PyTorch): {m}", case.name));
+        let (inputs, params) = ParameterStore::split(&graph, values);
+        for threads in [1, 2] {
+            let compiler = Compiler::new()
+                .mode(Mode::Eval)
+                .threads(threads)
+                .verify(true);
+            let jit = (compiler.compile(&graph).unwrap())
+                .run(&mut Generator::new(0), &inputs, &params)
+                .unwrap();
+            compare(&got[0].1, &jit[0].1, Agreement::Bits)
+                .unwrap_or_else(|m| panic!("{} (JIT, {threads} threads): {m}", case.name));
+        }
+    }
+}
+
+#[test]
+fn pools_that_do_not_fit_are_typed_errors_naming_them() {
+    let error = |x: &str, y: &str, op: &str| {
+        let source =
+            format!("graph g {{\n  %x: {x} = input\n  %y: {y} = {op}\n  output y = %y\n}}");
+        text::parse(&source).unwrap_err().to_string()
+    };
+    let cases = [
+        (
+            "f32[1, 1, 5, 5]",
+            "f32[1, 1, 2, 2]",
+            "max_pool2d %x {kernel = [2, 2], padding = [2, 0]}",
+            "max_pool2d y: padding 2 in spatial dimension 0 is more than half the kernel 2",
+        ),
+        (
+            "f32[1, 1, 2]",
+            "f32[1, 1, 1]",
+            "avg_pool1d %x {kernel = [3]}",
+            "avg_pool1d y: the window reaches 3 positions in spatial dimension 0, more than the padded input's 2",
+        ),
+        (
+            "f32[5, 5]",
+            "f32[2, 2]",
+            "max_pool2d %x {kernel = [2, 2]}",
+            "max_pool2d y: expects a 3-D (C, ...) or 4-D (N, C, ...) input, but got a 2-D input",
+        ),
+        (
+            "f32[1, 1, 4]",
+            "f32[1, 1, 2]",
+            "max_pool1d %x {kernel = [2], stride = [0]}",
+            "max_pool1d y: kernel [2], stride [0] and dilation [1] have to be at least 1",
+        ),
+        (
+            "f32[1, 1, 4]",
+            "f32[1, 1, 2]",
+            "avg_pool1d %x {kernel = [2], dilation = [2]}",
+            "avg_pool1d has no attribute 'dilation'",
+        ),
+        (
+            "f32[1, 1, 0]",
+            "f32[1, 1, 2]",
+            "adaptive_avg_pool1d %x {output = [2]}",
+            "adaptive_avg_pool1d y: cannot pool 0 positions into 2 in spatial dimension 0",
+        ),
+        (
+            "f32[1, 1, 4]",
+            "f32[1, 1, 2]",
+            "max_pool1d %x",
+            "max_pool1d y needs attribute 'kernel'",
+        ),
+    ];
+    for (x, y, op, message) in cases {
+        let got = error(x, y, op);
+        assert!(got.contains(message), "{got}\n  does not say: {message}");
+    }
+}
+
+#[test]
+fn random_pools_agree_on_both_engines() {
+    let mut rng = common::Rng::new(11);
+    let mut checked = 0;
+    for case in 0..40 {
+        let s = 1 + rng.below(3);
+        let kind = rng.below(3);
+        let batched = rng.chance(60);
+        let mut x: Vec<usize> = if batched {
+            vec![1 + rng.below(2)]
+        } else {
+            vec![]
+        };
+        x.push(1 + rng.below(3));
+        let size: Vec<usize> = (0..s)
+            .map(|_| if rng.chance(10) { 0 } else { 2 + rng.below(6) })
+            .collect();
+        x.extend(&size);
+        let list = |v: &[usize]| {
+            format!(
+                "[{}]",
+                v.iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let op = if kind == 2 {
+            let output: Vec<usize> = (0..s)
+                .map(|i| {
+                    if size[i] == 0 {
+                        0
+                    } else {
+                        1 + rng.below(size[i] + 2)
+                    }
+                })
+                .collect();
+            format!("adaptive_avg_pool{s}d %x {{output = {}}}", list(&output))
+        } else {
+            let kernel: Vec<usize> = (0..s).map(|_| 1 + rng.below(3)).collect();
+            let stride: Vec<usize> = (0..s).map(|_| 1 + rng.below(3)).collect();
+            let padding: Vec<usize> = (0..s).map(|i| rng.below(kernel[i] / 2 + 1)).collect();
+            let name = if kind == 0 { "max" } else { "avg" };
+            let extra = if kind == 0 {
+                let dilation: Vec<usize> = (0..s).map(|_| 1 + rng.below(2)).collect();
+                format!(", dilation = {}", list(&dilation))
+            } else {
+                format!(", count_include_pad = {}", rng.chance(50))
+            };
+            format!(
+                "{name}_pool{s}d %x {{kernel = {}, stride = {}, padding = {}, ceil_mode = {}{extra}}}",
+                list(&kernel),
+                list(&stride),
+                list(&padding),
+                rng.chance(50)
+            )
+        };
+        // The output type comes from inference: parse once without the check to learn it.
+        let probe = format!(
+            "graph probe {{\n  %x: f32{} = input\n  %y = {op}\n  output y = %y\n}}",
+            list(&x)
+        );
+        let Ok(graph) = text::parse(&probe) else {
+            continue; // a window larger than the padded input
+        };
+        for setup in [BIT_EXACT[0], BIT_EXACT[1]] {
+            let result = differential::check(
+                &graph,
+                Mode::Eval,
+                setup,
+                Agreement::Bits,
+                case,
+                &ONE_TWO_THREE,
+            );
+            assert_eq!(result, Ok(()), "{graph}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 25, "only {checked} of 40 random pools fit");
+}
