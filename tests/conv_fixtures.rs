@@ -173,6 +173,15 @@ fn shapes_that_do_not_fit_are_typed_errors_naming_them() {
             "  %x: f32[1, 2, 5] = input\n  %w: f32[3, 2, 3] = parameter\n  %b: f32[2] = parameter\n  %y: f32[1, 3, 3] = conv1d %x, %w, %b",
             "conv1d y: the bias has to be [3], one per output channel, but is [2]",
         ),
+        // Hostile sizes: an error, never an overflow.
+        (
+            "  %x: f32[1, 1, 5] = input\n  %w: f32[1, 1, 3] = parameter\n  %y: f32[1, 1, 3] = conv1d %x, %w {padding = [18446744073709551615]}",
+            "conv1d y: spatial dimension 0: an empty kernel, or sizes past the address space",
+        ),
+        (
+            "  %x: f32[1, 1, 5] = input\n  %w: f32[1, 1, 3] = parameter\n  %y: f32[1, 1, 3] = conv1d %x, %w {dilation = [9223372036854775807]}",
+            "conv1d y: the kernel reaches 18446744073709551615 positions in spatial dimension 0, more than the padded input's 5",
+        ),
     ];
     for (body, message) in cases {
         let got = error(body);

@@ -161,6 +161,19 @@ fn pools_that_do_not_fit_are_typed_errors_naming_them() {
             "max_pool1d %x",
             "max_pool1d y needs attribute 'kernel'",
         ),
+        // Hostile sizes: an error, never an overflow.
+        (
+            "f32[1, 1, 4]",
+            "f32[1, 1, 2]",
+            "max_pool1d %x {kernel = [18446744073709551615], padding = [9223372036854775807]}",
+            "max_pool1d y: spatial dimension 0: sizes past the address space",
+        ),
+        (
+            "f32[1, 1, 4]",
+            "f32[1, 1, 2]",
+            "avg_pool1d %x {kernel = [18446744073709551615], stride = [18446744073709551615], ceil_mode = true}",
+            "avg_pool1d y: the window reaches 18446744073709551615 positions",
+        ),
     ];
     for (x, y, op, message) in cases {
         let got = error(x, y, op);

@@ -135,8 +135,8 @@ impl Pool {
             )));
         }
         let mut dims = x.dims()[..x.rank() - s].to_vec();
-        for i in 0..s {
-            let padded = size[i].checked_add(2 * self.padding[i]);
+        for (i, &length) in size.iter().enumerate() {
+            let padded = (self.padding[i].checked_mul(2)).and_then(|p| length.checked_add(p));
             let reach = (self.kernel[i] - 1)
                 .checked_mul(self.dilation[i])
                 .and_then(|r| r.checked_add(1));
@@ -157,8 +157,10 @@ impl Pool {
             } else {
                 span / self.stride[i] + 1
             };
-            // With ceil_mode, a last window starting in the right padding is dropped.
-            if self.ceil_mode && (out - 1) * self.stride[i] >= size[i] + self.padding[i] {
+            // With ceil_mode, a last window starting in the right padding is dropped (both
+            // sides are at most `padded + stride`, which may pass usize: saturate).
+            let last_start = (out - 1).saturating_mul(self.stride[i]);
+            if self.ceil_mode && last_start >= length + self.padding[i] {
                 out -= 1;
             }
             dims.push(out);

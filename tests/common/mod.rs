@@ -436,9 +436,9 @@ impl Builder {
                 };
                 let kernel: Vec<usize> = (0..spatial).map(|_| 1 + self.rng.below(3)).collect();
                 let mut pool = Pool::new(kind, &kernel);
-                for i in 0..spatial {
+                for (i, &k) in kernel.iter().enumerate() {
                     pool.stride[i] = 1 + self.rng.below(3);
-                    pool.padding[i] = self.rng.below(kernel[i] / 2 + 1);
+                    pool.padding[i] = self.rng.below(k / 2 + 1);
                     if kind == PoolKind::Max && self.rng.chance(30) {
                         pool.dilation[i] = 2;
                     }
