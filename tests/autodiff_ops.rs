@@ -218,6 +218,34 @@ const CASES: &[Case] = &[
         body: "%x: f32[2, 3, 10] = input\n%t: i32[2, 3] = input\n%tr: i32[6] = reshape %t {shape = [6]}\n%xr: f32[6, 10] = reshape %x {shape = [6, 10]}\n%y: f32[] = cross_entropy %xr, %tr",
     },
     Case {
+        name: "conv2d",
+        body: "%x: f32[2, 4, 5, 6] = input\n%w: f32[6, 2, 3, 2] = parameter\n%b: f32[6] = parameter\n%y: f32[2, 6, 2, 5] = conv2d %x, %w, %b {stride = [2, 1], padding = [1, 0], padding_end = [0, 1], dilation = [1, 2], groups = 2}",
+    },
+    Case {
+        name: "conv1d_unbatched",
+        body: "%x: f32[3, 7] = input\n%w: f32[2, 3, 3] = parameter\n%y: f32[2, 4] = conv1d %x, %w {stride = [2], padding = [1]}",
+    },
+    Case {
+        name: "conv3d",
+        body: "%x: f32[1, 2, 3, 4, 3] = input\n%w: f32[2, 2, 2, 2, 2] = parameter\n%b: f32[2] = parameter\n%y: f32[1, 2, 2, 3, 2] = conv3d %x, %w, %b",
+    },
+    Case {
+        name: "max_pool2d",
+        body: "%x: f32[2, 3, 5, 5] = input\n%y: f32[2, 3, 3, 3] = max_pool2d %x {kernel = [3, 3], stride = [2, 2], padding = [1, 1]}",
+    },
+    Case {
+        name: "max_pool1d_dilated_ceil",
+        body: "%x: f32[2, 9] = input\n%y: f32[2, 4] = max_pool1d %x {kernel = [3], stride = [2], padding = [1], dilation = [2], ceil_mode = true}",
+    },
+    Case {
+        name: "avg_pool2d",
+        body: "%x: f32[2, 2, 5, 6] = input\n%y: f32[2, 2, 3, 4] = avg_pool2d %x {kernel = [3, 2], stride = [2, 2], padding = [1, 1], ceil_mode = true, count_include_pad = false}",
+    },
+    Case {
+        name: "adaptive_avg_pool2d",
+        body: "%x: f32[2, 3, 7, 5] = input\n%y: f32[2, 3, 3, 2] = adaptive_avg_pool2d %x {output = [3, 2]}",
+    },
+    Case {
         name: "diamond",
         body: "%x: f32[3, 4] = input\n%a: f32[3, 4] = relu %x\n%b: f32[3, 4] = exp %x\n%c: f32[3, 4] = mul %a, %b\n%d: f32[4] = sum %c {axes = [0]}\n%y: f32[3, 4] = sub %c, %d",
     },

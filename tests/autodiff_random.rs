@@ -2,7 +2,7 @@
 //! constants, every dropout kind): the gradients of `sum(y * w)` for an f32 output `y`, with
 //! respect to every f32 input and parameter, compiled and run against the interpreter bit for
 //! bit (reference GEMM), in train mode. Graphs the transform refuses (a `selu_grad` on the
-//! path to its `x`, a convolution or a pool, whose gradients are the CNN work's next step) and runs the interpreter refuses (an out-of-range target) are skipped,
+//! path to its `x`) and runs the interpreter refuses (an out-of-range target) are skipped,
 //! and counted so that the test cannot pass by skipping everything.
 
 mod common;
@@ -31,10 +31,8 @@ fn random_graph_gradients_compile_to_the_interpreters_bits() {
         let grads = match autodiff::gradients(&mut graph, loss, &wrt) {
             Ok(grads) => grads,
             Err(error) => {
-                // A selu_grad on the path to its x, or a convolution or pool (no gradient yet).
-                let message = error.to_string();
                 assert!(
-                    message.contains("selu_grad") || message.contains("has no gradient yet"),
+                    error.to_string().contains("selu_grad"),
                     "seed {seed}: {error}"
                 );
                 refused += 1;

@@ -1,9 +1,10 @@
 //! Convolution against real PyTorch: `tests/fixtures/conv/forward.txt` holds
-//! `torch.nn.functional.conv1d/2d/3d` values (torch 2.15.0, generated once by
-//! `make_fixtures.py` beside it; these tests never need torch). Every case goes through the
-//! textual IR, the interpreter (within relative 1e-5 of PyTorch, whose kernels sum in their
-//! own order) and the JIT (bit for bit the interpreter's, on 1 and 2 threads). Then the
-//! shape rule's errors, and random configurations on both engines.
+//! `torch.nn.functional.conv1d/2d/3d` values and `torch.autograd` gradients (torch 2.15.0,
+//! generated once by `make_fixtures.py` beside it; these tests never need torch). Every case
+//! goes through the textual IR, the interpreter (within relative 1e-5 of PyTorch, whose
+//! kernels sum in their own order; gradients, from `autodiff`, within 1e-4) and the JIT (bit
+//! for bit the interpreter's, on 1 and 2 threads). Then the shape rule's errors, and random
+//! configurations on both engines.
 
 mod common;
 
@@ -119,6 +120,57 @@ fn every_case_matches_pytorch_on_both_engines() {
 }
 
 #[test]
+fn gradients_match_pytorchs_autograd_on_both_engines() {
+    for case in &cases() {
+        let ty = |role: &str| case.tensors[role].ty().to_string();
+        let forward = program(case);
+        let body = forward
+            .trim_end()
+            .trim_end_matches('}')
+            .replace("  output y = %y\n", "");
+        let source = format!(
+            "{body}  %gy: {} = input\n  %weighted: {} = mul %y, %gy\n  %loss: f32[] = sum %weighted\n  output loss = %loss\n}}",
+            ty("gy"),
+            ty("y")
+        );
+        let mut graph =
+            text::parse(&source).unwrap_or_else(|e| panic!("{}: {e}\n{source}", case.name));
+        let bias = case.tensors.contains_key("b");
+        let roles: &[&str] = if bias { &["x", "w", "b"] } else { &["x", "w"] };
+        let wrt: Vec<_> = roles.iter().map(|r| graph.lookup(r).unwrap()).collect();
+        let loss = graph.lookup("loss").unwrap();
+        let grads = dropjit::autodiff::gradients(&mut graph, loss, &wrt).unwrap();
+        for (role, grad) in roles.iter().zip(grads) {
+            graph.add_output(format!("g{role}"), grad).unwrap();
+        }
+        let values: BTreeMap<String, Tensor> = (["x", "w", "b", "gy"].iter())
+            .filter_map(|r| case.tensors.get(*r).map(|t| (r.to_string(), t.clone())))
+            .collect();
+        let got = interp::run(&graph, Mode::Eval, &mut Generator::new(0), &values).unwrap();
+        for (name, value) in &got[1..] {
+            compare(&case.tensors[name.as_str()], value, Agreement::Within(1e-4)).unwrap_or_else(
+                |m| panic!("{} {name} (interpreter against PyTorch): {m}", case.name),
+            );
+        }
+        let (inputs, params) = ParameterStore::split(&graph, values);
+        for threads in [1, 2] {
+            let compiler = Compiler::new()
+                .mode(Mode::Eval)
+                .threads(threads)
+                .verify(true);
+            let jit = (compiler.compile(&graph).unwrap())
+                .run(&mut Generator::new(0), &inputs, &params)
+                .unwrap();
+            for ((name, expected), (_, value)) in got.iter().zip(&jit) {
+                compare(expected, value, Agreement::Bits).unwrap_or_else(|m| {
+                    panic!("{} {name} (JIT, {threads} threads): {m}", case.name)
+                });
+            }
+        }
+    }
+}
+
+#[test]
 fn same_padding_is_pytorchs() {
     // PyTorch's "same": the total padding dilation * (k - 1), the odd one at the end.
     for case in cases().iter().filter(|c| c.name.contains("same")) {
@@ -187,21 +239,6 @@ fn shapes_that_do_not_fit_are_typed_errors_naming_them() {
         let got = error(body);
         assert!(got.contains(message), "{got}\n  does not say: {message}");
     }
-}
-
-#[test]
-fn a_convolution_has_no_gradient_yet_and_says_so() {
-    let mut graph = text::parse(
-        "graph g {\n  %x: f32[1, 1, 4] = input\n  %w: f32[1, 1, 2] = parameter\n  %y: f32[1, 1, 3] = conv1d %x, %w\n  %l: f32[] = sum %y\n  output l = %l\n}",
-    )
-    .unwrap();
-    let loss = graph.lookup("l").unwrap();
-    let w = graph.lookup("w").unwrap();
-    let err = dropjit::autodiff::gradients(&mut graph, loss, &[w]).unwrap_err();
-    assert!(
-        err.to_string().contains("conv1d has no gradient yet"),
-        "{err}"
-    );
 }
 
 #[test]

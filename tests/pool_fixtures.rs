@@ -1,7 +1,7 @@
 //! Pooling against real PyTorch: `tests/fixtures/pool/forward.txt` holds
-//! `torch.nn.functional` max, average and adaptive average pooling values (torch 2.15.0,
-//! generated once by `make_fixtures.py` beside it; these tests never need torch), NaN, -inf
-//! and ties included. Every case goes through the textual IR, the interpreter (bit for bit
+//! `torch.nn.functional` max, average and adaptive average pooling values and their
+//! `torch.autograd` gradients (torch 2.15.0, generated once by `make_fixtures.py` beside it;
+//! these tests never need torch), NaN, -inf and ties included. Every case goes through the textual IR, the interpreter (bit for bit
 //! PyTorch's maxima, averages within relative 1e-6) and the JIT (bit for bit the
 //! interpreter's, on 1 and 2 threads); then the shape rules' errors, and random pools on both
 //! engines.
@@ -20,6 +20,8 @@ struct Case {
     attrs: Vec<(String, String)>,
     x: Option<Tensor>,
     y: Option<Tensor>,
+    gy: Option<Tensor>,
+    gx: Option<Tensor>,
 }
 
 fn cases() -> Vec<Case> {
@@ -38,6 +40,8 @@ fn cases() -> Vec<Case> {
                     .collect(),
                 x: None,
                 y: None,
+                gy: None,
+                gx: None,
             }),
             "tensor" => {
                 let dims: Vec<usize> = (words[2].split('x')).map(|d| d.parse().unwrap()).collect();
@@ -48,7 +52,9 @@ fn cases() -> Vec<Case> {
                 let case = cases.last_mut().expect("a case first");
                 match words[1] {
                     "x" => case.x = tensor,
-                    _ => case.y = tensor,
+                    "y" => case.y = tensor,
+                    "gy" => case.gy = tensor,
+                    _ => case.gx = tensor,
                 }
             }
             other => panic!("unknown fixture line {other}"),
@@ -107,6 +113,53 @@ fn every_case_matches_pytorch_on_both_engines() {
                 .unwrap();
             compare(&got[0].1, &jit[0].1, Agreement::Bits)
                 .unwrap_or_else(|m| panic!("{} (JIT, {threads} threads): {m}", case.name));
+        }
+    }
+}
+
+#[test]
+fn gradients_match_pytorchs_autograd_on_both_engines() {
+    for case in &cases() {
+        let (gy, gx) = (case.gy.as_ref().unwrap(), case.gx.as_ref().unwrap());
+        let forward = program(case);
+        let body = forward
+            .trim_end()
+            .trim_end_matches('}')
+            .replace("  output y = %y\n", "");
+        let source = format!(
+            "{body}  %gy: {} = input\n  %weighted: {} = mul %y, %gy\n  %loss: f32[] = sum %weighted\n  output loss = %loss\n}}",
+            gy.ty(),
+            gy.ty()
+        );
+        let mut graph = text::parse(&source).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let (x, loss) = (graph.lookup("x").unwrap(), graph.lookup("loss").unwrap());
+        let grads = dropjit::autodiff::gradients(&mut graph, loss, &[x]).unwrap();
+        graph.add_output("gx", grads[0]).unwrap();
+        let values = BTreeMap::from([
+            ("x".to_string(), case.x.clone().unwrap()),
+            ("gy".to_string(), gy.clone()),
+        ]);
+        let got = interp::run(&graph, Mode::Eval, &mut Generator::new(0), &values).unwrap();
+        // Max pooling routes each gradient to one element: the sums are PyTorch's, in the same
+        // order, bit for bit. Averages divide first, as PyTorch does, within rounding.
+        let agreement = if case.op.starts_with("max") {
+            Agreement::Bits
+        } else {
+            Agreement::Within(1e-5)
+        };
+        compare(gx, &got[1].1, agreement)
+            .unwrap_or_else(|m| panic!("{} gx (interpreter against PyTorch): {m}", case.name));
+        let (inputs, params) = ParameterStore::split(&graph, values);
+        for threads in [1, 2] {
+            let compiler = Compiler::new()
+                .mode(Mode::Eval)
+                .threads(threads)
+                .verify(true);
+            let jit = (compiler.compile(&graph).unwrap())
+                .run(&mut Generator::new(0), &inputs, &params)
+                .unwrap();
+            compare(&got[1].1, &jit[1].1, Agreement::Bits)
+                .unwrap_or_else(|m| panic!("{} gx (JIT, {threads} threads): {m}", case.name));
         }
     }
 }

@@ -27,6 +27,7 @@ mod dropout;
 mod elementwise;
 mod linalg;
 mod reduce;
+mod window;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -239,12 +240,18 @@ fn vjp(b: &mut Builder, id: NodeId, g: NodeId, names: &[Option<String>]) -> Resu
         // The targets are i32, never on the path.
         Op::CrossEntropy => first(names, |n| reduce::cross_entropy(b, at, n)),
         Op::Dropout(d) | Op::DropoutGrad(d) => first(names, |n| dropout::dropout(b, d, at, n)),
-        // Their gradients (a transposed convolution and a correlation, the pools' scatters)
-        // are the CNN work's gradient step; until then a graph through one is refused by name.
-        Op::Conv(_) | Op::Pool(_) | Op::AdaptiveAvgPool { .. } => Err(cannot(
+        Op::Conv(c) => window::conv(b, c, at, names),
+        Op::Pool(p) => first(names, |n| window::pool(b, p, at, n)),
+        Op::AdaptiveAvgPool { output } => {
+            first(names, |n| window::adaptive_avg_pool(b, output, at, n))
+        }
+        Op::ConvInputGrad(_)
+        | Op::ConvWeightGrad(_)
+        | Op::PoolGrad(_)
+        | Op::AdaptiveAvgPoolGrad { .. } => Err(cannot(
             b.graph(),
             id,
-            format!("{} has no gradient yet", op.name()),
+            format!("{} has no derivative", op.name()),
         )),
         Op::CrossEntropyGrad | Op::DropoutMask(_) => Err(cannot(
             b.graph(),

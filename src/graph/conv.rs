@@ -84,6 +84,46 @@ impl Conv {
         }
     }
 
+    /// The name of its input gradient op: `conv2d_input_grad`, ...
+    pub fn input_grad_name(&self) -> &'static str {
+        [
+            "conv1d_input_grad",
+            "conv2d_input_grad",
+            "conv3d_input_grad",
+        ][self.spatial().clamp(1, 3) - 1]
+    }
+
+    /// The name of its weight gradient op: `conv2d_weight_grad`, ...
+    pub fn weight_grad_name(&self) -> &'static str {
+        [
+            "conv1d_weight_grad",
+            "conv2d_weight_grad",
+            "conv3d_weight_grad",
+        ][self.spatial().clamp(1, 3) - 1]
+    }
+
+    /// The type check of a gradient op (`name`): `g` has to be the output of this
+    /// convolution of `x` with `w` (no bias: a gradient op's `bias` is false).
+    pub fn check_grad(
+        &self,
+        name: &'static str,
+        g: &Shape,
+        x: &Shape,
+        w: &Shape,
+    ) -> Result<(), TypeError> {
+        let out = self.output_shape(x, w)?;
+        if self.bias || *g != out {
+            return Err(TypeError::Conv {
+                op: name,
+                reason: format!(
+                    "the gradient {g} has to be the convolution's output {out} (of input {x} and \
+                     weight {w}), with no bias"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The output shape for input `x` and weight `w`, or why they do not fit.
     pub fn output_shape(&self, x: &Shape, w: &Shape) -> Result<Shape, TypeError> {
         let fail = |reason: String| TypeError::Conv {

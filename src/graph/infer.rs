@@ -5,7 +5,7 @@
 
 use super::functions::ReduceOp;
 use super::op::Op;
-use super::pool::adaptive_output_shape;
+use super::pool::{self, adaptive_output_shape};
 use crate::error::TypeError;
 use crate::types::{DType, Shape, TensorType, normalize_axis};
 
@@ -80,6 +80,30 @@ fn result_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeErro
         Op::AdaptiveAvgPool { output } => {
             expect_f32(operands, &[0])?;
             adaptive_output_shape(output, &operands[0].shape).map(TensorType::f32)
+        }
+        Op::ConvInputGrad(conv) => {
+            expect_f32(operands, &[0, 1, 2])?;
+            let (g, w, x) = (&operands[0].shape, &operands[1].shape, &operands[2].shape);
+            conv.check_grad(op.name(), g, x, w)?;
+            Ok(TensorType::f32(x.clone()))
+        }
+        Op::ConvWeightGrad(conv) => {
+            expect_f32(operands, &[0, 1, 2])?;
+            let (g, x, w) = (&operands[0].shape, &operands[1].shape, &operands[2].shape);
+            conv.check_grad(op.name(), g, x, w)?;
+            Ok(TensorType::f32(w.clone()))
+        }
+        Op::PoolGrad(pool) => {
+            expect_f32(operands, &[0, 1])?;
+            let (g, x) = (&operands[0].shape, &operands[1].shape);
+            pool::check_grad(op.name(), g, pool.output_shape(x)?)?;
+            Ok(TensorType::f32(x.clone()))
+        }
+        Op::AdaptiveAvgPoolGrad { output } => {
+            expect_f32(operands, &[0, 1])?;
+            let (g, x) = (&operands[0].shape, &operands[1].shape);
+            pool::check_grad(op.name(), g, adaptive_output_shape(output, x)?)?;
+            Ok(TensorType::f32(x.clone()))
         }
         Op::Reshape { shape } => {
             reshape_shape(&operands[0].shape, shape).map(|s| TensorType::new(operands[0].dtype, s))

@@ -23,7 +23,7 @@ use std::fmt;
 use super::conv::Conv;
 use super::dropout::Dropout;
 use super::functions::{BinaryOp, ReduceOp, UnaryOp};
-use super::pool::{Pool, adaptive_name};
+use super::pool::{Pool, adaptive_grad_name, adaptive_name};
 use crate::tensor::Tensor;
 use crate::types::TensorType;
 
@@ -79,6 +79,29 @@ pub enum Op {
     Pool(Pool),
     /// `adaptive_avg_pool1d/2d/3d` to these output sizes; see [`crate::graph::pool`].
     AdaptiveAvgPool { output: Vec<usize> },
+    /// The gradient of a convolution with these attributes with respect to its input.
+    /// Operands: the incoming gradient `g` (the convolution's output shape), the weight, and
+    /// the input (for its shape alone). Input element `(n, g·C/groups + c, pos)` sums, from
+    /// `+0.0`, over its group's output channels `o` ascending and kernel taps `k` in row-major
+    /// order, `g[n, o, y] * w[o, c, k]` for each output position `y` with
+    /// `y · stride + k · dilation - padding = pos` (one rounding each, no FMA).
+    ConvInputGrad(Conv),
+    /// The gradient of a convolution with these attributes with respect to its weight.
+    /// Operands: `g`, the input `x`, and the weight (for its shape alone). Weight element
+    /// `(o, c, k)` sums, from `+0.0`, over images `n` and output positions `y` in row-major
+    /// order, `x[n, g·C/groups + c, y · stride + k · dilation - padding] * g[n, o, y]`, a tap
+    /// in the padding reading `+0.0` (as the forward's).
+    ConvWeightGrad(Conv),
+    /// The gradient of a pool with these attributes with respect to its input. Operands: `g`
+    /// and the pool's input `x`. Input element `pos` sums, from `+0.0` over the output
+    /// positions `y` in row-major order whose window holds it: for max, `g[y]` if `pos` is
+    /// the window's maximum (the forward's rule: the first greater, or the last NaN); for
+    /// average, `g[y] / count(y)` (the forward's count).
+    PoolGrad(Pool),
+    /// The gradient of adaptive average pooling to `output`. Operands: `g` and the input `x`
+    /// (for its shape). Input element `pos` sums, from `+0.0` over the bins in row-major order
+    /// that hold it, `g[bin] / size(bin)`.
+    AdaptiveAvgPoolGrad { output: Vec<usize> },
     /// Any member of the dropout family; see [`Dropout`].
     Dropout(Dropout),
     /// The vector-Jacobian product of a dropout with these attributes, applied to the
@@ -132,6 +155,10 @@ impl Op {
             Op::Conv(c) => c.name(),
             Op::Pool(p) => p.name(),
             Op::AdaptiveAvgPool { output } => adaptive_name(output.len()),
+            Op::ConvInputGrad(c) => c.input_grad_name(),
+            Op::ConvWeightGrad(c) => c.weight_grad_name(),
+            Op::PoolGrad(p) => p.grad_name(),
+            Op::AdaptiveAvgPoolGrad { output } => adaptive_grad_name(output.len()),
             Op::Dropout(d) => d.kind.name(),
             Op::DropoutGrad(d) => d.kind.grad_name(),
             Op::Expand { .. } => "expand",
@@ -157,7 +184,8 @@ impl Op {
             | Op::AdaptiveAvgPool { .. }
             | Op::DropoutMask(_) => 1,
             Op::Binary(_) | Op::MatMul { .. } | Op::CrossEntropy => 2,
-            Op::CrossEntropyGrad => 3,
+            Op::CrossEntropyGrad | Op::ConvInputGrad(_) | Op::ConvWeightGrad(_) => 3,
+            Op::PoolGrad(_) | Op::AdaptiveAvgPoolGrad { .. } => 2,
             Op::Linear { bias } => 2 + usize::from(*bias),
             Op::Conv(c) => 2 + usize::from(c.bias),
         }
@@ -183,7 +211,13 @@ impl Op {
             Op::CrossEntropyGrad => OpClass::Rows { axis: -1 },
             Op::MatMul { .. } => OpClass::Product { by_columns: false },
             Op::Linear { .. } => OpClass::Product { by_columns: true },
-            Op::Conv(_) | Op::Pool(_) | Op::AdaptiveAvgPool { .. } => OpClass::Window,
+            Op::Conv(_)
+            | Op::Pool(_)
+            | Op::AdaptiveAvgPool { .. }
+            | Op::ConvInputGrad(_)
+            | Op::ConvWeightGrad(_)
+            | Op::PoolGrad(_)
+            | Op::AdaptiveAvgPoolGrad { .. } => OpClass::Window,
             // The batch mean sums in one fixed order; a mask has the mask shape, not its
             // operand's, and reads no operand element.
             Op::CrossEntropy | Op::DropoutMask(_) => OpClass::Whole,
@@ -218,6 +252,10 @@ impl Op {
             | Op::Conv(_)
             | Op::Pool(_)
             | Op::AdaptiveAvgPool { .. }
+            | Op::ConvInputGrad(_)
+            | Op::ConvWeightGrad(_)
+            | Op::PoolGrad(_)
+            | Op::AdaptiveAvgPoolGrad { .. }
             | Op::Reshape { .. }
             | Op::Transpose { .. }
             | Op::Reduce { .. }

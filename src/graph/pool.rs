@@ -96,6 +96,15 @@ impl Pool {
         names[self.spatial().clamp(1, 3) - 1]
     }
 
+    /// The name of its gradient op: `max_pool2d_grad`, ...
+    pub fn grad_name(&self) -> &'static str {
+        let names = match self.kind {
+            PoolKind::Max => ["max_pool1d_grad", "max_pool2d_grad", "max_pool3d_grad"],
+            PoolKind::Avg => ["avg_pool1d_grad", "avg_pool2d_grad", "avg_pool3d_grad"],
+        };
+        names[self.spatial().clamp(1, 3) - 1]
+    }
+
     /// The output shape for input `x`, or why it does not fit.
     pub fn output_shape(&self, x: &Shape) -> Result<Shape, TypeError> {
         let fail = |reason: String| TypeError::Pool {
@@ -199,6 +208,26 @@ pub fn adaptive_output_shape(output: &[usize], x: &Shape) -> Result<Shape, TypeE
     let mut dims = x.dims()[..x.rank() - output.len()].to_vec();
     dims.extend_from_slice(output);
     Ok(Shape::new(dims))
+}
+
+/// `adaptive_avg_pool1d_grad`, `2d` or `3d`.
+pub fn adaptive_grad_name(spatial: usize) -> &'static str {
+    [
+        "adaptive_avg_pool1d_grad",
+        "adaptive_avg_pool2d_grad",
+        "adaptive_avg_pool3d_grad",
+    ][spatial.clamp(1, 3) - 1]
+}
+
+/// The type check of a pool gradient (`op`): `g` has to be the pool's output `out` of `x`.
+pub fn check_grad(op: &'static str, g: &Shape, out: Shape) -> Result<(), TypeError> {
+    if *g == out {
+        return Ok(());
+    }
+    Err(TypeError::Pool {
+        op,
+        reason: format!("the gradient {g} has to be the pool's output {out}"),
+    })
 }
 
 /// `adaptive_avg_pool1d`, `2d` or `3d`.

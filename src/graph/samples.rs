@@ -86,7 +86,12 @@ pub fn batched(op: &Op, samples: usize, rank: usize) -> Result<(Op, Operands), &
                 "a loss takes logits of rank 2 at most; batch the forward graph without it",
             );
         }
-        Op::DropoutGrad(_) | Op::CrossEntropyGrad => {
+        Op::DropoutGrad(_)
+        | Op::CrossEntropyGrad
+        | Op::ConvInputGrad(_)
+        | Op::ConvWeightGrad(_)
+        | Op::PoolGrad(_)
+        | Op::AdaptiveAvgPoolGrad { .. } => {
             return Err("gradients are not drawn in Monte Carlo samples");
         }
         Op::Input(_) | Op::Parameter(_) | Op::Constant(_) => {
@@ -121,6 +126,12 @@ pub fn separable(op: &Op, rank: usize) -> Option<Operands> {
         // channels, which a convolution mixes and a pool does not.
         Op::Conv(c) => (rank == c.spatial() + 2).then_some(Operands::FirstOnly),
         Op::Pool(_) | Op::AdaptiveAvgPool { .. } => Some(Operands::Single),
+        // Gradients are no part of a graph of samples (batch_samples refuses them); a weight
+        // gradient sums over the images.
+        Op::ConvInputGrad(_)
+        | Op::ConvWeightGrad(_)
+        | Op::PoolGrad(_)
+        | Op::AdaptiveAvgPoolGrad { .. } => None,
         Op::Dropout(_) | Op::DropoutGrad(_) | Op::DropoutMask(_) | Op::Reshape { .. } => {
             Some(Operands::Single)
         }

@@ -175,6 +175,18 @@ impl<T: Element> NodeCx<'_, T> {
             Op::AdaptiveAvgPool { output } => {
                 Value::Float(pool::adaptive_avg_pool(self.float(0), out, output.len()))
             }
+            Op::ConvInputGrad(c) => {
+                Value::Float(conv::conv_input_grad(c, self.float(0), self.float(1), out))
+            }
+            Op::ConvWeightGrad(c) => {
+                Value::Float(conv::conv_weight_grad(c, self.float(0), self.float(1), out))
+            }
+            Op::PoolGrad(p) => Value::Float(pool::pool_grad(p, self.float(0), self.float(1))),
+            Op::AdaptiveAvgPoolGrad { output } => Value::Float(pool::adaptive_avg_pool_grad(
+                self.float(0),
+                out,
+                output.len(),
+            )),
             Op::Reshape { .. } => layout::reshape(self.operands[0], out),
             Op::Transpose { perm } => layout::transpose(self.operands[0], perm),
             Op::Reduce { op, axes, .. } => {

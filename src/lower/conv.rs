@@ -9,7 +9,7 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::{Buffer, LowerCx};
+use super::{Buffer, LowerCx, arith};
 use crate::graph::{Conv, Shape};
 
 /// `conv` of `x` with `w` (and `bias`) into the unit range's elements of `out`.
@@ -111,4 +111,168 @@ fn unravel(cx: &mut LowerCx, mut index: Value, dims: &[usize]) -> Vec<Value> {
         index = cx.b.ins().udiv_imm_u(index, dims[i] as i64);
     }
     coords
+}
+
+/// The input gradient of `conv` ([`crate::graph::Op::ConvInputGrad`]) into the unit range's
+/// elements of `out` (the input's shape), as the interpreter sums it.
+pub(crate) fn input_grad(cx: &mut LowerCx, conv: &Conv, (g, w): (&Buffer, &Buffer), out: &Buffer) {
+    let s = conv.spatial();
+    let out_dims = out.shape().dims();
+    let channels = out_dims[out_dims.len() - s - 1];
+    let in_size = out_dims[out_dims.len() - s..].to_vec();
+    let g_dims = g.shape().dims();
+    let g_size = g_dims[g_dims.len() - s..].to_vec();
+    let w_dims = w.shape().dims();
+    let (out_channels, group_channels, kernel) = (w_dims[0], w_dims[1], w_dims[2..].to_vec());
+    let per_group = out_channels / conv.groups;
+    let in_plane: usize = in_size.iter().product();
+    let g_plane: usize = g_size.iter().product();
+    let taps: usize = kernel.iter().product();
+    let g_strides = Shape::new(g_size.clone()).strides();
+    let (start, stop) = cx.unit_positions(1, out.shape().numel());
+    cx.range_loop(start, stop, &mut |cx, e| {
+        let position = cx.b.ins().urem_imm_u(e, in_plane as i64);
+        let plane = cx.b.ins().udiv_imm_u(e, in_plane as i64);
+        let ci = cx.b.ins().urem_imm_u(plane, channels as i64);
+        let n = cx.b.ins().udiv_imm_u(plane, channels as i64);
+        let group = cx.b.ins().udiv_imm_u(ci, group_channels as i64);
+        let c = cx.b.ins().urem_imm_u(ci, group_channels as i64);
+        let pos = unravel(cx, position, &in_size);
+        let first_o = cx.b.ins().imul_imm_u(group, per_group as i64);
+        let n_o = cx.b.ins().imul_imm_u(n, out_channels as i64);
+        let zero = cx.f32(0.0);
+        let acc = cx.var(zero);
+        // An empty gradient has no element to read (and none to add).
+        let groups = if g_plane == 0 { 0 } else { per_group };
+        cx.counted_loop(groups, &mut |cx, o_in_group| {
+            let o = cx.b.ins().iadd(first_o, o_in_group);
+            let g_plane_index = cx.b.ins().iadd(n_o, o);
+            let g_base = cx.b.ins().imul_imm_u(g_plane_index, g_plane as i64);
+            let w_row = cx.b.ins().imul_imm_u(o, group_channels as i64);
+            let w_row = cx.b.ins().iadd(w_row, c);
+            let w_base = cx.b.ins().imul_imm_u(w_row, taps as i64);
+            cx.counted_loop(taps, &mut |cx, tap| {
+                let k = unravel(cx, tap, &kernel);
+                let mut inside: Option<Value> = None;
+                let mut offset = cx.index(0);
+                for i in 0..s {
+                    // y * stride = pos + padding - k * dilation, within the output.
+                    let target = cx.b.ins().iadd_imm_u(pos[i], conv.padding[i] as i64);
+                    let reach = cx.b.ins().imul_imm_u(k[i], conv.dilation[i] as i64);
+                    let ahead =
+                        cx.b.ins()
+                            .icmp(IntCC::UnsignedGreaterThanOrEqual, target, reach);
+                    let at = cx.b.ins().isub(target, reach);
+                    let rest = cx.b.ins().urem_imm_u(at, conv.stride[i] as i64);
+                    let whole = cx.b.ins().icmp_imm_u(IntCC::Equal, rest, 0);
+                    let y = cx.b.ins().udiv_imm_u(at, conv.stride[i] as i64);
+                    let fits =
+                        cx.b.ins()
+                            .icmp_imm_u(IntCC::UnsignedLessThan, y, g_size[i] as i64);
+                    let here = cx.b.ins().band(ahead, whole);
+                    let here = cx.b.ins().band(here, fits);
+                    inside = Some(match inside {
+                        Some(before) => cx.b.ins().band(before, here),
+                        None => here,
+                    });
+                    let step = cx.b.ins().imul_imm_u(y, g_strides[i] as i64);
+                    offset = cx.b.ins().iadd(offset, step);
+                }
+                let inside = inside.expect("invariant: a convolution has a spatial dimension");
+                let zero_offset = cx.index(0);
+                let offset = cx.b.ins().select(inside, offset, zero_offset);
+                let g_index = cx.b.ins().iadd(g_base, offset);
+                let gv = cx.load(types::F32, g.addr, g_index);
+                let w_index = cx.b.ins().iadd(w_base, tap);
+                let wv = cx.load(types::F32, w.addr, w_index);
+                let product = cx.b.ins().fmul(gv, wv);
+                let sum = cx.b.use_var(acc);
+                let added = cx.b.ins().fadd(sum, product);
+                let next = arith::select(cx, inside, added, sum);
+                cx.b.def_var(acc, next);
+            });
+        });
+        let result = cx.b.use_var(acc);
+        cx.store(result, out.addr, e);
+    });
+}
+
+/// The weight gradient of `conv` ([`crate::graph::Op::ConvWeightGrad`]) into the unit
+/// range's elements of `out` (the weight's shape), as the interpreter sums it.
+pub(crate) fn weight_grad(cx: &mut LowerCx, conv: &Conv, (g, x): (&Buffer, &Buffer), out: &Buffer) {
+    let s = conv.spatial();
+    let x_dims = x.shape().dims();
+    let batched = x_dims.len() == s + 2;
+    let images = if batched { x_dims[0] } else { 1 };
+    let channels = x_dims[x_dims.len() - s - 1];
+    let in_size = x_dims[x_dims.len() - s..].to_vec();
+    let g_dims = g.shape().dims();
+    let g_size = g_dims[g_dims.len() - s..].to_vec();
+    let w_dims = out.shape().dims();
+    let (out_channels, group_channels, kernel) = (w_dims[0], w_dims[1], w_dims[2..].to_vec());
+    let per_group = out_channels / conv.groups;
+    let in_plane: usize = in_size.iter().product();
+    let g_plane: usize = g_size.iter().product();
+    let taps: usize = kernel.iter().product();
+    let in_strides = Shape::new(in_size.clone()).strides();
+    let (start, stop) = cx.unit_positions(1, out.shape().numel());
+    cx.range_loop(start, stop, &mut |cx, e| {
+        let tap = cx.b.ins().urem_imm_u(e, taps as i64);
+        let row = cx.b.ins().udiv_imm_u(e, taps as i64);
+        let c = cx.b.ins().urem_imm_u(row, group_channels as i64);
+        let o = cx.b.ins().udiv_imm_u(row, group_channels as i64);
+        let group = cx.b.ins().udiv_imm_u(o, per_group as i64);
+        let k = unravel(cx, tap, &kernel);
+        let channel = cx.b.ins().imul_imm_u(group, group_channels as i64);
+        let channel = cx.b.ins().iadd(channel, c);
+        let zero = cx.f32(0.0);
+        let acc = cx.var(zero);
+        cx.counted_loop(images, &mut |cx, n| {
+            let x_channel = cx.b.ins().imul_imm_u(n, channels as i64);
+            let x_channel = cx.b.ins().iadd(x_channel, channel);
+            let plane = cx.b.ins().imul_imm_u(x_channel, in_plane as i64);
+            let g_channel = cx.b.ins().imul_imm_u(n, out_channels as i64);
+            let g_channel = cx.b.ins().iadd(g_channel, o);
+            let g_base = cx.b.ins().imul_imm_u(g_channel, g_plane as i64);
+            cx.counted_loop(g_plane, &mut |cx, position| {
+                let y = unravel(cx, position, &g_size);
+                let xv = if in_plane == 0 {
+                    cx.f32(0.0)
+                } else {
+                    let mut inside: Option<Value> = None;
+                    let mut offset = cx.index(0);
+                    for i in 0..s {
+                        let at = cx.b.ins().imul_imm_u(y[i], conv.stride[i] as i64);
+                        let tap_at = cx.b.ins().imul_imm_u(k[i], conv.dilation[i] as i64);
+                        let at = cx.b.ins().iadd(at, tap_at);
+                        let at = cx.b.ins().iadd_imm_u(at, -(conv.padding[i] as i64));
+                        let fits =
+                            cx.b.ins()
+                                .icmp_imm_u(IntCC::UnsignedLessThan, at, in_size[i] as i64);
+                        inside = Some(match inside {
+                            Some(before) => cx.b.ins().band(before, fits),
+                            None => fits,
+                        });
+                        let step = cx.b.ins().imul_imm_u(at, in_strides[i] as i64);
+                        offset = cx.b.ins().iadd(offset, step);
+                    }
+                    let inside = inside.expect("invariant: a convolution has a spatial dimension");
+                    let zero_offset = cx.index(0);
+                    let offset = cx.b.ins().select(inside, offset, zero_offset);
+                    let index = cx.b.ins().iadd(plane, offset);
+                    let loaded = cx.load(types::F32, x.addr, index);
+                    let zero = cx.f32(0.0);
+                    arith::select(cx, inside, loaded, zero)
+                };
+                let g_index = cx.b.ins().iadd(g_base, position);
+                let gv = cx.load(types::F32, g.addr, g_index);
+                let product = cx.b.ins().fmul(xv, gv);
+                let sum = cx.b.use_var(acc);
+                let sum = cx.b.ins().fadd(sum, product);
+                cx.b.def_var(acc, sum);
+            });
+        });
+        let result = cx.b.use_var(acc);
+        cx.store(result, out.addr, e);
+    });
 }

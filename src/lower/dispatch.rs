@@ -133,6 +133,22 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
             let (out, args) = single(cx, graph, kernel);
             pool::adaptive_avg_pool(cx, output.len(), &args[0], &out);
         }
+        Op::ConvInputGrad(c) => {
+            let (out, args) = single(cx, graph, kernel);
+            conv::input_grad(cx, c, (&args[0], &args[1]), &out);
+        }
+        Op::ConvWeightGrad(c) => {
+            let (out, args) = single(cx, graph, kernel);
+            conv::weight_grad(cx, c, (&args[0], &args[1]), &out);
+        }
+        Op::PoolGrad(p) => {
+            let (out, args) = single(cx, graph, kernel);
+            pool::pool_grad(cx, p, (&args[0], &args[1]), &out);
+        }
+        Op::AdaptiveAvgPoolGrad { output } => {
+            let (out, args) = single(cx, graph, kernel);
+            pool::adaptive_avg_pool_grad(cx, output.len(), &args[0], &out);
+        }
         Op::Transpose { perm } => {
             let (out, args) = single(cx, graph, kernel);
             layout::transpose(cx, perm, &args[0], &out);

@@ -66,6 +66,13 @@ pub(super) fn op_templates() -> Vec<Op> {
         Op::Reshape { shape: Vec::new() },
         Op::Transpose { perm: Vec::new() },
     ]);
+    for n in 1..=3 {
+        ops.push(Op::ConvInputGrad(Conv::new(n, false)));
+        ops.push(Op::ConvWeightGrad(Conv::new(n, false)));
+        ops.push(Op::PoolGrad(Pool::new(PoolKind::Max, &vec![1; n])));
+        ops.push(Op::PoolGrad(Pool::new(PoolKind::Avg, &vec![1; n])));
+        ops.push(Op::AdaptiveAvgPoolGrad { output: vec![1; n] });
+    }
     ops.extend(ReduceOp::ALL.map(|op| Op::Reduce {
         op,
         axes: Vec::new(),
@@ -115,46 +122,11 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, Option<String>)> {
         Op::Reshape { shape } => vec![("shape", Some(list(shape)))],
         Op::Expand { shape } => vec![("shape", Some(list(shape)))],
         Op::Transpose { perm } => vec![("perm", Some(list(perm)))],
-        Op::Conv(c) => {
-            let unless = |values: &[usize], default: usize| {
-                (!values.iter().all(|&v| v == default)).then(|| list(values))
-            };
-            vec![
-                ("stride", unless(&c.stride, 1)),
-                ("padding", unless(&c.padding, 0)),
-                (
-                    "padding_end",
-                    (c.padding_end != c.padding).then(|| list(&c.padding_end)),
-                ),
-                ("dilation", unless(&c.dilation, 1)),
-                ("groups", (c.groups != 1).then(|| c.groups.to_string())),
-            ]
+        Op::Conv(c) | Op::ConvInputGrad(c) | Op::ConvWeightGrad(c) => conv_attributes(c),
+        Op::Pool(p) | Op::PoolGrad(p) => pool_attributes(p),
+        Op::AdaptiveAvgPool { output } | Op::AdaptiveAvgPoolGrad { output } => {
+            vec![("output", Some(list(output)))]
         }
-        Op::Pool(p) => {
-            let unless = |values: &[usize], default: usize| {
-                (!values.iter().all(|&v| v == default)).then(|| list(values))
-            };
-            let mut attrs = vec![
-                ("kernel", Some(list(&p.kernel))),
-                ("stride", (p.stride != p.kernel).then(|| list(&p.stride))),
-                ("padding", unless(&p.padding, 0)),
-            ];
-            match p.kind {
-                PoolKind::Max => {
-                    attrs.push(("dilation", unless(&p.dilation, 1)));
-                    attrs.push(("ceil_mode", flag(p.ceil_mode)));
-                }
-                PoolKind::Avg => {
-                    attrs.push(("ceil_mode", flag(p.ceil_mode)));
-                    attrs.push((
-                        "count_include_pad",
-                        (!p.count_include_pad).then(|| "false".to_string()),
-                    ));
-                }
-            }
-            attrs
-        }
-        Op::AdaptiveAvgPool { output } => vec![("output", Some(list(output)))],
         Op::MatMul {
             transpose_a,
             transpose_b,
@@ -171,6 +143,50 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, Option<String>)> {
         | Op::CrossEntropy
         | Op::CrossEntropyGrad => Vec::new(),
     }
+}
+
+/// A convolution's attributes (or its gradients'), defaults left out.
+fn conv_attributes(c: &Conv) -> Vec<(&'static str, Option<String>)> {
+    let unless = |values: &[usize], default: usize| {
+        (!values.iter().all(|&v| v == default)).then(|| list(values))
+    };
+    vec![
+        ("stride", unless(&c.stride, 1)),
+        ("padding", unless(&c.padding, 0)),
+        (
+            "padding_end",
+            (c.padding_end != c.padding).then(|| list(&c.padding_end)),
+        ),
+        ("dilation", unless(&c.dilation, 1)),
+        ("groups", (c.groups != 1).then(|| c.groups.to_string())),
+    ]
+}
+
+/// A pool's attributes (or its gradient's), defaults left out; each kind has its own keys.
+fn pool_attributes(p: &Pool) -> Vec<(&'static str, Option<String>)> {
+    let unless = |values: &[usize], default: usize| {
+        (!values.iter().all(|&v| v == default)).then(|| list(values))
+    };
+    let flag = |on: bool| on.then(|| "true".to_string());
+    let mut attrs = vec![
+        ("kernel", Some(list(&p.kernel))),
+        ("stride", (p.stride != p.kernel).then(|| list(&p.stride))),
+        ("padding", unless(&p.padding, 0)),
+    ];
+    match p.kind {
+        PoolKind::Max => {
+            attrs.push(("dilation", unless(&p.dilation, 1)));
+            attrs.push(("ceil_mode", flag(p.ceil_mode)));
+        }
+        PoolKind::Avg => {
+            attrs.push(("ceil_mode", flag(p.ceil_mode)));
+            attrs.push((
+                "count_include_pad",
+                (!p.count_include_pad).then(|| "false".to_string()),
+            ));
+        }
+    }
+    attrs
 }
 
 /// `[a, b, c]`.
@@ -202,43 +218,16 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
         Op::Linear { .. } => Op::Linear {
             bias: line.operands.len() > 2,
         },
-        Op::Conv(template) => {
-            // One value per spatial dimension of the op's name.
-            let n = template.spatial();
-            let padding = attrs.usize_list_of("padding", n)?.unwrap_or(vec![0; n]);
-            Op::Conv(Conv {
-                stride: attrs.usize_list_of("stride", n)?.unwrap_or(vec![1; n]),
-                padding_end: attrs
-                    .usize_list_of("padding_end", n)?
-                    .unwrap_or(padding.clone()),
-                padding,
-                dilation: attrs.usize_list_of("dilation", n)?.unwrap_or(vec![1; n]),
-                groups: attrs.usize("groups")?.unwrap_or(1),
-                bias: line.operands.len() > 2,
-            })
-        }
-        Op::Pool(template) => {
-            let n = template.spatial();
-            let kernel =
-                (attrs.usize_list_of("kernel", n)?).ok_or_else(|| attrs.missing("kernel"))?;
-            let avg = template.kind == PoolKind::Avg;
-            Op::Pool(Pool {
-                kind: template.kind,
-                stride: attrs.usize_list_of("stride", n)?.unwrap_or(kernel.clone()),
-                kernel,
-                padding: attrs.usize_list_of("padding", n)?.unwrap_or(vec![0; n]),
-                dilation: if avg {
-                    vec![1; n]
-                } else {
-                    attrs.usize_list_of("dilation", n)?.unwrap_or(vec![1; n])
-                },
-                ceil_mode: attrs.bool("ceil_mode")?.unwrap_or(false),
-                count_include_pad: !avg || attrs.bool("count_include_pad")?.unwrap_or(true),
-            })
-        }
+        Op::Conv(template) => Op::Conv(read_conv(template, &attrs, line.operands.len() > 2)?),
+        Op::ConvInputGrad(template) => Op::ConvInputGrad(read_conv(template, &attrs, false)?),
+        Op::ConvWeightGrad(template) => Op::ConvWeightGrad(read_conv(template, &attrs, false)?),
+        Op::Pool(template) => Op::Pool(read_pool(template, &attrs)?),
+        Op::PoolGrad(template) => Op::PoolGrad(read_pool(template, &attrs)?),
         Op::AdaptiveAvgPool { output } => Op::AdaptiveAvgPool {
-            output: (attrs.usize_list_of("output", output.len())?)
-                .ok_or_else(|| attrs.missing("output"))?,
+            output: read_output(output.len(), &attrs)?,
+        },
+        Op::AdaptiveAvgPoolGrad { output } => Op::AdaptiveAvgPoolGrad {
+            output: read_output(output.len(), &attrs)?,
         },
         Op::Reshape { .. } => Op::Reshape {
             shape: attrs.required_i64_list("shape")?,
@@ -290,6 +279,45 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
         }),
     };
     Ok(op)
+}
+
+/// A convolution's attributes, one value per spatial dimension of the template's name.
+fn read_conv(template: &Conv, attrs: &Attrs, bias: bool) -> Result<Conv, Diag> {
+    let n = template.spatial();
+    let padding = attrs.usize_list_of("padding", n)?.unwrap_or(vec![0; n]);
+    Ok(Conv {
+        stride: attrs.usize_list_of("stride", n)?.unwrap_or(vec![1; n]),
+        padding_end: (attrs.usize_list_of("padding_end", n)?).unwrap_or(padding.clone()),
+        padding,
+        dilation: attrs.usize_list_of("dilation", n)?.unwrap_or(vec![1; n]),
+        groups: attrs.usize("groups")?.unwrap_or(1),
+        bias,
+    })
+}
+
+/// A pool's attributes: the kernel required, PyTorch's defaults for the rest.
+fn read_pool(template: &Pool, attrs: &Attrs) -> Result<Pool, Diag> {
+    let n = template.spatial();
+    let kernel = (attrs.usize_list_of("kernel", n)?).ok_or_else(|| attrs.missing("kernel"))?;
+    let avg = template.kind == PoolKind::Avg;
+    Ok(Pool {
+        kind: template.kind,
+        stride: attrs.usize_list_of("stride", n)?.unwrap_or(kernel.clone()),
+        kernel,
+        padding: attrs.usize_list_of("padding", n)?.unwrap_or(vec![0; n]),
+        dilation: if avg {
+            vec![1; n]
+        } else {
+            attrs.usize_list_of("dilation", n)?.unwrap_or(vec![1; n])
+        },
+        ceil_mode: attrs.bool("ceil_mode")?.unwrap_or(false),
+        count_include_pad: !avg || attrs.bool("count_include_pad")?.unwrap_or(true),
+    })
+}
+
+/// Adaptive pooling's required output sizes.
+fn read_output(n: usize, attrs: &Attrs) -> Result<Vec<usize>, Diag> {
+    (attrs.usize_list_of("output", n)?).ok_or_else(|| attrs.missing("output"))
 }
 
 /// The annotation that leaf ops take as their type.
@@ -368,11 +396,11 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "{names:?}");
         // Leaves, the functions, matmul/linear/reshape/transpose, conv1d/2d/3d, the nine
-        // pools, the reductions, softmax, log_softmax and the three cross-entropy/expand ops, and three
+        // pools, their fifteen gradients (two per convolution, one per pool), the reductions, softmax, log_softmax and the three cross-entropy/expand ops, and three
         // ops per dropout kind.
         let functions = UnaryOp::ALL.len() + BinaryOp::ALL.len();
         let count =
-            3 + functions + 4 + 3 + 9 + ReduceOp::ALL.len() + 5 + 3 * DropoutKind::ALL.len();
+            3 + functions + 4 + 3 + 9 + 15 + ReduceOp::ALL.len() + 5 + 3 * DropoutKind::ALL.len();
         assert_eq!(names.len(), count);
         // Every op sorts into a class consistent with its operands: exactly the leaves take
         // none.
