@@ -3,8 +3,11 @@
 //! and snapshot the same network (the same layers, node names and initial weights).
 //!
 //! - [`SimpleNet`]: the seed page's `Linear -> ReLU -> Dropout` stack, in its exact shape
-//!   ([`SimpleNet::mnist`]) or with other widths and rates ([`SimpleNet::new`]).
+//!   ([`SimpleNet::mnist`]) or with other widths and rates ([`SimpleNet::new`]);
+//! - [`DigitsCnn`]: two 3x3 convolutions, max pooling and Dropout2d on the 8x8 digits.
 
+mod digits_cnn;
 mod simple_net;
 
+pub use digits_cnn::DigitsCnn;
 pub use simple_net::SimpleNet;

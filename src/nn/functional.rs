@@ -54,10 +54,16 @@ fn dropout_call<T>(p: f64, training: bool, f: impl FnOnce(&DropoutCall) -> Resul
 }
 
 fn unary(x: &Var, op: UnaryOp, label: &dyn fmt::Display) -> Result<Var> {
+    apply(x, Op::Unary(op), label)
+}
+
+/// `op` (one operand, no parameters, the same in every mode) on `x`: eagerly, or as a node of
+/// the trace named `<operand>.<op>`.
+pub(crate) fn apply(x: &Var, op: Op, label: &dyn fmt::Display) -> Result<Var> {
     match &x.repr {
         Repr::Eager(t) => {
             let call = Call {
-                op: Op::Unary(op),
+                op,
                 mode: Mode::Eval,
                 module: label,
                 parameters: Vec::new(),
@@ -68,9 +74,21 @@ fn unary(x: &Var, op: UnaryOp, label: &dyn fmt::Display) -> Result<Var> {
         }
         Repr::Traced(node) => {
             let base = format!("{}.{}", node.name(), op.name());
-            node.apply(&base, Op::Unary(op), &[])
+            node.apply(&base, op, &[])
         }
     }
+}
+
+/// `x.reshape(shape)` (`torch.reshape`, one `-1` inferred).
+pub fn reshape(x: &Var, shape: &[i64]) -> Result<Var> {
+    let label = format!("reshape({shape:?})");
+    apply(
+        x,
+        Op::Reshape {
+            shape: shape.to_vec(),
+        },
+        &label,
+    )
 }
 
 /// `nn.ReLU()`: [`relu`] as a module.

@@ -173,6 +173,7 @@
 //! # Ok(()) }
 //! ```
 
+mod conv;
 mod dropout;
 mod eager;
 pub mod functional;
@@ -180,11 +181,13 @@ mod linear;
 mod mask;
 mod mc;
 mod module;
+mod pool;
 mod sequential;
 mod trace;
 mod traced;
 mod var;
 
+pub use conv::ConvNd;
 pub use dropout::{
     AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d, DropoutLayer, FeatureAlphaDropout,
     Variant, variant,
@@ -192,10 +195,11 @@ pub use dropout::{
 pub use eager::{
     DEFAULT_SEED, default_generator, eager_compilations, manual_seed, randn, with_generator,
 };
-pub use functional::{ReLU, SELU, relu, selu};
+pub use functional::{ReLU, SELU, relu, reshape, selu};
 pub use linear::Linear;
 pub use mc::{Classification, McPrediction};
 pub use module::{Module, ModuleDisplay, child, fmt_module};
+pub use pool::{AdaptiveAvgPool, Flatten, PoolNd};
 pub use sequential::Sequential;
 pub use trace::{trace, trace_mc};
 pub use traced::Traced;
