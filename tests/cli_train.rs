@@ -194,3 +194,45 @@ fn several_seeds_add_a_table_over_them() {
             && out.join("learning_curves_seed1.svg").is_file()
     );
 }
+
+#[test]
+fn the_cnn_trains_with_dropout2d_and_reports_like_the_mlp() {
+    // One run, one epoch, a small test split: the convolutions are direct loops for now.
+    let out = scratch("cnn");
+    let args = [
+        "train",
+        "--model",
+        "cnn",
+        "--p",
+        "0.5",
+        "--train-size",
+        "1700",
+        "--batch-size",
+        "100",
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let (stdout, _) = success(&dropjit(&args));
+    assert!(
+        stdout.starts_with("DigitsCnn (conv 16, conv 32, max pool, Dropout2d, linear) on 1700 training digits (97 held out)"),
+        "{stdout}"
+    );
+    let rows = summary_rows(&stdout);
+    assert_eq!(rows.len(), 1, "{stdout}");
+    assert_eq!(rows[0][0], "0.5");
+    // The uncertainty table: the eval forward and the Monte Carlo call, timed beside 30
+    // single-sample calls.
+    let uncertainty = stdout
+        .split("uncertainty on the test split")
+        .nth(1)
+        .expect("the report");
+    assert!(
+        uncertainty
+            .lines()
+            .any(|l| l.trim_start().starts_with("0.5        mc")),
+        "{stdout}"
+    );
+    assert!(out.join("learning_curves.svg").exists());
+}

@@ -10,7 +10,9 @@ use anyhow::Context;
 use clap::ValueEnum;
 use dropjit::fs_atomic;
 
-use super::experiment::{self, Config, ConfigError, MC_SAMPLES, OptimizerKind, Progress, Report};
+use super::experiment::{
+    self, Config, ConfigError, MC_SAMPLES, ModelKind, OptimizerKind, Progress, Report,
+};
 
 /// The flags of `dropjit train`; every default is [`Config::default`]'s.
 #[derive(clap::Args, Clone, Debug)]
@@ -18,9 +20,13 @@ pub struct TrainArgs {
     /// Dropout rates to compare, one training run each (comma-separated).
     #[arg(long = "p", value_delimiter = ',', default_values_t = Config::default().ps)]
     pub ps: Vec<f64>,
-    /// Passes over the training split.
-    #[arg(long, default_value_t = Config::default().epochs)]
-    pub epochs: usize,
+    /// The network: mlp (SimpleNet, Dropout after each hidden layer) or cnn (DigitsCnn,
+    /// Dropout2d after its convolutions; slow for now: direct convolution loops).
+    #[arg(long, value_enum, default_value_t = ModelArg::Mlp)]
+    pub model: ModelArg,
+    /// Passes over the training split [default: 100 for mlp, 10 for cnn].
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Training samples (stratified); the rest of the 1,797 are the test split.
     #[arg(long, default_value_t = Config::default().train_size)]
     pub train_size: usize,
@@ -61,7 +67,8 @@ impl Default for TrainArgs {
         let config = Config::default();
         TrainArgs {
             ps: config.ps,
-            epochs: config.epochs,
+            model: ModelArg::Mlp,
+            epochs: None,
             train_size: config.train_size,
             hidden: Hidden(config.hidden),
             optimizer: OptimizerArg::Sgd,
@@ -75,6 +82,18 @@ impl Default for TrainArgs {
             resume: None,
         }
     }
+}
+
+/// The CNN's default epochs while its convolutions are direct loops (about 105 ms a step).
+const CNN_EPOCHS: usize = 10;
+
+/// `--model`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelArg {
+    /// SimpleNet 64-H1-H2-10 with Dropout after each hidden layer.
+    Mlp,
+    /// DigitsCnn: two 3x3 convolutions, 2x2 max pooling, Dropout2d, a linear head.
+    Cnn,
 }
 
 /// `--hidden H1,H2`: two layer widths.
@@ -140,7 +159,15 @@ impl TrainArgs {
     fn config(&self, seed: u64) -> Config {
         Config {
             ps: self.ps.clone(),
-            epochs: self.epochs,
+            model: match self.model {
+                ModelArg::Mlp => ModelKind::Mlp,
+                ModelArg::Cnn => ModelKind::Cnn,
+            },
+            epochs: self.epochs.unwrap_or(match self.model {
+                ModelArg::Mlp => Config::default().epochs,
+                // The convolutions run as direct loops for now: about 10 s an epoch here.
+                ModelArg::Cnn => CNN_EPOCHS,
+            }),
             train_size: self.train_size,
             hidden: self.hidden.0,
             optimizer: match self.optimizer {
@@ -207,9 +234,8 @@ fn print_report(out: &mut dyn Write, report: &Report, plot: &Path) -> std::io::R
     let config = &report.config;
     writeln!(
         out,
-        "SimpleNet 64-{}-{}-10 on {} training digits ({} held out), {} lr {}, batch {}, seed {}",
-        config.hidden[0],
-        config.hidden[1],
+        "{} on {} training digits ({} held out), {} lr {}, batch {}, seed {}",
+        config.model.describe(config.hidden),
         report.train_size,
         report.test_size,
         config.optimizer.name(),

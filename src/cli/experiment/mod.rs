@@ -64,12 +64,36 @@ impl OptimizerKind {
     }
 }
 
+/// Which network the experiment trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// SimpleNet: `64 -> hidden -> hidden -> 10` with two Dropout(p).
+    Mlp,
+    /// DigitsCnn: two 3x3 convolutions of 16 and 32 maps, 2x2 max pooling, Dropout2d(p), a
+    /// linear head.
+    Cnn,
+}
+
+impl ModelKind {
+    /// The network as the report names it, with its widths.
+    pub fn describe(self, hidden: [usize; 2]) -> String {
+        match self {
+            ModelKind::Mlp => format!("SimpleNet 64-{}-{}-10", hidden[0], hidden[1]),
+            ModelKind::Cnn => {
+                "DigitsCnn (conv 16, conv 32, max pool, Dropout2d, linear)".to_string()
+            }
+        }
+    }
+}
+
 /// Everything one experiment depends on. [`Config::default`] is the `cargo run --release` job
 /// (the module docs give the reasoning).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// The dropout rates to compare, one training run each, in order.
     pub ps: Vec<f64>,
+    /// The network.
+    pub model: ModelKind,
     /// Passes over the training split.
     pub epochs: usize,
     /// Training samples (stratified); the rest of the 1,797 are the test split.
@@ -99,6 +123,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             ps: vec![0.0, 0.5],
+            model: ModelKind::Mlp,
             epochs: EPOCHS,
             train_size: 300,
             hidden: [256, 128],

@@ -290,8 +290,10 @@ impl Report {
             }
         };
         let summary = format!(
-            "SimpleNet 64-{}-{}-10 on {} digits ({} held out)",
-            self.config.hidden[0], self.config.hidden[1], self.train_size, self.test_size
+            "{} on {} digits ({} held out)",
+            self.config.model.describe(self.config.hidden),
+            self.train_size,
+            self.test_size
         );
         plot::svg(&[
             panel(&format!("accuracy: {summary}"), "accuracy (%)", |m| {

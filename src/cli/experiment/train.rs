@@ -5,14 +5,15 @@ use std::time::Instant;
 
 use anyhow::Context;
 use dropjit::data::{self, Batches, CLASSES, DataError, FEATURES, Split, epoch_stream};
-use dropjit::models::SimpleNet;
+use dropjit::models::{DigitsCnn, SimpleNet};
+use dropjit::nn::Module;
 use dropjit::nn::{McPrediction, Traced};
 use dropjit::optim::{self, Optimizer};
 use dropjit::train::{Loss, metrics};
 use dropjit::{Compiler, Generator, Tensor};
 
 use super::report::{Detection, EpochStats, MC_SAMPLES, Report, RunResult, Uncertainty};
-use super::{Config, ConfigError, OptimizerKind};
+use super::{Config, ConfigError, ModelKind, OptimizerKind};
 
 /// What [`run`] reports while it works, in order: a `Run` before each run's first step, a
 /// `Step` after every training step and an `Epoch` after every evaluation.
@@ -51,8 +52,8 @@ pub enum Progress {
     },
 }
 
-/// Runs the experiment: splits the embedded digits (seeded), then trains one SimpleNet per
-/// dropout rate of `config`, each from the same initial weights (the generator after the
+/// Runs the experiment: splits the embedded digits (seeded), then trains one network of
+/// `config.model` per dropout rate of `config`, each from the same initial weights (the generator after the
 /// split, cloned) on the same batches, evaluating both splits after every epoch.
 ///
 /// Every checkpoint to resume is read and checked before the first run trains, and none is
@@ -64,19 +65,28 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(Progress)) -> anyhow::Resul
     let digits = data::digits()?;
     let mut generator = Generator::new(config.seed);
     let split = Split::stratified(&digits, config.train_size, &mut generator)?;
-    let runs = match config.optimizer {
-        OptimizerKind::Sgd => train_all(
+    let mlp = |p: f64, g: &mut Generator| SimpleNet::new(FEATURES, config.hidden, CLASSES, p, g);
+    let runs = match (config.model, config.optimizer) {
+        (ModelKind::Mlp, OptimizerKind::Sgd) => {
+            train_all(config, &split, &generator, mlp, sgd(config), progress)?
+        }
+        (ModelKind::Mlp, OptimizerKind::AdamW) => {
+            train_all(config, &split, &generator, mlp, adamw(config), progress)?
+        }
+        (ModelKind::Cnn, OptimizerKind::Sgd) => train_all(
             config,
             &split,
             &generator,
-            |m| optim::Sgd::new(m, config.lr())?.momentum(0.9),
+            DigitsCnn::digits,
+            sgd(config),
             progress,
         )?,
-        OptimizerKind::AdamW => train_all(
+        (ModelKind::Cnn, OptimizerKind::AdamW) => train_all(
             config,
             &split,
             &generator,
-            |m| optim::AdamW::new(m, config.lr()),
+            DigitsCnn::digits,
+            adamw(config),
             progress,
         )?,
     };
@@ -86,6 +96,16 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(Progress)) -> anyhow::Resul
         test_size: split.test.len(),
         runs,
     })
+}
+
+/// SGD with momentum 0.9 at the config's learning rate, for any model.
+fn sgd<M: Module>(config: &Config) -> impl Fn(&Traced<M>) -> dropjit::Result<optim::Sgd> + '_ {
+    |m| optim::Sgd::new(m, config.lr())?.momentum(0.9)
+}
+
+/// AdamW with torch's defaults at the config's learning rate, for any model.
+fn adamw<M: Module>(config: &Config) -> impl Fn(&Traced<M>) -> dropjit::Result<optim::Adam> + '_ {
+    |m| optim::AdamW::new(m, config.lr())
 }
 
 /// The most epochs a run may reach, counting those of the checkpoint it resumes: each
@@ -143,21 +163,23 @@ fn simple_net_parameters([h1, h2]: [usize; 2]) -> usize {
 
 /// Trains one network per dropout rate: first every run is set up (a checkpoint to resume is
 /// read and checked then), then each trains, then each is saved.
-fn train_all<O: Optimizer>(
+fn train_all<M: Module, O: Optimizer>(
     config: &Config,
     split: &Split,
     generator: &Generator,
-    optimizer: impl Fn(&Traced<SimpleNet>) -> dropjit::Result<O>,
+    build: impl Fn(f64, &mut Generator) -> dropjit::Result<M>,
+    optimizer: impl Fn(&Traced<M>) -> dropjit::Result<O>,
     progress: &mut dyn FnMut(Progress),
 ) -> anyhow::Result<Vec<RunResult>> {
     let mut jobs = Vec::new();
     for (index, &p) in config.ps.iter().enumerate() {
+        let mut generator = generator.clone();
+        let net = build(p, &mut generator)?;
         jobs.push(Job::new(
             config,
             split,
-            index,
-            p,
-            generator.clone(),
+            (index, p),
+            (net, generator),
             &optimizer,
         )?);
     }
@@ -177,12 +199,12 @@ fn train_all<O: Optimizer>(
 
 /// One training run, set up: its model and optimizer (resumed from a checkpoint, if asked)
 /// and the epochs it will train.
-struct Job<'a, O> {
+struct Job<'a, M: Module, O> {
     config: &'a Config,
     split: &'a Split,
     index: usize,
     p: f64,
-    model: Traced<SimpleNet>,
+    model: Traced<M>,
     opt: O,
     generator: Generator,
     /// The first epoch to train, from 0 (a resumed run's epochs done so far).
@@ -191,18 +213,16 @@ struct Job<'a, O> {
     steps: usize,
 }
 
-impl<'a, O: Optimizer> Job<'a, O> {
-    /// Builds the model for `p` from `generator` (every run starts from the same weights) and
-    /// its optimizer, and with `config.resume` loads its checkpoint.
+impl<'a, M: Module, O: Optimizer> Job<'a, M, O> {
+    /// The run of `net` (built for `p` from the same generator as every run, so all start
+    /// from the same weights), its optimizer and, with `config.resume`, its checkpoint.
     fn new(
         config: &'a Config,
         split: &'a Split,
-        index: usize,
-        p: f64,
-        mut generator: Generator,
-        optimizer: &impl Fn(&Traced<SimpleNet>) -> dropjit::Result<O>,
-    ) -> anyhow::Result<Job<'a, O>> {
-        let net = SimpleNet::new(FEATURES, config.hidden, CLASSES, p, &mut generator)?;
+        (index, p): (usize, f64),
+        (net, mut generator): (M, Generator),
+        optimizer: &impl Fn(&Traced<M>) -> dropjit::Result<O>,
+    ) -> anyhow::Result<Job<'a, M, O>> {
         let compiler = Compiler::new().threads(config.threads);
         let mut model = Traced::with_compiler(net, compiler);
         let mut opt = optimizer(&model)?;
@@ -363,7 +383,12 @@ impl<'a, O: Optimizer> Job<'a, O> {
             for _ in 0..MC_SAMPLES {
                 self.model.mc_forward(x, &mut apart)?;
             }
-            single_seconds = single_seconds.min(start.elapsed().as_secs_f64());
+            let seconds = start.elapsed().as_secs_f64();
+            single_seconds = single_seconds.min(seconds);
+            if seconds > SLOW_ROUND_SECONDS {
+                // Slow enough that the noise is small: one round will do.
+                break;
+            }
         }
         Ok(Uncertainty {
             eval,
@@ -376,6 +401,9 @@ impl<'a, O: Optimizer> Job<'a, O> {
 
 /// Rounds of the uncertainty report's timings (the first single-sample call compiles).
 const TIMING_ROUNDS: usize = 3;
+
+/// A round of single-sample calls this long is not repeated.
+const SLOW_ROUND_SECONDS: f64 = 1.0;
 
 /// Where a run's wall time went.
 #[derive(Default)]
