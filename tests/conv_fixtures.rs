@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use common::compare::{Agreement, compare};
 use common::differential::{self, BIT_EXACT, ONE_TWO_THREE};
 use dropjit::graph::Conv;
-use dropjit::{Compiler, Generator, Mode, ParameterStore, Tensor, interp, text};
+use dropjit::{Compiler, Gemm, Generator, Mode, ParameterStore, Tensor, interp, text};
 
 struct Case {
     name: String,
@@ -104,17 +104,23 @@ fn every_case_matches_pytorch_on_both_engines() {
         compare(expected, &got[0].1, Agreement::Within(1e-5))
             .unwrap_or_else(|m| panic!("{} (interpreter against PyTorch): {m}", case.name));
         let (inputs, params) = ParameterStore::split(&graph, values.clone());
-        for threads in [1, 2] {
-            let compiled = Compiler::new()
-                .mode(Mode::Eval)
-                .threads(threads)
-                .verify(true);
-            let compiled = compiled.compile(&graph).unwrap();
-            let jit = compiled
-                .run(&mut Generator::new(0), &inputs, &params)
-                .unwrap();
-            compare(&got[0].1, &jit[0].1, Agreement::Bits)
-                .unwrap_or_else(|m| panic!("{} (JIT, {threads} threads): {m}", case.name));
+        // The reference GEMM sums in the interpreter's order; the blocked one in fused
+        // multiply-adds, within rounding.
+        let gemms = [
+            (Gemm::Reference, Agreement::Bits),
+            (Gemm::Blocked, Agreement::Within(1e-5)),
+        ];
+        for (gemm, agreement) in gemms {
+            for threads in [1, 2] {
+                let compiler = Compiler::new().mode(Mode::Eval).threads(threads);
+                let compiled = compiler.gemm(gemm).verify(true).compile(&graph).unwrap();
+                let jit = compiled
+                    .run(&mut Generator::new(0), &inputs, &params)
+                    .unwrap();
+                compare(&got[0].1, &jit[0].1, agreement).unwrap_or_else(|m| {
+                    panic!("{} (JIT, {gemm:?}, {threads} threads): {m}", case.name)
+                });
+            }
         }
     }
 }
@@ -157,6 +163,7 @@ fn gradients_match_pytorchs_autograd_on_both_engines() {
             let compiler = Compiler::new()
                 .mode(Mode::Eval)
                 .threads(threads)
+                .gemm(Gemm::Reference)
                 .verify(true);
             let jit = (compiler.compile(&graph).unwrap())
                 .run(&mut Generator::new(0), &inputs, &params)

@@ -211,8 +211,8 @@ impl Op {
             Op::CrossEntropyGrad => OpClass::Rows { axis: -1 },
             Op::MatMul { .. } => OpClass::Product { by_columns: false },
             Op::Linear { .. } => OpClass::Product { by_columns: true },
-            Op::Conv(_)
-            | Op::Pool(_)
+            Op::Conv(_) => OpClass::Convolution,
+            Op::Pool(_)
             | Op::AdaptiveAvgPool { .. }
             | Op::ConvInputGrad(_)
             | Op::ConvWeightGrad(_)
@@ -370,9 +370,12 @@ pub enum OpClass<'a> {
     Movement,
     /// Each output element folds the operand along axes (`sum`, `mean`, `amax`).
     Reduction,
-    /// Each output element folds a window of its operand (`conv`, the pools): the output
-    /// elements are the work units.
+    /// Each output element folds a window of its operand (the pools, the convolutions'
+    /// gradients): the output elements are the work units.
     Window,
+    /// A convolution: per image, its columns (im2col) into a scratch buffer, then one matrix
+    /// product per group on the GEMM; the images are the work units.
+    Convolution,
     /// Every row along `axis` computed as a whole (`softmax`, `log_softmax`,
     /// `cross_entropy_grad` along the classes): the rows are the work units.
     Rows { axis: i64 },

@@ -3,18 +3,25 @@
 //! `acc = acc + x * w` with one rounding each, a tap in the padding reading `+0.0` (the load
 //! goes to the plane's first element instead, so it never leaves the buffer), then the bias.
 //!
-//! This direct loop is the definition compiled, one output element at a time; the matrix
-//! product over an im2col, and its fusion with what follows, is the next step of the CNN work.
+//! The forward convolution is an im2col into the node's scratch and a matrix product per
+//! image and group on the GEMM; the gradients are direct loops, one output element at a time,
+//! for now.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::{Buffer, LowerCx, arith};
+use super::{Buffer, LowerCx, arith, linalg};
 use crate::graph::{Conv, Shape};
 
-/// `conv` of `x` with `w` (and `bias`) into the unit range's elements of `out`.
+/// `conv` of `x` with `w` (and `bias`) for the unit range's images: per image, its columns
+/// into the node's scratch (row `c * taps + tap`, column the output position: the input
+/// element that tap reads, `+0.0` in the padding), then per group one product
+/// `out[n, group] = W[group] · columns[group]` on the GEMM (its `k` runs over the group's
+/// channels and taps in the weight's order: with [`crate::lower::Gemm::Reference`], the
+/// interpreter's sum, bit for bit), then the bias.
 pub(crate) fn conv(
     cx: &mut LowerCx,
+    id: crate::graph::NodeId,
     conv: &Conv,
     (x, w, bias): (&Buffer, &Buffer, Option<&Buffer>),
     out: &Buffer,
@@ -31,75 +38,90 @@ pub(crate) fn conv(
     let in_plane: usize = in_size.iter().product();
     let out_plane: usize = out_size.iter().product();
     let taps: usize = kernel.iter().product();
+    let rows = channels * taps;
     let in_strides = Shape::new(in_size.clone()).strides();
-    let (start, stop) = cx.unit_positions(1, out.shape().numel());
-    cx.range_loop(start, stop, &mut |cx, e| {
-        // e = ((n * O) + o) * out_plane + position
-        let position = cx.b.ins().urem_imm_u(e, out_plane as i64);
-        let image_channel = cx.b.ins().udiv_imm_u(e, out_plane as i64);
-        let o = cx.b.ins().urem_imm_u(image_channel, out_channels as i64);
-        let n = cx.b.ins().udiv_imm_u(image_channel, out_channels as i64);
-        let g = cx.b.ins().udiv_imm_u(o, per_group as i64);
-        let y = unravel(cx, position, &out_size);
-        // The first input plane of the group: (n * C + g * C/groups) * in_plane.
-        let first_channel = cx.b.ins().imul_imm_u(n, channels as i64);
-        let group_start = cx.b.ins().imul_imm_u(g, group_channels as i64);
-        let first_channel = cx.b.ins().iadd(first_channel, group_start);
-        let zero = cx.f32(0.0);
-        let acc = cx.var(zero);
-        // The weights of output channel o: w[o, c, tap] at (o * C/groups + c) * taps + tap.
-        let w_row = cx.b.ins().imul_imm_u(o, (group_channels * taps) as i64);
-        cx.counted_loop(group_channels, &mut |cx, c| {
-            let channel = cx.b.ins().iadd(first_channel, c);
+    let images = if x_dims.len() == s + 2 { x_dims[0] } else { 1 };
+    let columns = cx.scratch_addr(id);
+    let (start, stop) = cx.unit_positions(1, images);
+    cx.range_loop(start, stop, &mut |cx, n| {
+        // This image's columns: rows * out_plane elements of its own.
+        let block = cx.b.ins().imul_imm_u(n, (rows * out_plane) as i64);
+        let image_columns = cx.element_addr(columns, block, 4);
+        let first_plane = cx.b.ins().imul_imm_u(n, channels as i64);
+        cx.counted_loop(channels, &mut |cx, c| {
+            let channel = cx.b.ins().iadd(first_plane, c);
             let plane = cx.b.ins().imul_imm_u(channel, in_plane as i64);
-            let c_taps = cx.b.ins().imul_imm_u(c, taps as i64);
-            let w_base = cx.b.ins().iadd(w_row, c_taps);
+            let c_rows = cx.b.ins().imul_imm_u(c, taps as i64);
             cx.counted_loop(taps, &mut |cx, tap| {
                 let k = unravel(cx, tap, &kernel);
-                let xv = if in_plane == 0 {
-                    // Every tap is in the padding.
-                    cx.f32(0.0)
-                } else {
-                    let mut inside: Option<Value> = None;
-                    let mut offset = cx.index(0);
-                    for i in 0..s {
-                        let at = cx.b.ins().imul_imm_u(y[i], conv.stride[i] as i64);
-                        let tap_at = cx.b.ins().imul_imm_u(k[i], conv.dilation[i] as i64);
-                        let at = cx.b.ins().iadd(at, tap_at);
-                        // Below the padding wraps around to a huge index: one unsigned test.
-                        let at = cx.b.ins().iadd_imm_u(at, -(conv.padding[i] as i64));
-                        let fits =
-                            cx.b.ins()
-                                .icmp_imm_u(IntCC::UnsignedLessThan, at, in_size[i] as i64);
-                        inside = Some(match inside {
-                            Some(before) => cx.b.ins().band(before, fits),
-                            None => fits,
-                        });
-                        let step = cx.b.ins().imul_imm_u(at, in_strides[i] as i64);
-                        offset = cx.b.ins().iadd(offset, step);
-                    }
-                    let inside = inside.expect("invariant: a convolution has a spatial dimension");
-                    let zero_offset = cx.index(0);
-                    let offset = cx.b.ins().select(inside, offset, zero_offset);
-                    let index = cx.b.ins().iadd(plane, offset);
-                    let loaded = cx.load(types::F32, x.addr, index);
-                    let zero = cx.f32(0.0);
-                    cx.b.ins().select(inside, loaded, zero)
-                };
-                let w_index = cx.b.ins().iadd(w_base, tap);
-                let wv = cx.load(types::F32, w.addr, w_index);
-                let product = cx.b.ins().fmul(xv, wv);
-                let sum = cx.b.use_var(acc);
-                let sum = cx.b.ins().fadd(sum, product);
-                cx.b.def_var(acc, sum);
+                let row = cx.b.ins().iadd(c_rows, tap);
+                let row_start = cx.b.ins().imul_imm_u(row, out_plane as i64);
+                cx.counted_loop(out_plane, &mut |cx, position| {
+                    let value = if in_plane == 0 {
+                        cx.f32(0.0)
+                    } else {
+                        let y = unravel(cx, position, &out_size);
+                        let mut inside: Option<Value> = None;
+                        let mut offset = cx.index(0);
+                        for i in 0..s {
+                            let at = cx.b.ins().imul_imm_u(y[i], conv.stride[i] as i64);
+                            let tap_at = cx.b.ins().imul_imm_u(k[i], conv.dilation[i] as i64);
+                            let at = cx.b.ins().iadd(at, tap_at);
+                            // Below the padding wraps around to a huge index: one test.
+                            let at = cx.b.ins().iadd_imm_u(at, -(conv.padding[i] as i64));
+                            let fits = cx.b.ins().icmp_imm_u(
+                                IntCC::UnsignedLessThan,
+                                at,
+                                in_size[i] as i64,
+                            );
+                            inside = Some(match inside {
+                                Some(before) => cx.b.ins().band(before, fits),
+                                None => fits,
+                            });
+                            let step = cx.b.ins().imul_imm_u(at, in_strides[i] as i64);
+                            offset = cx.b.ins().iadd(offset, step);
+                        }
+                        let inside =
+                            inside.expect("invariant: a convolution has a spatial dimension");
+                        let zero_offset = cx.index(0);
+                        let offset = cx.b.ins().select(inside, offset, zero_offset);
+                        let index = cx.b.ins().iadd(plane, offset);
+                        let loaded = cx.load(types::F32, x.addr, index);
+                        let zero = cx.f32(0.0);
+                        arith::select(cx, inside, loaded, zero)
+                    };
+                    let at = cx.b.ins().iadd(row_start, position);
+                    cx.store(value, image_columns, at);
+                });
             });
         });
-        let mut result = cx.b.use_var(acc);
-        if let Some(bias) = bias {
-            let b = cx.load(types::F32, bias.addr, o);
-            result = cx.b.ins().fadd(result, b);
+        // One product per group: [O/g, (C/g) taps] · [(C/g) taps, positions].
+        let out_image = cx.b.ins().imul_imm_u(n, (out_channels * out_plane) as i64);
+        for group in 0..conv.groups {
+            let w_at = cx.index(group * per_group * group_channels * taps);
+            let a = linalg::matrix(cx, w.addr, w_at, group_channels * taps, 1);
+            let cols_at = cx.index(group * group_channels * taps * out_plane);
+            let b = linalg::matrix(cx, image_columns, cols_at, out_plane, 1);
+            let c_at =
+                cx.b.ins()
+                    .iadd_imm_u(out_image, (group * per_group * out_plane) as i64);
+            let c = linalg::matrix(cx, out.addr, c_at, out_plane, 1);
+            let (m, n_cols) = (cx.index(per_group), cx.index(out_plane));
+            linalg::gemm(cx, (m, group_channels * taps, n_cols), a, b, c);
         }
-        cx.store(result, out.addr, e);
+        if let Some(bias) = bias {
+            cx.counted_loop(out_channels, &mut |cx, o| {
+                let b = cx.load(types::F32, bias.addr, o);
+                let row = cx.b.ins().imul_imm_u(o, out_plane as i64);
+                let row = cx.b.ins().iadd(out_image, row);
+                cx.counted_loop(out_plane, &mut |cx, position| {
+                    let at = cx.b.ins().iadd(row, position);
+                    let acc = cx.load(types::F32, out.addr, at);
+                    let sum = cx.b.ins().fadd(acc, b);
+                    cx.store(sum, out.addr, at);
+                });
+            });
+        }
     });
 }
 

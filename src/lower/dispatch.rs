@@ -123,7 +123,7 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
         }
         Op::Conv(c) => {
             let (out, args) = single(cx, graph, kernel);
-            conv::conv(cx, c, (&args[0], &args[1], args.get(2)), &out);
+            conv::conv(cx, id, c, (&args[0], &args[1], args.get(2)), &out);
         }
         Op::Pool(p) => {
             let (out, args) = single(cx, graph, kernel);

@@ -12,10 +12,10 @@ use crate::jit::Import;
 
 /// A matrix view: its first element's address and its strides in elements.
 #[derive(Clone, Copy)]
-struct Matrix {
-    addr: Value,
-    row_stride: usize,
-    col_stride: usize,
+pub(super) struct Matrix {
+    pub addr: Value,
+    pub row_stride: usize,
+    pub col_stride: usize,
 }
 
 /// `torch.matmul` on rank >= 2 operands, each with whether its last two dimensions are
@@ -155,7 +155,7 @@ fn linear_block(
     });
 }
 
-fn matrix(
+pub(super) fn matrix(
     cx: &mut LowerCx,
     base: Value,
     offset: Value,
@@ -171,7 +171,13 @@ fn matrix(
 
 /// `C = A · B` for `A: m × k`, `B: k × n`, `C: m × n`, with `m` and `n` known at run time
 /// only; `C` is only written.
-fn gemm(cx: &mut LowerCx, (m, k, n): (Value, usize, Value), a: Matrix, b: Matrix, c: Matrix) {
+pub(super) fn gemm(
+    cx: &mut LowerCx,
+    (m, k, n): (Value, usize, Value),
+    a: Matrix,
+    b: Matrix,
+    c: Matrix,
+) {
     match cx.gemm {
         Gemm::Blocked => {
             let isa = cx.b.ins().iconst(types::I64, cx.isa as i64);

@@ -189,7 +189,8 @@ impl LowerCx<'_> {
         self.table_entry(slot)
     }
 
-    /// The address of the dropout `id`'s keep-byte scratch buffer.
+    /// The address of node `id`'s scratch buffer: a dropout's keep bytes, a convolution's
+    /// im2col columns.
     pub(crate) fn scratch_addr(&mut self, id: NodeId) -> Value {
         let slot = self.buffers.scratch(id);
         self.table_entry(slot)

@@ -123,6 +123,7 @@ pub(crate) fn group(graph: &Graph, index: &ScheduleIndex) -> Groups {
             | OpClass::Movement
             | OpClass::Reduction
             | OpClass::Window
+            | OpClass::Convolution
             | OpClass::Rows { .. }
             | OpClass::Product { .. }
             | OpClass::Whole => index.materialized[id.index()].then(|| groups.fresh()),

@@ -47,6 +47,8 @@ pub(crate) enum Contents {
     Values(Vec<NodeId>),
     /// The keep bytes of this dropout.
     KeepBytes(NodeId),
+    /// The im2col columns of this convolution, one block per image.
+    Columns(NodeId),
 }
 
 /// One entry of the address table.
@@ -68,12 +70,13 @@ impl Slot {
     pub(crate) fn owner(&self) -> NodeId {
         match &self.contents {
             Contents::Values(values) => values[0],
-            Contents::KeepBytes(dropout) => *dropout,
+            Contents::KeepBytes(dropout) | Contents::Columns(dropout) => *dropout,
         }
     }
 }
 
-/// Which table slot holds each node's buffer address (and each dropout's keep-byte scratch).
+/// Which table slot holds each node's buffer address (and each dropout's keep-byte scratch,
+/// each convolution's im2col columns).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct BufferMap {
     nodes: Vec<Option<usize>>,
@@ -103,7 +106,7 @@ impl BufferMap {
     /// The slot of the dropout `id`'s keep bytes.
     pub(crate) fn scratch(&self, id: NodeId) -> usize {
         let slot = self.scratch.get(id.index()).copied().flatten();
-        slot.expect("invariant: every dropout drawing before its loop has a scratch slot")
+        slot.expect("invariant: every dropout drawing before its loop and every convolution has a scratch slot")
     }
 }
 
@@ -180,11 +183,14 @@ pub(crate) fn plan(
             });
             buffers.set_node(id, slot);
         }
-        if let Some(bytes) = keep_bytes(graph, schedule, &index, id) {
+        let scratch = (keep_bytes(graph, schedule, &index, id)
+            .map(|b| (b, Contents::KeepBytes(id))))
+        .or_else(|| column_bytes(graph, id).map(|b| (b, Contents::Columns(id))));
+        if let Some((bytes, contents)) = scratch {
             let kernel = index.kernel(id);
             buffers.set_scratch(id, slots.len());
             slots.push(Slot {
-                contents: Contents::KeepBytes(id),
+                contents,
                 home: Home::Arena { offset: 0 },
                 bytes,
                 live: Some((kernel, kernel)),
@@ -298,6 +304,28 @@ fn keep_bytes(
     // bytes may pass any arena: saturated, the arena's checked placement refuses them.
     let input = &graph[graph.operands_of(id)[0]].ty.shape;
     Some(drawn_groups(d, input).saturating_mul(GROUP_SIZE))
+}
+
+/// Bytes of the im2col columns of the convolution `id`: per image, `C * prod(kernel)` rows of
+/// its output positions (every group's rows, group after group), so the images of a phase's
+/// calls never share a column. Saturated: the arena's checked placement refuses too many.
+fn column_bytes(graph: &Graph, id: NodeId) -> Option<usize> {
+    if !matches!(graph[id].op.class(), OpClass::Convolution) {
+        return None;
+    }
+    let operands = graph.operands_of(id);
+    let (w, out) = (&graph[operands[1]].ty.shape, &graph[id].ty.shape);
+    let spatial = w.rank() - 2;
+    let images = super::phase::conv_images(graph, id);
+    let x = &graph[operands[0]].ty.shape;
+    let in_channels = x.dims()[x.rank() - spatial - 1];
+    let taps: usize = w.dims()[2..].iter().product();
+    let positions: usize = out.dims()[out.rank() - spatial..].iter().product();
+    Some(
+        [images, in_channels, taps, positions, 4]
+            .into_iter()
+            .fold(1usize, usize::saturating_mul),
+    )
 }
 
 /// Gives every arena slot its offset; returns the arena size, or `None` if no allocation

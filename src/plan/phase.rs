@@ -102,6 +102,8 @@ pub enum Unit {
     Row,
     /// One output column of a `linear` (one output feature).
     Column,
+    /// One image of a convolution's batch (the only one of an unbatched input).
+    Image,
     /// One output element of a reduction.
     OutputElement,
     /// The whole kernel.
@@ -115,6 +117,7 @@ impl fmt::Display for Unit {
             Unit::MaskGroup => "mask groups",
             Unit::Row => "rows",
             Unit::Column => "columns",
+            Unit::Image => "images",
             Unit::OutputElement => "output elements",
             Unit::Whole => "whole kernel",
         };
@@ -153,6 +156,18 @@ pub(crate) fn phases(graph: &Graph, schedule: &Schedule, threads: usize) -> Vec<
         phases.push(phase(k, Part::Compute, work.unit, work.units, chunk_units));
     }
     phases
+}
+
+/// The images of the convolution `id`: its input's batch, or one for an unbatched input.
+pub(crate) fn conv_images(graph: &Graph, id: NodeId) -> usize {
+    let x = &graph[graph.operands_of(id)[0]].ty.shape;
+    let out = &graph[id].ty.shape;
+    let w = &graph[graph.operands_of(id)[1]].ty.shape;
+    if x.rank() == w.rank() {
+        out.dims()[0]
+    } else {
+        1
+    }
 }
 
 /// Re-chunks the compute phase of `kernel` (of `graph`) for calls of `units` units each on
@@ -273,6 +288,15 @@ fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
                 shape(0).numel().checked_div(out.numel()).unwrap_or(0)
             };
             Work::new(Unit::OutputElement, out.numel(), 2 * taps.max(1))
+        }
+        OpClass::Convolution => {
+            // An image costs its output elements times the weight's elements per output
+            // channel, in multiply-adds.
+            let w = &graph[graph.operands_of(id)[1]].ty.shape;
+            let per_output = w.numel().checked_div(w.dims()[0]).unwrap_or(0);
+            let images = conv_images(graph, id);
+            let per_image = out.numel().checked_div(images).unwrap_or(0);
+            Work::gemm(Unit::Image, images, per_image.saturating_mul(per_output))
         }
         OpClass::Rows { axis } => {
             let (outer, len, inner) = (out.around_axis(axis))

@@ -255,8 +255,8 @@ fn units_per_sample(
         }
         (Part::Compute, Unit::ElementBlock) => (per_sample_elements.is_multiple_of(GROUP_SIZE))
             .then_some(per_sample_elements / GROUP_SIZE),
-        // Rows and reduction outputs are row-major with the samples outermost (dimension 0
-        // of the output, which the separability check required).
+        // Rows, reduction outputs and images are row-major with the samples outermost
+        // (dimension 0 of the output, which the separability check required).
         (Part::Compute, Unit::Row | Unit::OutputElement) => phase
             .units
             .is_multiple_of(samples)

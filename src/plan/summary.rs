@@ -38,6 +38,8 @@ pub struct BufferSummary {
     pub values: Vec<String>,
     /// For a dropout's keep-byte scratch: the dropout.
     pub keep_bytes_of: Option<String>,
+    /// For a convolution's im2col scratch: the convolution.
+    pub columns_of: Option<String>,
     /// For arena buffers: the first and last kernel (indices into the schedule) during which
     /// it is live.
     pub live: Option<(usize, usize)>,
@@ -79,15 +81,17 @@ impl Program {
                     Home::Output(k) => BufferHome::Output(self.graph.outputs()[*k].name.clone()),
                     Home::Arena { offset } => BufferHome::Arena { offset: *offset },
                 };
-                let (values, keep_bytes_of) = match &slot.contents {
-                    Contents::Values(ids) => (ids.iter().map(|&id| name(id)).collect(), None),
-                    Contents::KeepBytes(id) => (Vec::new(), Some(name(*id))),
+                let (values, keep_bytes_of, columns_of) = match &slot.contents {
+                    Contents::Values(ids) => (ids.iter().map(|&id| name(id)).collect(), None, None),
+                    Contents::KeepBytes(id) => (Vec::new(), Some(name(*id)), None),
+                    Contents::Columns(id) => (Vec::new(), None, Some(name(*id))),
                 };
                 BufferSummary {
                     home,
                     bytes: slot.bytes,
                     values,
                     keep_bytes_of,
+                    columns_of,
                     live: slot.live,
                 }
             })
@@ -131,9 +135,10 @@ impl fmt::Display for MemorySummary {
                 Some((first, last)) => write!(f, ", kernels {first}..={last}")?,
                 None => {}
             }
-            match &buffer.keep_bytes_of {
-                Some(dropout) => writeln!(f, ": keep bytes of %{dropout}")?,
-                None => {
+            match (&buffer.keep_bytes_of, &buffer.columns_of) {
+                (Some(dropout), _) => writeln!(f, ": keep bytes of %{dropout}")?,
+                (None, Some(conv)) => writeln!(f, ": im2col columns of %{conv}")?,
+                (None, None) => {
                     let values: Vec<String> =
                         buffer.values.iter().map(|v| format!("%{v}")).collect();
                     writeln!(f, ": {}", values.join(", "))?;
