@@ -88,9 +88,10 @@ pub enum Op {
     ConvInputGrad(Conv),
     /// The gradient of a convolution with these attributes with respect to its weight.
     /// Operands: `g`, the input `x`, and the weight (for its shape alone). Weight element
-    /// `(o, c, k)` sums, from `+0.0`, over images `n` and output positions `y` in row-major
-    /// order, `x[n, g·C/groups + c, y · stride + k · dilation - padding] * g[n, o, y]`, a tap
-    /// in the padding reading `+0.0` (as the forward's).
+    /// `(o, c, k)` is, from `+0.0`, the sum over images `n` in order of each image's sum
+    /// (from `+0.0`, output positions `y` in row-major order) of
+    /// `x[n, g·C/groups + c, y · stride + k · dilation - padding] * g[n, o, y]`, a tap in the
+    /// padding reading `+0.0` (as the forward's): one matrix product per image.
     ConvWeightGrad(Conv),
     /// The gradient of a pool with these attributes with respect to its input. Operands: `g`
     /// and the pool's input `x`. Input element `pos` sums, from `+0.0` over the output
@@ -212,10 +213,10 @@ impl Op {
             Op::MatMul { .. } => OpClass::Product { by_columns: false },
             Op::Linear { .. } => OpClass::Product { by_columns: true },
             Op::Conv(_) => OpClass::Convolution,
+            Op::ConvWeightGrad(_) => OpClass::ConvolutionWeightGrad,
             Op::Pool(_)
             | Op::AdaptiveAvgPool { .. }
             | Op::ConvInputGrad(_)
-            | Op::ConvWeightGrad(_)
             | Op::PoolGrad(_)
             | Op::AdaptiveAvgPoolGrad { .. } => OpClass::Window,
             // The batch mean sums in one fixed order; a mask has the mask shape, not its
@@ -376,6 +377,9 @@ pub enum OpClass<'a> {
     /// A convolution: per image, its columns (im2col) into a scratch buffer, then one matrix
     /// product per group on the GEMM; the images are the work units.
     Convolution,
+    /// A convolution's weight gradient: per image, its columns and one product per group,
+    /// added to the gradient image after image; one unit of work.
+    ConvolutionWeightGrad,
     /// Every row along `axis` computed as a whole (`softmax`, `log_softmax`,
     /// `cross_entropy_grad` along the classes): the rows are the work units.
     Rows { axis: i64 },

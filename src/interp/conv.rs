@@ -163,9 +163,12 @@ pub(crate) fn conv_weight_grad<T: Element>(
         for c in 0..group_channels {
             for tap in 0..taps {
                 unravel(tap, kernel, &mut k);
+                // Per image a sum from +0.0 over its positions; the images' sums added in
+                // order from +0.0 (one matrix product per image on the GEMM).
                 let mut acc = T::ZERO;
                 for n in 0..images {
                     let plane = (n * channels + group * group_channels + c) * in_plane;
+                    let mut partial = T::ZERO;
                     for position in 0..g_plane {
                         unravel(position, g_size, &mut y);
                         let offset = (0..s).try_fold(0usize, |offset, i| {
@@ -176,8 +179,9 @@ pub(crate) fn conv_weight_grad<T: Element>(
                         });
                         let xv = offset.map_or(T::ZERO, |o| x.data[plane + o]);
                         let gv = g.data[(n * out_channels + o) * g_plane + position];
-                        acc = acc + xv * gv;
+                        partial = partial + xv * gv;
                     }
+                    acc = acc + partial;
                 }
                 data.push(acc);
             }

@@ -35,66 +35,24 @@ pub(crate) fn conv(
     let w_dims = w.shape().dims();
     let (out_channels, group_channels, kernel) = (w_dims[0], w_dims[1], w_dims[2..].to_vec());
     let per_group = out_channels / conv.groups;
-    let in_plane: usize = in_size.iter().product();
     let out_plane: usize = out_size.iter().product();
     let taps: usize = kernel.iter().product();
     let rows = channels * taps;
-    let in_strides = Shape::new(in_size.clone()).strides();
     let images = if x_dims.len() == s + 2 { x_dims[0] } else { 1 };
     let columns = cx.scratch_addr(id);
+    let geometry = Geometry {
+        conv,
+        channels,
+        in_size: &in_size,
+        out_size: &out_size,
+        kernel: &kernel,
+    };
     let (start, stop) = cx.unit_positions(1, images);
     cx.range_loop(start, stop, &mut |cx, n| {
         // This image's columns: rows * out_plane elements of its own.
         let block = cx.b.ins().imul_imm_u(n, (rows * out_plane) as i64);
         let image_columns = cx.element_addr(columns, block, 4);
-        let first_plane = cx.b.ins().imul_imm_u(n, channels as i64);
-        cx.counted_loop(channels, &mut |cx, c| {
-            let channel = cx.b.ins().iadd(first_plane, c);
-            let plane = cx.b.ins().imul_imm_u(channel, in_plane as i64);
-            let c_rows = cx.b.ins().imul_imm_u(c, taps as i64);
-            cx.counted_loop(taps, &mut |cx, tap| {
-                let k = unravel(cx, tap, &kernel);
-                let row = cx.b.ins().iadd(c_rows, tap);
-                let row_start = cx.b.ins().imul_imm_u(row, out_plane as i64);
-                cx.counted_loop(out_plane, &mut |cx, position| {
-                    let value = if in_plane == 0 {
-                        cx.f32(0.0)
-                    } else {
-                        let y = unravel(cx, position, &out_size);
-                        let mut inside: Option<Value> = None;
-                        let mut offset = cx.index(0);
-                        for i in 0..s {
-                            let at = cx.b.ins().imul_imm_u(y[i], conv.stride[i] as i64);
-                            let tap_at = cx.b.ins().imul_imm_u(k[i], conv.dilation[i] as i64);
-                            let at = cx.b.ins().iadd(at, tap_at);
-                            // Below the padding wraps around to a huge index: one test.
-                            let at = cx.b.ins().iadd_imm_u(at, -(conv.padding[i] as i64));
-                            let fits = cx.b.ins().icmp_imm_u(
-                                IntCC::UnsignedLessThan,
-                                at,
-                                in_size[i] as i64,
-                            );
-                            inside = Some(match inside {
-                                Some(before) => cx.b.ins().band(before, fits),
-                                None => fits,
-                            });
-                            let step = cx.b.ins().imul_imm_u(at, in_strides[i] as i64);
-                            offset = cx.b.ins().iadd(offset, step);
-                        }
-                        let inside =
-                            inside.expect("invariant: a convolution has a spatial dimension");
-                        let zero_offset = cx.index(0);
-                        let offset = cx.b.ins().select(inside, offset, zero_offset);
-                        let index = cx.b.ins().iadd(plane, offset);
-                        let loaded = cx.load(types::F32, x.addr, index);
-                        let zero = cx.f32(0.0);
-                        arith::select(cx, inside, loaded, zero)
-                    };
-                    let at = cx.b.ins().iadd(row_start, position);
-                    cx.store(value, image_columns, at);
-                });
-            });
-        });
+        im2col(cx, &geometry, x.addr, n, image_columns);
         // One product per group: [O/g, (C/g) taps] · [(C/g) taps, positions].
         let out_image = cx.b.ins().imul_imm_u(n, (out_channels * out_plane) as i64);
         for group in 0..conv.groups {
@@ -219,13 +177,21 @@ pub(crate) fn input_grad(cx: &mut LowerCx, conv: &Conv, (g, w): (&Buffer, &Buffe
     });
 }
 
-/// The weight gradient of `conv` ([`crate::graph::Op::ConvWeightGrad`]) into the unit
-/// range's elements of `out` (the weight's shape), as the interpreter sums it.
-pub(crate) fn weight_grad(cx: &mut LowerCx, conv: &Conv, (g, x): (&Buffer, &Buffer), out: &Buffer) {
+/// The weight gradient of `conv` ([`crate::graph::Op::ConvWeightGrad`]), in one call: the
+/// gradient zeroed, then per image its columns into the node's scratch, per group the
+/// product `T = g[n, group] · columns[group]ᵀ` (its `k` the output positions in order: with
+/// the reference GEMM the interpreter's per-image sum, bit for bit) after the columns, and
+/// `dW = dW + T`.
+pub(crate) fn weight_grad(
+    cx: &mut LowerCx,
+    id: crate::graph::NodeId,
+    conv: &Conv,
+    (g, x): (&Buffer, &Buffer),
+    out: &Buffer,
+) {
     let s = conv.spatial();
     let x_dims = x.shape().dims();
-    let batched = x_dims.len() == s + 2;
-    let images = if batched { x_dims[0] } else { 1 };
+    let images = if x_dims.len() == s + 2 { x_dims[0] } else { 1 };
     let channels = x_dims[x_dims.len() - s - 1];
     let in_size = x_dims[x_dims.len() - s..].to_vec();
     let g_dims = g.shape().dims();
@@ -233,44 +199,92 @@ pub(crate) fn weight_grad(cx: &mut LowerCx, conv: &Conv, (g, x): (&Buffer, &Buff
     let w_dims = out.shape().dims();
     let (out_channels, group_channels, kernel) = (w_dims[0], w_dims[1], w_dims[2..].to_vec());
     let per_group = out_channels / conv.groups;
-    let in_plane: usize = in_size.iter().product();
     let g_plane: usize = g_size.iter().product();
     let taps: usize = kernel.iter().product();
-    let in_strides = Shape::new(in_size.clone()).strides();
-    let (start, stop) = cx.unit_positions(1, out.shape().numel());
-    cx.range_loop(start, stop, &mut |cx, e| {
-        let tap = cx.b.ins().urem_imm_u(e, taps as i64);
-        let row = cx.b.ins().udiv_imm_u(e, taps as i64);
-        let c = cx.b.ins().urem_imm_u(row, group_channels as i64);
-        let o = cx.b.ins().udiv_imm_u(row, group_channels as i64);
-        let group = cx.b.ins().udiv_imm_u(o, per_group as i64);
-        let k = unravel(cx, tap, &kernel);
-        let channel = cx.b.ins().imul_imm_u(group, group_channels as i64);
-        let channel = cx.b.ins().iadd(channel, c);
-        let zero = cx.f32(0.0);
-        let acc = cx.var(zero);
-        cx.counted_loop(images, &mut |cx, n| {
-            let x_channel = cx.b.ins().imul_imm_u(n, channels as i64);
-            let x_channel = cx.b.ins().iadd(x_channel, channel);
-            let plane = cx.b.ins().imul_imm_u(x_channel, in_plane as i64);
-            let g_channel = cx.b.ins().imul_imm_u(n, out_channels as i64);
-            let g_channel = cx.b.ins().iadd(g_channel, o);
-            let g_base = cx.b.ins().imul_imm_u(g_channel, g_plane as i64);
-            cx.counted_loop(g_plane, &mut |cx, position| {
-                let y = unravel(cx, position, &g_size);
-                let xv = if in_plane == 0 {
+    let group_rows = group_channels * taps;
+    let weights = out.shape().numel();
+    let columns = cx.scratch_addr(id);
+    let products_at = cx.index(channels * taps * g_plane);
+    let products = cx.element_addr(columns, products_at, 4);
+    let geometry = Geometry {
+        conv,
+        channels,
+        in_size: &in_size,
+        out_size: &g_size,
+        kernel: &kernel,
+    };
+    let zero = cx.f32(0.0);
+    cx.counted_loop(weights, &mut |cx, i| cx.store(zero, out.addr, i));
+    cx.counted_loop(images, &mut |cx, n| {
+        im2col(cx, &geometry, x.addr, n, columns);
+        let g_image = cx.b.ins().imul_imm_u(n, (out_channels * g_plane) as i64);
+        for group in 0..conv.groups {
+            let g_at =
+                cx.b.ins()
+                    .iadd_imm_u(g_image, (group * per_group * g_plane) as i64);
+            let a = linalg::matrix(cx, g.addr, g_at, g_plane, 1);
+            // columnsᵀ: element (p, r) is columns[r][p].
+            let cols_at = cx.index(group * group_rows * g_plane);
+            let b = linalg::matrix(cx, columns, cols_at, 1, g_plane);
+            let t_at = cx.index(group * per_group * group_rows);
+            let c = linalg::matrix(cx, products, t_at, group_rows, 1);
+            let (m, n_cols) = (cx.index(per_group), cx.index(group_rows));
+            linalg::gemm(cx, (m, g_plane, n_cols), a, b, c);
+        }
+        cx.counted_loop(weights, &mut |cx, i| {
+            let acc = cx.load(types::F32, out.addr, i);
+            let t = cx.load(types::F32, products, i);
+            let sum = cx.b.ins().fadd(acc, t);
+            cx.store(sum, out.addr, i);
+        });
+    });
+}
+
+/// The shapes an im2col reads.
+struct Geometry<'a> {
+    conv: &'a Conv,
+    channels: usize,
+    in_size: &'a [usize],
+    out_size: &'a [usize],
+    kernel: &'a [usize],
+}
+
+/// The columns of image `n` (pointer-sized) of `x` into `columns`: row `c * taps + tap`,
+/// column the output position, holding the input element that tap reads there, `+0.0` in the
+/// padding.
+fn im2col(cx: &mut LowerCx, geo: &Geometry, x: Value, n: Value, columns: Value) {
+    let (conv, s) = (geo.conv, geo.conv.spatial());
+    let in_plane: usize = geo.in_size.iter().product();
+    let out_plane: usize = geo.out_size.iter().product();
+    let taps: usize = geo.kernel.iter().product();
+    let in_strides = Shape::new(geo.in_size.to_vec()).strides();
+    let first_plane = cx.b.ins().imul_imm_u(n, geo.channels as i64);
+    cx.counted_loop(geo.channels, &mut |cx, c| {
+        let channel = cx.b.ins().iadd(first_plane, c);
+        let plane = cx.b.ins().imul_imm_u(channel, in_plane as i64);
+        let c_rows = cx.b.ins().imul_imm_u(c, taps as i64);
+        cx.counted_loop(taps, &mut |cx, tap| {
+            let k = unravel(cx, tap, geo.kernel);
+            let row = cx.b.ins().iadd(c_rows, tap);
+            let row_start = cx.b.ins().imul_imm_u(row, out_plane as i64);
+            cx.counted_loop(out_plane, &mut |cx, position| {
+                let value = if in_plane == 0 {
                     cx.f32(0.0)
                 } else {
+                    let y = unravel(cx, position, geo.out_size);
                     let mut inside: Option<Value> = None;
                     let mut offset = cx.index(0);
                     for i in 0..s {
                         let at = cx.b.ins().imul_imm_u(y[i], conv.stride[i] as i64);
                         let tap_at = cx.b.ins().imul_imm_u(k[i], conv.dilation[i] as i64);
                         let at = cx.b.ins().iadd(at, tap_at);
+                        // Below the padding wraps around to a huge index: one test.
                         let at = cx.b.ins().iadd_imm_u(at, -(conv.padding[i] as i64));
-                        let fits =
-                            cx.b.ins()
-                                .icmp_imm_u(IntCC::UnsignedLessThan, at, in_size[i] as i64);
+                        let fits = cx.b.ins().icmp_imm_u(
+                            IntCC::UnsignedLessThan,
+                            at,
+                            geo.in_size[i] as i64,
+                        );
                         inside = Some(match inside {
                             Some(before) => cx.b.ins().band(before, fits),
                             None => fits,
@@ -282,19 +296,13 @@ pub(crate) fn weight_grad(cx: &mut LowerCx, conv: &Conv, (g, x): (&Buffer, &Buff
                     let zero_offset = cx.index(0);
                     let offset = cx.b.ins().select(inside, offset, zero_offset);
                     let index = cx.b.ins().iadd(plane, offset);
-                    let loaded = cx.load(types::F32, x.addr, index);
+                    let loaded = cx.load(types::F32, x, index);
                     let zero = cx.f32(0.0);
                     arith::select(cx, inside, loaded, zero)
                 };
-                let g_index = cx.b.ins().iadd(g_base, position);
-                let gv = cx.load(types::F32, g.addr, g_index);
-                let product = cx.b.ins().fmul(xv, gv);
-                let sum = cx.b.use_var(acc);
-                let sum = cx.b.ins().fadd(sum, product);
-                cx.b.def_var(acc, sum);
+                let at = cx.b.ins().iadd(row_start, position);
+                cx.store(value, columns, at);
             });
         });
-        let result = cx.b.use_var(acc);
-        cx.store(result, out.addr, e);
     });
 }

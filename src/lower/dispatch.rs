@@ -139,7 +139,7 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
         }
         Op::ConvWeightGrad(c) => {
             let (out, args) = single(cx, graph, kernel);
-            conv::weight_grad(cx, c, (&args[0], &args[1]), &out);
+            conv::weight_grad(cx, id, c, (&args[0], &args[1]), &out);
         }
         Op::PoolGrad(p) => {
             let (out, args) = single(cx, graph, kernel);

@@ -124,6 +124,7 @@ pub(crate) fn group(graph: &Graph, index: &ScheduleIndex) -> Groups {
             | OpClass::Reduction
             | OpClass::Window
             | OpClass::Convolution
+            | OpClass::ConvolutionWeightGrad
             | OpClass::Rows { .. }
             | OpClass::Product { .. }
             | OpClass::Whole => index.materialized[id.index()].then(|| groups.fresh()),

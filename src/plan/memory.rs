@@ -310,22 +310,26 @@ fn keep_bytes(
 /// its output positions (every group's rows, group after group), so the images of a phase's
 /// calls never share a column. Saturated: the arena's checked placement refuses too many.
 fn column_bytes(graph: &Graph, id: NodeId) -> Option<usize> {
-    if !matches!(graph[id].op.class(), OpClass::Convolution) {
-        return None;
-    }
     let operands = graph.operands_of(id);
-    let (w, out) = (&graph[operands[1]].ty.shape, &graph[id].ty.shape);
+    let shape = |i: usize| &graph[operands[i]].ty.shape;
+    let out = &graph[id].ty.shape;
+    let (x, w, g, images, partial) = match graph[id].op.class() {
+        OpClass::Convolution => {
+            let images = super::phase::conv_images(graph, id);
+            (shape(0), shape(1), out, images, 0)
+        }
+        // One image's columns at a time, and a product per group to add: the weight's size.
+        OpClass::ConvolutionWeightGrad => (shape(1), out, shape(0), 1, out.numel()),
+        _ => return None,
+    };
     let spatial = w.rank() - 2;
-    let images = super::phase::conv_images(graph, id);
-    let x = &graph[operands[0]].ty.shape;
     let in_channels = x.dims()[x.rank() - spatial - 1];
     let taps: usize = w.dims()[2..].iter().product();
-    let positions: usize = out.dims()[out.rank() - spatial..].iter().product();
-    Some(
-        [images, in_channels, taps, positions, 4]
-            .into_iter()
-            .fold(1usize, usize::saturating_mul),
-    )
+    let positions: usize = g.dims()[g.rank() - spatial..].iter().product();
+    let columns = [images, in_channels, taps, positions]
+        .into_iter()
+        .fold(1usize, usize::saturating_mul);
+    Some(columns.saturating_add(partial).saturating_mul(4))
 }
 
 /// Gives every arena slot its offset; returns the arena size, or `None` if no allocation

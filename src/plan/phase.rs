@@ -298,6 +298,17 @@ fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
             let per_image = out.numel().checked_div(images).unwrap_or(0);
             Work::gemm(Unit::Image, images, per_image.saturating_mul(per_output))
         }
+        OpClass::ConvolutionWeightGrad => {
+            // The images add up in order: one call (its products are the weight's elements
+            // times the output positions of every image).
+            let g = &graph[graph.operands_of(id)[0]].ty.shape;
+            let per_weight = g.numel().checked_div(out.dims()[0]).unwrap_or(0);
+            Work::new(
+                Unit::Whole,
+                1,
+                out.numel().saturating_mul(per_weight).max(1),
+            )
+        }
         OpClass::Rows { axis } => {
             let (outer, len, inner) = (out.around_axis(axis))
                 .expect("invariant: the node's type was inferred, so its axis fits");
