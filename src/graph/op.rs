@@ -81,10 +81,11 @@ pub enum Op {
     AdaptiveAvgPool { output: Vec<usize> },
     /// The gradient of a convolution with these attributes with respect to its input.
     /// Operands: the incoming gradient `g` (the convolution's output shape), the weight, and
-    /// the input (for its shape alone). Input element `(n, g·C/groups + c, pos)` sums, from
-    /// `+0.0`, over its group's output channels `o` ascending and kernel taps `k` in row-major
-    /// order, `g[n, o, y] * w[o, c, k]` for each output position `y` with
-    /// `y · stride + k · dilation - padding = pos` (one rounding each, no FMA).
+    /// the input (for its shape alone). Input element `(n, g·C/groups + c, pos)` is, from
+    /// `+0.0`, the sum over the kernel taps `k` in row-major order that reach it from an
+    /// output position `y` (`y · stride + k · dilation - padding = pos`) of the sum, from
+    /// `+0.0` over the group's output channels `o` ascending, of `w[o, c, k] * g[n, o, y]`
+    /// (one rounding each, no FMA): a matrix product per image, then col2im.
     ConvInputGrad(Conv),
     /// The gradient of a convolution with these attributes with respect to its weight.
     /// Operands: `g`, the input `x`, and the weight (for its shape alone). Weight element
@@ -214,9 +215,9 @@ impl Op {
             Op::Linear { .. } => OpClass::Product { by_columns: true },
             Op::Conv(_) => OpClass::Convolution,
             Op::ConvWeightGrad(_) => OpClass::ConvolutionWeightGrad,
+            Op::ConvInputGrad(_) => OpClass::ConvolutionInputGrad,
             Op::Pool(_)
             | Op::AdaptiveAvgPool { .. }
-            | Op::ConvInputGrad(_)
             | Op::PoolGrad(_)
             | Op::AdaptiveAvgPoolGrad { .. } => OpClass::Window,
             // The batch mean sums in one fixed order; a mask has the mask shape, not its
@@ -371,8 +372,8 @@ pub enum OpClass<'a> {
     Movement,
     /// Each output element folds the operand along axes (`sum`, `mean`, `amax`).
     Reduction,
-    /// Each output element folds a window of its operand (the pools, the convolutions'
-    /// gradients): the output elements are the work units.
+    /// Each output element folds a window of its operand (the pools and their gradients):
+    /// the output elements are the work units.
     Window,
     /// A convolution: per image, its columns (im2col) into a scratch buffer, then one matrix
     /// product per group on the GEMM; the images are the work units.
@@ -380,6 +381,9 @@ pub enum OpClass<'a> {
     /// A convolution's weight gradient: per image, its columns and one product per group,
     /// added to the gradient image after image; one unit of work.
     ConvolutionWeightGrad,
+    /// A convolution's input gradient: per image, one product per group into columns, then
+    /// col2im; the images are the work units.
+    ConvolutionInputGrad,
     /// Every row along `axis` computed as a whole (`softmax`, `log_softmax`,
     /// `cross_entropy_grad` along the classes): the rows are the work units.
     Rows { axis: i64 },

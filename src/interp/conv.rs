@@ -107,23 +107,28 @@ pub(crate) fn conv_input_grad<T: Element>(
             let (group, c) = (ci / group_channels, ci % group_channels);
             for position in 0..in_plane {
                 unravel(position, in_size, &mut pos);
+                // Per tap (row-major) that reaches pos from an output position y: the sum
+                // from +0.0 over the group's output channels, added to acc from +0.0 (a
+                // product per image on the GEMM, then col2im).
                 let mut acc = T::ZERO;
-                for o in group * per_group..(group + 1) * per_group {
-                    for tap in 0..taps {
-                        unravel(tap, kernel, &mut k);
-                        // The output position y with y * stride + k * dilation - padding = pos.
-                        let offset = (0..s).try_fold(0, |offset, i| {
-                            let at =
-                                (pos[i] + conv.padding[i]).checked_sub(k[i] * conv.dilation[i])?;
-                            let y = (at % conv.stride[i] == 0).then_some(at / conv.stride[i])?;
-                            (y < g_size[i]).then_some(offset + y * g_strides[i])
-                        });
-                        if let Some(offset) = offset {
-                            let gv = g.data[(n * out_channels + o) * g_plane + offset];
-                            let wv = weight.data[(o * group_channels + c) * taps + tap];
-                            acc = acc + gv * wv;
-                        }
+                for tap in 0..taps {
+                    unravel(tap, kernel, &mut k);
+                    // The output position y with y * stride + k * dilation - padding = pos.
+                    let offset = (0..s).try_fold(0, |offset, i| {
+                        let at = (pos[i] + conv.padding[i]).checked_sub(k[i] * conv.dilation[i])?;
+                        let y = (at % conv.stride[i] == 0).then_some(at / conv.stride[i])?;
+                        (y < g_size[i]).then_some(offset + y * g_strides[i])
+                    });
+                    let Some(offset) = offset else {
+                        continue;
+                    };
+                    let mut inner = T::ZERO;
+                    for o in group * per_group..(group + 1) * per_group {
+                        let gv = g.data[(n * out_channels + o) * g_plane + offset];
+                        let wv = weight.data[(o * group_channels + c) * taps + tap];
+                        inner = inner + wv * gv;
                     }
+                    acc = acc + inner;
                 }
                 data.push(acc);
             }

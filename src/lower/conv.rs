@@ -93,9 +93,18 @@ fn unravel(cx: &mut LowerCx, mut index: Value, dims: &[usize]) -> Vec<Value> {
     coords
 }
 
-/// The input gradient of `conv` ([`crate::graph::Op::ConvInputGrad`]) into the unit range's
-/// elements of `out` (the input's shape), as the interpreter sums it.
-pub(crate) fn input_grad(cx: &mut LowerCx, conv: &Conv, (g, w): (&Buffer, &Buffer), out: &Buffer) {
+/// The input gradient of `conv` ([`crate::graph::Op::ConvInputGrad`]) for the unit range's
+/// images: per image and group the product `columns = W[group]ᵀ · g[n, group]` (its `k` the
+/// group's output channels in order) into the node's scratch, then col2im: the image's
+/// gradient zeroed, and each column element added to the input element its tap reads, taps
+/// in row-major order (with the reference GEMM the interpreter's sums, bit for bit).
+pub(crate) fn input_grad(
+    cx: &mut LowerCx,
+    id: crate::graph::NodeId,
+    conv: &Conv,
+    (g, w): (&Buffer, &Buffer),
+    out: &Buffer,
+) {
     let s = conv.spatial();
     let out_dims = out.shape().dims();
     let channels = out_dims[out_dims.len() - s - 1];
@@ -108,72 +117,84 @@ pub(crate) fn input_grad(cx: &mut LowerCx, conv: &Conv, (g, w): (&Buffer, &Buffe
     let in_plane: usize = in_size.iter().product();
     let g_plane: usize = g_size.iter().product();
     let taps: usize = kernel.iter().product();
-    let g_strides = Shape::new(g_size.clone()).strides();
-    let (start, stop) = cx.unit_positions(1, out.shape().numel());
-    cx.range_loop(start, stop, &mut |cx, e| {
-        let position = cx.b.ins().urem_imm_u(e, in_plane as i64);
-        let plane = cx.b.ins().udiv_imm_u(e, in_plane as i64);
-        let ci = cx.b.ins().urem_imm_u(plane, channels as i64);
-        let n = cx.b.ins().udiv_imm_u(plane, channels as i64);
-        let group = cx.b.ins().udiv_imm_u(ci, group_channels as i64);
-        let c = cx.b.ins().urem_imm_u(ci, group_channels as i64);
-        let pos = unravel(cx, position, &in_size);
-        let first_o = cx.b.ins().imul_imm_u(group, per_group as i64);
-        let n_o = cx.b.ins().imul_imm_u(n, out_channels as i64);
+    let group_rows = group_channels * taps;
+    let rows = channels * taps;
+    let in_strides = Shape::new(in_size.clone()).strides();
+    let images = if out_dims.len() == s + 2 {
+        out_dims[0]
+    } else {
+        1
+    };
+    let columns = cx.scratch_addr(id);
+    let (start, stop) = cx.unit_positions(1, images);
+    cx.range_loop(start, stop, &mut |cx, n| {
+        let block = cx.b.ins().imul_imm_u(n, (rows * g_plane) as i64);
+        let image_columns = cx.element_addr(columns, block, 4);
+        let g_image = cx.b.ins().imul_imm_u(n, (out_channels * g_plane) as i64);
+        for group in 0..conv.groups {
+            // Wᵀ: element (r, o) is W[group * O/g + o][r].
+            let w_at = cx.index(group * per_group * group_rows);
+            let a = linalg::matrix(cx, w.addr, w_at, 1, group_rows);
+            let g_at =
+                cx.b.ins()
+                    .iadd_imm_u(g_image, (group * per_group * g_plane) as i64);
+            let b = linalg::matrix(cx, g.addr, g_at, g_plane, 1);
+            let cols_at = cx.index(group * group_rows * g_plane);
+            let c = linalg::matrix(cx, image_columns, cols_at, g_plane, 1);
+            let (m, n_cols) = (cx.index(group_rows), cx.index(g_plane));
+            linalg::gemm(cx, (m, per_group, n_cols), a, b, c);
+        }
+        // col2im: the image's gradient from +0.0, taps in order.
+        let image_planes = cx.b.ins().imul_imm_u(n, channels as i64);
+        let image_start = cx.b.ins().imul_imm_u(image_planes, in_plane as i64);
         let zero = cx.f32(0.0);
-        let acc = cx.var(zero);
-        // An empty gradient has no element to read (and none to add).
-        let groups = if g_plane == 0 { 0 } else { per_group };
-        cx.counted_loop(groups, &mut |cx, o_in_group| {
-            let o = cx.b.ins().iadd(first_o, o_in_group);
-            let g_plane_index = cx.b.ins().iadd(n_o, o);
-            let g_base = cx.b.ins().imul_imm_u(g_plane_index, g_plane as i64);
-            let w_row = cx.b.ins().imul_imm_u(o, group_channels as i64);
-            let w_row = cx.b.ins().iadd(w_row, c);
-            let w_base = cx.b.ins().imul_imm_u(w_row, taps as i64);
+        cx.counted_loop(channels * in_plane, &mut |cx, i| {
+            let at = cx.b.ins().iadd(image_start, i);
+            cx.store(zero, out.addr, at);
+        });
+        if in_plane == 0 {
+            return;
+        }
+        cx.counted_loop(channels, &mut |cx, c| {
+            let plane = cx.b.ins().iadd(image_planes, c);
+            let plane = cx.b.ins().imul_imm_u(plane, in_plane as i64);
+            let c_rows = cx.b.ins().imul_imm_u(c, taps as i64);
             cx.counted_loop(taps, &mut |cx, tap| {
                 let k = unravel(cx, tap, &kernel);
-                let mut inside: Option<Value> = None;
-                let mut offset = cx.index(0);
-                for i in 0..s {
-                    // y * stride = pos + padding - k * dilation, within the output.
-                    let target = cx.b.ins().iadd_imm_u(pos[i], conv.padding[i] as i64);
-                    let reach = cx.b.ins().imul_imm_u(k[i], conv.dilation[i] as i64);
-                    let ahead =
-                        cx.b.ins()
-                            .icmp(IntCC::UnsignedGreaterThanOrEqual, target, reach);
-                    let at = cx.b.ins().isub(target, reach);
-                    let rest = cx.b.ins().urem_imm_u(at, conv.stride[i] as i64);
-                    let whole = cx.b.ins().icmp_imm_u(IntCC::Equal, rest, 0);
-                    let y = cx.b.ins().udiv_imm_u(at, conv.stride[i] as i64);
-                    let fits =
-                        cx.b.ins()
-                            .icmp_imm_u(IntCC::UnsignedLessThan, y, g_size[i] as i64);
-                    let here = cx.b.ins().band(ahead, whole);
-                    let here = cx.b.ins().band(here, fits);
-                    inside = Some(match inside {
-                        Some(before) => cx.b.ins().band(before, here),
-                        None => here,
-                    });
-                    let step = cx.b.ins().imul_imm_u(y, g_strides[i] as i64);
-                    offset = cx.b.ins().iadd(offset, step);
-                }
-                let inside = inside.expect("invariant: a convolution has a spatial dimension");
-                let zero_offset = cx.index(0);
-                let offset = cx.b.ins().select(inside, offset, zero_offset);
-                let g_index = cx.b.ins().iadd(g_base, offset);
-                let gv = cx.load(types::F32, g.addr, g_index);
-                let w_index = cx.b.ins().iadd(w_base, tap);
-                let wv = cx.load(types::F32, w.addr, w_index);
-                let product = cx.b.ins().fmul(gv, wv);
-                let sum = cx.b.use_var(acc);
-                let added = cx.b.ins().fadd(sum, product);
-                let next = arith::select(cx, inside, added, sum);
-                cx.b.def_var(acc, next);
+                let row = cx.b.ins().iadd(c_rows, tap);
+                let row_start = cx.b.ins().imul_imm_u(row, g_plane as i64);
+                cx.counted_loop(g_plane, &mut |cx, position| {
+                    let y = unravel(cx, position, &g_size);
+                    let mut inside: Option<Value> = None;
+                    let mut offset = cx.index(0);
+                    for i in 0..s {
+                        let at = cx.b.ins().imul_imm_u(y[i], conv.stride[i] as i64);
+                        let tap_at = cx.b.ins().imul_imm_u(k[i], conv.dilation[i] as i64);
+                        let at = cx.b.ins().iadd(at, tap_at);
+                        let at = cx.b.ins().iadd_imm_u(at, -(conv.padding[i] as i64));
+                        let fits =
+                            cx.b.ins()
+                                .icmp_imm_u(IntCC::UnsignedLessThan, at, in_size[i] as i64);
+                        inside = Some(match inside {
+                            Some(before) => cx.b.ins().band(before, fits),
+                            None => fits,
+                        });
+                        let step = cx.b.ins().imul_imm_u(at, in_strides[i] as i64);
+                        offset = cx.b.ins().iadd(offset, step);
+                    }
+                    let inside = inside.expect("invariant: a convolution has a spatial dimension");
+                    let zero_offset = cx.index(0);
+                    let offset = cx.b.ins().select(inside, offset, zero_offset);
+                    let index = cx.b.ins().iadd(plane, offset);
+                    let acc = cx.load(types::F32, out.addr, index);
+                    let at = cx.b.ins().iadd(row_start, position);
+                    let v = cx.load(types::F32, image_columns, at);
+                    let sum = cx.b.ins().fadd(acc, v);
+                    let next = arith::select(cx, inside, sum, acc);
+                    cx.store(next, out.addr, index);
+                });
             });
         });
-        let result = cx.b.use_var(acc);
-        cx.store(result, out.addr, e);
     });
 }
 

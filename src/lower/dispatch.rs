@@ -135,7 +135,7 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
         }
         Op::ConvInputGrad(c) => {
             let (out, args) = single(cx, graph, kernel);
-            conv::input_grad(cx, c, (&args[0], &args[1]), &out);
+            conv::input_grad(cx, id, c, (&args[0], &args[1]), &out);
         }
         Op::ConvWeightGrad(c) => {
             let (out, args) = single(cx, graph, kernel);

@@ -125,6 +125,7 @@ pub(crate) fn group(graph: &Graph, index: &ScheduleIndex) -> Groups {
             | OpClass::Window
             | OpClass::Convolution
             | OpClass::ConvolutionWeightGrad
+            | OpClass::ConvolutionInputGrad
             | OpClass::Rows { .. }
             | OpClass::Product { .. }
             | OpClass::Whole => index.materialized[id.index()].then(|| groups.fresh()),

@@ -320,6 +320,11 @@ fn column_bytes(graph: &Graph, id: NodeId) -> Option<usize> {
         }
         // One image's columns at a time, and a product per group to add: the weight's size.
         OpClass::ConvolutionWeightGrad => (shape(1), out, shape(0), 1, out.numel()),
+        // Each image's columns of the input gradient, before col2im.
+        OpClass::ConvolutionInputGrad => {
+            let images = super::phase::conv_images(graph, id);
+            (out, shape(1), shape(0), images, 0)
+        }
         _ => return None,
     };
     let spatial = w.rank() - 2;

@@ -298,6 +298,15 @@ fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
             let per_image = out.numel().checked_div(images).unwrap_or(0);
             Work::gemm(Unit::Image, images, per_image.saturating_mul(per_output))
         }
+        OpClass::ConvolutionInputGrad => {
+            // An image costs its columns (the weight's elements times the output positions).
+            let operands = graph.operands_of(id);
+            let (g, w) = (&graph[operands[0]].ty.shape, &graph[operands[1]].ty.shape);
+            let images = conv_images(graph, id);
+            let per_image = g.numel().checked_div(images).unwrap_or(0);
+            let per_output = w.numel().checked_div(w.dims()[0]).unwrap_or(0);
+            Work::gemm(Unit::Image, images, per_image.saturating_mul(per_output))
+        }
         OpClass::ConvolutionWeightGrad => {
             // The images add up in order: one call (its products are the weight's elements
             // times the output positions of every image).
