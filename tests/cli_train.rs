@@ -197,7 +197,7 @@ fn several_seeds_add_a_table_over_them() {
 
 #[test]
 fn the_cnn_trains_with_dropout2d_and_reports_like_the_mlp() {
-    // One run, one epoch, a small test split: the convolutions are direct loops for now.
+    // One run, one epoch, a small test split: quick.
     let out = scratch("cnn");
     let args = [
         "train",

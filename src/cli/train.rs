@@ -21,12 +21,12 @@ pub struct TrainArgs {
     #[arg(long = "p", value_delimiter = ',', default_values_t = Config::default().ps)]
     pub ps: Vec<f64>,
     /// The network: mlp (SimpleNet, Dropout after each hidden layer) or cnn (DigitsCnn,
-    /// Dropout2d after its convolutions; slow for now: direct convolution loops).
+    /// Dropout2d after its convolutions and pooling).
     #[arg(long, value_enum, default_value_t = ModelArg::Mlp)]
     pub model: ModelArg,
-    /// Passes over the training split [default: 100 for mlp, 10 for cnn].
-    #[arg(long)]
-    pub epochs: Option<usize>,
+    /// Passes over the training split.
+    #[arg(long, default_value_t = Config::default().epochs)]
+    pub epochs: usize,
     /// Training samples (stratified); the rest of the 1,797 are the test split.
     #[arg(long, default_value_t = Config::default().train_size)]
     pub train_size: usize,
@@ -68,7 +68,7 @@ impl Default for TrainArgs {
         TrainArgs {
             ps: config.ps,
             model: ModelArg::Mlp,
-            epochs: None,
+            epochs: config.epochs,
             train_size: config.train_size,
             hidden: Hidden(config.hidden),
             optimizer: OptimizerArg::Sgd,
@@ -83,9 +83,6 @@ impl Default for TrainArgs {
         }
     }
 }
-
-/// The CNN's default epochs while its convolutions are direct loops (about 105 ms a step).
-const CNN_EPOCHS: usize = 10;
 
 /// `--model`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -163,11 +160,7 @@ impl TrainArgs {
                 ModelArg::Mlp => ModelKind::Mlp,
                 ModelArg::Cnn => ModelKind::Cnn,
             },
-            epochs: self.epochs.unwrap_or(match self.model {
-                ModelArg::Mlp => Config::default().epochs,
-                // The convolutions run as direct loops for now: about 10 s an epoch here.
-                ModelArg::Cnn => CNN_EPOCHS,
-            }),
+            epochs: self.epochs,
             train_size: self.train_size,
             hidden: self.hidden.0,
             optimizer: match self.optimizer {
