@@ -17,7 +17,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A node a Monte Carlo sample dimension cannot pass through
-    /// ([`crate::passes::batch_samples`]).
+    /// ([`crate::passes::batch_samples()`]).
     #[error("cannot batch Monte Carlo samples through %{node} ({op}): {reason}")]
     SampleBatch {
         node: String,

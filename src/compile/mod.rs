@@ -125,7 +125,7 @@ impl Compiler {
     }
 
     /// Compiles one graph of `samples` Monte Carlo forward passes
-    /// ([`crate::passes::batch_samples`]): every output gains a leading dimension of samples,
+    /// ([`crate::passes::batch_samples()`]): every output gains a leading dimension of samples,
     /// the part of the graph before the first dropout runs once, and a run claims a step per
     /// sample (sample `s` of a run at step `t` is a run of the graph at step `t + s`). Meant
     /// for [`Mode::Mc`]; `None` (the default) compiles the graph as it is.

@@ -201,7 +201,7 @@ pub struct Dropout {
     /// is dropped exactly as this dropout without `sample_steps` drops an input of the
     /// slice's shape at step `step + s` (the kind and `broadcast_dims` describe the slice). So
     /// a run of N samples equals N runs at consecutive steps, and claims N steps
-    /// ([`crate::graph::steps_per_run`]). [`crate::passes::batch_samples`] sets it.
+    /// ([`crate::graph::steps_per_run`]). [`crate::passes::batch_samples()`] sets it.
     pub sample_steps: bool,
 }
 

@@ -1,5 +1,5 @@
 //! How each op carries a leading dimension of Monte Carlo samples: the op facts behind
-//! [`crate::passes::batch_samples`] (which rewrites a graph to compute N samples at once) and
+//! [`crate::passes::batch_samples()`] (which rewrites a graph to compute N samples at once) and
 //! `plan::samples` (which runs the per-sample kernels of such a graph a chunk of samples at a
 //! time). The two matches here are the only places that list ops for samples.
 

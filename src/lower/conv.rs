@@ -1,11 +1,14 @@
-//! Convolution, for a phase's output elements: each one the interpreter's sum
-//! ([`crate::graph::Conv`]), its group's channels and the kernel's taps in the weight's order,
-//! `acc = acc + x * w` with one rounding each, a tap in the padding reading `+0.0` (the load
-//! goes to the plane's first element instead, so it never leaves the buffer), then the bias.
+//! Convolution and its two gradients on the GEMM, each per image: the image's columns
+//! (im2col: row `c * taps + tap`, column the output position, the input element that tap
+//! reads, `+0.0` in the padding, whose load goes to the plane's first element instead so it
+//! never leaves the buffer) in the node's scratch, then one matrix product per group:
+//! - forward: `out[n, group] = W[group] · columns[group]`, then the bias;
+//! - weight gradient: `T = g[n, group] · columns[group]ᵀ`, added to the gradient image after
+//!   image (one call);
+//! - input gradient: `columns[group] = W[group]ᵀ · g[n, group]`, then col2im, taps in order.
 //!
-//! The forward convolution is an im2col into the node's scratch and a matrix product per
-//! image and group on the GEMM; the gradients are direct loops, one output element at a time,
-//! for now.
+//! Each is its op's definition ([`crate::graph::Op`]) in the same order of operations, so with
+//! [`crate::Gemm::Reference`] the interpreter's bits.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
@@ -17,7 +20,7 @@ use crate::graph::{Conv, Shape};
 /// into the node's scratch (row `c * taps + tap`, column the output position: the input
 /// element that tap reads, `+0.0` in the padding), then per group one product
 /// `out[n, group] = W[group] · columns[group]` on the GEMM (its `k` runs over the group's
-/// channels and taps in the weight's order: with [`crate::lower::Gemm::Reference`], the
+/// channels and taps in the weight's order: with [`crate::Gemm::Reference`], the
 /// interpreter's sum, bit for bit), then the bias.
 pub(crate) fn conv(
     cx: &mut LowerCx,

@@ -91,7 +91,7 @@ enum Dropouts {
     AsModules { training: bool },
     /// Every one draws, every other module in its own mode: Monte Carlo dropout.
     AllDraw,
-    /// `AllDraw` for this many samples in one graph ([`crate::passes::batch_samples`]).
+    /// `AllDraw` for this many samples in one graph ([`crate::passes::batch_samples()`]).
     Samples(usize),
 }
 
@@ -214,7 +214,7 @@ impl<M: Module> Traced<M> {
     /// every other module in its own mode ([`crate::nn::trace_mc`]; the model's train/eval
     /// flags are not touched), their outputs and summaries ([`McPrediction`]).
     ///
-    /// One compiled call computes every sample ([`crate::passes::batch_samples`]): the part of
+    /// One compiled call computes every sample ([`crate::passes::batch_samples()`]): the part of
     /// the model before its first dropout runs once, the rest on all samples at once. The call
     /// claims `samples` steps of `generator`; sample `s` of a call at step `t` draws at step
     /// `t + s`, so it equals [`Traced::mc_forward`] at that step, bit for bit with

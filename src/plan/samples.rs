@@ -1,11 +1,11 @@
-//! Sample tiling: a graph of Monte Carlo samples ([`crate::passes::batch_samples`]) runs its
+//! Sample tiling: a graph of Monte Carlo samples ([`crate::passes::batch_samples()`]) runs its
 //! shared prefix once, then its per-sample kernels a chunk of samples at a time, so a chunk's
 //! values stay in cache from one kernel to the next instead of streaming every sample of
 //! every value through memory.
 //!
 //! A chunk is a range of each per-sample phase's units: every unit of such a phase lies in one
 //! sample, and a sample's units are consecutive. Nothing is recompiled and no address moves:
-//! the dropouts find each sample's step from their units ([`crate::lower`]), so a chunk
+//! the dropouts find each sample's step from their units (`crate::lower`), so a chunk
 //! computes exactly the bits the whole call would. The plan tiles only what it can prove
 //! separable: every node of a per-sample kernel has the samples as its dimension 0 and reads
 //! sample `s` of its per-sample operands for its sample `s` (no reduction, softmax or loss

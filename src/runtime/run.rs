@@ -28,7 +28,7 @@ impl CompiledGraph {
     /// Runs the graph once and returns its outputs in declaration order. `inputs` binds every
     /// input by node name, `params` every parameter (it may hold more). A train- or mc-mode
     /// graph claims one step from `generator` per run (one per sample for a graph of
-    /// [`crate::passes::batch_samples`]), exactly like the interpreter
+    /// [`crate::passes::batch_samples()`]), exactly like the interpreter
     /// ([`crate::interp::run`]); an eval-mode one does not touch it. A run rejected before
     /// execution claims no step.
     ///
