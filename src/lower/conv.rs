@@ -10,11 +10,11 @@
 //! Each is its op's definition ([`crate::graph::Op`]) in the same order of operations, so with
 //! [`crate::Gemm::Reference`] the interpreter's bits.
 
-use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
+use super::window::{Window, unravel};
 use super::{Buffer, LowerCx, arith, linalg};
-use crate::graph::{Conv, Shape};
+use crate::graph::Conv;
 
 /// `conv` of `x` with `w` (and `bias`) for the unit range's images: per image, its columns
 /// into the node's scratch (row `c * taps + tap`, column the output position: the input
@@ -86,16 +86,6 @@ pub(crate) fn conv(
     });
 }
 
-/// The row-major coordinates of `index` (pointer-sized) in `dims`.
-fn unravel(cx: &mut LowerCx, mut index: Value, dims: &[usize]) -> Vec<Value> {
-    let mut coords = vec![index; dims.len()];
-    for i in (0..dims.len()).rev() {
-        coords[i] = cx.b.ins().urem_imm_u(index, dims[i] as i64);
-        index = cx.b.ins().udiv_imm_u(index, dims[i] as i64);
-    }
-    coords
-}
-
 /// The input gradient of `conv` ([`crate::graph::Op::ConvInputGrad`]) for the unit range's
 /// images: per image and group the product `columns = W[group]ᵀ · g[n, group]` (its `k` the
 /// group's output channels in order) into the node's scratch, then col2im: the image's
@@ -122,7 +112,7 @@ pub(crate) fn input_grad(
     let taps: usize = kernel.iter().product();
     let group_rows = group_channels * taps;
     let rows = channels * taps;
-    let in_strides = Shape::new(in_size.clone()).strides();
+    let window = Window::new(&conv.stride, &conv.dilation, &conv.padding, &in_size);
     let images = if out_dims.len() == s + 2 {
         out_dims[0]
     } else {
@@ -168,26 +158,7 @@ pub(crate) fn input_grad(
                 let row_start = cx.b.ins().imul_imm_u(row, g_plane as i64);
                 cx.counted_loop(g_plane, &mut |cx, position| {
                     let y = unravel(cx, position, &g_size);
-                    let mut inside: Option<Value> = None;
-                    let mut offset = cx.index(0);
-                    for i in 0..s {
-                        let at = cx.b.ins().imul_imm_u(y[i], conv.stride[i] as i64);
-                        let tap_at = cx.b.ins().imul_imm_u(k[i], conv.dilation[i] as i64);
-                        let at = cx.b.ins().iadd(at, tap_at);
-                        let at = cx.b.ins().iadd_imm_u(at, -(conv.padding[i] as i64));
-                        let fits =
-                            cx.b.ins()
-                                .icmp_imm_u(IntCC::UnsignedLessThan, at, in_size[i] as i64);
-                        inside = Some(match inside {
-                            Some(before) => cx.b.ins().band(before, fits),
-                            None => fits,
-                        });
-                        let step = cx.b.ins().imul_imm_u(at, in_strides[i] as i64);
-                        offset = cx.b.ins().iadd(offset, step);
-                    }
-                    let inside = inside.expect("invariant: a convolution has a spatial dimension");
-                    let zero_offset = cx.index(0);
-                    let offset = cx.b.ins().select(inside, offset, zero_offset);
+                    let (inside, offset) = window.tap(cx, &y, &k);
                     let index = cx.b.ins().iadd(plane, offset);
                     let acc = cx.load(types::F32, out.addr, index);
                     let at = cx.b.ins().iadd(row_start, position);
@@ -277,11 +248,11 @@ struct Geometry<'a> {
 /// column the output position, holding the input element that tap reads there, `+0.0` in the
 /// padding.
 fn im2col(cx: &mut LowerCx, geo: &Geometry, x: Value, n: Value, columns: Value) {
-    let (conv, s) = (geo.conv, geo.conv.spatial());
+    let conv = geo.conv;
     let in_plane: usize = geo.in_size.iter().product();
     let out_plane: usize = geo.out_size.iter().product();
     let taps: usize = geo.kernel.iter().product();
-    let in_strides = Shape::new(geo.in_size.to_vec()).strides();
+    let window = Window::new(&conv.stride, &conv.dilation, &conv.padding, geo.in_size);
     let first_plane = cx.b.ins().imul_imm_u(n, geo.channels as i64);
     cx.counted_loop(geo.channels, &mut |cx, c| {
         let channel = cx.b.ins().iadd(first_plane, c);
@@ -296,29 +267,7 @@ fn im2col(cx: &mut LowerCx, geo: &Geometry, x: Value, n: Value, columns: Value) 
                     cx.f32(0.0)
                 } else {
                     let y = unravel(cx, position, geo.out_size);
-                    let mut inside: Option<Value> = None;
-                    let mut offset = cx.index(0);
-                    for i in 0..s {
-                        let at = cx.b.ins().imul_imm_u(y[i], conv.stride[i] as i64);
-                        let tap_at = cx.b.ins().imul_imm_u(k[i], conv.dilation[i] as i64);
-                        let at = cx.b.ins().iadd(at, tap_at);
-                        // Below the padding wraps around to a huge index: one test.
-                        let at = cx.b.ins().iadd_imm_u(at, -(conv.padding[i] as i64));
-                        let fits = cx.b.ins().icmp_imm_u(
-                            IntCC::UnsignedLessThan,
-                            at,
-                            geo.in_size[i] as i64,
-                        );
-                        inside = Some(match inside {
-                            Some(before) => cx.b.ins().band(before, fits),
-                            None => fits,
-                        });
-                        let step = cx.b.ins().imul_imm_u(at, in_strides[i] as i64);
-                        offset = cx.b.ins().iadd(offset, step);
-                    }
-                    let inside = inside.expect("invariant: a convolution has a spatial dimension");
-                    let zero_offset = cx.index(0);
-                    let offset = cx.b.ins().select(inside, offset, zero_offset);
+                    let (inside, offset) = window.tap(cx, &y, &k);
                     let index = cx.b.ins().iadd(plane, offset);
                     let loaded = cx.load(types::F32, x, index);
                     let zero = cx.f32(0.0);

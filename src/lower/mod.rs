@@ -34,6 +34,7 @@ mod reduce;
 mod simd;
 mod softmax;
 mod vector_arith;
+mod window;
 
 use cranelift_codegen::ir::{
     FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, types,

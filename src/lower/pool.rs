@@ -7,6 +7,7 @@
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
+use super::window::{Window, unravel};
 use super::{Buffer, LowerCx, arith};
 use crate::graph::{Pool, PoolKind, Shape};
 
@@ -18,7 +19,7 @@ pub(crate) fn pool(cx: &mut LowerCx, pool: &Pool, x: &Buffer, out: &Buffer) {
     let in_plane: usize = in_size.iter().product();
     let out_plane: usize = out_size.iter().product();
     let taps: usize = pool.kernel.iter().product();
-    let in_strides = Shape::new(in_size.clone()).strides();
+    let window = Window::new(&pool.stride, &pool.dilation, &pool.padding, &in_size);
     let (start, stop) = cx.unit_positions(1, out.shape().numel());
     cx.range_loop(start, stop, &mut |cx, e| {
         let position = cx.b.ins().urem_imm_u(e, out_plane as i64);
@@ -33,27 +34,7 @@ pub(crate) fn pool(cx: &mut LowerCx, pool: &Pool, x: &Buffer, out: &Buffer) {
         if in_plane > 0 {
             cx.counted_loop(taps, &mut |cx, tap| {
                 let k = unravel(cx, tap, &pool.kernel);
-                let mut inside: Option<Value> = None;
-                let mut offset = cx.index(0);
-                for i in 0..s {
-                    let at = cx.b.ins().imul_imm_u(y[i], pool.stride[i] as i64);
-                    let tap_at = cx.b.ins().imul_imm_u(k[i], pool.dilation[i] as i64);
-                    let at = cx.b.ins().iadd(at, tap_at);
-                    // Below the padding wraps around to a huge index: one unsigned test.
-                    let at = cx.b.ins().iadd_imm_u(at, -(pool.padding[i] as i64));
-                    let fits =
-                        cx.b.ins()
-                            .icmp_imm_u(IntCC::UnsignedLessThan, at, in_size[i] as i64);
-                    inside = Some(match inside {
-                        Some(before) => cx.b.ins().band(before, fits),
-                        None => fits,
-                    });
-                    let step = cx.b.ins().imul_imm_u(at, in_strides[i] as i64);
-                    offset = cx.b.ins().iadd(offset, step);
-                }
-                let inside = inside.expect("invariant: a pool has a spatial dimension");
-                let zero = cx.index(0);
-                let offset = cx.b.ins().select(inside, offset, zero);
+                let (inside, offset) = window.tap(cx, &y, &k);
                 let index = cx.b.ins().iadd(plane_start, offset);
                 let v = cx.load(types::F32, x.addr, index);
                 let current = cx.b.use_var(acc);
@@ -173,16 +154,6 @@ fn walk(
     });
 }
 
-/// The row-major coordinates of `index` (pointer-sized) in `dims`.
-fn unravel(cx: &mut LowerCx, mut index: Value, dims: &[usize]) -> Vec<Value> {
-    let mut coords = vec![index; dims.len()];
-    for i in (0..dims.len()).rev() {
-        coords[i] = cx.b.ins().urem_imm_u(index, dims[i] as i64);
-        index = cx.b.ins().udiv_imm_u(index, dims[i] as i64);
-    }
-    coords
-}
-
 /// The offset (in its plane) of the maximum of the window at output position `y`, by the
 /// forward's rule (the first tap inside starts the search), as `interp::pool::window_argmax`.
 fn window_argmax(
@@ -192,9 +163,8 @@ fn window_argmax(
     y: &[Value],
     in_size: &[usize],
 ) -> Value {
-    let s = pool.spatial();
     let taps: usize = pool.kernel.iter().product();
-    let in_strides = Shape::new(in_size.to_vec()).strides();
+    let window = Window::new(&pool.stride, &pool.dilation, &pool.padding, in_size);
     let neg = cx.f32(f32::NEG_INFINITY);
     let max = cx.var(neg);
     // No tap yet: all ones, an offset no plane reaches.
@@ -202,26 +172,7 @@ fn window_argmax(
     let at_max = cx.var(none);
     cx.counted_loop(taps, &mut |cx, tap| {
         let k = unravel(cx, tap, &pool.kernel);
-        let mut inside: Option<Value> = None;
-        let mut offset = cx.index(0);
-        for i in 0..s {
-            let at = cx.b.ins().imul_imm_u(y[i], pool.stride[i] as i64);
-            let tap_at = cx.b.ins().imul_imm_u(k[i], pool.dilation[i] as i64);
-            let at = cx.b.ins().iadd(at, tap_at);
-            let at = cx.b.ins().iadd_imm_u(at, -(pool.padding[i] as i64));
-            let fits =
-                cx.b.ins()
-                    .icmp_imm_u(IntCC::UnsignedLessThan, at, in_size[i] as i64);
-            inside = Some(match inside {
-                Some(before) => cx.b.ins().band(before, fits),
-                None => fits,
-            });
-            let step = cx.b.ins().imul_imm_u(at, in_strides[i] as i64);
-            offset = cx.b.ins().iadd(offset, step);
-        }
-        let inside = inside.expect("invariant: a pool has a spatial dimension");
-        let zero = cx.index(0);
-        let offset = cx.b.ins().select(inside, offset, zero);
+        let (inside, offset) = window.tap(cx, y, &k);
         let index = cx.b.ins().iadd(plane_start, offset);
         let v = cx.load(types::F32, x.addr, index);
         let current = cx.b.use_var(max);
