@@ -84,6 +84,45 @@ pub fn eager_compilations() -> usize {
 }
 
 /// One eager call: `op` of the input `x` and the named parameters.
+/// The forward of a module with parameters (`weight`, `bias` in its own `store`, with types
+/// `parameters`) computing `op`: eagerly, or traced as a node named by the module's path with
+/// parameters `<path>.weight`, ... (the same in every mode).
+pub(crate) fn parametric_forward(
+    module: &dyn super::module::Module,
+    op: Op,
+    x: &Var,
+    store: &ParameterStore,
+    parameters: Vec<(&'static str, TensorType)>,
+) -> Result<Var> {
+    use super::var::Repr;
+    match &x.repr {
+        Repr::Eager(t) => {
+            let label = super::module::ModuleDisplay::new(module).to_string();
+            let call = Call {
+                op,
+                mode: Mode::Eval,
+                module: &label,
+                parameters,
+            };
+            // The generator is never touched in eval mode; pass a throwaway one rather than
+            // borrowing the thread's default.
+            let y = call.run(t, store, Some(&mut Generator::new(0)))?;
+            Ok(Var::new(y))
+        }
+        Repr::Traced(node) => {
+            let path = node
+                .module_path(module)
+                .ok_or_else(|| Error::UnregisteredModule {
+                    module: super::module::ModuleDisplay::new(module).to_string(),
+                })?;
+            let parameters: Vec<(String, TensorType)> = (parameters.into_iter())
+                .map(|(name, ty)| (format!("{path}.{name}"), ty))
+                .collect();
+            node.apply(&path, op, &parameters)
+        }
+    }
+}
+
 pub(crate) struct Call<'a> {
     /// What the call computes.
     pub op: Op,

@@ -2,11 +2,10 @@
 
 use std::fmt;
 
-use super::eager::Call;
+use super::eager::parametric_forward;
 use super::module::{Module, fmt_module};
-use super::var::{Repr, Var};
+use super::var::Var;
 use crate::error::{Error, Result};
-use crate::graph::Mode;
 use crate::graph::{Op, TensorType};
 use crate::rng::Generator;
 use crate::runtime::ParameterStore;
@@ -99,32 +98,8 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Var) -> Result<Var> {
-        let op = Op::Linear { bias: true };
-        match &x.repr {
-            Repr::Eager(t) => {
-                let call = Call {
-                    op,
-                    mode: Mode::Eval,
-                    module: self,
-                    parameters: self.parameter_types().to_vec(),
-                };
-                // The generator is never touched in eval mode; pass a throwaway one rather
-                // than borrowing the thread's default.
-                let y = call.run(t, &self.params, Some(&mut Generator::new(0)))?;
-                Ok(Var::new(y))
-            }
-            Repr::Traced(node) => {
-                let path = node
-                    .module_path(self)
-                    .ok_or_else(|| Error::UnregisteredModule {
-                        module: self.to_string(),
-                    })?;
-                let parameters = self
-                    .parameter_types()
-                    .map(|(name, ty)| (format!("{path}.{name}"), ty));
-                node.apply(&path, op, &parameters)
-            }
-        }
+        let parameters = self.parameter_types().to_vec();
+        parametric_forward(self, Op::Linear { bias: true }, x, &self.params, parameters)
     }
 
     fn local_parameters(&self) -> Vec<(&'static str, &Tensor)> {
