@@ -396,3 +396,73 @@ fn run_prints_the_same_lines_on_one_and_two_threads() {
     let stderr = String::from_utf8_lossy(&zero.stderr);
     assert!(stderr.contains("0 is not in 1..=256"), "{stderr}");
 }
+
+#[test]
+fn run_and_dump_draw_monte_carlo_samples_in_one_graph() {
+    // `run --mode mc --samples N`: each output [N, ...], the same lines on both engines (the
+    // reference GEMM), and sample s is a single-sample mc run at step s (its saved values).
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "ir/simple_net.ir", "--mode", "mc", "--samples", "3"];
+        args.extend(extra);
+        stdout(&dropjit(&args))
+    };
+    let jit = run(&["--gemm", "reference"]);
+    let interp = run(&["--engine", "interp"]);
+    assert_eq!(jit, interp);
+    assert!(jit.contains("logits f32[3, 32, 10]"), "{jit}");
+    assert!(
+        jit.contains("  3 samples from step 0: variance mean=")
+            && jit.contains("mutual_information mean="),
+        "{jit}"
+    );
+    let dir = scratch("mc_samples");
+    run(&["--engine", "interp", "--save", dir.to_str().unwrap()]);
+    let all = dropjit::npy::read(&dir.join("logits.npy")).unwrap();
+    let all = all.as_f32().unwrap().to_vec();
+    for s in 0..3 {
+        let one_dir = scratch(&format!("mc_sample_{s}"));
+        let step = s.to_string();
+        let args = [
+            "run",
+            "ir/simple_net.ir",
+            "--mode",
+            "mc",
+            "--engine",
+            "interp",
+            "--step",
+            &step,
+            "--save",
+            one_dir.to_str().unwrap(),
+        ];
+        stdout(&dropjit(&args));
+        let one = dropjit::npy::read(&one_dir.join("logits.npy")).unwrap();
+        assert_eq!(
+            &all[s * 320..(s + 1) * 320],
+            one.as_f32().unwrap(),
+            "sample {s}"
+        );
+    }
+    // --samples needs --mode mc.
+    let wrong = dropjit(&["run", "ir/simple_net.ir", "--samples", "3"]);
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr)
+            .contains("--samples 3 draws Monte Carlo samples: it needs --mode mc"),
+    );
+    // The dump: the pass, the prefix at its shapes, the expansion and the chunks.
+    let dumped = stdout(&dropjit(&[
+        "dump",
+        "ir/simple_net.ir",
+        "--mode",
+        "mc",
+        "--samples",
+        "30",
+    ]));
+    assert!(dumped.contains("%fc1: f32[32, 256] = add %fc1.gemm"), "{dumped}");
+    assert!(
+        dumped.contains("%h1.samples: f32[30, 32, 256] = expand %h1"),
+        "{dumped}"
+    );
+    assert!(dumped.contains("sample_steps = true"), "{dumped}");
+    assert!(dumped.contains("# samples: 30 in chunks of "), "{dumped}");
+}
