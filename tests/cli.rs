@@ -458,7 +458,10 @@ fn run_and_dump_draw_monte_carlo_samples_in_one_graph() {
         "--samples",
         "30",
     ]));
-    assert!(dumped.contains("%fc1: f32[32, 256] = add %fc1.gemm"), "{dumped}");
+    assert!(
+        dumped.contains("%fc1: f32[32, 256] = add %fc1.gemm"),
+        "{dumped}"
+    );
     assert!(
         dumped.contains("%h1.samples: f32[30, 32, 256] = expand %h1"),
         "{dumped}"

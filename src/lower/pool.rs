@@ -100,19 +100,8 @@ pub(crate) fn adaptive_avg_pool(cx: &mut LowerCx, spatial: usize, x: &Buffer, ou
         let plane = cx.b.ins().udiv_imm_u(e, out_plane as i64);
         let plane_start = cx.b.ins().imul_imm_u(plane, in_plane as i64);
         let y = unravel(cx, position, &out_size);
-        // Bin i of L positions into o: [floor(i L / o), ceil((i + 1) L / o)); type inference
-        // keeps L * (o + 1) within 2^63.
         let bins: Vec<(Value, Value)> = (0..spatial)
-            .map(|i| {
-                let (size, bins) = (in_size[i] as i64, out_size[i] as i64);
-                let low = cx.b.ins().imul_imm_u(y[i], size);
-                let low = cx.b.ins().udiv_imm_u(low, bins);
-                let next = cx.b.ins().iadd_imm_u(y[i], 1);
-                let high = cx.b.ins().imul_imm_u(next, size);
-                let high = cx.b.ins().iadd_imm_u(high, bins - 1);
-                let high = cx.b.ins().udiv_imm_u(high, bins);
-                (low, high)
-            })
+            .map(|i| adaptive_bin(cx, y[i], in_size[i], out_size[i]))
             .collect();
         let zero = cx.f32(0.0);
         let acc = cx.var(zero);
@@ -132,6 +121,19 @@ pub(crate) fn adaptive_avg_pool(cx: &mut LowerCx, spatial: usize, x: &Buffer, ou
         let mean = cx.b.ins().fdiv(sum, count);
         cx.store(mean, out.addr, e);
     });
+}
+
+/// Bin `i` (pointer-sized) of `size` positions pooled into `bins`: `[floor(i size / bins),
+/// ceil((i + 1) size / bins))`, as `graph::pool::adaptive_bin` (type inference keeps
+/// `size * (bins + 1)` within 2^63).
+fn adaptive_bin(cx: &mut LowerCx, i: Value, size: usize, bins: usize) -> (Value, Value) {
+    let (size, bins) = (size as i64, bins as i64);
+    let low = cx.b.ins().imul_imm_u(i, size);
+    let low = cx.b.ins().udiv_imm_u(low, bins);
+    let next = cx.b.ins().iadd_imm_u(i, 1);
+    let high = cx.b.ins().imul_imm_u(next, size);
+    let high = cx.b.ins().iadd_imm_u(high, bins - 1);
+    (low, cx.b.ins().udiv_imm_u(high, bins))
 }
 
 /// Every element of the box `bins` (per dimension `[low, high)`) in row-major order: `body`
@@ -300,13 +302,7 @@ pub(crate) fn adaptive_avg_pool_grad(cx: &mut LowerCx, spatial: usize, g: &Buffe
             let mut inside: Option<Value> = None;
             let mut count = cx.index(1);
             for i in 0..spatial {
-                let (size, bins) = (in_size[i] as i64, g_size[i] as i64);
-                let low = cx.b.ins().imul_imm_u(y[i], size);
-                let low = cx.b.ins().udiv_imm_u(low, bins);
-                let next = cx.b.ins().iadd_imm_u(y[i], 1);
-                let high = cx.b.ins().imul_imm_u(next, size);
-                let high = cx.b.ins().iadd_imm_u(high, bins - 1);
-                let high = cx.b.ins().udiv_imm_u(high, bins);
+                let (low, high) = adaptive_bin(cx, y[i], in_size[i], g_size[i]);
                 let above =
                     cx.b.ins()
                         .icmp(IntCC::UnsignedGreaterThanOrEqual, pos[i], low);
