@@ -18,9 +18,6 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Every mode, for tests and the command line.
-    pub const ALL: [Mode; 3] = [Mode::Train, Mode::Eval, Mode::Mc];
-
     /// The mode's name as the textual tools spell it.
     pub fn name(self) -> &'static str {
         match self {
