@@ -12,51 +12,18 @@ use std::collections::BTreeMap;
 
 use common::compare::{Agreement, compare};
 use common::differential::{self, BIT_EXACT, ONE_TWO_THREE};
+use common::fixtures::{self, FixtureCase};
 use dropjit::graph::Conv;
 use dropjit::{Compiler, Gemm, Generator, Mode, ParameterStore, Tensor, interp, text};
 
-struct Case {
-    name: String,
-    op: String,
-    attrs: BTreeMap<String, String>,
-    tensors: BTreeMap<String, Tensor>,
-}
-
-fn cases() -> Vec<Case> {
-    let mut cases: Vec<Case> = Vec::new();
-    for line in include_str!("fixtures/conv/forward.txt").lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words[0] {
-            "case" => cases.push(Case {
-                name: words[1].to_string(),
-                op: words[2].to_string(),
-                attrs: (words[3..].iter())
-                    .map(|kv| {
-                        let (k, v) = kv.split_once('=').expect("key=value");
-                        (k.to_string(), v.to_string())
-                    })
-                    .collect(),
-                tensors: BTreeMap::new(),
-            }),
-            "tensor" => {
-                let dims: Vec<usize> = (words[2].split('x')).map(|d| d.parse().unwrap()).collect();
-                let values = (words[3..].iter())
-                    .map(|w| f32::from_bits(u32::from_str_radix(w, 16).unwrap()))
-                    .collect();
-                let tensor = Tensor::from_f32(dims, values).unwrap();
-                let case = cases.last_mut().expect("a case first");
-                case.tensors.insert(words[1].to_string(), tensor);
-            }
-            other => panic!("unknown fixture line {other}"),
-        }
-    }
-    cases
+fn cases() -> Vec<FixtureCase> {
+    fixtures::read(include_str!("fixtures/conv/forward.txt"))
 }
 
 /// The case as an IR program: `y = convNd(x, w[, b])` with its attributes.
-fn program(case: &Case) -> String {
+fn program(case: &FixtureCase) -> String {
     let ty = |role: &str| case.tensors[role].ty().to_string();
-    let list = |key: &str| format!("[{}]", case.attrs[key].replace(',', ", "));
+    let list = |key: &str| format!("[{}]", case.attr(key).replace(',', ", "));
     let bias = case.tensors.contains_key("b");
     let mut lines = vec![
         format!("graph {} {{", case.name),
@@ -75,7 +42,7 @@ fn program(case: &Case) -> String {
         list("padding"),
         list("padding_end"),
         list("dilation"),
-        case.attrs["groups"]
+        case.attr("groups")
     ));
     lines.push("  output y = %y".to_string());
     lines.push("}".to_string());
@@ -182,15 +149,15 @@ fn same_padding_is_pytorchs() {
     // PyTorch's "same": the total padding dilation * (k - 1), the odd one at the end.
     for case in cases().iter().filter(|c| c.name.contains("same")) {
         let w = case.tensors["w"].shape().dims();
-        let dilation: Vec<usize> = (case.attrs["dilation"].split(','))
+        let dilation: Vec<usize> = (case.attr("dilation").split(','))
             .map(|d| d.parse().unwrap())
             .collect();
         let same = Conv::same(&w[2..], &dilation, true);
         let join = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
-        assert_eq!(join(&same.padding), case.attrs["padding"], "{}", case.name);
+        assert_eq!(join(&same.padding), case.attr("padding"), "{}", case.name);
         assert_eq!(
             join(&same.padding_end),
-            case.attrs["padding_end"],
+            case.attr("padding_end"),
             "{}",
             case.name
         );

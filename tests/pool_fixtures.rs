@@ -12,60 +12,16 @@ use std::collections::BTreeMap;
 
 use common::compare::{Agreement, compare};
 use common::differential::{self, BIT_EXACT, ONE_TWO_THREE};
-use dropjit::{Compiler, Generator, Mode, ParameterStore, Tensor, interp, text};
+use common::fixtures::{self, FixtureCase};
+use dropjit::{Compiler, Generator, Mode, ParameterStore, interp, text};
 
-struct Case {
-    name: String,
-    op: String,
-    attrs: Vec<(String, String)>,
-    x: Option<Tensor>,
-    y: Option<Tensor>,
-    gy: Option<Tensor>,
-    gx: Option<Tensor>,
+fn cases() -> Vec<FixtureCase> {
+    fixtures::read(include_str!("fixtures/pool/forward.txt"))
 }
 
-fn cases() -> Vec<Case> {
-    let mut cases: Vec<Case> = Vec::new();
-    for line in include_str!("fixtures/pool/forward.txt").lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words[0] {
-            "case" => cases.push(Case {
-                name: words[1].to_string(),
-                op: words[2].to_string(),
-                attrs: (words[3..].iter())
-                    .map(|kv| {
-                        let (k, v) = kv.split_once('=').expect("key=value");
-                        (k.to_string(), v.to_string())
-                    })
-                    .collect(),
-                x: None,
-                y: None,
-                gy: None,
-                gx: None,
-            }),
-            "tensor" => {
-                let dims: Vec<usize> = (words[2].split('x')).map(|d| d.parse().unwrap()).collect();
-                let values = (words[3..].iter())
-                    .map(|w| f32::from_bits(u32::from_str_radix(w, 16).unwrap()))
-                    .collect();
-                let tensor = Some(Tensor::from_f32(dims, values).unwrap());
-                let case = cases.last_mut().expect("a case first");
-                match words[1] {
-                    "x" => case.x = tensor,
-                    "y" => case.y = tensor,
-                    "gy" => case.gy = tensor,
-                    _ => case.gx = tensor,
-                }
-            }
-            other => panic!("unknown fixture line {other}"),
-        }
-    }
-    cases
-}
-
-fn program(case: &Case) -> String {
-    let x = case.x.as_ref().unwrap().ty();
-    let y = case.y.as_ref().unwrap().ty();
+fn program(case: &FixtureCase) -> String {
+    let x = case.tensor("x").ty();
+    let y = case.tensor("y").ty();
     let attrs: Vec<String> = (case.attrs.iter())
         .map(|(k, v)| {
             if v == "true" || v == "false" {
@@ -93,14 +49,14 @@ fn every_case_matches_pytorch_on_both_engines() {
             text::parse(&graph.to_string()).unwrap().to_string(),
             graph.to_string()
         );
-        let values = BTreeMap::from([("x".to_string(), case.x.clone().unwrap())]);
+        let values = BTreeMap::from([("x".to_string(), case.tensor("x").clone())]);
         let got = interp::run(&graph, Mode::Eval, &mut Generator::new(0), &values).unwrap();
         let agreement = if case.op.starts_with("max") {
             Agreement::Bits
         } else {
             Agreement::Within(1e-6)
         };
-        compare(case.y.as_ref().unwrap(), &got[0].1, agreement)
+        compare(case.tensor("y"), &got[0].1, agreement)
             .unwrap_or_else(|m| panic!("{} (interpreter against PyTorch): {m}", case.name));
         let (inputs, params) = ParameterStore::split(&graph, values);
         for threads in [1, 2] {
@@ -120,7 +76,7 @@ fn every_case_matches_pytorch_on_both_engines() {
 #[test]
 fn gradients_match_pytorchs_autograd_on_both_engines() {
     for case in &cases() {
-        let (gy, gx) = (case.gy.as_ref().unwrap(), case.gx.as_ref().unwrap());
+        let (gy, gx) = (case.tensor("gy"), case.tensor("gx"));
         let forward = program(case);
         let body = forward
             .trim_end()
@@ -136,7 +92,7 @@ fn gradients_match_pytorchs_autograd_on_both_engines() {
         let grads = dropjit::autodiff::gradients(&mut graph, loss, &[x]).unwrap();
         graph.add_output("gx", grads[0]).unwrap();
         let values = BTreeMap::from([
-            ("x".to_string(), case.x.clone().unwrap()),
+            ("x".to_string(), case.tensor("x").clone()),
             ("gy".to_string(), gy.clone()),
         ]);
         let got = interp::run(&graph, Mode::Eval, &mut Generator::new(0), &values).unwrap();

@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod compare;
 pub mod differential;
+pub mod fixtures;
 pub mod gradcheck;
 pub mod training;
 

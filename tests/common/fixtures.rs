@@ -1,0 +1,63 @@
+//! The PyTorch fixtures' text format (`tests/fixtures/{conv,pool}/forward.txt`, written by the
+//! `make_fixtures.py` beside each): `case NAME OP key=value ...` then `tensor ROLE DIMS v...`
+//! lines, dims as `2x3x5`, values as f32 bit patterns in hex.
+
+use std::collections::BTreeMap;
+
+use dropjit::Tensor;
+
+/// One case: its op, its attributes in file order, and its tensors by role (`x`, `y`, ...).
+pub struct FixtureCase {
+    pub name: String,
+    pub op: String,
+    pub attrs: Vec<(String, String)>,
+    pub tensors: BTreeMap<String, Tensor>,
+}
+
+impl FixtureCase {
+    /// The attribute `key` as written (`1,2`, `true`).
+    pub fn attr(&self, key: &str) -> &str {
+        let found = self.attrs.iter().find(|(k, _)| k == key);
+        &found
+            .unwrap_or_else(|| panic!("{}: no attribute {key}", self.name))
+            .1
+    }
+
+    /// The tensor of `role`.
+    pub fn tensor(&self, role: &str) -> &Tensor {
+        let found = self.tensors.get(role);
+        found.unwrap_or_else(|| panic!("{}: no tensor {role}", self.name))
+    }
+}
+
+/// Every case of a fixture file's `text`.
+pub fn read(text: &str) -> Vec<FixtureCase> {
+    let mut cases: Vec<FixtureCase> = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words[0] {
+            "case" => cases.push(FixtureCase {
+                name: words[1].to_string(),
+                op: words[2].to_string(),
+                attrs: (words[3..].iter())
+                    .map(|kv| {
+                        let (k, v) = kv.split_once('=').expect("key=value");
+                        (k.to_string(), v.to_string())
+                    })
+                    .collect(),
+                tensors: BTreeMap::new(),
+            }),
+            "tensor" => {
+                let dims: Vec<usize> = (words[2].split('x')).map(|d| d.parse().unwrap()).collect();
+                let values = (words[3..].iter())
+                    .map(|w| f32::from_bits(u32::from_str_radix(w, 16).unwrap()))
+                    .collect();
+                let tensor = Tensor::from_f32(dims, values).unwrap();
+                let case = cases.last_mut().expect("a case first");
+                case.tensors.insert(words[1].to_string(), tensor);
+            }
+            other => panic!("unknown fixture line {other}"),
+        }
+    }
+    cases
+}
