@@ -4,10 +4,13 @@
 //!
 //! - [`SimpleNet`]: the seed page's `Linear -> ReLU -> Dropout` stack, in its exact shape
 //!   ([`SimpleNet::mnist`]) or with other widths and rates ([`SimpleNet::new`]);
-//! - [`DigitsCnn`]: two 3x3 convolutions, max pooling and Dropout2d on the 8x8 digits.
+//! - [`DigitsCnn`]: two 3x3 convolutions, max pooling and Dropout2d on the 8x8 digits;
+//! - [`MnistNet`]: the classic PyTorch MNIST example network the CNN benchmarks time.
 
 mod digits_cnn;
+mod mnist_net;
 mod simple_net;
 
 pub use digits_cnn::DigitsCnn;
+pub use mnist_net::MnistNet;
 pub use simple_net::SimpleNet;
