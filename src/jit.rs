@@ -69,12 +69,16 @@ pub(crate) enum Import {
     RunStep,
     /// Finishing a run: its keep bits.
     RunFinish,
+    /// A convolution's columns of an image ([`crate::columns::dropjit_im2col`]).
+    Im2col,
+    /// Their adjoint ([`crate::columns::dropjit_col2im`]).
+    Col2im,
 }
 
 impl Import {
     /// Every import, in the order the module declares them (new ones at the end, so the
     /// names of the others stay).
-    const ALL: [Import; 7] = [
+    const ALL: [Import; 9] = [
         Import::Exp,
         Import::Log,
         Import::Sgemm,
@@ -82,6 +86,8 @@ impl Import {
         Import::RunStart,
         Import::RunStep,
         Import::RunFinish,
+        Import::Im2col,
+        Import::Col2im,
     ];
 
     /// How many there are.
@@ -97,6 +103,8 @@ impl Import {
             Import::RunStart => "dropjit_run_start",
             Import::RunStep => "dropjit_run_step",
             Import::RunFinish => "dropjit_run_finish",
+            Import::Im2col => "dropjit_im2col",
+            Import::Col2im => "dropjit_col2im",
         }
     }
 
@@ -110,6 +118,8 @@ impl Import {
             Import::RunStart => dropjit_run_start as *const u8,
             Import::RunStep => dropjit_run_step as *const u8,
             Import::RunFinish => dropjit_run_finish as *const u8,
+            Import::Im2col => crate::columns::dropjit_im2col as *const u8,
+            Import::Col2im => crate::columns::dropjit_col2im as *const u8,
         }
     }
 
@@ -129,6 +139,10 @@ impl Import {
             Import::RunStep => (vec![ptr], Vec::new()),
             // The run and where its keep bits go.
             Import::RunFinish => (vec![ptr; 2], Vec::new()),
+            // The geometry, the image, its columns, the first and past-the-last channel.
+            Import::Im2col => (vec![ptr; 5], Vec::new()),
+            // The geometry, the columns, the image.
+            Import::Col2im => (vec![ptr; 3], Vec::new()),
         }
     }
 }

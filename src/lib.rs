@@ -40,6 +40,7 @@
 mod alloc;
 pub mod autodiff;
 pub mod checkpoint;
+pub mod columns;
 pub mod compile;
 pub mod data;
 pub mod error;

@@ -138,6 +138,16 @@ impl Op {
         transpose_b: false,
     };
 
+    /// The spatial dimensions of a pool's gradient (`PoolGrad`, `AdaptiveAvgPoolGrad`), whose
+    /// work is added into its output plane by plane; `None` for every other op.
+    pub fn window_grad_spatial(&self) -> Option<usize> {
+        match self {
+            Op::PoolGrad(p) => Some(p.spatial()),
+            Op::AdaptiveAvgPoolGrad { output } => Some(output.len()),
+            _ => None,
+        }
+    }
+
     /// The op's name in the textual IR and in messages (`linear`, `dropout2d`, ...).
     pub fn name(&self) -> &'static str {
         match self {

@@ -10,11 +10,12 @@
 //! Each is its op's definition ([`crate::graph::Op`]) in the same order of operations, so with
 //! [`crate::Gemm::Reference`] the interpreter's bits.
 
-use cranelift_codegen::ir::{InstBuilder, Value, types};
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 
-use super::window::{Window, unravel};
-use super::{Buffer, LowerCx, arith, linalg};
+use super::{Buffer, LowerCx, linalg};
+use crate::columns;
 use crate::graph::Conv;
+use crate::jit::Import;
 
 /// `conv` of `x` with `w` (and `bias`) for the unit range's images: per image, its columns
 /// into the node's scratch (row `c * taps + tap`, column the output position: the input
@@ -107,12 +108,10 @@ pub(crate) fn input_grad(
     let w_dims = w.shape().dims();
     let (out_channels, group_channels, kernel) = (w_dims[0], w_dims[1], w_dims[2..].to_vec());
     let per_group = out_channels / conv.groups;
-    let in_plane: usize = in_size.iter().product();
     let g_plane: usize = g_size.iter().product();
     let taps: usize = kernel.iter().product();
     let group_rows = group_channels * taps;
     let rows = channels * taps;
-    let window = Window::new(&conv.stride, &conv.dilation, &conv.padding, &in_size);
     let images = if out_dims.len() == s + 2 {
         out_dims[0]
     } else {
@@ -138,37 +137,16 @@ pub(crate) fn input_grad(
             linalg::gemm(cx, (m, per_group, n_cols), a, b, c);
         }
         // col2im: the image's gradient from +0.0, taps in order.
-        let image_planes = cx.b.ins().imul_imm_u(n, channels as i64);
-        let image_start = cx.b.ins().imul_imm_u(image_planes, in_plane as i64);
-        let zero = cx.f32(0.0);
-        cx.counted_loop(channels * in_plane, &mut |cx, i| {
-            let at = cx.b.ins().iadd(image_start, i);
-            cx.store(zero, out.addr, at);
-        });
-        if in_plane == 0 {
-            return;
-        }
-        cx.counted_loop(channels, &mut |cx, c| {
-            let plane = cx.b.ins().iadd(image_planes, c);
-            let plane = cx.b.ins().imul_imm_u(plane, in_plane as i64);
-            let c_rows = cx.b.ins().imul_imm_u(c, taps as i64);
-            cx.counted_loop(taps, &mut |cx, tap| {
-                let k = unravel(cx, tap, &kernel);
-                let row = cx.b.ins().iadd(c_rows, tap);
-                let row_start = cx.b.ins().imul_imm_u(row, g_plane as i64);
-                cx.counted_loop(g_plane, &mut |cx, position| {
-                    let y = unravel(cx, position, &g_size);
-                    let (inside, offset) = window.tap(cx, &y, &k);
-                    let index = cx.b.ins().iadd(plane, offset);
-                    let acc = cx.load(types::F32, out.addr, index);
-                    let at = cx.b.ins().iadd(row_start, position);
-                    let v = cx.load(types::F32, image_columns, at);
-                    let sum = cx.b.ins().fadd(acc, v);
-                    let next = arith::select(cx, inside, sum, acc);
-                    cx.store(next, out.addr, index);
-                });
-            });
-        });
+        let geometry = Geometry {
+            conv,
+            channels,
+            in_size: &in_size,
+            out_size: &g_size,
+            kernel: &kernel,
+        };
+        let words = geometry.store(cx);
+        let image = geometry.image(cx, out.addr, n);
+        cx.call(Import::Col2im, &[words, image_columns, image]);
     });
 }
 
@@ -244,38 +222,40 @@ struct Geometry<'a> {
     kernel: &'a [usize],
 }
 
-/// The columns of image `n` (pointer-sized) of `x` into `columns`: row `c * taps + tap`,
-/// column the output position, holding the input element that tap reads there, `+0.0` in the
-/// padding.
+impl Geometry<'_> {
+    /// Its words ([`columns::Geometry`]) in a stack buffer of the function, and their address.
+    fn store(&self, cx: &mut LowerCx) -> Value {
+        let conv = self.conv;
+        let words = columns::Geometry::new(
+            self.channels,
+            self.in_size,
+            self.out_size,
+            self.kernel,
+            (&conv.stride, &conv.dilation, &conv.padding),
+        )
+        .words();
+        let addr = cx.stack_buffer((8 * words.len()) as u32);
+        for (i, &word) in words.iter().enumerate() {
+            let value = cx.b.ins().iconst(types::I64, word as i64);
+            cx.b.ins().store(MemFlagsData::trusted(), value, addr, (8 * i) as i32);
+        }
+        addr
+    }
+
+    /// The address of image `n` (pointer-sized) of `x`.
+    fn image(&self, cx: &mut LowerCx, x: Value, n: Value) -> Value {
+        let in_plane: usize = self.in_size.iter().product();
+        let at = cx.b.ins().imul_imm_u(n, (self.channels * in_plane) as i64);
+        cx.element_addr(x, at, 4)
+    }
+}
+
+/// The columns of image `n` (pointer-sized) of `x` into `columns` ([`columns::dropjit_im2col`]):
+/// row `c * taps + tap`, column the output position, holding the input element that tap reads
+/// there, `+0.0` in the padding.
 fn im2col(cx: &mut LowerCx, geo: &Geometry, x: Value, n: Value, columns: Value) {
-    let conv = geo.conv;
-    let in_plane: usize = geo.in_size.iter().product();
-    let out_plane: usize = geo.out_size.iter().product();
-    let taps: usize = geo.kernel.iter().product();
-    let window = Window::new(&conv.stride, &conv.dilation, &conv.padding, geo.in_size);
-    let first_plane = cx.b.ins().imul_imm_u(n, geo.channels as i64);
-    cx.counted_loop(geo.channels, &mut |cx, c| {
-        let channel = cx.b.ins().iadd(first_plane, c);
-        let plane = cx.b.ins().imul_imm_u(channel, in_plane as i64);
-        let c_rows = cx.b.ins().imul_imm_u(c, taps as i64);
-        cx.counted_loop(taps, &mut |cx, tap| {
-            let k = unravel(cx, tap, geo.kernel);
-            let row = cx.b.ins().iadd(c_rows, tap);
-            let row_start = cx.b.ins().imul_imm_u(row, out_plane as i64);
-            cx.counted_loop(out_plane, &mut |cx, position| {
-                let value = if in_plane == 0 {
-                    cx.f32(0.0)
-                } else {
-                    let y = unravel(cx, position, geo.out_size);
-                    let (inside, offset) = window.tap(cx, &y, &k);
-                    let index = cx.b.ins().iadd(plane, offset);
-                    let loaded = cx.load(types::F32, x, index);
-                    let zero = cx.f32(0.0);
-                    arith::select(cx, inside, loaded, zero)
-                };
-                let at = cx.b.ins().iadd(row_start, position);
-                cx.store(value, columns, at);
-            });
-        });
-    });
+    let words = geo.store(cx);
+    let image = geo.image(cx, x, n);
+    let (start, stop) = (cx.index(0), cx.index(geo.channels));
+    cx.call(Import::Im2col, &[words, image, columns, start, stop]);
 }

@@ -193,157 +193,106 @@ fn window_argmax(
     cx.b.use_var(at_max)
 }
 
-/// The gradient of `pool` ([`crate::graph::Op::PoolGrad`]) into the unit range's elements of
-/// `out` (the input's shape), as the interpreter sums it: for each input element, the output
-/// positions whose window holds it, in row-major order (only the box that can).
+/// The gradient of `pool` ([`crate::graph::Op::PoolGrad`]) for the unit range's planes of
+/// `out` (the input's shape): each plane zeroed, then every output position's gradient in
+/// row-major order added to the element that took it (max: the window's argmax; average:
+/// each tap inside, `g / count`). An input element thus sums its windows' shares in the
+/// windows' row-major order from `+0.0`: the interpreter's sum, bit for bit.
 pub(crate) fn pool_grad(cx: &mut LowerCx, pool: &Pool, (g, x): (&Buffer, &Buffer), out: &Buffer) {
     let s = pool.spatial();
     let in_size = x.shape().dims()[x.shape().rank() - s..].to_vec();
     let g_size = g.shape().dims()[g.shape().rank() - s..].to_vec();
     let in_plane: usize = in_size.iter().product();
     let g_plane: usize = g_size.iter().product();
-    let g_strides = Shape::new(g_size.clone()).strides();
-    let (start, stop) = cx.unit_positions(1, out.shape().numel());
-    cx.range_loop(start, stop, &mut |cx, e| {
-        let position = cx.b.ins().urem_imm_u(e, in_plane as i64);
-        let plane = cx.b.ins().udiv_imm_u(e, in_plane as i64);
+    let planes = out.shape().numel().checked_div(in_plane).unwrap_or(0);
+    let taps: usize = pool.kernel.iter().product();
+    let window = Window::new(&pool.stride, &pool.dilation, &pool.padding, &in_size);
+    let (start, stop) = cx.unit_positions(1, planes);
+    cx.range_loop(start, stop, &mut |cx, plane| {
         let plane_start = cx.b.ins().imul_imm_u(plane, in_plane as i64);
         let g_start = cx.b.ins().imul_imm_u(plane, g_plane as i64);
-        let pos = unravel(cx, position, &in_size);
-        // The windows y that can hold pos: y * stride in [pos + p - (k - 1) d, pos + p].
-        let bounds: Vec<(Value, Value)> = (0..s)
-            .map(|i| {
-                let target = cx.b.ins().iadd_imm_u(pos[i], pool.padding[i] as i64);
-                let reach = ((pool.kernel[i] - 1) * pool.dilation[i]) as i64;
-                let stride = pool.stride[i] as i64;
-                let ahead =
-                    cx.b.ins()
-                        .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, target, reach);
-                let from = cx.b.ins().iadd_imm_u(target, stride - 1 - reach);
-                let from = cx.b.ins().udiv_imm_u(from, stride);
-                let zero = cx.index(0);
-                let low = cx.b.ins().select(ahead, from, zero);
-                let high = cx.b.ins().udiv_imm_u(target, stride);
-                let high = cx.b.ins().iadd_imm_u(high, 1);
-                let limit = cx.index(g_size[i]);
-                let high = cx.b.ins().umin(high, limit);
-                (low, high)
-            })
-            .collect();
         let zero = cx.f32(0.0);
-        let acc = cx.var(zero);
-        walk_coords(cx, &bounds, &mut Vec::new(), &mut |cx, y| {
-            // A tap of window y: (pos + p - y * stride) a multiple of the dilation.
-            let mut inside: Option<Value> = None;
-            let mut g_offset = cx.index(0);
-            for i in 0..s {
-                let step = cx.b.ins().imul_imm_u(y[i], g_strides[i] as i64);
-                g_offset = cx.b.ins().iadd(g_offset, step);
-                if pool.dilation[i] == 1 {
-                    continue;
-                }
-                let target = cx.b.ins().iadd_imm_u(pos[i], pool.padding[i] as i64);
-                let start = cx.b.ins().imul_imm_u(y[i], pool.stride[i] as i64);
-                let at = cx.b.ins().isub(target, start);
-                let rest = cx.b.ins().urem_imm_u(at, pool.dilation[i] as i64);
-                let here = cx.b.ins().icmp_imm_u(IntCC::Equal, rest, 0);
-                inside = Some(match inside {
-                    Some(before) => cx.b.ins().band(before, here),
-                    None => here,
-                });
-            }
-            let g_index = cx.b.ins().iadd(g_start, g_offset);
+        cx.counted_loop(in_plane, &mut |cx, i| {
+            let at = cx.b.ins().iadd(plane_start, i);
+            cx.store(zero, out.addr, at);
+        });
+        cx.counted_loop(g_plane, &mut |cx, position| {
+            let y = unravel(cx, position, &g_size);
+            let g_index = cx.b.ins().iadd(g_start, position);
             let gv = cx.load(types::F32, g.addr, g_index);
-            let (take, value) = match pool.kind {
+            match pool.kind {
                 PoolKind::Max => {
-                    let at_max = window_argmax(cx, pool, (x, plane_start), y, &in_size);
-                    let mine = cx.b.ins().icmp(IntCC::Equal, at_max, position);
-                    (mine, gv)
+                    let at_max = window_argmax(cx, pool, (x, plane_start), &y, &in_size);
+                    // A window with no tap inside (none, by the type rule) adds nothing.
+                    let found = cx.b.ins().icmp_imm_u(IntCC::NotEqual, at_max, -1);
+                    let zero = cx.index(0);
+                    let at_max = cx.b.ins().select(found, at_max, zero);
+                    add_if(cx, found, out, plane_start, at_max, gv);
                 }
                 PoolKind::Avg => {
-                    let count = divisor(cx, pool, y, &in_size);
+                    let count = divisor(cx, pool, &y, &in_size);
                     let count = cx.b.ins().fcvt_from_uint(types::F32, count);
-                    let one = cx.b.ins().iconst(types::I8, 1);
-                    (one, cx.b.ins().fdiv(gv, count))
+                    let share = cx.b.ins().fdiv(gv, count);
+                    cx.counted_loop(taps, &mut |cx, tap| {
+                        let k = unravel(cx, tap, &pool.kernel);
+                        let (inside, offset) = window.tap(cx, &y, &k);
+                        add_if(cx, inside, out, plane_start, offset, share);
+                    });
                 }
-            };
-            let take = match inside {
-                Some(inside) => cx.b.ins().band(inside, take),
-                None => take,
-            };
-            let sum = cx.b.use_var(acc);
-            let added = cx.b.ins().fadd(sum, value);
-            let next = arith::select(cx, take, added, sum);
-            cx.b.def_var(acc, next);
+            }
         });
-        let result = cx.b.use_var(acc);
-        cx.store(result, out.addr, e);
     });
 }
 
-/// The gradient of adaptive average pooling ([`crate::graph::Op::AdaptiveAvgPoolGrad`]) into
-/// the unit range's elements of `out`: for each input element, every bin (row-major) holding
-/// it adds `g / size`.
+/// `out[plane_start + offset] += value` if `take` (an i8 truth value); the element is read
+/// and written back either way (`offset` is inside the plane).
+fn add_if(cx: &mut LowerCx, take: Value, out: &Buffer, plane_start: Value, offset: Value, value: Value) {
+    let index = cx.b.ins().iadd(plane_start, offset);
+    let acc = cx.load(types::F32, out.addr, index);
+    let sum = cx.b.ins().fadd(acc, value);
+    let next = arith::select(cx, take, sum, acc);
+    cx.store(next, out.addr, index);
+}
+
+/// The gradient of adaptive average pooling ([`crate::graph::Op::AdaptiveAvgPoolGrad`]) for
+/// the unit range's planes of `out`: each plane zeroed, then every bin in row-major order
+/// adds `g / size` to each of its elements (the interpreter's order for each element).
 pub(crate) fn adaptive_avg_pool_grad(cx: &mut LowerCx, spatial: usize, g: &Buffer, out: &Buffer) {
     let in_size = out.shape().dims()[out.shape().rank() - spatial..].to_vec();
     let g_size = g.shape().dims()[g.shape().rank() - spatial..].to_vec();
     let in_plane: usize = in_size.iter().product();
     let g_plane: usize = g_size.iter().product();
-    let (start, stop) = cx.unit_positions(1, out.shape().numel());
-    cx.range_loop(start, stop, &mut |cx, e| {
-        let position = cx.b.ins().urem_imm_u(e, in_plane as i64);
-        let plane = cx.b.ins().udiv_imm_u(e, in_plane as i64);
+    let planes = out.shape().numel().checked_div(in_plane).unwrap_or(0);
+    let in_strides = Shape::new(in_size.clone()).strides();
+    let (start, stop) = cx.unit_positions(1, planes);
+    cx.range_loop(start, stop, &mut |cx, plane| {
+        let plane_start = cx.b.ins().imul_imm_u(plane, in_plane as i64);
         let g_start = cx.b.ins().imul_imm_u(plane, g_plane as i64);
-        let pos = unravel(cx, position, &in_size);
         let zero = cx.f32(0.0);
-        let acc = cx.var(zero);
-        cx.counted_loop(g_plane, &mut |cx, out_position| {
-            let y = unravel(cx, out_position, &g_size);
-            let mut inside: Option<Value> = None;
+        cx.counted_loop(in_plane, &mut |cx, i| {
+            let at = cx.b.ins().iadd(plane_start, i);
+            cx.store(zero, out.addr, at);
+        });
+        cx.counted_loop(g_plane, &mut |cx, position| {
+            let y = unravel(cx, position, &g_size);
             let mut count = cx.index(1);
-            for i in 0..spatial {
-                let (low, high) = adaptive_bin(cx, y[i], in_size[i], g_size[i]);
-                let above =
-                    cx.b.ins()
-                        .icmp(IntCC::UnsignedGreaterThanOrEqual, pos[i], low);
-                let below = cx.b.ins().icmp(IntCC::UnsignedLessThan, pos[i], high);
-                let here = cx.b.ins().band(above, below);
-                inside = Some(match inside {
-                    Some(before) => cx.b.ins().band(before, here),
-                    None => here,
-                });
-                let extent = cx.b.ins().isub(high, low);
-                count = cx.b.ins().imul(count, extent);
-            }
-            let inside = inside.expect("invariant: a pool has a spatial dimension");
-            let g_index = cx.b.ins().iadd(g_start, out_position);
+            let bins: Vec<(Value, Value)> = (0..spatial)
+                .map(|i| {
+                    let (low, high) = adaptive_bin(cx, y[i], in_size[i], g_size[i]);
+                    let extent = cx.b.ins().isub(high, low);
+                    count = cx.b.ins().imul(count, extent);
+                    (low, high)
+                })
+                .collect();
+            let g_index = cx.b.ins().iadd(g_start, position);
             let gv = cx.load(types::F32, g.addr, g_index);
             let count = cx.b.ins().fcvt_from_uint(types::F32, count);
             let share = cx.b.ins().fdiv(gv, count);
-            let sum = cx.b.use_var(acc);
-            let added = cx.b.ins().fadd(sum, share);
-            let next = arith::select(cx, inside, added, sum);
-            cx.b.def_var(acc, next);
+            walk(cx, &bins, &in_strides, plane_start, &mut |cx, index| {
+                let acc = cx.load(types::F32, out.addr, index);
+                let sum = cx.b.ins().fadd(acc, share);
+                cx.store(sum, out.addr, index);
+            });
         });
-        let result = cx.b.use_var(acc);
-        cx.store(result, out.addr, e);
-    });
-}
-
-/// Every coordinate of the box `bounds` (per dimension `[low, high)`) in row-major order.
-fn walk_coords(
-    cx: &mut LowerCx,
-    bounds: &[(Value, Value)],
-    coords: &mut Vec<Value>,
-    body: &mut dyn FnMut(&mut LowerCx, &[Value]),
-) {
-    let Some((&(low, high), rest)) = bounds.split_first() else {
-        body(cx, coords);
-        return;
-    };
-    cx.range_loop(low, high, &mut |cx, i| {
-        coords.push(i);
-        walk_coords(cx, rest, coords, body);
-        coords.pop();
     });
 }

@@ -104,6 +104,9 @@ pub enum Unit {
     Column,
     /// One image of a convolution's batch (the only one of an unbatched input).
     Image,
+    /// One plane (the spatial dimensions at one batch entry and channel) of a pool
+    /// gradient's output, which its windows' gradients are added into.
+    Plane,
     /// One output element of a reduction.
     OutputElement,
     /// The whole kernel.
@@ -118,6 +121,7 @@ impl fmt::Display for Unit {
             Unit::Row => "rows",
             Unit::Column => "columns",
             Unit::Image => "images",
+            Unit::Plane => "planes",
             Unit::OutputElement => "output elements",
             Unit::Whole => "whole kernel",
         };
@@ -272,6 +276,16 @@ fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
             let input = graph[graph.operands_of(id)[0]].ty.shape.numel();
             let per_output = input.checked_div(outputs).unwrap_or(0);
             Work::new(Unit::OutputElement, outputs, per_output)
+        }
+        OpClass::Window if node.op.window_grad_spatial().is_some() => {
+            // A plane costs its gradient's elements, each added into the input elements its
+            // window took (the taps).
+            let spatial = node.op.window_grad_spatial().unwrap_or(0);
+            let plane: usize = out.dims()[out.rank() - spatial..].iter().product();
+            let planes = out.numel().checked_div(plane).unwrap_or(0);
+            let g = &graph[graph.operands_of(id)[0]].ty.shape;
+            let per_plane = g.numel().checked_div(planes).unwrap_or(0);
+            Work::new(Unit::Plane, planes, plane + 4 * per_plane)
         }
         OpClass::Window => {
             // Rough taps per output element: a convolution's weight elements per output
