@@ -37,6 +37,7 @@ use crate::isa::Isa;
 use crate::math;
 use crate::rng::MaskSource;
 use crate::rng::planes::{KeepWords, RUN_GROUPS, Run};
+use crate::window;
 
 /// The entry ABI of every phase (see the module docs).
 type EntryFn = unsafe extern "C" fn(*const *mut u8, u64, u32, *mut i64, usize, usize) -> i32;
@@ -69,16 +70,22 @@ pub(crate) enum Import {
     RunStep,
     /// Finishing a run: its keep bits.
     RunFinish,
-    /// A convolution's columns of an image ([`crate::columns::dropjit_im2col`]).
+    /// A convolution's columns of an image ([`crate::window::columns::dropjit_im2col`]).
     Im2col,
-    /// Their adjoint ([`crate::columns::dropjit_col2im`]).
+    /// Their adjoint ([`crate::window::columns::dropjit_col2im`]).
     Col2im,
+    /// Max pooling of planes ([`crate::window::pool::dropjit_max_pool`]).
+    MaxPool,
+    /// Its gradient ([`crate::window::pool::dropjit_max_pool_grad`]).
+    MaxPoolGrad,
+    /// A convolution's bias ([`crate::window::columns::dropjit_add_bias`]).
+    AddBias,
 }
 
 impl Import {
     /// Every import, in the order the module declares them (new ones at the end, so the
     /// names of the others stay).
-    const ALL: [Import; 9] = [
+    const ALL: [Import; 12] = [
         Import::Exp,
         Import::Log,
         Import::Sgemm,
@@ -88,6 +95,9 @@ impl Import {
         Import::RunFinish,
         Import::Im2col,
         Import::Col2im,
+        Import::MaxPool,
+        Import::MaxPoolGrad,
+        Import::AddBias,
     ];
 
     /// How many there are.
@@ -105,6 +115,9 @@ impl Import {
             Import::RunFinish => "dropjit_run_finish",
             Import::Im2col => "dropjit_im2col",
             Import::Col2im => "dropjit_col2im",
+            Import::MaxPool => "dropjit_max_pool",
+            Import::MaxPoolGrad => "dropjit_max_pool_grad",
+            Import::AddBias => "dropjit_add_bias",
         }
     }
 
@@ -118,8 +131,11 @@ impl Import {
             Import::RunStart => dropjit_run_start as *const u8,
             Import::RunStep => dropjit_run_step as *const u8,
             Import::RunFinish => dropjit_run_finish as *const u8,
-            Import::Im2col => crate::columns::dropjit_im2col as *const u8,
-            Import::Col2im => crate::columns::dropjit_col2im as *const u8,
+            Import::Im2col => window::columns::dropjit_im2col as *const u8,
+            Import::Col2im => window::columns::dropjit_col2im as *const u8,
+            Import::MaxPool => window::pool::dropjit_max_pool as *const u8,
+            Import::MaxPoolGrad => window::pool::dropjit_max_pool_grad as *const u8,
+            Import::AddBias => window::columns::dropjit_add_bias as *const u8,
         }
     }
 
@@ -143,6 +159,12 @@ impl Import {
             Import::Im2col => (vec![ptr; 5], Vec::new()),
             // The geometry, the columns, the image.
             Import::Col2im => (vec![ptr; 3], Vec::new()),
+            // The geometry, the input, the output, the first and past-the-last plane.
+            Import::MaxPool => (vec![ptr; 5], Vec::new()),
+            // The geometry, the gradient, the input, the output, the planes.
+            Import::MaxPoolGrad => (vec![ptr; 6], Vec::new()),
+            // The output, the bias, rows, positions.
+            Import::AddBias => (vec![ptr; 4], Vec::new()),
         }
     }
 }

@@ -40,7 +40,6 @@
 mod alloc;
 pub mod autodiff;
 pub mod checkpoint;
-pub mod columns;
 pub mod compile;
 pub mod data;
 pub mod error;
@@ -66,6 +65,7 @@ pub mod tensor;
 pub mod text;
 pub mod train;
 pub mod types;
+pub mod window;
 
 pub use compile::{CompileCache, Compiler};
 pub use error::{Error, Result, Rule, TypeError};

@@ -23,7 +23,7 @@ use std::fmt;
 use super::conv::Conv;
 use super::dropout::Dropout;
 use super::functions::{BinaryOp, ReduceOp, UnaryOp};
-use super::pool::{Pool, adaptive_grad_name, adaptive_name};
+use super::pool::{Pool, PoolKind, adaptive_grad_name, adaptive_name};
 use crate::tensor::Tensor;
 use crate::types::TensorType;
 
@@ -138,10 +138,12 @@ impl Op {
         transpose_b: false,
     };
 
-    /// The spatial dimensions of a pool's gradient (`PoolGrad`, `AdaptiveAvgPoolGrad`), whose
-    /// work is added into its output plane by plane; `None` for every other op.
-    pub fn window_grad_spatial(&self) -> Option<usize> {
+    /// The spatial dimensions of an op computed plane by plane (max pooling, whose kernel
+    /// walks planes, and the pool gradients, added into their output plane by plane); `None`
+    /// for every other op.
+    pub fn plane_spatial(&self) -> Option<usize> {
         match self {
+            Op::Pool(p) if p.kind == PoolKind::Max => Some(p.spatial()),
             Op::PoolGrad(p) => Some(p.spatial()),
             Op::AdaptiveAvgPoolGrad { output } => Some(output.len()),
             _ => None,

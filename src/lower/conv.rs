@@ -10,10 +10,11 @@
 //! Each is its op's definition ([`crate::graph::Op`]) in the same order of operations, so with
 //! [`crate::Gemm::Reference`] the interpreter's bits.
 
-use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
+use cranelift_codegen::ir::{InstBuilder, Value, types};
 
+use super::window::store_geometry;
 use super::{Buffer, LowerCx, linalg};
-use crate::columns;
+use crate::window;
 use crate::graph::Conv;
 use crate::jit::Import;
 
@@ -51,11 +52,12 @@ pub(crate) fn conv(
         out_size: &out_size,
         kernel: &kernel,
     };
+    // This chunk's block of columns (rows * out_plane elements), its images in turn.
+    let chunk = cx.chunk_index();
+    let block = cx.b.ins().imul_imm_u(chunk, (rows * out_plane) as i64);
+    let image_columns = cx.element_addr(columns, block, 4);
     let (start, stop) = cx.unit_positions(1, images);
     cx.range_loop(start, stop, &mut |cx, n| {
-        // This image's columns: rows * out_plane elements of its own.
-        let block = cx.b.ins().imul_imm_u(n, (rows * out_plane) as i64);
-        let image_columns = cx.element_addr(columns, block, 4);
         im2col(cx, &geometry, x.addr, n, image_columns);
         // One product per group: [O/g, (C/g) taps] · [(C/g) taps, positions].
         let out_image = cx.b.ins().imul_imm_u(n, (out_channels * out_plane) as i64);
@@ -72,17 +74,9 @@ pub(crate) fn conv(
             linalg::gemm(cx, (m, group_channels * taps, n_cols), a, b, c);
         }
         if let Some(bias) = bias {
-            cx.counted_loop(out_channels, &mut |cx, o| {
-                let b = cx.load(types::F32, bias.addr, o);
-                let row = cx.b.ins().imul_imm_u(o, out_plane as i64);
-                let row = cx.b.ins().iadd(out_image, row);
-                cx.counted_loop(out_plane, &mut |cx, position| {
-                    let at = cx.b.ins().iadd(row, position);
-                    let acc = cx.load(types::F32, out.addr, at);
-                    let sum = cx.b.ins().fadd(acc, b);
-                    cx.store(sum, out.addr, at);
-                });
-            });
+            let image = cx.element_addr(out.addr, out_image, 4);
+            let (rows, positions) = (cx.index(out_channels), cx.index(out_plane));
+            cx.call(Import::AddBias, &[image, bias.addr, rows, positions]);
         }
     });
 }
@@ -118,10 +112,12 @@ pub(crate) fn input_grad(
         1
     };
     let columns = cx.scratch_addr(id);
+    // This chunk's block of columns, its images in turn.
+    let chunk = cx.chunk_index();
+    let block = cx.b.ins().imul_imm_u(chunk, (rows * g_plane) as i64);
+    let image_columns = cx.element_addr(columns, block, 4);
     let (start, stop) = cx.unit_positions(1, images);
     cx.range_loop(start, stop, &mut |cx, n| {
-        let block = cx.b.ins().imul_imm_u(n, (rows * g_plane) as i64);
-        let image_columns = cx.element_addr(columns, block, 4);
         let g_image = cx.b.ins().imul_imm_u(n, (out_channels * g_plane) as i64);
         for group in 0..conv.groups {
             // Wᵀ: element (r, o) is W[group * O/g + o][r].
@@ -223,23 +219,17 @@ struct Geometry<'a> {
 }
 
 impl Geometry<'_> {
-    /// Its words ([`columns::Geometry`]) in a stack buffer of the function, and their address.
+    /// Its words in a stack buffer of the function, and their address.
     fn store(&self, cx: &mut LowerCx) -> Value {
         let conv = self.conv;
-        let words = columns::Geometry::new(
+        let geometry = window::Geometry::new(
             self.channels,
             self.in_size,
             self.out_size,
             self.kernel,
             (&conv.stride, &conv.dilation, &conv.padding),
-        )
-        .words();
-        let addr = cx.stack_buffer((8 * words.len()) as u32);
-        for (i, &word) in words.iter().enumerate() {
-            let value = cx.b.ins().iconst(types::I64, word as i64);
-            cx.b.ins().store(MemFlagsData::trusted(), value, addr, (8 * i) as i32);
-        }
-        addr
+        );
+        store_geometry(cx, &geometry)
     }
 
     /// The address of image `n` (pointer-sized) of `x`.
@@ -250,7 +240,7 @@ impl Geometry<'_> {
     }
 }
 
-/// The columns of image `n` (pointer-sized) of `x` into `columns` ([`columns::dropjit_im2col`]):
+/// The columns of image `n` (pointer-sized) of `x` into `columns` ([`window::columns::dropjit_im2col`]):
 /// row `c * taps + tap`, column the output position, holding the input element that tap reads
 /// there, `+0.0` in the padding.
 fn im2col(cx: &mut LowerCx, geo: &Geometry, x: Value, n: Value, columns: Value) {

@@ -43,7 +43,10 @@ fn lower_phase(cx: &mut LowerCx, program: &Program, phase: &Phase) {
             let (_, args) = node_buffers(cx, graph, id);
             softmax::check_targets(cx, id, &args[0], &args[1]);
         }
-        Part::Compute => lower_kernel(cx, graph, kernel, phase.unit),
+        Part::Compute => {
+            cx.chunk_units = phase.chunk_units;
+            lower_kernel(cx, graph, kernel, phase.unit)
+        }
     }
 }
 

@@ -109,6 +109,8 @@ pub(crate) struct LowerCx<'a> {
     pub isa: Isa,
     /// The nodes that can fail at run time; error code `i + 1` is `error_nodes[i]`.
     error_nodes: Vec<NodeId>,
+    /// Units per chunk of the phase (a chunk's unit range starts at a multiple of it).
+    pub chunk_units: usize,
 }
 
 /// Flags of every access to a tensor buffer: in bounds and aligned by construction.
@@ -152,6 +154,7 @@ impl<'a> LowerCx<'a> {
             gemm: choices.gemm,
             isa: choices.isa,
             error_nodes,
+            chunk_units: 1,
         }
     }
 
@@ -211,6 +214,14 @@ impl LowerCx<'_> {
     /// The phase's unit range `[begin, end)`, entry parameters (pointer-sized).
     pub fn unit_range(&self) -> (Value, Value) {
         (self.begin, self.end)
+    }
+
+    /// The index of the chunk this call runs (pointer-sized): chunks of one phase that run
+    /// at once have different ones, below the phase's count of chunks, so each can own a
+    /// block of a scratch buffer ([`crate::plan::Phase::chunks`] blocks).
+    pub fn chunk_index(&mut self) -> Value {
+        let units = self.index(self.chunk_units.max(1));
+        self.b.ins().udiv(self.begin, units)
     }
 
     /// The positions `[begin * unit, min(end * unit, total))` covered by the unit range when

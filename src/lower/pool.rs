@@ -1,18 +1,41 @@
-//! Pooling, for a phase's output elements, each as the interpreter computes it
-//! ([`crate::graph::pool`]): the window's taps in row-major order, a tap outside the input
-//! skipped (its load goes to the plane's first element, so it never leaves the buffer); max
-//! replaces on greater or NaN, average adds and divides once by the window's count (computed
-//! per output element as PyTorch clips it), adaptive average walks each bin.
+//! Pooling, each output as the interpreter computes it ([`crate::graph::pool`]): max pooling
+//! and its gradient plane by plane in the rustc-compiled kernels of [`crate::window::pool`];
+//! average pooling here for a phase's output elements, the window's taps in row-major order,
+//! a tap outside the input skipped (its load goes to the plane's first element, so it never
+//! leaves the buffer), added and divided once by the window's count (computed per output
+//! element as PyTorch clips it); adaptive average walks each bin; the average gradients
+//! scatter plane by plane.
 
-use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
-use super::window::{Window, unravel};
+use super::window::{Window, store_geometry, unravel};
 use super::{Buffer, LowerCx, arith};
 use crate::graph::{Pool, PoolKind, Shape};
+use crate::jit::Import;
+use crate::window;
 
-/// `pool` of `x` into the unit range's elements of `out`.
+/// The geometry of `pool`'s window from `x` to `out` (their planes) for a window kernel.
+fn geometry(pool: &Pool, x: &Buffer, out: &Buffer) -> (window::Geometry, usize) {
+    let s = pool.spatial();
+    let in_size = &x.shape().dims()[x.shape().rank() - s..];
+    let out_size = &out.shape().dims()[out.shape().rank() - s..];
+    // Counted from the leading dimensions: a plane may be empty.
+    let planes: usize = x.shape().dims()[..x.shape().rank() - s].iter().product();
+    let steps = (&pool.stride[..], &pool.dilation[..], &pool.padding[..]);
+    let geometry = window::Geometry::new(planes, in_size, out_size, &pool.kernel, steps);
+    (geometry, planes)
+}
+
+/// `pool` of `x` into `out`: max pooling for the unit range's planes (a window kernel),
+/// average pooling for its output elements.
 pub(crate) fn pool(cx: &mut LowerCx, pool: &Pool, x: &Buffer, out: &Buffer) {
+    if pool.kind == PoolKind::Max {
+        let (geometry, planes) = geometry(pool, x, out);
+        let words = store_geometry(cx, &geometry);
+        let (start, stop) = cx.unit_positions(1, planes);
+        cx.call(Import::MaxPool, &[words, x.addr, out.addr, start, stop]);
+        return;
+    }
     let s = pool.spatial();
     let in_size = x.shape().dims()[x.shape().rank() - s..].to_vec();
     let out_size = out.shape().dims()[out.shape().rank() - s..].to_vec();
@@ -26,11 +49,8 @@ pub(crate) fn pool(cx: &mut LowerCx, pool: &Pool, x: &Buffer, out: &Buffer) {
         let plane = cx.b.ins().udiv_imm_u(e, out_plane as i64);
         let plane_start = cx.b.ins().imul_imm_u(plane, in_plane as i64);
         let y = unravel(cx, position, &out_size);
-        let init = match pool.kind {
-            PoolKind::Max => cx.f32(f32::NEG_INFINITY),
-            PoolKind::Avg => cx.f32(0.0),
-        };
-        let acc = cx.var(init);
+        let zero = cx.f32(0.0);
+        let acc = cx.var(zero);
         if in_plane > 0 {
             cx.counted_loop(taps, &mut |cx, tap| {
                 let k = unravel(cx, tap, &pool.kernel);
@@ -38,25 +58,15 @@ pub(crate) fn pool(cx: &mut LowerCx, pool: &Pool, x: &Buffer, out: &Buffer) {
                 let index = cx.b.ins().iadd(plane_start, offset);
                 let v = cx.load(types::F32, x.addr, index);
                 let current = cx.b.use_var(acc);
-                let (take, candidate) = match pool.kind {
-                    PoolKind::Max => {
-                        let greater = cx.b.ins().fcmp(FloatCC::GreaterThan, v, current);
-                        let nan = cx.b.ins().fcmp(FloatCC::Unordered, v, v);
-                        let replaces = cx.b.ins().bor(greater, nan);
-                        (cx.b.ins().band(inside, replaces), v)
-                    }
-                    PoolKind::Avg => (inside, cx.b.ins().fadd(current, v)),
-                };
-                let next = arith::select(cx, take, candidate, current);
+                    let sum = cx.b.ins().fadd(current, v);
+                let next = arith::select(cx, inside, sum, current);
                 cx.b.def_var(acc, next);
             });
         }
-        let mut result = cx.b.use_var(acc);
-        if pool.kind == PoolKind::Avg {
-            let count = divisor(cx, pool, &y, &in_size);
-            let count = cx.b.ins().fcvt_from_uint(types::F32, count);
-            result = cx.b.ins().fdiv(result, count);
-        }
+        let sum = cx.b.use_var(acc);
+        let count = divisor(cx, pool, &y, &in_size);
+        let count = cx.b.ins().fcvt_from_uint(types::F32, count);
+        let result = cx.b.ins().fdiv(sum, count);
         cx.store(result, out.addr, e);
     });
 }
@@ -156,49 +166,19 @@ fn walk(
     });
 }
 
-/// The offset (in its plane) of the maximum of the window at output position `y`, by the
-/// forward's rule (the first tap inside starts the search), as `interp::pool::window_argmax`.
-fn window_argmax(
-    cx: &mut LowerCx,
-    pool: &Pool,
-    (x, plane_start): (&Buffer, Value),
-    y: &[Value],
-    in_size: &[usize],
-) -> Value {
-    let taps: usize = pool.kernel.iter().product();
-    let window = Window::new(&pool.stride, &pool.dilation, &pool.padding, in_size);
-    let neg = cx.f32(f32::NEG_INFINITY);
-    let max = cx.var(neg);
-    // No tap yet: all ones, an offset no plane reaches.
-    let none = cx.b.ins().iconst(cx.ptr, -1);
-    let at_max = cx.var(none);
-    cx.counted_loop(taps, &mut |cx, tap| {
-        let k = unravel(cx, tap, &pool.kernel);
-        let (inside, offset) = window.tap(cx, y, &k);
-        let index = cx.b.ins().iadd(plane_start, offset);
-        let v = cx.load(types::F32, x.addr, index);
-        let current = cx.b.use_var(max);
-        let current_at = cx.b.use_var(at_max);
-        let greater = cx.b.ins().fcmp(FloatCC::GreaterThan, v, current);
-        let nan = cx.b.ins().fcmp(FloatCC::Unordered, v, v);
-        let first = cx.b.ins().icmp_imm_u(IntCC::Equal, current_at, -1);
-        let replaces = cx.b.ins().bor(greater, nan);
-        let replaces = cx.b.ins().bor(replaces, first);
-        let replaces = cx.b.ins().band(inside, replaces);
-        let next = arith::select(cx, replaces, v, current);
-        cx.b.def_var(max, next);
-        let next_at = cx.b.ins().select(replaces, offset, current_at);
-        cx.b.def_var(at_max, next_at);
-    });
-    cx.b.use_var(at_max)
-}
-
 /// The gradient of `pool` ([`crate::graph::Op::PoolGrad`]) for the unit range's planes of
 /// `out` (the input's shape): each plane zeroed, then every output position's gradient in
-/// row-major order added to the element that took it (max: the window's argmax; average:
-/// each tap inside, `g / count`). An input element thus sums its windows' shares in the
-/// windows' row-major order from `+0.0`: the interpreter's sum, bit for bit.
+/// row-major order added to the elements that took it (max: the window's argmax, in a window
+/// kernel; average: each tap inside, `g / count`). An input element thus sums its windows'
+/// shares in the windows' row-major order from `+0.0`: the interpreter's sum, bit for bit.
 pub(crate) fn pool_grad(cx: &mut LowerCx, pool: &Pool, (g, x): (&Buffer, &Buffer), out: &Buffer) {
+    if pool.kind == PoolKind::Max {
+        let (geometry, planes) = geometry(pool, x, g);
+        let words = store_geometry(cx, &geometry);
+        let (start, stop) = cx.unit_positions(1, planes);
+        cx.call(Import::MaxPoolGrad, &[words, g.addr, x.addr, out.addr, start, stop]);
+        return;
+    }
     let s = pool.spatial();
     let in_size = x.shape().dims()[x.shape().rank() - s..].to_vec();
     let g_size = g.shape().dims()[g.shape().rank() - s..].to_vec();
@@ -220,26 +200,14 @@ pub(crate) fn pool_grad(cx: &mut LowerCx, pool: &Pool, (g, x): (&Buffer, &Buffer
             let y = unravel(cx, position, &g_size);
             let g_index = cx.b.ins().iadd(g_start, position);
             let gv = cx.load(types::F32, g.addr, g_index);
-            match pool.kind {
-                PoolKind::Max => {
-                    let at_max = window_argmax(cx, pool, (x, plane_start), &y, &in_size);
-                    // A window with no tap inside (none, by the type rule) adds nothing.
-                    let found = cx.b.ins().icmp_imm_u(IntCC::NotEqual, at_max, -1);
-                    let zero = cx.index(0);
-                    let at_max = cx.b.ins().select(found, at_max, zero);
-                    add_if(cx, found, out, plane_start, at_max, gv);
-                }
-                PoolKind::Avg => {
-                    let count = divisor(cx, pool, &y, &in_size);
-                    let count = cx.b.ins().fcvt_from_uint(types::F32, count);
-                    let share = cx.b.ins().fdiv(gv, count);
-                    cx.counted_loop(taps, &mut |cx, tap| {
-                        let k = unravel(cx, tap, &pool.kernel);
-                        let (inside, offset) = window.tap(cx, &y, &k);
-                        add_if(cx, inside, out, plane_start, offset, share);
-                    });
-                }
-            }
+            let count = divisor(cx, pool, &y, &in_size);
+            let count = cx.b.ins().fcvt_from_uint(types::F32, count);
+            let share = cx.b.ins().fdiv(gv, count);
+            cx.counted_loop(taps, &mut |cx, tap| {
+                let k = unravel(cx, tap, &pool.kernel);
+                let (inside, offset) = window.tap(cx, &y, &k);
+                add_if(cx, inside, out, plane_start, offset, share);
+            });
         });
     });
 }

@@ -1,8 +1,8 @@
-//! Where a sliding window's taps read: the one computation convolutions (im2col, col2im) and
-//! pools share.
+//! Where a sliding window's taps read: the one computation generated pooling loops share,
+//! and the geometry the rustc-compiled window kernels ([`crate::window`]) are called with.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{InstBuilder, Value};
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 
 use super::LowerCx;
 use crate::graph::Shape;
@@ -66,4 +66,17 @@ pub(crate) fn unravel(cx: &mut LowerCx, mut index: Value, dims: &[usize]) -> Vec
         index = cx.b.ins().udiv_imm_u(index, dims[i] as i64);
     }
     coords
+}
+
+/// `geometry`'s words in a stack buffer of the function, and their address: the first
+/// argument of every window kernel.
+pub(crate) fn store_geometry(cx: &mut LowerCx, geometry: &crate::window::Geometry) -> Value {
+    let words = geometry.words();
+    let addr = cx.stack_buffer((8 * words.len()) as u32);
+    for (i, &word) in words.iter().enumerate() {
+        let value = cx.b.ins().iconst(types::I64, word as i64);
+        cx.b.ins()
+            .store(MemFlagsData::trusted(), value, addr, (8 * i) as i32);
+    }
+    addr
 }

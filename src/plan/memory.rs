@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use super::alias::{self, Groups, ScheduleIndex};
 use super::arena::{self, Request};
+use super::phase::{Part, Phase};
 use super::schedule::Schedule;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Leaf, NodeId, OpClass};
@@ -161,13 +162,15 @@ impl MemoryPlan {
     }
 }
 
-/// Plans `graph`'s buffers for running `schedule`, whose kernels from `loop_from` on (if
-/// given) run again for each chunk of samples ([`super::samples`]): every buffer live in
-/// that loop stays live to its end. Fails with [`Error::ArenaTooLarge`] if the values live
+/// Plans `graph`'s buffers for running `schedule` in `phases`, whose kernels from
+/// `loop_from` on (if given) run again for each chunk of samples ([`super::samples`]): every
+/// buffer live in that loop stays live to its end. A convolution's columns are one block per
+/// chunk of its phase (a chunk's images take turns in it). Fails with [`Error::ArenaTooLarge`] if the values live
 /// at once need more memory than one allocation can hold.
 pub(crate) fn plan(
     graph: &Graph,
     schedule: &Schedule,
+    phases: &[Phase],
     loop_from: Option<usize>,
 ) -> Result<MemoryPlan> {
     let index = ScheduleIndex::new(graph, schedule);
@@ -185,7 +188,17 @@ pub(crate) fn plan(
         }
         let scratch = (keep_bytes(graph, schedule, &index, id)
             .map(|b| (b, Contents::KeepBytes(id))))
-        .or_else(|| column_bytes(graph, id).map(|b| (b, Contents::Columns(id))));
+        .or_else(|| {
+            let chunks = || {
+                let kernel = index.kernel(id);
+                (phases.iter())
+                    .filter(|p| p.kernel == kernel && p.part == Part::Compute)
+                    .map(Phase::chunks)
+                    .max()
+                    .unwrap_or(1)
+            };
+            column_bytes(graph, id, chunks).map(|b| (b, Contents::Columns(id)))
+        });
         if let Some((bytes, contents)) = scratch {
             let kernel = index.kernel(id);
             buffers.set_scratch(id, slots.len());
@@ -306,25 +319,21 @@ fn keep_bytes(
     Some(drawn_groups(d, input).saturating_mul(GROUP_SIZE))
 }
 
-/// Bytes of the im2col columns of the convolution `id`: per image, `C * prod(kernel)` rows of
-/// its output positions (every group's rows, group after group), so the images of a phase's
-/// calls never share a column. Saturated: the arena's checked placement refuses too many.
-fn column_bytes(graph: &Graph, id: NodeId) -> Option<usize> {
+/// Bytes of the im2col columns of the convolution `id` whose phase runs in `chunks` chunks:
+/// per chunk one image's `C * prod(kernel)` rows of its output positions (every group's rows,
+/// group after group), which the chunk's images take in turn, so chunks running at once never
+/// share a column (the weight gradient, one call, has one block and the product it adds).
+/// Saturated: the arena's checked placement refuses too many.
+fn column_bytes(graph: &Graph, id: NodeId, chunks: impl Fn() -> usize) -> Option<usize> {
     let operands = graph.operands_of(id);
     let shape = |i: usize| &graph[operands[i]].ty.shape;
     let out = &graph[id].ty.shape;
     let (x, w, g, images, partial) = match graph[id].op.class() {
-        OpClass::Convolution => {
-            let images = super::phase::conv_images(graph, id);
-            (shape(0), shape(1), out, images, 0)
-        }
+        OpClass::Convolution => (shape(0), shape(1), out, chunks(), 0),
         // One image's columns at a time, and a product per group to add: the weight's size.
         OpClass::ConvolutionWeightGrad => (shape(1), out, shape(0), 1, out.numel()),
-        // Each image's columns of the input gradient, before col2im.
-        OpClass::ConvolutionInputGrad => {
-            let images = super::phase::conv_images(graph, id);
-            (out, shape(1), shape(0), images, 0)
-        }
+        // An image's columns of the input gradient, before col2im.
+        OpClass::ConvolutionInputGrad => (out, shape(1), shape(0), chunks(), 0),
         _ => return None,
     };
     let spatial = w.rank() - 2;

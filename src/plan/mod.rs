@@ -115,7 +115,7 @@ pub(crate) fn plan(graph: Graph, options: PlanOptions) -> Result<Program> {
         }
     }
     let loop_from = tiling.as_ref().map(|t| t.first_kernel);
-    let memory = memory::plan(&graph, &schedule, loop_from)?;
+    let memory = memory::plan(&graph, &schedule, &phases, loop_from)?;
     let calls = samples::calls(&graph, &schedule, &phases, tiling.as_ref());
     Ok(Program {
         tiling,

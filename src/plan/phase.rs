@@ -277,14 +277,14 @@ fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
             let per_output = input.checked_div(outputs).unwrap_or(0);
             Work::new(Unit::OutputElement, outputs, per_output)
         }
-        OpClass::Window if node.op.window_grad_spatial().is_some() => {
-            // A plane costs its gradient's elements, each added into the input elements its
-            // window took (the taps).
-            let spatial = node.op.window_grad_spatial().unwrap_or(0);
+        OpClass::Window if node.op.plane_spatial().is_some() => {
+            // A plane costs its elements and its operands' (a pool's input; a gradient's
+            // windows, each added into the input elements it took).
+            let spatial = node.op.plane_spatial().unwrap_or(0);
             let plane: usize = out.dims()[out.rank() - spatial..].iter().product();
             let planes = out.numel().checked_div(plane).unwrap_or(0);
-            let g = &graph[graph.operands_of(id)[0]].ty.shape;
-            let per_plane = g.numel().checked_div(planes).unwrap_or(0);
+            let operand = &graph[graph.operands_of(id)[0]].ty.shape;
+            let per_plane = operand.numel().checked_div(planes).unwrap_or(0);
             Work::new(Unit::Plane, planes, plane + 4 * per_plane)
         }
         OpClass::Window => {

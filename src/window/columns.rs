@@ -1,164 +1,12 @@
-//! The data movement of a convolution on the GEMM, rustc-compiled for generated code to call:
 //! im2col (an image's columns: row `c * taps + tap`, column the output position, the input
 //! element that tap reads there, `+0.0` in the padding) and col2im (its adjoint: each column
-//! element added to the input element its tap reads, taps in row-major order).
-//!
-//! Written once for three spatial dimensions: a convolution of fewer has leading dimensions
-//! of size 1 ([`Geometry::new`]). The innermost loop runs along a row of output positions,
-//! where the taps read (stride 1) a contiguous run of the input: a copy, or an add the
-//! compiler vectorizes. The order of col2im's additions is the lowering's definition (see
-//! [`col2im`]), so it gives the interpreter's bits.
+//! element added to the input element its tap reads, taps in row-major order), the data
+//! movement of a convolution on the GEMM. The innermost loop runs along a row of output
+//! positions, where the taps read (stride 1) a contiguous run of the input: a copy, or an add
+//! the compiler vectorizes. The order of col2im's additions is the lowering's definition (see
+//! [`dropjit_col2im`]), so it gives the interpreter's bits.
 
-/// A convolution's window over one image, as generated code passes it (a pointer to these
-/// words): input channels, then per spatial dimension (three, the unused leading ones of
-/// size 1) the input and output sizes, kernel, stride, dilation and padding at the start.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Geometry {
-    pub channels: u64,
-    pub in_size: [u64; 3],
-    pub out_size: [u64; 3],
-    pub kernel: [u64; 3],
-    pub stride: [u64; 3],
-    pub dilation: [u64; 3],
-    pub padding: [u64; 3],
-}
-
-impl Geometry {
-    /// Its words, in order: what generated code stores for a call.
-    pub const WORDS: usize = 19;
-
-    /// The geometry of `channels` input channels with per-dimension (1 to 3 spatial
-    /// dimensions, all of one length) sizes, kernel and steps, padded to three dimensions.
-    pub fn new(
-        channels: usize,
-        in_size: &[usize],
-        out_size: &[usize],
-        kernel: &[usize],
-        (stride, dilation, padding): (&[usize], &[usize], &[usize]),
-    ) -> Geometry {
-        let three = |values: &[usize], fill: u64| -> [u64; 3] {
-            assert!(values.len() <= 3, "invariant: at most three spatial dimensions");
-            let mut out = [fill; 3];
-            for (slot, &v) in out[3 - values.len()..].iter_mut().zip(values) {
-                *slot = v as u64;
-            }
-            out
-        };
-        Geometry {
-            channels: channels as u64,
-            in_size: three(in_size, 1),
-            out_size: three(out_size, 1),
-            kernel: three(kernel, 1),
-            stride: three(stride, 1),
-            dilation: three(dilation, 1),
-            padding: three(padding, 0),
-        }
-    }
-
-    /// Its words, in [`Geometry::WORDS`] order.
-    pub fn words(&self) -> [u64; Geometry::WORDS] {
-        let mut words = [0u64; Geometry::WORDS];
-        words[0] = self.channels;
-        let arrays = [
-            self.in_size,
-            self.out_size,
-            self.kernel,
-            self.stride,
-            self.dilation,
-            self.padding,
-        ];
-        for (i, array) in arrays.iter().enumerate() {
-            words[1 + 3 * i..4 + 3 * i].copy_from_slice(array);
-        }
-        words
-    }
-
-    fn dims(&self) -> Dims {
-        let u = |a: [u64; 3]| a.map(|v| v as usize);
-        Dims {
-            in_size: u(self.in_size),
-            out_size: u(self.out_size),
-            kernel: u(self.kernel),
-            stride: u(self.stride),
-            dilation: u(self.dilation),
-            padding: u(self.padding),
-        }
-    }
-}
-
-/// The geometry in `usize`.
-struct Dims {
-    in_size: [usize; 3],
-    out_size: [usize; 3],
-    kernel: [usize; 3],
-    stride: [usize; 3],
-    dilation: [usize; 3],
-    padding: [usize; 3],
-}
-
-impl Dims {
-    fn taps(&self) -> usize {
-        self.kernel.iter().product()
-    }
-
-    fn in_plane(&self) -> usize {
-        self.in_size.iter().product()
-    }
-
-    fn out_plane(&self) -> usize {
-        self.out_size.iter().product()
-    }
-
-    /// The input coordinate tap `k` of output coordinate `y` reads along dimension `d`, if
-    /// it is inside the input.
-    fn source(&self, d: usize, y: usize, k: usize) -> Option<usize> {
-        let at = (y * self.stride[d] + k * self.dilation[d]).checked_sub(self.padding[d])?;
-        (at < self.in_size[d]).then_some(at)
-    }
-
-    /// The output positions `lo .. hi` of a row (the last dimension) whose tap `k` reads
-    /// inside the input, and the input coordinate position `lo` reads.
-    fn inside_run(&self, k: usize) -> (usize, usize, usize) {
-        let (stride, size) = (self.stride[2], self.in_size[2]);
-        let offset = k * self.dilation[2];
-        let pad = self.padding[2];
-        // y * stride + offset - pad in [0, size): y >= ceil((pad - offset) / stride) and
-        // y * stride + offset < size + pad.
-        let lo = pad.saturating_sub(offset).div_ceil(stride);
-        let hi = (size + pad).saturating_sub(offset).div_ceil(stride);
-        let hi = hi.min(self.out_size[2]);
-        let lo = lo.min(hi);
-        (lo, hi, (lo * stride + offset).saturating_sub(pad))
-    }
-
-    /// Calls `row(tap, first position, the input row's start or None, (lo, hi, source))` for
-    /// every row of output positions of every tap, taps in row-major order and rows in
-    /// order: the walk im2col and col2im share.
-    fn walk(&self, mut row: impl FnMut(usize, usize, Option<usize>, (usize, usize, usize))) {
-        let [o0, o1, o2] = self.out_size;
-        let [i1, i2] = [self.in_size[1], self.in_size[2]];
-        let mut tap = 0;
-        for k0 in 0..self.kernel[0] {
-            for k1 in 0..self.kernel[1] {
-                for k2 in 0..self.kernel[2] {
-                    let run = self.inside_run(k2);
-                    for y0 in 0..o0 {
-                        for y1 in 0..o1 {
-                            let first = (y0 * o1 + y1) * o2;
-                            let source = self
-                                .source(0, y0, k0)
-                                .zip(self.source(1, y1, k1))
-                                .map(|(z0, z1)| (z0 * i1 + z1) * i2);
-                            row(tap, first, source, run);
-                        }
-                    }
-                    tap += 1;
-                }
-            }
-        }
-    }
-}
+use super::Geometry;
 
 /// Writes the columns of input channels `c_start .. c_stop` of one image `x` into `columns`
 /// (channel `c`'s rows at row `c * taps`, the same place whatever the range).
@@ -197,13 +45,38 @@ pub unsafe extern "C" fn dropjit_im2col(
             out[hi..].fill(0.0);
             let input = &plane[start..];
             if stride == 1 {
-                out[lo..hi].copy_from_slice(&input[from..from + (hi - lo)]);
+                copy_row(&mut out[lo..hi], &input[from..from + (hi - lo)]);
             } else {
                 for (i, value) in out[lo..hi].iter_mut().enumerate() {
                     *value = input[from + i * stride];
                 }
             }
         });
+    }
+}
+
+/// `dst.copy_from_slice(src)` in copies of eight values (the last one overlapping the one
+/// before), which compile to vector moves: a row of output positions is short, and a call of
+/// `memcpy` for each would cost more than the copy.
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    const LANES: usize = 8;
+    let n = dst.len();
+    assert_eq!(n, src.len(), "invariant: rows of one length");
+    if n < LANES {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = s;
+        }
+        return;
+    }
+    let mut at = 0;
+    loop {
+        let start = at.min(n - LANES);
+        let chunk: [f32; LANES] = src[start..start + LANES].try_into().expect("eight values");
+        dst[start..start + LANES].copy_from_slice(&chunk);
+        at += LANES;
+        if at >= n {
+            break;
+        }
     }
 }
 
@@ -250,6 +123,32 @@ pub unsafe extern "C" fn dropjit_col2im(
                 }
             }
         });
+    }
+}
+
+/// `out[r][p] += bias[r]` for `rows` rows of `positions` elements: a convolution's bias,
+/// one rounding per element after its sum, as the interpreter adds it.
+///
+/// # Safety
+/// `out` holds `rows * positions` elements and `bias` `rows`, not overlapping.
+pub unsafe extern "C" fn dropjit_add_bias(
+    out: *mut f32,
+    bias: *const f32,
+    rows: usize,
+    positions: usize,
+) {
+    // SAFETY: the caller's contract.
+    let (out, bias) = unsafe {
+        (
+            std::slice::from_raw_parts_mut(out, rows * positions),
+            std::slice::from_raw_parts(bias, rows),
+        )
+    };
+    if positions == 0 {
+        return;
+    }
+    for (row, &b) in out.chunks_exact_mut(positions).zip(bias) {
+        row.iter_mut().for_each(|v| *v += b);
     }
 }
 
