@@ -80,12 +80,15 @@ pub(crate) enum Import {
     MaxPoolGrad,
     /// A convolution's bias ([`crate::window::columns::dropjit_add_bias`]).
     AddBias,
+    /// A block of a weight gradient zeroed or summed
+    /// ([`crate::window::columns::dropjit_add_block`]).
+    AddBlock,
 }
 
 impl Import {
     /// Every import, in the order the module declares them (new ones at the end, so the
     /// names of the others stay).
-    const ALL: [Import; 12] = [
+    const ALL: [Import; 13] = [
         Import::Exp,
         Import::Log,
         Import::Sgemm,
@@ -98,6 +101,7 @@ impl Import {
         Import::MaxPool,
         Import::MaxPoolGrad,
         Import::AddBias,
+        Import::AddBlock,
     ];
 
     /// How many there are.
@@ -118,6 +122,7 @@ impl Import {
             Import::MaxPool => "dropjit_max_pool",
             Import::MaxPoolGrad => "dropjit_max_pool_grad",
             Import::AddBias => "dropjit_add_bias",
+            Import::AddBlock => "dropjit_add_block",
         }
     }
 
@@ -136,6 +141,7 @@ impl Import {
             Import::MaxPool => window::pool::dropjit_max_pool as *const u8,
             Import::MaxPoolGrad => window::pool::dropjit_max_pool_grad as *const u8,
             Import::AddBias => window::columns::dropjit_add_bias as *const u8,
+            Import::AddBlock => window::columns::dropjit_add_block as *const u8,
         }
     }
 
@@ -165,6 +171,9 @@ impl Import {
             Import::MaxPoolGrad => (vec![ptr; 6], Vec::new()),
             // The output, the bias, rows, positions.
             Import::AddBias => (vec![ptr; 4], Vec::new()),
+            // The gradient, the product (or null), rows, row stride, first and past-the-last
+            // column.
+            Import::AddBlock => (vec![ptr; 6], Vec::new()),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! Each is its op's definition ([`crate::graph::Op`]) in the same order of operations, so with
 //! [`crate::Gemm::Reference`] the interpreter's bits.
 
-use cranelift_codegen::ir::{InstBuilder, Value, types};
+use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::window::store_geometry;
 use super::{Buffer, LowerCx, linalg};
@@ -146,11 +146,13 @@ pub(crate) fn input_grad(
     });
 }
 
-/// The weight gradient of `conv` ([`crate::graph::Op::ConvWeightGrad`]), in one call: the
-/// gradient zeroed, then per image its columns into the node's scratch, per group the
-/// product `T = g[n, group] · columns[group]ᵀ` (its `k` the output positions in order: with
-/// the reference GEMM the interpreter's per-image sum, bit for bit) after the columns, and
-/// `dW = dW + T`.
+/// The weight gradient of `conv` ([`crate::graph::Op::ConvWeightGrad`]) for the unit range's
+/// input channels (the weight's columns they own, for every output channel): those columns
+/// zeroed, then per image the channels' columns into the node's scratch, per group the
+/// product `T = g[n, group] · columns[group]ᵀ` on the channels' part (its `k` the output
+/// positions in order: with the reference GEMM the interpreter's per-image sum, bit for bit)
+/// after them, and `dW = dW + T` there. Every element is one unit's, so the bits do not
+/// depend on the threads.
 pub(crate) fn weight_grad(
     cx: &mut LowerCx,
     id: crate::graph::NodeId,
@@ -171,7 +173,6 @@ pub(crate) fn weight_grad(
     let g_plane: usize = g_size.iter().product();
     let taps: usize = kernel.iter().product();
     let group_rows = group_channels * taps;
-    let weights = out.shape().numel();
     let columns = cx.scratch_addr(id);
     let products_at = cx.index(channels * taps * g_plane);
     let products = cx.element_addr(columns, products_at, 4);
@@ -182,30 +183,57 @@ pub(crate) fn weight_grad(
         out_size: &g_size,
         kernel: &kernel,
     };
-    let zero = cx.f32(0.0);
-    cx.counted_loop(weights, &mut |cx, i| cx.store(zero, out.addr, i));
+    let (c_start, c_stop) = cx.unit_positions(1, channels);
+    // Per group, the unit's channels in it (`[l0, l1)` of its `C/g`) and the weight's block
+    // of its output channels' rows.
+    let parts: Vec<(Value, Value, Value)> = (0..conv.groups)
+        .map(|group| {
+            let base = cx.index(group * group_channels);
+            let end = cx.index((group + 1) * group_channels);
+            let local = |cx: &mut LowerCx, c: Value| {
+                let c = cx.b.ins().umax(c, base);
+                let c = cx.b.ins().umin(c, end);
+                cx.b.ins().isub(c, base)
+            };
+            let (l0, l1) = (local(cx, c_start), local(cx, c_stop));
+            let block = cx.index(group * per_group * group_rows);
+            (l0, l1, block)
+        })
+        .collect();
+    let null = cx.index(0);
+    let taps_of = |cx: &mut LowerCx, l: Value| cx.b.ins().imul_imm_u(l, taps as i64);
+    for &(l0, l1, block) in &parts {
+        let dw = cx.element_addr(out.addr, block, 4);
+        let (from, to) = (taps_of(cx, l0), taps_of(cx, l1));
+        let (rows, stride) = (cx.index(per_group), cx.index(group_rows));
+        cx.call(Import::AddBlock, &[dw, null, rows, stride, from, to]);
+    }
     cx.counted_loop(images, &mut |cx, n| {
-        im2col(cx, &geometry, x.addr, n, columns);
+        let words = geometry.store(cx);
+        let image = geometry.image(cx, x.addr, n);
+        cx.call(Import::Im2col, &[words, image, columns, c_start, c_stop]);
         let g_image = cx.b.ins().imul_imm_u(n, (out_channels * g_plane) as i64);
-        for group in 0..conv.groups {
+        for (group, &(l0, l1, block)) in parts.iter().enumerate() {
             let g_at =
                 cx.b.ins()
                     .iadd_imm_u(g_image, (group * per_group * g_plane) as i64);
             let a = linalg::matrix(cx, g.addr, g_at, g_plane, 1);
-            // columnsᵀ: element (p, r) is columns[r][p].
-            let cols_at = cx.index(group * group_rows * g_plane);
+            // columnsᵀ from the unit's first channel: element (p, r) is columns[r][p].
+            let first_row = cx.b.ins().iadd_imm_u(l0, (group * group_channels) as i64);
+            let first_row = taps_of(cx, first_row);
+            let cols_at = cx.b.ins().imul_imm_u(first_row, g_plane as i64);
             let b = linalg::matrix(cx, columns, cols_at, 1, g_plane);
-            let t_at = cx.index(group * per_group * group_rows);
+            let (from, to) = (taps_of(cx, l0), taps_of(cx, l1));
+            let t_at = cx.b.ins().iadd(block, from);
             let c = linalg::matrix(cx, products, t_at, group_rows, 1);
-            let (m, n_cols) = (cx.index(per_group), cx.index(group_rows));
+            let m = cx.index(per_group);
+            let n_cols = cx.b.ins().isub(to, from);
             linalg::gemm(cx, (m, g_plane, n_cols), a, b, c);
+            let dw = cx.element_addr(out.addr, block, 4);
+            let t = cx.element_addr(products, block, 4);
+            let (rows, stride) = (cx.index(per_group), cx.index(group_rows));
+            cx.call(Import::AddBlock, &[dw, t, rows, stride, from, to]);
         }
-        cx.counted_loop(weights, &mut |cx, i| {
-            let acc = cx.load(types::F32, out.addr, i);
-            let t = cx.load(types::F32, products, i);
-            let sum = cx.b.ins().fadd(acc, t);
-            cx.store(sum, out.addr, i);
-        });
     });
 }
 

@@ -104,6 +104,8 @@ pub enum Unit {
     Column,
     /// One image of a convolution's batch (the only one of an unbatched input).
     Image,
+    /// One input channel of a convolution's weight gradient: the weight's columns it owns.
+    InputChannel,
     /// One plane (the spatial dimensions at one batch entry and channel) of a pool
     /// gradient's output, which its windows' gradients are added into.
     Plane,
@@ -122,6 +124,7 @@ impl fmt::Display for Unit {
             Unit::Column => "columns",
             Unit::Image => "images",
             Unit::Plane => "planes",
+            Unit::InputChannel => "input channels",
             Unit::OutputElement => "output elements",
             Unit::Whole => "whole kernel",
         };
@@ -322,15 +325,18 @@ fn compute_work(graph: &Graph, kernel: &Kernel) -> Work {
             Work::gemm(Unit::Image, images, per_image.saturating_mul(per_output))
         }
         OpClass::ConvolutionWeightGrad => {
-            // The images add up in order: one call (its products are the weight's elements
-            // times the output positions of every image).
-            let g = &graph[graph.operands_of(id)[0]].ty.shape;
+            // An input channel owns its columns of the weight, for every output channel and
+            // image (their products: the weight's elements times every image's output
+            // positions, shared out by channel).
+            let operands = graph.operands_of(id);
+            let (g, x) = (&graph[operands[0]].ty.shape, &graph[operands[1]].ty.shape);
+            let spatial = out.rank() - 2;
+            let channels = x.dims()[x.rank() - spatial - 1];
             let per_weight = g.numel().checked_div(out.dims()[0]).unwrap_or(0);
-            Work::new(
-                Unit::Whole,
-                1,
-                out.numel().saturating_mul(per_weight).max(1),
-            )
+            let cost = (out.numel().saturating_mul(per_weight))
+                .checked_div(channels)
+                .unwrap_or(0);
+            Work::gemm(Unit::InputChannel, channels, cost.max(1))
         }
         OpClass::Rows { axis } => {
             let (outer, len, inner) = (out.around_axis(axis))

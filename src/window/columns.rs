@@ -152,6 +152,36 @@ pub unsafe extern "C" fn dropjit_add_bias(
     }
 }
 
+/// `dst[r][j] += src[r][j]` for `rows` rows (`row_stride` apart) and columns `start .. stop`,
+/// or, with a null `src`, `dst[r][j] = 0.0`: the block of a convolution's weight gradient a
+/// unit owns, zeroed and then summed image after image.
+///
+/// # Safety
+/// `dst` (and `src`, unless null) hold `rows` rows of `row_stride >= stop` elements, not
+/// overlapping, and `start <= stop`.
+pub unsafe extern "C" fn dropjit_add_block(
+    dst: *mut f32,
+    src: *const f32,
+    rows: usize,
+    row_stride: usize,
+    start: usize,
+    stop: usize,
+) {
+    for r in 0..rows {
+        // SAFETY: row `r`'s columns `start .. stop` are inside both (the caller's contract).
+        let target = unsafe { std::slice::from_raw_parts_mut(dst.add(r * row_stride + start), stop - start) };
+        if src.is_null() {
+            target.fill(0.0);
+            continue;
+        }
+        // SAFETY: as above.
+        let source = unsafe { std::slice::from_raw_parts(src.add(r * row_stride + start), stop - start) };
+        for (t, &s) in target.iter_mut().zip(source) {
+            *t += s;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
