@@ -165,8 +165,13 @@ impl Import {
             Import::Im2col => (vec![ptr; 5], Vec::new()),
             // The geometry, the columns, the image.
             Import::Col2im => (vec![ptr; 3], Vec::new()),
-            // The geometry, the input, the output, the first and past-the-last plane.
-            Import::MaxPool => (vec![ptr; 5], Vec::new()),
+            // The geometry, the input, the output, the first and past-the-last plane, a
+            // channel dropout's keep bytes (or null) and scale.
+            Import::MaxPool => {
+                let mut params = vec![ptr; 6];
+                params.push(types::F32);
+                (params, Vec::new())
+            }
             // The geometry, the gradient, the input, the output, the planes.
             Import::MaxPoolGrad => (vec![ptr; 6], Vec::new()),
             // The output, the bias, rows, positions.

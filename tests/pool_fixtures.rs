@@ -193,8 +193,8 @@ fn pools_that_do_not_fit_are_typed_errors_naming_them() {
 #[test]
 fn random_pools_agree_on_both_engines() {
     let mut rng = common::Rng::new(11);
-    let mut checked = 0;
-    for case in 0..40 {
+    let (mut checked, mut fused) = (0, 0);
+    for case in 0..60 {
         let s = 1 + rng.below(3);
         let kind = rng.below(3);
         let batched = rng.chance(60);
@@ -247,26 +247,42 @@ fn random_pools_agree_on_both_engines() {
                 rng.chance(50)
             )
         };
+        // A max pool may take a channel dropout of its planes, which the pool's kernel
+        // applies in the same pass (plan::fusion, rule 5), in train mode.
+        let dropout = (kind == 0 && rng.chance(60)).then(|| {
+            let p = rng.pick(&[0.25, 0.5, 0.9]);
+            format!("  %dropped = dropout{s}d %y {{p = {p}, stream = 0}}\n")
+        });
+        let output = if dropout.is_some() { "%dropped" } else { "%y" };
         // The output type comes from inference: parse once without the check to learn it.
         let probe = format!(
-            "graph probe {{\n  %x: f32{} = input\n  %y = {op}\n  output y = %y\n}}",
-            list(&x)
+            "graph probe {{\n  %x: f32{} = input\n  %y = {op}\n{}  output out = {output}\n}}",
+            list(&x),
+            dropout.clone().unwrap_or_default()
         );
         let Ok(graph) = text::parse(&probe) else {
             continue; // a window larger than the padded input
         };
+        let mode = if dropout.is_some() {
+            Mode::Train
+        } else {
+            Mode::Eval
+        };
         for setup in [BIT_EXACT[0], BIT_EXACT[1]] {
-            let result = differential::check(
-                &graph,
-                Mode::Eval,
-                setup,
-                Agreement::Bits,
-                case,
-                &ONE_TWO_THREE,
-            );
+            let result =
+                differential::check(&graph, mode, setup, Agreement::Bits, case, &ONE_TWO_THREE);
             assert_eq!(result, Ok(()), "{graph}");
+        }
+        if dropout.is_some() {
+            // One kernel computes both: the pooled values never reach memory.
+            let compiled = Compiler::new().mode(Mode::Train).compile(&graph).unwrap();
+            let kernels = &compiled.schedule().kernels;
+            assert_eq!(kernels.len(), 1, "{graph}");
+            assert_eq!(kernels[0].nodes.len(), 2, "{graph}");
+            fused += 1;
         }
         checked += 1;
     }
-    assert!(checked >= 25, "only {checked} of 40 random pools fit");
+    assert!(checked >= 35, "only {checked} of 60 random pools fit");
+    assert!(fused >= 8, "only {fused} max pools with a channel dropout");
 }

@@ -128,10 +128,27 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
             let (out, args) = single(cx, graph, kernel);
             conv::conv(cx, id, c, (&args[0], &args[1], args.get(2)), &out);
         }
-        Op::Pool(p) => {
-            let (out, args) = single(cx, graph, kernel);
-            pool::pool(cx, p, &args[0], &out);
-        }
+        Op::Pool(p) => match kernel.nodes[..] {
+            // A channel dropout as its epilogue (plan::fusion, rule 5): the pooled values go
+            // through the dropout's keep bytes straight to its buffer.
+            [_, dropout] => {
+                let Op::Dropout(d) = &graph[dropout].op else {
+                    panic!("invariant: a pool's epilogue is a dropout");
+                };
+                let input = graph.operands_of(id)[0];
+                let mut buffer = |id: NodeId| Buffer {
+                    addr: cx.node_addr(id),
+                    ty: &graph[id].ty,
+                };
+                let (x, out) = (buffer(input), buffer(dropout));
+                let keep = cx.scratch_addr(dropout);
+                pool::max_pool(cx, p, &x, &out, (keep, d.scale()));
+            }
+            _ => {
+                let (out, args) = single(cx, graph, kernel);
+                pool::pool(cx, p, &args[0], &out);
+            }
+        },
         Op::AdaptiveAvgPool { output } => {
             let (out, args) = single(cx, graph, kernel);
             pool::adaptive_avg_pool(cx, output.len(), &args[0], &out);

@@ -30,10 +30,8 @@ fn geometry(pool: &Pool, x: &Buffer, out: &Buffer) -> (window::Geometry, usize) 
 /// average pooling for its output elements.
 pub(crate) fn pool(cx: &mut LowerCx, pool: &Pool, x: &Buffer, out: &Buffer) {
     if pool.kind == PoolKind::Max {
-        let (geometry, planes) = geometry(pool, x, out);
-        let words = store_geometry(cx, &geometry);
-        let (start, stop) = cx.unit_positions(1, planes);
-        cx.call(Import::MaxPool, &[words, x.addr, out.addr, start, stop]);
+        let null = cx.index(0);
+        max_pool(cx, pool, x, out, (null, 1.0));
         return;
     }
     let s = pool.spatial();
@@ -69,6 +67,23 @@ pub(crate) fn pool(cx: &mut LowerCx, pool: &Pool, x: &Buffer, out: &Buffer) {
         let result = cx.b.ins().fdiv(sum, count);
         cx.store(result, out.addr, e);
     });
+}
+
+/// Max pooling of `x` into `out` for the unit range's planes, followed in the same pass by a
+/// channel dropout with keep bytes at `keep` (one per plane; null for none) and `scale`
+/// (the epilogue [`crate::plan::fusion`] fuses).
+pub(crate) fn max_pool(
+    cx: &mut LowerCx,
+    pool: &Pool,
+    x: &Buffer,
+    out: &Buffer,
+    (keep, scale): (Value, f32),
+) {
+    let (geometry, planes) = geometry(pool, x, out);
+    let words = store_geometry(cx, &geometry);
+    let (start, stop) = cx.unit_positions(1, planes);
+    let scale = cx.f32(scale);
+    cx.call(Import::MaxPool, &[words, x.addr, out.addr, start, stop, keep, scale]);
 }
 
 /// The count an average window at output position `y` divides by, as

@@ -14,6 +14,9 @@
 //!    groups, not nodes: a path may enter a group at one member and leave it from another.
 //!
 //! 4. A kernel has at most [`MAX_KERNEL_NODES`] nodes.
+//! 5. A max pool takes the channel dropout that is its only reader ([`pool_epilogue`]): the
+//!    pool's kernel applies the dropout to each plane it writes, so the pooled values never
+//!    reach memory (max pooling + Dropout2d is one pass). Such a group takes nothing else.
 //!
 //! Nodes are visited in topological order and each joins its operands' groups greedily, in
 //! operand order, so the result is deterministic. Reshapes take part in the cycle check (a
@@ -21,7 +24,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::graph::{Graph, NodeId};
+use crate::graph::{Graph, NodeId, Op, PoolKind};
 
 /// The most nodes one kernel fuses (rule 4): one kernel is one Cranelift function, whose
 /// compile time grows faster than its length, so a long chain compiles as a run of kernels
@@ -40,6 +43,7 @@ pub(super) fn fuse(graph: &Graph) -> Vec<Vec<NodeId>> {
         }
         let mut group = fusion.new_group(graph, id);
         if !op.is_elementwise() {
+            fusion.closed[group] = true;
             continue;
         }
         for operand in graph.operands_of(id) {
@@ -59,6 +63,31 @@ pub(super) fn fuse(graph: &Graph) -> Vec<Vec<NodeId>> {
         nodes.sort_by_key(|id| position[id.index()]);
     }
     groups
+}
+
+/// True if the dropout `dropout` is the epilogue of the max pool `pool` (rule 5): its only
+/// reader (and no output of the graph), a zeroing channel kind with a random mask of one
+/// element per plane of the pool's output (leading dimensions, then ones), not in place,
+/// not of Monte Carlo samples.
+pub(crate) fn pool_epilogue(graph: &Graph, pool: NodeId, dropout: NodeId) -> bool {
+    let (Op::Pool(p), Op::Dropout(d)) = (&graph[pool].op, &graph[dropout].op) else {
+        return false;
+    };
+    let shape = &graph[pool].ty.shape;
+    let spatial = p.spatial();
+    let per_plane = (d.mask_shape(shape).ok()).is_some_and(|mask| {
+        let (leading, rest) = mask.dims().split_at(shape.rank() - spatial);
+        leading == &shape.dims()[..shape.rank() - spatial] && rest.iter().all(|&n| n == 1)
+    });
+    p.kind == PoolKind::Max
+        && !d.kind.is_alpha()
+        && !d.kind.is_elementwise()
+        && d.is_random()
+        && !d.inplace
+        && !d.sample_steps
+        && per_plane
+        && graph.users_of(pool) == [dropout]
+        && !graph.outputs().iter().any(|o| o.node == pool)
 }
 
 /// Each node's index in `order`, by node index.
@@ -85,6 +114,9 @@ struct Fusion {
     successors: Vec<BTreeSet<usize>>,
     /// By group: the other groups it reads a value of.
     predecessors: Vec<BTreeSet<usize>>,
+    /// By group: it holds a node that is not element-wise, so it takes no element-wise
+    /// consumer (a pool's only epilogue is its channel dropout, rule 5).
+    closed: Vec<bool>,
 }
 
 impl Fusion {
@@ -94,6 +126,7 @@ impl Fusion {
         self.groups.push(vec![id]);
         self.successors.push(BTreeSet::new());
         self.predecessors.push(BTreeSet::new());
+        self.closed.push(false);
         if self.group_of.len() <= id.index() {
             self.group_of.resize(id.index() + 1, None);
         }
@@ -112,13 +145,14 @@ impl Fusion {
     }
 
     /// The group `operand` is in, if `id` may join it: an element-wise producer of `id`'s
-    /// shape (rule 2).
+    /// shape in an open group (rule 2), or a max pool `id` is the epilogue of (rule 5).
     fn fusable(&self, graph: &Graph, id: NodeId, operand: NodeId) -> Option<usize> {
         let producer = &graph[operand];
         let same_shape = producer.ty.shape == graph[id].ty.shape;
-        (producer.op.is_elementwise() && same_shape)
-            .then(|| self.group(operand))
-            .flatten()
+        let group = self.group(operand)?;
+        let elementwise = producer.op.is_elementwise() && !self.closed[group];
+        let epilogue = pool_epilogue(graph, operand, id) && self.groups[group].len() == 1;
+        ((elementwise || epilogue) && same_shape).then_some(group)
     }
 
     /// True if a path leads from `a` or `b` through another group back into `a` or `b`
@@ -153,6 +187,7 @@ impl Fusion {
             self.group_of[id.index()] = Some(into);
         }
         self.groups[into].extend(nodes);
+        self.closed[into] |= self.closed[from];
         for successor in std::mem::take(&mut self.successors[from]) {
             self.predecessors[successor].remove(&from);
             if successor != into {

@@ -135,17 +135,21 @@ fn argmax(windows: &Windows, plane: &[f32], y: [usize; 3], first: Option<usize>)
 }
 
 /// Max pooling of planes `p_start .. p_stop` of `x` into `out`: each output the maximum of
-/// its window from `-inf`.
+/// its window from `-inf`. With `keep` (not null) a channel dropout follows in the same
+/// pass: plane `p`'s outputs become `keep[p] ? max * scale : +0.0`, the dropout's definition
+/// ([`crate::math::dropout_zeroing`]).
 ///
 /// # Safety
 /// `geometry` is valid; `x` holds those planes of the input size and `out` of the output
-/// size, not overlapping.
+/// size, not overlapping; `keep`, unless null, holds a byte (0 or 1) per plane.
 pub unsafe extern "C" fn dropjit_max_pool(
     geometry: *const Geometry,
     x: *const f32,
     out: *mut f32,
     p_start: usize,
     p_stop: usize,
+    keep: *const u8,
+    scale: f32,
 ) {
     // SAFETY: the caller's contract.
     let dims = unsafe { (*geometry).dims() };
@@ -159,6 +163,12 @@ pub unsafe extern "C" fn dropjit_max_pool(
                 std::slice::from_raw_parts_mut(out.add(p * out_plane), out_plane),
             )
         };
+        // SAFETY: plane `p` has a keep byte (the caller's contract).
+        let kept = (!keep.is_null()).then(|| unsafe { *keep.add(p) } != 0);
+        if kept == Some(false) {
+            result.fill(0.0);
+            continue;
+        }
         each_window(&windows, |position, y, first| {
             // Branch-free, the bits selected as an integer (a conditional move).
             let mut max = f32::NEG_INFINITY.to_bits();
@@ -167,7 +177,8 @@ pub unsafe extern "C" fn dropjit_max_pool(
                 let replaces = v > f32::from_bits(max) || v.is_nan();
                 max = select_unpredictable(replaces, v.to_bits(), max);
             });
-            result[position] = f32::from_bits(max);
+            let max = f32::from_bits(max);
+            result[position] = if kept.is_some() { max * scale } else { max };
         });
     }
 }
