@@ -36,8 +36,8 @@ impl<'d> Windows<'d> {
     fn interior(&self, y: [usize; 3]) -> Option<usize> {
         let dims = self.dims;
         let mut first = 0;
-        for d in 0..3 {
-            let start = (y[d] * dims.stride[d]).checked_sub(dims.padding[d])?;
+        for (d, &y) in y.iter().enumerate() {
+            let start = (y * dims.stride[d]).checked_sub(dims.padding[d])?;
             let last = start + (dims.kernel[d].max(1) - 1) * dims.dilation[d];
             if last >= dims.in_size[d] {
                 return None;
