@@ -78,8 +78,9 @@ pub(crate) enum Import {
     MaxPool,
     /// Its gradient ([`crate::window::pool::dropjit_max_pool_grad`]).
     MaxPoolGrad,
-    /// A convolution's bias ([`crate::window::columns::dropjit_add_bias`]).
-    AddBias,
+    /// A convolution's bias and fused ReLU
+    /// ([`crate::window::columns::dropjit_conv_epilogue`]).
+    ConvEpilogue,
     /// A block of a weight gradient zeroed or summed
     /// ([`crate::window::columns::dropjit_add_block`]).
     AddBlock,
@@ -100,7 +101,7 @@ impl Import {
         Import::Col2im,
         Import::MaxPool,
         Import::MaxPoolGrad,
-        Import::AddBias,
+        Import::ConvEpilogue,
         Import::AddBlock,
     ];
 
@@ -121,7 +122,7 @@ impl Import {
             Import::Col2im => "dropjit_col2im",
             Import::MaxPool => "dropjit_max_pool",
             Import::MaxPoolGrad => "dropjit_max_pool_grad",
-            Import::AddBias => "dropjit_add_bias",
+            Import::ConvEpilogue => "dropjit_conv_epilogue",
             Import::AddBlock => "dropjit_add_block",
         }
     }
@@ -140,7 +141,7 @@ impl Import {
             Import::Col2im => window::columns::dropjit_col2im as *const u8,
             Import::MaxPool => window::pool::dropjit_max_pool as *const u8,
             Import::MaxPoolGrad => window::pool::dropjit_max_pool_grad as *const u8,
-            Import::AddBias => window::columns::dropjit_add_bias as *const u8,
+            Import::ConvEpilogue => window::columns::dropjit_conv_epilogue as *const u8,
             Import::AddBlock => window::columns::dropjit_add_block as *const u8,
         }
     }
@@ -174,8 +175,8 @@ impl Import {
             }
             // The geometry, the gradient, the input, the output, the planes.
             Import::MaxPoolGrad => (vec![ptr; 6], Vec::new()),
-            // The output, the bias, rows, positions.
-            Import::AddBias => (vec![ptr; 4], Vec::new()),
+            // The values, the bias (or null), the ReLU's output (or null), rows, positions.
+            Import::ConvEpilogue => (vec![ptr; 5], Vec::new()),
             // The gradient, the product (or null), rows, row stride, first and past-the-last
             // column.
             Import::AddBlock => (vec![ptr; 6], Vec::new()),

@@ -23,13 +23,15 @@ use crate::jit::Import;
 /// element that tap reads, `+0.0` in the padding), then per group one product
 /// `out[n, group] = W[group] · columns[group]` on the GEMM (its `k` runs over the group's
 /// channels and taps in the weight's order: with [`crate::Gemm::Reference`], the
-/// interpreter's sum, bit for bit), then the bias.
+/// interpreter's sum, bit for bit), then in one pass the bias and, with `relu`, the ReLU that
+/// reads it (fused by [`crate::plan::fusion`]) into that buffer (which may be `out` itself).
 pub(crate) fn conv(
     cx: &mut LowerCx,
     id: crate::graph::NodeId,
     conv: &Conv,
     (x, w, bias): (&Buffer, &Buffer, Option<&Buffer>),
     out: &Buffer,
+    relu: Option<&Buffer>,
 ) {
     let s = conv.spatial();
     let x_dims = x.shape().dims();
@@ -73,10 +75,16 @@ pub(crate) fn conv(
             let (m, n_cols) = (cx.index(per_group), cx.index(out_plane));
             linalg::gemm(cx, (m, group_channels * taps, n_cols), a, b, c);
         }
-        if let Some(bias) = bias {
+        if bias.is_some() || relu.is_some() {
+            let null = cx.index(0);
             let image = cx.element_addr(out.addr, out_image, 4);
+            let bias = bias.map_or(null, |b| b.addr);
+            let relu = match relu {
+                Some(relu) => cx.element_addr(relu.addr, out_image, 4),
+                None => null,
+            };
             let (rows, positions) = (cx.index(out_channels), cx.index(out_plane));
-            cx.call(Import::AddBias, &[image, bias.addr, rows, positions]);
+            cx.call(Import::ConvEpilogue, &[image, bias, relu, rows, positions]);
         }
     });
 }

@@ -124,10 +124,26 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
             let by_columns = unit == Unit::Column;
             linalg::linear(cx, &args[0], &args[1], args.get(2), &out, by_columns);
         }
-        Op::Conv(c) => {
-            let (out, args) = single(cx, graph, kernel);
-            conv::conv(cx, id, c, (&args[0], &args[1], args.get(2)), &out);
-        }
+        Op::Conv(c) => match kernel.nodes[..] {
+            // Its ReLU as the epilogue (plan::fusion, rule 5): the convolution's values go to
+            // its own buffer if a later kernel reads them, else straight to the ReLU's.
+            [_, relu] => {
+                let mut buffer = |id: NodeId| Buffer {
+                    addr: cx.node_addr(id),
+                    ty: &graph[id].ty,
+                };
+                let args: Vec<Buffer> = graph.operands_of(id).into_iter().map(&mut buffer).collect();
+                let relu = buffer(relu);
+                let out = kernel.outputs.contains(&id).then(|| buffer(id));
+                let values = out.as_ref().unwrap_or(&relu);
+                let operands = (&args[0], &args[1], args.get(2));
+                conv::conv(cx, id, c, operands, values, Some(&relu));
+            }
+            _ => {
+                let (out, args) = single(cx, graph, kernel);
+                conv::conv(cx, id, c, (&args[0], &args[1], args.get(2)), &out, None);
+            }
+        },
         Op::Pool(p) => match kernel.nodes[..] {
             // A channel dropout as its epilogue (plan::fusion, rule 5): the pooled values go
             // through the dropout's keep bytes straight to its buffer.

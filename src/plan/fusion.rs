@@ -14,9 +14,12 @@
 //!    groups, not nodes: a path may enter a group at one member and leave it from another.
 //!
 //! 4. A kernel has at most [`MAX_KERNEL_NODES`] nodes.
-//! 5. A max pool takes the channel dropout that is its only reader ([`pool_epilogue`]): the
-//!    pool's kernel applies the dropout to each plane it writes, so the pooled values never
-//!    reach memory (max pooling + Dropout2d is one pass). Such a group takes nothing else.
+//! 5. Epilogues: a max pool takes the channel dropout that is its only reader
+//!    ([`pool_epilogue`]): the pool's kernel applies the dropout to each plane it writes, so
+//!    the pooled values never reach memory (max pooling + Dropout2d is one pass). A
+//!    convolution takes a ReLU of it ([`conv_epilogue`]), applied with the bias in the pass
+//!    after the product (the convolution's values reach memory only if another kernel reads
+//!    them, as a ReLU gradient does). Such a group takes nothing else.
 //!
 //! Nodes are visited in topological order and each joins its operands' groups greedily, in
 //! operand order, so the result is deterministic. Reshapes take part in the cycle check (a
@@ -24,7 +27,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::graph::{Graph, NodeId, Op, PoolKind};
+use crate::graph::{Graph, NodeId, Op, PoolKind, UnaryOp};
 
 /// The most nodes one kernel fuses (rule 4): one kernel is one Cranelift function, whose
 /// compile time grows faster than its length, so a long chain compiles as a run of kernels
@@ -63,6 +66,11 @@ pub(super) fn fuse(graph: &Graph) -> Vec<Vec<NodeId>> {
         nodes.sort_by_key(|id| position[id.index()]);
     }
     groups
+}
+
+/// True if `relu` is a ReLU of the convolution `conv` (rule 5).
+pub(crate) fn conv_epilogue(graph: &Graph, conv: NodeId, relu: NodeId) -> bool {
+    matches!(graph[conv].op, Op::Conv(_)) && graph[relu].op == Op::Unary(UnaryOp::Relu)
 }
 
 /// True if the dropout `dropout` is the epilogue of the max pool `pool` (rule 5): its only
@@ -151,7 +159,8 @@ impl Fusion {
         let same_shape = producer.ty.shape == graph[id].ty.shape;
         let group = self.group(operand)?;
         let elementwise = producer.op.is_elementwise() && !self.closed[group];
-        let epilogue = pool_epilogue(graph, operand, id) && self.groups[group].len() == 1;
+        let epilogue = (pool_epilogue(graph, operand, id) || conv_epilogue(graph, operand, id))
+            && self.groups[group].len() == 1;
         ((elementwise || epilogue) && same_shape).then_some(group)
     }
 

@@ -7,6 +7,7 @@
 //! [`dropjit_col2im`]), so it gives the interpreter's bits.
 
 use super::Geometry;
+use crate::math;
 
 /// Writes the columns of input channels `c_start .. c_stop` of one image `x` into `columns`
 /// (channel `c`'s rows at row `c * taps`, the same place whatever the range).
@@ -126,29 +127,46 @@ pub unsafe extern "C" fn dropjit_col2im(
     }
 }
 
-/// `out[r][p] += bias[r]` for `rows` rows of `positions` elements: a convolution's bias,
-/// one rounding per element after its sum, as the interpreter adds it.
+/// A convolution's epilogue over `rows` rows (output channels) of `positions` elements, in
+/// one pass after its product: `values[r][p] += bias[r]` (unless `bias` is null: one rounding
+/// per element after its sum, as the interpreter adds it), then, unless `relu` is null,
+/// `relu[r][p] = relu(values[r][p])` ([`crate::math::relu`], the fused ReLU that reads the
+/// convolution); `relu` may be `values` itself (the convolution's values needed by nothing
+/// else), which then holds the ReLU's.
 ///
 /// # Safety
-/// `out` holds `rows * positions` elements and `bias` `rows`, not overlapping.
-pub unsafe extern "C" fn dropjit_add_bias(
-    out: *mut f32,
+/// `values` (and `relu`, unless null) hold `rows * positions` elements and `bias`, unless
+/// null, `rows`; `relu` is `values` or does not overlap it.
+pub unsafe extern "C" fn dropjit_conv_epilogue(
+    values: *mut f32,
     bias: *const f32,
+    relu: *mut f32,
     rows: usize,
     positions: usize,
 ) {
-    // SAFETY: the caller's contract.
-    let (out, bias) = unsafe {
-        (
-            std::slice::from_raw_parts_mut(out, rows * positions),
-            std::slice::from_raw_parts(bias, rows),
-        )
-    };
     if positions == 0 {
         return;
     }
-    for (row, &b) in out.chunks_exact_mut(positions).zip(bias) {
-        row.iter_mut().for_each(|v| *v += b);
+    // SAFETY: the caller's contract.
+    let values = unsafe { std::slice::from_raw_parts_mut(values, rows * positions) };
+    if !bias.is_null() {
+        // SAFETY: the caller's contract.
+        let bias = unsafe { std::slice::from_raw_parts(bias, rows) };
+        for (row, &b) in values.chunks_exact_mut(positions).zip(bias) {
+            row.iter_mut().for_each(|v| *v += b);
+        }
+    }
+    if relu.is_null() {
+        return;
+    }
+    if std::ptr::eq(relu, values.as_ptr()) {
+        values.iter_mut().for_each(|v| *v = math::relu(*v));
+    } else {
+        // SAFETY: the caller's contract: its own buffer of as many elements.
+        let relu = unsafe { std::slice::from_raw_parts_mut(relu, rows * positions) };
+        for (r, &v) in relu.iter_mut().zip(values.iter()) {
+            *r = math::relu(v);
+        }
     }
 }
 
