@@ -31,6 +31,14 @@ use crate::train::{CompiledStep, Loss, StepGraph, step_graph};
 /// run claims one generator step and every dropout call site draws its own stream at that
 /// step (see [`crate::nn::trace()`]).
 ///
+/// # Buffers
+/// A batch norm's running statistics and `num_batches_tracked` are buffers
+/// ([`Module::named_buffers`]): collected with the parameters, bound to every run beside
+/// them, but no parameter (no optimizer updates them, [`Traced::named_parameters`] does not
+/// list them; [`Traced::named_buffers`] does). Every train-mode run, forward or training step,
+/// writes their new values back (the graph's outputs after `y`); eval and Monte Carlo runs
+/// never do. Checkpoints save and load them.
+///
 /// # Training
 /// [`Traced::train_step`] runs forward, loss, backward and the optimizer's update as one
 /// compiled graph ([`crate::train::step_graph`]) and updates the parameters and the optimizer
