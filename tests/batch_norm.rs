@@ -109,3 +109,39 @@ fn the_gradient_ops_round_trip_through_the_text_form() {
     );
     assert!(printed.contains("{eps = 0.001}"), "{printed}");
 }
+
+#[test]
+fn a_dead_train_mode_batch_norm_over_one_value_per_channel_fails_nothing() {
+    let graph = parse(
+        "graph dead {
+  %x: f32[1, 3] = input
+  %rm: f32[3] = input
+  %rv: f32[3] = input
+  %bn: f32[1, 3] = batch_norm %x, %rm, %rv
+  %rv.next: f32[3] = batch_norm_running_var %x, %rv
+  %y: f32[1, 3] = relu %x
+  output y = %y
+}",
+    );
+    let setup = BIT_EXACT[1];
+    assert!(!setup.trace);
+    check(
+        &graph,
+        Mode::Train,
+        setup,
+        Agreement::Bits,
+        1,
+        &ONE_TWO_THREE[..1],
+    )
+    .unwrap();
+    let live = Graph::with_every_node_as_output(&graph);
+    let err = dropjit::Compiler::new()
+        .mode(Mode::Train)
+        .compile(&live)
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "batch_norm bn: expected more than 1 value per channel when training, got input size [1, 3]"
+    );
+}

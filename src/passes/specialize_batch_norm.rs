@@ -27,16 +27,16 @@
 //! batch statistics of one input are built once and shared by every node that reads them
 //! (the forward, both running statistics and both gradients of a training step).
 //!
-//! Errors: in train mode, a node whose input has one value per channel
-//! ([`Error::BatchNormSingleValue`]).
+//! Errors: in train mode, a node some output depends on whose input has one value per channel
+//! ([`Error::BatchNormSingleValue`]), as the interpreter reports it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Stats;
 use crate::error::{Error, Result};
 use crate::graph::batch_norm::per_channel;
 use crate::graph::{
-    BatchNorm, BinaryOp, Builder, Graph, Mode, Naming, NodeId, Op, Running, Shape, Stat,
+    BatchNorm, BinaryOp, Builder, Graph, Mode, Naming, NodeId, Op, Running, Shape, Stat, inplace,
 };
 use crate::tensor::Tensor;
 
@@ -47,6 +47,8 @@ pub fn specialize_batch_norm(graph: &mut Graph, mode: Mode) -> Result<Stats> {
         .collect();
     let mut stats = Stats::default();
     let mut batches = BTreeMap::new();
+    // Computed once, if a node needs it.
+    let mut live = None;
     for id in nodes {
         let op = graph[id].op.clone();
         let operands = graph.operands_of(id);
@@ -55,7 +57,11 @@ pub fn specialize_batch_norm(graph: &mut Graph, mode: Mode) -> Result<Stats> {
             _ => operands[0],
         };
         let train = mode == Mode::Train;
-        if train && per_channel(&graph[x].ty.shape) == 1 {
+        // A dead node fails nothing, as in the interpreter (its expansion goes with it).
+        if train
+            && per_channel(&graph[x].ty.shape) == 1
+            && live.get_or_insert_with(|| live_nodes(graph)).contains(&id)
+        {
             return Err(Error::BatchNormSingleValue {
                 node: graph[id].name.clone(),
                 op: op.name(),
@@ -99,7 +105,22 @@ pub fn specialize_batch_norm(graph: &mut Graph, mode: Mode) -> Result<Stats> {
         graph.rewrite(id, Op::Binary(last), &last_operands);
         stats.rewired += 1;
     }
+    // An in-place node that read a removed running statistic now reads the parameter, which
+    // it must not overwrite: it writes a buffer of its own instead.
+    stats.rewired += inplace::withdraw_conflicts(graph);
     Ok(stats)
+}
+
+/// The nodes some output of `graph` depends on.
+fn live_nodes(graph: &Graph) -> BTreeSet<NodeId> {
+    let mut live = BTreeSet::new();
+    let mut pending: Vec<NodeId> = graph.outputs().iter().map(|o| o.node).collect();
+    while let Some(node) = pending.pop() {
+        if live.insert(node) {
+            pending.extend(graph.operands_of(node));
+        }
+    }
+    live
 }
 
 /// True if `graph` has a node this pass rewrites.
