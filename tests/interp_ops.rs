@@ -591,7 +591,11 @@ fn batch_norm_graph(x: &[usize], affine: bool) -> Graph {
         operands.push(input(&mut g, "w", &[c]));
         operands.push(input(&mut g, "b", &[c]));
     }
-    let bn = BatchNorm { eps: 0.0, affine };
+    let bn = BatchNorm {
+        eps: 0.0,
+        affine,
+        running_stats: false,
+    };
     let y = g.add("y", Op::BatchNorm(bn), &operands).unwrap();
     let momentum = 0.1;
     let stat = |stat| Op::BatchNormRunning(Running { stat, momentum });
@@ -666,6 +670,30 @@ fn batch_norm_in_eval_and_mc_mode_is_the_affine_map_of_the_running_statistics() 
 }
 
 #[test]
+fn batch_norm_with_running_stats_uses_them_in_train_mode_too() {
+    let source = "graph frozen {
+  %x: f32[1, 2, 2] = input
+  %rm: f32[2] = input
+  %rv: f32[2] = input
+  %y: f32[1, 2, 2] = batch_norm %x, %rm, %rv {eps = 0, running_stats = true}
+  output y = %y
+}";
+    let g = dropjit::text::parse(source).unwrap();
+    assert_eq!(
+        dropjit::text::parse(&g.to_string()).unwrap().to_string(),
+        g.to_string()
+    );
+    let values = vec![
+        ("x", t(&[1, 2, 2], &[2.0, 4.0, 0.0, 1.0])),
+        ("rm", t(&[2], &[1.0, -1.0])),
+        ("rv", t(&[2], &[4.0, 0.25])),
+    ];
+    // One value per channel is fine: no batch statistics.
+    let out = run_mode(&g, Mode::Train, values).unwrap();
+    assert_exact(&out[0], &[1, 2, 2], &[0.5, 1.5, 2.0, 4.0]);
+}
+
+#[test]
 fn batch_norm_over_one_value_per_channel_fails_in_train_mode_only() {
     let g = batch_norm_graph(&[1, 3], false);
     let values = || {
@@ -703,7 +731,12 @@ fn batch_norm_operands_that_do_not_fit_are_type_errors_naming_node_and_shapes() 
     let c3 = input(&mut g, "c3", &[3]);
     let c2 = input(&mut g, "c2", &[2]);
     let v = input(&mut g, "v", &[3]);
-    let bn = |affine| Op::BatchNorm(BatchNorm { eps: 1e-5, affine });
+    let bn = |affine| {
+        Op::BatchNorm(BatchNorm {
+            affine,
+            ..BatchNorm::new()
+        })
+    };
     let err = g.add("bn1", bn(true), &[x, c3, v, c3, c2]).unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -252,7 +252,10 @@ fn the_compiled_forward_equals_the_eager_calls_and_the_interpreter() {
                 f32s(&model.buffer(&format!("bn1.{name}")).unwrap()),
             );
             for (a, b) in a.iter().zip(&b) {
-                assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "round {round}: {name}");
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + a.abs()),
+                    "round {round}: {name}"
+                );
             }
         }
         assert_eq!(
@@ -425,4 +428,39 @@ fn monte_carlo_predictions_use_the_running_statistics_and_update_nothing() {
     }
     model.eval();
     let _ = model.forward_with(&x, &mut Generator::new(1)).unwrap();
+}
+
+#[test]
+fn a_batch_norm_in_eval_mode_keeps_its_running_statistics_in_a_graph_that_trains() {
+    // A frozen batch norm: the model trains (its dropout draws), the batch norm is in eval.
+    let net = Net::new(16);
+    net.bn1.set_training(false);
+    let model = nn::Traced::with_compiler(net, Compiler::new().gemm(Gemm::Reference));
+    let x = batch(17);
+    let graph = model.graph(&x.ty()).unwrap();
+    assert_eq!(
+        graph.outputs().len(),
+        1,
+        "no running statistics are updated"
+    );
+    let text = graph.to_string();
+    assert!(text.contains("= batch_norm %conv1, %bn1.running_mean, %bn1.running_var, %bn1.weight, %bn1.bias {running_stats = true}"), "{text}");
+    let before = model.named_buffers();
+    let mut generator = Generator::new(18);
+    let y = model.forward_with(&x, &mut generator).unwrap();
+    assert_eq!(generator.step(), 1, "a train-mode run: the dropout drew");
+    for ((n, a), (_, b)) in before.iter().zip(model.named_buffers()) {
+        assert_eq!(a.to_le_bytes(), b.to_le_bytes(), "{n} changed");
+    }
+    // The interpreter in train mode agrees: the running statistics, and the same masks.
+    let mut values: BTreeMap<String, Tensor> = BTreeMap::from([("x".to_string(), x.clone())]);
+    values.extend(
+        model
+            .parameters()
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.clone())),
+    );
+    values.extend(before.into_iter().filter(|(n, _)| !n.ends_with("tracked")));
+    let expected = interp::run(&graph, Mode::Train, &mut Generator::new(18), &values).unwrap();
+    assert_eq!(expected[0].1.to_le_bytes(), y.to_le_bytes());
 }

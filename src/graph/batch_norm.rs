@@ -10,7 +10,9 @@
 //!   `var = (0 + (xs[0] - mean)² + ...) / n` (biased; each square is `d * d`); `n = 1` is an
 //!   error, as in PyTorch ("Expected more than 1 value per channel when training");
 //! - in [`Mode::Eval`](crate::graph::Mode::Eval) and [`Mode::Mc`](crate::graph::Mode::Mc),
-//!   the running statistics `(running_mean[c], running_var[c])`.
+//!   and in every mode with `running_stats = true` (PyTorch's `F.batch_norm(...,
+//!   training=False)`: a module in eval mode inside a graph that trains, as a frozen batch
+//!   norm is), the running statistics `(running_mean[c], running_var[c])`.
 //!
 //! Then every element is one per-channel affine map, as PyTorch's CPU kernel computes it:
 //!
@@ -29,8 +31,9 @@
 //!
 //! The gradients (PyTorch's `batch_norm_backward`), with `invstd = 1 / sqrt(var + eps)`,
 //! `sum_g = 0 + g[0] + ...` and `dotp = 0 + (xs[0] - mean) * g[0] + ...` per channel:
-//! - train: `dx = (g - sum_g / n - (x - mean) * (dotp * invstd * invstd / n)) * invstd * w`;
-//! - eval: `dx = g * invstd * w` (`* w` left out without affine);
+//! - batch statistics: `dx = (g - sum_g / n - (x - mean) * (dotp * invstd * invstd / n)) *
+//!   invstd * w`;
+//! - running statistics: `dx = g * invstd * w` (`* w` left out without affine);
 //! - `dweight = dotp * invstd` (eval: with the running mean), `dbias = sum_g` (a `sum`).
 //!
 //! The interpreter computes exactly these operations; the compiler's
@@ -55,6 +58,9 @@ pub struct BatchNorm {
     /// Operands `weight [C]` and `bias [C]` follow the running statistics
     /// (`affine = True`); without them the map is `(x - mean) / sqrt(var + eps)`.
     pub affine: bool,
+    /// Normalize with the running statistics in every mode, train mode included (the text
+    /// form's `running_stats = true`; PyTorch's `training=False`).
+    pub running_stats: bool,
 }
 
 impl BatchNorm {
@@ -63,7 +69,14 @@ impl BatchNorm {
         BatchNorm {
             eps: DEFAULT_EPS,
             affine: true,
+            running_stats: false,
         }
+    }
+
+    /// True if the node normalizes with the batch's statistics when the graph runs in `mode`:
+    /// in train mode, unless pinned to the running statistics.
+    pub fn uses_batch_stats(&self, mode: crate::graph::Mode) -> bool {
+        mode == crate::graph::Mode::Train && !self.running_stats
     }
 
     /// `eps` rounded to f32, as the definition adds it.

@@ -131,7 +131,7 @@ pub enum Op {
     /// draw). All true in eval mode and for `p = 0`, all false for `p = 1`; never in place.
     DropoutMask(Dropout),
     /// `torch.nn.functional.batch_norm` in the graph's mode: batch statistics in train mode,
-    /// the running statistics in eval and Monte Carlo mode; see [`crate::graph::batch_norm`]
+    /// the running statistics in eval and Monte Carlo mode (and with `running_stats`); see [`crate::graph::batch_norm`]
     /// (the definition and its order of operations). Operands: `x [N, C, ...]`,
     /// `running_mean [C]`, `running_var [C]`[, `weight [C]`, `bias [C]` if affine].
     BatchNorm(BatchNorm),

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::graph::batch_norm::per_channel;
 use crate::graph::infer::reduced_axes;
 use crate::graph::verify::verify;
-use crate::graph::{DType, Graph, Mode, Node, NodeId, Op, Shape, steps_per_run};
+use crate::graph::{BatchNorm, DType, Graph, Mode, Node, NodeId, Op, Shape, steps_per_run};
 use crate::math::Element;
 use crate::rng::Generator;
 use crate::rng::mask::MaskSource;
@@ -146,10 +146,16 @@ impl<T: Element> NodeCx<'_, T> {
     }
 
     /// The statistics a batch-norm node (input operand `x`, running mean and variance
-    /// operands `stats`) normalizes with: the batch's in train mode (`None`; a single value
-    /// per channel is an error, as in PyTorch), the running ones otherwise.
-    fn batch_norm_stats(&self, x: usize, stats: usize) -> Result<Option<(&Array<T>, &Array<T>)>> {
-        if self.batch_norm_trains(x)? {
+    /// operands `stats`) normalizes with: the batch's in train mode unless `bn` pins the
+    /// running ones (`None`; a single value per channel is an error, as in PyTorch), the
+    /// running ones otherwise.
+    fn batch_norm_stats(
+        &self,
+        bn: &BatchNorm,
+        x: usize,
+        stats: usize,
+    ) -> Result<Option<(&Array<T>, &Array<T>)>> {
+        if !bn.running_stats && self.batch_norm_trains(x)? {
             Ok(None)
         } else {
             Ok(Some((self.float(stats), self.float(stats + 1))))
@@ -263,7 +269,7 @@ impl<T: Element> NodeCx<'_, T> {
                 Value::Bool(dropout::mask(d, &self.float(0).shape, source))
             }
             Op::BatchNorm(bn) => {
-                let running = self.batch_norm_stats(0, 1)?;
+                let running = self.batch_norm_stats(bn, 0, 1)?;
                 let affine = bn.affine.then(|| (self.float(3), self.float(4)));
                 Value::Float(batch_norm::batch_norm(bn, self.float(0), running, affine))
             }
@@ -272,13 +278,13 @@ impl<T: Element> NodeCx<'_, T> {
                 Value::Float(batch_norm::running(r, self.float(0), self.float(1), train))
             }
             Op::BatchNormInputGrad(bn) => {
-                let running = self.batch_norm_stats(1, 2)?;
+                let running = self.batch_norm_stats(bn, 1, 2)?;
                 let weight = bn.affine.then(|| self.float(4));
                 let (g, x) = (self.float(0), self.float(1));
                 Value::Float(batch_norm::input_grad(bn, g, x, running, weight))
             }
             Op::BatchNormWeightGrad(bn) => {
-                let running = self.batch_norm_stats(1, 2)?;
+                let running = self.batch_norm_stats(bn, 1, 2)?;
                 let (g, x) = (self.float(0), self.float(1));
                 Value::Float(batch_norm::weight_grad(bn, g, x, running))
             }

@@ -15,7 +15,9 @@
 //!   one forward updates the first call's result, as PyTorch's calls do one after another.
 //!   Eager, the call updates the module's own buffers.
 //! - **Eval mode** (and a Monte Carlo trace, which is eval mode but for dropout) normalizes
-//!   with the running statistics and updates nothing.
+//!   with the running statistics and updates nothing. Its node says so
+//!   (`running_stats = true`), so a batch norm switched to eval alone (frozen) keeps its
+//!   running statistics in a graph that trains its dropouts.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -141,9 +143,12 @@ impl BatchNormNd {
     }
 
     fn op(&self) -> Op {
+        // In eval mode, the running statistics in every mode, so a module switched to eval
+        // alone (a frozen batch norm) keeps them in a graph that trains.
         Op::BatchNorm(BatchNorm {
             eps: self.eps,
             affine: self.affine,
+            running_stats: !self.is_training(),
         })
     }
 

@@ -471,16 +471,7 @@ impl<M: Module> Traced<M> {
                 };
                 let built = self.train_step_graph(&key.input, &key.targets, loss, optimizer)?;
                 let tracked = batches_tracked(&built.graph);
-                // An eval-mode model's batch norms normalize with their running statistics:
-                // Monte Carlo mode is eval mode for everything but dropout (which an eval
-                // trace has none of) and claims its step as train mode does.
-                let eval_batch_norm = !training && passes::has_batch_norm(&built.graph);
-                let mode = if eval_batch_norm {
-                    Mode::Mc
-                } else {
-                    Mode::Train
-                };
-                let compiled = self.cache.get(&built.graph, mode)?;
+                let compiled = self.cache.get(&built.graph, Mode::Train)?;
                 optim::init_state(optimizer, &mut self.params)?;
                 let step = CompiledStep::new(compiled, built.updated)?;
                 self.steps.push((key, step, tracked));

@@ -10,7 +10,8 @@
 //! ```text
 //! statistics  train: mean = sum(x, axes) / n;  centred = x - r(mean);
 //!                    squares = sum(centred * centred, axes);  var = squares / n
-//!             eval, mc: mean = running_mean;  var = running_var
+//!             eval, mc (and `running_stats` in train mode): mean = running_mean;
+//!                    var = running_var
 //! batch_norm  scale = weight / sqrt(var + eps)  (or 1 / ...);  shift = bias - mean * scale
 //!             (or -(mean * scale));  y = x * r(scale) + r(shift)
 //! running     train: m * mean + (1 - m) * running_mean;
@@ -56,7 +57,13 @@ pub fn specialize_batch_norm(graph: &mut Graph, mode: Mode) -> Result<Stats> {
             Op::BatchNormInputGrad(_) | Op::BatchNormWeightGrad(_) => operands[1],
             _ => operands[0],
         };
-        let train = mode == Mode::Train;
+        // Batch statistics, or (eval, mc, `running_stats`) the running ones.
+        let train = match &op {
+            Op::BatchNorm(bn) | Op::BatchNormInputGrad(bn) | Op::BatchNormWeightGrad(bn) => {
+                bn.uses_batch_stats(mode)
+            }
+            _ => mode == Mode::Train,
+        };
         // A dead node fails nothing, as in the interpreter (its expansion goes with it).
         if train
             && per_channel(&graph[x].ty.shape) == 1

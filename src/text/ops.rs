@@ -150,9 +150,10 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, Option<String>)> {
         ],
         // `eps` and `momentum` print unless they hold PyTorch's defaults; `affine` is the
         // operand count, as a linear's bias is.
-        Op::BatchNorm(bn) | Op::BatchNormInputGrad(bn) | Op::BatchNormWeightGrad(bn) => {
-            vec![("eps", (bn.eps != DEFAULT_EPS).then(|| bn.eps.to_string()))]
-        }
+        Op::BatchNorm(bn) | Op::BatchNormInputGrad(bn) | Op::BatchNormWeightGrad(bn) => vec![
+            ("eps", (bn.eps != DEFAULT_EPS).then(|| bn.eps.to_string())),
+            ("running_stats", flag(bn.running_stats)),
+        ],
         Op::BatchNormRunning(r) => vec![(
             "momentum",
             (r.momentum != DEFAULT_MOMENTUM).then(|| r.momentum.to_string()),
@@ -295,14 +296,17 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
         Op::BatchNorm(_) => Op::BatchNorm(BatchNorm {
             eps: attrs.f64("eps")?.unwrap_or(DEFAULT_EPS),
             affine: line.operands.len() > 3,
+            running_stats: attrs.bool("running_stats")?.unwrap_or(false),
         }),
         Op::BatchNormInputGrad(_) => Op::BatchNormInputGrad(BatchNorm {
             eps: attrs.f64("eps")?.unwrap_or(DEFAULT_EPS),
             affine: line.operands.len() > 4,
+            running_stats: attrs.bool("running_stats")?.unwrap_or(false),
         }),
         Op::BatchNormWeightGrad(_) => Op::BatchNormWeightGrad(BatchNorm {
             eps: attrs.f64("eps")?.unwrap_or(DEFAULT_EPS),
             affine: false,
+            running_stats: attrs.bool("running_stats")?.unwrap_or(false),
         }),
         Op::BatchNormRunning(template) => Op::BatchNormRunning(Running {
             stat: template.stat,

@@ -554,7 +554,13 @@ impl Builder {
                     operands.push(self.leaf(TensorType::f32([c])));
                     operands.push(self.leaf(TensorType::f32([c])));
                 }
-                self.add(Op::BatchNorm(BatchNorm { eps, affine }), &operands)
+                let running_stats = self.rng.chance(20);
+                let bn = BatchNorm {
+                    eps,
+                    affine,
+                    running_stats,
+                };
+                self.add(Op::BatchNorm(bn), &operands)
             }
         }
     }
