@@ -249,29 +249,35 @@ impl<M: Module> Traced<M> {
     fn run(&self, forward: &Forward, x: &Tensor, generator: &mut Generator) -> Result<Tensor> {
         // A run binds owned inputs, so the borrowed input is copied.
         let inputs = BTreeMap::from([("x".to_string(), x.clone())]);
-        let mut buffers = self.lock_buffers();
-        let outputs = if buffers.is_empty() {
-            forward.compiled.run(generator, &inputs, &self.params)?
-        } else {
-            // One store for the run: the entries are shared, not copied.
-            let mut store = self.params.clone();
-            for (name, value) in buffers.iter() {
-                store.insert(name, value.clone());
-            }
-            forward.compiled.run(generator, &inputs, &store)?
+        // The buffers' values now, shared, not copied; the lock is not held while the graph
+        // runs, so forwards on several threads run at once (train-mode ones then write back
+        // in turn, the last one's statistics winning).
+        let merged = {
+            let buffers = self.lock_buffers();
+            (!buffers.is_empty()).then(|| {
+                let mut store = self.params.clone();
+                for (name, value) in buffers.iter() {
+                    store.insert(name, value.clone());
+                }
+                store
+            })
         };
-        let mut outputs = outputs.into_iter();
+        let store = merged.as_ref().unwrap_or(&self.params);
+        let mut outputs = forward.compiled.run(generator, &inputs, store)?.into_iter();
         let (_, y) = outputs
             .next()
             .expect("invariant: a traced graph's first output is y");
-        for (name, value) in outputs {
-            let entry = name
-                .strip_suffix(".next")
-                .expect("invariant: a traced graph's further outputs are updates");
-            buffers.insert(entry, value);
-        }
-        for (counter, calls) in &forward.tracked {
-            count_batches(&mut buffers, counter, *calls);
+        if outputs.len() > 0 || !forward.tracked.is_empty() {
+            let mut buffers = self.lock_buffers();
+            for (name, value) in outputs {
+                let entry = name
+                    .strip_suffix(".next")
+                    .expect("invariant: a traced graph's further outputs are updates");
+                buffers.insert(entry, value);
+            }
+            for (counter, calls) in &forward.tracked {
+                count_batches(&mut buffers, counter, *calls);
+            }
         }
         Ok(y)
     }
