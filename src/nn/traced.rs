@@ -170,8 +170,9 @@ impl<M: Module> Traced<M> {
     /// only through `&self`, and [`Traced::train`]/[`Traced::eval`] set every module's
     /// mode), so later requests for the same pair return the compilation without tracing.
     ///
-    /// A train-mode batch norm makes the graph compile in train mode too (batch statistics),
-    /// and its running statistics are outputs after `y` ([`crate::nn::BatchNormNd`]).
+    /// A train-mode batch norm makes the graph compile in train mode too (batch statistics;
+    /// each run then claims a generator step, as a dropout's would), and its running
+    /// statistics are outputs after `y` ([`crate::nn::BatchNormNd`]).
     pub fn compile(&self, input: &TensorType) -> Result<Arc<CompiledGraph>> {
         let training = self.is_training();
         let forward = self.compile_forward(input, Dropouts::AsModules { training })?;
