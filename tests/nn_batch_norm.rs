@@ -137,6 +137,12 @@ fn eager_calls_normalize_by_mode_and_update_the_modules_buffers_in_train_mode() 
         err.contains("expected more than 1 value per channel when training, got input size [1, 2]"),
         "{err}"
     );
+    let image = Var::new(Tensor::from_f32([1, 2, 1, 1], vec![0.0; 2]).unwrap());
+    let err = bn.forward(&image).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "BatchNorm1d(2, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True): expected 2D or 3D input (got 4D input)"
+    );
     let wrong = Var::new(Tensor::from_f32([2, 3], vec![0.0; 6]).unwrap());
     let err = bn.forward(&wrong).unwrap_err().to_string();
     assert!(err.starts_with("BatchNorm1d(2, eps=1e-05"), "{err}");

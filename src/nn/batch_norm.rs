@@ -170,6 +170,30 @@ impl BatchNormNd {
         names.into_iter().map(|n| (n, c.clone())).collect()
     }
 
+    /// PyTorch's `_check_input_dim`: `[N, C]` or `[N, C, L]` for 1d, `[N, C, H, W]` for 2d,
+    /// `[N, C, D, H, W]` for 3d.
+    fn check_rank(&self, rank: usize) -> Result<()> {
+        let expected = match self.dims {
+            1 => "2D or 3D",
+            2 => "4D",
+            _ => "5D",
+        };
+        let fits = match self.dims {
+            1 => rank == 2 || rank == 3,
+            d => rank == d + 2,
+        };
+        if fits {
+            return Ok(());
+        }
+        Err(Error::Module {
+            module: ModuleDisplay::new(self).to_string(),
+            detail: TypeError::BatchNorm {
+                op: "batch_norm",
+                reason: format!("expected {expected} input (got {rank}D input)"),
+            },
+        })
+    }
+
     /// The error of an input that does not fit, as a module error.
     fn module_error(&self, error: Error) -> Error {
         match error {
@@ -313,6 +337,7 @@ pub(crate) fn batches_tracked(graph: &Graph) -> Vec<(String, i32)> {
 
 impl Module for BatchNormNd {
     fn forward(&self, x: &Var) -> Result<Var> {
+        self.check_rank(x.shape().rank())?;
         match &x.repr {
             Repr::Eager(t) => Ok(Var::new(self.eager(t)?)),
             Repr::Traced(node) => self.traced(node),
