@@ -294,6 +294,19 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// A train-mode batch normalization over one value per channel (PyTorch's "Expected more
+    /// than 1 value per channel when training"): its batch variance is undefined.
+    #[error(
+        "{op} {node}: expected more than 1 value per channel when training, got input size {shape}"
+    )]
+    BatchNormSingleValue {
+        /// The node's name.
+        node: String,
+        /// The node's op name.
+        op: &'static str,
+        /// The input's shape.
+        shape: Shape,
+    },
     /// A Monte Carlo prediction was asked for no samples.
     #[error("Monte Carlo dropout needs at least 1 sample, but got {samples}")]
     McSamples {
@@ -637,6 +650,15 @@ pub enum TypeError {
         /// `max_pool2d`, `adaptive_avg_pool1d`, ...
         op: &'static str,
         /// What does not fit, with the shapes and values involved.
+        reason: String,
+    },
+    /// A batch normalization whose operands do not fit (see [`crate::graph::batch_norm`]);
+    /// [`Error::Type`] names the node and the op.
+    #[error("{reason}")]
+    BatchNorm {
+        /// `batch_norm`, `batch_norm_running_mean`, ...
+        op: &'static str,
+        /// What does not fit, with the shapes involved.
         reason: String,
     },
     /// A dropout with `sample_steps` on a scalar: it has no sample dimension.

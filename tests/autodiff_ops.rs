@@ -10,9 +10,10 @@ mod common;
 
 use common::compare::Agreement;
 use common::gradcheck::{
-    check_finite_differences, check_jit, f32_leaves, weighted_loss, with_gradients,
+    check_finite_differences, check_finite_differences_in, check_jit, check_jit_in, f32_leaves,
+    weighted_loss, with_gradients,
 };
-use dropjit::{Gemm, text};
+use dropjit::{Gemm, Mode, text};
 
 /// One case: graph lines defining `%y` (and whatever it needs).
 struct Case {
@@ -246,6 +247,22 @@ const CASES: &[Case] = &[
         body: "%x: f32[2, 3, 7, 5] = input\n%y: f32[2, 3, 3, 2] = adaptive_avg_pool2d %x {output = [3, 2]}",
     },
     Case {
+        name: "batch_norm2d",
+        body: "%x: f32[3, 2, 2, 3] = input\n%rm: f32[2] = input\n%rv: f32[2] = input\n%w: f32[2] = parameter\n%b: f32[2] = parameter\n%y: f32[3, 2, 2, 3] = batch_norm %x, %rm, %rv, %w, %b",
+    },
+    Case {
+        name: "batch_norm1d_without_affine",
+        body: "%x: f32[4, 3, 2] = input\n%rm: f32[3] = parameter\n%rv: f32[3] = parameter\n%y: f32[4, 3, 2] = batch_norm %x, %rm, %rv {eps = 0.001}",
+    },
+    Case {
+        name: "batch_norm_features",
+        body: "%x: f32[5, 3] = input\n%rm: f32[3] = input\n%rv: f32[3] = input\n%w: f32[3] = input\n%b: f32[3] = input\n%y: f32[5, 3] = batch_norm %x, %rm, %rv, %w, %b",
+    },
+    Case {
+        name: "batch_norm3d_twice",
+        body: "%x: f32[2, 2, 2, 1, 3] = input\n%rm: f32[2] = input\n%rv: f32[2] = input\n%w: f32[2] = parameter\n%b: f32[2] = parameter\n%a: f32[2, 2, 2, 1, 3] = batch_norm %x, %rm, %rv, %w, %b\n%t: f32[2, 2, 2, 1, 3] = tanh %a\n%y: f32[2, 2, 2, 1, 3] = batch_norm %t, %rm, %rv, %w, %b",
+    },
+    Case {
         name: "diamond",
         body: "%x: f32[3, 4] = input\n%a: f32[3, 4] = relu %x\n%b: f32[3, 4] = exp %x\n%c: f32[3, 4] = mul %a, %b\n%d: f32[4] = sum %c {axes = [0]}\n%y: f32[3, 4] = sub %c, %d",
     },
@@ -277,5 +294,41 @@ fn every_op_compiles_to_the_interpreters_gradients() {
         let (grads, _) = with_gradients(&graph, &wrt);
         check_jit(&grads, 21 + k as u64, Gemm::Reference, Agreement::Bits)
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    }
+}
+
+/// Batch norm in eval mode (and Monte Carlo mode, which normalizes alike): the gradient of the
+/// affine map with the running statistics, which are constants here (they get no gradient,
+/// as in PyTorch, and the output depends on them).
+const EVAL_CASES: &[Case] = &[
+    Case {
+        name: "batch_norm2d_eval",
+        body: "%x: f32[3, 2, 2, 3] = input\n%rm: f32[2] = constant [0.5, -1]\n%rv: f32[2] = constant [2, 0.25]\n%w: f32[2] = parameter\n%b: f32[2] = parameter\n%y: f32[3, 2, 2, 3] = batch_norm %x, %rm, %rv, %w, %b",
+    },
+    Case {
+        name: "batch_norm1d_eval_without_affine",
+        body: "%x: f32[1, 3, 2] = input\n%rm: f32[3] = constant [0, 1, -2]\n%rv: f32[3] = constant [1, 3, 0.5]\n%y: f32[1, 3, 2] = batch_norm %x, %rm, %rv {eps = 0.01}",
+    },
+];
+
+#[test]
+fn batch_norm_in_eval_and_mc_mode_matches_central_differences_and_compiles_alike() {
+    for (k, case) in EVAL_CASES.iter().enumerate() {
+        let graph = graph(case);
+        let leaves = f32_leaves(&graph);
+        let wrt: Vec<&str> = leaves.iter().map(String::as_str).collect();
+        for mode in [Mode::Eval, Mode::Mc] {
+            check_finite_differences_in(mode, &graph, &wrt, 31 + k as u64, 12, 1e-6)
+                .unwrap_or_else(|e| panic!("{} {mode:?}: {e}", case.name));
+            let (grads, _) = with_gradients(&graph, &wrt);
+            check_jit_in(
+                mode,
+                &grads,
+                41 + k as u64,
+                Gemm::Reference,
+                Agreement::Bits,
+            )
+            .unwrap_or_else(|e| panic!("{} {mode:?}: {e}", case.name));
+        }
     }
 }

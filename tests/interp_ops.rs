@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use dropjit::graph::{BinaryOp, ReduceOp, UnaryOp};
+use dropjit::graph::{BatchNorm, BinaryOp, ReduceOp, Running, Stat, UnaryOp};
 use dropjit::interp;
 use dropjit::{Generator, Graph, Mode, NodeId, Op, Tensor, TensorType};
 
@@ -577,5 +577,199 @@ fn cross_entropy_rejects_targets_outside_the_classes() {
     assert_eq!(
         err.unwrap_err().to_string(),
         "cross_entropy loss: target -1 at batch index 0 is outside 0..3"
+    );
+}
+
+/// `y = batch_norm(x, rm, rv[, w, b]) {eps = 0}` with the running statistics as outputs
+/// `mean` and `var`, all operands inputs.
+fn batch_norm_graph(x: &[usize], affine: bool) -> Graph {
+    let c = x[1];
+    let mut g = Graph::new("bn");
+    let xs = input(&mut g, "x", x);
+    let mut operands = vec![xs, input(&mut g, "rm", &[c]), input(&mut g, "rv", &[c])];
+    if affine {
+        operands.push(input(&mut g, "w", &[c]));
+        operands.push(input(&mut g, "b", &[c]));
+    }
+    let bn = BatchNorm {
+        eps: 0.0,
+        affine,
+        running_stats: false,
+    };
+    let y = g.add("y", Op::BatchNorm(bn), &operands).unwrap();
+    let momentum = 0.1;
+    let stat = |stat| Op::BatchNormRunning(Running { stat, momentum });
+    let mean = g.add("mean", stat(Stat::Mean), &[xs, operands[1]]).unwrap();
+    let var = g.add("var", stat(Stat::Var), &[xs, operands[2]]).unwrap();
+    g.add_output("y", y).unwrap();
+    g.add_output("mean", mean).unwrap();
+    g.add_output("var", var).unwrap();
+    g
+}
+
+fn run_mode(g: &Graph, mode: Mode, values: Vec<(&str, Tensor)>) -> dropjit::Result<Vec<Tensor>> {
+    let mut rng = Generator::new(1);
+    let out = interp::run(g, mode, &mut rng, &bind(values))?;
+    Ok(out.into_iter().map(|(_, t)| t).collect())
+}
+
+#[test]
+fn batch_norm_in_train_mode_uses_the_batch_statistics_and_updates_the_running_ones() {
+    let g = batch_norm_graph(&[2, 2], true);
+    let values = || {
+        vec![
+            ("x", t(&[2, 2], &[1.0, 10.0, 3.0, 30.0])),
+            ("rm", t(&[2], &[0.0, 1.0])),
+            ("rv", t(&[2], &[1.0, 2.0])),
+            ("w", t(&[2], &[2.0, 1.0])),
+            ("b", t(&[2], &[0.5, 0.0])),
+        ]
+    };
+    let out = run_mode(&g, Mode::Train, values()).unwrap();
+    // Channel 0: mean 2, biased var 1, scale 2 / 1, shift 0.5 - 2 * 2; channel 1: mean 20,
+    // var 100, scale 1 / 10 (0.1 in f32), shift -(20 * 0.1) = -2 after rounding.
+    assert_exact(&out[0], &[2, 2], &[-1.5, -1.0, 2.5, 1.0]);
+    // m * batch + (1 - m) * running, the variance unbiased (sum of squares / (n - 1)).
+    let (m, keep) = (0.1f32, 0.9f32);
+    assert_exact(
+        &out[1],
+        &[2],
+        &[m * 2.0 + keep * 0.0, m * 20.0 + keep * 1.0],
+    );
+    assert_exact(
+        &out[2],
+        &[2],
+        &[m * 2.0 + keep * 1.0, m * 200.0 + keep * 2.0],
+    );
+}
+
+#[test]
+fn batch_norm_in_eval_and_mc_mode_is_the_affine_map_of_the_running_statistics() {
+    let g = batch_norm_graph(&[1, 2, 2], true);
+    let values = || {
+        vec![
+            ("x", t(&[1, 2, 2], &[2.0, 4.0, 0.0, NAN])),
+            ("rm", t(&[2], &[1.0, -1.0])),
+            ("rv", t(&[2], &[4.0, 0.25])),
+            ("w", t(&[2], &[1.0, 2.0])),
+            ("b", t(&[2], &[0.0, 1.0])),
+        ]
+    };
+    for mode in [Mode::Eval, Mode::Mc] {
+        // scale = w / sqrt(rv) = [0.5, 4], shift = b - rm * scale = [-0.5, 5]; one value
+        // per channel is fine, NaN stays in its element.
+        let out = run_mode(&g, mode, values()).unwrap();
+        assert_exact(&out[0], &[1, 2, 2], &[0.5, 1.5, 5.0, NAN]);
+        assert_exact(&out[1], &[2], &[1.0, -1.0]);
+        assert_exact(&out[2], &[2], &[4.0, 0.25]);
+    }
+    // Without the affine map: scale = 1 / sqrt(rv), shift = -(rm * scale).
+    let g = batch_norm_graph(&[1, 2, 2], false);
+    let out = run_mode(&g, Mode::Eval, values().into_iter().take(3).collect()).unwrap();
+    assert_exact(&out[0], &[1, 2, 2], &[0.5, 1.5, 2.0, NAN]);
+}
+
+#[test]
+fn batch_norm_with_running_stats_uses_them_in_train_mode_too() {
+    let source = "graph frozen {
+  %x: f32[1, 2, 2] = input
+  %rm: f32[2] = input
+  %rv: f32[2] = input
+  %y: f32[1, 2, 2] = batch_norm %x, %rm, %rv {eps = 0, running_stats = true}
+  output y = %y
+}";
+    let g = dropjit::text::parse(source).unwrap();
+    assert_eq!(
+        dropjit::text::parse(&g.to_string()).unwrap().to_string(),
+        g.to_string()
+    );
+    let values = vec![
+        ("x", t(&[1, 2, 2], &[2.0, 4.0, 0.0, 1.0])),
+        ("rm", t(&[2], &[1.0, -1.0])),
+        ("rv", t(&[2], &[4.0, 0.25])),
+    ];
+    // One value per channel is fine: no batch statistics.
+    let out = run_mode(&g, Mode::Train, values).unwrap();
+    assert_exact(&out[0], &[1, 2, 2], &[0.5, 1.5, 2.0, 4.0]);
+}
+
+#[test]
+fn batch_norm_over_one_value_per_channel_fails_in_train_mode_only() {
+    let g = batch_norm_graph(&[1, 3], false);
+    let values = || {
+        vec![
+            ("x", t(&[1, 3], &[1.0, 2.0, 3.0])),
+            ("rm", t(&[3], &[0.0; 3])),
+            ("rv", t(&[3], &[1.0; 3])),
+        ]
+    };
+    let err = run_mode(&g, Mode::Train, values()).unwrap_err();
+    let message =
+        "batch_norm y: expected more than 1 value per channel when training, got input size [1, 3]";
+    assert_eq!(err.to_string(), message);
+    // The compiler reports it as it specializes the graph for train mode.
+    let compiled = dropjit::Compiler::new().mode(Mode::Train).compile(&g);
+    assert_eq!(compiled.err().unwrap().to_string(), message);
+    assert!(run_mode(&g, Mode::Eval, values()).is_ok());
+    // Spatial values count: [1, 3, 2] has two per channel.
+    let g = batch_norm_graph(&[1, 3, 2], false);
+    let x = ("x", t(&[1, 3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 7.0]));
+    let out = run_mode(
+        &g,
+        Mode::Train,
+        vec![x, values()[1].clone(), values()[2].clone()],
+    );
+    let y = out.unwrap().remove(0);
+    let r = 1.0 / 1.0f32.sqrt();
+    assert_exact(&y, &[1, 3, 2], &[-r, r, -r, r, -r, r]);
+}
+
+#[test]
+fn batch_norm_operands_that_do_not_fit_are_type_errors_naming_node_and_shapes() {
+    let mut g = Graph::new("bn");
+    let x = input(&mut g, "x", &[4, 3, 5]);
+    let c3 = input(&mut g, "c3", &[3]);
+    let c2 = input(&mut g, "c2", &[2]);
+    let v = input(&mut g, "v", &[3]);
+    let bn = |affine| {
+        Op::BatchNorm(BatchNorm {
+            affine,
+            ..BatchNorm::new()
+        })
+    };
+    let err = g.add("bn1", bn(true), &[x, c3, v, c3, c2]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "batch_norm bn1: bias has to be [3], one per channel, but is [2]"
+    );
+    let err = g.add("bn1", bn(false), &[x, c2, v]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "batch_norm bn1: running_mean has to be [3], one per channel, but is [2]"
+    );
+    let err = g.add("bn1", bn(false), &[c3, c3, v]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "batch_norm bn1: the input has to be [N, C, ...] (rank 2 or more), but is [3]"
+    );
+    let running = Op::BatchNormRunning(Running {
+        stat: Stat::Var,
+        momentum: 0.1,
+    });
+    let err = g.add("rv1", running, &[x, c2]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "batch_norm_running_var rv1: running_var has to be [3], one per channel, but is [2]"
+    );
+    let grad = Op::BatchNormInputGrad(BatchNorm::new());
+    let err = g.add("dx", grad, &[c3, x, c3, v, c3]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "batch_norm_input_grad dx: the gradient has to have the input's shape [4, 3, 5], but is [3]"
+    );
+    let err = g.add("bn1", bn(true), &[x, c3, v]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "batch_norm bn1: expects 5 operands, but got 3"
     );
 }

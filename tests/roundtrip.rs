@@ -106,6 +106,9 @@ fn random_graphs_cover_every_op() {
         "softmax",
         "log_softmax",
         "cross_entropy",
+        "batch_norm",
+        "batch_norm_running_mean",
+        "batch_norm_running_var",
     ]);
     all.extend(dropjit::graph::UnaryOp::ALL.map(|op| op.name()));
     all.extend(dropjit::graph::BinaryOp::ALL.map(|op| op.name()));

@@ -12,6 +12,8 @@
 //! - `linalg`: `matmul` (batched, broadcast batch dimensions) and `linear`;
 //! - `reduce`: `sum`, `mean`, `amax`, `reshape`, `transpose`, `softmax`, `log_softmax`,
 //!   `cross_entropy`;
+//! - `window`: convolutions and pools; `batch_norm`: batch normalization (its own gradient
+//!   ops, in the graph's mode);
 //! - `dropout`: the dropout family, whose gradient recomputes the forward's mask from its
 //!   stream (nothing is saved): `dropout_grad` carries the forward dropout's attributes.
 //!
@@ -23,6 +25,7 @@
 //! Every node is added through a [`Builder`], so a product that does not type-check (a bug)
 //! is an error naming the node, not a panic.
 
+mod batch_norm;
 mod dropout;
 mod elementwise;
 mod linalg;
@@ -245,10 +248,15 @@ fn vjp(b: &mut Builder, id: NodeId, g: NodeId, names: &[Option<String>]) -> Resu
         Op::AdaptiveAvgPool { output } => {
             first(names, |n| window::adaptive_avg_pool(b, output, at, n))
         }
+        Op::BatchNorm(bn) => batch_norm::batch_norm(b, bn, at, names),
+        // Running statistics are updated outside the gradient, as in PyTorch.
+        Op::BatchNormRunning(_) => Ok(vec![None, None]),
         Op::ConvInputGrad(_)
         | Op::ConvWeightGrad(_)
         | Op::PoolGrad(_)
-        | Op::AdaptiveAvgPoolGrad { .. } => Err(cannot(
+        | Op::AdaptiveAvgPoolGrad { .. }
+        | Op::BatchNormInputGrad(_)
+        | Op::BatchNormWeightGrad(_) => Err(cannot(
             b.graph(),
             id,
             format!("{} has no derivative", op.name()),

@@ -3,6 +3,7 @@
 //! [`infer_type`] is called when a node is added and again by the verifier, so a node's stored
 //! type can never drift from what its op computes.
 
+use super::batch_norm::{self, Stat};
 use super::functions::ReduceOp;
 use super::op::Op;
 use super::pool::{self, adaptive_output_shape};
@@ -180,7 +181,73 @@ fn result_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeErro
             }
             dropout.mask_shape(&operands[0].shape).map(TensorType::bool)
         }
+        Op::BatchNorm(bn) => {
+            let names: &[&str] = &["running_mean", "running_var", "weight", "bias"];
+            let stats = 1 + 2 + 2 * usize::from(bn.affine);
+            batch_norm_check(op.name(), operands, &names[..stats - 1])?;
+            Ok(operands[0].clone())
+        }
+        Op::BatchNormRunning(r) => {
+            let what = match r.stat {
+                Stat::Mean => "running_mean",
+                Stat::Var => "running_var",
+            };
+            batch_norm_check(op.name(), operands, &[what])?;
+            Ok(operands[1].clone())
+        }
+        Op::BatchNormInputGrad(bn) => {
+            let (g, rest) = operands
+                .split_first()
+                .expect("invariant: the arity was checked");
+            let names: &[&str] = &["running_mean", "running_var", "weight"];
+            batch_norm_check(op.name(), rest, &names[..2 + usize::from(bn.affine)])?;
+            batch_norm_grad_check(op.name(), g, rest[0])?;
+            Ok(rest[0].clone())
+        }
+        Op::BatchNormWeightGrad(_) => {
+            let (g, rest) = operands
+                .split_first()
+                .expect("invariant: the arity was checked");
+            batch_norm_check(op.name(), rest, &["running_mean", "running_var"])?;
+            batch_norm_grad_check(op.name(), g, rest[0])?;
+            Ok(rest[1].clone())
+        }
     }
+}
+
+/// `operands` are an f32 input `[N, C, ...]` followed by f32 per-channel values `[C]` named
+/// `names`.
+fn batch_norm_check(
+    op: &'static str,
+    operands: &[&TensorType],
+    names: &[&str],
+) -> Result<(), TypeError> {
+    let positions: Vec<usize> = (0..operands.len()).collect();
+    expect_f32(operands, &positions)?;
+    let c = batch_norm::channels(op, &operands[0].shape)?;
+    for (value, what) in operands[1..].iter().zip(names) {
+        batch_norm::check_channels(op, what, &value.shape, c)?;
+    }
+    Ok(())
+}
+
+/// A gradient `g` of a batch normalization has its input's type.
+fn batch_norm_grad_check(
+    op: &'static str,
+    g: &TensorType,
+    x: &TensorType,
+) -> Result<(), TypeError> {
+    expect_f32(&[g], &[0])?;
+    if g.shape != x.shape {
+        return Err(TypeError::BatchNorm {
+            op,
+            reason: format!(
+                "the gradient has to have the input's shape {}, but is {}",
+                x.shape, g.shape
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn expect_f32(operands: &[&TensorType], positions: &[usize]) -> Result<(), TypeError> {

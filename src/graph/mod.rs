@@ -5,6 +5,7 @@
 //! from its op and operands, operands precede their users (no cycles), and every output names a
 //! live node. A `StableGraph` keeps node ids valid when passes delete nodes.
 
+pub mod batch_norm;
 mod builder;
 pub mod conv;
 pub mod dropout;
@@ -31,6 +32,7 @@ use petgraph::stable_graph::{NodeIndex, StableGraph};
 use petgraph::visit::{EdgeRef, NodeIndexable};
 
 pub use crate::types::{DType, Shape, TensorType};
+pub use batch_norm::{BatchNorm, Running, Stat};
 pub use builder::{Builder, Naming};
 pub use conv::Conv;
 pub use dropout::{Dropout, DropoutKind, MaskSamples};

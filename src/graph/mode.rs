@@ -1,4 +1,5 @@
-//! The mode a graph runs or compiles in: which ops draw randomness. It belongs to the graph
+//! The mode a graph runs or compiles in: which ops draw randomness and which statistics batch
+//! norm uses. It belongs to the graph
 //! (passes specialise a graph for it, the interpreter and compiled code run in it), so every
 //! stage takes it from here.
 
@@ -7,13 +8,15 @@ use super::Graph;
 /// How the mode-dependent ops behave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mode {
-    /// Dropout draws masks; the generator's step advances.
+    /// Dropout draws masks; batch norm normalizes with the batch's statistics and its
+    /// running statistics update; the generator's step advances.
     Train,
-    /// Dropout is the identity.
+    /// Dropout is the identity; batch norm uses its running statistics, which stay as they
+    /// are.
     Eval,
     /// Monte Carlo dropout (Gal and Ghahramani): dropout draws masks as in `Train` and every
-    /// other op behaves as in `Eval` (today no other op depends on the mode; batch norm's
-    /// running statistics will). The generator's step advances as in `Train`.
+    /// other op behaves as in `Eval` (batch norm uses its running statistics). The
+    /// generator's step advances as in `Train`.
     Mc,
 }
 

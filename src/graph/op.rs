@@ -20,6 +20,7 @@
 
 use std::fmt;
 
+use super::batch_norm::{BatchNorm, Running};
 use super::conv::Conv;
 use super::dropout::Dropout;
 use super::functions::{BinaryOp, ReduceOp, UnaryOp};
@@ -129,6 +130,22 @@ pub enum Op {
     /// operand, kind, `p`, `broadcast_dims` and stream (the mask recomputes that dropout's
     /// draw). All true in eval mode and for `p = 0`, all false for `p = 1`; never in place.
     DropoutMask(Dropout),
+    /// `torch.nn.functional.batch_norm` in the graph's mode: batch statistics in train mode,
+    /// the running statistics in eval and Monte Carlo mode (and with `running_stats`); see [`crate::graph::batch_norm`]
+    /// (the definition and its order of operations). Operands: `x [N, C, ...]`,
+    /// `running_mean [C]`, `running_var [C]`[, `weight [C]`, `bias [C]` if affine].
+    BatchNorm(BatchNorm),
+    /// A running statistic of a batch normalization after this run: in train mode the
+    /// momentum update with the batch's statistic, in eval and Monte Carlo mode the running
+    /// statistic unchanged. Operands: `x` and the running statistic `[C]`.
+    BatchNormRunning(Running),
+    /// The gradient of a batch normalization with respect to its input, in the graph's mode
+    /// (through the batch statistics in train mode). Operands: the incoming gradient `g`
+    /// (`x`'s shape), `x`, `running_mean`, `running_var`[, `weight` if affine].
+    BatchNormInputGrad(BatchNorm),
+    /// The gradient of a batch normalization with respect to its weight, `[C]`, in the
+    /// graph's mode. Operands: `g`, `x`, `running_mean`, `running_var`.
+    BatchNormWeightGrad(BatchNorm),
 }
 
 impl Op {
@@ -178,6 +195,10 @@ impl Op {
             Op::Expand { .. } => "expand",
             Op::CrossEntropyGrad => "cross_entropy_grad",
             Op::DropoutMask(d) => d.kind.mask_name(),
+            Op::BatchNorm(_) => "batch_norm",
+            Op::BatchNormRunning(r) => r.name(),
+            Op::BatchNormInputGrad(_) => "batch_norm_input_grad",
+            Op::BatchNormWeightGrad(_) => "batch_norm_weight_grad",
         }
     }
 
@@ -202,6 +223,10 @@ impl Op {
             Op::PoolGrad(_) | Op::AdaptiveAvgPoolGrad { .. } => 2,
             Op::Linear { bias } => 2 + usize::from(*bias),
             Op::Conv(c) => 2 + usize::from(c.bias),
+            Op::BatchNormRunning(_) => 2,
+            Op::BatchNormWeightGrad(_) => 4,
+            Op::BatchNorm(bn) => 3 + 2 * usize::from(bn.affine),
+            Op::BatchNormInputGrad(bn) => 4 + usize::from(bn.affine),
         }
     }
 
@@ -235,6 +260,12 @@ impl Op {
             // The batch mean sums in one fixed order; a mask has the mask shape, not its
             // operand's, and reads no operand element.
             Op::CrossEntropy | Op::DropoutMask(_) => OpClass::Whole,
+            // Per-channel statistics over the whole batch; the compiler's mode pass rewrites
+            // every batch-norm node into ordinary nodes before planning.
+            Op::BatchNorm(_)
+            | Op::BatchNormRunning(_)
+            | Op::BatchNormInputGrad(_)
+            | Op::BatchNormWeightGrad(_) => OpClass::Whole,
         }
     }
 
@@ -276,7 +307,11 @@ impl Op {
             | Op::Softmax { .. }
             | Op::LogSoftmax { .. }
             | Op::Expand { .. }
-            | Op::CrossEntropyGrad => Effects::NONE,
+            | Op::CrossEntropyGrad
+            | Op::BatchNorm(_)
+            | Op::BatchNormRunning(_)
+            | Op::BatchNormInputGrad(_)
+            | Op::BatchNormWeightGrad(_) => Effects::NONE,
         }
     }
 

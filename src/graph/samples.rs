@@ -94,6 +94,14 @@ pub fn batched(op: &Op, samples: usize, rank: usize) -> Result<(Op, Operands), &
         | Op::AdaptiveAvgPoolGrad { .. } => {
             return Err("gradients are not drawn in Monte Carlo samples");
         }
+        // Its channels are dimension 1 of [N, C, ...]: a dimension of samples in front would
+        // take their place.
+        Op::BatchNorm(_) | Op::BatchNormRunning(_) => {
+            return Err("batch norm's (N, C, ...) input has no room for a dimension of samples");
+        }
+        Op::BatchNormInputGrad(_) | Op::BatchNormWeightGrad(_) => {
+            return Err("gradients are not drawn in Monte Carlo samples");
+        }
         Op::Input(_) | Op::Parameter(_) | Op::Constant(_) => {
             return Err("a leaf reads no operand");
         }
@@ -142,7 +150,14 @@ pub fn separable(op: &Op, rank: usize) -> Option<Operands> {
         Op::Softmax { axis } | Op::LogSoftmax { axis } => {
             not_samples(*axis).then_some(Operands::Single)
         }
-        Op::CrossEntropy | Op::CrossEntropyGrad => None,
+        // Train-mode statistics are over the whole batch (and the compiler rewrites every
+        // batch-norm node before planning).
+        Op::CrossEntropy
+        | Op::CrossEntropyGrad
+        | Op::BatchNorm(_)
+        | Op::BatchNormRunning(_)
+        | Op::BatchNormInputGrad(_)
+        | Op::BatchNormWeightGrad(_) => None,
         Op::Input(_) | Op::Parameter(_) | Op::Constant(_) => Some(Operands::Single),
     }
 }

@@ -3,16 +3,17 @@
 use std::collections::BTreeMap;
 
 use crate::alloc;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::graph::batch_norm::per_channel;
 use crate::graph::infer::reduced_axes;
 use crate::graph::verify::verify;
-use crate::graph::{DType, Graph, Mode, Node, NodeId, Op, Shape, steps_per_run};
+use crate::graph::{BatchNorm, DType, Graph, Mode, Node, NodeId, Op, Shape, steps_per_run};
 use crate::math::Element;
 use crate::rng::Generator;
 use crate::rng::mask::MaskSource;
 
 use super::value::{Array, Value};
-use super::{bind, conv, dropout, elementwise, layout, linalg, pool, reduce, softmax};
+use super::{batch_norm, bind, conv, dropout, elementwise, layout, linalg, pool, reduce, softmax};
 
 /// Every node's value after one run, indexed by [`crate::graph::NodeId::index`].
 pub(crate) struct Evaluation<T> {
@@ -82,6 +83,7 @@ pub(crate) fn evaluate<T: Element>(
             values,
             seed: generator.seed(),
             step,
+            mode,
         };
         let value = cx.evaluate()?;
         computed[id.index()] = Some(value);
@@ -135,11 +137,46 @@ struct NodeCx<'a, T> {
     values: &'a BTreeMap<String, Value<T>>,
     seed: u64,
     step: Option<u32>,
+    mode: Mode,
 }
 
 impl<T: Element> NodeCx<'_, T> {
     fn float(&self, i: usize) -> &Array<T> {
         self.operands[i].float()
+    }
+
+    /// The statistics a batch-norm node (input operand `x`, running mean and variance
+    /// operands `stats`) normalizes with: the batch's in train mode unless `bn` pins the
+    /// running ones (`None`; a single value per channel is an error, as in PyTorch), the
+    /// running ones otherwise.
+    fn batch_norm_stats(
+        &self,
+        bn: &BatchNorm,
+        x: usize,
+        stats: usize,
+    ) -> Result<Option<(&Array<T>, &Array<T>)>> {
+        if !bn.running_stats && self.batch_norm_trains(x)? {
+            Ok(None)
+        } else {
+            Ok(Some((self.float(stats), self.float(stats + 1))))
+        }
+    }
+
+    /// True in train mode, where a batch-norm node with input operand `x` uses the batch's
+    /// statistics: an error if it has a single value per channel, as in PyTorch.
+    fn batch_norm_trains(&self, x: usize) -> Result<bool> {
+        if self.mode != Mode::Train {
+            return Ok(false);
+        }
+        let shape = &self.float(x).shape;
+        if per_channel(shape) == 1 {
+            return Err(Error::BatchNormSingleValue {
+                node: self.node.name.clone(),
+                op: self.node.op.name(),
+                shape: shape.clone(),
+            });
+        }
+        Ok(true)
     }
 
     fn evaluate(&self) -> Result<Value<T>> {
@@ -230,6 +267,26 @@ impl<T: Element> NodeCx<'_, T> {
                     step,
                 });
                 Value::Bool(dropout::mask(d, &self.float(0).shape, source))
+            }
+            Op::BatchNorm(bn) => {
+                let running = self.batch_norm_stats(bn, 0, 1)?;
+                let affine = bn.affine.then(|| (self.float(3), self.float(4)));
+                Value::Float(batch_norm::batch_norm(bn, self.float(0), running, affine))
+            }
+            Op::BatchNormRunning(r) => {
+                let train = self.batch_norm_trains(0)?;
+                Value::Float(batch_norm::running(r, self.float(0), self.float(1), train))
+            }
+            Op::BatchNormInputGrad(bn) => {
+                let running = self.batch_norm_stats(bn, 1, 2)?;
+                let weight = bn.affine.then(|| self.float(4));
+                let (g, x) = (self.float(0), self.float(1));
+                Value::Float(batch_norm::input_grad(bn, g, x, running, weight))
+            }
+            Op::BatchNormWeightGrad(bn) => {
+                let running = self.batch_norm_stats(bn, 1, 2)?;
+                let (g, x) = (self.float(0), self.float(1));
+                Value::Float(batch_norm::weight_grad(bn, g, x, running))
             }
         };
         Ok(value)

@@ -19,11 +19,15 @@
 //! - `sum`, `mean`, `amax`: `reduce` (row-major order of the reduced elements);
 //! - `softmax`, `log_softmax`, `cross_entropy`: `softmax`;
 //! - the dropout family and its gradients: `dropout` (RNG contract v1, [`crate::rng::mask`]);
-//!   `cross_entropy_grad`: `softmax`; `expand`: `layout`.
+//!   `cross_entropy_grad`: `softmax`; `expand`: `layout`;
+//! - `batch_norm`, its running statistics and gradients: `batch_norm` (per-channel sums from
+//!   0.0 in row-major order, then one affine map per element; see
+//!   [`crate::graph::batch_norm`]).
 //!
 //! Kernels are generic over [`Element`](crate::math::Element), so [`run_f64`] interprets the
 //! same graph in `f64` (for gradient checks) with the same masks.
 
+mod batch_norm;
 mod bind;
 mod conv;
 mod dropout;

@@ -105,6 +105,13 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
         Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Reshape { .. } => {
             panic!("invariant: leaves and reshapes belong to no kernel")
         }
+        // The mode pass rewrote them into ordinary nodes (`passes::specialize_batch_norm`).
+        Op::BatchNorm(_)
+        | Op::BatchNormRunning(_)
+        | Op::BatchNormInputGrad(_)
+        | Op::BatchNormWeightGrad(_) => {
+            panic!("invariant: specialize_batch_norm leaves no batch-norm node to lower")
+        }
         Op::Unary(_) | Op::Binary(_) | Op::Dropout(_) | Op::DropoutGrad(_) | Op::Expand { .. } => {
             match &kernel.form {
                 Form::Vector { reads, masks } => simd::kernel(cx, graph, kernel, reads, masks),

@@ -83,6 +83,19 @@ pub fn eager_compilations() -> usize {
     cache().len()
 }
 
+/// Runs an eager call's own `graph` (compiled once per graph and mode through the eager
+/// cache) in `mode` on `inputs` and `params`. A throwaway generator serves a train-mode run:
+/// an op that draws nothing (batch norm's statistics) leaves the default generator alone.
+pub(crate) fn run_eager(
+    graph: &Graph,
+    mode: Mode,
+    inputs: &BTreeMap<String, Tensor>,
+    params: &ParameterStore,
+) -> Result<Vec<(String, Tensor)>> {
+    let compiled = cache().get(graph, mode)?;
+    compiled.run(&mut Generator::new(0), inputs, params)
+}
+
 /// One eager call: `op` of the input `x` and the named parameters.
 /// The forward of a module with parameters (`weight`, `bias` in its own `store`, with types
 /// `parameters`) computing `op`: eagerly, or traced as a node named by the module's path with

@@ -173,6 +173,7 @@
 //! # Ok(()) }
 //! ```
 
+mod batch_norm;
 mod conv;
 mod dropout;
 mod eager;
@@ -187,6 +188,7 @@ mod trace;
 mod traced;
 mod var;
 
+pub use batch_norm::BatchNormNd;
 pub use conv::ConvNd;
 pub use dropout::{
     AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d, DropoutLayer, FeatureAlphaDropout,

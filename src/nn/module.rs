@@ -38,8 +38,29 @@ pub trait Module {
         Vec::new()
     }
 
+    /// The module's own buffers (not its children's), by local name: state that is no
+    /// trainable parameter but is saved with the model (batch norm's `running_mean`,
+    /// `running_var`, `num_batches_tracked`), as values (tensors share their buffers).
+    fn local_buffers(&self) -> Vec<(&'static str, Tensor)> {
+        Vec::new()
+    }
+
+    /// Every buffer with its dotted path (`bn1.running_mean`): own buffers first, then each
+    /// child's in declaration order, as [`Module::named_parameters`].
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        let mut named: Vec<(String, Tensor)> = (self.local_buffers().into_iter())
+            .map(|(name, t)| (name.to_string(), t))
+            .collect();
+        for (prefix, child) in self.children() {
+            for (name, t) in child.named_buffers() {
+                named.push((format!("{prefix}.{name}"), t));
+            }
+        }
+        named
+    }
+
     /// Sets the train/eval flag of this module and every descendant. Leaf modules with
-    /// behaviour that depends on the mode (the dropout family) override it; callers use
+    /// behaviour that depends on the mode (the dropout family, batch norm) override it; callers use
     /// [`Module::train`] and [`Module::eval`]. The flags are atomic, which is why `&self`
     /// suffices here; the public switches take `&mut self` because they change behaviour.
     fn set_training(&self, training: bool) {

@@ -2,7 +2,9 @@
 //! every module call adds nodes to one [`Graph`] instead of computing.
 //!
 //! Names and streams are deterministic:
-//! - The input node is `x`; the graph's one output is `y`.
+//! - The input node is `x`; the graph's first output is `y`. A train-mode batch norm adds
+//!   the new values of its running statistics as outputs `bn1.running_mean.next`,
+//!   `bn1.running_var.next` after it ([`crate::nn::Traced`] writes them back).
 //! - A module call's node is named after the module's path among the children
 //!   ([`crate::nn::Module::children`]): `fc1`, `dropout1`, `0` inside a `Sequential`; a later
 //!   call of the same module gets `fc1.call2`, `fc1.call3`, ... ([`Naming::CALLS`]).
@@ -34,6 +36,10 @@ pub(crate) struct TraceState {
     next_stream: u32,
     /// Every dropout call draws (a Monte Carlo trace).
     dropout_always_draws: bool,
+    /// The store entries this trace updates (a train-mode batch norm's running statistics),
+    /// each with the node of its latest value, in first-update order: the graph's outputs
+    /// `<entry>.next` after `y`.
+    updates: Vec<(String, NodeId)>,
 }
 
 /// One node of a trace: what a traced [`Var`] holds.
@@ -61,6 +67,23 @@ impl TracedNode {
     /// True in a Monte Carlo trace: dropout calls draw even in eval mode.
     pub(crate) fn dropout_always_draws(&self) -> bool {
         self.trace.borrow().dropout_always_draws
+    }
+
+    /// The node holding the latest value of store entry `entry` in this trace: the node
+    /// of an earlier update, or `None` if the trace has not updated it.
+    pub(crate) fn updated(&self, entry: &str) -> Option<NodeId> {
+        let state = self.trace.borrow();
+        (state.updates.iter()).find_map(|(e, node)| (e == entry).then_some(*node))
+    }
+
+    /// Records `node` as the new value of store entry `entry`, which the traced graph outputs
+    /// as `<entry>.next`.
+    pub(crate) fn update(&self, entry: &str, node: NodeId) {
+        let mut state = self.trace.borrow_mut();
+        match state.updates.iter_mut().find(|(e, _)| e == entry) {
+            Some((_, latest)) => *latest = node,
+            None => state.updates.push((entry.to_string(), node)),
+        }
     }
 
     /// Claims the next dropout stream of the trace.
@@ -170,12 +193,14 @@ fn trace_with(model: &dyn Module, input: &TensorType, mc: bool) -> Result<Graph>
         paths,
         next_stream: 0,
         dropout_always_draws: mc,
+        updates: Vec::new(),
     }));
     let x = Var::traced(TracedNode {
         trace: Rc::clone(&trace),
         node: input_node,
     });
     let y = model.forward(&x)?;
+    let updates = std::mem::take(&mut trace.borrow_mut().updates);
     let mut graph = std::mem::take(&mut trace.borrow_mut().graph);
     let mut b = Builder::new(&mut graph, Naming::CALLS);
     let output = match &y.repr {
@@ -189,5 +214,10 @@ fn trace_with(model: &dyn Module, input: &TensorType, mc: bool) -> Result<Graph>
         Repr::Eager(t) => b.constant("constant", (**t).clone())?,
     };
     b.output("y", output)?;
+    for (entry, node) in updates {
+        // Under the name of the node's first call (`bn1.running_mean.next`), which the
+        // output may share.
+        graph.add_output(format!("{entry}.next"), node)?;
+    }
     Ok(graph)
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::batch_norm::{batches_tracked, count_batches};
 use super::eager::with_default_generator;
 use super::mc::McPrediction;
 use super::module::{Module, fmt_module};
@@ -29,6 +30,14 @@ use crate::train::{CompiledStep, Loss, StepGraph, step_graph};
 /// made (the one copy); every compilation, train or eval, runs on that store. A train-mode
 /// run claims one generator step and every dropout call site draws its own stream at that
 /// step (see [`crate::nn::trace()`]).
+///
+/// # Buffers
+/// A batch norm's running statistics and `num_batches_tracked` are buffers
+/// ([`Module::named_buffers`]): collected with the parameters, bound to every run beside
+/// them, but no parameter (no optimizer updates them, [`Traced::named_parameters`] does not
+/// list them; [`Traced::named_buffers`] does). Every train-mode run, forward or training step,
+/// writes their new values back (the graph's outputs after `y`); eval and Monte Carlo runs
+/// never do. Checkpoints save and load them.
 ///
 /// # Training
 /// [`Traced::train_step`] runs forward, loss, backward and the optimizer's update as one
@@ -75,13 +84,29 @@ pub struct Traced<M> {
     /// The model's parameters in `named_parameters` order (the store may also hold
     /// optimizer state).
     param_names: Vec<String>,
+    /// The model's buffers (batch norm's running statistics and counters) by store name,
+    /// which train-mode runs update through `&self`; a run binds them with the parameters.
+    buffers: Mutex<ParameterStore>,
     cache: CompileCache,
     /// The forward compilations by input type and how dropouts trace, so a call finds its
     /// graph without tracing the model and printing the graph for the cache's key (few
     /// entries).
-    forwards: Mutex<Vec<(TensorType, Dropouts, Arc<CompiledGraph>)>>,
-    /// The compiled training steps so far (few: one per batch size and configuration).
-    steps: Vec<(StepKey, CompiledStep)>,
+    forwards: Mutex<Vec<(TensorType, Dropouts, Forward)>>,
+    /// The compiled training steps so far (few: one per batch size and configuration), with
+    /// the `num_batches_tracked` counters each run advances.
+    steps: Vec<(StepKey, CompiledStep, Tracked)>,
+}
+
+/// `num_batches_tracked` counters by store name, with the batch-norm calls each counts.
+type Tracked = Vec<(String, i32)>;
+
+/// A compiled forward and the `num_batches_tracked` counters each of its runs advances (with
+/// the calls each counts), read from the traced graph before the passes rewrite its batch
+/// norms.
+#[derive(Clone)]
+struct Forward {
+    compiled: Arc<CompiledGraph>,
+    tracked: Tracked,
 }
 
 /// How a forward traces its dropout calls.
@@ -119,10 +144,12 @@ impl<M: Module> Traced<M> {
         let params = (named.into_iter())
             .map(|(name, t)| (name, t.clone()))
             .collect();
+        let buffers = Mutex::new(model.named_buffers().into_iter().collect());
         Traced {
             model,
             params,
             param_names,
+            buffers,
             cache: CompileCache::new(compiler),
             forwards: Mutex::default(),
             steps: Vec::new(),
@@ -142,71 +169,117 @@ impl<M: Module> Traced<M> {
     /// The traced graph depends only on the input type and the mode (the model is reachable
     /// only through `&self`, and [`Traced::train`]/[`Traced::eval`] set every module's
     /// mode), so later requests for the same pair return the compilation without tracing.
+    ///
+    /// A train-mode batch norm makes the graph compile in train mode too (batch statistics;
+    /// each run then claims a generator step, as a dropout's would), and its running
+    /// statistics are outputs after `y` ([`crate::nn::BatchNormNd`]).
     pub fn compile(&self, input: &TensorType) -> Result<Arc<CompiledGraph>> {
         let training = self.is_training();
-        self.compile_forward(input, Dropouts::AsModules { training })
+        let forward = self.compile_forward(input, Dropouts::AsModules { training })?;
+        Ok(forward.compiled)
     }
 
     /// The forward traced with `dropouts`, compiled on first request.
-    fn compile_forward(
-        &self,
-        input: &TensorType,
-        dropouts: Dropouts,
-    ) -> Result<Arc<CompiledGraph>> {
-        let found = (self.lock_forwards().iter()).find_map(|(ty, d, compiled)| {
-            (*d == dropouts && ty == input).then(|| Arc::clone(compiled))
-        });
-        if let Some(compiled) = found {
-            return Ok(compiled);
+    fn compile_forward(&self, input: &TensorType, dropouts: Dropouts) -> Result<Forward> {
+        let found = (self.lock_forwards().iter())
+            .find_map(|(ty, d, forward)| (*d == dropouts && ty == input).then(|| forward.clone()));
+        if let Some(forward) = found {
+            return Ok(forward);
         }
         let (graph, drawing) = match dropouts {
             Dropouts::AsModules { .. } => (self.graph(input)?, Mode::Train),
             Dropouts::AllDraw => (trace_mc(&self.model, input)?, Mode::Mc),
             Dropouts::Samples(n) => {
-                let batched = passes::batch_samples(&trace_mc(&self.model, input)?, n)?;
+                // Batch norm first specialized for Monte Carlo mode (the affine map of the
+                // running statistics), which the samples pass through.
+                let mut graph = trace_mc(&self.model, input)?;
+                passes::specialize_batch_norm(&mut graph, Mode::Mc)?;
+                let batched = passes::batch_samples(&graph, n)?;
                 (batched.graph, Mode::Mc)
             }
         };
-        // A graph without dropout draws nothing: eval mode, so its runs claim no step.
+        // A graph without dropout draws nothing: eval mode, so its runs claim no step; one
+        // that updates running statistics normalizes with the batch's, in train mode.
         let has_dropout = graph.node_ids().any(|id| graph[id].op.is_dropout());
-        let mode = if has_dropout { drawing } else { Mode::Eval };
-        let compiled = self.cache.get(&graph, mode)?;
-        let entry = (input.clone(), dropouts, Arc::clone(&compiled));
+        let updates = graph.outputs().len() > 1;
+        let mode = if has_dropout || updates {
+            drawing
+        } else {
+            Mode::Eval
+        };
+        let forward = Forward {
+            compiled: self.cache.get(&graph, mode)?,
+            tracked: batches_tracked(&graph),
+        };
+        let entry = (input.clone(), dropouts, forward.clone());
         self.lock_forwards().push(entry);
-        Ok(compiled)
+        Ok(forward)
     }
 
-    fn lock_forwards(
-        &self,
-    ) -> std::sync::MutexGuard<'_, Vec<(TensorType, Dropouts, Arc<CompiledGraph>)>> {
+    fn lock_forwards(&self) -> std::sync::MutexGuard<'_, Vec<(TensorType, Dropouts, Forward)>> {
         // Pushes are single operations: a panic elsewhere cannot leave the list half-updated.
         self.forwards.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn lock_buffers(&self) -> std::sync::MutexGuard<'_, ParameterStore> {
+        // A run swaps whole entries in after it succeeded: a panic cannot leave one
+        // half-written.
+        self.buffers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Runs the model on `x`, drawing from the thread's default generator.
+    ///
+    /// In train mode, a batch norm's running statistics and `num_batches_tracked` in the
+    /// store take their new values (the model's modules keep theirs).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let compiled = self.compile(&x.ty())?;
-        with_default_generator(|g| self.run(&compiled, x, g))
+        let training = self.is_training();
+        let forward = self.compile_forward(&x.ty(), Dropouts::AsModules { training })?;
+        with_default_generator(|g| self.run(&forward, x, g))
     }
 
-    /// Runs the model on `x`, drawing from `generator`.
+    /// Runs the model on `x`, drawing from `generator`; see [`Traced::forward`].
     pub fn forward_with(&self, x: &Tensor, generator: &mut Generator) -> Result<Tensor> {
-        let compiled = self.compile(&x.ty())?;
-        self.run(&compiled, x, generator)
+        let training = self.is_training();
+        let forward = self.compile_forward(&x.ty(), Dropouts::AsModules { training })?;
+        self.run(&forward, x, generator)
     }
 
-    fn run(
-        &self,
-        compiled: &CompiledGraph,
-        x: &Tensor,
-        generator: &mut Generator,
-    ) -> Result<Tensor> {
+    /// Runs a compiled forward on the parameters and buffers and returns `y`; its further
+    /// outputs `<entry>.next` (running statistics) replace their buffers, and the counters
+    /// the forward tracks advance.
+    fn run(&self, forward: &Forward, x: &Tensor, generator: &mut Generator) -> Result<Tensor> {
         // A run binds owned inputs, so the borrowed input is copied.
         let inputs = BTreeMap::from([("x".to_string(), x.clone())]);
-        let mut outputs = compiled.run(generator, &inputs, &self.params)?;
+        // The buffers' values now, shared, not copied; the lock is not held while the graph
+        // runs, so forwards on several threads run at once (train-mode ones then write back
+        // in turn, the last one's statistics winning).
+        let merged = {
+            let buffers = self.lock_buffers();
+            (!buffers.is_empty()).then(|| {
+                let mut store = self.params.clone();
+                for (name, value) in buffers.iter() {
+                    store.insert(name, value.clone());
+                }
+                store
+            })
+        };
+        let store = merged.as_ref().unwrap_or(&self.params);
+        let mut outputs = forward.compiled.run(generator, &inputs, store)?.into_iter();
         let (_, y) = outputs
-            .pop()
-            .expect("invariant: a traced graph has one output");
+            .next()
+            .expect("invariant: a traced graph's first output is y");
+        if outputs.len() > 0 || !forward.tracked.is_empty() {
+            let mut buffers = self.lock_buffers();
+            for (name, value) in outputs {
+                let entry = name
+                    .strip_suffix(".next")
+                    .expect("invariant: a traced graph's further outputs are updates");
+                buffers.insert(entry, value);
+            }
+            for (counter, calls) in &forward.tracked {
+                count_batches(&mut buffers, counter, *calls);
+            }
+        }
         Ok(y)
     }
 
@@ -240,8 +313,8 @@ impl<M: Module> Traced<M> {
             .ok_or(Error::StepsExhausted {
                 seed: generator.seed(),
             })?;
-        let compiled = self.compile_forward(&x.ty(), Dropouts::Samples(samples))?;
-        let stacked = self.run(&compiled, x, generator)?;
+        let forward = self.compile_forward(&x.ty(), Dropouts::Samples(samples))?;
+        let stacked = self.run(&forward, x, generator)?;
         // A graph that draws nothing (no dropout, or p = 0 everywhere) claims fewer steps:
         // the call still moves the generator by one step per sample, as it says.
         let claimed = generator.step() - u64::from(first);
@@ -257,8 +330,8 @@ impl<M: Module> Traced<M> {
     /// mode ([`crate::nn::trace_mc`]); claims one step of `generator`. Sample `s` of
     /// [`Traced::mc_predict`] at step `t` is this at step `t + s`.
     pub fn mc_forward(&self, x: &Tensor, generator: &mut Generator) -> Result<Tensor> {
-        let compiled = self.compile_forward(&x.ty(), Dropouts::AllDraw)?;
-        self.run(&compiled, x, generator)
+        let forward = self.compile_forward(&x.ty(), Dropouts::AllDraw)?;
+        self.run(&forward, x, generator)
     }
 
     /// Switches the model to train mode.
@@ -304,6 +377,20 @@ impl<M: Module> Traced<M> {
         self.params.get(name)
     }
 
+    /// The model's buffers (`bn1.running_mean`, `bn1.running_var`,
+    /// `bn1.num_batches_tracked`) with their current values, in name order: state that
+    /// train-mode runs update, which no optimizer sees and checkpoints save.
+    pub fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        (self.lock_buffers().iter())
+            .map(|(name, t)| (name.to_string(), t.clone()))
+            .collect()
+    }
+
+    /// The current value of buffer `name`.
+    pub fn buffer(&self, name: &str) -> Option<Tensor> {
+        self.lock_buffers().get(name).cloned()
+    }
+
     /// The number of compiled graphs (one per input shape and mode used so far, and one per
     /// training step configuration).
     pub fn compilations(&self) -> usize {
@@ -316,9 +403,18 @@ impl<M: Module> Traced<M> {
         self.model
     }
 
-    /// The model and the store holding the trained parameters (and optimizer state).
+    /// The model and the store holding the trained parameters (and optimizer state and
+    /// buffers).
     pub fn into_parts(self) -> (M, ParameterStore) {
-        (self.model, self.params)
+        let mut params = self.params;
+        let buffers = self
+            .buffers
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (name, value) in buffers.iter() {
+            params.insert(name, value.clone());
+        }
+        (self.model, params)
     }
 
     /// The training step's graph for a batch of type `input` and targets of type `targets`
@@ -362,7 +458,7 @@ impl<M: Module> Traced<M> {
         generator: &mut Generator,
     ) -> Result<f32> {
         let (structure, training) = (optimizer.structure(), self.is_training());
-        let found = self.steps.iter().position(|(k, _)| {
+        let found = self.steps.iter().position(|(k, _, _)| {
             (k.input.shape == *x.shape() && k.input.dtype == x.dtype())
                 && (k.targets.shape == *targets.shape() && k.targets.dtype == targets.dtype())
                 && (k.loss, k.training) == (loss, training)
@@ -381,18 +477,42 @@ impl<M: Module> Traced<M> {
                     training,
                 };
                 let built = self.train_step_graph(&key.input, &key.targets, loss, optimizer)?;
+                let tracked = batches_tracked(&built.graph);
                 let compiled = self.cache.get(&built.graph, Mode::Train)?;
                 optim::init_state(optimizer, &mut self.params)?;
                 let step = CompiledStep::new(compiled, built.updated)?;
-                self.steps.push((key, step));
+                self.steps.push((key, step, tracked));
                 self.steps.len() - 1
             }
         };
-        let step = &mut self.steps[index].1;
+        let (_, step, tracked) = &mut self.steps[index];
         let feed = [("x", x), ("targets", targets)];
-        let results = step.run(generator, &mut self.params, optimizer, &feed)?;
-        let loss = results[0].1.as_f32().expect("invariant: the loss is f32")[0];
-        Ok(loss)
+        // The buffers join the store for the step, which swaps the new running statistics
+        // in with the parameters, and leave it after.
+        let buffers = self
+            .buffers
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        let names: Vec<String> = buffers.iter().map(|(n, _)| n.to_string()).collect();
+        for name in &names {
+            let value = buffers
+                .remove(name)
+                .expect("invariant: listed from the buffers");
+            self.params.insert(name.clone(), value);
+        }
+        let result = step
+            .run(generator, &mut self.params, optimizer, &feed)
+            .map(|results| results[0].1.as_f32().expect("invariant: the loss is f32")[0]);
+        for name in names {
+            let value = (self.params.remove(&name)).expect("invariant: a step keeps every entry");
+            buffers.insert(name, value);
+        }
+        if result.is_ok() {
+            for (counter, calls) in tracked.iter() {
+                count_batches(buffers, counter, *calls);
+            }
+        }
+        result
     }
 
     /// Saves the parameters, `optimizer`'s state and step count and `generator`'s seed and
@@ -403,8 +523,14 @@ impl<M: Module> Traced<M> {
         optimizer: &dyn Optimizer,
         generator: &Generator,
     ) -> Result<()> {
-        let entries = checkpoint::entries(&self.param_names, optimizer);
-        checkpoint::save(path.as_ref(), &self.params, &entries, optimizer, generator)
+        let buffers = self.lock_buffers();
+        let mut entries = checkpoint::entries(&self.param_names, optimizer);
+        entries.extend(buffers.iter().map(|(name, _)| name.to_string()));
+        let mut store = self.params.clone();
+        for (name, value) in buffers.iter() {
+            store.insert(name, value.clone());
+        }
+        checkpoint::save(path.as_ref(), &store, &entries, optimizer, generator)
     }
 
     /// Loads a checkpoint saved by [`Traced::save_checkpoint`] into the parameters and
@@ -417,8 +543,27 @@ impl<M: Module> Traced<M> {
         path: impl AsRef<Path>,
         optimizer: &mut dyn Optimizer,
     ) -> Result<Generator> {
-        let entries = checkpoint::entries(&self.param_names, optimizer);
-        checkpoint::load(path.as_ref(), &mut self.params, &entries, optimizer)
+        let buffers = self
+            .buffers
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut entries = checkpoint::entries(&self.param_names, optimizer);
+        let names: Vec<String> = buffers.iter().map(|(n, _)| n.to_string()).collect();
+        entries.extend(names.iter().cloned());
+        // Loaded into one store, the buffers beside the parameters, then split again.
+        let mut store = self.params.clone();
+        for (name, value) in buffers.iter() {
+            store.insert(name, value.clone());
+        }
+        let generator = checkpoint::load(path.as_ref(), &mut store, &entries, optimizer)?;
+        for name in names {
+            let value = store
+                .remove(&name)
+                .expect("invariant: loading keeps every entry");
+            buffers.insert(name, value);
+        }
+        self.params = store;
+        Ok(generator)
     }
 }
 

@@ -3,15 +3,18 @@
 //! A compilation is for one [`Mode`]: the pipeline specialises the graph for it. Each pass is a
 //! named free function in its own file whose doc says what it changes and what it leaves alone;
 //! [`run_pipeline`] lists them in order as straight code:
-//! 0. if the options ask for samples, [`batch_samples()`]: one graph of `n` Monte Carlo
+//! 0. if the graph has batch norm, [`specialize_batch_norm()`]: every batch-norm node becomes the sums, reshapes and
+//!    element-wise ops of its definition in the mode (batch statistics in train mode, the
+//!    running ones otherwise), so no later stage knows batch norm;
+//! 1. if the options ask for samples, [`batch_samples()`]: one graph of `n` Monte Carlo
 //!    forward passes, the sample-independent prefix computed once;
-//! 1. [`eliminate_dropout()`]: `dropout(x) -> x` where a dropout is the identity in the mode
+//! 2. [`eliminate_dropout()`]: `dropout(x) -> x` where a dropout is the identity in the mode
 //!    (its masks become all-true constants);
-//! 2. [`simplify_layout()`]: identity reshapes and transposes go, chains collapse to one;
-//! 3. [`fold_transpose()`]: `matmul(transpose(x), y) -> matmul(x, y) {transpose_a = true}`
+//! 3. [`simplify_layout()`]: identity reshapes and transposes go, chains collapse to one;
+//! 4. [`fold_transpose()`]: `matmul(transpose(x), y) -> matmul(x, y) {transpose_a = true}`
 //!    where the transpose swaps the last two dimensions, so the GEMM reads `x` in place;
-//! 4. [`eliminate_dead_code()`]: nodes no output depends on go (inputs and parameters stay);
-//! 5. [`split_linear_bias()`]: `linear(x, W, b) -> add(linear(x, W), b)` where the add fuses
+//! 5. [`eliminate_dead_code()`]: nodes no output depends on go (inputs and parameters stay);
+//! 6. [`split_linear_bias()`]: `linear(x, W, b) -> add(linear(x, W), b)` where the add fuses
 //!    into the element-wise kernel after the product.
 //!
 //! Every pass runs through one hook, so verification between passes, per-pass dumps
@@ -24,6 +27,7 @@ pub mod eliminate_dropout;
 pub mod fold_transpose;
 pub mod report;
 pub mod simplify_layout;
+pub mod specialize_batch_norm;
 pub mod split_linear_bias;
 
 use std::fmt;
@@ -35,6 +39,7 @@ pub use eliminate_dropout::eliminate_dropout;
 pub use fold_transpose::fold_transpose;
 pub use report::{PassRecord, PassReport};
 pub use simplify_layout::simplify_layout;
+pub use specialize_batch_norm::{has_batch_norm, specialize_batch_norm};
 pub use split_linear_bias::split_linear_bias;
 
 use crate::error::Result;
@@ -110,6 +115,14 @@ pub fn optimize(graph: &Graph, mode: Mode) -> Result<Graph> {
 pub fn run_pipeline(graph: &Graph, options: &PipelineOptions) -> Result<Optimized> {
     verify(graph)?;
     let mut pipeline = Pipeline::new(graph.clone(), options);
+    // First, so a graph of samples batches ordinary ops (Monte Carlo mode's batch norm is a
+    // per-channel affine map, which batches). Only where there is batch norm, so the reports
+    // of other graphs do not list a pass that did nothing.
+    if has_batch_norm(&pipeline.graph) {
+        pipeline.run("specialize_batch_norm", |g| {
+            specialize_batch_norm(g, options.mode)
+        })?;
+    }
     if let Some(samples) = options.samples {
         // First, so the graph of samples is what the interpreter would run; before the
         // layout passes, so the reshapes it adds collapse with the graph's.
@@ -150,8 +163,9 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Runs one pass with the hooks the options ask for: the timer around the pass alone, then
-    /// the verifier, then the dump. A pass fails only for want of memory (a constant it makes) or, batching samples, for
-    /// a node the samples cannot pass.
+    /// the verifier, then the dump. A pass fails only for want of memory (a constant it makes), for a train-mode
+    /// batch norm over one value per channel or, batching samples, for a node the samples
+    /// cannot pass.
     fn run(
         &mut self,
         name: &'static str,

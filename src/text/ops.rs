@@ -14,9 +14,10 @@ use std::fmt;
 use super::attrs::{Attr, Attrs, Lit, parse_bool, parse_float, parse_int};
 use super::lex::{Diag, Pos, Token};
 use crate::error::{Error, TypeError};
+use crate::graph::batch_norm::{DEFAULT_EPS, DEFAULT_MOMENTUM};
 use crate::graph::{
-    BinaryOp, Conv, DType, Dropout, DropoutKind, Op, Pool, PoolKind, ReduceOp, Shape, TensorType,
-    UnaryOp,
+    BatchNorm, BinaryOp, Conv, DType, Dropout, DropoutKind, Op, Pool, PoolKind, ReduceOp, Running,
+    Shape, Stat, TensorType, UnaryOp,
 };
 use crate::tensor::{Tensor, TensorData};
 
@@ -88,6 +89,19 @@ pub(super) fn op_templates() -> Vec<Op> {
     ops.extend(DropoutKind::ALL.map(|kind| Op::Dropout(Dropout::new(kind, 0.0, 0))));
     ops.extend(DropoutKind::ALL.map(|kind| Op::DropoutMask(Dropout::new(kind, 0.0, 0))));
     ops.extend(DropoutKind::ALL.map(|kind| Op::DropoutGrad(Dropout::new(kind, 0.0, 0))));
+    ops.extend([
+        Op::BatchNorm(BatchNorm::new()),
+        Op::BatchNormRunning(Running {
+            stat: Stat::Mean,
+            momentum: DEFAULT_MOMENTUM,
+        }),
+        Op::BatchNormRunning(Running {
+            stat: Stat::Var,
+            momentum: DEFAULT_MOMENTUM,
+        }),
+        Op::BatchNormInputGrad(BatchNorm::new()),
+        Op::BatchNormWeightGrad(BatchNorm::new()),
+    ]);
     ops
 }
 
@@ -134,6 +148,16 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, Option<String>)> {
             ("transpose_a", flag(*transpose_a)),
             ("transpose_b", flag(*transpose_b)),
         ],
+        // `eps` and `momentum` print unless they hold PyTorch's defaults; `affine` is the
+        // operand count, as a linear's bias is.
+        Op::BatchNorm(bn) | Op::BatchNormInputGrad(bn) | Op::BatchNormWeightGrad(bn) => vec![
+            ("eps", (bn.eps != DEFAULT_EPS).then(|| bn.eps.to_string())),
+            ("running_stats", flag(bn.running_stats)),
+        ],
+        Op::BatchNormRunning(r) => vec![(
+            "momentum",
+            (r.momentum != DEFAULT_MOMENTUM).then(|| r.momentum.to_string()),
+        )],
         Op::Input(_)
         | Op::Parameter(_)
         | Op::Constant(_)
@@ -268,6 +292,26 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
             sample_steps: attrs.bool("sample_steps")?.unwrap_or(false),
             stream: attrs.u32("stream")?.unwrap_or(line.default_stream),
         }),
+        // The operand count picks the form, as for a linear.
+        Op::BatchNorm(_) => Op::BatchNorm(BatchNorm {
+            eps: attrs.f64("eps")?.unwrap_or(DEFAULT_EPS),
+            affine: line.operands.len() > 3,
+            running_stats: attrs.bool("running_stats")?.unwrap_or(false),
+        }),
+        Op::BatchNormInputGrad(_) => Op::BatchNormInputGrad(BatchNorm {
+            eps: attrs.f64("eps")?.unwrap_or(DEFAULT_EPS),
+            affine: line.operands.len() > 4,
+            running_stats: attrs.bool("running_stats")?.unwrap_or(false),
+        }),
+        Op::BatchNormWeightGrad(_) => Op::BatchNormWeightGrad(BatchNorm {
+            eps: attrs.f64("eps")?.unwrap_or(DEFAULT_EPS),
+            affine: false,
+            running_stats: attrs.bool("running_stats")?.unwrap_or(false),
+        }),
+        Op::BatchNormRunning(template) => Op::BatchNormRunning(Running {
+            stat: template.stat,
+            momentum: attrs.f64("momentum")?.unwrap_or(DEFAULT_MOMENTUM),
+        }),
         // The stream is required: it names the dropout the mask describes.
         Op::DropoutMask(template) => Op::DropoutMask(Dropout {
             kind: template.kind,
@@ -397,10 +441,19 @@ mod tests {
         assert_eq!(unique.len(), names.len(), "{names:?}");
         // Leaves, the functions, matmul/linear/reshape/transpose, conv1d/2d/3d, the nine
         // pools, their fifteen gradients (two per convolution, one per pool), the reductions, softmax, log_softmax and the three cross-entropy/expand ops, and three
-        // ops per dropout kind.
+        // ops per dropout kind, and batch norm with its two running statistics and two
+        // gradients.
         let functions = UnaryOp::ALL.len() + BinaryOp::ALL.len();
-        let count =
-            3 + functions + 4 + 3 + 9 + 15 + ReduceOp::ALL.len() + 5 + 3 * DropoutKind::ALL.len();
+        let count = 3
+            + functions
+            + 4
+            + 3
+            + 9
+            + 15
+            + ReduceOp::ALL.len()
+            + 5
+            + 3 * DropoutKind::ALL.len()
+            + 5;
         assert_eq!(names.len(), count);
         // Every op sorts into a class consistent with its operands: exactly the leaves take
         // none.

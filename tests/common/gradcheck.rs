@@ -76,8 +76,8 @@ fn f64_values(values: &BTreeMap<String, Tensor>) -> BTreeMap<String, ValueF64> {
         .collect()
 }
 
-fn loss_f64(graph: &Graph, values: &BTreeMap<String, ValueF64>, seed: u64) -> f64 {
-    let outputs = interp::run_f64(graph, Mode::Train, &mut Generator::new(seed), values)
+fn loss_f64(graph: &Graph, mode: Mode, values: &BTreeMap<String, ValueF64>, seed: u64) -> f64 {
+    let outputs = interp::run_f64(graph, mode, &mut Generator::new(seed), values)
         .expect("the forward graph runs");
     let (_, loss) = outputs
         .iter()
@@ -96,10 +96,22 @@ pub fn check_finite_differences(
     samples: usize,
     tolerance: f64,
 ) -> Result<(), String> {
+    check_finite_differences_in(Mode::Train, graph, wrt, seed, samples, tolerance)
+}
+
+/// [`check_finite_differences`] with every run in `mode`.
+pub fn check_finite_differences_in(
+    mode: Mode,
+    graph: &Graph,
+    wrt: &[&str],
+    seed: u64,
+    samples: usize,
+    tolerance: f64,
+) -> Result<(), String> {
     let values = init::random_values(graph, seed).unwrap();
     let (grad_graph, names) = with_gradients(graph, wrt);
     let base = f64_values(&values);
-    let outputs = interp::run_f64(&grad_graph, Mode::Train, &mut Generator::new(seed), &base)
+    let outputs = interp::run_f64(&grad_graph, mode, &mut Generator::new(seed), &base)
         .map_err(|e| format!("the gradient graph fails: {e}"))?;
     for (x, name) in wrt.iter().zip(&names) {
         let (_, grad) = outputs
@@ -116,7 +128,7 @@ pub fn check_finite_differences(
                     panic!("{x} is an f32 leaf");
                 };
                 array.data[i] += delta;
-                loss_f64(graph, &values, seed)
+                loss_f64(graph, mode, &values, seed)
             };
             let numeric = (shifted(STEP) - shifted(-STEP)) / (2.0 * STEP);
             let analytic = grad[i];
@@ -133,11 +145,22 @@ pub fn check_finite_differences(
 /// Runs `graph` on the interpreter and compiled (train mode, the same seed and step), and
 /// compares every output with `agreement`.
 pub fn check_jit(graph: &Graph, seed: u64, gemm: Gemm, agreement: Agreement) -> Result<(), String> {
+    check_jit_in(Mode::Train, graph, seed, gemm, agreement)
+}
+
+/// [`check_jit`] in `mode`.
+pub fn check_jit_in(
+    mode: Mode,
+    graph: &Graph,
+    seed: u64,
+    gemm: Gemm,
+    agreement: Agreement,
+) -> Result<(), String> {
     let values = init::random_values(graph, seed).unwrap();
-    let expected = interp::run(graph, Mode::Train, &mut Generator::new(seed), &values)
+    let expected = interp::run(graph, mode, &mut Generator::new(seed), &values)
         .map_err(|e| format!("interpreter: {e}"))?;
     let compiled = Compiler::new()
-        .mode(Mode::Train)
+        .mode(mode)
         .verify(true)
         .gemm(gemm)
         .compile(graph)

@@ -14,7 +14,10 @@ pub mod fixtures;
 pub mod gradcheck;
 pub mod training;
 
-use dropjit::graph::{BinaryOp, Conv, Dropout, DropoutKind, Pool, PoolKind, ReduceOp, UnaryOp};
+use dropjit::graph::{
+    BatchNorm, BinaryOp, Conv, Dropout, DropoutKind, Pool, PoolKind, ReduceOp, Running, Stat,
+    UnaryOp,
+};
 use dropjit::rng::philox4x32_10;
 use dropjit::{DType, Graph, NodeId, Op, Shape, Tensor, TensorType};
 
@@ -109,6 +112,7 @@ enum Kind {
     LogSoftmax,
     CrossEntropy,
     Dropout(DropoutKind),
+    BatchNorm,
 }
 
 fn kinds() -> Vec<Kind> {
@@ -130,6 +134,7 @@ fn kinds() -> Vec<Kind> {
     kinds.extend(DropoutKind::ALL.map(Kind::Dropout));
     // Nine pools share one kind: weight it up so that each appears.
     kinds.extend([Kind::Pool, Kind::Pool]);
+    kinds.push(Kind::BatchNorm);
     kinds
 }
 
@@ -503,6 +508,60 @@ impl Builder {
                 self.add(Op::CrossEntropy, &[logits, targets])
             }
             Kind::Dropout(kind) => self.dropout(kind),
+            Kind::BatchNorm => self.batch_norm(),
+        }
+    }
+
+    /// A batch norm (affine or not, eps default or not) or one of its running statistics,
+    /// over an input with more than one value per channel (one is an error in train mode,
+    /// which the compiler reports when compiling).
+    fn batch_norm(&mut self) -> Option<NodeId> {
+        let x = self.operand(DType::F32, &[2, 3, 4, 5]);
+        let dims = self.ty(x).shape.dims().to_vec();
+        let per_channel: usize = dims[0] * dims[2..].iter().product::<usize>();
+        if per_channel == 1 {
+            return None;
+        }
+        let c = dims[1];
+        let mean = self.leaf(TensorType::f32([c]));
+        let var = self.leaf(TensorType::f32([c]));
+        match self.rng.below(4) {
+            0 => {
+                let momentum = self.rng.pick(&[0.1, 0.5, 1.0]);
+                self.add(
+                    Op::BatchNormRunning(Running {
+                        stat: Stat::Mean,
+                        momentum,
+                    }),
+                    &[x, mean],
+                )
+            }
+            1 => {
+                let momentum = self.rng.pick(&[0.1, 0.0, 0.25]);
+                self.add(
+                    Op::BatchNormRunning(Running {
+                        stat: Stat::Var,
+                        momentum,
+                    }),
+                    &[x, var],
+                )
+            }
+            _ => {
+                let eps = self.rng.pick(&[1e-5, 1e-3, 0.0]);
+                let affine = self.rng.chance(70);
+                let mut operands = vec![x, mean, var];
+                if affine {
+                    operands.push(self.leaf(TensorType::f32([c])));
+                    operands.push(self.leaf(TensorType::f32([c])));
+                }
+                let running_stats = self.rng.chance(20);
+                let bn = BatchNorm {
+                    eps,
+                    affine,
+                    running_stats,
+                };
+                self.add(Op::BatchNorm(bn), &operands)
+            }
         }
     }
 
