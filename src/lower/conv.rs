@@ -24,7 +24,7 @@ use crate::jit::Import;
 /// `out[n, group] = W[group] · columns[group]` on the GEMM (its `k` runs over the group's
 /// channels and taps in the weight's order: with [`crate::Gemm::Reference`], the
 /// interpreter's sum, bit for bit), then in one pass the bias and, with `relu`, the ReLU that
-/// reads it (fused by [`crate::plan::fusion`]) into that buffer (which may be `out` itself).
+/// reads it (fused by `plan::fusion`, rule 5) into that buffer (which may be `out` itself).
 pub(crate) fn conv(
     cx: &mut LowerCx,
     id: crate::graph::NodeId,

@@ -71,7 +71,7 @@ pub(crate) fn pool(cx: &mut LowerCx, pool: &Pool, x: &Buffer, out: &Buffer) {
 
 /// Max pooling of `x` into `out` for the unit range's planes, followed in the same pass by a
 /// channel dropout with keep bytes at `keep` (one per plane; null for none) and `scale`
-/// (the epilogue [`crate::plan::fusion`] fuses).
+/// (the epilogue `plan::fusion` fuses, rule 5).
 pub(crate) fn max_pool(
     cx: &mut LowerCx,
     pool: &Pool,
