@@ -56,6 +56,20 @@ fn batch(seed: u64) -> Tensor {
     Generator::new(seed).normal([4, 1, 4, 4], 2.0, 3.0).unwrap()
 }
 
+/// The values the traced graph reads: `x`, the model's parameters and `buffers` (the running
+/// statistics; the counter is no graph input).
+fn graph_values<M: Module>(
+    model: &nn::Traced<M>,
+    x: &Tensor,
+    buffers: Vec<(String, Tensor)>,
+) -> BTreeMap<String, Tensor> {
+    let mut values = BTreeMap::from([("x".to_string(), x.clone())]);
+    let parameters = model.parameters().iter();
+    values.extend(parameters.map(|(n, t)| (n.to_string(), t.clone())));
+    values.extend(buffers.into_iter().filter(|(n, _)| !n.ends_with("tracked")));
+    values
+}
+
 fn f32s(t: &Tensor) -> Vec<f32> {
     t.as_f32().unwrap().to_vec()
 }
@@ -219,14 +233,7 @@ fn traced_train_forwards_write_the_running_statistics_back_and_eval_reads_them()
     // ... and they are what the eval-mode graph reads: the interpreter on them agrees.
     let graph = model.graph(&x.ty()).unwrap();
     assert_eq!(graph.outputs().len(), 1);
-    let mut values: BTreeMap<String, Tensor> = BTreeMap::from([("x".to_string(), x.clone())]);
-    values.extend(
-        model
-            .parameters()
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.clone())),
-    );
-    values.extend(after.into_iter().filter(|(n, _)| !n.ends_with("tracked")));
+    let values = graph_values(&model, &x, after);
     let expected = interp::run(&graph, Mode::Eval, &mut Generator::new(0), &values).unwrap();
     let diff = (f32s(&expected[0].1).iter().zip(f32s(&y_eval)))
         .map(|(a, b)| (a - b).abs())
@@ -271,14 +278,7 @@ fn the_compiled_forward_equals_the_eager_calls_and_the_interpreter() {
     }
     // The traced graph on the interpreter: the same outputs, bit for bit (reference GEMM).
     let graph = model.graph(&x.ty()).unwrap();
-    let mut values: BTreeMap<String, Tensor> = BTreeMap::from([("x".to_string(), x.clone())]);
-    values.extend(
-        model
-            .parameters()
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.clone())),
-    );
-    values.extend((model.named_buffers().into_iter()).filter(|(n, _)| !n.ends_with("tracked")));
+    let values = graph_values(&model, &x, model.named_buffers());
     let expected = interp::run(&graph, Mode::Train, &mut Generator::new(0), &values).unwrap();
     let compiled = model.compile(&x.ty()).unwrap();
     let (inputs, params) = dropjit::ParameterStore::split(&graph, values);
@@ -459,14 +459,7 @@ fn a_batch_norm_in_eval_mode_keeps_its_running_statistics_in_a_graph_that_trains
         assert_eq!(a.to_le_bytes(), b.to_le_bytes(), "{n} changed");
     }
     // The interpreter in train mode agrees: the running statistics, and the same masks.
-    let mut values: BTreeMap<String, Tensor> = BTreeMap::from([("x".to_string(), x.clone())]);
-    values.extend(
-        model
-            .parameters()
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.clone())),
-    );
-    values.extend(before.into_iter().filter(|(n, _)| !n.ends_with("tracked")));
+    let values = graph_values(&model, &x, before);
     let expected = interp::run(&graph, Mode::Train, &mut Generator::new(18), &values).unwrap();
     assert_eq!(expected[0].1.to_le_bytes(), y.to_le_bytes());
 }
