@@ -173,8 +173,9 @@ impl Import {
                 params.push(types::F32);
                 (params, Vec::new())
             }
-            // The geometry, the gradient, the input, the output, the planes.
-            Import::MaxPoolGrad => (vec![ptr; 6], Vec::new()),
+            // The geometry, the gradient, the input, the output, the planes, the ReLU
+            // gradient's other operand and output (or nulls).
+            Import::MaxPoolGrad => (vec![ptr; 8], Vec::new()),
             // The values, the bias (or null), the ReLU's output (or null), rows, positions.
             Import::ConvEpilogue => (vec![ptr; 5], Vec::new()),
             // The gradient, the product (or null), rows, row stride, first and past-the-last

@@ -193,7 +193,7 @@ fn pools_that_do_not_fit_are_typed_errors_naming_them() {
 #[test]
 fn random_pools_agree_on_both_engines() {
     let mut rng = common::Rng::new(11);
-    let (mut checked, mut fused) = (0, 0);
+    let (mut checked, mut fused, mut fused_grads) = (0, 0, 0);
     for case in 0..60 {
         let s = 1 + rng.below(3);
         let kind = rng.below(3);
@@ -281,8 +281,36 @@ fn random_pools_agree_on_both_engines() {
             assert_eq!(kernels[0].nodes.len(), 2, "{graph}");
             fused += 1;
         }
+        if kind == 0 {
+            // The gradient of a max pool and the ReLU gradient of it, one kernel (plan::fusion,
+            // rule 5); with the pooling gradient an output too, it reaches its own buffer.
+            let y = &graph[graph.outputs()[0].node].ty.shape;
+            let attributes = &op[op.find('{').expect("the pool has attributes")..];
+            let grad = format!(
+                "graph pool_grad {{\n  %x: f32{x} = input\n  %g: f32{y} = input\n  %pre: f32{x} = input\n  %pg = max_pool{s}d_grad %g, %x {attributes}\n  %rg = relu_grad %pg, %pre\n  output rg = %rg\n{}}}",
+                if case % 2 == 0 { "  output pg = %pg\n" } else { "" },
+                x = list(&x),
+                y = list(y.dims()),
+            );
+            let graph = text::parse(&grad).unwrap_or_else(|e| panic!("{e}\n{grad}"));
+            for setup in [BIT_EXACT[0], BIT_EXACT[1]] {
+                let result = differential::check(
+                    &graph,
+                    Mode::Train,
+                    setup,
+                    Agreement::Bits,
+                    case,
+                    &ONE_TWO_THREE,
+                );
+                assert_eq!(result, Ok(()), "{graph}");
+            }
+            let compiled = Compiler::new().mode(Mode::Train).compile(&graph).unwrap();
+            assert_eq!(compiled.schedule().kernels.len(), 1, "{graph}");
+            fused_grads += 1;
+        }
         checked += 1;
     }
     assert!(checked >= 35, "only {checked} of 60 random pools fit");
     assert!(fused >= 8, "only {fused} max pools with a channel dropout");
+    assert!(fused_grads >= 10, "only {fused_grads} max pool gradients");
 }

@@ -184,10 +184,28 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
             let (out, args) = single(cx, graph, kernel);
             conv::weight_grad(cx, id, c, (&args[0], &args[1]), &out);
         }
-        Op::PoolGrad(p) => {
-            let (out, args) = single(cx, graph, kernel);
-            pool::pool_grad(cx, p, (&args[0], &args[1]), &out);
-        }
+        Op::PoolGrad(p) => match kernel.nodes[..] {
+            // The ReLU gradient reading it as its epilogue (plan::fusion, rule 5): the
+            // pooling gradient reaches its own buffer only if a later kernel reads it.
+            [_, relu_grad] => {
+                let mut buffer = |id: NodeId| Buffer {
+                    addr: cx.node_addr(id),
+                    ty: &graph[id].ty,
+                };
+                let [g, x] = graph.operands_of(id)[..] else {
+                    panic!("invariant: a pooling gradient has two operands");
+                };
+                let pre = graph.operands_of(relu_grad)[1];
+                let (g, x, pre, relu) = (buffer(g), buffer(x), buffer(pre), buffer(relu_grad));
+                let own = kernel.outputs.contains(&id).then(|| buffer(id));
+                let out = own.as_ref().unwrap_or(&relu);
+                pool::pool_grad(cx, p, (&g, &x), out, Some((&pre, &relu)));
+            }
+            _ => {
+                let (out, args) = single(cx, graph, kernel);
+                pool::pool_grad(cx, p, (&args[0], &args[1]), &out, None);
+            }
+        },
         Op::AdaptiveAvgPoolGrad { output } => {
             let (out, args) = single(cx, graph, kernel);
             pool::adaptive_avg_pool_grad(cx, output.len(), &args[0], &out);

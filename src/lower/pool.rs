@@ -186,14 +186,24 @@ fn walk(
 /// row-major order added to the elements that took it (max: the window's argmax, in a window
 /// kernel; average: each tap inside, `g / count`). An input element thus sums its windows'
 /// shares in the windows' row-major order from `+0.0`: the interpreter's sum, bit for bit.
-pub(crate) fn pool_grad(cx: &mut LowerCx, pool: &Pool, (g, x): (&Buffer, &Buffer), out: &Buffer) {
+pub(crate) fn pool_grad(
+    cx: &mut LowerCx,
+    pool: &Pool,
+    (g, x): (&Buffer, &Buffer),
+    out: &Buffer,
+    relu: Option<(&Buffer, &Buffer)>,
+) {
     if pool.kind == PoolKind::Max {
         let (geometry, planes) = geometry(pool, x, g);
         let words = store_geometry(cx, &geometry);
         let (start, stop) = cx.unit_positions(1, planes);
-        cx.call(Import::MaxPoolGrad, &[words, g.addr, x.addr, out.addr, start, stop]);
+        let null = cx.index(0);
+        let (pre, relu) = relu.map_or((null, null), |(pre, relu)| (pre.addr, relu.addr));
+        let args = [words, g.addr, x.addr, out.addr, start, stop, pre, relu];
+        cx.call(Import::MaxPoolGrad, &args);
         return;
     }
+    assert!(relu.is_none(), "invariant: only a max pool's gradient takes a ReLU gradient");
     let s = pool.spatial();
     let in_size = x.shape().dims()[x.shape().rank() - s..].to_vec();
     let g_size = g.shape().dims()[g.shape().rank() - s..].to_vec();

@@ -19,7 +19,9 @@
 //!    the pooled values never reach memory (max pooling + Dropout2d is one pass). A
 //!    convolution takes a ReLU of it ([`conv_epilogue`]), applied with the bias in the pass
 //!    after the product (the convolution's values reach memory only if another kernel reads
-//!    them, as a ReLU gradient does). Such a group takes nothing else.
+//!    them, as a ReLU gradient does). A max pool's gradient takes the ReLU gradient of it
+//!    ([`pool_grad_epilogue`]), applied plane by plane while the plane is in cache. Such a
+//!    group takes nothing else.
 //!
 //! Nodes are visited in topological order and each joins its operands' groups greedily, in
 //! operand order, so the result is deterministic. Reshapes take part in the cycle check (a
@@ -27,7 +29,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::graph::{Graph, NodeId, Op, PoolKind, UnaryOp};
+use crate::graph::{BinaryOp, Graph, NodeId, Op, PoolKind, UnaryOp};
 
 /// The most nodes one kernel fuses (rule 4): one kernel is one Cranelift function, whose
 /// compile time grows faster than its length, so a long chain compiles as a run of kernels
@@ -66,6 +68,17 @@ pub(super) fn fuse(graph: &Graph) -> Vec<Vec<NodeId>> {
         nodes.sort_by_key(|id| position[id.index()]);
     }
     groups
+}
+
+/// True if `relu_grad` is a ReLU gradient of the max pool gradient `pool_grad` (its first
+/// operand, not its second) (rule 5).
+pub(crate) fn pool_grad_epilogue(graph: &Graph, pool_grad: NodeId, relu_grad: NodeId) -> bool {
+    let max_pool_grad = matches!(&graph[pool_grad].op, Op::PoolGrad(p) if p.kind == PoolKind::Max);
+    let is_relu_grad = graph[relu_grad].op == Op::Binary(BinaryOp::ReluGrad);
+    max_pool_grad && is_relu_grad && {
+        let operands = graph.operands_of(relu_grad);
+        operands[0] == pool_grad && operands[1] != pool_grad
+    }
 }
 
 /// True if `relu` is a ReLU of the convolution `conv` (rule 5).
@@ -159,7 +172,9 @@ impl Fusion {
         let same_shape = producer.ty.shape == graph[id].ty.shape;
         let group = self.group(operand)?;
         let elementwise = producer.op.is_elementwise() && !self.closed[group];
-        let epilogue = (pool_epilogue(graph, operand, id) || conv_epilogue(graph, operand, id))
+        let epilogue = (pool_epilogue(graph, operand, id)
+            || conv_epilogue(graph, operand, id)
+            || pool_grad_epilogue(graph, operand, id))
             && self.groups[group].len() == 1;
         ((elementwise || epilogue) && same_shape).then_some(group)
     }

@@ -7,6 +7,7 @@
 use std::hint::select_unpredictable;
 
 use super::{Dims, Geometry};
+use crate::math;
 
 /// A plane's windows: where each one's taps read.
 struct Windows<'d> {
@@ -186,11 +187,16 @@ pub unsafe extern "C" fn dropjit_max_pool(
 /// The gradient of max pooling for planes `p_start .. p_stop`: each plane of `out` (the
 /// input's size) zeroed, then every output position's gradient `g` in row-major order added
 /// to its window's argmax in `x`. An input element thus sums the gradients of the windows
-/// whose maximum it is, in the windows' order from `+0.0`: the interpreter's sum.
+/// whose maximum it is, in the windows' order from `+0.0`: the interpreter's sum. With `pre`
+/// (not null) the ReLU gradient that reads it follows plane by plane, while the plane is in
+/// cache: `relu[i] = relu_grad(out[i], pre[i])` ([`crate::math::relu_grad`]); `relu` may be
+/// `out` itself (the pooling gradient needed by nothing else).
 ///
 /// # Safety
-/// As [`dropjit_max_pool`]'s, with `g` holding the planes of the output size and `out` of
-/// the input size.
+/// As [`dropjit_max_pool`]'s, with `g` holding the planes of the output size and `out`, and
+/// unless `pre` is null `pre` and `relu`, of the input size; `relu` is `out` or overlaps
+/// nothing.
+#[allow(clippy::too_many_arguments)] // the flat C ABI generated code calls
 pub unsafe extern "C" fn dropjit_max_pool_grad(
     geometry: *const Geometry,
     g: *const f32,
@@ -198,6 +204,8 @@ pub unsafe extern "C" fn dropjit_max_pool_grad(
     out: *mut f32,
     p_start: usize,
     p_stop: usize,
+    pre: *const f32,
+    relu: *mut f32,
 ) {
     // SAFETY: the caller's contract.
     let dims = unsafe { (*geometry).dims() };
@@ -218,5 +226,21 @@ pub unsafe extern "C" fn dropjit_max_pool_grad(
                 result[at] += grads[position];
             }
         });
+        if pre.is_null() {
+            continue;
+        }
+        // SAFETY: plane `p` of `pre` is inside it (the caller's contract).
+        let pre = unsafe { std::slice::from_raw_parts(pre.add(p * in_plane), in_plane) };
+        if std::ptr::eq(relu, out) {
+            for (r, &x) in result.iter_mut().zip(pre) {
+                *r = math::relu_grad(*r, x);
+            }
+        } else {
+            // SAFETY: plane `p` of `relu` is inside it and overlaps nothing (the contract).
+            let relu = unsafe { std::slice::from_raw_parts_mut(relu.add(p * in_plane), in_plane) };
+            for ((r, &v), &x) in relu.iter_mut().zip(result.iter()).zip(pre) {
+                *r = math::relu_grad(v, x);
+            }
+        }
     }
 }
