@@ -201,6 +201,19 @@ trait Microkernel {
         // SAFETY: the caller's contract.
         unsafe { pack_columns_scalar(dst, Self::NR, src, cs, (0, kc), (0, nr)) };
     }
+
+    /// Packs `NR` contiguous columns of `B` (step `p`'s values at `src + p * rs`) into
+    /// `dst`, step `p`'s at `p * NR`: the copying pack.
+    ///
+    /// # Safety
+    /// Those `kc` steps of `NR` values are readable, and `dst` holds `kc * NR` values.
+    unsafe fn pack_rows(dst: &mut [f32], src: *const f32, rs: isize, kc: usize) {
+        for (p, row) in dst.chunks_exact_mut(Self::NR).take(kc).enumerate() {
+            // SAFETY: step `p`'s `NR` values are readable (the caller's contract).
+            let src = unsafe { std::slice::from_raw_parts(src.offset(p as isize * rs), Self::NR) };
+            row.copy_from_slice(src);
+        }
+    }
 }
 
 /// [`Microkernel::pack_columns`] for steps `p0 .. p1` of columns `j0 .. NR` (`nr` of which
@@ -459,13 +472,8 @@ unsafe fn pack_b<K: Microkernel>(
         let nr = K::NR.min(nc - jr);
         let dst = &mut packed[q * panel..q * panel + kc * K::NR];
         if b.cs == 1 && nr == K::NR {
-            for (p, row) in dst.chunks_exact_mut(K::NR).enumerate() {
-                // SAFETY: columns `jc + jr ..` of row `pc + p` are readable and contiguous.
-                let src = unsafe { std::slice::from_raw_parts(b.at(pc + p, jc + jr), K::NR) };
-                // A copy of a constant length: vector moves, where one of `nr` values would
-                // call `memcpy` for every row.
-                row.copy_from_slice(src);
-            }
+            // SAFETY: columns `jc + jr ..` of rows `pc ..` are readable and contiguous.
+            unsafe { K::pack_rows(dst, b.at(pc, jc + jr), b.rs, kc) };
         } else if b.cs == 1 {
             for (p, row) in dst.chunks_exact_mut(K::NR).enumerate() {
                 // SAFETY: columns `jc + jr ..` of row `pc + p` are readable and contiguous.

@@ -108,6 +108,11 @@ macro_rules! microkernel {
                 // SAFETY: the caller's contract; AVX2 is part of both kernels' sets.
                 unsafe { pack_columns::<{ NV * LANES }>(dst, src, cs, kc, nr) }
             }
+
+            unsafe fn pack_rows(dst: &mut [f32], src: *const f32, rs: isize, kc: usize) {
+                // SAFETY: the caller's contract; AVX2 is part of both kernels' sets.
+                unsafe { pack_rows::<{ NV * LANES }>(dst, src, rs, kc) }
+            }
         }
     };
 }
@@ -170,6 +175,27 @@ unsafe fn pack_columns<const NR: usize>(
     unsafe {
         super::pack_columns_scalar(dst, NR, src, cs, (full_steps, kc), (0, nr));
         super::pack_columns_scalar(dst, NR, src, cs, (0, full_steps), (full_columns, nr));
+    }
+}
+
+/// [`Microkernel::pack_rows`] for `NR`-column panels in 32-byte moves.
+///
+/// # Safety
+/// As [`Microkernel::pack_rows`]'s, on a host with AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn pack_rows<const NR: usize>(dst: &mut [f32], src: *const f32, rs: isize, kc: usize) {
+    use std::arch::x86_64::*;
+    assert!(dst.len() >= kc * NR, "invariant: the panel holds kc steps");
+    for p in 0..kc {
+        let from = src.wrapping_offset(p as isize * rs);
+        for v in (0..NR).step_by(8) {
+            // SAFETY: step `p`'s `NR` values are readable (the caller's contract), and the
+            // panel holds them (asserted).
+            unsafe {
+                let values = _mm256_loadu_ps(from.add(v));
+                _mm256_storeu_ps(dst.as_mut_ptr().add(p * NR + v), values);
+            }
+        }
     }
 }
 
