@@ -38,7 +38,9 @@ fn setup(batch: usize, threads: usize) -> (Traced<MnistNet>, Generator, Tensor, 
     let net = MnistNet::new(&mut generator);
     let model = Traced::with_compiler(net, Compiler::new().threads(threads));
     let x = generator.normal([batch, 1, 28, 28], 0.0, 1.0).unwrap();
-    let y = generator.randint([batch], 0, 10).expect("0..10 is not empty");
+    let y = generator
+        .randint([batch], 0, 10)
+        .expect("0..10 is not empty");
     (model, generator, x, y)
 }
 

@@ -288,7 +288,11 @@ fn random_configurations_agree_on_both_engines() {
             list(out.dims()),
             // The ReLU is the convolution's epilogue (plan::fusion): with the convolution an
             // output too, its values reach their own buffer; without, the ReLU's in place.
-            if case % 2 == 0 { "  output y = %y\n" } else { "" },
+            if case % 2 == 0 {
+                "  output y = %y\n"
+            } else {
+                ""
+            },
         );
         let graph = text::parse(&source).unwrap_or_else(|e| panic!("{e}\n{source}"));
         for setup in [BIT_EXACT[0], BIT_EXACT[1]] {

@@ -288,7 +288,11 @@ fn random_pools_agree_on_both_engines() {
             let attributes = &op[op.find('{').expect("the pool has attributes")..];
             let grad = format!(
                 "graph pool_grad {{\n  %x: f32{x} = input\n  %g: f32{y} = input\n  %pre: f32{x} = input\n  %pg = max_pool{s}d_grad %g, %x {attributes}\n  %rg = relu_grad %pg, %pre\n  output rg = %rg\n{}}}",
-                if case % 2 == 0 { "  output pg = %pg\n" } else { "" },
+                if case % 2 == 0 {
+                    "  output pg = %pg\n"
+                } else {
+                    ""
+                },
                 x = list(&x),
                 y = list(y.dims()),
             );

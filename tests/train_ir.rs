@@ -51,7 +51,12 @@ fn assert_printed(path: &str, file: &str, built: &dropjit::train::StepGraph, ent
 #[test]
 fn the_ir_programs_are_the_printed_training_steps() {
     let simple_net = include_str!("../ir/simple_net_train_step.ir");
-    assert_printed("ir/simple_net_train_step.ir", simple_net, &simple_net_train_step(), 12);
+    assert_printed(
+        "ir/simple_net_train_step.ir",
+        simple_net,
+        &simple_net_train_step(),
+        12,
+    );
     let mnist_net = include_str!("../ir/mnist_net.ir");
     assert_printed("ir/mnist_net.ir", mnist_net, &mnist_net_train_step(), 16);
 }
@@ -85,7 +90,12 @@ fn assert_saves_no_mask(step: &dropjit::train::StepGraph, keep_scratch: usize) {
     let keep: Vec<_> = (memory.buffers.iter())
         .filter(|b| b.keep_bytes_of.is_some())
         .collect();
-    assert_eq!(keep.len(), keep_scratch, "keep bytes of {}", step.graph.name());
+    assert_eq!(
+        keep.len(),
+        keep_scratch,
+        "keep bytes of {}",
+        step.graph.name()
+    );
     for buffer in keep {
         let (first, last) = buffer.live.expect("keep bytes live in the arena");
         assert_eq!(first, last, "keep bytes outlive their kernel");

@@ -14,9 +14,9 @@ use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::window::store_geometry;
 use super::{Buffer, LowerCx, linalg};
-use crate::window;
 use crate::graph::Conv;
 use crate::jit::Import;
+use crate::window;
 
 /// `conv` of `x` with `w` (and `bias`) for the unit range's images: per image, its columns
 /// into the node's scratch (row `c * taps + tap`, column the output position: the input

@@ -139,7 +139,8 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
                     addr: cx.node_addr(id),
                     ty: &graph[id].ty,
                 };
-                let args: Vec<Buffer> = graph.operands_of(id).into_iter().map(&mut buffer).collect();
+                let args: Vec<Buffer> =
+                    graph.operands_of(id).into_iter().map(&mut buffer).collect();
                 let relu = buffer(relu);
                 let out = kernel.outputs.contains(&id).then(|| buffer(id));
                 let values = out.as_ref().unwrap_or(&relu);

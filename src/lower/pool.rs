@@ -56,7 +56,7 @@ pub(crate) fn pool(cx: &mut LowerCx, pool: &Pool, x: &Buffer, out: &Buffer) {
                 let index = cx.b.ins().iadd(plane_start, offset);
                 let v = cx.load(types::F32, x.addr, index);
                 let current = cx.b.use_var(acc);
-                    let sum = cx.b.ins().fadd(current, v);
+                let sum = cx.b.ins().fadd(current, v);
                 let next = arith::select(cx, inside, sum, current);
                 cx.b.def_var(acc, next);
             });
@@ -83,7 +83,10 @@ pub(crate) fn max_pool(
     let words = store_geometry(cx, &geometry);
     let (start, stop) = cx.unit_positions(1, planes);
     let scale = cx.f32(scale);
-    cx.call(Import::MaxPool, &[words, x.addr, out.addr, start, stop, keep, scale]);
+    cx.call(
+        Import::MaxPool,
+        &[words, x.addr, out.addr, start, stop, keep, scale],
+    );
 }
 
 /// The count an average window at output position `y` divides by, as
@@ -203,7 +206,10 @@ pub(crate) fn pool_grad(
         cx.call(Import::MaxPoolGrad, &args);
         return;
     }
-    assert!(relu.is_none(), "invariant: only a max pool's gradient takes a ReLU gradient");
+    assert!(
+        relu.is_none(),
+        "invariant: only a max pool's gradient takes a ReLU gradient"
+    );
     let s = pool.spatial();
     let in_size = x.shape().dims()[x.shape().rank() - s..].to_vec();
     let g_size = g.shape().dims()[g.shape().rank() - s..].to_vec();
@@ -239,7 +245,14 @@ pub(crate) fn pool_grad(
 
 /// `out[plane_start + offset] += value` if `take` (an i8 truth value); the element is read
 /// and written back either way (`offset` is inside the plane).
-fn add_if(cx: &mut LowerCx, take: Value, out: &Buffer, plane_start: Value, offset: Value, value: Value) {
+fn add_if(
+    cx: &mut LowerCx,
+    take: Value,
+    out: &Buffer,
+    plane_start: Value,
+    offset: Value,
+    value: Value,
+) {
     let index = cx.b.ins().iadd(plane_start, offset);
     let acc = cx.load(types::F32, out.addr, index);
     let sum = cx.b.ins().fadd(acc, value);

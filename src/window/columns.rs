@@ -187,13 +187,16 @@ pub unsafe extern "C" fn dropjit_add_block(
 ) {
     for r in 0..rows {
         // SAFETY: row `r`'s columns `start .. stop` are inside both (the caller's contract).
-        let target = unsafe { std::slice::from_raw_parts_mut(dst.add(r * row_stride + start), stop - start) };
+        let target = unsafe {
+            std::slice::from_raw_parts_mut(dst.add(r * row_stride + start), stop - start)
+        };
         if src.is_null() {
             target.fill(0.0);
             continue;
         }
         // SAFETY: as above.
-        let source = unsafe { std::slice::from_raw_parts(src.add(r * row_stride + start), stop - start) };
+        let source =
+            unsafe { std::slice::from_raw_parts(src.add(r * row_stride + start), stop - start) };
         for (t, &s) in target.iter_mut().zip(source) {
             *t += s;
         }
@@ -211,12 +214,22 @@ mod tests {
         let mut columns = vec![f32::NAN; g.channels as usize * taps * out_plane];
         for c in 0..g.channels as usize {
             for tap in 0..taps {
-                let k = [tap / (d.kernel[1] * d.kernel[2]), tap / d.kernel[2] % d.kernel[1], tap % d.kernel[2]];
+                let k = [
+                    tap / (d.kernel[1] * d.kernel[2]),
+                    tap / d.kernel[2] % d.kernel[1],
+                    tap % d.kernel[2],
+                ];
                 for p in 0..out_plane {
-                    let y = [p / (d.out_size[1] * d.out_size[2]), p / d.out_size[2] % d.out_size[1], p % d.out_size[2]];
+                    let y = [
+                        p / (d.out_size[1] * d.out_size[2]),
+                        p / d.out_size[2] % d.out_size[1],
+                        p % d.out_size[2],
+                    ];
                     let z: Option<Vec<usize>> = (0..3).map(|i| d.source(i, y[i], k[i])).collect();
                     columns[(c * taps + tap) * out_plane + p] = match z {
-                        Some(z) => x[c * in_plane + (z[0] * d.in_size[1] + z[1]) * d.in_size[2] + z[2]],
+                        Some(z) => {
+                            x[c * in_plane + (z[0] * d.in_size[1] + z[1]) * d.in_size[2] + z[2]]
+                        }
                         None => 0.0,
                     };
                 }
@@ -227,22 +240,41 @@ mod tests {
 
     fn geometries() -> Vec<Geometry> {
         let mut out = Vec::new();
-        for (stride, dilation, padding) in [(1, 1, 0), (1, 1, 1), (2, 1, 1), (1, 2, 2), (3, 2, 1), (2, 1, 3)] {
+        for (stride, dilation, padding) in [
+            (1, 1, 0),
+            (1, 1, 1),
+            (2, 1, 1),
+            (1, 2, 2),
+            (3, 2, 1),
+            (2, 1, 3),
+        ] {
             for (in_size, kernel) in [(7usize, 3usize), (5, 1), (4, 4), (2, 3), (0, 1)] {
                 let span = (kernel - 1) * dilation + 1;
-                let Some(room) = (in_size + 2 * padding).checked_sub(span) else { continue };
+                let Some(room) = (in_size + 2 * padding).checked_sub(span) else {
+                    continue;
+                };
                 let out_size = room / stride + 1;
                 out.push(Geometry::new(
                     2,
                     &[in_size, in_size + 1],
                     &[out_size, (in_size + 1 + 2 * padding - span) / stride + 1],
                     &[kernel, kernel],
-                    (&[stride, stride], &[dilation, dilation], &[padding, padding]),
+                    (
+                        &[stride, stride],
+                        &[dilation, dilation],
+                        &[padding, padding],
+                    ),
                 ));
             }
         }
         out.push(Geometry::new(3, &[9], &[4], &[3], (&[2], &[1], &[0])));
-        out.push(Geometry::new(1, &[3, 4, 5], &[3, 4, 5], &[3, 3, 3], (&[1, 1, 1], &[1, 1, 1], &[1, 1, 1])));
+        out.push(Geometry::new(
+            1,
+            &[3, 4, 5],
+            &[3, 4, 5],
+            &[3, 3, 3],
+            (&[1, 1, 1], &[1, 1, 1], &[1, 1, 1]),
+        ));
         out
     }
 
@@ -250,7 +282,9 @@ mod tests {
     fn im2col_reads_each_tap_where_the_definition_says() {
         for g in geometries() {
             let d = g.dims();
-            let x: Vec<f32> = (0..g.channels as usize * d.in_plane()).map(|i| i as f32 + 1.0).collect();
+            let x: Vec<f32> = (0..g.channels as usize * d.in_plane())
+                .map(|i| i as f32 + 1.0)
+                .collect();
             let expected = im2col_reference(&g, &x);
             let mut columns = vec![f32::NAN; expected.len()];
             // Channel by channel, as a split of the rows would call it.
@@ -268,10 +302,14 @@ mod tests {
             let d = g.dims();
             let (taps, in_plane, out_plane) = (d.taps(), d.in_plane(), d.out_plane());
             let rows = g.channels as usize * taps;
-            let columns: Vec<f32> = (0..rows * out_plane).map(|i| 1.0 / (i as f32 + 3.0)).collect();
+            let columns: Vec<f32> = (0..rows * out_plane)
+                .map(|i| 1.0 / (i as f32 + 3.0))
+                .collect();
             // The definition: every input element sums, from +0.0 in tap order, the column
             // values whose tap reads it.
-            let x_index: Vec<f32> = (0..g.channels as usize * in_plane).map(|i| i as f32).collect();
+            let x_index: Vec<f32> = (0..g.channels as usize * in_plane)
+                .map(|i| i as f32)
+                .collect();
             let sources = im2col_reference(&g, &x_index);
             let inside = im2col_reference(&g, &vec![1.0; x_index.len()]);
             let mut expected = vec![0.0f32; g.channels as usize * in_plane];

@@ -39,7 +39,10 @@ impl Geometry {
         (stride, dilation, padding): (&[usize], &[usize], &[usize]),
     ) -> Geometry {
         let three = |values: &[usize], fill: u64| -> [u64; 3] {
-            assert!(values.len() <= 3, "invariant: at most three spatial dimensions");
+            assert!(
+                values.len() <= 3,
+                "invariant: at most three spatial dimensions"
+            );
             let mut out = [fill; 3];
             for (slot, &v) in out[3 - values.len()..].iter_mut().zip(values) {
                 *slot = v as u64;
@@ -160,4 +163,3 @@ impl Dims {
         }
     }
 }
-

@@ -64,9 +64,13 @@ impl<'d> Windows<'d> {
 fn taps(dims: &Dims, y: [usize; 3], mut visit: impl FnMut(usize)) {
     let [i1, i2] = [dims.in_size[1], dims.in_size[2]];
     for k0 in 0..dims.kernel[0] {
-        let Some(z0) = dims.source(0, y[0], k0) else { continue };
+        let Some(z0) = dims.source(0, y[0], k0) else {
+            continue;
+        };
         for k1 in 0..dims.kernel[1] {
-            let Some(z1) = dims.source(1, y[1], k1) else { continue };
+            let Some(z1) = dims.source(1, y[1], k1) else {
+                continue;
+            };
             let row = (z0 * i1 + z1) * i2;
             for k2 in 0..dims.kernel[2] {
                 if let Some(z2) = dims.source(2, y[2], k2) {
