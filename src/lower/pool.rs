@@ -215,9 +215,40 @@ pub(crate) fn pool_grad(
     let g_size = g.shape().dims()[g.shape().rank() - s..].to_vec();
     let in_plane: usize = in_size.iter().product();
     let g_plane: usize = g_size.iter().product();
-    let planes = out.shape().numel().checked_div(in_plane).unwrap_or(0);
     let taps: usize = pool.kernel.iter().product();
     let window = Window::new(&pool.stride, &pool.dilation, &pool.padding, &in_size);
+    zeroed_planes(
+        cx,
+        out,
+        (in_plane, g_plane),
+        &mut |cx, plane_start, g_start| {
+            cx.counted_loop(g_plane, &mut |cx, position| {
+                let y = unravel(cx, position, &g_size);
+                let g_index = cx.b.ins().iadd(g_start, position);
+                let gv = cx.load(types::F32, g.addr, g_index);
+                let count = divisor(cx, pool, &y, &in_size);
+                let count = cx.b.ins().fcvt_from_uint(types::F32, count);
+                let share = cx.b.ins().fdiv(gv, count);
+                cx.counted_loop(taps, &mut |cx, tap| {
+                    let k = unravel(cx, tap, &pool.kernel);
+                    let (inside, offset) = window.tap(cx, &y, &k);
+                    add_if(cx, inside, out, plane_start, offset, share);
+                });
+            });
+        },
+    );
+}
+
+/// The unit range's planes of a pooling gradient `out` (`in_plane` elements each, its
+/// gradient's `g_plane`), each zeroed and then handed to `body` with the offsets of its first
+/// element and of its gradient's first.
+fn zeroed_planes(
+    cx: &mut LowerCx,
+    out: &Buffer,
+    (in_plane, g_plane): (usize, usize),
+    body: &mut dyn FnMut(&mut LowerCx, Value, Value),
+) {
+    let planes = out.shape().numel().checked_div(in_plane).unwrap_or(0);
     let (start, stop) = cx.unit_positions(1, planes);
     cx.range_loop(start, stop, &mut |cx, plane| {
         let plane_start = cx.b.ins().imul_imm_u(plane, in_plane as i64);
@@ -227,19 +258,7 @@ pub(crate) fn pool_grad(
             let at = cx.b.ins().iadd(plane_start, i);
             cx.store(zero, out.addr, at);
         });
-        cx.counted_loop(g_plane, &mut |cx, position| {
-            let y = unravel(cx, position, &g_size);
-            let g_index = cx.b.ins().iadd(g_start, position);
-            let gv = cx.load(types::F32, g.addr, g_index);
-            let count = divisor(cx, pool, &y, &in_size);
-            let count = cx.b.ins().fcvt_from_uint(types::F32, count);
-            let share = cx.b.ins().fdiv(gv, count);
-            cx.counted_loop(taps, &mut |cx, tap| {
-                let k = unravel(cx, tap, &pool.kernel);
-                let (inside, offset) = window.tap(cx, &y, &k);
-                add_if(cx, inside, out, plane_start, offset, share);
-            });
-        });
+        body(cx, plane_start, g_start);
     });
 }
 
@@ -268,37 +287,33 @@ pub(crate) fn adaptive_avg_pool_grad(cx: &mut LowerCx, spatial: usize, g: &Buffe
     let g_size = g.shape().dims()[g.shape().rank() - spatial..].to_vec();
     let in_plane: usize = in_size.iter().product();
     let g_plane: usize = g_size.iter().product();
-    let planes = out.shape().numel().checked_div(in_plane).unwrap_or(0);
     let in_strides = Shape::new(in_size.clone()).strides();
-    let (start, stop) = cx.unit_positions(1, planes);
-    cx.range_loop(start, stop, &mut |cx, plane| {
-        let plane_start = cx.b.ins().imul_imm_u(plane, in_plane as i64);
-        let g_start = cx.b.ins().imul_imm_u(plane, g_plane as i64);
-        let zero = cx.f32(0.0);
-        cx.counted_loop(in_plane, &mut |cx, i| {
-            let at = cx.b.ins().iadd(plane_start, i);
-            cx.store(zero, out.addr, at);
-        });
-        cx.counted_loop(g_plane, &mut |cx, position| {
-            let y = unravel(cx, position, &g_size);
-            let mut count = cx.index(1);
-            let bins: Vec<(Value, Value)> = (0..spatial)
-                .map(|i| {
-                    let (low, high) = adaptive_bin(cx, y[i], in_size[i], g_size[i]);
-                    let extent = cx.b.ins().isub(high, low);
-                    count = cx.b.ins().imul(count, extent);
-                    (low, high)
-                })
-                .collect();
-            let g_index = cx.b.ins().iadd(g_start, position);
-            let gv = cx.load(types::F32, g.addr, g_index);
-            let count = cx.b.ins().fcvt_from_uint(types::F32, count);
-            let share = cx.b.ins().fdiv(gv, count);
-            walk(cx, &bins, &in_strides, plane_start, &mut |cx, index| {
-                let acc = cx.load(types::F32, out.addr, index);
-                let sum = cx.b.ins().fadd(acc, share);
-                cx.store(sum, out.addr, index);
+    zeroed_planes(
+        cx,
+        out,
+        (in_plane, g_plane),
+        &mut |cx, plane_start, g_start| {
+            cx.counted_loop(g_plane, &mut |cx, position| {
+                let y = unravel(cx, position, &g_size);
+                let mut count = cx.index(1);
+                let bins: Vec<(Value, Value)> = (0..spatial)
+                    .map(|i| {
+                        let (low, high) = adaptive_bin(cx, y[i], in_size[i], g_size[i]);
+                        let extent = cx.b.ins().isub(high, low);
+                        count = cx.b.ins().imul(count, extent);
+                        (low, high)
+                    })
+                    .collect();
+                let g_index = cx.b.ins().iadd(g_start, position);
+                let gv = cx.load(types::F32, g.addr, g_index);
+                let count = cx.b.ins().fcvt_from_uint(types::F32, count);
+                let share = cx.b.ins().fdiv(gv, count);
+                walk(cx, &bins, &in_strides, plane_start, &mut |cx, index| {
+                    let acc = cx.load(types::F32, out.addr, index);
+                    let sum = cx.b.ins().fadd(acc, share);
+                    cx.store(sum, out.addr, index);
+                });
             });
-        });
-    });
+        },
+    );
 }
