@@ -7,7 +7,11 @@ use std::process::{Command, Output};
 
 /// Runs the binary with `args` from the crate's root (where `ir/` is).
 pub fn dropjit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dropjit"))
+    // Cargo names the binary to the package's integration tests only; the fuzz crate, which
+    // shares this module, builds without it (and never runs the binary).
+    let binary = option_env!("CARGO_BIN_EXE_dropjit")
+        .expect("invariant: the package's integration tests know the dropjit binary");
+    Command::new(binary)
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
