@@ -145,3 +145,36 @@ fn a_dead_train_mode_batch_norm_over_one_value_per_channel_fails_nothing() {
         "batch_norm bn: expected more than 1 value per channel when training, got input size [1, 3]"
     );
 }
+
+/// An empty batch leaves the running statistics as they are, as PyTorch does (found by the
+/// `compile` fuzz target: `n - 1` of the unbiased variance underflowed), on both engines.
+#[test]
+fn an_empty_batch_leaves_the_running_statistics_as_they_are() {
+    for x in ["[0, 3, 2, 2]", "[2, 3, 0]"] {
+        let graph = parse(&format!(
+            "graph empty {{
+  %x: f32{x} = input
+  %rm: f32[3] = input
+  %rv: f32[3] = input
+  %y = batch_norm %x, %rm, %rv
+  %rm.next = batch_norm_running_mean %x, %rm
+  %rv.next = batch_norm_running_var %x, %rv
+  output y = %y
+  output mean = %rm.next
+  output var = %rv.next
+}}"
+        ));
+        check_everywhere(&graph, 5);
+        let values = dropjit::init::random_values(&graph, 5).unwrap();
+        let mut generator = dropjit::Generator::new(0);
+        let out = dropjit::interp::run(&graph, Mode::Train, &mut generator, &values).unwrap();
+        for (name, input) in [("mean", "rm"), ("var", "rv")] {
+            let got = &out.iter().find(|(n, _)| n == name).unwrap().1;
+            assert_eq!(
+                got.to_le_bytes(),
+                values[input].to_le_bytes(),
+                "{name} of {x}"
+            );
+        }
+    }
+}

@@ -123,14 +123,15 @@ pub(crate) fn batch_norm<T: Element>(
     Array::filled(x.shape.clone(), data)
 }
 
-/// A running statistic after a batch of `x` (train), or `stat` unchanged (eval: `train` false).
+/// A running statistic after a batch of `x` (train), or `stat` unchanged (eval: `train` false;
+/// and an empty batch, as PyTorch leaves the statistics of one).
 pub(crate) fn running<T: Element>(
     r: &Running,
     x: &Array<T>,
     stat: &Array<T>,
     train: bool,
 ) -> Array<T> {
-    if !train {
+    if !train || per_channel(&x.shape) == 0 {
         return stat.clone();
     }
     let batch = stats(x, None);

@@ -75,8 +75,12 @@ pub fn specialize_batch_norm(graph: &mut Graph, mode: Mode) -> Result<Stats> {
                 shape: graph[x].ty.shape.clone(),
             });
         }
-        if let (Op::BatchNormRunning(_), false) = (&op, train) {
-            // running(x, stat) -> stat in eval and Monte Carlo mode
+        let empty = per_channel(&graph[x].ty.shape) == 0;
+        if let (Op::BatchNormRunning(_), false, _) | (Op::BatchNormRunning(_), _, true) =
+            (&op, train, empty)
+        {
+            // running(x, stat) -> stat in eval and Monte Carlo mode, and for an empty batch
+            // (PyTorch leaves the statistics of one as they are)
             graph.replace_all_uses(id, operands[1]);
             graph.remove(id);
             stats.removed += 1;
