@@ -9,8 +9,9 @@ use std::process::{Command, Output};
 pub fn dropjit(args: &[&str]) -> Output {
     // Cargo names the binary to the package's integration tests only; the fuzz crate, which
     // shares this module, builds without it (and never runs the binary).
-    let binary = option_env!("CARGO_BIN_EXE_dropjit")
-        .expect("invariant: the package's integration tests know the dropjit binary");
+    let Some(binary) = option_env!("CARGO_BIN_EXE_dropjit") else {
+        panic!("invariant: the package's integration tests know the dropjit binary")
+    };
     Command::new(binary)
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
