@@ -14,7 +14,7 @@ use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::window::store_geometry;
 use super::{Buffer, LowerCx, linalg};
-use crate::graph::Conv;
+use crate::graph::{Conv, Shape};
 use crate::jit::Import;
 use crate::window;
 
@@ -33,34 +33,19 @@ pub(crate) fn conv(
     out: &Buffer,
     relu: Option<&Buffer>,
 ) {
-    let s = conv.spatial();
-    let x_dims = x.shape().dims();
-    let channels = x_dims[x_dims.len() - s - 1];
-    let in_size = x_dims[x_dims.len() - s..].to_vec();
-    let out_dims = out.shape().dims();
-    let out_size = out_dims[out_dims.len() - s..].to_vec();
-    let w_dims = w.shape().dims();
-    let (out_channels, group_channels, kernel) = (w_dims[0], w_dims[1], w_dims[2..].to_vec());
-    let per_group = out_channels / conv.groups;
-    let out_plane: usize = out_size.iter().product();
-    let taps: usize = kernel.iter().product();
+    let shapes = Shapes::new(conv, x.shape(), out.shape(), w.shape());
+    let (channels, out_channels, group_channels) =
+        (shapes.channels, shapes.out_channels, shapes.group_channels);
+    let (per_group, out_plane, taps) = (shapes.per_group(), shapes.out_plane(), shapes.taps());
     let rows = channels * taps;
-    let images = if x_dims.len() == s + 2 { x_dims[0] } else { 1 };
     let columns = cx.scratch_addr(id);
-    let geometry = Geometry {
-        conv,
-        channels,
-        in_size: &in_size,
-        out_size: &out_size,
-        kernel: &kernel,
-    };
     // This chunk's block of columns (rows * out_plane elements), its images in turn.
     let chunk = cx.chunk_index();
     let block = cx.b.ins().imul_imm_u(chunk, (rows * out_plane) as i64);
     let image_columns = cx.element_addr(columns, block, 4);
-    let (start, stop) = cx.unit_positions(1, images);
+    let (start, stop) = cx.unit_positions(1, shapes.images);
     cx.range_loop(start, stop, &mut |cx, n| {
-        im2col(cx, &geometry, x.addr, n, image_columns);
+        im2col(cx, &shapes, x.addr, n, image_columns);
         // One product per group: [O/g, (C/g) taps] · [(C/g) taps, positions].
         let out_image = cx.b.ins().imul_imm_u(n, (out_channels * out_plane) as i64);
         for group in 0..conv.groups {
@@ -101,30 +86,18 @@ pub(crate) fn input_grad(
     (g, w): (&Buffer, &Buffer),
     out: &Buffer,
 ) {
-    let s = conv.spatial();
-    let out_dims = out.shape().dims();
-    let channels = out_dims[out_dims.len() - s - 1];
-    let in_size = out_dims[out_dims.len() - s..].to_vec();
-    let g_dims = g.shape().dims();
-    let g_size = g_dims[g_dims.len() - s..].to_vec();
-    let w_dims = w.shape().dims();
-    let (out_channels, group_channels, kernel) = (w_dims[0], w_dims[1], w_dims[2..].to_vec());
-    let per_group = out_channels / conv.groups;
-    let g_plane: usize = g_size.iter().product();
-    let taps: usize = kernel.iter().product();
+    let shapes = Shapes::new(conv, out.shape(), g.shape(), w.shape());
+    let (channels, out_channels, group_channels) =
+        (shapes.channels, shapes.out_channels, shapes.group_channels);
+    let (per_group, g_plane, taps) = (shapes.per_group(), shapes.out_plane(), shapes.taps());
     let group_rows = group_channels * taps;
     let rows = channels * taps;
-    let images = if out_dims.len() == s + 2 {
-        out_dims[0]
-    } else {
-        1
-    };
     let columns = cx.scratch_addr(id);
     // This chunk's block of columns, its images in turn.
     let chunk = cx.chunk_index();
     let block = cx.b.ins().imul_imm_u(chunk, (rows * g_plane) as i64);
     let image_columns = cx.element_addr(columns, block, 4);
-    let (start, stop) = cx.unit_positions(1, images);
+    let (start, stop) = cx.unit_positions(1, shapes.images);
     cx.range_loop(start, stop, &mut |cx, n| {
         let g_image = cx.b.ins().imul_imm_u(n, (out_channels * g_plane) as i64);
         for group in 0..conv.groups {
@@ -141,15 +114,8 @@ pub(crate) fn input_grad(
             linalg::gemm(cx, (m, per_group, n_cols), a, b, c);
         }
         // col2im: the image's gradient from +0.0, taps in order.
-        let geometry = Geometry {
-            conv,
-            channels,
-            in_size: &in_size,
-            out_size: &g_size,
-            kernel: &kernel,
-        };
-        let words = geometry.store(cx);
-        let image = geometry.image(cx, out.addr, n);
+        let words = shapes.store(cx);
+        let image = shapes.image(cx, out.addr, n);
         cx.call(Import::Col2im, &[words, image_columns, image]);
     });
 }
@@ -168,29 +134,14 @@ pub(crate) fn weight_grad(
     (g, x): (&Buffer, &Buffer),
     out: &Buffer,
 ) {
-    let s = conv.spatial();
-    let x_dims = x.shape().dims();
-    let images = if x_dims.len() == s + 2 { x_dims[0] } else { 1 };
-    let channels = x_dims[x_dims.len() - s - 1];
-    let in_size = x_dims[x_dims.len() - s..].to_vec();
-    let g_dims = g.shape().dims();
-    let g_size = g_dims[g_dims.len() - s..].to_vec();
-    let w_dims = out.shape().dims();
-    let (out_channels, group_channels, kernel) = (w_dims[0], w_dims[1], w_dims[2..].to_vec());
-    let per_group = out_channels / conv.groups;
-    let g_plane: usize = g_size.iter().product();
-    let taps: usize = kernel.iter().product();
+    let shapes = Shapes::new(conv, x.shape(), g.shape(), out.shape());
+    let (channels, out_channels, group_channels) =
+        (shapes.channels, shapes.out_channels, shapes.group_channels);
+    let (per_group, g_plane, taps) = (shapes.per_group(), shapes.out_plane(), shapes.taps());
     let group_rows = group_channels * taps;
     let columns = cx.scratch_addr(id);
     let products_at = cx.index(channels * taps * g_plane);
     let products = cx.element_addr(columns, products_at, 4);
-    let geometry = Geometry {
-        conv,
-        channels,
-        in_size: &in_size,
-        out_size: &g_size,
-        kernel: &kernel,
-    };
     let (c_start, c_stop) = cx.unit_positions(1, channels);
     // Per group, the unit's channels in it (`[l0, l1)` of its `C/g`) and the weight's block
     // of its output channels' rows.
@@ -216,9 +167,9 @@ pub(crate) fn weight_grad(
         let (rows, stride) = (cx.index(per_group), cx.index(group_rows));
         cx.call(Import::AddBlock, &[dw, null, rows, stride, from, to]);
     }
-    cx.counted_loop(images, &mut |cx, n| {
-        let words = geometry.store(cx);
-        let image = geometry.image(cx, x.addr, n);
+    cx.counted_loop(shapes.images, &mut |cx, n| {
+        let words = shapes.store(cx);
+        let image = shapes.image(cx, x.addr, n);
         cx.call(Import::Im2col, &[words, image, columns, c_start, c_stop]);
         let g_image = cx.b.ins().imul_imm_u(n, (out_channels * g_plane) as i64);
         for (group, &(l0, l1, block)) in parts.iter().enumerate() {
@@ -245,30 +196,67 @@ pub(crate) fn weight_grad(
     });
 }
 
-/// The shapes an im2col reads.
-struct Geometry<'a> {
+/// A convolution's sizes as its three kernels see them, from its input side (the input, or
+/// the input gradient), its output side (the output, or the output's gradient) and its
+/// weight; and the window geometry the window kernels are called with.
+struct Shapes<'a> {
     conv: &'a Conv,
+    /// 1 for an unbatched input.
+    images: usize,
     channels: usize,
-    in_size: &'a [usize],
-    out_size: &'a [usize],
-    kernel: &'a [usize],
+    in_size: Vec<usize>,
+    out_size: Vec<usize>,
+    out_channels: usize,
+    /// Input channels per group (the weight's second dimension).
+    group_channels: usize,
+    kernel: Vec<usize>,
 }
 
-impl Geometry<'_> {
-    /// Its words in a stack buffer of the function, and their address.
+impl<'a> Shapes<'a> {
+    fn new(conv: &'a Conv, input: &Shape, output: &Shape, weight: &Shape) -> Shapes<'a> {
+        let s = conv.spatial();
+        let (x, y, w) = (input.dims(), output.dims(), weight.dims());
+        Shapes {
+            conv,
+            images: if x.len() == s + 2 { x[0] } else { 1 },
+            channels: x[x.len() - s - 1],
+            in_size: x[x.len() - s..].to_vec(),
+            out_size: y[y.len() - s..].to_vec(),
+            out_channels: w[0],
+            group_channels: w[1],
+            kernel: w[2..].to_vec(),
+        }
+    }
+
+    /// Output channels per group.
+    fn per_group(&self) -> usize {
+        self.out_channels / self.conv.groups
+    }
+
+    /// Output positions per channel.
+    fn out_plane(&self) -> usize {
+        self.out_size.iter().product()
+    }
+
+    /// Kernel positions.
+    fn taps(&self) -> usize {
+        self.kernel.iter().product()
+    }
+
+    /// The window geometry's words in a stack buffer of the function, and their address.
     fn store(&self, cx: &mut LowerCx) -> Value {
         let conv = self.conv;
         let geometry = window::Geometry::new(
             self.channels,
-            self.in_size,
-            self.out_size,
-            self.kernel,
+            &self.in_size,
+            &self.out_size,
+            &self.kernel,
             (&conv.stride, &conv.dilation, &conv.padding),
         );
         store_geometry(cx, &geometry)
     }
 
-    /// The address of image `n` (pointer-sized) of `x`.
+    /// The address of image `n` (pointer-sized) of the input side's buffer at `x`.
     fn image(&self, cx: &mut LowerCx, x: Value, n: Value) -> Value {
         let in_plane: usize = self.in_size.iter().product();
         let at = cx.b.ins().imul_imm_u(n, (self.channels * in_plane) as i64);
@@ -279,7 +267,7 @@ impl Geometry<'_> {
 /// The columns of image `n` (pointer-sized) of `x` into `columns` ([`window::columns::dropjit_im2col`]):
 /// row `c * taps + tap`, column the output position, holding the input element that tap reads
 /// there, `+0.0` in the padding.
-fn im2col(cx: &mut LowerCx, geo: &Geometry, x: Value, n: Value, columns: Value) {
+fn im2col(cx: &mut LowerCx, geo: &Shapes, x: Value, n: Value, columns: Value) {
     let words = geo.store(cx);
     let image = geo.image(cx, x, n);
     let (start, stop) = (cx.index(0), cx.index(geo.channels));
