@@ -661,6 +661,15 @@ pub enum TypeError {
         /// What does not fit, with the shapes involved.
         reason: String,
     },
+    /// A layer normalization whose input, weight or bias does not fit its normalized shape
+    /// (see [`crate::graph::layer_norm`]); [`Error::Type`] names the node and the op.
+    #[error("{reason}")]
+    LayerNorm {
+        /// `layer_norm`, `layer_norm_input_grad`, `layer_norm_weight_grad`.
+        op: &'static str,
+        /// What does not fit, with the shapes involved.
+        reason: String,
+    },
     /// A dropout with `sample_steps` on a scalar: it has no sample dimension.
     #[error("{kind} with sample_steps needs a dimension of samples, but got a scalar input")]
     SampleStepsScalar {

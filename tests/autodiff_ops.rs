@@ -263,6 +263,22 @@ const CASES: &[Case] = &[
         body: "%x: f32[2, 2, 2, 1, 3] = input\n%rm: f32[2] = input\n%rv: f32[2] = input\n%w: f32[2] = parameter\n%b: f32[2] = parameter\n%a: f32[2, 2, 2, 1, 3] = batch_norm %x, %rm, %rv, %w, %b\n%t: f32[2, 2, 2, 1, 3] = tanh %a\n%y: f32[2, 2, 2, 1, 3] = batch_norm %t, %rm, %rv, %w, %b",
     },
     Case {
+        name: "layer_norm",
+        body: "%x: f32[3, 2, 5] = input\n%w: f32[5] = parameter\n%b: f32[5] = parameter\n%y: f32[3, 2, 5] = layer_norm %x, %w, %b {normalized_shape = [5]}",
+    },
+    Case {
+        name: "layer_norm_two_dims_weight_only",
+        body: "%x: f32[2, 3, 4] = input\n%w: f32[3, 4] = parameter\n%y: f32[2, 3, 4] = layer_norm %x, %w {normalized_shape = [3, 4], eps = 0.001}",
+    },
+    Case {
+        name: "layer_norm_one_row",
+        body: "%x: f32[6] = input\n%w: f32[6] = parameter\n%b: f32[6] = parameter\n%y: f32[6] = layer_norm %x, %w, %b {normalized_shape = [6]}",
+    },
+    Case {
+        name: "layer_norm_plain_twice",
+        body: "%x: f32[4, 3] = input\n%w: f32[3] = parameter\n%a: f32[4, 3] = layer_norm %x {normalized_shape = [3]}\n%t: f32[4, 3] = tanh %a\n%u: f32[4, 3] = mul %t, %w\n%y: f32[4, 3] = layer_norm %u, %w {normalized_shape = [3]}",
+    },
+    Case {
         name: "diamond",
         body: "%x: f32[3, 4] = input\n%a: f32[3, 4] = relu %x\n%b: f32[3, 4] = exp %x\n%c: f32[3, 4] = mul %a, %b\n%d: f32[4] = sum %c {axes = [0]}\n%y: f32[3, 4] = sub %c, %d",
     },

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use dropjit::graph::{BatchNorm, BinaryOp, ReduceOp, Running, Stat, UnaryOp};
+use dropjit::graph::{BatchNorm, BinaryOp, LayerNorm, ReduceOp, Running, Stat, UnaryOp};
 use dropjit::interp;
 use dropjit::{Generator, Graph, Mode, NodeId, Op, Tensor, TensorType};
 
@@ -771,5 +771,91 @@ fn batch_norm_operands_that_do_not_fit_are_type_errors_naming_node_and_shapes() 
     assert_eq!(
         err.to_string(),
         "batch_norm bn1: expects 5 operands, but got 3"
+    );
+}
+
+/// `y = layer_norm(x, w, b) {eps = 0}` over the last dimension of `x`, all operands inputs.
+fn layer_norm_graph(x: &[usize]) -> Graph {
+    let n = *x.last().unwrap();
+    let mut g = Graph::new("ln");
+    let operands = [
+        input(&mut g, "x", x),
+        input(&mut g, "w", &[n]),
+        input(&mut g, "b", &[n]),
+    ];
+    let ln = LayerNorm {
+        eps: 0.0,
+        ..LayerNorm::new(&[n])
+    };
+    let y = g.add("y", Op::LayerNorm(ln), &operands).unwrap();
+    g.add_output("y", y).unwrap();
+    g
+}
+
+#[test]
+fn layer_norm_normalizes_each_row_with_its_own_statistics() {
+    let g = layer_norm_graph(&[3, 4]);
+    let x = [1.0, 2.0, 3.0, 4.0, -8.0, 0.0, 8.0, 0.0, 5.0, NAN, 5.0, 5.0];
+    let values = vec![
+        ("x", t(&[3, 4], &x)),
+        ("w", t(&[4], &[1.0, 2.0, 1.0, 0.5])),
+        ("b", t(&[4], &[0.0, 0.0, 1.0, 0.0])),
+    ];
+    let out = run_mode(&g, Mode::Train, values.clone()).unwrap();
+    // Row 0: mean 2.5, var 1.25, rstd = 1 / sqrt(1.25) rounded as f32 operations round it.
+    let rstd = 1.0f32 / 1.25f32.sqrt();
+    // Row 1: mean 0, var 32, rstd = 1 / sqrt(32). Row 2: NaN poisons its row alone.
+    let rstd1 = 1.0f32 / 32.0f32.sqrt();
+    assert_exact(
+        &out[0],
+        &[3, 4],
+        &[
+            -1.5 * rstd,
+            -0.5 * rstd * 2.0,
+            0.5 * rstd + 1.0,
+            1.5 * rstd * 0.5,
+            -8.0 * rstd1,
+            0.0,
+            8.0 * rstd1 + 1.0,
+            0.0,
+            NAN,
+            NAN,
+            NAN,
+            NAN,
+        ],
+    );
+    // No running statistics: eval mode computes the same.
+    assert_eq!(run_mode(&g, Mode::Eval, values).unwrap(), out);
+}
+
+#[test]
+fn layer_norm_operands_that_do_not_fit_are_type_errors_naming_node_and_shapes() {
+    let mut g = Graph::new("ln");
+    let x = input(&mut g, "x", &[4, 3, 5]);
+    let w = input(&mut g, "w", &[5]);
+    let wide = input(&mut g, "wide", &[3, 5]);
+    let err = g
+        .add("ln1", Op::LayerNorm(LayerNorm::new(&[5])), &[x, wide, w])
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "layer_norm ln1: weight has to be [5] (the normalized shape), but is [3, 5]"
+    );
+    let plain = LayerNorm {
+        weight: false,
+        bias: false,
+        ..LayerNorm::new(&[4, 5])
+    };
+    let err = g.add("ln1", Op::LayerNorm(plain), &[x]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "layer_norm ln1: given normalized_shape = [4, 5], the input has to be [*, 4, 5], but is [4, 3, 5]"
+    );
+    let err = g
+        .add("ln1", Op::LayerNorm(LayerNorm::new(&[5])), &[x])
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "layer_norm ln1: expects 3 operands, but got 1"
     );
 }

@@ -28,6 +28,7 @@
 mod batch_norm;
 mod dropout;
 mod elementwise;
+mod layer_norm;
 mod linalg;
 mod reduce;
 mod window;
@@ -251,12 +252,15 @@ fn vjp(b: &mut Builder, id: NodeId, g: NodeId, names: &[Option<String>]) -> Resu
         Op::BatchNorm(bn) => batch_norm::batch_norm(b, bn, at, names),
         // Running statistics are updated outside the gradient, as in PyTorch.
         Op::BatchNormRunning(_) => Ok(vec![None, None]),
+        Op::LayerNorm(ln) => layer_norm::layer_norm(b, ln, at, names),
         Op::ConvInputGrad(_)
         | Op::ConvWeightGrad(_)
         | Op::PoolGrad(_)
         | Op::AdaptiveAvgPoolGrad { .. }
         | Op::BatchNormInputGrad(_)
-        | Op::BatchNormWeightGrad(_) => Err(cannot(
+        | Op::BatchNormWeightGrad(_)
+        | Op::LayerNormInputGrad(_)
+        | Op::LayerNormWeightGrad(_) => Err(cannot(
             b.graph(),
             id,
             format!("{} has no derivative", op.name()),

@@ -5,6 +5,7 @@
 
 use super::batch_norm::{self, Stat};
 use super::functions::ReduceOp;
+use super::layer_norm::LayerNorm;
 use super::op::Op;
 use super::pool::{self, adaptive_output_shape};
 use crate::error::TypeError;
@@ -212,7 +213,60 @@ fn result_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeErro
             batch_norm_grad_check(op.name(), g, rest[0])?;
             Ok(rest[1].clone())
         }
+        Op::LayerNorm(ln) => {
+            layer_norm_check(ln, op.name(), operands, &["weight", "bias"])?;
+            Ok(operands[0].clone())
+        }
+        Op::LayerNormInputGrad(ln) => {
+            let (g, rest) = operands
+                .split_first()
+                .expect("invariant: the arity was checked");
+            layer_norm_check(ln, op.name(), rest, &["weight"])?;
+            layer_norm_grad_check(op.name(), g, rest[0])?;
+            Ok(rest[0].clone())
+        }
+        Op::LayerNormWeightGrad(ln) => {
+            layer_norm_check(ln, op.name(), &operands[1..], &[])?;
+            layer_norm_grad_check(op.name(), operands[0], operands[1])?;
+            Ok(TensorType::f32(Shape::new(ln.normalized_shape.clone())))
+        }
     }
+}
+
+/// `operands` are an f32 input `[..., *normalized_shape]` followed by f32 values of the
+/// normalized shape named `names`.
+fn layer_norm_check(
+    ln: &LayerNorm,
+    op: &'static str,
+    operands: &[&TensorType],
+    names: &[&str],
+) -> Result<(), TypeError> {
+    let positions: Vec<usize> = (0..operands.len()).collect();
+    expect_f32(operands, &positions)?;
+    ln.check_input(op, &operands[0].shape)?;
+    for (value, what) in operands[1..].iter().zip(names) {
+        ln.check_affine(op, what, &value.shape)?;
+    }
+    Ok(())
+}
+
+/// A gradient `g` of a layer normalization has its input's type.
+fn layer_norm_grad_check(
+    op: &'static str,
+    g: &TensorType,
+    x: &TensorType,
+) -> Result<(), TypeError> {
+    expect_f32(&[g], &[0])?;
+    if g.shape != x.shape {
+        return Err(TypeError::LayerNorm {
+            op,
+            reason: format!(
+                "the gradient has to have the input's shape {}, but is {}",
+                x.shape, g.shape
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// `operands` are an f32 input `[N, C, ...]` followed by f32 per-channel values `[C]` named

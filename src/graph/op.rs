@@ -24,6 +24,7 @@ use super::batch_norm::{BatchNorm, Running};
 use super::conv::Conv;
 use super::dropout::Dropout;
 use super::functions::{BinaryOp, ReduceOp, UnaryOp};
+use super::layer_norm::LayerNorm;
 use super::pool::{Pool, PoolKind, adaptive_grad_name, adaptive_name};
 use crate::tensor::Tensor;
 use crate::types::TensorType;
@@ -146,6 +147,16 @@ pub enum Op {
     /// The gradient of a batch normalization with respect to its weight, `[C]`, in the
     /// graph's mode. Operands: `g`, `x`, `running_mean`, `running_var`.
     BatchNormWeightGrad(BatchNorm),
+    /// `torch.nn.functional.layer_norm` over the last dimensions; see
+    /// [`crate::graph::layer_norm`] (the definition and its order of operations). Operands:
+    /// `x [..., *normalized_shape]`[, `weight`[, `bias`]], each `normalized_shape`.
+    LayerNorm(LayerNorm),
+    /// The gradient of a layer normalization with respect to its input. Operands: the
+    /// incoming gradient `g` (`x`'s shape), `x`[, `weight` if the normalization has one].
+    LayerNormInputGrad(LayerNorm),
+    /// The gradient of a layer normalization with respect to its weight, `normalized_shape`
+    /// (summed over the leading dimensions). Operands: `g`, `x`.
+    LayerNormWeightGrad(LayerNorm),
 }
 
 impl Op {
@@ -199,6 +210,9 @@ impl Op {
             Op::BatchNormRunning(r) => r.name(),
             Op::BatchNormInputGrad(_) => "batch_norm_input_grad",
             Op::BatchNormWeightGrad(_) => "batch_norm_weight_grad",
+            Op::LayerNorm(_) => "layer_norm",
+            Op::LayerNormInputGrad(_) => "layer_norm_input_grad",
+            Op::LayerNormWeightGrad(_) => "layer_norm_weight_grad",
         }
     }
 
@@ -227,6 +241,9 @@ impl Op {
             Op::BatchNormWeightGrad(_) => 4,
             Op::BatchNorm(bn) => 3 + 2 * usize::from(bn.affine),
             Op::BatchNormInputGrad(bn) => 4 + usize::from(bn.affine),
+            Op::LayerNorm(ln) => 1 + usize::from(ln.weight) + usize::from(ln.bias),
+            Op::LayerNormInputGrad(ln) => 2 + usize::from(ln.weight),
+            Op::LayerNormWeightGrad(_) => 2,
         }
     }
 
@@ -266,6 +283,11 @@ impl Op {
             | Op::BatchNormRunning(_)
             | Op::BatchNormInputGrad(_)
             | Op::BatchNormWeightGrad(_) => OpClass::Whole,
+            // Row statistics; `passes::expand_layer_norm` rewrites every layer-norm node into
+            // ordinary nodes before planning.
+            Op::LayerNorm(_) | Op::LayerNormInputGrad(_) | Op::LayerNormWeightGrad(_) => {
+                OpClass::Whole
+            }
         }
     }
 
@@ -311,7 +333,10 @@ impl Op {
             | Op::BatchNorm(_)
             | Op::BatchNormRunning(_)
             | Op::BatchNormInputGrad(_)
-            | Op::BatchNormWeightGrad(_) => Effects::NONE,
+            | Op::BatchNormWeightGrad(_)
+            | Op::LayerNorm(_)
+            | Op::LayerNormInputGrad(_)
+            | Op::LayerNormWeightGrad(_) => Effects::NONE,
         }
     }
 

@@ -102,6 +102,11 @@ pub fn batched(op: &Op, samples: usize, rank: usize) -> Result<(Op, Operands), &
         Op::BatchNormInputGrad(_) | Op::BatchNormWeightGrad(_) => {
             return Err("gradients are not drawn in Monte Carlo samples");
         }
+        // Each row is normalized over the last dimensions alone: samples in front are rows.
+        Op::LayerNorm(_) => (op.clone(), Operands::FirstOnly),
+        Op::LayerNormInputGrad(_) | Op::LayerNormWeightGrad(_) => {
+            return Err("gradients are not drawn in Monte Carlo samples");
+        }
         Op::Input(_) | Op::Parameter(_) | Op::Constant(_) => {
             return Err("a leaf reads no operand");
         }
@@ -158,6 +163,9 @@ pub fn separable(op: &Op, rank: usize) -> Option<Operands> {
         | Op::BatchNormRunning(_)
         | Op::BatchNormInputGrad(_)
         | Op::BatchNormWeightGrad(_) => None,
+        Op::LayerNorm(_) => Some(Operands::FirstOnly),
+        // A weight gradient sums over the rows.
+        Op::LayerNormInputGrad(_) | Op::LayerNormWeightGrad(_) => None,
         Op::Input(_) | Op::Parameter(_) | Op::Constant(_) => Some(Operands::Single),
     }
 }

@@ -13,7 +13,9 @@ use crate::rng::Generator;
 use crate::rng::mask::MaskSource;
 
 use super::value::{Array, Value};
-use super::{batch_norm, bind, conv, dropout, elementwise, layout, linalg, pool, reduce, softmax};
+use super::{
+    batch_norm, bind, conv, dropout, elementwise, layer_norm, layout, linalg, pool, reduce, softmax,
+};
 
 /// Every node's value after one run, indexed by [`crate::graph::NodeId::index`].
 pub(crate) struct Evaluation<T> {
@@ -287,6 +289,20 @@ impl<T: Element> NodeCx<'_, T> {
                 let running = self.batch_norm_stats(bn, 1, 2)?;
                 let (g, x) = (self.float(0), self.float(1));
                 Value::Float(batch_norm::weight_grad(bn, g, x, running))
+            }
+            Op::LayerNorm(ln) => {
+                let weight = ln.weight.then(|| self.float(1));
+                let bias = ln.bias.then(|| self.float(2));
+                Value::Float(layer_norm::layer_norm(ln, self.float(0), weight, bias))
+            }
+            Op::LayerNormInputGrad(ln) => {
+                let weight = ln.weight.then(|| self.float(2));
+                let (g, x) = (self.float(0), self.float(1));
+                Value::Float(layer_norm::input_grad(ln, g, x, weight))
+            }
+            Op::LayerNormWeightGrad(ln) => {
+                let (g, x) = (self.float(0), self.float(1));
+                Value::Float(layer_norm::weight_grad(ln, g, x))
             }
         };
         Ok(value)

@@ -33,6 +33,7 @@ mod conv;
 mod dropout;
 mod elementwise;
 mod eval;
+mod layer_norm;
 mod layout;
 mod linalg;
 mod pool;

@@ -112,6 +112,9 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
         | Op::BatchNormWeightGrad(_) => {
             panic!("invariant: specialize_batch_norm leaves no batch-norm node to lower")
         }
+        Op::LayerNorm(_) | Op::LayerNormInputGrad(_) | Op::LayerNormWeightGrad(_) => {
+            panic!("invariant: expand_layer_norm leaves no layer-norm node to lower")
+        }
         Op::Unary(_) | Op::Binary(_) | Op::Dropout(_) | Op::DropoutGrad(_) | Op::Expand { .. } => {
             match &kernel.form {
                 Form::Vector { reads, masks } => simd::kernel(cx, graph, kernel, reads, masks),

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::eager::run_eager;
-use super::module::{Module, ModuleDisplay, fmt_module};
+use super::module::{Module, ModuleDisplay, fmt_module, python_float};
 use super::trace::TracedNode;
 use super::var::{Repr, Var};
 use crate::error::{Error, Result, TypeError};
@@ -400,36 +400,5 @@ impl fmt::Display for BatchNormNd {
 impl fmt::Debug for BatchNormNd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt_module(self, f)
-    }
-}
-
-/// Python's float repr: `0.1`, `1.0`, `1e-05` (exponent form below 1e-4).
-fn python_float(x: f64) -> String {
-    if x != 0.0 && x.abs() < 1e-4 {
-        let s = format!("{x:e}");
-        let (mantissa, exponent) = s.split_once('e').expect("an exponent form");
-        let (sign, digits) = match exponent.strip_prefix('-') {
-            Some(digits) => ('-', digits),
-            None => ('+', exponent),
-        };
-        format!("{mantissa}e{sign}{digits:0>2}")
-    } else if x.fract() == 0.0 {
-        format!("{x:.1}")
-    } else {
-        x.to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::python_float;
-
-    #[test]
-    fn floats_print_as_python_does() {
-        assert_eq!(python_float(1e-5), "1e-05");
-        assert_eq!(python_float(1e-3), "0.001");
-        assert_eq!(python_float(0.1), "0.1");
-        assert_eq!(python_float(1.0), "1.0");
-        assert_eq!(python_float(2.5e-7), "2.5e-07");
     }
 }

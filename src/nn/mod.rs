@@ -178,6 +178,7 @@ mod conv;
 mod dropout;
 mod eager;
 pub mod functional;
+mod layer_norm;
 mod linear;
 mod mask;
 mod mc;
@@ -198,6 +199,7 @@ pub use eager::{
     DEFAULT_SEED, default_generator, eager_compilations, manual_seed, randn, with_generator,
 };
 pub use functional::{ReLU, SELU, relu, reshape, selu};
+pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mc::{Classification, McPrediction};
 pub use module::{Module, ModuleDisplay, child, fmt_module};

@@ -194,9 +194,35 @@ fn short_type_name(full: &str) -> &str {
     base.rsplit("::").next().unwrap_or(base)
 }
 
+/// Python's float repr (for modules' `extra_repr`): `0.1`, `1.0`, `1e-05` (exponent form below 1e-4).
+pub(crate) fn python_float(x: f64) -> String {
+    if x != 0.0 && x.abs() < 1e-4 {
+        let s = format!("{x:e}");
+        let (mantissa, exponent) = s.split_once('e').expect("an exponent form");
+        let (sign, digits) = match exponent.strip_prefix('-') {
+            Some(digits) => ('-', digits),
+            None => ('+', exponent),
+        };
+        format!("{mantissa}e{sign}{digits:0>2}")
+    } else if x.fract() == 0.0 {
+        format!("{x:.1}")
+    } else {
+        x.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::short_type_name;
+    use super::{python_float, short_type_name};
+
+    #[test]
+    fn floats_print_as_python_does() {
+        assert_eq!(python_float(1e-5), "1e-05");
+        assert_eq!(python_float(1e-3), "0.001");
+        assert_eq!(python_float(0.1), "0.1");
+        assert_eq!(python_float(1.0), "1.0");
+        assert_eq!(python_float(2.5e-7), "2.5e-07");
+    }
 
     #[test]
     fn short_names_drop_paths_and_generics() {

@@ -5,7 +5,8 @@
 //! [`run_pipeline`] lists them in order as straight code:
 //! 0. if the graph has batch norm, [`specialize_batch_norm()`]: every batch-norm node becomes the sums, reshapes and
 //!    element-wise ops of its definition in the mode (batch statistics in train mode, the
-//!    running ones otherwise), so no later stage knows batch norm;
+//!    running ones otherwise), so no later stage knows batch norm; likewise, if it has layer
+//!    norm, [`expand_layer_norm()`] (row statistics, whatever the mode);
 //! 1. if the options ask for samples, [`batch_samples()`]: one graph of `n` Monte Carlo
 //!    forward passes, the sample-independent prefix computed once;
 //! 2. [`eliminate_dropout()`]: `dropout(x) -> x` where a dropout is the identity in the mode
@@ -24,6 +25,7 @@
 pub mod batch_samples;
 pub mod eliminate_dead_code;
 pub mod eliminate_dropout;
+pub mod expand_layer_norm;
 pub mod fold_transpose;
 pub mod report;
 pub mod simplify_layout;
@@ -36,6 +38,7 @@ use std::time::Instant;
 pub use batch_samples::{Batched, batch_samples};
 pub use eliminate_dead_code::eliminate_dead_code;
 pub use eliminate_dropout::eliminate_dropout;
+pub use expand_layer_norm::{expand_layer_norm, has_layer_norm};
 pub use fold_transpose::fold_transpose;
 pub use report::{PassRecord, PassReport};
 pub use simplify_layout::simplify_layout;
@@ -122,6 +125,9 @@ pub fn run_pipeline(graph: &Graph, options: &PipelineOptions) -> Result<Optimize
         pipeline.run("specialize_batch_norm", |g| {
             specialize_batch_norm(g, options.mode)
         })?;
+    }
+    if has_layer_norm(&pipeline.graph) {
+        pipeline.run("expand_layer_norm", expand_layer_norm)?;
     }
     if let Some(samples) = options.samples {
         // First, so the graph of samples is what the interpreter would run; before the

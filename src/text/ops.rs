@@ -15,9 +15,10 @@ use super::attrs::{Attr, Attrs, Lit, parse_bool, parse_float, parse_int};
 use super::lex::{Diag, Pos, Token};
 use crate::error::{Error, TypeError};
 use crate::graph::batch_norm::{DEFAULT_EPS, DEFAULT_MOMENTUM};
+use crate::graph::layer_norm;
 use crate::graph::{
-    BatchNorm, BinaryOp, Conv, DType, Dropout, DropoutKind, Op, Pool, PoolKind, ReduceOp, Running,
-    Shape, Stat, TensorType, UnaryOp,
+    BatchNorm, BinaryOp, Conv, DType, Dropout, DropoutKind, LayerNorm, Op, Pool, PoolKind,
+    ReduceOp, Running, Shape, Stat, TensorType, UnaryOp,
 };
 use crate::tensor::{Tensor, TensorData};
 
@@ -101,6 +102,9 @@ pub(super) fn op_templates() -> Vec<Op> {
         }),
         Op::BatchNormInputGrad(BatchNorm::new()),
         Op::BatchNormWeightGrad(BatchNorm::new()),
+        Op::LayerNorm(LayerNorm::new(&[])),
+        Op::LayerNormInputGrad(LayerNorm::new(&[])),
+        Op::LayerNormWeightGrad(LayerNorm::new(&[])),
     ]);
     ops
 }
@@ -158,6 +162,14 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, Option<String>)> {
             "momentum",
             (r.momentum != DEFAULT_MOMENTUM).then(|| r.momentum.to_string()),
         )],
+        // `weight` and `bias` are the operand count, as a linear's bias is.
+        Op::LayerNorm(ln) | Op::LayerNormInputGrad(ln) | Op::LayerNormWeightGrad(ln) => vec![
+            ("normalized_shape", Some(list(&ln.normalized_shape))),
+            (
+                "eps",
+                (ln.eps != layer_norm::DEFAULT_EPS).then(|| ln.eps.to_string()),
+            ),
+        ],
         Op::Input(_)
         | Op::Parameter(_)
         | Op::Constant(_)
@@ -308,6 +320,16 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
             affine: false,
             running_stats: attrs.bool("running_stats")?.unwrap_or(false),
         }),
+        // The operand count picks the form: `x`, `x, weight` or `x, weight, bias`.
+        Op::LayerNorm(_) => Op::LayerNorm(read_layer_norm(
+            &attrs,
+            line.operands.len().saturating_sub(1),
+        )?),
+        Op::LayerNormInputGrad(_) => Op::LayerNormInputGrad(read_layer_norm(
+            &attrs,
+            line.operands.len().saturating_sub(2),
+        )?),
+        Op::LayerNormWeightGrad(_) => Op::LayerNormWeightGrad(read_layer_norm(&attrs, 0)?),
         Op::BatchNormRunning(template) => Op::BatchNormRunning(Running {
             stat: template.stat,
             momentum: attrs.f64("momentum")?.unwrap_or(DEFAULT_MOMENTUM),
@@ -336,6 +358,17 @@ fn read_conv(template: &Conv, attrs: &Attrs, bias: bool) -> Result<Conv, Diag> {
         dilation: attrs.usize_list_of("dilation", n)?.unwrap_or(vec![1; n]),
         groups: attrs.usize("groups")?.unwrap_or(1),
         bias,
+    })
+}
+
+/// A layer normalization's attributes, with `affine` operands after the input (0: none,
+/// 1: a weight, 2: a weight and a bias).
+fn read_layer_norm(attrs: &Attrs, affine: usize) -> Result<LayerNorm, Diag> {
+    Ok(LayerNorm {
+        normalized_shape: attrs.required_usize_list("normalized_shape")?,
+        eps: attrs.f64("eps")?.unwrap_or(layer_norm::DEFAULT_EPS),
+        weight: affine >= 1,
+        bias: affine >= 2,
     })
 }
 
@@ -441,8 +474,8 @@ mod tests {
         assert_eq!(unique.len(), names.len(), "{names:?}");
         // Leaves, the functions, matmul/linear/reshape/transpose, conv1d/2d/3d, the nine
         // pools, their fifteen gradients (two per convolution, one per pool), the reductions, softmax, log_softmax and the three cross-entropy/expand ops, and three
-        // ops per dropout kind, and batch norm with its two running statistics and two
-        // gradients.
+        // ops per dropout kind, batch norm with its two running statistics and two
+        // gradients, and layer norm with its two gradients.
         let functions = UnaryOp::ALL.len() + BinaryOp::ALL.len();
         let count = 3
             + functions
@@ -453,7 +486,8 @@ mod tests {
             + ReduceOp::ALL.len()
             + 5
             + 3 * DropoutKind::ALL.len()
-            + 5;
+            + 5
+            + 3;
         assert_eq!(names.len(), count);
         // Every op sorts into a class consistent with its operands: exactly the leaves take
         // none.

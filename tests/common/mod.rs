@@ -15,8 +15,8 @@ pub mod gradcheck;
 pub mod training;
 
 use dropjit::graph::{
-    BatchNorm, BinaryOp, Conv, Dropout, DropoutKind, Pool, PoolKind, ReduceOp, Running, Stat,
-    UnaryOp,
+    BatchNorm, BinaryOp, Conv, Dropout, DropoutKind, LayerNorm, Pool, PoolKind, ReduceOp, Running,
+    Stat, UnaryOp,
 };
 use dropjit::rng::philox4x32_10;
 use dropjit::{DType, Graph, NodeId, Op, Shape, Tensor, TensorType};
@@ -113,6 +113,7 @@ enum Kind {
     CrossEntropy,
     Dropout(DropoutKind),
     BatchNorm,
+    LayerNorm,
 }
 
 fn kinds() -> Vec<Kind> {
@@ -135,6 +136,7 @@ fn kinds() -> Vec<Kind> {
     // Nine pools share one kind: weight it up so that each appears.
     kinds.extend([Kind::Pool, Kind::Pool]);
     kinds.push(Kind::BatchNorm);
+    kinds.push(Kind::LayerNorm);
     kinds
 }
 
@@ -509,7 +511,27 @@ impl Builder {
             }
             Kind::Dropout(kind) => self.dropout(kind),
             Kind::BatchNorm => self.batch_norm(),
+            Kind::LayerNorm => self.layer_norm(),
         }
+    }
+
+    /// A layer norm over the last one or two dimensions, with a weight and a bias, a weight
+    /// alone or neither, eps default, larger or zero (a constant row is then NaN on both
+    /// engines).
+    fn layer_norm(&mut self) -> Option<NodeId> {
+        let x = self.operand(DType::F32, &[1, 2, 3, 4]);
+        let dims = self.ty(x).shape.dims().to_vec();
+        let k = 1 + self.rng.below(dims.len().min(2));
+        let mut ln = LayerNorm::new(&dims[dims.len() - k..]);
+        ln.eps = self.rng.pick(&[1e-5, 1e-3, 0.0]);
+        ln.weight = self.rng.chance(70);
+        ln.bias = ln.weight && self.rng.chance(70);
+        let mut operands = vec![x];
+        for _ in 0..usize::from(ln.weight) + usize::from(ln.bias) {
+            let ty = TensorType::f32(Shape(ln.normalized_shape.clone()));
+            operands.push(self.leaf(ty));
+        }
+        self.add(Op::LayerNorm(ln), &operands)
     }
 
     /// A batch norm (affine or not, eps default or not) or one of its running statistics,
