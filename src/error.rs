@@ -214,6 +214,20 @@ pub enum Error {
         /// The number of classes.
         classes: usize,
     },
+    /// An index outside its table (an embedding's), found at run time before any row is read.
+    #[error("{op} {node}: index {index} at position {position} is outside 0..{bound}")]
+    IndexOutOfRange {
+        /// The node's name.
+        node: String,
+        /// `embedding` or `embedding_grad`.
+        op: &'static str,
+        /// The offending index.
+        index: i32,
+        /// Where it sits in the indices (row-major).
+        position: usize,
+        /// The table's rows.
+        bound: usize,
+    },
     /// A compiled graph's parameter was passed among the inputs; parameters live in a
     /// [`crate::ParameterStore`], which several compiled graphs share.
     #[error("{name} is a parameter: pass its value in the parameter store, not among the inputs")]
@@ -668,6 +682,15 @@ pub enum TypeError {
         /// `layer_norm`, `layer_norm_input_grad`, `layer_norm_weight_grad`.
         op: &'static str,
         /// What does not fit, with the shapes involved.
+        reason: String,
+    },
+    /// An embedding whose table or attributes do not fit (see [`crate::graph::embedding`]);
+    /// [`Error::Type`] names the node and the op.
+    #[error("{reason}")]
+    Embedding {
+        /// `embedding`, `embedding_grad`.
+        op: &'static str,
+        /// What does not fit, with the shapes and values involved.
         reason: String,
     },
     /// A dropout with `sample_steps` on a scalar: it has no sample dimension.

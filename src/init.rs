@@ -7,8 +7,8 @@
 //! - `f32` parameters: uniform in `±1/sqrt(fan_in)` (0 when `fan_in` is 0), PyTorch's default for
 //!   `nn.Linear`. `fan_in` is the weight's `in_features` for a linear's weight and bias, else the
 //!   parameter's last dimension (1 for a scalar);
-//! - `i32` values: class targets uniform in `0..C` when a `cross_entropy` uses them (C its
-//!   classes), else uniform in `0..10`;
+//! - `i32` values: indices uniform in `0..C` when ops check them against a bound (C the
+//!   smallest: a `cross_entropy`'s classes, an embedding's rows), else uniform in `0..10`;
 //! - `bool` values: `true` or `false` with probability 1/2 each (the top bit of a word).
 
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ use crate::graph::{Graph, NodeId, Op};
 use crate::rng::PhiloxStream;
 use crate::tensor::{Tensor, TensorData};
 
-/// The classes of i32 inputs that no `cross_entropy` uses.
+/// The bound of i32 inputs that no op checks as indices.
 const DEFAULT_CLASSES: i32 = 10;
 
 /// Every input's and parameter's value, keyed by node name; fails only if the memory for
@@ -77,12 +77,16 @@ fn fan_in(graph: &Graph, id: NodeId) -> usize {
     graph[id].ty.shape.dims().last().copied().unwrap_or(1)
 }
 
-/// The class count of the first `cross_entropy` that takes `id` as its targets.
+/// The smallest bound of the ops that check `id` as their indices (a `cross_entropy`'s
+/// classes, an embedding's rows), so that every index is in range for all of them.
 fn target_classes(graph: &Graph, id: NodeId) -> Option<i32> {
-    graph.users_of(id).into_iter().find_map(|user| {
-        let operands = graph.operands_of(user);
-        let is_targets = matches!(graph[user].op, Op::CrossEntropy) && operands[1] == id;
-        let logits = &graph[operands[0]].ty.shape;
-        is_targets.then(|| logits.dims().last().map_or(0, |&c| c as i32))
-    })
+    (graph.users_of(id).into_iter())
+        .filter_map(|user| {
+            let op = &graph[user].op;
+            let operands = graph.operands_of(user);
+            let checked = op.checked_indices().is_some_and(|k| operands[k] == id);
+            let types: Vec<_> = operands.iter().map(|&o| &graph[o].ty).collect();
+            checked.then(|| i32::try_from(op.index_bound(&types)).unwrap_or(i32::MAX))
+        })
+        .min()
 }

@@ -279,6 +279,16 @@ const CASES: &[Case] = &[
         body: "%x: f32[4, 3] = input\n%w: f32[3] = parameter\n%a: f32[4, 3] = layer_norm %x {normalized_shape = [3]}\n%t: f32[4, 3] = tanh %a\n%u: f32[4, 3] = mul %t, %w\n%y: f32[4, 3] = layer_norm %u, %w {normalized_shape = [3]}",
     },
     Case {
+        name: "embedding",
+        body: "%i: i32[2, 3] = input\n%w: f32[5, 4] = parameter\n%e: f32[2, 3, 4] = embedding %i, %w\n%y: f32[2, 3, 4] = tanh %e",
+    },
+    Case {
+        // Repeated rows sum; the padding row (2, unused: its zero gradient is PyTorch's rule,
+        // not the derivative, and tests/embedding.rs checks it) leaves the others alone.
+        name: "embedding_padding_repeated",
+        body: "%i: i32[7] = constant [1, 0, 1, 0, 0, 1, 1]\n%w: f32[3, 2] = parameter\n%e: f32[7, 2] = embedding %i, %w {padding_idx = -1}\n%y: f32[7, 2] = mul %e, %e",
+    },
+    Case {
         name: "diamond",
         body: "%x: f32[3, 4] = input\n%a: f32[3, 4] = relu %x\n%b: f32[3, 4] = exp %x\n%c: f32[3, 4] = mul %a, %b\n%d: f32[4] = sum %c {axes = [0]}\n%y: f32[3, 4] = sub %c, %d",
     },

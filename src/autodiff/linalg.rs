@@ -111,3 +111,23 @@ pub(super) fn linear(b: &mut Builder, at: Site, names: &[Option<String>]) -> Res
     }
     Ok(out)
 }
+
+/// The gradient of an embedding lookup (operands `indices, weight`) with respect to its table:
+/// the scatter-add of `g` by the indices (`embedding_grad`, the padding row zero).
+pub(super) fn embedding(
+    b: &mut Builder,
+    e: &crate::graph::Embedding,
+    at: Site,
+    names: &[Option<String>],
+) -> Result<Gradients> {
+    let Site { x, g, .. } = at;
+    let mut out = vec![None; x.len()];
+    if let Some(name) = names.get(1).and_then(|n| n.as_deref()) {
+        let op = crate::graph::Op::EmbeddingGrad(crate::graph::EmbeddingGrad {
+            num_embeddings: b.shape(x[1]).dims()[0],
+            padding_idx: e.padding_idx,
+        });
+        out[1] = Some(b.node(name, op, &[g, x[0]])?);
+    }
+    Ok(out)
+}

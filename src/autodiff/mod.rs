@@ -253,6 +253,8 @@ fn vjp(b: &mut Builder, id: NodeId, g: NodeId, names: &[Option<String>]) -> Resu
         // Running statistics are updated outside the gradient, as in PyTorch.
         Op::BatchNormRunning(_) => Ok(vec![None, None]),
         Op::LayerNorm(ln) => layer_norm::layer_norm(b, ln, at, names),
+        // The indices are i32, never on the path.
+        Op::Embedding(e) => linalg::embedding(b, e, at, names),
         Op::ConvInputGrad(_)
         | Op::ConvWeightGrad(_)
         | Op::PoolGrad(_)
@@ -260,7 +262,8 @@ fn vjp(b: &mut Builder, id: NodeId, g: NodeId, names: &[Option<String>]) -> Resu
         | Op::BatchNormInputGrad(_)
         | Op::BatchNormWeightGrad(_)
         | Op::LayerNormInputGrad(_)
-        | Op::LayerNormWeightGrad(_) => Err(cannot(
+        | Op::LayerNormWeightGrad(_)
+        | Op::EmbeddingGrad(_) => Err(cannot(
             b.graph(),
             id,
             format!("{} has no derivative", op.name()),

@@ -4,6 +4,7 @@
 //! type can never drift from what its op computes.
 
 use super::batch_norm::{self, Stat};
+use super::embedding;
 use super::functions::ReduceOp;
 use super::layer_norm::LayerNorm;
 use super::op::Op;
@@ -212,6 +213,34 @@ fn result_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeErro
             batch_norm_check(op.name(), rest, &["running_mean", "running_var"])?;
             batch_norm_grad_check(op.name(), g, rest[0])?;
             Ok(rest[1].clone())
+        }
+        Op::Embedding(e) => {
+            expect_dtype(operands, 0, DType::I32)?;
+            expect_f32(operands, &[1])?;
+            let (num, dim) = embedding::table(op.name(), &operands[1].shape)?;
+            embedding::padding_row(op.name(), e.padding_idx, num)?;
+            Ok(TensorType::f32(embedding::output_shape(
+                &operands[0].shape,
+                dim,
+            )))
+        }
+        Op::EmbeddingGrad(e) => {
+            expect_f32(operands, &[0])?;
+            expect_dtype(operands, 1, DType::I32)?;
+            embedding::padding_row(op.name(), e.padding_idx, e.num_embeddings)?;
+            let (g, indices) = (&operands[0].shape, &operands[1].shape);
+            let dim = match g.dims().split_last() {
+                Some((&dim, leading)) if leading == indices.dims() => dim,
+                _ => {
+                    return Err(TypeError::Embedding {
+                        op: op.name(),
+                        reason: format!(
+                            "the gradient has to be [*indices, embedding_dim] for indices {indices}, but is {g}"
+                        ),
+                    });
+                }
+            };
+            Ok(TensorType::f32(Shape::new(vec![e.num_embeddings, dim])))
         }
         Op::LayerNorm(ln) => {
             layer_norm_check(ln, op.name(), operands, &["weight", "bias"])?;

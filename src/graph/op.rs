@@ -23,9 +23,11 @@ use std::fmt;
 use super::batch_norm::{BatchNorm, Running};
 use super::conv::Conv;
 use super::dropout::Dropout;
+use super::embedding::{Embedding, EmbeddingGrad};
 use super::functions::{BinaryOp, ReduceOp, UnaryOp};
 use super::layer_norm::LayerNorm;
 use super::pool::{Pool, PoolKind, adaptive_grad_name, adaptive_name};
+use crate::error::Error;
 use crate::tensor::Tensor;
 use crate::types::TensorType;
 
@@ -157,6 +159,14 @@ pub enum Op {
     /// The gradient of a layer normalization with respect to its weight, `normalized_shape`
     /// (summed over the leading dimensions). Operands: `g`, `x`.
     LayerNormWeightGrad(LayerNorm),
+    /// `torch.nn.functional.embedding`: row `indices[p]` of the table at each position; see
+    /// [`crate::graph::embedding`]. Operands: `indices` (i32, any shape `S`), `weight`
+    /// `[num, dim]`; the value is `[*S, dim]`. An index outside `0..num` is a run-time error.
+    Embedding(Embedding),
+    /// The gradient of an embedding with respect to its table, `[num, dim]`: the scatter-add of
+    /// `g` by `indices` in position order (the padding row stays zero). Operands: `g`
+    /// (`[*S, dim]`), `indices` (i32 `S`).
+    EmbeddingGrad(EmbeddingGrad),
 }
 
 impl Op {
@@ -213,6 +223,8 @@ impl Op {
             Op::LayerNorm(_) => "layer_norm",
             Op::LayerNormInputGrad(_) => "layer_norm_input_grad",
             Op::LayerNormWeightGrad(_) => "layer_norm_weight_grad",
+            Op::Embedding(_) => "embedding",
+            Op::EmbeddingGrad(_) => "embedding_grad",
         }
     }
 
@@ -244,6 +256,7 @@ impl Op {
             Op::LayerNorm(ln) => 1 + usize::from(ln.weight) + usize::from(ln.bias),
             Op::LayerNormInputGrad(ln) => 2 + usize::from(ln.weight),
             Op::LayerNormWeightGrad(_) => 2,
+            Op::Embedding(_) | Op::EmbeddingGrad(_) => 2,
         }
     }
 
@@ -288,6 +301,8 @@ impl Op {
             Op::LayerNorm(_) | Op::LayerNormInputGrad(_) | Op::LayerNormWeightGrad(_) => {
                 OpClass::Whole
             }
+            // A gather by checked indices, and a scatter-add in position order.
+            Op::Embedding(_) | Op::EmbeddingGrad(_) => OpClass::Whole,
         }
     }
 
@@ -305,8 +320,12 @@ impl Op {
                 draws: Some(d),
                 ..Effects::NONE
             },
-            Op::CrossEntropy => Effects {
+            Op::CrossEntropy | Op::EmbeddingGrad(_) => Effects {
                 checked_indices: Some(1),
+                ..Effects::NONE
+            },
+            Op::Embedding(_) => Effects {
+                checked_indices: Some(0),
                 ..Effects::NONE
             },
             Op::Input(_)
@@ -393,9 +412,42 @@ impl Op {
 
     /// The operand holding class indices that generated code checks against their bound
     /// before the op computes (a phase of its own; an index out of range is a run-time
-    /// error): `cross_entropy`'s targets.
+    /// error): `cross_entropy`'s targets, an embedding's indices.
     pub fn checked_indices(&self) -> Option<usize> {
         self.effects().checked_indices
+    }
+
+    /// For an op with [`Op::checked_indices`], given its operands' types: the exclusive
+    /// bound of the indices (the classes, the table's rows).
+    pub fn index_bound(&self, operands: &[&TensorType]) -> usize {
+        match self {
+            Op::CrossEntropy => {
+                *(operands[0].shape.dims().last()).expect("invariant: logits have rank 1 or 2")
+            }
+            Op::Embedding(_) => operands[1].shape.dims()[0],
+            Op::EmbeddingGrad(e) => e.num_embeddings,
+            _ => panic!("invariant: {} checks no indices", self.name()),
+        }
+    }
+
+    /// The run-time error of node `node` (this op) for `index` at `position` of its checked
+    /// indices, outside `0..bound`.
+    pub fn index_error(&self, node: &str, bound: usize, index: i32, position: usize) -> Error {
+        match self {
+            Op::CrossEntropy => Error::TargetOutOfRange {
+                node: node.to_string(),
+                target: index,
+                index: position,
+                classes: bound,
+            },
+            _ => Error::IndexOutOfRange {
+                node: node.to_string(),
+                op: self.name(),
+                index,
+                position,
+                bound,
+            },
+        }
     }
 
     /// True for every member of the dropout family (masks are not dropouts: see

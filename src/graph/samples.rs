@@ -102,6 +102,11 @@ pub fn batched(op: &Op, samples: usize, rank: usize) -> Result<(Op, Operands), &
         Op::BatchNormInputGrad(_) | Op::BatchNormWeightGrad(_) => {
             return Err("gradients are not drawn in Monte Carlo samples");
         }
+        // Samples of indices in front look up rows of the one table.
+        Op::Embedding(_) => (op.clone(), Operands::FirstOnly),
+        Op::EmbeddingGrad(_) => {
+            return Err("gradients are not drawn in Monte Carlo samples");
+        }
         // Each row is normalized over the last dimensions alone: samples in front are rows.
         Op::LayerNorm(_) => (op.clone(), Operands::FirstOnly),
         Op::LayerNormInputGrad(_) | Op::LayerNormWeightGrad(_) => {
@@ -164,6 +169,9 @@ pub fn separable(op: &Op, rank: usize) -> Option<Operands> {
         | Op::BatchNormInputGrad(_)
         | Op::BatchNormWeightGrad(_) => None,
         Op::LayerNorm(_) => Some(Operands::FirstOnly),
+        Op::Embedding(_) => Some(Operands::FirstOnly),
+        // A table gradient sums over every position.
+        Op::EmbeddingGrad(_) => None,
         // A weight gradient sums over the rows.
         Op::LayerNormInputGrad(_) | Op::LayerNormWeightGrad(_) => None,
         Op::Input(_) | Op::Parameter(_) | Op::Constant(_) => Some(Operands::Single),

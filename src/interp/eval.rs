@@ -14,7 +14,8 @@ use crate::rng::mask::MaskSource;
 
 use super::value::{Array, Value};
 use super::{
-    batch_norm, bind, conv, dropout, elementwise, layer_norm, layout, linalg, pool, reduce, softmax,
+    batch_norm, bind, conv, dropout, elementwise, embedding, layer_norm, layout, linalg, pool,
+    reduce, softmax,
 };
 
 /// Every node's value after one run, indexed by [`crate::graph::NodeId::index`].
@@ -289,6 +290,29 @@ impl<T: Element> NodeCx<'_, T> {
                 let running = self.batch_norm_stats(bn, 1, 2)?;
                 let (g, x) = (self.float(0), self.float(1));
                 Value::Float(batch_norm::weight_grad(bn, g, x, running))
+            }
+            Op::Embedding(_) => {
+                let indices = self.operands[0].int();
+                let node = &self.node.name;
+                Value::Float(embedding::embedding(
+                    &self.node.op,
+                    node,
+                    indices,
+                    self.float(1),
+                )?)
+            }
+            Op::EmbeddingGrad(e) => {
+                let indices = self.operands[1].int();
+                let (op, node, num) = (&self.node.op, &self.node.name, e.num_embeddings);
+                let grad = embedding::embedding_grad(
+                    op,
+                    node,
+                    self.float(0),
+                    indices,
+                    num,
+                    e.padding_idx,
+                )?;
+                Value::Float(grad)
             }
             Op::LayerNorm(ln) => {
                 let weight = ln.weight.then(|| self.float(1));

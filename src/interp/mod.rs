@@ -32,6 +32,7 @@ mod bind;
 mod conv;
 mod dropout;
 mod elementwise;
+mod embedding;
 mod eval;
 mod layer_norm;
 mod layout;

@@ -7,8 +7,8 @@ use cranelift_codegen::ir::{InstBuilder, types};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use super::{Buffer, Choices, LowerCx};
-use super::{conv, dropout, elementwise, layout, linalg, pool, reduce, simd, softmax};
-use crate::graph::{Graph, NodeId, Op};
+use super::{conv, dropout, elementwise, indexed, layout, linalg, pool, reduce, simd, softmax};
+use crate::graph::{Graph, NodeId, Op, embedding};
 use crate::jit::{Codegen, Jit};
 use crate::plan::{Form, Kernel, Part, Phase, Program, Unit};
 
@@ -39,9 +39,14 @@ fn lower_phase(cx: &mut LowerCx, program: &Program, phase: &Phase) {
     let kernel = &program.schedule.kernels[phase.kernel];
     match phase.part {
         Part::Draw(id) => dropout::draw_phase(cx, graph, id),
-        Part::CheckTargets(id) => {
+        Part::CheckIndices(id) => {
             let (_, args) = node_buffers(cx, graph, id);
-            softmax::check_targets(cx, id, &args[0], &args[1]);
+            let op = &graph[id].op;
+            let types: Vec<_> = args.iter().map(|a| a.ty).collect();
+            let operand = op
+                .checked_indices()
+                .expect("invariant: a check phase's op checks");
+            indexed::check_indices(cx, id, op.index_bound(&types), &args[operand]);
         }
         Part::Compute => {
             cx.chunk_units = phase.chunk_units;
@@ -56,7 +61,7 @@ fn phase_header(program: &Program, i: usize, phase: &Phase) -> String {
     let name = |id: NodeId| format!("%{}", graph[id].name);
     let what = match phase.part {
         Part::Draw(id) => format!("keep bytes of {}", name(id)),
-        Part::CheckTargets(id) => format!("targets of {}", name(id)),
+        Part::CheckIndices(id) => format!("indices of {}", name(id)),
         Part::Compute => {
             let nodes = &program.schedule.kernels[phase.kernel].nodes;
             let names: Vec<String> = nodes.iter().map(|&id| name(id)).collect();
@@ -233,6 +238,16 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
         Op::CrossEntropy => {
             let (out, args) = single(cx, graph, kernel);
             softmax::cross_entropy(cx, &args[0], &args[1], &out);
+        }
+        Op::Embedding(_) => {
+            let (out, args) = single(cx, graph, kernel);
+            indexed::embedding(cx, &args[0], &args[1], &out);
+        }
+        Op::EmbeddingGrad(e) => {
+            let (out, args) = single(cx, graph, kernel);
+            let padding = embedding::padding_row("embedding_grad", e.padding_idx, e.num_embeddings)
+                .expect("invariant: inference checked padding_idx");
+            indexed::embedding_grad(cx, &args[0], &args[1], padding, &out);
         }
         Op::CrossEntropyGrad => {
             let (out, args) = single(cx, graph, kernel);

@@ -26,6 +26,7 @@ mod conv;
 mod dispatch;
 mod dropout;
 mod elementwise;
+mod indexed;
 mod layout;
 mod linalg;
 mod loops;

@@ -15,7 +15,7 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use super::{Buffer, LowerCx, arith};
-use crate::graph::{NodeId, Shape};
+use crate::graph::Shape;
 
 /// `y_i = exp(x_i - m) / s` along `axis`.
 pub(crate) fn softmax(cx: &mut LowerCx, axis: i64, x: &Buffer, out: &Buffer) {
@@ -93,26 +93,8 @@ fn row_stats(cx: &mut LowerCx, x: Value, base: Value, len: usize, stride: usize)
     (m, cx.b.use_var(s))
 }
 
-/// The target check of `cross_entropy` (`id`), a phase before it: returns the error code of
-/// `id` with the batch index and the target of the first target of the unit range's rows
-/// outside `0..C`.
-pub(crate) fn check_targets(cx: &mut LowerCx, id: NodeId, logits: &Buffer, targets: &Buffer) {
-    let classes = class_count(logits);
-    let t = targets.addr;
-    let range = cx.unit_positions(1, targets.shape().numel());
-    cx.range_loop(range.0, range.1, &mut |cx, r| {
-        let target = cx.load(types::I32, t, r);
-        // Unsigned, so a negative target is out of range too.
-        let outside =
-            cx.b.ins()
-                .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, target, classes as i64);
-        let wide = cx.b.ins().sextend(types::I64, target);
-        cx.fail_if(outside, id, [r, wide]);
-    });
-}
-
 /// The mean negative log-likelihood of `targets` (`[N]` or `[]`, checked by
-/// [`check_targets`]) under `log_softmax(logits)` by row (`[N, C]` or `[C]`).
+/// [`super::indexed::check_indices`]) under `log_softmax(logits)` by row (`[N, C]` or `[C]`).
 pub(crate) fn cross_entropy(cx: &mut LowerCx, logits: &Buffer, targets: &Buffer, out: &Buffer) {
     let classes = class_count(logits);
     let rows = targets.shape().numel();

@@ -177,6 +177,7 @@ mod batch_norm;
 mod conv;
 mod dropout;
 mod eager;
+mod embedding;
 pub mod functional;
 mod layer_norm;
 mod linear;
@@ -198,6 +199,7 @@ pub use dropout::{
 pub use eager::{
     DEFAULT_SEED, default_generator, eager_compilations, manual_seed, randn, with_generator,
 };
+pub use embedding::Embedding;
 pub use functional::{ReLU, SELU, relu, reshape, selu};
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;

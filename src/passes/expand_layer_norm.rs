@@ -12,7 +12,7 @@
 //! layer_norm   y = xhat * weight + bias  (as many of the two as the node has)
 //! input grad   gw = g * weight (or g);  dx = (gw - sum(gw) / n - xhat * (sum(gw * xhat) / n))
 //!              * rstd
-//! weight grad  sum of g * xhat over the leading axes (or the product itself with none)
+//! weight grad  sum of g * xhat over the leading axes (with none, `0 + g * xhat`)
 //! ```
 //!
 //! The node itself is rewritten into its last operation, so it keeps its name; the new nodes
@@ -87,7 +87,10 @@ pub fn expand_layer_norm(graph: &mut Graph) -> Result<Stats> {
             Op::LayerNormWeightGrad(ln) => {
                 let leading = b.shape(x).rank() - ln.rank();
                 if leading == 0 {
-                    binary(BinaryOp::Mul, vec![operands[0], rows.xhat])
+                    // The one row's sum from +0.0: `0 + g * xhat` (so `-0.0` becomes `+0.0`).
+                    let product = b.mul(&named("g_xhat"), operands[0], rows.xhat)?;
+                    let zero = b.constant(&named("zero"), Tensor::scalar(0.0))?;
+                    binary(BinaryOp::Add, vec![zero, product])
                 } else {
                     let product = b.mul(&named("g_xhat"), operands[0], rows.xhat)?;
                     let sum = Op::Reduce {

@@ -84,9 +84,9 @@ impl Phase {
 pub enum Part {
     /// The keep bytes of this dropout, before its kernel's loop.
     Draw(NodeId),
-    /// The class targets of this `cross_entropy`, checked against its class count before it
-    /// computes: the only run-time failure.
-    CheckTargets(NodeId),
+    /// The indices of this node (`cross_entropy`'s class targets, an embedding's indices),
+    /// checked against their bound before it computes: the only run-time failure.
+    CheckIndices(NodeId),
     /// The kernel's values.
     Compute,
 }
@@ -155,7 +155,7 @@ pub(crate) fn phases(graph: &Graph, schedule: &Schedule, threads: usize) -> Vec<
         let first = kernel.nodes[0];
         if let Some(operand) = graph[first].op.checked_indices() {
             let rows = graph[graph.operands_of(first)[operand]].ty.shape.numel();
-            let part = Part::CheckTargets(first);
+            let part = Part::CheckIndices(first);
             phases.push(phase(k, part, Unit::Row, rows, CHUNK_COST));
         }
         let work = compute_work(graph, kernel);
@@ -375,7 +375,7 @@ mod tests {
         let schedule = Schedule::fused(&graph);
         let part = |part: Part| match part {
             Part::Draw(id) => format!("draw %{}", graph[id].name),
-            Part::CheckTargets(id) => format!("check %{}", graph[id].name),
+            Part::CheckIndices(id) => format!("check %{}", graph[id].name),
             Part::Compute => "compute".to_string(),
         };
         (phases(&graph, &schedule, 2).iter())

@@ -34,7 +34,7 @@ impl CompiledGraph {
     ///
     /// Errors: [`Error::UnknownNode`], [`Error::NotBindable`] or [`Error::ParameterAsInput`]
     /// for an input binding that names no input, [`Error::MissingValue`],
-    /// [`Error::ValueType`], [`Error::StepsExhausted`], [`Error::TargetOutOfRange`], and
+    /// [`Error::ValueType`], [`Error::StepsExhausted`], [`Error::TargetOutOfRange`], [`Error::IndexOutOfRange`], and
     /// [`Error::InputOverwritten`] for a graph that writes over an input (use
     /// [`CompiledGraph::run_mut`]).
     pub fn run(
@@ -250,17 +250,13 @@ impl CompiledGraph {
             node.op.checked_indices().is_some(),
             "invariant: only ops with checked indices fail at run time"
         );
-        // The targets index the classes, the logits' last dimension.
-        let logits = &graph[graph.operands_of(id)[0]].ty.shape;
-        Error::TargetOutOfRange {
-            node: node.name.clone(),
-            target: status.details[1] as i32,
-            index: status.details[0] as usize,
-            classes: *logits
-                .dims()
-                .last()
-                .expect("invariant: logits have rank 1 or 2"),
-        }
+        let operands: Vec<_> = (graph.operands_of(id).into_iter())
+            .map(|o| &graph[o].ty)
+            .collect();
+        let bound = node.op.index_bound(&operands);
+        let position = status.details[0] as usize;
+        node.op
+            .index_error(&node.name, bound, status.details[1] as i32, position)
     }
 
     /// Fills the outputs that the generated code did not write in place. Leaves and their

@@ -130,6 +130,18 @@ impl Attrs {
         self.u32(key)?.ok_or_else(|| self.missing(key))
     }
 
+    /// An optional signed integer.
+    pub fn i64(&self, key: &str) -> Result<Option<i64>, Diag> {
+        self.get(key)
+            .map(|lit| atom(lit, key, "an integer", parse_int::<i64>))
+            .transpose()
+    }
+
+    /// A required non-negative integer.
+    pub fn required_usize(&self, key: &str) -> Result<usize, Diag> {
+        self.usize(key)?.ok_or_else(|| self.missing(key))
+    }
+
     /// A required signed integer.
     pub fn required_i64(&self, key: &str) -> Result<i64, Diag> {
         let lit = self.get(key).ok_or_else(|| self.missing(key))?;

@@ -17,8 +17,8 @@ use crate::error::{Error, TypeError};
 use crate::graph::batch_norm::{DEFAULT_EPS, DEFAULT_MOMENTUM};
 use crate::graph::layer_norm;
 use crate::graph::{
-    BatchNorm, BinaryOp, Conv, DType, Dropout, DropoutKind, LayerNorm, Op, Pool, PoolKind,
-    ReduceOp, Running, Shape, Stat, TensorType, UnaryOp,
+    BatchNorm, BinaryOp, Conv, DType, Dropout, DropoutKind, Embedding, EmbeddingGrad, LayerNorm,
+    Op, Pool, PoolKind, ReduceOp, Running, Shape, Stat, TensorType, UnaryOp,
 };
 use crate::tensor::{Tensor, TensorData};
 
@@ -105,6 +105,11 @@ pub(super) fn op_templates() -> Vec<Op> {
         Op::LayerNorm(LayerNorm::new(&[])),
         Op::LayerNormInputGrad(LayerNorm::new(&[])),
         Op::LayerNormWeightGrad(LayerNorm::new(&[])),
+        Op::Embedding(Embedding { padding_idx: None }),
+        Op::EmbeddingGrad(EmbeddingGrad {
+            num_embeddings: 0,
+            padding_idx: None,
+        }),
     ]);
     ops
 }
@@ -162,6 +167,11 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, Option<String>)> {
             "momentum",
             (r.momentum != DEFAULT_MOMENTUM).then(|| r.momentum.to_string()),
         )],
+        Op::Embedding(e) => vec![("padding_idx", e.padding_idx.map(|p| p.to_string()))],
+        Op::EmbeddingGrad(e) => vec![
+            ("num_embeddings", Some(e.num_embeddings.to_string())),
+            ("padding_idx", e.padding_idx.map(|p| p.to_string())),
+        ],
         // `weight` and `bias` are the operand count, as a linear's bias is.
         Op::LayerNorm(ln) | Op::LayerNormInputGrad(ln) | Op::LayerNormWeightGrad(ln) => vec![
             ("normalized_shape", Some(list(&ln.normalized_shape))),
@@ -330,6 +340,13 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
             line.operands.len().saturating_sub(2),
         )?),
         Op::LayerNormWeightGrad(_) => Op::LayerNormWeightGrad(read_layer_norm(&attrs, 0)?),
+        Op::Embedding(_) => Op::Embedding(Embedding {
+            padding_idx: attrs.i64("padding_idx")?,
+        }),
+        Op::EmbeddingGrad(_) => Op::EmbeddingGrad(EmbeddingGrad {
+            num_embeddings: attrs.required_usize("num_embeddings")?,
+            padding_idx: attrs.i64("padding_idx")?,
+        }),
         Op::BatchNormRunning(template) => Op::BatchNormRunning(Running {
             stat: template.stat,
             momentum: attrs.f64("momentum")?.unwrap_or(DEFAULT_MOMENTUM),
@@ -475,7 +492,7 @@ mod tests {
         // Leaves, the functions, matmul/linear/reshape/transpose, conv1d/2d/3d, the nine
         // pools, their fifteen gradients (two per convolution, one per pool), the reductions, softmax, log_softmax and the three cross-entropy/expand ops, and three
         // ops per dropout kind, batch norm with its two running statistics and two
-        // gradients, and layer norm with its two gradients.
+        // gradients, layer norm with its two gradients, and embedding with its gradient.
         let functions = UnaryOp::ALL.len() + BinaryOp::ALL.len();
         let count = 3
             + functions
@@ -487,7 +504,8 @@ mod tests {
             + 5
             + 3 * DropoutKind::ALL.len()
             + 5
-            + 3;
+            + 3
+            + 2;
         assert_eq!(names.len(), count);
         // Every op sorts into a class consistent with its operands: exactly the leaves take
         // none.

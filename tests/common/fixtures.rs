@@ -1,6 +1,7 @@
 //! The PyTorch fixtures' text format (`tests/fixtures/{conv,pool}/forward.txt`, written by the
 //! `make_fixtures.py` beside each): `case NAME OP key=value ...` then `tensor ROLE DIMS v...`
-//! lines, dims as `2x3x5`, values as f32 bit patterns in hex.
+//! lines, dims as `2x3x5` (`-` for a scalar), values as f32 bit patterns in hex, and
+//! `indices DIMS i...` lines of i32 indices in decimal.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +31,14 @@ impl FixtureCase {
     }
 }
 
+/// `2x3x5` as dimensions; `-` is a scalar's.
+fn dims(word: &str) -> Vec<usize> {
+    if word == "-" {
+        return Vec::new();
+    }
+    word.split('x').map(|d| d.parse().unwrap()).collect()
+}
+
 /// Every case of a fixture file's `text`.
 pub fn read(text: &str) -> Vec<FixtureCase> {
     let mut cases: Vec<FixtureCase> = Vec::new();
@@ -48,13 +57,19 @@ pub fn read(text: &str) -> Vec<FixtureCase> {
                 tensors: BTreeMap::new(),
             }),
             "tensor" => {
-                let dims: Vec<usize> = (words[2].split('x')).map(|d| d.parse().unwrap()).collect();
                 let values = (words[3..].iter())
                     .map(|w| f32::from_bits(u32::from_str_radix(w, 16).unwrap()))
                     .collect();
-                let tensor = Tensor::from_f32(dims, values).unwrap();
+                let tensor = Tensor::from_f32(dims(words[2]), values).unwrap();
                 let case = cases.last_mut().expect("a case first");
                 case.tensors.insert(words[1].to_string(), tensor);
+            }
+            // i32 indices, in decimal: the tensor `indices`.
+            "indices" => {
+                let values = (words[2..].iter()).map(|w| w.parse().unwrap()).collect();
+                let tensor = Tensor::from_i32(dims(words[1]), values).unwrap();
+                let case = cases.last_mut().expect("a case first");
+                case.tensors.insert("indices".to_string(), tensor);
             }
             other => panic!("unknown fixture line {other}"),
         }

@@ -15,8 +15,8 @@ pub mod gradcheck;
 pub mod training;
 
 use dropjit::graph::{
-    BatchNorm, BinaryOp, Conv, Dropout, DropoutKind, LayerNorm, Pool, PoolKind, ReduceOp, Running,
-    Stat, UnaryOp,
+    BatchNorm, BinaryOp, Conv, Dropout, DropoutKind, Embedding, LayerNorm, Pool, PoolKind,
+    ReduceOp, Running, Stat, UnaryOp,
 };
 use dropjit::rng::philox4x32_10;
 use dropjit::{DType, Graph, NodeId, Op, Shape, Tensor, TensorType};
@@ -114,6 +114,7 @@ enum Kind {
     Dropout(DropoutKind),
     BatchNorm,
     LayerNorm,
+    Embedding,
 }
 
 fn kinds() -> Vec<Kind> {
@@ -137,6 +138,7 @@ fn kinds() -> Vec<Kind> {
     kinds.extend([Kind::Pool, Kind::Pool]);
     kinds.push(Kind::BatchNorm);
     kinds.push(Kind::LayerNorm);
+    kinds.push(Kind::Embedding);
     kinds
 }
 
@@ -512,6 +514,20 @@ impl Builder {
             Kind::Dropout(kind) => self.dropout(kind),
             Kind::BatchNorm => self.batch_norm(),
             Kind::LayerNorm => self.layer_norm(),
+            Kind::Embedding => {
+                // Fresh i32 indices of rank 0 to 2 (init draws them inside the table) into a
+                // table leaf, with a padding row or not.
+                let rank = self.rng.below(3);
+                let shape: Vec<usize> = (0..rank).map(|_| 1 + self.rng.below(4)).collect();
+                let indices = self.leaf(TensorType::i32(Shape(shape)));
+                let (num, dim) = (1 + self.rng.below(6), 1 + self.rng.below(5));
+                let table = self.leaf(TensorType::f32([num, dim]));
+                let padding_idx = self
+                    .rng
+                    .chance(30)
+                    .then(|| self.rng.below(2 * num) as i64 - num as i64);
+                self.add(Op::Embedding(Embedding { padding_idx }), &[indices, table])
+            }
         }
     }
 
