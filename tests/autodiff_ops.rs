@@ -289,6 +289,14 @@ const CASES: &[Case] = &[
         body: "%i: i32[7] = constant [1, 0, 1, 0, 0, 1, 1]\n%w: f32[3, 2] = parameter\n%e: f32[7, 2] = embedding %i, %w {padding_idx = -1}\n%y: f32[7, 2] = mul %e, %e",
     },
     Case {
+        name: "where_broadcast",
+        body: "%c: bool[3, 1] = input\n%a: f32[2, 3, 4] = input\n%b: f32[4] = parameter\n%y: f32[2, 3, 4] = where %c, %a, %b",
+    },
+    Case {
+        name: "where_causal_softmax",
+        body: "%s: f32[2, 3, 3] = input\n%m: bool[3, 3] = tril\n%n: f32[] = constant -inf\n%w: f32[2, 3, 3] = where %m, %s, %n\n%y: f32[2, 3, 3] = softmax %w {axis = -1}",
+    },
+    Case {
         name: "diamond",
         body: "%x: f32[3, 4] = input\n%a: f32[3, 4] = relu %x\n%b: f32[3, 4] = exp %x\n%c: f32[3, 4] = mul %a, %b\n%d: f32[4] = sum %c {axes = [0]}\n%y: f32[3, 4] = sub %c, %d",
     },

@@ -111,6 +111,8 @@ fn random_graphs_cover_every_op() {
         "batch_norm_running_var",
         "layer_norm",
         "embedding",
+        "where",
+        "tril",
     ]);
     all.extend(dropjit::graph::UnaryOp::ALL.map(|op| op.name()));
     all.extend(dropjit::graph::BinaryOp::ALL.map(|op| op.name()));

@@ -138,3 +138,29 @@ pub(super) fn sum_to(b: &mut Builder, name: &str, g: NodeId, shape: &Shape) -> R
         }
     }
 }
+
+/// `y = where(cond, a, b)`: `da = sum_to(where(cond, g, 0), a)`,
+/// `db = sum_to(where(cond, 0, g), b)`; the condition (bool) has none.
+pub(super) fn select(b: &mut Builder, at: Site, names: &[Option<String>]) -> Result<Gradients> {
+    let Site { x, g, .. } = at;
+    let mut out = vec![None; x.len()];
+    for (k, keep_where_true) in [(1, true), (2, false)] {
+        let Some(name) = names.get(k).and_then(|n| n.as_deref()) else {
+            continue;
+        };
+        let zero = b.constant(&format!("{name}.zero"), crate::tensor::Tensor::scalar(0.0))?;
+        let (yes, no) = if keep_where_true {
+            (g, zero)
+        } else {
+            (zero, g)
+        };
+        let shape = b.shape(x[k]);
+        let full = b.node(
+            &format!("{name}.full"),
+            crate::graph::Op::Where,
+            &[x[0], yes, no],
+        )?;
+        out[k] = Some(sum_to(b, name, full, &shape)?);
+    }
+    Ok(out)
+}

@@ -227,7 +227,8 @@ fn vjp(b: &mut Builder, id: NodeId, g: NodeId, names: &[Option<String>]) -> Resu
     let x = b.graph().operands_of(id);
     let at = Site { y: id, x: &x, g };
     match &op {
-        Op::Input(_) | Op::Parameter(_) | Op::Constant(_) => Ok(Vec::new()),
+        Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Tril { .. } => Ok(Vec::new()),
+        Op::Where => elementwise::select(b, at, names),
         Op::Unary(unary) => first(names, |n| elementwise::unary(b, *unary, at, n)),
         Op::Binary(binary) => elementwise::binary(b, *binary, at, names),
         Op::Expand { .. } => first(names, |n| elementwise::expand(b, at, n)),

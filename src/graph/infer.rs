@@ -35,6 +35,28 @@ fn result_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeErro
     match op {
         Op::Input(ty) | Op::Parameter(ty) => Ok(ty.clone()),
         Op::Constant(value) => Ok(value.ty()),
+        Op::Tril { shape, .. } => {
+            if shape.rank() < 2 {
+                return Err(TypeError::Rank {
+                    what: "mask",
+                    expected: "a [..., rows, columns] (rank 2 or more)",
+                    shape: shape.clone(),
+                });
+            }
+            Ok(TensorType::bool(shape.clone()))
+        }
+        Op::Where => {
+            expect_dtype(operands, 0, DType::Bool)?;
+            expect_f32(operands, &[1, 2])?;
+            let broadcast = |lhs: &Shape, rhs: &Shape| {
+                lhs.broadcast(rhs).ok_or_else(|| TypeError::Broadcast {
+                    lhs: lhs.clone(),
+                    rhs: rhs.clone(),
+                })
+            };
+            let values = broadcast(&operands[1].shape, &operands[2].shape)?;
+            Ok(TensorType::f32(broadcast(&operands[0].shape, &values)?))
+        }
         Op::Unary(_) => {
             expect_f32(operands, &[0])?;
             Ok(operands[0].clone())

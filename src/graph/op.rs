@@ -13,7 +13,9 @@
 //!   0, `mean` over one is NaN, `amax` over one is a type error (PyTorch raises at run time).
 //! - Every op works on `f32` except `input`, `constant`, `reshape` and `transpose`, which also
 //!   carry `i32` and `bool`, `cross_entropy` and `cross_entropy_grad`, whose second operand
-//!   holds `i32` class targets, and the dropout masks, which produce `bool`.
+//!   holds `i32` class targets, `embedding` and `embedding_grad`, whose indices are `i32`,
+//!   `where`, whose condition is `bool`, and the dropout masks and `tril`, which produce
+//!   `bool`.
 //! - The gradient ops (`relu_grad`, `selu_grad`, `equal`, `maximum_weight`, `expand`,
 //!   `cross_entropy_grad`, the `*_dropout_grad` family) are what [`crate::autodiff`] emits;
 //!   they are ordinary ops, printed, interpreted, fused and compiled like the others.
@@ -167,6 +169,22 @@ pub enum Op {
     /// `g` by `indices` in position order (the padding row stays zero). Operands: `g`
     /// (`[*S, dim]`), `indices` (i32 `S`).
     EmbeddingGrad(EmbeddingGrad),
+    /// `torch.where(cond, a, b)`: `a` where `cond` holds, else `b`, the three broadcast
+    /// (NumPy rules). Operands: `cond` (bool), `a` and `b` (f32). With `b` a `-inf`
+    /// constant it is `masked_fill` before a softmax, whose masked elements are then exact
+    /// zeros.
+    Where,
+    /// A boolean lower-triangular mask, `torch.ones(*shape, dtype=bool).tril(diagonal)`:
+    /// element `[..., i, j]` holds iff `j <= i + diagonal` (attention's causal mask at
+    /// `diagonal = 0`). No operands: its type is annotated, as an input's is, so the text
+    /// never spells out a `[T, T]` literal; the compiler makes it a constant
+    /// (`passes::materialize_tril`).
+    Tril {
+        /// The mask's shape, rank 2 or more.
+        shape: crate::types::Shape,
+        /// The last kept diagonal: 0 the main one, positive above it, negative below.
+        diagonal: i64,
+    },
 }
 
 impl Op {
@@ -225,13 +243,16 @@ impl Op {
             Op::LayerNormWeightGrad(_) => "layer_norm_weight_grad",
             Op::Embedding(_) => "embedding",
             Op::EmbeddingGrad(_) => "embedding_grad",
+            Op::Where => "where",
+            Op::Tril { .. } => "tril",
         }
     }
 
     /// How many operands the op takes.
     pub fn arity(&self) -> usize {
         match self {
-            Op::Input(_) | Op::Parameter(_) | Op::Constant(_) => 0,
+            Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Tril { .. } => 0,
+            Op::Where => 3,
             Op::Unary(_)
             | Op::Reshape { .. }
             | Op::Transpose { .. }
@@ -266,7 +287,9 @@ impl Op {
         match self {
             Op::Input(_) => OpClass::Leaf(Leaf::Input),
             Op::Parameter(_) => OpClass::Leaf(Leaf::Parameter),
-            Op::Constant(_) => OpClass::Leaf(Leaf::Constant),
+            // A constant the compiler computes before planning (`passes::materialize_tril`).
+            Op::Constant(_) | Op::Tril { .. } => OpClass::Leaf(Leaf::Constant),
+            Op::Where => OpClass::ElementWise(Elementwise::Where),
             Op::Reshape { .. } => OpClass::View,
             Op::Unary(op) => OpClass::ElementWise(Elementwise::Unary(*op)),
             Op::Binary(op) => OpClass::ElementWise(Elementwise::Binary(*op)),
@@ -331,6 +354,8 @@ impl Op {
             Op::Input(_)
             | Op::Parameter(_)
             | Op::Constant(_)
+            | Op::Tril { .. }
+            | Op::Where
             | Op::Unary(_)
             | Op::Binary(_)
             | Op::MatMul { .. }
@@ -585,6 +610,8 @@ pub enum Elementwise<'a> {
     DropoutGrad(&'a Dropout),
     /// The operand read at broadcast coordinates: the loop's load is the whole op.
     Expand,
+    /// `cond ? a : b` of broadcast operands, `cond` a bool.
+    Where,
 }
 
 impl<'a> Elementwise<'a> {
@@ -592,7 +619,10 @@ impl<'a> Elementwise<'a> {
     pub fn draws(self) -> Option<&'a Dropout> {
         match self {
             Elementwise::Dropout(d) | Elementwise::DropoutGrad(d) => Some(d),
-            Elementwise::Unary(_) | Elementwise::Binary(_) | Elementwise::Expand => None,
+            Elementwise::Unary(_)
+            | Elementwise::Binary(_)
+            | Elementwise::Expand
+            | Elementwise::Where => None,
         }
     }
 
@@ -606,6 +636,8 @@ impl<'a> Elementwise<'a> {
             // An expand is its operand read in broadcast form: the plan gives the vector
             // form only where the loop can read it so (`plan::vector`).
             Elementwise::Dropout(_) | Elementwise::DropoutGrad(_) | Elementwise::Expand => true,
+            // Its condition is a byte per element, not an f32 lane.
+            Elementwise::Where => false,
         }
     }
 }

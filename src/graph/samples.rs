@@ -32,7 +32,9 @@ pub fn batched(op: &Op, samples: usize, rank: usize) -> Result<(Op, Operands), &
         }
     };
     Ok(match op {
-        Op::Unary(_) | Op::Binary(_) | Op::MatMul { .. } => (op.clone(), Operands::Broadcast),
+        Op::Unary(_) | Op::Binary(_) | Op::MatMul { .. } | Op::Where => {
+            (op.clone(), Operands::Broadcast)
+        }
         Op::Expand { shape } => {
             let shape = [samples].into_iter().chain(shape.iter().copied()).collect();
             (Op::Expand { shape }, Operands::Broadcast)
@@ -112,7 +114,7 @@ pub fn batched(op: &Op, samples: usize, rank: usize) -> Result<(Op, Operands), &
         Op::LayerNormInputGrad(_) | Op::LayerNormWeightGrad(_) => {
             return Err("gradients are not drawn in Monte Carlo samples");
         }
-        Op::Input(_) | Op::Parameter(_) | Op::Constant(_) => {
+        Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Tril { .. } => {
             return Err("a leaf reads no operand");
         }
     })
@@ -136,7 +138,7 @@ fn sampled(d: &Dropout) -> Result<Dropout, &'static str> {
 pub fn separable(op: &Op, rank: usize) -> Option<Operands> {
     let not_samples = |axis: i64| axis != 0 && axis != -(rank as i64);
     match op {
-        Op::Unary(_) | Op::Binary(_) | Op::MatMul { .. } | Op::Expand { .. } => {
+        Op::Unary(_) | Op::Binary(_) | Op::MatMul { .. } | Op::Expand { .. } | Op::Where => {
             Some(Operands::Broadcast)
         }
         Op::Linear { .. } => Some(Operands::FirstOnly),
@@ -174,6 +176,8 @@ pub fn separable(op: &Op, rank: usize) -> Option<Operands> {
         Op::EmbeddingGrad(_) => None,
         // A weight gradient sums over the rows.
         Op::LayerNormInputGrad(_) | Op::LayerNormWeightGrad(_) => None,
-        Op::Input(_) | Op::Parameter(_) | Op::Constant(_) => Some(Operands::Single),
+        Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Tril { .. } => {
+            Some(Operands::Single)
+        }
     }
 }

@@ -27,3 +27,33 @@ pub(crate) fn binary<T: Element>(
         .collect();
     Array::filled(out.clone(), data)
 }
+
+/// `cond ? a : b` element by element, the three broadcast to `out`.
+pub(crate) fn select<T: Element>(
+    cond: &Array<bool>,
+    a: &Array<T>,
+    b: &Array<T>,
+    out: &Shape,
+) -> Array<T> {
+    let data = (broadcast_offsets(&cond.shape, out))
+        .zip(broadcast_offsets(&a.shape, out))
+        .zip(broadcast_offsets(&b.shape, out))
+        .map(|((c, i), j)| if cond.data[c] { a.data[i] } else { b.data[j] })
+        .collect();
+    Array::filled(out.clone(), data)
+}
+
+/// `torch.ones(*shape, dtype=bool).tril(diagonal)`: `[..., i, j]` holds iff
+/// `j <= i + diagonal`.
+pub(crate) fn tril(shape: &Shape, diagonal: i64) -> Array<bool> {
+    let dims = shape.dims();
+    let columns = dims[dims.len() - 1];
+    let rows = dims[dims.len() - 2];
+    let data = (0..shape.numel())
+        .map(|k| {
+            let (i, j) = ((k / columns.max(1)) % rows.max(1), k % columns.max(1));
+            (j as i128) <= i as i128 + i128::from(diagonal)
+        })
+        .collect();
+    Array::filled(shape.clone(), data)
+}

@@ -191,6 +191,12 @@ impl<T: Element> NodeCx<'_, T> {
                 .expect("invariant: bindings were checked before the run")
                 .clone(),
             Op::Constant(tensor) => Value::from_tensor(tensor),
+            Op::Tril { shape, diagonal } => Value::Bool(elementwise::tril(shape, *diagonal)),
+            Op::Where => {
+                let cond = self.operands[0].boolean();
+                let (a, b) = (self.float(1), self.float(2));
+                Value::Float(elementwise::select(cond, a, b, out))
+            }
             Op::Unary(op) => Value::Float(elementwise::unary(*op, self.float(0))),
             Op::Binary(op) => {
                 Value::Float(elementwise::binary(*op, self.float(0), self.float(1), out))

@@ -63,6 +63,12 @@ pub struct Trace {
     pub step: Option<u32>,
 }
 
+/// A `tril` mask as a tensor: the interpreter's definition, which the compiler makes a constant
+/// (`passes::materialize_tril`).
+pub(crate) fn tril_mask(shape: &crate::graph::Shape, diagonal: i64) -> Result<crate::Tensor> {
+    crate::Tensor::from_bool(shape.clone(), elementwise::tril(shape, diagonal).data)
+}
+
 /// Runs `graph` once and returns its outputs in declaration order, evaluating only the nodes
 /// they depend on. `values` binds every input and parameter by node name. Train mode claims one step from the generator
 /// (`generator.next_step()`) per execution, even with no dropout node; eval mode does not

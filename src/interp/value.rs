@@ -144,6 +144,12 @@ impl<T> Value<T> {
         self.as_int()
             .expect("invariant: an operand inferred as i32 holds integers")
     }
+
+    /// The mask of an operand whose inferred type is `bool` (a broken type is a bug).
+    pub(crate) fn boolean(&self) -> &Array<bool> {
+        self.as_bool()
+            .expect("invariant: an operand inferred as bool holds truth values")
+    }
 }
 
 impl Value<f32> {

@@ -10,7 +10,7 @@
 //! - `sqrt` is Cranelift's `sqrt` instruction (`sqrtss`): IEEE square root is correctly rounded,
 //!   so it equals `f32::sqrt`, which is the same instruction on x86-64 (NaN bits included).
 
-use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 
 use super::LowerCx;
@@ -148,6 +148,11 @@ pub fn element(cx: &mut LowerCx, op: Elementwise, args: &[Value], kept: Option<V
         Elementwise::DropoutGrad(d) => dropout(cx, d, args[0], kept, true),
         // The operand was loaded at its broadcast offset: that is the expansion.
         Elementwise::Expand => args[0],
+        // The condition is a byte, 0 or 1.
+        Elementwise::Where => {
+            let cond = cx.b.ins().icmp_imm_u(IntCC::NotEqual, args[0], 0);
+            select(cx, cond, args[1], args[2])
+        }
     }
 }
 

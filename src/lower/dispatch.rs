@@ -110,6 +110,7 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
         Op::Input(_) | Op::Parameter(_) | Op::Constant(_) | Op::Reshape { .. } => {
             panic!("invariant: leaves and reshapes belong to no kernel")
         }
+        Op::Tril { .. } => panic!("invariant: materialize_tril leaves no tril node to lower"),
         // The mode pass rewrote them into ordinary nodes (`passes::specialize_batch_norm`).
         Op::BatchNorm(_)
         | Op::BatchNormRunning(_)
@@ -120,12 +121,15 @@ fn lower_kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel, unit: Unit) {
         Op::LayerNorm(_) | Op::LayerNormInputGrad(_) | Op::LayerNormWeightGrad(_) => {
             panic!("invariant: expand_layer_norm leaves no layer-norm node to lower")
         }
-        Op::Unary(_) | Op::Binary(_) | Op::Dropout(_) | Op::DropoutGrad(_) | Op::Expand { .. } => {
-            match &kernel.form {
-                Form::Vector { reads, masks } => simd::kernel(cx, graph, kernel, reads, masks),
-                Form::Scalar => elementwise::kernel(cx, graph, kernel),
-            }
-        }
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Dropout(_)
+        | Op::DropoutGrad(_)
+        | Op::Expand { .. }
+        | Op::Where => match &kernel.form {
+            Form::Vector { reads, masks } => simd::kernel(cx, graph, kernel, reads, masks),
+            Form::Scalar => elementwise::kernel(cx, graph, kernel),
+        },
         Op::MatMul {
             transpose_a,
             transpose_b,

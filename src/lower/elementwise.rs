@@ -56,7 +56,12 @@ pub(crate) fn kernel(cx: &mut LowerCx, graph: &Graph, kernel: &Kernel) {
         let (mask_at, output_at) = rest.split_at(rest.len() - 1);
         let mut values: BTreeMap<NodeId, Value> = BTreeMap::new();
         for ((&id, &addr), &offset) in externals.iter().zip(&external_addrs).zip(external_at) {
-            let value = cx.load(types::F32, addr, offset);
+            // f32 values, or a `where`'s condition: one byte.
+            let ty = match graph[id].ty.dtype {
+                crate::graph::DType::Bool => types::I8,
+                _ => types::F32,
+            };
+            let value = cx.load(ty, addr, offset);
             values.insert(id, value);
         }
         let mut mask_at = mask_at.iter();

@@ -26,6 +26,7 @@ pub(super) fn element(
         // The loop read the operand in its broadcast form (a row of the trailing dimensions,
         // or one element splatted): that is the expansion.
         Elementwise::Expand => args[0],
+        Elementwise::Where => panic!("invariant: where has no vector form"),
     }
 }
 

@@ -3,7 +3,8 @@
 //! A compilation is for one [`Mode`]: the pipeline specialises the graph for it. Each pass is a
 //! named free function in its own file whose doc says what it changes and what it leaves alone;
 //! [`run_pipeline`] lists them in order as straight code:
-//! 0. if the graph has batch norm, [`specialize_batch_norm()`]: every batch-norm node becomes the sums, reshapes and
+//! 0. if the graph has `tril` masks, [`materialize_tril()`]: each becomes its constant;
+//!    if the graph has batch norm, [`specialize_batch_norm()`]: every batch-norm node becomes the sums, reshapes and
 //!    element-wise ops of its definition in the mode (batch statistics in train mode, the
 //!    running ones otherwise), so no later stage knows batch norm; likewise, if it has layer
 //!    norm, [`expand_layer_norm()`] (row statistics, whatever the mode);
@@ -27,6 +28,7 @@ pub mod eliminate_dead_code;
 pub mod eliminate_dropout;
 pub mod expand_layer_norm;
 pub mod fold_transpose;
+pub mod materialize_tril;
 pub mod report;
 pub mod simplify_layout;
 pub mod specialize_batch_norm;
@@ -40,6 +42,7 @@ pub use eliminate_dead_code::eliminate_dead_code;
 pub use eliminate_dropout::eliminate_dropout;
 pub use expand_layer_norm::{expand_layer_norm, has_layer_norm};
 pub use fold_transpose::fold_transpose;
+pub use materialize_tril::{has_tril, materialize_tril};
 pub use report::{PassRecord, PassReport};
 pub use simplify_layout::simplify_layout;
 pub use specialize_batch_norm::{has_batch_norm, specialize_batch_norm};
@@ -121,6 +124,10 @@ pub fn run_pipeline(graph: &Graph, options: &PipelineOptions) -> Result<Optimize
     // First, so a graph of samples batches ordinary ops (Monte Carlo mode's batch norm is a
     // per-channel affine map, which batches). Only where there is batch norm, so the reports
     // of other graphs do not list a pass that did nothing.
+    // Tril masks become constants first, so every later pass sees data.
+    if has_tril(&pipeline.graph) {
+        pipeline.run("materialize_tril", materialize_tril)?;
+    }
     if has_batch_norm(&pipeline.graph) {
         pipeline.run("specialize_batch_norm", |g| {
             specialize_batch_norm(g, options.mode)

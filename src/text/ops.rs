@@ -106,6 +106,11 @@ pub(super) fn op_templates() -> Vec<Op> {
         Op::LayerNormInputGrad(LayerNorm::new(&[])),
         Op::LayerNormWeightGrad(LayerNorm::new(&[])),
         Op::Embedding(Embedding { padding_idx: None }),
+        Op::Where,
+        Op::Tril {
+            shape: Shape::scalar(),
+            diagonal: 0,
+        },
         Op::EmbeddingGrad(EmbeddingGrad {
             num_embeddings: 0,
             padding_idx: None,
@@ -168,6 +173,9 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, Option<String>)> {
             (r.momentum != DEFAULT_MOMENTUM).then(|| r.momentum.to_string()),
         )],
         Op::Embedding(e) => vec![("padding_idx", e.padding_idx.map(|p| p.to_string()))],
+        Op::Tril { diagonal, .. } => {
+            vec![("diagonal", (*diagonal != 0).then(|| diagonal.to_string()))]
+        }
         Op::EmbeddingGrad(e) => vec![
             ("num_embeddings", Some(e.num_embeddings.to_string())),
             ("padding_idx", e.padding_idx.map(|p| p.to_string())),
@@ -187,7 +195,8 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, Option<String>)> {
         | Op::Binary(_)
         | Op::Linear { .. }
         | Op::CrossEntropy
-        | Op::CrossEntropyGrad => Vec::new(),
+        | Op::CrossEntropyGrad
+        | Op::Where => Vec::new(),
     }
 }
 
@@ -340,6 +349,12 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
             line.operands.len().saturating_sub(2),
         )?),
         Op::LayerNormWeightGrad(_) => Op::LayerNormWeightGrad(read_layer_norm(&attrs, 0)?),
+        Op::Where => Op::Where,
+        // The annotation is the mask's type (bool; inference says so if it is not).
+        Op::Tril { .. } => Op::Tril {
+            shape: annotation(line)?.shape,
+            diagonal: attrs.i64("diagonal")?.unwrap_or(0),
+        },
         Op::Embedding(_) => Op::Embedding(Embedding {
             padding_idx: attrs.i64("padding_idx")?,
         }),
@@ -492,7 +507,8 @@ mod tests {
         // Leaves, the functions, matmul/linear/reshape/transpose, conv1d/2d/3d, the nine
         // pools, their fifteen gradients (two per convolution, one per pool), the reductions, softmax, log_softmax and the three cross-entropy/expand ops, and three
         // ops per dropout kind, batch norm with its two running statistics and two
-        // gradients, layer norm with its two gradients, and embedding with its gradient.
+        // gradients, layer norm with its two gradients, embedding with its gradient, where
+        // and tril.
         let functions = UnaryOp::ALL.len() + BinaryOp::ALL.len();
         let count = 3
             + functions
@@ -505,6 +521,7 @@ mod tests {
             + 3 * DropoutKind::ALL.len()
             + 5
             + 3
+            + 2
             + 2;
         assert_eq!(names.len(), count);
         // Every op sorts into a class consistent with its operands: exactly the leaves take

@@ -115,6 +115,7 @@ enum Kind {
     BatchNorm,
     LayerNorm,
     Embedding,
+    Where,
 }
 
 fn kinds() -> Vec<Kind> {
@@ -139,6 +140,7 @@ fn kinds() -> Vec<Kind> {
     kinds.push(Kind::BatchNorm);
     kinds.push(Kind::LayerNorm);
     kinds.push(Kind::Embedding);
+    kinds.push(Kind::Where);
     kinds
 }
 
@@ -514,6 +516,22 @@ impl Builder {
             Kind::Dropout(kind) => self.dropout(kind),
             Kind::BatchNorm => self.batch_norm(),
             Kind::LayerNorm => self.layer_norm(),
+            Kind::Where => {
+                // A causal mask over the last two dimensions (a tril), or a bool leaf of the
+                // value's shape, picking between the value and a broadcast scalar.
+                let a = self.f32_operand();
+                let dims = self.ty(a).shape.dims().to_vec();
+                let cond = if dims.len() >= 2 && self.rng.chance(60) {
+                    let shape = Shape(dims[dims.len() - 2..].to_vec());
+                    let diagonal = self.rng.below(3) as i64 - 1;
+                    self.add(Op::Tril { shape, diagonal }, &[])?
+                } else {
+                    self.leaf(TensorType::bool(Shape(dims)))
+                };
+                let b = self.leaf(TensorType::f32(Shape(Vec::new())));
+                let (a, b) = if self.rng.chance(50) { (a, b) } else { (b, a) };
+                self.add(Op::Where, &[cond, a, b])
+            }
             Kind::Embedding => {
                 // Fresh i32 indices of rank 0 to 2 (init draws them inside the table) into a
                 // table leaf, with a padding row or not.
