@@ -457,7 +457,7 @@ impl<M: Module> Traced<M> {
         optimizer: &mut dyn Optimizer,
         generator: &mut Generator,
     ) -> Result<f32> {
-        let (structure, training) = (optimizer.structure(), self.is_training());
+        let (structure, training) = (optimizer.step_structure(), self.is_training());
         let found = self.steps.iter().position(|(k, _, _)| {
             (k.input.shape == *x.shape() && k.input.dtype == x.dtype())
                 && (k.targets.shape == *targets.shape() && k.targets.dtype == targets.dtype())

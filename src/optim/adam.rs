@@ -29,6 +29,9 @@ pub struct Adam {
     weight_decay: f64,
     amsgrad: bool,
     decoupled: bool,
+    /// Parameters in a group without weight decay (PyTorch's parameter groups, as nanoGPT
+    /// puts biases and layer-norm weights in one with `weight_decay = 0`).
+    no_decay: std::collections::BTreeSet<String>,
 }
 
 /// `torch.optim.AdamW`: [`Adam`] with decoupled weight decay, default 1e-2.
@@ -68,6 +71,7 @@ impl Adam {
             weight_decay: 0.0,
             amsgrad: false,
             decoupled: false,
+            no_decay: Default::default(),
         })
     }
 
@@ -100,6 +104,29 @@ impl Adam {
         check(weight_decay >= 0.0, "weight_decay value", weight_decay)?;
         self.weight_decay = weight_decay;
         Ok(self)
+    }
+
+    /// Puts the parameters `names` in a group of their own without weight decay, the rest
+    /// keeping it: PyTorch's two parameter groups (`{"params": ..., "weight_decay": 0.0}`),
+    /// nanoGPT's split of biases and layer-norm weights (rank < 2) from the matrices and
+    /// embeddings. [`Error::UnknownNode`](crate::Error::UnknownNode) for a name the
+    /// optimizer does not update.
+    pub fn no_weight_decay<S: AsRef<str>>(mut self, names: &[S]) -> Result<Adam> {
+        for name in names {
+            let name = name.as_ref();
+            if !self.params.iter().any(|p| p == name) {
+                return Err(crate::error::Error::UnknownNode {
+                    name: name.to_string(),
+                });
+            }
+            self.no_decay.insert(name.to_string());
+        }
+        Ok(self)
+    }
+
+    /// The parameters without weight decay ([`Adam::no_weight_decay`]).
+    pub fn without_weight_decay(&self) -> impl Iterator<Item = &str> {
+        self.no_decay.iter().map(String::as_str)
     }
 
     /// Uses the maximum of all second moments so far in the denominator (AMSGrad).
@@ -139,12 +166,22 @@ impl Optimizer for Adam {
             ""
         };
         let amsgrad = if self.amsgrad { " amsgrad" } else { "" };
-        format!("{name}{small}{decay}{amsgrad}")
+        // Which parameters decay shapes the graph.
+        let groups: String = (self.no_decay.iter())
+            .map(|n| format!(" no_decay:{n}"))
+            .collect();
+        format!("{name}{small}{decay}{amsgrad}{groups}")
     }
 
     fn describe(&self) -> String {
+        let groups = if self.no_decay.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = self.no_decay.iter().map(String::as_str).collect();
+            format!(", weight_decay=0.0 for [{}]", names.join(", "))
+        };
         format!(
-            "{}(lr={}, betas=({}, {}), eps={}, weight_decay={}, amsgrad={})",
+            "{}(lr={}, betas=({}, {}), eps={}, weight_decay={}, amsgrad={}{groups})",
             if self.decoupled { "AdamW" } else { "Adam" },
             python_float(self.lr()),
             python_float(self.betas.0),
@@ -197,7 +234,7 @@ impl Optimizer for Adam {
         let name = |what: &str| format!("{}.{what}", u.name);
         let (mut param, mut grad) = (u.param, u.grad);
         let (exp_avg, exp_avg_sq) = (u.state[0], u.state[1]);
-        if self.weight_decay != 0.0 {
+        if self.weight_decay != 0.0 && !self.no_decay.contains(&u.name) {
             if self.decoupled {
                 // param.mul_(1 - lr * weight_decay)
                 param = b.mul(&name("decayed"), param, u.scalar("decay_factor"))?;

@@ -112,7 +112,49 @@ pub trait Optimizer {
         self.schedule_mut().lr = lr;
         Ok(())
     }
+
+    /// The gradient clipping before every update, if any: the `max_norm` of
+    /// `torch.nn.utils.clip_grad_norm_` over all of the optimizer's parameters.
+    fn max_grad_norm(&self) -> Option<f64> {
+        self.schedule().max_grad_norm
+    }
+
+    /// Clips the gradients before every update as `clip_grad_norm_(params, max_norm)` does
+    /// (2-norm; see [`add_updates`]), or stops clipping (`None`). Turning clipping on or off
+    /// changes the step's graph; a new `max_norm` is an input of it (nothing recompiles).
+    /// `Invalid max_norm value` if negative or NaN.
+    fn set_max_grad_norm(&mut self, max_norm: Option<f64>) -> Result<()> {
+        if let Some(max_norm) = max_norm {
+            check(max_norm >= 0.0, "max_norm value", max_norm)?;
+        }
+        self.schedule_mut().max_grad_norm = max_norm;
+        Ok(())
+    }
+
+    /// [`Optimizer::structure`] and whether the gradients are clipped: the compiled step's
+    /// cache key.
+    fn step_structure(&self) -> String {
+        let clip = if self.max_grad_norm().is_some() {
+            " clip_grad_norm"
+        } else {
+            ""
+        };
+        format!("{}{clip}", self.structure())
+    }
+
+    /// [`Optimizer::scalars`] and, when clipping, `max_grad_norm`: every scalar input of the
+    /// step after `steps` completed ones.
+    fn step_scalars(&self, steps: u64) -> Vec<(&'static str, f32)> {
+        let mut scalars = self.scalars(steps);
+        if let Some(max_norm) = self.max_grad_norm() {
+            scalars.push((MAX_GRAD_NORM, max_norm as f32));
+        }
+        scalars
+    }
 }
+
+/// The scalar input (without the prefix) holding the clipping's `max_norm`.
+const MAX_GRAD_NORM: &str = "max_grad_norm";
 
 /// What changes between an optimizer's steps, the same for every optimizer: the learning
 /// rate and the step count (PyTorch's `group['lr']` and `state['step']`).
@@ -120,13 +162,19 @@ pub trait Optimizer {
 pub struct Schedule {
     lr: f64,
     steps: u64,
+    /// Clip the gradients to this total 2-norm before the update.
+    max_grad_norm: Option<f64>,
 }
 
 impl Schedule {
     /// Learning rate `lr` (`Invalid learning rate` if negative or NaN), no step taken.
     pub fn new(lr: f64) -> Result<Schedule> {
         check_lr(lr)?;
-        Ok(Schedule { lr, steps: 0 })
+        Ok(Schedule {
+            lr,
+            steps: 0,
+            max_grad_norm: None,
+        })
     }
 }
 
@@ -181,12 +229,17 @@ pub fn add_updates(
 ) -> Result<Vec<Updated>> {
     let mut b = Builder::new(graph, Naming::Exact);
     let mut scalars = BTreeMap::new();
-    for (name, _) in optimizer.scalars(0) {
+    for (name, _) in optimizer.step_scalars(0) {
         let input = b.input(&format!("{SCALAR_PREFIX}{name}"), TensorType::f32([]))?;
         scalars.insert(name, input);
     }
+    let grads: Vec<NodeId> = pairs.iter().map(|&(_, grad)| grad).collect();
+    let grads = match scalars.get(MAX_GRAD_NORM) {
+        Some(&max_norm) => clip_grad_norm(&mut b, &grads, max_norm)?,
+        None => grads,
+    };
     let mut updated = Vec::new();
-    for &(param, grad) in pairs {
+    for (&(param, _), grad) in pairs.iter().zip(grads) {
         let node = b.graph().node(param)?;
         let (name, ty) = (node.name.clone(), node.ty.clone());
         let state_names = optimizer.state_names();
@@ -213,9 +266,38 @@ pub fn add_updates(
     Ok(updated)
 }
 
+/// `torch.nn.utils.clip_grad_norm_(grads, max_norm)` (2-norm, `error_if_nonfinite=False`)
+/// as graph nodes: each gradient's norm `n_i = sqrt(sum(g_i * g_i))`, the total
+/// `sqrt(0 + n_0 * n_0 + n_1 * n_1 + ...)` (the norm of the norms, as PyTorch stacks them),
+/// `coef = max_norm / (total + 1e-6)` clamped to at most 1 (NaN stays NaN), and every
+/// gradient times it. Returns the clipped gradients in order.
+fn clip_grad_norm(b: &mut Builder, grads: &[NodeId], max_norm: NodeId) -> Result<Vec<NodeId>> {
+    let mut total = b.constant("clip.zero", Tensor::scalar(0.0))?;
+    for (i, &g) in grads.iter().enumerate() {
+        let name = |what: &str| format!("clip.{i}.{what}");
+        let square = b.mul(&name("square"), g, g)?;
+        let sum = b.sum(&name("sum"), square, Vec::new(), false)?;
+        let norm = b.sqrt(&name("norm"), sum)?;
+        let norm_square = b.mul(&name("norm_square"), norm, norm)?;
+        total = b.add(&name("total"), total, norm_square)?;
+    }
+    let total = b.sqrt("clip.total_norm", total)?;
+    let tiny = b.constant("clip.eps", Tensor::scalar(1e-6))?;
+    let denom = b.add("clip.denom", total, tiny)?;
+    let coef = b.div("clip.coef", max_norm, denom)?;
+    // min(coef, 1) = -maximum(-coef, -1): exact, and NaN-propagating as torch.clamp.
+    let negated = b.unary("clip.neg_coef", crate::graph::UnaryOp::Neg, coef)?;
+    let minus_one = b.constant("clip.minus_one", Tensor::scalar(-1.0))?;
+    let clamped = b.maximum("clip.neg_clamped", negated, minus_one)?;
+    let coef = b.unary("clip.clamped", crate::graph::UnaryOp::Neg, clamped)?;
+    (grads.iter().enumerate())
+        .map(|(i, &g)| b.mul(&format!("clip.{i}.grad"), g, coef))
+        .collect()
+}
+
 /// The scalar inputs of the optimizer's next step as tensors, by input name (`optim.lr`).
 pub fn scalar_inputs(optimizer: &dyn Optimizer) -> Vec<(String, Tensor)> {
-    (optimizer.scalars(optimizer.steps()).into_iter())
+    (optimizer.step_scalars(optimizer.steps()).into_iter())
         .map(|(name, v)| (format!("{SCALAR_PREFIX}{name}"), Tensor::scalar(v)))
         .collect()
 }

@@ -87,7 +87,7 @@ impl CompiledStep {
         for &(name, value) in feed {
             self.bind(name, value);
         }
-        for (name, value) in optimizer.scalars(optimizer.steps()) {
+        for (name, value) in optimizer.step_scalars(optimizer.steps()) {
             self.bind(&format!("{SCALAR_PREFIX}{name}"), &Tensor::scalar(value));
         }
         (self.compiled).run_into(generator, &self.inputs, store, &mut self.outputs)?;
