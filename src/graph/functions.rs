@@ -84,11 +84,18 @@ impl UnaryOp {
         }
     }
 
-    /// True if the op has an `f32x4` form bit-identical to its scalar one (calls have none).
+    /// True if the op has an `f32x4` form bit-identical to its scalar one (`log`, a call of
+    /// the platform's, has none).
     pub fn has_vector_form(self) -> bool {
         match self {
-            UnaryOp::Neg | UnaryOp::Relu | UnaryOp::Sqrt => true,
-            UnaryOp::Selu | UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sigmoid => false,
+            UnaryOp::Neg
+            | UnaryOp::Relu
+            | UnaryOp::Sqrt
+            | UnaryOp::Selu
+            | UnaryOp::Exp
+            | UnaryOp::Tanh
+            | UnaryOp::Sigmoid => true,
+            UnaryOp::Log => false,
         }
     }
 }
@@ -122,8 +129,7 @@ impl BinaryOp {
         }
     }
 
-    /// True if the op has an `f32x4` form bit-identical to its scalar one (`selu_grad` calls
-    /// `exp`, so it has none).
+    /// True if the op has an `f32x4` form bit-identical to its scalar one (all do).
     pub fn has_vector_form(self) -> bool {
         match self {
             BinaryOp::Add
@@ -132,9 +138,9 @@ impl BinaryOp {
             | BinaryOp::Div
             | BinaryOp::Max
             | BinaryOp::ReluGrad
+            | BinaryOp::SeluGrad
             | BinaryOp::Equal
             | BinaryOp::MaxWeight => true,
-            BinaryOp::SeluGrad => false,
         }
     }
 }
