@@ -18,7 +18,7 @@
 use std::fmt;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
-use crate::graph::{BinaryOp, Dropout, UnaryOp};
+use crate::graph::{Approximate, BinaryOp, Dropout, UnaryOp};
 
 /// SELU's alpha, as PyTorch writes it (rounded to the float type in use).
 #[allow(clippy::excessive_precision)]
@@ -446,6 +446,75 @@ pub fn sigmoid<T: Element>(x: T) -> T {
     T::ONE / (T::ONE + (-x).exp())
 }
 
+/// `1 / sqrt 2` (C's `M_SQRT1_2`), GELU's `kAlpha`.
+pub const GELU_ALPHA: f64 = std::f64::consts::FRAC_1_SQRT_2;
+
+/// `sqrt 2 * (2 / sqrt pi) * 0.5 = sqrt(2 / pi)`, the tanh form's `kBeta`, computed in f64 as
+/// PyTorch's constant is (then rounded to the float type).
+pub const GELU_TANH_BETA: f64 = std::f64::consts::SQRT_2 * std::f64::consts::FRAC_2_SQRT_PI * 0.5;
+
+/// `0.044715`, the tanh form's `kKappa`.
+pub const GELU_TANH_KAPPA: f64 = 0.044715;
+
+/// `(2 / sqrt pi) * (1 / sqrt 2) * 0.5 = 1 / sqrt(2 pi)`, the exact form's `kBeta` in its
+/// gradient (the normal density's factor).
+pub const GELU_PDF_BETA: f64 =
+    std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2 * 0.5;
+
+/// [`UnaryOp::Gelu`] as PyTorch's CPU kernel computes it (`Gelu.h`, one order for its scalar
+/// and vector forms): `(x * 0.5) * (1 + erf(x * ALPHA))`, or for the tanh form
+/// `(0.5 * x) * (1 + tanh(BETA * (x + KAPPA * ((x * x) * x))))`, the constants rounded to the
+/// float type. `gelu(inf) = inf`; `gelu(-inf)` is `-inf * 0 = NaN`, as in PyTorch; NaN stays.
+pub fn gelu<T: Element>(approximate: Approximate, x: T) -> T {
+    let half = T::from_f64(0.5);
+    match approximate {
+        Approximate::None => {
+            let alpha = T::from_f64(GELU_ALPHA);
+            (x * half) * (T::ONE + (x * alpha).erf())
+        }
+        Approximate::Tanh => {
+            let (beta, kappa) = (T::from_f64(GELU_TANH_BETA), T::from_f64(GELU_TANH_KAPPA));
+            let cube = (x * x) * x;
+            let inner = beta * (x + kappa * cube);
+            (half * x) * (T::ONE + inner.tanh())
+        }
+    }
+}
+
+/// [`BinaryOp::GeluGrad`]: `g` times GELU's derivative at `x`, PyTorch's
+/// `GeluBackwardKernelImpl` in its order:
+/// - none: `g * (cdf + x * pdf)` with `cdf = 0.5 * (1 + erf(x * ALPHA))` and
+///   `pdf = PDF_BETA * exp((x * x) * -0.5)`;
+/// - tanh: with `s = x * x`, `t = tanh(BETA * (x + KAPPA * (s * x)))`,
+///   `g * ((0.5 * (1 + t)) + ((0.5 * x) * (1 - t * t)) * (BETA * (1 + (3 * KAPPA) * s)))`,
+///   `3 * KAPPA` one rounding in the float type.
+pub fn gelu_grad<T: Element>(approximate: Approximate, g: T, x: T) -> T {
+    let half = T::from_f64(0.5);
+    match approximate {
+        Approximate::None => {
+            let alpha = T::from_f64(GELU_ALPHA);
+            let beta = T::from_f64(GELU_PDF_BETA);
+            let cdf = half * (T::ONE + (x * alpha).erf());
+            let pdf = beta * ((x * x) * T::from_f64(-0.5)).exp();
+            g * (cdf + x * pdf)
+        }
+        Approximate::Tanh => {
+            let (beta, kappa) = (T::from_f64(GELU_TANH_BETA), T::from_f64(GELU_TANH_KAPPA));
+            let square = x * x;
+            let cube = square * x;
+            let t = (beta * (x + kappa * cube)).tanh();
+            let left = half * x;
+            let right = T::ONE + t;
+            let left_derivative = half * right;
+            let tanh_derivative = T::ONE - t * t;
+            let three_kappa = T::from_f64(3.0) * kappa;
+            let inner_derivative = beta * (T::ONE + three_kappa * square);
+            let right_derivative = (left * tanh_derivative) * inner_derivative;
+            g * (left_derivative + right_derivative)
+        }
+    }
+}
+
 /// `torch.maximum`: the first NaN operand if either is NaN; `+0.0` for `-0.0` against `+0.0`
 /// (either order); otherwise the larger.
 pub fn maximum<T: Element>(a: T, b: T) -> T {
@@ -512,6 +581,7 @@ pub fn unary<T: Element>(op: UnaryOp, x: T) -> T {
         UnaryOp::Sqrt => x.sqrt(),
         UnaryOp::Tanh => x.tanh(),
         UnaryOp::Sigmoid => sigmoid(x),
+        UnaryOp::Gelu(approximate) => gelu(approximate, x),
     }
 }
 
@@ -527,6 +597,7 @@ pub fn binary<T: Element>(op: BinaryOp, a: T, b: T) -> T {
         BinaryOp::SeluGrad => selu_grad(a, b),
         BinaryOp::Equal => equal(a, b),
         BinaryOp::MaxWeight => max_weight(a, b),
+        BinaryOp::GeluGrad(approximate) => gelu_grad(approximate, a, b),
     }
 }
 

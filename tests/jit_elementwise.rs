@@ -12,7 +12,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::compare::{Agreement, compare};
-use dropjit::graph::{BinaryOp, UnaryOp};
+use dropjit::graph::{Approximate, BinaryOp, UnaryOp};
 use dropjit::{Compiler, Generator, Mode, ParameterStore, Tensor, interp, text};
 
 /// The values every function is evaluated at.
@@ -85,15 +85,19 @@ fn check(body: &str, what: &str, a: Tensor, b: Tensor) {
 fn check_unary(a: &Tensor, n: usize) {
     for op in UnaryOp::ALL {
         let name = op.name();
+        let attrs = attributes(match op {
+            UnaryOp::Gelu(approximate) => Some(approximate),
+            _ => None,
+        });
         let what = format!("{op:?}");
         check(
-            &format!("  %y: f32[{n}] = {name} %a"),
+            &format!("  %y: f32[{n}] = {name} %a{attrs}"),
             &what,
             a.clone(),
             a.clone(),
         );
         check(
-            &format!("  %m: f32[{n}] = neg %a\n  %y: f32[{n}] = {name} %m"),
+            &format!("  %m: f32[{n}] = neg %a\n  %y: f32[{n}] = {name} %m{attrs}"),
             &format!("neg then {what}"),
             a.clone(),
             a.clone(),
@@ -105,19 +109,31 @@ fn check_unary(a: &Tensor, n: usize) {
 fn check_binary(a: &Tensor, b: &Tensor, n: usize) {
     for op in BinaryOp::ALL {
         let name = op.name();
+        let attrs = attributes(match op {
+            BinaryOp::GeluGrad(approximate) => Some(approximate),
+            _ => None,
+        });
         let what = format!("{op:?}");
         check(
-            &format!("  %y: f32[{n}] = {name} %a, %b"),
+            &format!("  %y: f32[{n}] = {name} %a, %b{attrs}"),
             &what,
             a.clone(),
             b.clone(),
         );
         check(
-            &format!("  %m: f32[{n}] = neg %b\n  %y: f32[{n}] = {name} %a, %m"),
+            &format!("  %m: f32[{n}] = neg %b\n  %y: f32[{n}] = {name} %a, %m{attrs}"),
             &format!("neg then {what}"),
             a.clone(),
             b.clone(),
         );
+    }
+}
+
+/// The attribute list that selects GELU's tanh form; nothing for other functions.
+fn attributes(approximate: Option<Approximate>) -> &'static str {
+    match approximate {
+        Some(Approximate::Tanh) => " {approximate = tanh}",
+        Some(Approximate::None) | None => "",
     }
 }
 

@@ -36,7 +36,7 @@ pub use batch_norm::{BatchNorm, Running, Stat};
 pub use builder::{Builder, Naming};
 pub use conv::Conv;
 pub use dropout::{Dropout, DropoutKind, MaskSamples};
-pub use functions::{BinaryOp, ReduceOp, UnaryOp};
+pub use functions::{Approximate, BinaryOp, ReduceOp, UnaryOp};
 pub use mode::{Mode, steps_per_run};
 pub use op::{Effects, Elementwise, Leaf, Op, OpClass};
 pub use pool::{Pool, PoolKind};

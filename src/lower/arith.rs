@@ -5,8 +5,8 @@
 //! operations in the same order, no FMA (Cranelift fuses nothing on its own). Choices are
 //! branch-free: both sides are computed and a bit mask selects one (`select` on floats
 //! becomes a branch on x86-64).
-//! - `exp` and `tanh`, and the functions built on them (sigmoid, SELU and its
-//!   gradient), are [`super::transcendental`]'s one-lane form, the text its four-lane form
+//! - `exp` and `tanh`, and the functions built on them (sigmoid, SELU, GELU and their
+//!   gradients), are [`super::transcendental`]'s one-lane form, the text its four-lane form
 //!   shares.
 //! - `log` calls [`crate::math::log_f32`] through an imported symbol, so both engines run the
 //!   very same code.
@@ -120,6 +120,7 @@ pub fn unary(cx: &mut LowerCx, op: UnaryOp, x: Value) -> Value {
         UnaryOp::Sqrt => cx.b.ins().sqrt(x),
         UnaryOp::Tanh => transcendental::tanh(cx, Lanes::One, x),
         UnaryOp::Sigmoid => transcendental::sigmoid(cx, Lanes::One, x),
+        UnaryOp::Gelu(approximate) => transcendental::gelu(cx, Lanes::One, approximate, x),
     }
 }
 
@@ -135,6 +136,9 @@ pub fn binary(cx: &mut LowerCx, op: BinaryOp, a: Value, b: Value) -> Value {
         BinaryOp::SeluGrad => transcendental::selu_grad(cx, Lanes::One, a, b),
         BinaryOp::Equal => equal(cx, a, b),
         BinaryOp::MaxWeight => max_weight(cx, a, b),
+        BinaryOp::GeluGrad(approximate) => {
+            transcendental::gelu_grad(cx, Lanes::One, approximate, a, b)
+        }
     }
 }
 

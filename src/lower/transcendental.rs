@@ -1,16 +1,21 @@
-//! `exp` and `tanh` ([`crate::math::exp_f32`], [`crate::math::tanh_f32`]) and the functions
-//! built on them (sigmoid, SELU and its gradient) in Cranelift IR, from one text for one lane
-//! (`f32`, the scalar loop: [`super::arith`]) and for four (`f32x4`, the vector loop:
-//! [`super::vector_arith`]): the definitions' IEEE operations in their order, their
-//! comparisons as all-ones lane masks and their choices as bit selects (both sides computed;
-//! no branch), so every lane of either form has the interpreter's bits.
+//! `exp`, `tanh` and `erf` ([`crate::math::exp_f32`], [`crate::math::tanh_f32`],
+//! [`crate::math::erf_f32`]) and the functions built on them (sigmoid, SELU, GELU and their
+//! gradients) in Cranelift IR, from one text for one lane (`f32`, the scalar loop:
+//! [`super::arith`]) and for four (`f32x4`, the vector loop: [`super::vector_arith`]): the
+//! definitions' IEEE operations in their order, their comparisons as all-ones lane masks and
+//! their choices as bit selects (both sides computed; no branch), so every lane of either form
+//! has the interpreter's bits.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value, types};
 
 use super::LowerCx;
+use crate::graph::Approximate;
 use crate::math::exp_constants as e;
-use crate::math::{SELU_ALPHA, SELU_SCALE, tanh_constants};
+use crate::math::{
+    GELU_ALPHA, GELU_PDF_BETA, GELU_TANH_BETA, GELU_TANH_KAPPA, SELU_ALPHA, SELU_SCALE,
+    erf_constants, tanh_constants,
+};
 
 /// How many lanes a value has: one `f32`, or an `f32x4`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +182,28 @@ pub(super) fn tanh(cx: &mut LowerCx, lanes: Lanes, x: Value) -> Value {
     with_sign(cx, lanes, y, sign)
 }
 
+/// [`crate::math::erf_f32`].
+pub(super) fn erf(cx: &mut LowerCx, lanes: Lanes, x: Value) -> Value {
+    let (a, sign) = abs_and_sign(cx, lanes, x);
+    let s = cx.b.ins().fmul(a, a);
+    let r = horner(cx, lanes, &erf_constants::R, s);
+    let ar = cx.b.ins().fmul(a, r);
+    let small = cx.b.ins().fadd(a, ar);
+    let c = clamp(cx, lanes, a, FloatCC::GreaterThan, erf_constants::CLAMP);
+    let one = float(cx, lanes, 1.0);
+    let t = cx.b.ins().fdiv(one, c);
+    let q = horner(cx, lanes, &erf_constants::Q, t);
+    let c2 = cx.b.ins().fmul(c, c);
+    let minus_c2 = cx.b.ins().fneg(c2);
+    let e = exp(cx, lanes, minus_c2);
+    let eq = cx.b.ins().fmul(e, q);
+    let large = cx.b.ins().fsub(one, eq);
+    let limit = float(cx, lanes, erf_constants::SMALL);
+    let is_small = mask(cx, lanes, FloatCC::LessThan, a, limit);
+    let y = select(cx, lanes, is_small, small, large);
+    with_sign(cx, lanes, y, sign)
+}
+
 /// [`crate::math::sigmoid`]: `1 / (1 + exp(-x))`, in that order.
 pub(super) fn sigmoid(cx: &mut LowerCx, lanes: Lanes, x: Value) -> Value {
     let one = float(cx, lanes, 1.0);
@@ -211,4 +238,88 @@ pub(super) fn selu_grad(cx: &mut LowerCx, lanes: Lanes, g: Value, x: Value) -> V
     let negative = cx.b.ins().fmul(scaled, e);
     let is_negative = mask(cx, lanes, FloatCC::LessThanOrEqual, x, zero);
     select(cx, lanes, is_negative, negative, positive)
+}
+
+/// `(beta, kappa)` of GELU's tanh form, rounded to f32.
+fn gelu_tanh_constants(cx: &mut LowerCx, lanes: Lanes) -> (Value, Value) {
+    let beta = float(cx, lanes, GELU_TANH_BETA as f32);
+    let kappa = float(cx, lanes, GELU_TANH_KAPPA as f32);
+    (beta, kappa)
+}
+
+/// [`crate::math::gelu`], in PyTorch's order.
+pub(super) fn gelu(cx: &mut LowerCx, lanes: Lanes, approximate: Approximate, x: Value) -> Value {
+    let (half, one) = (float(cx, lanes, 0.5), float(cx, lanes, 1.0));
+    match approximate {
+        Approximate::None => {
+            let alpha = float(cx, lanes, GELU_ALPHA as f32);
+            let scaled = cx.b.ins().fmul(x, alpha);
+            let e = erf(cx, lanes, scaled);
+            let halved = cx.b.ins().fmul(x, half);
+            let factor = cx.b.ins().fadd(one, e);
+            cx.b.ins().fmul(halved, factor)
+        }
+        Approximate::Tanh => {
+            let (beta, kappa) = gelu_tanh_constants(cx, lanes);
+            let square = cx.b.ins().fmul(x, x);
+            let cube = cx.b.ins().fmul(square, x);
+            let scaled_cube = cx.b.ins().fmul(kappa, cube);
+            let sum = cx.b.ins().fadd(x, scaled_cube);
+            let inner = cx.b.ins().fmul(beta, sum);
+            let t = tanh(cx, lanes, inner);
+            let halved = cx.b.ins().fmul(half, x);
+            let factor = cx.b.ins().fadd(one, t);
+            cx.b.ins().fmul(halved, factor)
+        }
+    }
+}
+
+/// [`crate::math::gelu_grad`], in PyTorch's order.
+pub(super) fn gelu_grad(
+    cx: &mut LowerCx,
+    lanes: Lanes,
+    approximate: Approximate,
+    g: Value,
+    x: Value,
+) -> Value {
+    let (half, one) = (float(cx, lanes, 0.5), float(cx, lanes, 1.0));
+    let slope = match approximate {
+        Approximate::None => {
+            let alpha = float(cx, lanes, GELU_ALPHA as f32);
+            let beta = float(cx, lanes, GELU_PDF_BETA as f32);
+            let minus_half = float(cx, lanes, -0.5);
+            let scaled = cx.b.ins().fmul(x, alpha);
+            let e = erf(cx, lanes, scaled);
+            let sum = cx.b.ins().fadd(one, e);
+            let cdf = cx.b.ins().fmul(half, sum);
+            let square = cx.b.ins().fmul(x, x);
+            let exponent = cx.b.ins().fmul(square, minus_half);
+            let density = exp(cx, lanes, exponent);
+            let pdf = cx.b.ins().fmul(beta, density);
+            let x_pdf = cx.b.ins().fmul(x, pdf);
+            cx.b.ins().fadd(cdf, x_pdf)
+        }
+        Approximate::Tanh => {
+            let (beta, kappa) = gelu_tanh_constants(cx, lanes);
+            let three_kappa = float(cx, lanes, 3.0 * GELU_TANH_KAPPA as f32);
+            let square = cx.b.ins().fmul(x, x);
+            let cube = cx.b.ins().fmul(square, x);
+            let scaled_cube = cx.b.ins().fmul(kappa, cube);
+            let sum = cx.b.ins().fadd(x, scaled_cube);
+            let inner = cx.b.ins().fmul(beta, sum);
+            let t = tanh(cx, lanes, inner);
+            let left = cx.b.ins().fmul(half, x);
+            let right = cx.b.ins().fadd(one, t);
+            let left_derivative = cx.b.ins().fmul(half, right);
+            let t2 = cx.b.ins().fmul(t, t);
+            let tanh_derivative = cx.b.ins().fsub(one, t2);
+            let scaled_square = cx.b.ins().fmul(three_kappa, square);
+            let inner_sum = cx.b.ins().fadd(one, scaled_square);
+            let inner_derivative = cx.b.ins().fmul(beta, inner_sum);
+            let product = cx.b.ins().fmul(left, tanh_derivative);
+            let right_derivative = cx.b.ins().fmul(product, inner_derivative);
+            cx.b.ins().fadd(left_derivative, right_derivative)
+        }
+    };
+    cx.b.ins().fmul(g, slope)
 }

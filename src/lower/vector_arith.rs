@@ -73,6 +73,7 @@ fn unary(cx: &mut LowerCx, op: UnaryOp, x: Value) -> Value {
         UnaryOp::Exp => transcendental::exp(cx, Lanes::Four, x),
         UnaryOp::Tanh => transcendental::tanh(cx, Lanes::Four, x),
         UnaryOp::Sigmoid => transcendental::sigmoid(cx, Lanes::Four, x),
+        UnaryOp::Gelu(approximate) => transcendental::gelu(cx, Lanes::Four, approximate, x),
         UnaryOp::Log => {
             panic!("invariant: calls have no vector form (UnaryOp::has_vector_form)")
         }
@@ -94,6 +95,9 @@ fn binary(cx: &mut LowerCx, op: BinaryOp, a: Value, b: Value) -> Value {
         }
         BinaryOp::MaxWeight => max_weight(cx, a, b),
         BinaryOp::SeluGrad => transcendental::selu_grad(cx, Lanes::Four, a, b),
+        BinaryOp::GeluGrad(approximate) => {
+            transcendental::gelu_grad(cx, Lanes::Four, approximate, a, b)
+        }
     }
 }
 
