@@ -169,3 +169,44 @@ fn every_function_matches_the_interpreter_across_the_whole_range() {
     check_unary(&sweep(n, 0), n);
     check_binary(&sweep(n, 0), &sweep(n, 3), n);
 }
+
+/// The functions that claim a vector form take the vector loop (so the checks above test
+/// it), and the others (a call of `log`) do not.
+#[test]
+fn every_function_with_a_vector_form_compiles_to_the_vector_loop() {
+    let unary = UnaryOp::ALL.map(|op| {
+        let attrs = attributes(match op {
+            UnaryOp::Gelu(approximate) => Some(approximate),
+            _ => None,
+        });
+        (
+            format!("{} %a{attrs}", op.name()),
+            op.has_vector_form(),
+            format!("{op:?}"),
+        )
+    });
+    let binary = BinaryOp::ALL.map(|op| {
+        let attrs = attributes(match op {
+            BinaryOp::GeluGrad(approximate) => Some(approximate),
+            _ => None,
+        });
+        (
+            format!("{} %a, %b{attrs}", op.name()),
+            op.has_vector_form(),
+            format!("{op:?}"),
+        )
+    });
+    for (call, vector, what) in unary.into_iter().chain(binary) {
+        let source = format!(
+            "graph g {{\n  %a: f32[{N}] = input\n  %b: f32[{N}] = input\n  %y: f32[{N}] = {call}\n  output y = %y\n}}\n"
+        );
+        let graph = text::parse(&source).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let compiled = (Compiler::new().mode(Mode::Eval).compile(&graph))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(
+            compiled.clif().contains("f32x4"),
+            vector,
+            "{what}: vector loop?"
+        );
+    }
+}
