@@ -56,14 +56,10 @@ pub(crate) struct Status {
 /// ([`crate::math`]), the GEMM and the keep-bit generator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Import {
-    /// [`crate::math::exp_f32`].
-    Exp,
     /// [`crate::math::log_f32`].
     Log,
     /// The blocked GEMM ([`gemm::sgemm`]: `C = A · B`, strided).
     Sgemm,
-    /// [`crate::math::tanh_f32`].
-    Tanh,
     /// Starting a run of the keep-bit generator ([`crate::rng::planes::Run`]).
     RunStart,
     /// One step of a run.
@@ -89,11 +85,9 @@ pub(crate) enum Import {
 impl Import {
     /// Every import, in the order the module declares them (new ones at the end, so the
     /// names of the others stay).
-    const ALL: [Import; 13] = [
-        Import::Exp,
+    const ALL: [Import; 11] = [
         Import::Log,
         Import::Sgemm,
-        Import::Tanh,
         Import::RunStart,
         Import::RunStep,
         Import::RunFinish,
@@ -111,9 +105,7 @@ impl Import {
     /// The symbol it is declared and linked under.
     fn symbol(self) -> &'static str {
         match self {
-            Import::Exp => "dropjit_exp_f32",
             Import::Log => "dropjit_log_f32",
-            Import::Tanh => "dropjit_tanh_f32",
             Import::Sgemm => "dropjit_sgemm",
             Import::RunStart => "dropjit_run_start",
             Import::RunStep => "dropjit_run_step",
@@ -130,9 +122,7 @@ impl Import {
     /// The function's address.
     fn address(self) -> *const u8 {
         match self {
-            Import::Exp => math::exp_f32 as *const u8,
             Import::Log => math::log_f32 as *const u8,
-            Import::Tanh => math::tanh_f32 as *const u8,
             Import::Sgemm => dropjit_sgemm as *const u8,
             Import::RunStart => dropjit_run_start as *const u8,
             Import::RunStep => dropjit_run_step as *const u8,
@@ -149,7 +139,7 @@ impl Import {
     /// Its parameter and result types; `ptr` is the pointer type.
     fn types(self, ptr: types::Type) -> (Vec<types::Type>, Vec<types::Type>) {
         match self {
-            Import::Exp | Import::Log | Import::Tanh => (vec![types::F32], vec![types::F32]),
+            Import::Log => (vec![types::F32], vec![types::F32]),
             // m, k, n, then (pointer, row stride, column stride) for A, B and C.
             Import::Sgemm => (vec![ptr; 13], Vec::new()),
             // The run, then the kernel, seed, stream, step, q, first group and count as

@@ -55,6 +55,14 @@ const CASES: &[Case] = &[
         body: "%x: f32[3, 4] = input\n%y: f32[3, 4] = sigmoid %x",
     },
     Case {
+        name: "gelu",
+        body: "%x: f32[3, 4] = input\n%y: f32[3, 4] = gelu %x",
+    },
+    Case {
+        name: "gelu_tanh",
+        body: "%x: f32[3, 4] = input\n%y: f32[3, 4] = gelu %x {approximate = tanh}",
+    },
+    Case {
         name: "add_broadcast",
         body: "%a: f32[2, 3, 4] = input\n%b: f32[3, 1] = input\n%y: f32[2, 3, 4] = add %a, %b",
     },

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use dropjit::graph::{BatchNorm, BinaryOp, LayerNorm, ReduceOp, Running, Stat, UnaryOp};
+use dropjit::graph::{
+    Approximate, BatchNorm, BinaryOp, LayerNorm, ReduceOp, Running, Stat, UnaryOp,
+};
 use dropjit::interp;
 use dropjit::{Generator, Graph, Mode, NodeId, Op, Tensor, TensorType};
 
@@ -123,6 +125,69 @@ fn tanh_keeps_signed_zeros_and_saturates() {
         bits(&want[5..10]),
         "saturated and subnormal exactly"
     );
+}
+
+#[test]
+fn gelu_follows_both_of_pytorchs_formulas_at_the_edges() {
+    // Exact values from mpmath; f32 keeps 1 + erf (or 1 + tanh) to 2^-24, so far left the
+    // result is x/2 times a multiple of that (gelu(-5.5) is -1.04e-7 exactly, 0 or -1.6e-7
+    // in f32): the tolerance is |x| * 2^-23. gelu(inf) = inf (PyTorch's scalar path; its
+    // vectorized erf gives NaN), gelu(-inf) = -inf * 0 = NaN, and zeros keep their sign.
+    let x = [
+        0.0, -0.0, INF, -INF, NAN, 1.0, -1.0, 3.0, -3.0, -10.0, 1e-30, -5.5,
+    ];
+    let cases = [
+        (
+            Approximate::None,
+            [
+                0.0,
+                -0.0,
+                INF,
+                NAN,
+                NAN,
+                0.841_344_7,
+                -0.158_655_25,
+                2.995_950_3,
+                -0.004_049_694,
+                -0.0,
+                5e-31,
+                -1.044_425_9e-7,
+            ],
+        ),
+        (
+            Approximate::Tanh,
+            [
+                0.0,
+                -0.0,
+                INF,
+                NAN,
+                NAN,
+                0.841_192,
+                -0.158_808,
+                2.996_362_6,
+                -0.003_637_392,
+                -0.0,
+                5e-31,
+                -5.927_64e-9,
+            ],
+        ),
+    ];
+    for (approximate, want) in cases {
+        let op = Op::Unary(UnaryOp::Gelu(approximate));
+        let y = eval1(&one_op(op, &[12]), vec![("x", t(&[12], &x))]);
+        let got = y.as_f32().unwrap();
+        for ((&g, &w), &x) in got.iter().zip(&want).zip(&x) {
+            let tolerance = (x.abs() * f32::EPSILON * 2.0).max(w.abs() * 3e-7);
+            let ok = (g.is_nan() && w.is_nan()) || g == w || (g - w).abs() <= tolerance;
+            assert!(ok, "{approximate:?} at {x}: {g}, want {w}");
+        }
+        let exact = [0, 1, 2, 9].map(|i| got[i]);
+        assert_eq!(
+            bits(&exact),
+            bits(&[0.0, -0.0, INF, -0.0]),
+            "{approximate:?}"
+        );
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod nn_support;
 
 use std::collections::BTreeMap;
 
+use dropjit::graph::Approximate;
 use dropjit::models::SimpleNet;
 use dropjit::nn::{self, Module, Var, relu};
 use dropjit::{Generator, Mode, Op, Tensor, TensorType};
@@ -31,7 +32,9 @@ fn display_is_pytorch_style_and_nested() {
         .with(nn::Linear::new(4, 8, &mut g).unwrap())
         .with(nn::ReLU)
         .with(nn::Sequential::new(vec![]).with(nn::Dropout2d::new(0.2).unwrap()))
-        .with(nn::SELU);
+        .with(nn::SELU)
+        .with(nn::GELU::default())
+        .with(nn::GELU::new(Approximate::Tanh));
     let expected = "\
 Sequential(
   (0): Linear(in_features=4, out_features=8, bias=true)
@@ -40,6 +43,8 @@ Sequential(
     (0): Dropout2d(p=0.2, inplace=false)
   )
   (3): SELU()
+  (4): GELU(approximate='none')
+  (5): GELU(approximate='tanh')
 )";
     assert_eq!(seq.to_string(), expected);
     let net = SimpleNet::mnist(&mut g);
@@ -293,7 +298,7 @@ fn a_module_called_twice_draws_two_masks() {
 #[test]
 fn eager_and_traced_agree_as_documented() {
     // An eager call at step s is a traced one-dropout model at step s, for every variant.
-    let cases: [(Box<dyn Module>, Vec<usize>); 6] = [
+    let cases: [(Box<dyn Module>, Vec<usize>); 8] = [
         (Box::new(nn::Dropout::new(0.3).unwrap()), vec![8, 40]),
         (Box::new(nn::Dropout1d::new(0.3).unwrap()), vec![4, 6, 10]),
         (Box::new(nn::Dropout2d::new(0.3).unwrap()), vec![4, 6, 5, 5]),
@@ -306,6 +311,9 @@ fn eager_and_traced_agree_as_documented() {
             Box::new(nn::FeatureAlphaDropout::new(0.3).unwrap()),
             vec![4, 6, 7],
         ),
+        // And the activations without randomness.
+        (Box::new(nn::GELU::default()), vec![8, 40]),
+        (Box::new(nn::GELU::new(Approximate::Tanh)), vec![3, 7]),
     ];
     for (module, shape) in cases {
         let x = Generator::new(6).normal(shape, 0.0, 1.0).unwrap();

@@ -107,6 +107,15 @@ fn attributes_missing_unknown_duplicate_and_of_the_wrong_kind() {
         error_in("  %t = transpose %x {perm = 1}\n  output y = %t"),
         "3:29: attribute 'perm' has to be a list [..], found '1'"
     );
+    // PyTorch: "approximate argument must be either none or tanh".
+    assert_eq!(
+        error_in("  %g = gelu %x {approximate = erf}\n  output y = %g"),
+        "3:31: attribute 'approximate' has to be either none or tanh, found 'erf'"
+    );
+    assert_eq!(
+        error_in("  %g = gelu %x {approximate = 1}\n  output y = %g"),
+        "3:31: attribute 'approximate' has to be either none or tanh, found '1'"
+    );
 }
 
 #[test]

@@ -142,9 +142,12 @@ graph tidy {   # the graph\r
   %s = sum %d {axes = [], keepdim = false}
   %k: f32[2, 1] = amax %d {keepdim = true, axes = [-1]}
   %t: i32[] = constant -7
+  %g = gelu %x {approximate = none}
+  %h = gelu_grad %g, %x {approximate = tanh}
   output total = %s
   output kept = %k
   output t = %t
+  output h = %h
 }
 ";
     let graph = text::parse(source).expect("a valid program");
@@ -159,9 +162,12 @@ graph tidy {   # the graph\r
   %s: f32[] = sum %d
   %k: f32[2, 1] = amax %d {axes = [-1], keepdim = true}
   %t: i32[] = constant -7
+  %g: f32[2, 3] = gelu %x
+  %h: f32[2, 3] = gelu_grad %g, %x {approximate = tanh}
   output total = %s
   output kept = %k
   output t = %t
+  output h = %h
 }
 "
     );

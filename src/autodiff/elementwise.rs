@@ -6,11 +6,13 @@
 //! neg   -g                 relu  relu_grad(g, x)      selu  selu_grad(g, x)
 //! exp   g * y              log   g / x                sqrt  g / (2 * y)
 //! tanh  g * (1 - y * y)      sigmoid  (g * (1 - y)) * y
+//! gelu  gelu_grad(g, x)      (one op: PyTorch's gelu_backward in its order)
 //! add   g, g               sub   g, -g                mul   g * b, g * a
 //! div   g / b, -g * (y / b)                           (y = a / b, the node itself)
 //! maximum  g * maximum_weight(a, b), g * maximum_weight(b, a)
 //! relu_grad(g', x)   relu_grad(g, x) for g', none for x (piecewise constant)
-//! selu_grad(g', x)   selu_grad(g, x) for g'; x has no derivative here (an error)
+//! selu_grad(g', x), gelu_grad(g', x)   the same op at (g, x) for g'; x has no
+//!                    derivative here (an error)
 //! equal, maximum_weight   none (piecewise constant)
 //! expand   g summed back to the operand's shape
 //! ```
@@ -42,6 +44,7 @@ pub(super) fn unary(b: &mut Builder, op: UnaryOp, at: Site, name: &str) -> Resul
             let slope = b.sub(&format!("{name}.slope"), one, square)?;
             b.mul(name, g, slope)
         }
+        UnaryOp::Gelu(approximate) => b.binary(name, BinaryOp::GeluGrad(approximate), g, x),
         UnaryOp::Sigmoid => {
             // PyTorch's sigmoid_backward: a * (1 - b) * b, left to right.
             let one = b.constant(&format!("{name}.one"), Tensor::scalar(1.0))?;
@@ -96,10 +99,15 @@ pub(super) fn binary(
                 let w = b.binary(&part("weight"), BinaryOp::MaxWeight, mine, other)?;
                 Some(b.mul(&full_name, g, w)?)
             }
-            (BinaryOp::ReluGrad | BinaryOp::SeluGrad, 0) => Some(b.binary(&full_name, op, g, rhs)?),
-            (BinaryOp::SeluGrad, _) => {
-                let reason = "selu_grad has no derivative with respect to x (operand 1)";
-                return Err(cannot(b.graph(), y, reason.to_string()));
+            (BinaryOp::ReluGrad | BinaryOp::SeluGrad | BinaryOp::GeluGrad(_), 0) => {
+                Some(b.binary(&full_name, op, g, rhs)?)
+            }
+            (BinaryOp::SeluGrad | BinaryOp::GeluGrad(_), _) => {
+                let reason = format!(
+                    "{} has no derivative with respect to x (operand 1)",
+                    op.name()
+                );
+                return Err(cannot(b.graph(), y, reason));
             }
             (BinaryOp::ReluGrad, _) | (BinaryOp::Equal, _) | (BinaryOp::MaxWeight, _) => None,
         };

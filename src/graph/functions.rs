@@ -21,6 +21,32 @@ pub enum UnaryOp {
     Tanh,
     /// The logistic function `1 / (1 + exp(-x))` (`sigmoid(-inf) = 0`, `sigmoid(inf) = 1`).
     Sigmoid,
+    /// `torch.nn.functional.gelu`: `(x * 0.5) * (1 + erf(x * (1 / sqrt 2)))`, or with
+    /// [`Approximate::Tanh`] `(0.5 * x) * (1 + tanh(b * (x + k * ((x * x) * x))))` with
+    /// `b = sqrt(2 / pi)` and `k = 0.044715` (PyTorch's CPU kernel, its order).
+    Gelu(Approximate),
+}
+
+/// GELU's `approximate` argument, as PyTorch names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Approximate {
+    /// The exact form, with `erf` (PyTorch's default, `approximate='none'`).
+    None,
+    /// The tanh approximation (`approximate='tanh'`).
+    Tanh,
+}
+
+impl Approximate {
+    /// Both, the default first.
+    pub const ALL: [Approximate; 2] = [Approximate::None, Approximate::Tanh];
+
+    /// The value of the `approximate` attribute in the textual IR.
+    pub fn name(self) -> &'static str {
+        match self {
+            Approximate::None => "none",
+            Approximate::Tanh => "tanh",
+        }
+    }
 }
 
 /// Element-wise functions of two operands, broadcast.
@@ -44,6 +70,9 @@ pub enum BinaryOp {
     /// `maximum(a, b)`'s gradient that flows to `a` (PyTorch: half to each side of a tie; a
     /// NaN on either side gives `a` the whole gradient).
     MaxWeight,
+    /// `gelu_grad(g, x)`: `g` times GELU's derivative at `x`, PyTorch's `gelu_backward` in
+    /// its order ([`crate::math::gelu_grad`]), for either approximation.
+    GeluGrad(Approximate),
 }
 
 /// Reductions over axes.
@@ -58,8 +87,8 @@ pub enum ReduceOp {
 }
 
 impl UnaryOp {
-    /// Every unary op, for tests and the parser.
-    pub const ALL: [UnaryOp; 8] = [
+    /// Every unary op, each GELU approximation apart, for tests and the parser.
+    pub const ALL: [UnaryOp; 10] = [
         UnaryOp::Neg,
         UnaryOp::Relu,
         UnaryOp::Selu,
@@ -68,6 +97,8 @@ impl UnaryOp {
         UnaryOp::Sqrt,
         UnaryOp::Tanh,
         UnaryOp::Sigmoid,
+        UnaryOp::Gelu(Approximate::None),
+        UnaryOp::Gelu(Approximate::Tanh),
     ];
 
     /// The op's name in the textual IR.
@@ -81,21 +112,30 @@ impl UnaryOp {
             UnaryOp::Sqrt => "sqrt",
             UnaryOp::Tanh => "tanh",
             UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Gelu(_) => "gelu",
         }
     }
 
-    /// True if the op has an `f32x4` form bit-identical to its scalar one (calls have none).
+    /// True if the op has an `f32x4` form bit-identical to its scalar one (`log`, a call of
+    /// the platform's, has none).
     pub fn has_vector_form(self) -> bool {
         match self {
-            UnaryOp::Neg | UnaryOp::Relu | UnaryOp::Sqrt => true,
-            UnaryOp::Selu | UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sigmoid => false,
+            UnaryOp::Neg
+            | UnaryOp::Relu
+            | UnaryOp::Sqrt
+            | UnaryOp::Selu
+            | UnaryOp::Exp
+            | UnaryOp::Tanh
+            | UnaryOp::Sigmoid
+            | UnaryOp::Gelu(_) => true,
+            UnaryOp::Log => false,
         }
     }
 }
 
 impl BinaryOp {
-    /// Every binary op, for tests and the parser.
-    pub const ALL: [BinaryOp; 9] = [
+    /// Every binary op, each GELU approximation apart, for tests and the parser.
+    pub const ALL: [BinaryOp; 11] = [
         BinaryOp::Add,
         BinaryOp::Sub,
         BinaryOp::Mul,
@@ -105,6 +145,8 @@ impl BinaryOp {
         BinaryOp::SeluGrad,
         BinaryOp::Equal,
         BinaryOp::MaxWeight,
+        BinaryOp::GeluGrad(Approximate::None),
+        BinaryOp::GeluGrad(Approximate::Tanh),
     ];
 
     /// The op's name in the textual IR.
@@ -119,11 +161,11 @@ impl BinaryOp {
             BinaryOp::SeluGrad => "selu_grad",
             BinaryOp::Equal => "equal",
             BinaryOp::MaxWeight => "maximum_weight",
+            BinaryOp::GeluGrad(_) => "gelu_grad",
         }
     }
 
-    /// True if the op has an `f32x4` form bit-identical to its scalar one (`selu_grad` calls
-    /// `exp`, so it has none).
+    /// True if the op has an `f32x4` form bit-identical to its scalar one (all do).
     pub fn has_vector_form(self) -> bool {
         match self {
             BinaryOp::Add
@@ -132,9 +174,10 @@ impl BinaryOp {
             | BinaryOp::Div
             | BinaryOp::Max
             | BinaryOp::ReluGrad
+            | BinaryOp::SeluGrad
             | BinaryOp::Equal
-            | BinaryOp::MaxWeight => true,
-            BinaryOp::SeluGrad => false,
+            | BinaryOp::MaxWeight
+            | BinaryOp::GeluGrad(_) => true,
         }
     }
 }

@@ -39,7 +39,7 @@ pub use builder::{Builder, Naming};
 pub use conv::Conv;
 pub use dropout::{Dropout, DropoutKind, MaskSamples};
 pub use embedding::{Embedding, EmbeddingGrad};
-pub use functions::{BinaryOp, ReduceOp, UnaryOp};
+pub use functions::{Approximate, BinaryOp, ReduceOp, UnaryOp};
 pub use layer_norm::LayerNorm;
 pub use mode::{Mode, steps_per_run};
 pub use op::{Effects, Elementwise, Leaf, Op, OpClass};

@@ -5,8 +5,11 @@
 //! operations in the same order, no FMA (Cranelift fuses nothing on its own). Choices are
 //! branch-free: both sides are computed and a bit mask selects one (`select` on floats
 //! becomes a branch on x86-64).
-//! - `exp`, `log` and `tanh` call [`crate::math::exp_f32`], [`crate::math::log_f32`] and
-//!   [`crate::math::tanh_f32`] through imported symbols, so both engines run the very same code.
+//! - `exp` and `tanh`, and the functions built on them (sigmoid, SELU, GELU and their
+//!   gradients), are [`super::transcendental`]'s one-lane form, the text its four-lane form
+//!   shares.
+//! - `log` calls [`crate::math::log_f32`] through an imported symbol, so both engines run the
+//!   very same code.
 //! - `sqrt` is Cranelift's `sqrt` instruction (`sqrtss`): IEEE square root is correctly rounded,
 //!   so it equals `f32::sqrt`, which is the same instruction on x86-64 (NaN bits included).
 
@@ -14,9 +17,9 @@ use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 
 use super::LowerCx;
+use super::transcendental::{self, Lanes};
 use crate::graph::{BinaryOp, Dropout, Elementwise, UnaryOp};
 use crate::jit::Import;
-use crate::math::{SELU_ALPHA, SELU_SCALE};
 
 /// `if cond { yes } else { no }` on `f32` without a branch: `cond` (an i8 truth value) becomes
 /// an all-ones or all-zeros mask over the bits.
@@ -31,24 +34,14 @@ pub fn select(cx: &mut LowerCx, cond: Value, yes: Value, no: Value) -> Value {
     ins.ins().bitcast(types::F32, MemFlagsData::new(), bits)
 }
 
-/// `e^x`: a call to [`crate::math::exp_f32`].
+/// `e^x`: [`crate::math::exp_f32`], inline.
 pub fn exp(cx: &mut LowerCx, x: Value) -> Value {
-    call(cx, Import::Exp, x)
+    transcendental::exp(cx, Lanes::One, x)
 }
 
 /// `ln x`: a call to [`crate::math::log_f32`].
 pub fn log(cx: &mut LowerCx, x: Value) -> Value {
-    call(cx, Import::Log, x)
-}
-
-/// A call of the imported one-argument function `import`.
-fn call(cx: &mut LowerCx, import: Import, x: Value) -> Value {
-    (cx.call(import, &[x])).expect("invariant: an element-wise import returns its value")
-}
-
-/// `tanh x`: a call to [`crate::math::tanh_f32`].
-fn tanh(cx: &mut LowerCx, x: Value) -> Value {
-    call(cx, Import::Tanh, x)
+    (cx.call(Import::Log, &[x])).expect("invariant: an element-wise import returns its value")
 }
 
 /// [`crate::math::relu`]: `x > 0 || x is NaN ? x : +0.0` ("unordered or greater").
@@ -56,28 +49,6 @@ pub fn relu(cx: &mut LowerCx, x: Value) -> Value {
     let zero = cx.f32(0.0);
     let keep = cx.b.ins().fcmp(FloatCC::UnorderedOrGreaterThan, x, zero);
     select(cx, keep, x, zero)
-}
-
-/// [`crate::math::selu`]: `x > 0 ? S * x : S * (A * (exp(x) - 1))`, both sides computed.
-pub fn selu(cx: &mut LowerCx, x: Value) -> Value {
-    let (zero, one) = (cx.f32(0.0), cx.f32(1.0));
-    let (alpha, scale) = (cx.f32(SELU_ALPHA as f32), cx.f32(SELU_SCALE as f32));
-    let positive = cx.b.ins().fmul(scale, x);
-    let e = exp(cx, x);
-    let em1 = cx.b.ins().fsub(e, one);
-    let saturated = cx.b.ins().fmul(alpha, em1);
-    let negative = cx.b.ins().fmul(scale, saturated);
-    let is_positive = cx.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
-    select(cx, is_positive, positive, negative)
-}
-
-/// [`crate::math::sigmoid`]: `1 / (1 + exp(-x))`, in that order.
-fn sigmoid(cx: &mut LowerCx, x: Value) -> Value {
-    let one = cx.f32(1.0);
-    let negated = cx.b.ins().fneg(x);
-    let e = exp(cx, negated);
-    let denominator = cx.b.ins().fadd(one, e);
-    cx.b.ins().fdiv(one, denominator)
 }
 
 /// [`crate::math::maximum`]: the first NaN operand; `a + b` for two zeros (so `+0.0` unless
@@ -107,19 +78,6 @@ pub fn relu_grad(cx: &mut LowerCx, g: Value, x: Value) -> Value {
     let zero = cx.f32(0.0);
     let dropped = cx.b.ins().fcmp(FloatCC::LessThanOrEqual, x, zero);
     select(cx, dropped, zero, g)
-}
-
-/// [`crate::math::selu_grad`]: `x <= 0 ? (g * (A * S)) * exp(x) : g * S`, both sides computed.
-pub fn selu_grad(cx: &mut LowerCx, g: Value, x: Value) -> Value {
-    let zero = cx.f32(0.0);
-    let negcoef = cx.f32(SELU_ALPHA as f32 * SELU_SCALE as f32);
-    let scale = cx.f32(SELU_SCALE as f32);
-    let positive = cx.b.ins().fmul(g, scale);
-    let e = exp(cx, x);
-    let scaled = cx.b.ins().fmul(g, negcoef);
-    let negative = cx.b.ins().fmul(scaled, e);
-    let is_negative = cx.b.ins().fcmp(FloatCC::LessThanOrEqual, x, zero);
-    select(cx, is_negative, negative, positive)
 }
 
 /// [`crate::math::equal`]: `a == b ? 1.0 : 0.0`.
@@ -161,12 +119,13 @@ pub fn unary(cx: &mut LowerCx, op: UnaryOp, x: Value) -> Value {
     match op {
         UnaryOp::Neg => cx.b.ins().fneg(x),
         UnaryOp::Relu => relu(cx, x),
-        UnaryOp::Selu => selu(cx, x),
+        UnaryOp::Selu => transcendental::selu(cx, Lanes::One, x),
         UnaryOp::Exp => exp(cx, x),
         UnaryOp::Log => log(cx, x),
         UnaryOp::Sqrt => cx.b.ins().sqrt(x),
-        UnaryOp::Tanh => tanh(cx, x),
-        UnaryOp::Sigmoid => sigmoid(cx, x),
+        UnaryOp::Tanh => transcendental::tanh(cx, Lanes::One, x),
+        UnaryOp::Sigmoid => transcendental::sigmoid(cx, Lanes::One, x),
+        UnaryOp::Gelu(approximate) => transcendental::gelu(cx, Lanes::One, approximate, x),
     }
 }
 
@@ -179,9 +138,12 @@ pub fn binary(cx: &mut LowerCx, op: BinaryOp, a: Value, b: Value) -> Value {
         BinaryOp::Div => cx.b.ins().fdiv(a, b),
         BinaryOp::Max => maximum(cx, a, b),
         BinaryOp::ReluGrad => relu_grad(cx, a, b),
-        BinaryOp::SeluGrad => selu_grad(cx, a, b),
+        BinaryOp::SeluGrad => transcendental::selu_grad(cx, Lanes::One, a, b),
         BinaryOp::Equal => equal(cx, a, b),
         BinaryOp::MaxWeight => max_weight(cx, a, b),
+        BinaryOp::GeluGrad(approximate) => {
+            transcendental::gelu_grad(cx, Lanes::One, approximate, a, b)
+        }
     }
 }
 

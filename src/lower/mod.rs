@@ -34,6 +34,7 @@ mod pool;
 mod reduce;
 mod simd;
 mod softmax;
+mod transcendental;
 mod vector_arith;
 mod window;
 

@@ -1,12 +1,14 @@
 //! The `f32x4` forms of the element-wise ops that have exact ones, for the vector loop of
 //! [`super::simd`]: lane for lane the same IEEE operations as the scalar [`super::arith`]
 //! (`sqrtps` and `sqrtss` round alike; comparisons give all-ones lane masks, and choices are
-//! bit masks, never branches).
+//! bit masks, never branches). `exp`, `tanh` and what is built on them are
+//! [`super::transcendental`]'s four-lane form.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 
 use super::LowerCx;
+use super::transcendental::{self, Lanes};
 use crate::graph::{BinaryOp, Dropout, Elementwise, UnaryOp};
 
 /// One element-wise op on four lanes, from its operands' vectors `args`; `mask` is a drawing
@@ -68,7 +70,12 @@ fn unary(cx: &mut LowerCx, op: UnaryOp, x: Value) -> Value {
         UnaryOp::Neg => cx.b.ins().fneg(x),
         UnaryOp::Relu => relu(cx, x),
         UnaryOp::Sqrt => cx.b.ins().sqrt(x),
-        UnaryOp::Selu | UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sigmoid => {
+        UnaryOp::Selu => transcendental::selu(cx, Lanes::Four, x),
+        UnaryOp::Exp => transcendental::exp(cx, Lanes::Four, x),
+        UnaryOp::Tanh => transcendental::tanh(cx, Lanes::Four, x),
+        UnaryOp::Sigmoid => transcendental::sigmoid(cx, Lanes::Four, x),
+        UnaryOp::Gelu(approximate) => transcendental::gelu(cx, Lanes::Four, approximate, x),
+        UnaryOp::Log => {
             panic!("invariant: calls have no vector form (UnaryOp::has_vector_form)")
         }
     }
@@ -88,8 +95,9 @@ fn binary(cx: &mut LowerCx, op: BinaryOp, a: Value, b: Value) -> Value {
             keep_or_zero(cx, equal, one)
         }
         BinaryOp::MaxWeight => max_weight(cx, a, b),
-        BinaryOp::SeluGrad => {
-            panic!("invariant: calls have no vector form (BinaryOp::has_vector_form)")
+        BinaryOp::SeluGrad => transcendental::selu_grad(cx, Lanes::Four, a, b),
+        BinaryOp::GeluGrad(approximate) => {
+            transcendental::gelu_grad(cx, Lanes::Four, approximate, a, b)
         }
     }
 }

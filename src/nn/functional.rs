@@ -1,4 +1,5 @@
-//! Functional ops (`torch.nn.functional`) and their module forms [`ReLU`] and [`SELU`].
+//! Functional ops (`torch.nn.functional`) and their module forms [`ReLU`], [`SELU`] and
+//! [`GELU`].
 //!
 //! Like modules, each works eagerly on a concrete [`Var`] (a one-node graph compiled once per
 //! shape) and adds a node to the trace on a traced one, named after its operand (`fc1.relu`).
@@ -12,7 +13,7 @@ use super::var::{Repr, Var};
 use crate::error::{Error, Result};
 use crate::graph::Mode;
 use crate::graph::dropout::check_probability;
-use crate::graph::{DropoutKind, Op, UnaryOp};
+use crate::graph::{Approximate, DropoutKind, Op, UnaryOp};
 use crate::rng::Generator;
 use crate::runtime::ParameterStore;
 
@@ -24,6 +25,13 @@ pub fn relu(x: &Var) -> Result<Var> {
 /// `scale * (x > 0 ? x : alpha * (exp(x) - 1))` with PyTorch's constants, `torch.selu`.
 pub fn selu(x: &Var) -> Result<Var> {
     unary(x, UnaryOp::Selu, &"selu")
+}
+
+/// `F.gelu(x, approximate)`: `x * Φ(x)` with the normal CDF `Φ` through `erf`
+/// ([`Approximate::None`], PyTorch's default) or PyTorch's tanh form.
+pub fn gelu(x: &Var, approximate: Approximate) -> Result<Var> {
+    let label = format!("gelu(approximate={})", approximate.name());
+    unary(x, UnaryOp::Gelu(approximate), &label)
 }
 
 /// `F.dropout(x, p, training)`: element-wise dropout without a module. Eager calls draw from
@@ -118,6 +126,42 @@ impl Module for SELU {
 }
 
 impl fmt::Display for SELU {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_module(self, f)
+    }
+}
+
+/// `nn.GELU(approximate=...)`: [`gelu`] as a module.
+#[derive(Clone, Copy, Debug)]
+pub struct GELU {
+    /// The form, [`Approximate::None`] by default as in PyTorch.
+    pub approximate: Approximate,
+}
+
+impl GELU {
+    /// `nn.GELU(approximate)`.
+    pub fn new(approximate: Approximate) -> GELU {
+        GELU { approximate }
+    }
+}
+
+impl Default for GELU {
+    fn default() -> GELU {
+        GELU::new(Approximate::None)
+    }
+}
+
+impl Module for GELU {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        gelu(x, self.approximate)
+    }
+
+    fn extra_repr(&self) -> String {
+        format!("approximate='{}'", self.approximate.name())
+    }
+}
+
+impl fmt::Display for GELU {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt_module(self, f)
     }

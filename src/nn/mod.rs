@@ -1,5 +1,5 @@
 //! The module API: `torch.nn` for Rust. Layers ([`Linear`], the dropout family,
-//! [`Sequential`], [`ReLU`], [`SELU`]) and user models implement [`Module`]; values are
+//! [`Sequential`], [`ReLU`], [`SELU`], [`GELU`]) and user models implement [`Module`]; values are
 //! [`Var`]s.
 //!
 //! # Two ways to run, one semantics
@@ -200,7 +200,7 @@ pub use eager::{
     DEFAULT_SEED, default_generator, eager_compilations, manual_seed, randn, with_generator,
 };
 pub use embedding::Embedding;
-pub use functional::{ReLU, SELU, relu, reshape, selu};
+pub use functional::{GELU, ReLU, SELU, gelu, relu, reshape, selu};
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mc::{Classification, McPrediction};

@@ -185,6 +185,25 @@ impl Attrs {
         Err(Diag::new(lit.pos(), message))
     }
 
+    /// An optional word out of `choices` (`approximate = tanh`): its index.
+    pub fn choice(&self, key: &str, choices: &[&str]) -> Result<Option<usize>, Diag> {
+        let Some(lit) = self.get(key) else {
+            return Ok(None);
+        };
+        let found = match lit {
+            Lit::Atom(Token {
+                tok: Tok::Ident(word),
+                ..
+            }) => choices.iter().position(|c| c == word),
+            Lit::Atom(_) | Lit::List(..) => None,
+        };
+        let what = match choices {
+            [one, two] => format!("either {one} or {two}"),
+            _ => format!("one of {}", choices.join(", ")),
+        };
+        found.map(Some).ok_or_else(|| wrong(lit, key, &what))
+    }
+
     /// A required list of non-negative integers.
     pub fn required_usize_list(&self, key: &str) -> Result<Vec<usize>, Diag> {
         self.usize_list(key)?.ok_or_else(|| self.missing(key))

@@ -17,8 +17,8 @@ use crate::error::{Error, TypeError};
 use crate::graph::batch_norm::{DEFAULT_EPS, DEFAULT_MOMENTUM};
 use crate::graph::layer_norm;
 use crate::graph::{
-    BatchNorm, BinaryOp, Conv, DType, Dropout, DropoutKind, Embedding, EmbeddingGrad, LayerNorm,
-    Op, Pool, PoolKind, ReduceOp, Running, Shape, Stat, TensorType, UnaryOp,
+    Approximate, BatchNorm, BinaryOp, Conv, DType, Dropout, DropoutKind, Embedding, EmbeddingGrad,
+    LayerNorm, Op, Pool, PoolKind, ReduceOp, Running, Shape, Stat, TensorType, UnaryOp,
 };
 use crate::tensor::{Tensor, TensorData};
 
@@ -46,8 +46,18 @@ pub(super) fn op_templates() -> Vec<Op> {
         Op::Parameter(scalar),
         Op::Constant(Tensor::scalar(0.0)),
     ];
-    ops.extend(UnaryOp::ALL.map(Op::Unary));
-    ops.extend(BinaryOp::ALL.map(Op::Binary));
+    // One template per name: GELU's approximation is an attribute, its default the template.
+    let default_form = |a: Approximate| a == Approximate::None;
+    ops.extend(
+        (UnaryOp::ALL.into_iter())
+            .filter(|op| !matches!(*op, UnaryOp::Gelu(a) if !default_form(a)))
+            .map(Op::Unary),
+    );
+    ops.extend(
+        (BinaryOp::ALL.into_iter())
+            .filter(|op| !matches!(*op, BinaryOp::GeluGrad(a) if !default_form(a)))
+            .map(Op::Binary),
+    );
     ops.extend([
         Op::MATMUL,
         Op::Linear { bias: false },
@@ -188,6 +198,10 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, Option<String>)> {
                 (ln.eps != layer_norm::DEFAULT_EPS).then(|| ln.eps.to_string()),
             ),
         ],
+        Op::Unary(UnaryOp::Gelu(a)) | Op::Binary(BinaryOp::GeluGrad(a)) => vec![(
+            "approximate",
+            (*a != Approximate::None).then(|| a.name().to_string()),
+        )],
         Op::Input(_)
         | Op::Parameter(_)
         | Op::Constant(_)
@@ -263,6 +277,10 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
         Op::Input(_) => Op::Input(annotation(line)?),
         Op::Parameter(_) => Op::Parameter(annotation(line)?),
         Op::Constant(_) => Op::Constant(constant(line)?),
+        Op::Unary(UnaryOp::Gelu(_)) => Op::Unary(UnaryOp::Gelu(read_approximate(&attrs)?)),
+        Op::Binary(BinaryOp::GeluGrad(_)) => {
+            Op::Binary(BinaryOp::GeluGrad(read_approximate(&attrs)?))
+        }
         Op::Unary(op) => Op::Unary(*op),
         Op::Binary(op) => Op::Binary(*op),
         Op::MatMul { .. } => Op::MatMul {
@@ -377,6 +395,13 @@ pub(super) fn build_op(line: &NodeLine, items: Vec<Attr>) -> Result<Op, Diag> {
         }),
     };
     Ok(op)
+}
+
+/// GELU's `approximate`: `none` (the default) or `tanh`, as PyTorch spells them.
+fn read_approximate(attrs: &Attrs) -> Result<Approximate, Diag> {
+    let names = Approximate::ALL.map(Approximate::name);
+    let chosen = attrs.choice("approximate", &names)?;
+    Ok(chosen.map_or(Approximate::None, |i| Approximate::ALL[i]))
 }
 
 /// A convolution's attributes, one value per spatial dimension of the template's name.
@@ -508,8 +533,8 @@ mod tests {
         // pools, their fifteen gradients (two per convolution, one per pool), the reductions, softmax, log_softmax and the three cross-entropy/expand ops, and three
         // ops per dropout kind, batch norm with its two running statistics and two
         // gradients, layer norm with its two gradients, embedding with its gradient, where
-        // and tril.
-        let functions = UnaryOp::ALL.len() + BinaryOp::ALL.len();
+        // and tril. GELU and its gradient list each approximation apart but are one name each.
+        let functions = UnaryOp::ALL.len() + BinaryOp::ALL.len() - 2;
         let count = 3
             + functions
             + 4

@@ -1,12 +1,16 @@
 //! The scalar definition of every element-wise function: one place that says what `relu(-0.0)`,
 //! `maximum(NaN, 1)` or a kept alpha-dropout element is.
 //!
-//! The interpreter maps these over tensors; the JIT must reproduce them bit for bit. The
-//! transcendental functions (`exp`, `log`) are `extern "C"` so the JIT can import these very
-//! functions (`crate::jit`'s imports) instead of a second implementation that might round
-//! differently, and so is `tanh`; `sqrt` is one correctly rounded IEEE operation, an
-//! instruction on either side. Everything else is a handful of IEEE operations the JIT emits inline, in the
-//! order written here (no FMA: Rust never fuses `a * b + c` on its own).
+//! The interpreter maps these over tensors; the JIT must reproduce them bit for bit. `exp`,
+//! `tanh` and `erf` in f32 are this module's own definitions ([`exp_f32`], [`tanh_f32`],
+//! [`erf_f32`]: range reduction and polynomials in IEEE operations, comparisons, selects and
+//! exponent bits), which the JIT emits inline in the same order, scalar and in `f32x4` lanes,
+//! so the ops built on them (sigmoid, SELU, GELU, softmax) run in vector loops. `log` stays
+//! the platform's, an `extern "C"` function the JIT imports (`crate::jit`'s imports); `sqrt`
+//! is one correctly rounded IEEE operation, an instruction on either side. Everything else is
+//! a handful of IEEE operations the JIT emits inline, in the order written here (no FMA: Rust
+//! never fuses `a * b + c` on its own). The f64 functions, for gradient checks, are libm's
+//! (`exp`, `log`, `tanh`) and a series ([`erf_f64`]).
 //!
 //! The definitions are generic over [`Element`] (`f32`, and `f64` for gradient checks) so both
 //! precisions share one text.
@@ -14,7 +18,12 @@
 use std::fmt;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
-use crate::graph::{BinaryOp, Dropout, UnaryOp};
+use crate::graph::{Approximate, BinaryOp, Dropout, UnaryOp};
+
+mod transcendental;
+
+pub(crate) use transcendental::{erf_constants, exp_constants, tanh_constants};
+pub use transcendental::{erf_f32, erf_f64, exp_f32, tanh_f32};
 
 /// SELU's alpha, as PyTorch writes it (rounded to the float type in use).
 #[allow(clippy::excessive_precision)]
@@ -24,11 +33,6 @@ pub const SELU_ALPHA: f64 = 1.6732632423543772848170429916717;
 #[allow(clippy::excessive_precision)]
 pub const SELU_SCALE: f64 = 1.0507009873554804934193349852946;
 
-/// `e^x` in f32: the one definition both engines call.
-pub extern "C" fn exp_f32(x: f32) -> f32 {
-    x.exp()
-}
-
 /// The natural logarithm in f32 (`log(0) = -inf`, `log(-1) = NaN`).
 pub extern "C" fn log_f32(x: f32) -> f32 {
     x.ln()
@@ -37,12 +41,6 @@ pub extern "C" fn log_f32(x: f32) -> f32 {
 /// The square root in f32 (`sqrt(-0.0) = -0.0`, `sqrt(-1) = NaN`).
 pub extern "C" fn sqrt_f32(x: f32) -> f32 {
     x.sqrt()
-}
-
-/// The hyperbolic tangent in f32 (`tanh(±0) = ±0`, `tanh(±inf) = ±1`, NaN stays NaN): the
-/// platform's `tanhf`, which both engines call, so they agree bit for bit.
-pub extern "C" fn tanh_f32(x: f32) -> f32 {
-    x.tanh()
 }
 
 /// `e^x` in f64.
@@ -97,10 +95,14 @@ pub trait Element:
     fn sqrt(self) -> Self;
     /// The hyperbolic tangent ([`tanh_f32`] / [`tanh_f64`]).
     fn tanh(self) -> Self;
+    /// The error function ([`erf_f32`] / [`erf_f64`]).
+    fn erf(self) -> Self;
     /// True for NaN.
     fn is_nan(self) -> bool;
     /// An f32 value (a graph constant) in this type; exact.
     fn from_f32(x: f32) -> Self;
+    /// An f64 constant rounded to this type (as C++'s `opmath_t(M_SQRT1_2)` is).
+    fn from_f64(x: f64) -> Self;
     /// An element count in this type (`n as f32` for f32), for `mean` and `cross_entropy`.
     fn from_count(n: usize) -> Self;
     /// The keep-scale of the zeroing dropouts: [`Dropout::scale`] in f32, `1 / (1 - p)` in f64.
@@ -132,11 +134,17 @@ impl Element for f32 {
     fn tanh(self) -> f32 {
         tanh_f32(self)
     }
+    fn erf(self) -> f32 {
+        erf_f32(self)
+    }
     fn is_nan(self) -> bool {
         f32::is_nan(self)
     }
     fn from_f32(x: f32) -> f32 {
         x
+    }
+    fn from_f64(x: f64) -> f32 {
+        x as f32
     }
     fn from_count(n: usize) -> f32 {
         n as f32
@@ -171,11 +179,17 @@ impl Element for f64 {
     fn tanh(self) -> f64 {
         tanh_f64(self)
     }
+    fn erf(self) -> f64 {
+        erf_f64(self)
+    }
     fn is_nan(self) -> bool {
         f64::is_nan(self)
     }
     fn from_f32(x: f32) -> f64 {
         f64::from(x)
+    }
+    fn from_f64(x: f64) -> f64 {
+        x
     }
     fn from_count(n: usize) -> f64 {
         n as f64
@@ -220,6 +234,75 @@ pub fn selu<T: Element>(x: T) -> T {
 /// (`sigmoid(-inf) = 0`, `sigmoid(inf) = 1`, NaN stays NaN).
 pub fn sigmoid<T: Element>(x: T) -> T {
     T::ONE / (T::ONE + (-x).exp())
+}
+
+/// `1 / sqrt 2` (C's `M_SQRT1_2`), GELU's `kAlpha`.
+pub const GELU_ALPHA: f64 = std::f64::consts::FRAC_1_SQRT_2;
+
+/// `sqrt 2 * (2 / sqrt pi) * 0.5 = sqrt(2 / pi)`, the tanh form's `kBeta`, computed in f64 as
+/// PyTorch's constant is (then rounded to the float type).
+pub const GELU_TANH_BETA: f64 = std::f64::consts::SQRT_2 * std::f64::consts::FRAC_2_SQRT_PI * 0.5;
+
+/// `0.044715`, the tanh form's `kKappa`.
+pub const GELU_TANH_KAPPA: f64 = 0.044715;
+
+/// `(2 / sqrt pi) * (1 / sqrt 2) * 0.5 = 1 / sqrt(2 pi)`, the exact form's `kBeta` in its
+/// gradient (the normal density's factor).
+pub const GELU_PDF_BETA: f64 =
+    std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2 * 0.5;
+
+/// [`UnaryOp::Gelu`] as PyTorch's CPU kernel computes it (`Gelu.h`, one order for its scalar
+/// and vector forms): `(x * 0.5) * (1 + erf(x * ALPHA))`, or for the tanh form
+/// `(0.5 * x) * (1 + tanh(BETA * (x + KAPPA * ((x * x) * x))))`, the constants rounded to the
+/// float type. `gelu(inf) = inf`; `gelu(-inf)` is `-inf * 0 = NaN`, as in PyTorch; NaN stays.
+pub fn gelu<T: Element>(approximate: Approximate, x: T) -> T {
+    let half = T::from_f64(0.5);
+    match approximate {
+        Approximate::None => {
+            let alpha = T::from_f64(GELU_ALPHA);
+            (x * half) * (T::ONE + (x * alpha).erf())
+        }
+        Approximate::Tanh => {
+            let (beta, kappa) = (T::from_f64(GELU_TANH_BETA), T::from_f64(GELU_TANH_KAPPA));
+            let cube = (x * x) * x;
+            let inner = beta * (x + kappa * cube);
+            (half * x) * (T::ONE + inner.tanh())
+        }
+    }
+}
+
+/// [`BinaryOp::GeluGrad`]: `g` times GELU's derivative at `x`, PyTorch's
+/// `GeluBackwardKernelImpl` in its order:
+/// - none: `g * (cdf + x * pdf)` with `cdf = 0.5 * (1 + erf(x * ALPHA))` and
+///   `pdf = PDF_BETA * exp((x * x) * -0.5)`;
+/// - tanh: with `s = x * x`, `t = tanh(BETA * (x + KAPPA * (s * x)))`,
+///   `g * ((0.5 * (1 + t)) + ((0.5 * x) * (1 - t * t)) * (BETA * (1 + (3 * KAPPA) * s)))`,
+///   `3 * KAPPA` one rounding in the float type.
+pub fn gelu_grad<T: Element>(approximate: Approximate, g: T, x: T) -> T {
+    let half = T::from_f64(0.5);
+    match approximate {
+        Approximate::None => {
+            let alpha = T::from_f64(GELU_ALPHA);
+            let beta = T::from_f64(GELU_PDF_BETA);
+            let cdf = half * (T::ONE + (x * alpha).erf());
+            let pdf = beta * ((x * x) * T::from_f64(-0.5)).exp();
+            g * (cdf + x * pdf)
+        }
+        Approximate::Tanh => {
+            let (beta, kappa) = (T::from_f64(GELU_TANH_BETA), T::from_f64(GELU_TANH_KAPPA));
+            let square = x * x;
+            let cube = square * x;
+            let t = (beta * (x + kappa * cube)).tanh();
+            let left = half * x;
+            let right = T::ONE + t;
+            let left_derivative = half * right;
+            let tanh_derivative = T::ONE - t * t;
+            let three_kappa = T::from_f64(3.0) * kappa;
+            let inner_derivative = beta * (T::ONE + three_kappa * square);
+            let right_derivative = (left * tanh_derivative) * inner_derivative;
+            g * (left_derivative + right_derivative)
+        }
+    }
 }
 
 /// `torch.maximum`: the first NaN operand if either is NaN; `+0.0` for `-0.0` against `+0.0`
@@ -288,6 +371,7 @@ pub fn unary<T: Element>(op: UnaryOp, x: T) -> T {
         UnaryOp::Sqrt => x.sqrt(),
         UnaryOp::Tanh => x.tanh(),
         UnaryOp::Sigmoid => sigmoid(x),
+        UnaryOp::Gelu(approximate) => gelu(approximate, x),
     }
 }
 
@@ -303,6 +387,7 @@ pub fn binary<T: Element>(op: BinaryOp, a: T, b: T) -> T {
         BinaryOp::SeluGrad => selu_grad(a, b),
         BinaryOp::Equal => equal(a, b),
         BinaryOp::MaxWeight => max_weight(a, b),
+        BinaryOp::GeluGrad(approximate) => gelu_grad(approximate, a, b),
     }
 }
 
