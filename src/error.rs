@@ -684,6 +684,14 @@ pub enum TypeError {
         /// What does not fit, with the shapes involved.
         reason: String,
     },
+    /// An attention whose embedding width does not split into its heads.
+    #[error("{embd} features do not split over {heads} heads: embd % heads has to be 0")]
+    Heads {
+        /// The embedding width `C`.
+        embd: usize,
+        /// The number of heads.
+        heads: usize,
+    },
     /// An embedding whose table or attributes do not fit (see [`crate::graph::embedding`]);
     /// [`Error::Type`] names the node and the op.
     #[error("{reason}")]

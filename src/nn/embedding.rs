@@ -83,6 +83,23 @@ impl Embedding {
     }
 }
 
+impl Embedding {
+    /// `x @ weightᵀ`: the table as a bias-free output layer over the embedding dimension
+    /// (`[..., dim] -> [..., num]`), nanoGPT's tied `lm_head` (flax's `Embed.attend`). Traced,
+    /// it reads the lookup's own parameter node, so the table is one parameter counted once
+    /// and its gradient is the sum of both uses'.
+    pub fn attend(&self, x: &Var) -> Result<Var> {
+        let parameters = vec![("weight", self.weight().ty())];
+        parametric_forward(
+            self,
+            Op::Linear { bias: false },
+            x,
+            &self.params,
+            parameters,
+        )
+    }
+}
+
 impl Module for Embedding {
     fn forward(&self, x: &Var) -> Result<Var> {
         let parameters = vec![("weight", self.weight().ty())];

@@ -13,7 +13,7 @@ use super::var::{Repr, Var};
 use crate::error::{Error, Result};
 use crate::graph::Mode;
 use crate::graph::dropout::check_probability;
-use crate::graph::{Approximate, DropoutKind, Op, UnaryOp};
+use crate::graph::{Approximate, BinaryOp, DropoutKind, Op, UnaryOp};
 use crate::rng::Generator;
 use crate::runtime::ParameterStore;
 
@@ -97,6 +97,124 @@ pub fn reshape(x: &Var, shape: &[i64]) -> Result<Var> {
         },
         &label,
     )
+}
+
+/// `op` of several values (`a + b`, `a @ b`, `torch.where(c, a, b)`): eagerly if every
+/// operand is concrete, else as a node of the trace the traced ones share, the concrete ones
+/// becoming constants of it (a causal mask, a `-inf`). The node is named after the first
+/// traced operand (`<operand>.<op>`).
+fn apply_all(operands: &[&Var], op: Op, label: &dyn fmt::Display) -> Result<Var> {
+    let traced = operands.iter().find_map(|v| match &v.repr {
+        Repr::Traced(node) => Some(node),
+        Repr::Eager(_) => None,
+    });
+    match traced {
+        Some(first) => {
+            let base = format!("{}.{}", first.name(), op.name());
+            let operands: Vec<_> = (operands.iter())
+                .map(|v| match &v.repr {
+                    Repr::Traced(node) => Ok(&**node),
+                    Repr::Eager(t) => Err(&**t),
+                })
+                .collect();
+            first.apply_operands(&base, op, &operands)
+        }
+        None => {
+            // Operand 0 is the call's input `x`; the others enter as its "parameters".
+            const NAMES: [&str; 2] = ["operand1", "operand2"];
+            let tensor = |v: &Var| v.tensor().cloned();
+            let mut store = ParameterStore::new();
+            let mut parameters = Vec::new();
+            for (name, v) in NAMES.iter().zip(&operands[1..]) {
+                store.insert(*name, tensor(v)?);
+                parameters.push((*name, v.ty()));
+            }
+            let call = Call {
+                op,
+                mode: Mode::Eval,
+                module: label,
+                parameters,
+            };
+            let x = tensor(operands[0])?;
+            Ok(Var::new(call.run(
+                &x,
+                &store,
+                Some(&mut Generator::new(0)),
+            )?))
+        }
+    }
+}
+
+fn binary(a: &Var, b: &Var, op: BinaryOp) -> Result<Var> {
+    let label = format!("{}(a, b)", op.name());
+    apply_all(&[a, b], Op::Binary(op), &label)
+}
+
+/// `a + b`, broadcast (`torch.add`).
+pub fn add(a: &Var, b: &Var) -> Result<Var> {
+    binary(a, b, BinaryOp::Add)
+}
+
+/// `a - b`, broadcast (`torch.sub`).
+pub fn sub(a: &Var, b: &Var) -> Result<Var> {
+    binary(a, b, BinaryOp::Sub)
+}
+
+/// `a * b`, broadcast (`torch.mul`).
+pub fn mul(a: &Var, b: &Var) -> Result<Var> {
+    binary(a, b, BinaryOp::Mul)
+}
+
+/// `a / b`, broadcast (`torch.div`).
+pub fn div(a: &Var, b: &Var) -> Result<Var> {
+    binary(a, b, BinaryOp::Div)
+}
+
+/// `a @ b` (`torch.matmul`, rank 2 or more, leading dimensions broadcast); `a @ bᵀ` is
+/// `matmul(a, &transpose(b, ...))`, which the compiler folds into the product's strides.
+pub fn matmul(a: &Var, b: &Var) -> Result<Var> {
+    let op = Op::MatMul {
+        transpose_a: false,
+        transpose_b: false,
+    };
+    apply_all(&[a, b], op, &"matmul(a, b)")
+}
+
+/// `torch.where(cond, a, b)`: `a` where the bool `cond` holds, else `b`, broadcast; with
+/// `b` a `-inf` scalar it is `a.masked_fill(~cond, -inf)`.
+pub fn where_(cond: &Var, a: &Var, b: &Var) -> Result<Var> {
+    apply_all(&[cond, a, b], Op::Where, &"where(cond, a, b)")
+}
+
+/// `x.permute(perm)` (`torch.permute`; `transpose(1, 2)` of a rank-4 value is
+/// `[0, 2, 1, 3]`).
+pub fn transpose(x: &Var, perm: &[usize]) -> Result<Var> {
+    let label = format!("permute({perm:?})");
+    apply(
+        x,
+        Op::Transpose {
+            perm: perm.to_vec(),
+        },
+        &label,
+    )
+}
+
+/// `F.softmax(x, dim)`.
+pub fn softmax(x: &Var, dim: i64) -> Result<Var> {
+    let label = format!("softmax(dim={dim})");
+    apply(x, Op::Softmax { axis: dim }, &label)
+}
+
+/// `torch.ones(rows, columns, dtype=bool).tril()`: the causal mask, `[i, j]` true iff
+/// `j <= i`, a concrete value (a constant of a trace it enters).
+pub fn causal_mask(rows: usize, columns: usize) -> Result<Var> {
+    // Zeros first: the size is checked and the memory had before any element is written.
+    let mut mask = crate::tensor::Tensor::zeros(&crate::graph::TensorType::bool([rows, columns]))?;
+    let data = mask.as_bool_mut().expect("invariant: a bool tensor");
+    for (k, kept) in data.iter_mut().enumerate() {
+        *kept = k % columns <= k / columns;
+    }
+    Ok(Var::new(mask))
 }
 
 /// `nn.ReLU()`: [`relu`] as a module.

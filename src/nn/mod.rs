@@ -200,7 +200,10 @@ pub use eager::{
     DEFAULT_SEED, default_generator, eager_compilations, manual_seed, randn, with_generator,
 };
 pub use embedding::Embedding;
-pub use functional::{GELU, ReLU, SELU, gelu, relu, reshape, selu};
+pub use functional::{
+    GELU, ReLU, SELU, add, causal_mask, div, gelu, matmul, mul, relu, reshape, selu, softmax, sub,
+    transpose, where_,
+};
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mc::{Classification, McPrediction};

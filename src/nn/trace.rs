@@ -27,6 +27,7 @@ use super::module::Module;
 use super::var::{Repr, Var};
 use crate::error::{Error, Result};
 use crate::graph::{Builder, Graph, Naming, NodeId, Op, TensorType, is_node_name};
+use crate::tensor::Tensor;
 
 /// The graph being built and what tracing needs to name its nodes.
 pub(crate) struct TraceState {
@@ -111,6 +112,34 @@ impl TracedNode {
             trace: Rc::clone(&self.trace),
             node,
         })
+    }
+
+    /// Adds `op` applied to `operands` (values of this node's trace: `Ok(node)`, or concrete
+    /// tensors, which become constants named after `base`) under a name derived from `base`,
+    /// and returns the new value; a value of another trace is [`crate::Error::ForeignNode`].
+    pub(crate) fn apply_operands(
+        &self,
+        base: &str,
+        op: Op,
+        operands: &[Result<&TracedNode, &Tensor>],
+    ) -> Result<Var> {
+        let node = self.build(|b, _| {
+            let mut ids = Vec::new();
+            for (k, operand) in operands.iter().enumerate() {
+                ids.push(match operand {
+                    Ok(traced) if Rc::ptr_eq(&traced.trace, &self.trace) => traced.node,
+                    Ok(traced) => {
+                        return Err(crate::error::Error::ForeignNode {
+                            id: format!("{:?} (operand {k} of {base})", traced.node),
+                            graph: b.graph().name().to_string(),
+                        });
+                    }
+                    Err(tensor) => b.constant(&format!("{base}.operand{k}"), (*tensor).clone())?,
+                });
+            }
+            b.node(base, op, &ids)
+        })?;
+        Ok(self.value(node))
     }
 
     /// Adds `op` applied to this node and then to `parameters` (created on first use, shared
