@@ -6,32 +6,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::compare::Agreement;
-use common::differential::{BIT_EXACT, ONE_TWO_THREE, check};
+use common::differential::check_every_mode;
 use common::gradcheck::{f32_leaves, weighted_loss, with_gradients};
+use common::parse;
 use dropjit::{Compiler, Generator, Graph, Mode, ParameterStore, Tensor, interp, text};
-
-const MODES: [Mode; 3] = [Mode::Train, Mode::Eval, Mode::Mc];
-
-fn check_everywhere(graph: &Graph, seed: u64) {
-    for mode in MODES {
-        for setup in BIT_EXACT {
-            check(
-                graph,
-                mode,
-                setup,
-                Agreement::Bits,
-                seed,
-                &ONE_TWO_THREE[..2],
-            )
-            .unwrap_or_else(|e| panic!("{} in {mode:?}, {setup:?}: {e}", graph.name()));
-        }
-    }
-}
-
-fn parse(source: &str) -> Graph {
-    text::parse(source).unwrap_or_else(|e| panic!("{e}\n{source}"))
-}
 
 fn run(graph: &Graph, values: &[(&str, Tensor)]) -> Vec<(String, Tensor)> {
     let values: BTreeMap<String, Tensor> = values
@@ -70,7 +48,7 @@ fn tril_keeps_the_lower_triangle_from_its_diagonal() {
             .to_string()
             .contains("%b: bool[3, 4] = tril {diagonal = 1}\n")
     );
-    check_everywhere(&graph, 1);
+    check_every_mode(&graph, 1);
 }
 
 #[test]
@@ -93,7 +71,7 @@ fn where_picks_by_its_broadcast_condition() {
     assert_eq!((y[1], y[4]), (inf, inf));
     assert!(y[2].is_nan());
     assert_eq!(y[3].to_bits(), (-0.0f32).to_bits());
-    check_everywhere(&graph, 2);
+    check_every_mode(&graph, 2);
 }
 
 /// Above the diagonal a masked softmax gives exact zeros, whatever the scores (huge ones
@@ -137,7 +115,7 @@ fn a_causally_masked_softmax_has_exact_zeros_above_the_diagonal() {
 #[test]
 fn the_attention_program_and_its_gradients_compile_to_the_interpreters_bits() {
     let graph = parse(include_str!("../ir/attention.ir"));
-    check_everywhere(&graph, 3);
+    check_every_mode(&graph, 3);
     let graph = weighted_loss(graph, "y");
     let leaves = f32_leaves(&graph);
     let wrt: Vec<&str> = leaves.iter().map(String::as_str).collect();
@@ -145,7 +123,7 @@ fn the_attention_program_and_its_gradients_compile_to_the_interpreters_bits() {
     let printed = grads.to_string();
     assert!(printed.contains("= where %causal, "), "{printed}");
     assert_eq!(parse(&printed).to_string(), printed);
-    check_everywhere(&grads, 4);
+    check_every_mode(&grads, 4);
 }
 
 #[test]

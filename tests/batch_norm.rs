@@ -8,36 +8,15 @@
 mod common;
 
 use common::compare::Agreement;
-use common::differential::{BIT_EXACT, ONE_TWO_THREE, check};
+use common::differential::{BIT_EXACT, ONE_TWO_THREE, check, check_every_mode};
 use common::gradcheck::{f32_leaves, weighted_loss, with_gradients};
-use dropjit::{Graph, Mode, Op, text};
-
-const MODES: [Mode; 3] = [Mode::Train, Mode::Eval, Mode::Mc];
-
-fn check_everywhere(graph: &Graph, seed: u64) {
-    for mode in MODES {
-        for setup in BIT_EXACT {
-            check(
-                graph,
-                mode,
-                setup,
-                Agreement::Bits,
-                seed,
-                &ONE_TWO_THREE[..2],
-            )
-            .unwrap_or_else(|e| panic!("{} in {mode:?}, {setup:?}: {e}", graph.name()));
-        }
-    }
-}
-
-fn parse(source: &str) -> Graph {
-    text::parse(source).unwrap_or_else(|e| panic!("{e}\n{source}"))
-}
+use common::parse;
+use dropjit::{Graph, Mode, Op};
 
 #[test]
 fn the_ir_program_compiles_to_the_interpreters_bits_in_every_mode() {
     let graph = parse(include_str!("../ir/batch_norm.ir"));
-    check_everywhere(&graph, 3);
+    check_every_mode(&graph, 3);
 }
 
 /// A forward with batch norm over `[N, C]`, `[N, C, L]` and `[N, C, H, W]` inputs (affine and
@@ -71,7 +50,7 @@ fn a_training_steps_gradients_compile_to_the_interpreters_bits_in_every_mode() {
     let (grads, _) = with_gradients(&graph, &wrt);
     let ops: Vec<&str> = grads.node_ids().map(|id| grads[id].op.name()).collect();
     assert!(ops.contains(&"batch_norm_input_grad") && ops.contains(&"batch_norm_weight_grad"));
-    check_everywhere(&grads, 5);
+    check_every_mode(&grads, 5);
 }
 
 #[test]
@@ -83,7 +62,7 @@ fn random_graphs_with_batch_norm_compile_to_the_interpreters_bits_in_every_mode(
         if !graph.node_ids().any(|id| is_batch_norm(&graph[id].op)) {
             continue;
         }
-        check_everywhere(&graph, seed);
+        check_every_mode(&graph, seed);
         checked += 1;
         if checked == 40 {
             break;
@@ -164,7 +143,7 @@ fn an_empty_batch_leaves_the_running_statistics_as_they_are() {
   output var = %rv.next
 }}"
         ));
-        check_everywhere(&graph, 5);
+        check_every_mode(&graph, 5);
         let values = dropjit::init::random_values(&graph, 5).unwrap();
         let mut generator = dropjit::Generator::new(0);
         let out = dropjit::interp::run(&graph, Mode::Train, &mut generator, &values).unwrap();

@@ -10,39 +10,18 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::compare::{Agreement, compare};
-use common::differential::{BIT_EXACT, ONE_TWO_THREE, check};
+use common::differential::{ONE_TWO_THREE, check_every_mode};
 use common::fixtures::{self, FixtureCase};
 use common::gradcheck::{f32_leaves, weighted_loss, with_gradients};
+use common::parse;
 use dropjit::graph::{Builder, Naming};
 use dropjit::{
     Compiler, Gemm, Generator, Graph, Mode, Op, ParameterStore, Tensor, autodiff, interp, text,
 };
 
-const MODES: [Mode; 3] = [Mode::Train, Mode::Eval, Mode::Mc];
-
-fn check_everywhere(graph: &Graph, seed: u64) {
-    for mode in MODES {
-        for setup in BIT_EXACT {
-            check(
-                graph,
-                mode,
-                setup,
-                Agreement::Bits,
-                seed,
-                &ONE_TWO_THREE[..2],
-            )
-            .unwrap_or_else(|e| panic!("{} in {mode:?}, {setup:?}: {e}", graph.name()));
-        }
-    }
-}
-
-fn parse(source: &str) -> Graph {
-    text::parse(source).unwrap_or_else(|e| panic!("{e}\n{source}"))
-}
-
 #[test]
 fn the_ir_program_compiles_to_the_interpreters_bits_in_every_mode() {
-    check_everywhere(&parse(include_str!("../ir/embedding.ir")), 3);
+    check_every_mode(&parse(include_str!("../ir/embedding.ir")), 3);
 }
 
 #[test]
@@ -59,7 +38,7 @@ fn a_training_steps_table_gradients_compile_to_the_interpreters_bits() {
     );
     assert_eq!(parse(&printed).to_string(), printed);
     assert!(names.iter().any(|n| n == "wte.grad"));
-    check_everywhere(&grads, 5);
+    check_every_mode(&grads, 5);
 }
 
 fn cases() -> Vec<FixtureCase> {
@@ -254,7 +233,7 @@ fn random_graphs_with_embeddings_compile_to_the_interpreters_bits() {
         if !(graph.node_ids()).any(|id| matches!(graph[id].op, Op::Embedding(_))) {
             continue;
         }
-        check_everywhere(&graph, seed);
+        check_every_mode(&graph, seed);
         checked += 1;
         if checked == 30 {
             break;

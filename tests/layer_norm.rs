@@ -6,37 +6,15 @@
 
 mod common;
 
-use common::compare::Agreement;
-use common::differential::{BIT_EXACT, ONE_TWO_THREE, check};
+use common::differential::check_every_mode;
 use common::gradcheck::{f32_leaves, weighted_loss, with_gradients};
-use dropjit::{Graph, Mode, Op, text};
-
-const MODES: [Mode; 3] = [Mode::Train, Mode::Eval, Mode::Mc];
-
-fn check_everywhere(graph: &Graph, seed: u64) {
-    for mode in MODES {
-        for setup in BIT_EXACT {
-            check(
-                graph,
-                mode,
-                setup,
-                Agreement::Bits,
-                seed,
-                &ONE_TWO_THREE[..2],
-            )
-            .unwrap_or_else(|e| panic!("{} in {mode:?}, {setup:?}: {e}", graph.name()));
-        }
-    }
-}
-
-fn parse(source: &str) -> Graph {
-    text::parse(source).unwrap_or_else(|e| panic!("{e}\n{source}"))
-}
+use common::parse;
+use dropjit::{Mode, Op, text};
 
 #[test]
 fn the_ir_program_compiles_to_the_interpreters_bits_in_every_mode() {
     let graph = parse(include_str!("../ir/layer_norm.ir"));
-    check_everywhere(&graph, 3);
+    check_every_mode(&graph, 3);
 }
 
 /// Layer norms over one and two trailing dimensions, with a weight and a bias, a weight alone
@@ -64,7 +42,7 @@ fn a_training_steps_gradients_compile_to_the_interpreters_bits_in_every_mode() {
     let (grads, _) = with_gradients(&graph, &wrt);
     let ops: Vec<&str> = grads.node_ids().map(|id| grads[id].op.name()).collect();
     assert!(ops.contains(&"layer_norm_input_grad") && ops.contains(&"layer_norm_weight_grad"));
-    check_everywhere(&grads, 5);
+    check_every_mode(&grads, 5);
 }
 
 #[test]
@@ -75,7 +53,7 @@ fn random_graphs_with_layer_norm_compile_to_the_interpreters_bits_in_every_mode(
         if !(graph.node_ids()).any(|id| matches!(graph[id].op, Op::LayerNorm(_))) {
             continue;
         }
-        check_everywhere(&graph, seed);
+        check_every_mode(&graph, seed);
         checked += 1;
         if checked == 40 {
             break;
@@ -123,7 +101,7 @@ fn a_row_of_equal_values_normalizes_to_the_bias() {
     let interpreted =
         dropjit::interp::run(&graph, Mode::Eval, &mut dropjit::Generator::new(0), &values).unwrap();
     assert_eq!(interpreted[0].1.as_f32().unwrap(), &expected[..]);
-    check_everywhere(&graph, 1);
+    check_every_mode(&graph, 1);
 }
 
 #[test]

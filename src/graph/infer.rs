@@ -301,25 +301,6 @@ fn layer_norm_check(
     Ok(())
 }
 
-/// A gradient `g` of a layer normalization has its input's type.
-fn layer_norm_grad_check(
-    op: &'static str,
-    g: &TensorType,
-    x: &TensorType,
-) -> Result<(), TypeError> {
-    expect_f32(&[g], &[0])?;
-    if g.shape != x.shape {
-        return Err(TypeError::LayerNorm {
-            op,
-            reason: format!(
-                "the gradient has to have the input's shape {}, but is {}",
-                x.shape, g.shape
-            ),
-        });
-    }
-    Ok(())
-}
-
 /// `operands` are an f32 input `[N, C, ...]` followed by f32 per-channel values `[C]` named
 /// `names`.
 fn batch_norm_check(
@@ -336,23 +317,39 @@ fn batch_norm_check(
     Ok(())
 }
 
-/// A gradient `g` of a batch normalization has its input's type.
+/// A gradient `g` of a normalization has its input's type; `error` makes the op's type
+/// error from the reason.
+fn normalization_grad_check(
+    g: &TensorType,
+    x: &TensorType,
+    error: impl Fn(String) -> TypeError,
+) -> Result<(), TypeError> {
+    expect_f32(&[g], &[0])?;
+    if g.shape != x.shape {
+        return Err(error(format!(
+            "the gradient has to have the input's shape {}, but is {}",
+            x.shape, g.shape
+        )));
+    }
+    Ok(())
+}
+
+/// [`normalization_grad_check`] for batch norm's gradients.
 fn batch_norm_grad_check(
     op: &'static str,
     g: &TensorType,
     x: &TensorType,
 ) -> Result<(), TypeError> {
-    expect_f32(&[g], &[0])?;
-    if g.shape != x.shape {
-        return Err(TypeError::BatchNorm {
-            op,
-            reason: format!(
-                "the gradient has to have the input's shape {}, but is {}",
-                x.shape, g.shape
-            ),
-        });
-    }
-    Ok(())
+    normalization_grad_check(g, x, |reason| TypeError::BatchNorm { op, reason })
+}
+
+/// [`normalization_grad_check`] for layer norm's gradients.
+fn layer_norm_grad_check(
+    op: &'static str,
+    g: &TensorType,
+    x: &TensorType,
+) -> Result<(), TypeError> {
+    normalization_grad_check(g, x, |reason| TypeError::LayerNorm { op, reason })
 }
 
 fn expect_f32(operands: &[&TensorType], positions: &[usize]) -> Result<(), TypeError> {

@@ -188,3 +188,21 @@ pub fn same_bits(
         )),
     }
 }
+
+/// Checks `graph` against the interpreter bit for bit in train, eval and Monte Carlo mode,
+/// with every bit-exact setup, on one and two threads; panics naming the first failure.
+pub fn check_every_mode(graph: &Graph, seed: u64) {
+    for mode in [Mode::Train, Mode::Eval, Mode::Mc] {
+        for setup in BIT_EXACT {
+            check(
+                graph,
+                mode,
+                setup,
+                Agreement::Bits,
+                seed,
+                &ONE_TWO_THREE[..2],
+            )
+            .unwrap_or_else(|e| panic!("{} in {mode:?}, {setup:?}: {e}", graph.name()));
+        }
+    }
+}

@@ -144,6 +144,11 @@ fn kinds() -> Vec<Kind> {
     kinds
 }
 
+/// `source` parsed, or a panic with the error and the text.
+pub fn parse(source: &str) -> Graph {
+    dropjit::text::parse(source).unwrap_or_else(|e| panic!("{e}\n{source}"))
+}
+
 /// The 64-bit FNV-1a hash of `bytes`.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     (bytes.iter()).fold(0xcbf2_9ce4_8422_2325, |h, &b| {
