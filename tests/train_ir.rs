@@ -3,8 +3,8 @@
 //! network's `ir/mnist_net.ir`, and their compiled plans: no mask buffer, no keep bytes (the
 //! vector kernels make mask bits in registers).
 
-use dropjit::models::{MnistNet, SimpleNet};
-use dropjit::optim::Sgd;
+use dropjit::models::{Gpt, GptConfig, MnistNet, SimpleNet};
+use dropjit::optim::{AdamW, Optimizer, Sgd};
 use dropjit::train::Loss;
 use dropjit::{Compiler, DType, Generator, Mode, TensorType, nn, text};
 
@@ -22,6 +22,34 @@ fn mnist_net_train_step() -> dropjit::train::StepGraph {
     let model = nn::Traced::new(MnistNet::new(&mut Generator::new(0)));
     let opt = Sgd::new(&model, 0.01).unwrap().momentum(0.9).unwrap();
     let (x, targets) = (TensorType::f32([2, 1, 28, 28]), TensorType::i32([2]));
+    model
+        .train_step_graph(&x, &targets, Loss::CrossEntropy, &opt)
+        .unwrap()
+}
+
+/// nanoGPT's character model's step at batch 2 with its optimizer: AdamW in two groups (no
+/// decay below rank 2) after clip_grad_norm(1.0).
+fn gpt_char_train_step() -> dropjit::train::StepGraph {
+    let gpt = Gpt::new(GptConfig::shakespeare_char(65), &mut Generator::new(0)).unwrap();
+    let model = nn::Traced::new(gpt);
+    let count: usize = (model.parameters().iter())
+        .map(|(_, t)| t.shape().numel())
+        .sum();
+    assert_eq!(count, 809_856);
+    let no_decay: Vec<String> = (model.parameters().iter())
+        .filter(|(_, t)| t.shape().rank() < 2)
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let mut opt = AdamW::new(&model, 1e-3)
+        .unwrap()
+        .betas(0.9, 0.99)
+        .unwrap()
+        .weight_decay(0.1)
+        .unwrap()
+        .no_weight_decay(&no_decay)
+        .unwrap();
+    opt.set_max_grad_norm(Some(1.0)).unwrap();
+    let (x, targets) = (TensorType::i32([2, 64]), TensorType::i32([128]));
     model
         .train_step_graph(&x, &targets, Loss::CrossEntropy, &opt)
         .unwrap()
@@ -59,6 +87,45 @@ fn the_ir_programs_are_the_printed_training_steps() {
     );
     let mnist_net = include_str!("../ir/mnist_net.ir");
     assert_printed("ir/mnist_net.ir", mnist_net, &mnist_net_train_step(), 16);
+    // 68 parameters (the tied table once), each with AdamW's two moments.
+    let gpt_char = include_str!("../ir/gpt_char.ir");
+    assert_printed("ir/gpt_char.ir", gpt_char, &gpt_char_train_step(), 3 * 68);
+}
+
+/// The character GPT's step: no dropout mask anywhere (the attention probabilities' dropout
+/// and the residual ones redraw theirs in the backward); its only bool value is the causal
+/// mask, a constant.
+#[test]
+fn the_gpt_step_saves_no_mask() {
+    let step = gpt_char_train_step();
+    let compiled = Compiler::new()
+        .mode(Mode::Train)
+        .compile(&step.graph)
+        .unwrap();
+    let graph = compiled.graph();
+    let mut bools = 0;
+    for id in graph.node_ids() {
+        let node = &graph[id];
+        assert!(
+            node.op.as_dropout_mask().is_none(),
+            "mask node {}",
+            node.name
+        );
+        if node.ty.dtype == DType::Bool {
+            assert!(
+                matches!(node.op, dropjit::Op::Constant(_)),
+                "bool value {}",
+                node.name
+            );
+            bools += 1;
+        }
+    }
+    assert_eq!(bools, 4, "one causal mask per block");
+    let memory = compiled.memory();
+    for buffer in memory.buffers.iter().filter(|b| b.keep_bytes_of.is_some()) {
+        let (first, last) = buffer.live.expect("keep bytes live in the arena");
+        assert_eq!(first, last, "keep bytes outlive their kernel");
+    }
 }
 
 #[test]

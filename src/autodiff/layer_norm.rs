@@ -24,10 +24,20 @@ pub(super) fn layer_norm(
     if let Some(name) = names[0].as_deref() {
         let mut operands = vec![g, x[0]];
         operands.extend(ln.weight.then(|| x[1]));
-        out[0] = Some(b.node(name, Op::LayerNormInputGrad(ln.clone()), &operands)?);
+        // The gradients' attributes say only what their operands are: a weight, no bias.
+        let grad = LayerNorm {
+            bias: false,
+            ..ln.clone()
+        };
+        out[0] = Some(b.node(name, Op::LayerNormInputGrad(grad), &operands)?);
     }
     if let Some(name) = names.get(1).and_then(|n| n.as_deref()) {
-        out[1] = Some(b.node(name, Op::LayerNormWeightGrad(ln.clone()), &[g, x[0]])?);
+        let grad = LayerNorm {
+            weight: false,
+            bias: false,
+            ..ln.clone()
+        };
+        out[1] = Some(b.node(name, Op::LayerNormWeightGrad(grad), &[g, x[0]])?);
     }
     if let Some(name) = names.get(2).and_then(|n| n.as_deref()) {
         // The leading dimensions; with none, the bias's gradient is `g` itself (a `sum` over

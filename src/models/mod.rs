@@ -6,14 +6,16 @@
 //!   ([`SimpleNet::mnist`]) or with other widths and rates ([`SimpleNet::new`]);
 //! - [`DigitsCnn`]: two 3x3 convolutions, max pooling and Dropout2d on the 8x8 digits;
 //! - [`MnistNet`]: the classic PyTorch MNIST example network the CNN benchmarks time;
-//! - [`CausalSelfAttention`]: nanoGPT's attention block, the transformer work's first model.
+//! - [`CausalSelfAttention`] and [`Gpt`]: nanoGPT's attention and model.
 
 mod attention;
 mod digits_cnn;
+mod gpt;
 mod mnist_net;
 mod simple_net;
 
 pub use attention::CausalSelfAttention;
 pub use digits_cnn::DigitsCnn;
+pub use gpt::{Gpt, GptConfig};
 pub use mnist_net::MnistNet;
 pub use simple_net::SimpleNet;

@@ -101,13 +101,16 @@ pub fn reshape(x: &Var, shape: &[i64]) -> Result<Var> {
 
 /// `op` of several values (`a + b`, `a @ b`, `torch.where(c, a, b)`): eagerly if every
 /// operand is concrete, else as a node of the trace the traced ones share, the concrete ones
-/// becoming constants of it (a causal mask, a `-inf`). The node is named after the first
-/// traced operand (`<operand>.<op>`).
+/// becoming constants of it (a causal mask, a `-inf`). The node is named after its newest
+/// traced operand (`<operand>.<op>`): a residual `x + branch(x)` after the branch
+/// (`h.0.attn.resid_dropout.add`), not after a chain of earlier sums.
 fn apply_all(operands: &[&Var], op: Op, label: &dyn fmt::Display) -> Result<Var> {
-    let traced = operands.iter().find_map(|v| match &v.repr {
-        Repr::Traced(node) => Some(node),
-        Repr::Eager(_) => None,
-    });
+    let traced = (operands.iter())
+        .filter_map(|v| match &v.repr {
+            Repr::Traced(node) => Some(node),
+            Repr::Eager(_) => None,
+        })
+        .max_by_key(|node| node.position());
     match traced {
         Some(first) => {
             let base = format!("{}.{}", first.name(), op.name());
@@ -215,6 +218,17 @@ pub fn causal_mask(rows: usize, columns: usize) -> Result<Var> {
         *kept = k % columns <= k / columns;
     }
     Ok(Var::new(mask))
+}
+
+/// `value` as a value beside `like`: a constant node of `like`'s trace if it is traced (named
+/// after `name`), else `value` itself. For values a model makes from shapes, such as GPT's
+/// positions `0..T`, which then index a traced table (a concrete index would look the table
+/// up eagerly, outside the trace and its gradient).
+pub fn constant(like: &Var, name: &str, value: crate::tensor::Tensor) -> Result<Var> {
+    match &like.repr {
+        Repr::Traced(node) => node.constant(name, value),
+        Repr::Eager(_) => Ok(Var::new(value)),
+    }
 }
 
 /// `nn.ReLU()`: [`relu`] as a module.

@@ -201,8 +201,8 @@ pub use eager::{
 };
 pub use embedding::Embedding;
 pub use functional::{
-    GELU, ReLU, SELU, add, causal_mask, div, gelu, matmul, mul, relu, reshape, selu, softmax, sub,
-    transpose, where_,
+    GELU, ReLU, SELU, add, causal_mask, constant, div, gelu, matmul, mul, relu, reshape, selu,
+    softmax, sub, transpose, where_,
 };
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;

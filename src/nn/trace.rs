@@ -55,6 +55,11 @@ impl TracedNode {
         self.trace.borrow().graph[self.node].name.clone()
     }
 
+    /// The node's position in its trace (later nodes have larger ones).
+    pub(crate) fn position(&self) -> usize {
+        self.node.index()
+    }
+
     /// The node's type.
     pub(crate) fn ty(&self) -> TensorType {
         self.trace.borrow().graph[self.node].ty.clone()
@@ -112,6 +117,13 @@ impl TracedNode {
             trace: Rc::clone(&self.trace),
             node,
         })
+    }
+
+    /// A constant node `value` of this node's trace (named `name`, or `name.call2`, ... if
+    /// taken).
+    pub(crate) fn constant(&self, name: &str, value: Tensor) -> Result<Var> {
+        let node = self.build(|b, _| b.constant(name, value))?;
+        Ok(self.value(node))
     }
 
     /// Adds `op` applied to `operands` (values of this node's trace: `Ok(node)`, or concrete
