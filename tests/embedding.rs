@@ -10,13 +10,13 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::compare::{Agreement, compare};
-use common::differential::{ONE_TWO_THREE, check_every_mode};
+use common::differential::{assert_jit_equals, check_every_mode};
 use common::fixtures::{self, FixtureCase};
 use common::gradcheck::{f32_leaves, weighted_loss, with_gradients};
 use common::parse;
 use dropjit::graph::{Builder, Naming};
 use dropjit::{
-    Compiler, Gemm, Generator, Graph, Mode, Op, ParameterStore, Tensor, autodiff, interp, text,
+    Compiler, Generator, Graph, Mode, Op, ParameterStore, Tensor, autodiff, interp, text,
 };
 
 #[test]
@@ -85,23 +85,7 @@ fn every_case_matches_pytorch_on_both_engines() {
             .unwrap_or_else(|m| panic!("{} y: {m}", case.name));
         compare(case.tensor("gw"), &got["gw"], Agreement::Within(1e-6))
             .unwrap_or_else(|m| panic!("{} gw: {m}", case.name));
-        let (inputs, params) = ParameterStore::split(&graph, values);
-        for spread in &ONE_TWO_THREE[..2] {
-            let compiled = Compiler::new()
-                .verify(true)
-                .gemm(Gemm::Reference)
-                .threads(spread.threads)
-                .compile(&graph)
-                .unwrap();
-            let jit = compiled
-                .run(&mut Generator::new(0), &inputs, &params)
-                .unwrap();
-            for (name, tensor) in jit {
-                compare(&got[&name], &tensor, Agreement::Bits).unwrap_or_else(|m| {
-                    panic!("{} {name}, {} threads: {m}", case.name, spread.threads)
-                });
-            }
-        }
+        assert_jit_equals(&graph, Mode::Train, &values, &got, &case.name);
     }
 }
 

@@ -19,10 +19,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::compare::{Agreement, compare};
+use common::differential::assert_jit_equals;
 use common::fixtures::{self, FixtureCase};
 use dropjit::graph::{Builder, Naming};
-use dropjit::{Compiler, Generator, Graph, Mode, ParameterStore, Tensor, autodiff, interp, text};
+use dropjit::{Generator, Graph, Mode, Tensor, autodiff, interp, text};
 
 fn cases() -> Vec<FixtureCase> {
     fixtures::read(include_str!("fixtures/gelu/forward.txt"))
@@ -146,25 +146,6 @@ fn gelu_exp_tanh_and_sigmoid_match_pytorch_on_both_engines() {
                 println!("{what}: at most {worst:.3} of the bound");
             }
         }
-        let (inputs, params) = ParameterStore::split(&graph, values.clone());
-        for threads in [1, 2] {
-            let compiled = (Compiler::new()
-                .mode(Mode::Eval)
-                .verify(true)
-                .threads(threads))
-            .compile(&graph)
-            .unwrap();
-            let jit = compiled
-                .run(&mut Generator::new(0), &inputs, &params)
-                .unwrap();
-            for (name, tensor) in jit {
-                compare(&got[&name], &tensor, Agreement::Bits).unwrap_or_else(|m| {
-                    panic!(
-                        "{} {name}, {threads} threads (JIT against the interpreter): {m}",
-                        case.name
-                    )
-                });
-            }
-        }
+        assert_jit_equals(&graph, Mode::Eval, &values, &got, &case.name);
     }
 }

@@ -11,12 +11,10 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::compare::{Agreement, compare};
-use common::differential::ONE_TWO_THREE;
+use common::differential::assert_jit_equals;
 use common::fixtures::{self, FixtureCase};
 use dropjit::graph::{Builder, Naming};
-use dropjit::{
-    Compiler, Gemm, Generator, Graph, Mode, ParameterStore, Tensor, autodiff, interp, text,
-};
+use dropjit::{Generator, Graph, Mode, Tensor, autodiff, interp, text};
 
 fn cases() -> Vec<FixtureCase> {
     fixtures::read(include_str!("fixtures/layer_norm/forward.txt"))
@@ -101,27 +99,7 @@ fn every_case_matches_pytorch_on_both_engines() {
                         )
                     });
             }
-            let (inputs, params) = ParameterStore::split(&graph, values.clone());
-            for spread in &ONE_TWO_THREE[..2] {
-                let compiled = Compiler::new()
-                    .mode(mode)
-                    .verify(true)
-                    .gemm(Gemm::Reference)
-                    .threads(spread.threads)
-                    .compile(&graph)
-                    .unwrap();
-                let jit = compiled
-                    .run(&mut Generator::new(0), &inputs, &params)
-                    .unwrap();
-                for (name, tensor) in jit {
-                    compare(&got[&name], &tensor, Agreement::Bits).unwrap_or_else(|m| {
-                        panic!(
-                            "{} {mode:?} {name}, {} threads (JIT against the interpreter): {m}",
-                            case.name, spread.threads
-                        )
-                    });
-                }
-            }
+            assert_jit_equals(&graph, mode, &values, &got, &case.name);
         }
     }
 }

@@ -206,3 +206,36 @@ pub fn check_every_mode(graph: &Graph, seed: u64) {
         }
     }
 }
+
+/// Compiles `graph` in `mode` with the reference GEMM on one and two threads, runs it on
+/// `values` (inputs and parameters by name) and asserts every output has the bits of
+/// `expected` (the interpreter's outputs by name); `what` heads the panic message.
+pub fn assert_jit_equals(
+    graph: &Graph,
+    mode: Mode,
+    values: &std::collections::BTreeMap<String, Tensor>,
+    expected: &std::collections::BTreeMap<String, Tensor>,
+    what: &str,
+) {
+    let (inputs, params) = ParameterStore::split(graph, values.clone());
+    for spread in &ONE_TWO_THREE[..2] {
+        let compiled = Compiler::new()
+            .mode(mode)
+            .verify(true)
+            .gemm(Gemm::Reference)
+            .threads(spread.threads)
+            .compile(graph)
+            .unwrap_or_else(|e| panic!("{what}: compiling: {e}"));
+        let jit = compiled
+            .run(&mut Generator::new(0), &inputs, &params)
+            .unwrap_or_else(|e| panic!("{what}: running: {e}"));
+        for (name, tensor) in jit {
+            compare(&expected[&name], &tensor, Agreement::Bits).unwrap_or_else(|m| {
+                panic!(
+                    "{what} {mode:?} {name}, {} threads (JIT against the interpreter): {m}",
+                    spread.threads
+                )
+            });
+        }
+    }
+}
