@@ -43,17 +43,14 @@ pub(crate) fn select<T: Element>(
     Array::filled(out.clone(), data)
 }
 
-/// `torch.ones(*shape, dtype=bool).tril(diagonal)`: `[..., i, j]` holds iff
-/// `j <= i + diagonal`.
-pub(crate) fn tril(shape: &Shape, diagonal: i64) -> Array<bool> {
+/// `torch.ones(*shape, dtype=bool).tril(diagonal)` into `out` (`shape`'s elements):
+/// `[..., i, j]` holds iff `j <= i + diagonal`.
+pub(crate) fn tril(shape: &Shape, diagonal: i64, out: &mut [bool]) {
     let dims = shape.dims();
-    let columns = dims[dims.len() - 1];
-    let rows = dims[dims.len() - 2];
-    let data = (0..shape.numel())
-        .map(|k| {
-            let (i, j) = ((k / columns.max(1)) % rows.max(1), k % columns.max(1));
-            (j as i128) <= i as i128 + i128::from(diagonal)
-        })
-        .collect();
-    Array::filled(shape.clone(), data)
+    let columns = dims[dims.len() - 1].max(1);
+    let rows = dims[dims.len() - 2].max(1);
+    for (k, kept) in out.iter_mut().enumerate() {
+        let (i, j) = ((k / columns) % rows, k % columns);
+        *kept = (j as i128) <= i as i128 + i128::from(diagonal);
+    }
 }

@@ -191,7 +191,9 @@ impl<T: Element> NodeCx<'_, T> {
                 .expect("invariant: bindings were checked before the run")
                 .clone(),
             Op::Constant(tensor) => Value::from_tensor(tensor),
-            Op::Tril { shape, diagonal } => Value::Bool(elementwise::tril(shape, *diagonal)),
+            Op::Tril { shape, diagonal } => {
+                Value::from_tensor(&super::tril_mask(shape, *diagonal)?)
+            }
             Op::Where => {
                 let cond = self.operands[0].boolean();
                 let (a, b) = (self.float(1), self.float(2));

@@ -65,8 +65,12 @@ pub struct Trace {
 
 /// A `tril` mask as a tensor: the interpreter's definition, which the compiler makes a constant
 /// (`passes::materialize_tril`).
+/// Fails only if the memory for the mask cannot be had (its size was checked by inference).
 pub(crate) fn tril_mask(shape: &crate::graph::Shape, diagonal: i64) -> Result<crate::Tensor> {
-    crate::Tensor::from_bool(shape.clone(), elementwise::tril(shape, diagonal).data)
+    let mut mask = crate::Tensor::zeros(&crate::graph::TensorType::bool(shape.clone()))?;
+    let data = mask.as_bool_mut().expect("invariant: a bool tensor");
+    elementwise::tril(shape, diagonal, data);
+    Ok(mask)
 }
 
 /// Runs `graph` once and returns its outputs in declaration order, evaluating only the nodes

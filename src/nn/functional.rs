@@ -211,13 +211,8 @@ pub fn softmax(x: &Var, dim: i64) -> Result<Var> {
 /// `torch.ones(rows, columns, dtype=bool).tril()`: the causal mask, `[i, j]` true iff
 /// `j <= i`, a concrete value (a constant of a trace it enters).
 pub fn causal_mask(rows: usize, columns: usize) -> Result<Var> {
-    // Zeros first: the size is checked and the memory had before any element is written.
-    let mut mask = crate::tensor::Tensor::zeros(&crate::graph::TensorType::bool([rows, columns]))?;
-    let data = mask.as_bool_mut().expect("invariant: a bool tensor");
-    for (k, kept) in data.iter_mut().enumerate() {
-        *kept = k % columns <= k / columns;
-    }
-    Ok(Var::new(mask))
+    let shape = crate::graph::Shape::new(vec![rows, columns]);
+    Ok(Var::new(crate::interp::tril_mask(&shape, 0)?))
 }
 
 /// `value` as a value beside `like`: a constant node of `like`'s trace if it is traced (named
