@@ -14,10 +14,7 @@ use common::differential::{assert_jit_equals, check_every_mode};
 use common::fixtures::{self, FixtureCase};
 use common::gradcheck::{f32_leaves, weighted_loss, with_gradients};
 use common::parse;
-use dropjit::graph::{Builder, Naming};
-use dropjit::{
-    Compiler, Generator, Graph, Mode, Op, ParameterStore, Tensor, autodiff, interp, text,
-};
+use dropjit::{Compiler, Generator, Graph, Mode, Op, ParameterStore, Tensor, interp, text};
 
 #[test]
 fn the_ir_program_compiles_to_the_interpreters_bits_in_every_mode() {
@@ -60,13 +57,7 @@ fn program(case: &FixtureCase) -> Graph {
     );
     let mut graph = parse(&source);
     let y = graph.lookup("y").unwrap();
-    let mut b = Builder::new(&mut graph, Naming::Exact);
-    let gy = b.input("gy", case.tensor("gy").ty()).unwrap();
-    let product = b.mul("product", y, gy).unwrap();
-    let loss = b.sum("loss", product, Vec::new(), false).unwrap();
-    let w = graph.lookup("w").unwrap();
-    let grads = autodiff::gradients(&mut graph, loss, &[w]).unwrap();
-    graph.add_output("gw", grads[0]).unwrap();
+    fixtures::add_vjp_outputs(&mut graph, y, case.tensor("gy").ty(), &[("w", "gw")]);
     graph
 }
 

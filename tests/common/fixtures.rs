@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use dropjit::Tensor;
+use dropjit::graph::{Builder, Naming};
+use dropjit::{Graph, NodeId, Tensor, TensorType, autodiff};
 
 /// One case: its op, its attributes in file order, and its tensors by role (`x`, `y`, ...).
 pub struct FixtureCase {
@@ -75,4 +76,21 @@ pub fn read(text: &str) -> Vec<FixtureCase> {
         }
     }
     cases
+}
+
+/// What PyTorch's `y.backward(gy)` computes, as graph outputs: adds `loss = sum(y * gy)` (`gy`
+/// a new input of type `gy`) and, for each `(leaf, output)` of `wrt`, the gradient of the
+/// leaf named `leaf` as output `output`.
+pub fn add_vjp_outputs(graph: &mut Graph, y: NodeId, gy: TensorType, wrt: &[(&str, &str)]) {
+    let mut b = Builder::new(graph, Naming::Exact);
+    let gy = b.input("gy", gy).unwrap();
+    let product = b.mul("product", y, gy).unwrap();
+    let loss = b.sum("loss", product, Vec::new(), false).unwrap();
+    let ids: Vec<NodeId> = (wrt.iter())
+        .map(|(leaf, _)| graph.lookup(leaf).unwrap())
+        .collect();
+    let grads = autodiff::gradients(graph, loss, &ids).unwrap();
+    for ((_, output), grad) in wrt.iter().zip(grads) {
+        graph.add_output(*output, grad).unwrap();
+    }
 }
